@@ -1,0 +1,1 @@
+"""trove-svc guest agent: one process per instance, beside its datastore."""

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Make this machine ready for trove-svc: OS packages, a running RabbitMQ, and the
+# Python environment in .venv. Safe to run again: it only does what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+
+have_postgresql() { compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || command -v initdb >/dev/null; }
+
+missing=()
+command -v rabbitmq-server >/dev/null || [ -x /usr/sbin/rabbitmq-server ] || missing+=(rabbitmq-server)
+have_postgresql || missing+=(postgresql)
+command -v psql >/dev/null || missing+=(postgresql-client)
+python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "bootstrap: installing ${missing[*]}"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+broker_up() { python3 - <<'PY'
+import socket, sys
+s = socket.socket()
+s.settimeout(1)
+sys.exit(0 if s.connect_ex(("127.0.0.1", 5672)) == 0 else 1)
+PY
+}
+if ! broker_up; then
+  echo "bootstrap: starting RabbitMQ"
+  as_root rabbitmq-server -detached >/dev/null 2>&1 || as_root service rabbitmq-server start
+  for _ in $(seq 1 60); do broker_up && break; sleep 1; done
+  broker_up || { echo "bootstrap: RabbitMQ did not come up on 127.0.0.1:5672" >&2; exit 1; }
+fi
+
+stamp=$(cat pyproject.toml guest/pyproject.toml | sha256sum | cut -c1-16)
+if [ ! -x .venv/bin/python ] || [ "$(cat .venv/.bootstrap-stamp 2>/dev/null)" != "$stamp" ]; then
+  echo "bootstrap: preparing the Python environment in .venv"
+  [ -x .venv/bin/python ] || python3 -m venv .venv
+  .venv/bin/pip install -q --upgrade pip
+  .venv/bin/pip install -q -e "$ROOT[test]"
+  echo "$stamp" > .venv/.bootstrap-stamp
+fi

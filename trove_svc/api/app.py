@@ -1,0 +1,49 @@
+"""The Falcon application factory: the only place the API's parts are put together."""
+
+from __future__ import annotations
+
+import falcon
+
+from trove_svc.api import errors, middleware, resources
+from trove_svc.bus.client import Bus
+from trove_svc.bus.messages import GuestClient, TaskManagerClient
+from trove_svc.instances import InstanceService
+from trove_svc.settings import Settings
+
+P = "/v1.0/{project_id}"
+
+
+def create_app(settings: Settings, bus: Bus) -> falcon.App[falcon.Request, falcon.Response]:
+    """Build the API; the store must already be open (`trove_svc.store.db.open_store`)."""
+    app: falcon.App[falcon.Request, falcon.Response] = falcon.App(
+        middleware=[
+            middleware.RequestId(),
+            middleware.BodySizeLimit(settings.max_body_bytes),
+            middleware.TokenAuth(settings.clock),
+        ],
+    )
+    app.req_options.strip_url_path_trailing_slash = True
+    errors.install(app)
+
+    instances = InstanceService(settings, TaskManagerClient(bus))
+    guest = GuestClient(bus, settings.call_timeout)
+
+    app.add_route("/", resources.Versions())
+    app.add_route("/v1.0", resources.Version())
+    app.add_route(f"{P}/flavors", resources.Flavors())
+    app.add_route(f"{P}/flavors/{{flavor_id}}", resources.FlavorItem())
+    app.add_route(f"{P}/datastores", resources.Datastores())
+    app.add_route(f"{P}/datastores/versions/{{version_id}}", resources.DatastoreVersionById())
+    app.add_route(f"{P}/datastores/{{datastore}}", resources.DatastoreItem())
+    app.add_route(f"{P}/datastores/{{datastore}}/versions", resources.DatastoreVersions())
+    app.add_route(
+        f"{P}/datastores/{{datastore}}/versions/{{version}}", resources.DatastoreVersionItem()
+    )
+    instances_resource = resources.Instances(instances)
+    app.add_route(f"{P}/instances", instances_resource)
+    app.add_route(f"{P}/instances/detail", instances_resource, suffix="detail")
+    app.add_route(f"{P}/instances/{{instance_id}}", resources.InstanceItem(instances))
+    app.add_route(
+        f"{P}/instances/{{instance_id}}/databases", resources.InstanceDatabases(instances, guest)
+    )
+    return app

@@ -1,0 +1,60 @@
+"""Request middleware: body size limit, request ids, and authentication by X-Auth-Token."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import falcon
+
+from trove_svc import errors, tokens
+from trove_wire.envelope import Context
+
+
+class BodySizeLimit:
+    def __init__(self, max_bytes: int) -> None:
+        self._max_bytes = max_bytes
+
+    def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
+        if req.content_length is not None and req.content_length > self._max_bytes:
+            raise falcon.HTTPContentTooLarge(
+                description=f"Request body is larger than {self._max_bytes} bytes."
+            )
+
+
+class RequestId:
+    def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
+        req.context.request_id = "req-" + str(uuid.uuid4())
+
+    def process_response(
+        self, req: falcon.Request, resp: falcon.Response, resource: Any, req_succeeded: bool
+    ) -> None:
+        resp.set_header("X-Openstack-Request-Id", req.context.request_id)
+
+
+class TokenAuth:
+    """Resources are authenticated unless they set ``auth_required = False``.
+
+    The project in the path must be the token's project; admins may act on any project.
+    """
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self._clock = clock
+
+    def process_resource(
+        self, req: falcon.Request, resp: falcon.Response, resource: Any, params: dict[str, Any]
+    ) -> None:
+        if resource is None or not getattr(resource, "auth_required", True):
+            return
+        token = req.get_header("X-Auth-Token")
+        identity = tokens.identify(token, self._clock()) if token else None
+        if identity is None:
+            raise errors.Unauthorized("This server could not verify that you are authorized.")
+        project_id = params.get("project_id")
+        if project_id is not None and project_id != identity.project_id and not identity.is_admin:
+            raise errors.Forbidden(f"Token is not valid for project {project_id}.")
+        req.context.identity = identity
+        req.context.bus_context = Context(
+            project=identity.project_id, user=identity.user, request_id=req.context.request_id
+        )

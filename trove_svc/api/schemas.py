@@ -1,0 +1,98 @@
+"""JSON schemas for request bodies, checked before a responder runs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+_NAME = {"type": "string", "minLength": 1, "maxLength": 255}
+_REF = {
+    "oneOf": [
+        {"type": "string", "minLength": 1, "maxLength": 64},
+        {"type": "integer", "minimum": 0},
+    ]
+}
+
+DATABASE = {
+    "type": "object",
+    "required": ["name"],
+    "properties": {
+        "name": {"type": "string", "minLength": 1, "maxLength": 64},
+        "character_set": {"type": "string", "maxLength": 64},
+        "collate": {"type": "string", "maxLength": 64},
+    },
+    "additionalProperties": False,
+}
+
+USER = {
+    "type": "object",
+    "required": ["name", "password"],
+    "properties": {
+        "name": {"type": "string", "minLength": 1, "maxLength": 64},
+        "password": {"type": "string", "minLength": 1, "maxLength": 128},
+        "host": {"type": "string", "maxLength": 255},
+        "databases": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["name"],
+                "properties": {"name": {"type": "string", "minLength": 1, "maxLength": 64}},
+                "additionalProperties": False,
+            },
+        },
+    },
+    "additionalProperties": False,
+}
+
+ACCESS = {
+    "type": "object",
+    "properties": {
+        "is_public": {"type": "boolean"},
+        "allowed_cidrs": {
+            "type": "array",
+            "maxItems": 32,
+            "items": {"type": "string", "minLength": 1, "maxLength": 64},
+        },
+    },
+    "additionalProperties": False,
+}
+
+INSTANCE_CREATE: dict[str, Any] = {
+    "type": "object",
+    "required": ["instance"],
+    "properties": {
+        "instance": {
+            "type": "object",
+            "required": ["name", "flavorRef", "volume"],
+            "properties": {
+                "name": _NAME,
+                "flavorRef": _REF,
+                "volume": {
+                    "type": "object",
+                    "required": ["size"],
+                    "properties": {
+                        "size": {"type": "integer", "minimum": 1, "maximum": 1024},
+                        "type": {"type": ["string", "null"]},
+                    },
+                    "additionalProperties": False,
+                },
+                "datastore": {
+                    "type": "object",
+                    "properties": {
+                        "type": {"type": "string", "minLength": 1, "maxLength": 64},
+                        "version": {"type": "string", "minLength": 1, "maxLength": 64},
+                    },
+                    "additionalProperties": False,
+                },
+                "databases": {"type": "array", "maxItems": 64, "items": DATABASE},
+                "users": {"type": "array", "maxItems": 64, "items": USER},
+                "access": ACCESS,
+                # Accepted for client compatibility; the local provider has no use for them.
+                "availability_zone": {"type": ["string", "null"]},
+                "region_name": {"type": ["string", "null"]},
+                "nics": {"type": "array"},
+            },
+            "additionalProperties": False,
+        }
+    },
+    "additionalProperties": False,
+}

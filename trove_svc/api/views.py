@@ -1,0 +1,119 @@
+"""How resources look on the wire: Trove's v1.0 shapes."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from trove_svc.store.models import Datastore, DatastoreVersion, Flavor, Instance, ServiceStatus
+
+GB = 1024**3
+
+
+def timestamp(epoch: float | None) -> str | None:
+    if epoch is None:
+        return None
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(epoch))
+
+
+def links(base: str, project_id: str, kind: str, item_id: str) -> list[dict[str, str]]:
+    return [
+        {"href": f"{base}/v1.0/{project_id}/{kind}/{item_id}", "rel": "self"},
+        {"href": f"{base}/{kind}/{item_id}", "rel": "bookmark"},
+    ]
+
+
+def flavor(base: str, project_id: str, row: Flavor) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "str_id": row.id,
+        "name": row.name,
+        "ram": row.ram,
+        "vcpus": row.vcpus,
+        "disk": row.disk,
+        "links": links(base, project_id, "flavors", row.id),
+    }
+
+
+def datastore_version(base: str, project_id: str, row: DatastoreVersion) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "name": row.name,
+        "version": row.name,
+        "datastore": row.datastore_id,
+        "active": row.active,
+        "packages": row.packages,
+        "image": "",
+        "links": links(base, project_id, "datastores/versions", row.id),
+    }
+
+
+def datastore(
+    base: str, project_id: str, row: Datastore, versions: list[DatastoreVersion]
+) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "id": row.id,
+        "name": row.name,
+        "links": links(base, project_id, "datastores", row.id),
+        "versions": [
+            {
+                "id": v.id,
+                "name": v.name,
+                "version": v.name,
+                "active": v.active,
+                "links": links(base, project_id, "datastores/versions", v.id),
+            }
+            for v in versions
+        ],
+    }
+    if row.default_version_id:
+        body["default_version"] = row.default_version_id
+    return body
+
+
+def instance(base: str, row: Instance, status: ServiceStatus | None) -> dict[str, Any]:
+    version = row.datastore_version
+    body: dict[str, Any] = {
+        "id": row.id,
+        "name": row.name,
+        "status": row.status,
+        "operating_status": status.operating_status if status else "NEW",
+        "links": links(base, row.project_id, "instances", row.id),
+        "flavor": {
+            "id": row.flavor_id,
+            "links": links(base, row.project_id, "flavors", row.flavor_id),
+        },
+        "datastore": {
+            "type": version.datastore.name,
+            "version": version.name,
+            "version_number": version.name,
+        },
+        "volume": {"size": row.volume_size},
+        "region": "local",
+        "tenant_id": row.project_id,
+        "created": timestamp(row.created_at),
+        "updated": timestamp(row.updated_at),
+        "access": {
+            "is_public": bool(row.access.get("is_public", False)),
+            "allowed_cidrs": list(row.access.get("allowed_cidrs", [])),
+        },
+    }
+    if status is not None and status.disk_used_bytes is not None:
+        body["volume"]["used"] = round(status.disk_used_bytes / GB, 3)
+    if status is not None and status.last_received_at is not None:
+        body["service_status_updated"] = timestamp(status.last_received_at)
+    if row.host:
+        body["ip"] = [row.host]
+        body["addresses"] = [{"address": row.host, "type": "private"}]
+        body["hostname"] = row.host
+    if row.port:
+        body["port"] = row.port
+    if row.current_step:
+        body["current_step"] = row.current_step
+    if row.fault_message:
+        body["fault"] = {
+            "message": row.fault_message,
+            "created": timestamp(row.fault_at),
+            "details": row.fault_details or "",
+        }
+    return body

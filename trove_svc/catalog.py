@@ -1,0 +1,72 @@
+"""The datastores the host can serve and the default flavors, made sure of at start."""
+
+from __future__ import annotations
+
+import glob
+import re
+import shutil
+import subprocess
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from trove_svc.store.models import Datastore, DatastoreVersion, Flavor
+
+DEFAULT_FLAVORS = (
+    ("1", "small", 512, 1),
+    ("2", "medium", 1024, 1),
+    ("3", "large", 2048, 2),
+)
+
+
+@dataclass(frozen=True)
+class HostDatastore:
+    name: str
+    version: str
+    bin_dir: str
+
+
+def find_postgresql() -> HostDatastore | None:
+    """The newest PostgreSQL server whose binaries the host has."""
+    candidates = sorted(
+        glob.glob("/usr/lib/postgresql/*/bin/postgres"),
+        key=lambda p: int(Path(p).parts[-3]) if Path(p).parts[-3].isdigit() else 0,
+    )
+    postgres = candidates[-1] if candidates else shutil.which("postgres")
+    if not postgres:
+        return None
+    out = subprocess.run([postgres, "--version"], capture_output=True, text=True, check=False)
+    match = re.search(r"(\d+)(?:\.\d+)?", out.stdout)
+    if not match:
+        return None
+    return HostDatastore("postgresql", match.group(1), str(Path(postgres).parent))
+
+
+def host_datastores() -> list[HostDatastore]:
+    found = [find_postgresql()]
+    return [d for d in found if d is not None]
+
+
+def _stable_id(*parts: str) -> str:
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, "trove-svc:" + ":".join(parts)))
+
+
+def ensure_defaults(datastores: list[HostDatastore]) -> None:
+    """Register the host's datastores and the default flavors (idempotent)."""
+    for flavor_id, name, ram, vcpus in DEFAULT_FLAVORS:
+        Flavor.get_or_create(id=flavor_id, defaults={"name": name, "ram": ram, "vcpus": vcpus})
+    for found in datastores:
+        datastore, _ = Datastore.get_or_create(
+            name=found.name, defaults={"id": _stable_id(found.name)}
+        )
+        version, created = DatastoreVersion.get_or_create(
+            datastore=datastore,
+            name=found.version,
+            defaults={"id": _stable_id(found.name, found.version), "bin_dir": found.bin_dir},
+        )
+        if not created and version.bin_dir != found.bin_dir:
+            version.bin_dir = found.bin_dir
+            version.save()
+        if datastore.default_version_id is None:
+            datastore.default_version_id = version.id
+            datastore.save()

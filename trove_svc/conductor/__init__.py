@@ -1,0 +1,1 @@
+"""The conductor: writes what guests report to the store; guests never touch it."""

@@ -1,0 +1,206 @@
+"""Instance operations as the API asks for them: record the intent, cast the work."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from typing import Any
+
+import peewee
+
+from trove_svc import errors, names, status
+from trove_svc.bus.messages import InstanceCreate, InstanceDelete, TaskManagerClient
+from trove_svc.settings import Settings
+from trove_svc.store.models import (
+    Datastore,
+    DatastoreVersion,
+    Flavor,
+    Instance,
+    ServiceStatus,
+    Task,
+    database_proxy,
+)
+from trove_wire.envelope import Context
+
+
+@dataclass(frozen=True)
+class Caller:
+    project_id: str
+    context: Context
+
+
+def find_datastore_version(
+    datastore_name: str | None, version_name: str | None
+) -> DatastoreVersion:
+    if datastore_name is None:
+        datastore = Datastore.select().order_by(Datastore.name).first()
+        if datastore is None:
+            raise errors.NotFound("No datastore is registered.")
+    else:
+        datastore = Datastore.get_or_none(
+            (Datastore.name == datastore_name) | (Datastore.id == datastore_name)
+        )
+        if datastore is None:
+            raise errors.NotFound(f"Datastore '{datastore_name}' cannot be found.")
+    if version_name is None:
+        version = DatastoreVersion.get_or_none(DatastoreVersion.id == datastore.default_version_id)
+    else:
+        version = DatastoreVersion.get_or_none(
+            (DatastoreVersion.datastore == datastore)
+            & ((DatastoreVersion.name == version_name) | (DatastoreVersion.id == version_name))
+        )
+    if version is None or not version.active:
+        raise errors.NotFound(
+            f"Datastore version '{version_name}' cannot be found for datastore '{datastore.name}'."
+        )
+    return version
+
+
+def find_flavor(flavor_ref: str | int) -> Flavor:
+    flavor_id = str(flavor_ref).rstrip("/").rsplit("/", 1)[-1]
+    flavor = Flavor.get_or_none(Flavor.id == flavor_id)
+    if flavor is None:
+        raise errors.NotFound(f"Flavor {flavor_id} could not be found.")
+    return flavor
+
+
+def _checked_access(access: dict[str, Any] | None) -> dict[str, Any]:
+    access = access or {}
+    cidrs = []
+    for cidr in access.get("allowed_cidrs", []):
+        try:
+            cidrs.append(str(ipaddress.ip_network(cidr, strict=False)))
+        except ValueError as exc:
+            raise errors.BadRequest(f"allowed_cidrs: {cidr!r} is not a CIDR.") from exc
+    return {"is_public": bool(access.get("is_public", False)), "allowed_cidrs": cidrs}
+
+
+def _checked_databases_and_users(
+    datastore: str, databases: list[dict[str, Any]], users: list[dict[str, Any]]
+) -> None:
+    for database in databases:
+        names.check_database_name(datastore, database["name"])
+    known = {d["name"] for d in databases}
+    seen_users: set[str] = set()
+    for user in users:
+        names.check_user_name(datastore, user["name"])
+        if user["name"] in seen_users:
+            raise errors.BadRequest(f"User {user['name']!r} is given twice.")
+        seen_users.add(user["name"])
+        for grant in user.get("databases", []):
+            if grant["name"] not in known:
+                raise errors.BadRequest(
+                    f"User {user['name']!r} is granted database {grant['name']!r}, "
+                    "which is not in the request's databases."
+                )
+
+
+class InstanceService:
+    def __init__(self, settings: Settings, taskmanager: TaskManagerClient) -> None:
+        self._settings = settings
+        self._taskmanager = taskmanager
+
+    def create(self, caller: Caller, body: dict[str, Any]) -> Instance:
+        spec = body["instance"]
+        flavor = find_flavor(spec["flavorRef"])
+        requested = spec.get("datastore") or {}
+        version = find_datastore_version(requested.get("type"), requested.get("version"))
+        databases = spec.get("databases", [])
+        users = spec.get("users", [])
+        _checked_databases_and_users(version.datastore.name, databases, users)
+        access = _checked_access(spec.get("access"))
+
+        now = self._settings.clock()
+        instance_id = self._settings.new_id()
+        task_id = self._settings.new_id()
+        with database_proxy.atomic():
+            instance = Instance.create(
+                id=instance_id,
+                name=spec["name"],
+                project_id=caller.project_id,
+                datastore_version=version,
+                flavor=flavor,
+                volume_size=spec["volume"]["size"],
+                status=status.BUILD,
+                access=access,
+                created_at=now,
+                updated_at=now,
+            )
+            ServiceStatus.create(instance=instance, operating_status=status.NEW)
+            Task.create(
+                id=task_id,
+                instance_id=instance_id,
+                project_id=caller.project_id,
+                action="create",
+                requested_by=caller.context.user,
+                request_id=caller.context.request_id,
+                created_at=now,
+            )
+        message = InstanceCreate(
+            instance_id=instance_id, task_id=task_id, databases=databases, users=users
+        )
+        try:
+            self._taskmanager.instance_create(message, caller.context)
+        except errors.ServiceUnavailable:
+            self._forget(instance_id)
+            raise
+        return instance
+
+    def _forget(self, instance_id: str) -> None:
+        """Undo a create whose work could not be handed to the task manager."""
+        with database_proxy.atomic():
+            Task.delete().where(Task.instance_id == instance_id).execute()
+            ServiceStatus.delete().where(ServiceStatus.instance == instance_id).execute()
+            Instance.delete().where(Instance.id == instance_id).execute()
+
+    def list(self, caller: Caller) -> list[tuple[Instance, ServiceStatus | None]]:
+        query = (
+            Instance.select(Instance, ServiceStatus)
+            .join(ServiceStatus, peewee.JOIN.LEFT_OUTER)
+            .where(Instance.project_id == caller.project_id)
+            .order_by(Instance.created_at, Instance.id)
+        )
+        return [(row, getattr(row, "servicestatus", None)) for row in query]
+
+    def get(self, caller: Caller, instance_id: str) -> tuple[Instance, ServiceStatus | None]:
+        instance = Instance.get_or_none(
+            (Instance.id == instance_id) & (Instance.project_id == caller.project_id)
+        )
+        if instance is None:
+            raise errors.NotFound(f"Instance {instance_id} could not be found.")
+        return instance, ServiceStatus.get_or_none(ServiceStatus.instance == instance_id)
+
+    def delete(self, caller: Caller, instance_id: str) -> None:
+        instance, _ = self.get(caller, instance_id)
+        running = Task.select().where((Task.instance_id == instance_id) & (Task.state == "RUNNING"))
+        if running.exists():
+            raise errors.Conflict(
+                f"Instance {instance_id} is busy with another task; try again when it is done."
+            )
+        if instance.status == status.SHUTDOWN:
+            raise errors.Conflict(f"Instance {instance_id} is already being deleted.")
+        task_id = self._settings.new_id()
+        now = self._settings.clock()
+        previous_status = instance.status
+        with database_proxy.atomic():
+            Instance.update(status=status.SHUTDOWN, updated_at=now).where(
+                Instance.id == instance_id
+            ).execute()
+            Task.create(
+                id=task_id,
+                instance_id=instance_id,
+                project_id=caller.project_id,
+                action="delete",
+                requested_by=caller.context.user,
+                request_id=caller.context.request_id,
+                created_at=now,
+            )
+        try:
+            self._taskmanager.instance_delete(
+                InstanceDelete(instance_id=instance_id, task_id=task_id), caller.context
+            )
+        except errors.ServiceUnavailable:
+            with database_proxy.atomic():
+                Task.delete().where(Task.id == task_id).execute()
+                Instance.update(status=previous_status).where(Instance.id == instance_id).execute()
+            raise

@@ -1,0 +1,35 @@
+"""Instance status: the values Trove clients know, and the one rule for becoming ACTIVE."""
+
+from __future__ import annotations
+
+from trove_svc.store.models import Instance, ServiceStatus
+
+BUILD = "BUILD"
+ACTIVE = "ACTIVE"
+ERROR = "ERROR"
+SHUTDOWN = "SHUTDOWN"
+
+HEALTHY = "HEALTHY"
+NEW = "NEW"
+
+
+def promote_if_ready(instance_id: str) -> bool:
+    """BUILD becomes ACTIVE once the playbook succeeded and the guest reported HEALTHY.
+
+    Called by both the task manager (playbook done) and the conductor (heartbeat), in
+    whichever order they come; the conditional update makes it safe to call twice.
+    """
+    healthy = ServiceStatus.select().where(
+        (ServiceStatus.instance == instance_id) & (ServiceStatus.operating_status == HEALTHY)
+    )
+    updated: int = (
+        Instance.update(status=ACTIVE, current_step=None)
+        .where(
+            (Instance.id == instance_id)
+            & (Instance.status == BUILD)
+            & Instance.provisioned
+            & healthy.exists()
+        )
+        .execute()
+    )
+    return updated == 1

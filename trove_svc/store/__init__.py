@@ -1,0 +1,1 @@
+"""The store: peewee models and the one place that opens the database."""

@@ -1,0 +1,128 @@
+"""peewee models for everything the service records.
+
+Models are bound to a database by `trove_svc.store.db.open_store`; nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import peewee
+
+database_proxy = peewee.DatabaseProxy()
+
+
+class JSONField(peewee.TextField):
+    def db_value(self, value: Any) -> str | None:
+        return None if value is None else json.dumps(value, sort_keys=True)
+
+    def python_value(self, value: str | None) -> Any:
+        return None if value is None else json.loads(value)
+
+
+class BaseModel(peewee.Model):
+    class Meta:
+        database = database_proxy
+        legacy_table_names = False
+
+
+class Datastore(BaseModel):
+    id = peewee.CharField(primary_key=True, max_length=36)
+    name = peewee.CharField(unique=True, max_length=64)
+    default_version_id = peewee.CharField(null=True, max_length=36)
+
+
+class DatastoreVersion(BaseModel):
+    id = peewee.CharField(primary_key=True, max_length=36)
+    datastore = peewee.ForeignKeyField(Datastore, backref="versions", on_delete="CASCADE")
+    name = peewee.CharField(max_length=64)
+    # Where the datastore's binaries live on the host, handed to its role.
+    packages = peewee.CharField(default="", max_length=255)
+    bin_dir = peewee.CharField(default="", max_length=255)
+    active = peewee.BooleanField(default=True)
+
+    class Meta:
+        indexes = ((("datastore", "name"), True),)
+
+
+class Flavor(BaseModel):
+    id = peewee.CharField(primary_key=True, max_length=36)
+    name = peewee.CharField(max_length=64)
+    ram = peewee.IntegerField()  # MB
+    vcpus = peewee.IntegerField()
+    disk = peewee.IntegerField(default=0)
+
+
+class Instance(BaseModel):
+    id = peewee.CharField(primary_key=True, max_length=36)
+    name = peewee.CharField(max_length=255)
+    project_id = peewee.CharField(max_length=64, index=True)
+    datastore_version = peewee.ForeignKeyField(DatastoreVersion, on_delete="RESTRICT")
+    flavor = peewee.ForeignKeyField(Flavor, on_delete="RESTRICT")
+    volume_size = peewee.IntegerField()  # GB
+    status = peewee.CharField(max_length=32, index=True)
+    # The playbook that builds the instance has finished; ACTIVE waits on a heartbeat too.
+    provisioned = peewee.BooleanField(default=False)
+    current_step = peewee.CharField(null=True, max_length=255)
+    host = peewee.CharField(null=True, max_length=255)
+    port = peewee.IntegerField(null=True, unique=True)
+    access = JSONField(default=dict)
+    fault_message = peewee.TextField(null=True)
+    fault_details = peewee.TextField(null=True)
+    fault_at = peewee.FloatField(null=True)
+    created_at = peewee.FloatField()
+    updated_at = peewee.FloatField()
+
+
+class ServiceStatus(BaseModel):
+    """What the guest last said about the datastore; written by the conductor only."""
+
+    instance = peewee.ForeignKeyField(Instance, primary_key=True, on_delete="CASCADE")
+    operating_status = peewee.CharField(max_length=32, default="NEW")
+    message = peewee.TextField(null=True)
+    disk_used_bytes = peewee.BigIntegerField(null=True)
+    last_sent_at = peewee.FloatField(null=True)
+    last_received_at = peewee.FloatField(null=True)
+
+
+class Task(BaseModel):
+    """One operation on an instance, and the Ansible run that carried it out."""
+
+    id = peewee.CharField(primary_key=True, max_length=36)
+    instance_id = peewee.CharField(max_length=36, index=True)  # outlives the instance
+    project_id = peewee.CharField(max_length=64)
+    action = peewee.CharField(max_length=64)
+    state = peewee.CharField(max_length=16, default="QUEUED")
+    requested_by = peewee.CharField(max_length=255, default="")
+    request_id = peewee.CharField(max_length=64, default="")
+    playbook = peewee.CharField(max_length=255, null=True)
+    rc = peewee.IntegerField(null=True)
+    failed_step = peewee.CharField(max_length=255, null=True)
+    message = peewee.TextField(null=True)
+    artifact_dir = peewee.CharField(max_length=1024, null=True)
+    created_at = peewee.FloatField()
+    started_at = peewee.FloatField(null=True)
+    finished_at = peewee.FloatField(null=True)
+
+
+class Token(BaseModel):
+    """An API token; only its SHA-256 is kept, the token itself is shown once."""
+
+    token_hash = peewee.CharField(primary_key=True, max_length=64)
+    project_id = peewee.CharField(max_length=64)
+    user = peewee.CharField(max_length=255)
+    is_admin = peewee.BooleanField(default=False)
+    created_at = peewee.FloatField()
+    expires_at = peewee.FloatField(null=True)
+
+
+MODELS: list[type[BaseModel]] = [
+    Datastore,
+    DatastoreVersion,
+    Flavor,
+    Instance,
+    ServiceStatus,
+    Task,
+    Token,
+]

@@ -1,0 +1,1 @@
+"""The task manager: consumes the taskmanager queue and runs one flow per operation."""

@@ -1,0 +1,128 @@
+"""One flow per operation: each is one Ansible run plus the records around it."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from trove_svc import status
+from trove_svc.bus.client import Bus, guest_queue
+from trove_svc.bus.messages import InstanceCreate, InstanceDelete
+from trove_svc.settings import Settings
+from trove_svc.store.models import Instance, ServiceStatus, Task, database_proxy
+from trove_svc.taskmanager import ports, provisioning
+from trove_svc.taskmanager.runner import PlaybookRunner, RunResult, StepCallback
+
+LOG = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class FlowDeps:
+    settings: Settings
+    runner: PlaybookRunner
+    bus: Bus
+
+
+def _start_task(deps: FlowDeps, task_id: str, playbook: str) -> None:
+    Task.update(state="RUNNING", started_at=deps.settings.clock(), playbook=playbook).where(
+        Task.id == task_id
+    ).execute()
+
+
+def _finish_task(deps: FlowDeps, task_id: str, result: RunResult) -> None:
+    Task.update(
+        state="SUCCEEDED" if result.ok else "FAILED",
+        rc=result.rc,
+        finished_at=deps.settings.clock(),
+        artifact_dir=result.artifact_dir,
+        failed_step=result.failed_step,
+        message=None if result.ok else result.describe_failure(),
+    ).where(Task.id == task_id).execute()
+
+
+def _skip_task(deps: FlowDeps, task_id: str, why: str) -> None:
+    LOG.info("task %s skipped: %s", task_id, why)
+    Task.update(state="SKIPPED", message=why, finished_at=deps.settings.clock()).where(
+        Task.id == task_id
+    ).execute()
+
+
+def _show_step(instance_id: str) -> StepCallback:
+    def on_step(step: str) -> None:
+        Instance.update(current_step=step).where(Instance.id == instance_id).execute()
+
+    return on_step
+
+
+def instance_create(deps: FlowDeps, message: InstanceCreate) -> None:
+    instance = Instance.get_or_none(Instance.id == message.instance_id)
+    if instance is None or instance.status != status.BUILD or instance.provisioned:
+        _skip_task(deps, message.task_id, "the instance is no longer waiting to be built")
+        return
+    _start_task(deps, message.task_id, "instance_create.yml")
+    ports.allocate(deps.settings, instance.id)
+    instance = Instance.get_by_id(instance.id)
+    admin_password = deps.settings.new_secret()
+    result = deps.runner.run(
+        ident=message.task_id,
+        playbook="instance_create.yml",
+        extravars=provisioning.create_vars(deps.settings, instance, message.databases),
+        secrets=provisioning.create_secrets(deps.settings, instance, admin_password, message.users),
+        on_step=_show_step(instance.id),
+    )
+    _finish_task(deps, message.task_id, result)
+    LOG.info("create of %s: %s", instance.id, "done" if result.ok else result.describe_failure())
+    now = deps.settings.clock()
+    if result.ok:
+        Instance.update(provisioned=True, current_step=None, updated_at=now).where(
+            Instance.id == instance.id
+        ).execute()
+        status.promote_if_ready(instance.id)
+        return
+    Instance.update(
+        status=status.ERROR,
+        current_step=None,
+        updated_at=now,
+        fault_at=now,
+        fault_message=result.describe_failure(),
+        fault_details=f"Task {message.task_id} ({result.status}, rc {result.rc}).",
+    ).where(Instance.id == instance.id).execute()
+    _tear_down(deps, instance, f"{message.task_id}-cleanup", purge=False)
+
+
+def _tear_down(deps: FlowDeps, instance: Instance, ident: str, purge: bool) -> RunResult:
+    """Stop everything the instance runs; with `purge`, remove its files and account too."""
+    extravars = {
+        **provisioning.instance_vars(deps.settings, instance),
+        "compute_local_purge": purge,
+    }
+    result = deps.runner.run(
+        ident=ident, playbook="instance_delete.yml", extravars=extravars, secrets={}
+    )
+    if not result.ok:
+        LOG.error("tear-down of %s failed: %s", instance.id, result.describe_failure())
+    return result
+
+
+def instance_delete(deps: FlowDeps, message: InstanceDelete) -> None:
+    instance = Instance.get_or_none(Instance.id == message.instance_id)
+    if instance is None:
+        _skip_task(deps, message.task_id, "the instance is already gone")
+        return
+    _start_task(deps, message.task_id, "instance_delete.yml")
+    result = _tear_down(deps, instance, message.task_id, purge=True)
+    _finish_task(deps, message.task_id, result)
+    if not result.ok:
+        now = deps.settings.clock()
+        Instance.update(
+            status=status.ERROR,
+            updated_at=now,
+            fault_at=now,
+            fault_message="Delete failed: " + result.describe_failure(),
+        ).where(Instance.id == instance.id).execute()
+        return
+    deps.bus.delete_queue(guest_queue(instance.id))
+    with database_proxy.atomic():
+        ServiceStatus.delete().where(ServiceStatus.instance == instance.id).execute()
+        Instance.delete().where(Instance.id == instance.id).execute()
+    LOG.info("instance %s deleted", instance.id)

@@ -1,0 +1,37 @@
+"""Port allocation for local instances: unique in the store, free on the host."""
+
+from __future__ import annotations
+
+import socket
+
+import peewee
+
+from trove_svc import errors
+from trove_svc.settings import Settings
+from trove_svc.store.models import Instance
+
+
+def _free_on_host(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def allocate(settings: Settings, instance_id: str) -> int:
+    """Give the instance a port; the unique index settles races between task managers."""
+    current = Instance.get_by_id(instance_id).port
+    if current is not None:
+        return int(current)
+    taken = {row.port for row in Instance.select(Instance.port).where(Instance.port.is_null(False))}
+    for port in range(settings.port_range_start, settings.port_range_end + 1):
+        if port in taken or not _free_on_host(port):
+            continue
+        try:
+            Instance.update(port=port, host="127.0.0.1").where(Instance.id == instance_id).execute()
+        except peewee.IntegrityError:
+            continue
+        return port
+    raise errors.Unprocessable("No free port is left for a new instance.")

@@ -1,0 +1,87 @@
+"""What a playbook is told about an instance: one place for paths, users and role vars.
+
+Datastore roles share a contract: each takes ``<role>_port``, ``<role>_data_dir`` and the
+rest below under its own name as prefix, so flows never branch on the datastore.
+"""
+
+from __future__ import annotations
+
+import getpass
+import sys
+from typing import Any
+
+from trove_svc.settings import Settings
+from trove_svc.store.models import Instance
+
+# The datastore account the guest agent works through (Trove's name for it).
+ADMIN_USER = "os_admin"
+
+
+def os_user(settings: Settings, instance: Instance) -> str:
+    """The unprivileged account an instance's datastore runs as (the service's own if not root)."""
+    if not settings.runs_as_root:
+        return getpass.getuser()
+    return settings.instance_user_prefix + str(instance.id).replace("-", "")[:16]
+
+
+def instance_vars(settings: Settings, instance: Instance) -> dict[str, Any]:
+    """Extravars for every playbook on this instance; never a secret."""
+    version = instance.datastore_version
+    datastore = version.datastore.name
+    instance_dir = settings.instances_dir / instance.id
+    access: dict[str, Any] = instance.access or {}
+    is_public = bool(access.get("is_public", False))
+    cidrs = list(access.get("allowed_cidrs", []))
+    if is_public and not cidrs:
+        cidrs = ["0.0.0.0/0", "::/0"]
+    user = os_user(settings, instance)
+    return {
+        "trove_instance_id": instance.id,
+        "trove_datastore": datastore,
+        "compute_local_instance_dir": str(instance_dir),
+        "compute_local_os_user": user,
+        "compute_local_create_user": settings.runs_as_root,
+        f"{datastore}_os_user": user,
+        f"{datastore}_run_as_os_user": settings.runs_as_root,
+        f"{datastore}_version": version.name,
+        f"{datastore}_bin_dir": version.bin_dir,
+        f"{datastore}_base_dir": str(instance_dir),
+        f"{datastore}_port": instance.port,
+        f"{datastore}_admin_user": ADMIN_USER,
+        f"{datastore}_bind_addresses": ["*"] if is_public else ["127.0.0.1"],
+        f"{datastore}_allowed_cidrs": cidrs,
+        f"{datastore}_memory_mb": instance.flavor.ram,
+        f"{datastore}_vcpus": instance.flavor.vcpus,
+        "guest_agent_dir": str(instance_dir / "guest"),
+        "guest_agent_python": sys.executable,
+        "guest_agent_instance_id": instance.id,
+        "guest_agent_datastore": datastore,
+        "guest_agent_data_dir": str(instance_dir / "data"),
+        "guest_agent_heartbeat_interval": settings.heartbeat_interval,
+    }
+
+
+def create_vars(
+    settings: Settings, instance: Instance, databases: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """Extravars for building the instance: the common ones and its first databases."""
+    datastore = instance.datastore_version.datastore.name
+    return {**instance_vars(settings, instance), f"{datastore}_databases": databases}
+
+
+def create_secrets(
+    settings: Settings, instance: Instance, admin_password: str, users: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """The secrets file's content for a create: read by `no_log` tasks only."""
+    datastore = instance.datastore_version.datastore.name
+    return {
+        f"{datastore}_admin_password": admin_password,
+        f"{datastore}_users": users,
+        "guest_agent_transport_url": settings.transport_url,
+        "guest_agent_connection": {
+            "host": "127.0.0.1",
+            "port": instance.port,
+            "user": ADMIN_USER,
+            "password": admin_password,
+        },
+    }

@@ -1,0 +1,159 @@
+"""The one wrapper around `ansible_runner.run()`.
+
+Each run gets a private data dir (0700) named after its task, and its secrets in a 0600
+vars file outside that dir, which the playbook reads in a `no_log` task and which is
+removed when the run ends. Secrets never enter extravars, the environment or the
+artifacts. Old run dirs are pruned so artifacts never fill the disk.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import ansible_runner
+
+from trove_svc.settings import Settings
+
+LOG = logging.getLogger(__name__)
+
+StepCallback = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class RunResult:
+    status: str  # ansible-runner's: successful, failed, timeout, canceled
+    rc: int
+    artifact_dir: str
+    failed_step: str | None = None
+    failed_message: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "successful" and self.rc == 0
+
+    def describe_failure(self) -> str:
+        if self.status == "timeout":
+            return "The task ran past its time limit and was stopped."
+        if self.failed_step:
+            detail = f": {self.failed_message}" if self.failed_message else ""
+            return f"Step '{self.failed_step}' failed{detail}"
+        return f"The playbook ended with status {self.status} (rc {self.rc})."
+
+
+def _step_name(event_data: dict[str, Any]) -> str:
+    task = str(event_data.get("task", "")).strip()
+    role = str(event_data.get("role", "")).strip()
+    return f"{role} : {task}" if role else task
+
+
+def _failure_message(event_data: dict[str, Any]) -> str | None:
+    res = event_data.get("res") or {}
+    message = res.get("msg") or res.get("stderr") or res.get("reason")
+    if not message:
+        return None
+    text = str(message).strip()
+    return text if len(text) <= 500 else text[:500] + "..."
+
+
+def write_private_file(path: Path, content: str) -> None:
+    """Write `content` to a new 0600 file, atomically (tmp, then rename)."""
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(content)
+    tmp.replace(path)
+
+
+class PlaybookRunner:
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+
+    def _environment(self) -> dict[str, str]:
+        venv_bin = str(Path(sys.executable).parent)
+        return {
+            "PATH": venv_bin + os.pathsep + os.environ.get("PATH", "/usr/bin:/bin"),
+            "ANSIBLE_CONFIG": str(self._settings.ansible_dir / "ansible.cfg"),
+            "ANSIBLE_ROLES_PATH": str(self._settings.ansible_dir / "roles"),
+            "ANSIBLE_LOCAL_TEMP": str(self._settings.state_dir / "tmp"),
+        }
+
+    def run(
+        self,
+        ident: str,
+        playbook: str,
+        extravars: dict[str, Any],
+        secrets: dict[str, Any],
+        on_step: StepCallback | None = None,
+    ) -> RunResult:
+        settings = self._settings
+        for directory in (settings.runs_dir, settings.secrets_dir):
+            directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        data_dir = settings.runs_dir / ident
+        data_dir.mkdir(mode=0o700, exist_ok=True)
+        secrets_file = settings.secrets_dir / f"{ident}.json"
+        write_private_file(secrets_file, json.dumps(secrets))
+        failure: dict[str, str | None] = {}
+
+        def on_event(event: dict[str, Any]) -> bool:
+            data = event.get("event_data") or {}
+            kind = event.get("event")
+            if kind == "playbook_on_task_start" and on_step is not None:
+                on_step(_step_name(data))
+            elif kind == "runner_on_failed" and not data.get("ignore_errors"):
+                failure.setdefault("step", _step_name(data))
+                failure.setdefault("message", _failure_message(data))
+            elif kind == "runner_on_unreachable":
+                failure.setdefault("step", _step_name(data))
+                failure.setdefault("message", "host unreachable")
+            return True
+
+        try:
+            runner = ansible_runner.run(
+                private_data_dir=str(data_dir),
+                ident=ident,
+                playbook=str(settings.ansible_dir / "playbooks" / playbook),
+                inventory=self._inventory(),
+                extravars={**extravars, "trove_secrets_file": str(secrets_file)},
+                envvars=self._environment(),
+                event_handler=on_event,
+                quiet=True,
+                rotate_artifacts=1,
+                suppress_env_files=True,
+                timeout=int(settings.task_timeout),
+            )
+        finally:
+            secrets_file.unlink(missing_ok=True)
+            self._prune()
+        return RunResult(
+            status=str(runner.status),
+            rc=int(runner.rc if runner.rc is not None else -1),
+            artifact_dir=str(runner.config.artifact_dir),
+            failed_step=failure.get("step"),
+            failed_message=failure.get("message"),
+        )
+
+    @staticmethod
+    def _inventory() -> dict[str, Any]:
+        return {
+            "all": {
+                "hosts": {
+                    "localhost": {
+                        "ansible_connection": "local",
+                        "ansible_python_interpreter": sys.executable,
+                    }
+                }
+            }
+        }
+
+    def _prune(self) -> None:
+        runs = sorted(self._settings.runs_dir.iterdir(), key=lambda p: p.stat().st_mtime)
+        for stale in runs[: max(0, len(runs) - self._settings.runs_kept)]:
+            shutil.rmtree(stale, ignore_errors=True)
