@@ -219,8 +219,10 @@ class Consumer:
         handler: Handler,
         workers: int = 1,
         reconnect_delay: float = 2.0,
+        heartbeat: int = 30,
     ) -> None:
         self._url = url
+        self._heartbeat = heartbeat
         self._queue = queue
         self._handler = handler
         self._workers = workers
@@ -243,7 +245,7 @@ class Consumer:
                     self._stopping.wait(self._reconnect_delay)
 
     def _consume(self, pool: ThreadPoolExecutor) -> None:
-        connection = pika.BlockingConnection(connection_parameters(self._url))
+        connection = pika.BlockingConnection(connection_parameters(self._url, self._heartbeat))
         try:
             channel = connection.channel()
             channel.queue_declare(queue=self._queue, durable=True)

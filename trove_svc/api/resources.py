@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import falcon
-from falcon.media.validators.jsonschema import validate
 
 from trove_svc import errors
 from trove_svc.api import schemas, views
+from trove_svc.api.validation import validate
 from trove_svc.bus.messages import GuestClient
 from trove_svc.instances import Caller, InstanceService
 from trove_svc.store.models import Datastore, DatastoreVersion, Flavor
@@ -136,7 +136,7 @@ class Instances:
 
     on_get_detail = on_get
 
-    @validate(req_schema=schemas.INSTANCE_CREATE)
+    @validate(schemas.INSTANCE_CREATE)
     def on_post(self, req: falcon.Request, resp: falcon.Response, project_id: str) -> None:
         caller = _caller(req, project_id)
         instance = self._service.create(caller, req.get_media())

@@ -79,6 +79,10 @@ def instance_create(deps: FlowDeps, message: InstanceCreate) -> None:
         ).execute()
         status.promote_if_ready(instance.id)
         return
+    # Stop what the failed build started before saying ERROR: once a client sees ERROR,
+    # nothing of the instance runs. Its files stay, for the logs, until it is deleted.
+    _tear_down(deps, instance, f"{message.task_id}-cleanup", purge=False)
+    now = deps.settings.clock()
     Instance.update(
         status=status.ERROR,
         current_step=None,
@@ -87,7 +91,6 @@ def instance_create(deps: FlowDeps, message: InstanceCreate) -> None:
         fault_message=result.describe_failure(),
         fault_details=f"Task {message.task_id} ({result.status}, rc {result.rc}).",
     ).where(Instance.id == instance.id).execute()
-    _tear_down(deps, instance, f"{message.task_id}-cleanup", purge=False)
 
 
 def _tear_down(deps: FlowDeps, instance: Instance, ident: str, purge: bool) -> RunResult:

@@ -1,0 +1,26 @@
+"""Fixtures for tests that need real parts: RabbitMQ (a private vhost) and the service."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests import support
+
+
+@pytest.fixture(scope="session")
+def transport_url() -> Iterator[str]:
+    if not support.broker_reachable():
+        pytest.fail("RabbitMQ is not reachable on 127.0.0.1:5672; run scripts/bootstrap.sh")
+    vhost = support.create_vhost()
+    yield f"amqp://guest:guest@127.0.0.1:5672/{vhost}"
+    support.delete_vhost(vhost)
+
+
+@pytest.fixture(scope="session")
+def service(transport_url: str) -> Iterator[support.Service]:
+    svc = support.Service(transport_url=transport_url)
+    svc.start()
+    yield svc
+    svc.cleanup()

@@ -1,0 +1,227 @@
+"""Helpers the tests share: a private RabbitMQ vhost and a running trove-svc."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+BROKER = ("127.0.0.1", 5672)
+VENV_BIN = Path(sys.executable).parent
+
+
+def broker_reachable() -> bool:
+    with socket.socket() as s:
+        s.settimeout(1)
+        return s.connect_ex(BROKER) == 0
+
+
+def create_vhost() -> str:
+    """A vhost of our own, so tests never compete with a running service for messages."""
+    name = f"trove-svc-test-{uuid.uuid4().hex[:8]}"
+    subprocess.run(["rabbitmqctl", "-q", "add_vhost", name], check=True, capture_output=True)
+    subprocess.run(
+        ["rabbitmqctl", "-q", "set_permissions", "-p", name, "guest", ".*", ".*", ".*"],
+        check=True,
+        capture_output=True,
+    )
+    return name
+
+
+def delete_vhost(name: str) -> None:
+    subprocess.run(["rabbitmqctl", "-q", "delete_vhost", name], check=False, capture_output=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def shared_tmp_dir(prefix: str) -> Path:
+    """A directory instance accounts can traverse (pytest's tmp_path is 0700 under root)."""
+    path = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+    path.chmod(0o755)
+    return path
+
+
+@dataclass
+class Response:
+    status: int
+    body: Any
+    raw: bytes
+
+
+@dataclass
+class Service:
+    """`trove-svc up` in a subprocess, with its own state dir, port and vhost."""
+
+    transport_url: str
+    state_dir: Path = field(default_factory=lambda: shared_tmp_dir("trove-svc-test-"))
+    port: int = field(default_factory=free_port)
+    extra_env: dict[str, str] = field(default_factory=dict)
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def log_path(self) -> Path:
+        return self.state_dir / "service.log"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("TROVE_SVC_")}
+        env.update(
+            PATH=f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}",
+            TROVE_SVC_STATE_DIR=str(self.state_dir),
+            TROVE_SVC_TRANSPORT_URL=self.transport_url,
+            TROVE_SVC_PORT=str(self.port),
+            TROVE_SVC_HEARTBEAT_INTERVAL="1",
+            **self.extra_env,
+        )
+        return env
+
+    def start(self) -> None:
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [str(VENV_BIN / "trove-svc"), "up"],
+            env=self.env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if self.request("GET", "/", token=None).status == 200:
+                    return
+            except OSError:
+                pass
+            if self.process.poll() is not None:
+                raise RuntimeError("trove-svc up exited:\n" + self.log_path.read_text())
+            time.sleep(0.2)
+        raise RuntimeError("trove-svc did not answer within 30s:\n" + self.log_path.read_text())
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=30)
+
+    def cli(self, *args: str) -> str:
+        out = subprocess.run(
+            [str(VENV_BIN / "trove-svc"), *args],
+            env=self.env(),
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        return out.stdout.strip()
+
+    def token(self, project: str, admin: bool = False) -> str:
+        return self.cli("token", "create", "--project", project, *(["--admin"] if admin else []))
+
+    def request(
+        self, method: str, path: str, token: str | None, body: Any = None, raw: bytes | None = None
+    ) -> Response:
+        data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
+        req = urllib.request.Request(self.url + path, data=data, method=method)
+        if token:
+            req.add_header("X-Auth-Token", token)
+        if data is not None:
+            req.add_header("Content-Type", "application/json")
+        try:
+            with urllib.request.urlopen(req, timeout=30) as resp:
+                payload = resp.read()
+                status = resp.status
+        except urllib.error.HTTPError as err:
+            payload = err.read()
+            status = err.code
+        parsed = json.loads(payload) if payload else None
+        return Response(status, parsed, payload)
+
+    def wait_for(
+        self,
+        token: str,
+        project: str,
+        instance_id: str,
+        done: Callable[[dict[str, Any]], bool],
+        timeout: float = 120,
+    ) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        last: Any = None
+        while time.monotonic() < deadline:
+            resp = self.request("GET", f"/v1.0/{project}/instances/{instance_id}", token)
+            last = resp.body
+            if resp.status == 200 and done(resp.body["instance"]):
+                return dict(resp.body["instance"])
+            if resp.status == 200 and resp.body["instance"]["status"] == "ERROR":
+                raise AssertionError(f"instance went to ERROR: {resp.body}")
+            time.sleep(0.2)
+        raise AssertionError(
+            f"instance never got there; last seen: {last}\n" + self.log_path.read_text()[-4000:]
+        )
+
+    def wait_gone(self, token: str, project: str, instance_id: str, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            resp = self.request("GET", f"/v1.0/{project}/instances/{instance_id}", token)
+            if resp.status == 404:
+                return
+            time.sleep(0.2)
+        raise AssertionError(f"instance {instance_id} is still there")
+
+    def cleanup(self) -> None:
+        """Stop the service and, should a test have left one, every instance of it."""
+        self.stop()
+        subprocess.run(["pkill", "-f", str(self.state_dir)], check=False)
+        for line in Path("/etc/passwd").read_text().splitlines():
+            name, *_, home, _shell = line.split(":")
+            if home.startswith(str(self.state_dir)):
+                subprocess.run(["userdel", name], check=False, capture_output=True)
+        shutil.rmtree(self.state_dir, ignore_errors=True)
+
+
+def active_and_healthy(instance: dict[str, Any]) -> bool:
+    return instance["status"] == "ACTIVE" and instance["operating_status"] == "HEALTHY"
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}").exists() and "Z" not in _proc_state(pid)
+
+
+def _proc_state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
+    except OSError:
+        return "Z"
+
+
+def processes_mentioning(text: str) -> list[str]:
+    """Command lines of live processes that contain `text`."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if text in cmdline:
+            found.append(cmdline)
+    return found
