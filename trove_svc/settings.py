@@ -29,7 +29,7 @@ def _default_state_dir() -> Path:
 
 @dataclass(frozen=True)
 class Settings:
-    """Every knob of the service; see docs/settings.md for each one."""
+    """Every knob of the service; the README lists each one."""
 
     state_dir: Path = field(default_factory=_default_state_dir)
     database_url: str = ""
@@ -39,6 +39,7 @@ class Settings:
     api_workers: int = 2
     taskmanager_workers: int = 4
     ansible_dir: Path = PROJECT_ROOT
+    ansible_strategy: str = "mitogen_linear"
     call_timeout: float = 10.0
     task_timeout: float = 600.0
     heartbeat_interval: float = 3.0

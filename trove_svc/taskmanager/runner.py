@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import ansible_mitogen
 import ansible_runner
 
 from trove_svc.settings import Settings
@@ -78,12 +79,20 @@ class PlaybookRunner:
 
     def _environment(self) -> dict[str, str]:
         venv_bin = str(Path(sys.executable).parent)
-        return {
+        env = {
             "PATH": venv_bin + os.pathsep + os.environ.get("PATH", "/usr/bin:/bin"),
             "ANSIBLE_CONFIG": str(self._settings.ansible_dir / "ansible.cfg"),
             "ANSIBLE_ROLES_PATH": str(self._settings.ansible_dir / "roles"),
             "ANSIBLE_LOCAL_TEMP": str(self._settings.state_dir / "tmp"),
         }
+        if self._settings.ansible_strategy == "mitogen_linear":
+            # Mitogen keeps one interpreter per host instead of one per task: a module
+            # task costs about a third of what it does with the stock strategy.
+            env["ANSIBLE_STRATEGY_PLUGINS"] = str(
+                Path(ansible_mitogen.__file__).parent / "plugins" / "strategy"
+            )
+        env["ANSIBLE_STRATEGY"] = self._settings.ansible_strategy
+        return env
 
     def run(
         self,

@@ -1,0 +1,146 @@
+"""Create-to-HEALTHY time of an instance against the datastore's own bare start.
+
+Runs a private trove-svc (own state dir, port and RabbitMQ vhost), creates N instances one
+after another, and times POST to ACTIVE + HEALTHY. In the same run it times the physical
+floor: the datastore's own init + start + first query by hand, with nothing around it.
+Prints both medians, their ratio, and where the create's time went (Ansible steps).
+
+    .venv/bin/python bench/create_instance.py [--runs 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import glob
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import psycopg  # noqa: E402
+
+from tests import support  # noqa: E402
+from trove_svc import catalog  # noqa: E402
+
+BODY = {
+    "instance": {
+        "name": "bench",
+        "flavorRef": "1",
+        "volume": {"size": 1},
+        "datastore": {"type": "postgresql"},
+        "databases": [{"name": "app"}],
+        "users": [{"name": "app", "password": "bench-pw-1", "databases": [{"name": "app"}]}],
+    }
+}
+
+
+def bare_postgresql(bin_dir: str, port: int) -> float:
+    """initdb + pg_ctl start + first query, as an unprivileged account when root."""
+    base = Path(tempfile.mkdtemp(prefix="bench-pg-", dir="/tmp"))
+    base.chmod(0o755)
+    run_as: list[str] = []
+    if os.geteuid() == 0:
+        subprocess.run(["useradd", "--system", "--no-create-home", "bench-pg"],
+                       capture_output=True, check=False)
+        shutil.chown(base, "bench-pg")
+        run_as = ["runuser", "-u", "bench-pg", "--"]
+    data = base / "data"
+    started = time.monotonic()
+    subprocess.run([*run_as, f"{bin_dir}/initdb", "-D", str(data), "-U", "admin",
+                    "--auth-local=trust", "--auth-host=trust", "-E", "UTF8",
+                    "--locale=C.UTF-8"], check=True, capture_output=True)
+    subprocess.run([*run_as, f"{bin_dir}/pg_ctl", "start", "-w", "-D", str(data),
+                    "-l", str(base / "log"), "-o", f"-p {port} -k {base} -c listen_addresses="],
+                   check=True, capture_output=True)
+    with psycopg.connect(host=str(base), port=port, user="admin", dbname="postgres") as conn:
+        conn.execute("SELECT 1").fetchone()
+    elapsed = time.monotonic() - started
+    subprocess.run([*run_as, f"{bin_dir}/pg_ctl", "stop", "-m", "immediate", "-D", str(data)],
+                   check=True, capture_output=True)
+    shutil.rmtree(base)
+    return elapsed
+
+
+def step_times(state_dir: Path, task_ids: list[str]) -> dict[str, list[float]]:
+    """Seconds each Ansible step took, from the runs' job events."""
+    steps: dict[str, list[float]] = defaultdict(list)
+    for task_id in task_ids:
+        events = [json.loads(Path(f).read_text()) for f in
+                  glob.glob(str(state_dir / "runs" / task_id / "artifacts" / "*" /
+                                "job_events" / "*.json"))]
+        events.sort(key=lambda e: e["counter"])
+        starts = [(datetime.datetime.fromisoformat(e["created"]).timestamp(),
+                   f"{e['event_data'].get('role', '') or '-'}: {e['event_data'].get('task', '')}")
+                  for e in events if e["event"] in ("playbook_on_task_start", "playbook_on_stats")]
+        first = datetime.datetime.fromisoformat(events[0]["created"]).timestamp()
+        steps["(ansible-playbook start-up)"].append(starts[0][0] - first if starts else 0)
+        for (t, name), (t_next, _) in zip(starts, starts[1:], strict=False):
+            steps[name].append(t_next - t)
+    return steps
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args()
+
+    found = catalog.find_postgresql()
+    assert found is not None, "no PostgreSQL binaries on this host"
+    bare = [bare_postgresql(found.bin_dir, support.free_port()) for _ in range(args.runs)]
+
+    vhost = support.create_vhost()
+    service = support.Service(transport_url=f"amqp://guest:guest@127.0.0.1:5672/{vhost}")
+    try:
+        service.start()
+        token = service.token("bench")
+        creates: list[float] = []
+        task_ids: list[str] = []
+        for _ in range(args.runs):
+            started = time.monotonic()
+            resp = service.request("POST", "/v1.0/bench/instances", token, BODY)
+            assert resp.status == 200, resp.body
+            instance_id = resp.body["instance"]["id"]
+            service.wait_for(token, "bench", instance_id, support.active_and_healthy)
+            creates.append(time.monotonic() - started)
+            task_ids.append(_create_task_id(service, instance_id))
+            service.request("DELETE", f"/v1.0/bench/instances/{instance_id}", token)
+            service.wait_gone(token, "bench", instance_id)
+        steps = step_times(service.state_dir, task_ids)
+    finally:
+        service.cleanup()
+        support.delete_vhost(vhost)
+
+    create_median = statistics.median(creates)
+    bare_median = statistics.median(bare)
+    print(f"PostgreSQL {found.version}, {args.runs} runs each")
+    print(f"  create, POST -> ACTIVE+HEALTHY : median {create_median:6.2f} s  "
+          f"(runs: {', '.join(f'{c:.2f}' for c in creates)})")
+    print(f"  bare initdb + start + SELECT 1 : median {bare_median:6.2f} s  "
+          f"(runs: {', '.join(f'{b:.2f}' for b in bare)})")
+    print(f"  ratio                          : {create_median / bare_median:6.2f}")
+    print("  where the create's time goes (median seconds per Ansible step):")
+    ranked = sorted(steps.items(), key=lambda kv: statistics.median(kv[1]), reverse=True)
+    for name, times in ranked[:12]:
+        print(f"    {statistics.median(times):5.2f}  {name}")
+
+
+def _create_task_id(service: support.Service, instance_id: str) -> str:
+    import sqlite3
+
+    with sqlite3.connect(service.state_dir / "trove-svc.db") as db:
+        row = db.execute("SELECT id FROM task WHERE instance_id = ? AND action = 'create'",
+                         (instance_id,)).fetchone()
+    return str(row[0])
+
+
+if __name__ == "__main__":
+    main()
