@@ -14,22 +14,20 @@ import argparse
 import datetime
 import glob
 import json
-import os
-import shutil
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import psycopg  # noqa: E402
+import itertools
 
-from tests import support  # noqa: E402
-from trove_svc import catalog  # noqa: E402
+import psycopg
+
+from tests import support
+from trove_svc import catalog
 
 BODY = {
     "instance": {
@@ -43,30 +41,17 @@ BODY = {
 }
 
 
-def bare_postgresql(bin_dir: str, port: int) -> float:
-    """initdb + pg_ctl start + first query, as an unprivileged account when root."""
-    base = Path(tempfile.mkdtemp(prefix="bench-pg-", dir="/tmp"))
-    base.chmod(0o755)
-    run_as: list[str] = []
-    if os.geteuid() == 0:
-        subprocess.run(["useradd", "--system", "--no-create-home", "bench-pg"],
-                       capture_output=True, check=False)
-        shutil.chown(base, "bench-pg")
-        run_as = ["runuser", "-u", "bench-pg", "--"]
-    data = base / "data"
+def bare_postgresql(bin_dir: str) -> float:
+    """Seconds for initdb + pg_ctl start + a first query, with nothing around them."""
+    cluster = support.BareCluster(bin_dir)
     started = time.monotonic()
-    subprocess.run([*run_as, f"{bin_dir}/initdb", "-D", str(data), "-U", "admin",
-                    "--auth-local=trust", "--auth-host=trust", "-E", "UTF8",
-                    "--locale=C.UTF-8"], check=True, capture_output=True)
-    subprocess.run([*run_as, f"{bin_dir}/pg_ctl", "start", "-w", "-D", str(data),
-                    "-l", str(base / "log"), "-o", f"-p {port} -k {base} -c listen_addresses="],
-                   check=True, capture_output=True)
-    with psycopg.connect(host=str(base), port=port, user="admin", dbname="postgres") as conn:
+    cluster.start()
+    with psycopg.connect(
+        host=str(cluster.base), port=cluster.port, user="admin", dbname="postgres"
+    ) as conn:
         conn.execute("SELECT 1").fetchone()
     elapsed = time.monotonic() - started
-    subprocess.run([*run_as, f"{bin_dir}/pg_ctl", "stop", "-m", "immediate", "-D", str(data)],
-                   check=True, capture_output=True)
-    shutil.rmtree(base)
+    cluster.stop()
     return elapsed
 
 
@@ -74,16 +59,24 @@ def step_times(state_dir: Path, task_ids: list[str]) -> dict[str, list[float]]:
     """Seconds each Ansible step took, from the runs' job events."""
     steps: dict[str, list[float]] = defaultdict(list)
     for task_id in task_ids:
-        events = [json.loads(Path(f).read_text()) for f in
-                  glob.glob(str(state_dir / "runs" / task_id / "artifacts" / "*" /
-                                "job_events" / "*.json"))]
+        events = [
+            json.loads(Path(f).read_text())
+            for f in glob.glob(
+                str(state_dir / "runs" / task_id / "artifacts" / "*" / "job_events" / "*.json")
+            )
+        ]
         events.sort(key=lambda e: e["counter"])
-        starts = [(datetime.datetime.fromisoformat(e["created"]).timestamp(),
-                   f"{e['event_data'].get('role', '') or '-'}: {e['event_data'].get('task', '')}")
-                  for e in events if e["event"] in ("playbook_on_task_start", "playbook_on_stats")]
+        starts = [
+            (
+                datetime.datetime.fromisoformat(e["created"]).timestamp(),
+                f"{e['event_data'].get('role', '') or '-'}: {e['event_data'].get('task', '')}",
+            )
+            for e in events
+            if e["event"] in ("playbook_on_task_start", "playbook_on_stats")
+        ]
         first = datetime.datetime.fromisoformat(events[0]["created"]).timestamp()
         steps["(ansible-playbook start-up)"].append(starts[0][0] - first if starts else 0)
-        for (t, name), (t_next, _) in zip(starts, starts[1:], strict=False):
+        for (t, name), (t_next, _) in itertools.pairwise(starts):
             steps[name].append(t_next - t)
     return steps
 
@@ -95,7 +88,7 @@ def main() -> None:
 
     found = catalog.find_postgresql()
     assert found is not None, "no PostgreSQL binaries on this host"
-    bare = [bare_postgresql(found.bin_dir, support.free_port()) for _ in range(args.runs)]
+    bare = [bare_postgresql(found.bin_dir) for _ in range(args.runs)]
 
     vhost = support.create_vhost()
     service = support.Service(transport_url=f"amqp://guest:guest@127.0.0.1:5672/{vhost}")
@@ -122,10 +115,14 @@ def main() -> None:
     create_median = statistics.median(creates)
     bare_median = statistics.median(bare)
     print(f"PostgreSQL {found.version}, {args.runs} runs each")
-    print(f"  create, POST -> ACTIVE+HEALTHY : median {create_median:6.2f} s  "
-          f"(runs: {', '.join(f'{c:.2f}' for c in creates)})")
-    print(f"  bare initdb + start + SELECT 1 : median {bare_median:6.2f} s  "
-          f"(runs: {', '.join(f'{b:.2f}' for b in bare)})")
+    print(
+        f"  create, POST -> ACTIVE+HEALTHY : median {create_median:6.2f} s  "
+        f"(runs: {', '.join(f'{c:.2f}' for c in creates)})"
+    )
+    print(
+        f"  bare initdb + start + SELECT 1 : median {bare_median:6.2f} s  "
+        f"(runs: {', '.join(f'{b:.2f}' for b in bare)})"
+    )
     print(f"  ratio                          : {create_median / bare_median:6.2f}")
     print("  where the create's time goes (median seconds per Ansible step):")
     ranked = sorted(steps.items(), key=lambda kv: statistics.median(kv[1]), reverse=True)
@@ -137,8 +134,9 @@ def _create_task_id(service: support.Service, instance_id: str) -> str:
     import sqlite3
 
     with sqlite3.connect(service.state_dir / "trove-svc.db") as db:
-        row = db.execute("SELECT id FROM task WHERE instance_id = ? AND action = 'create'",
-                         (instance_id,)).fetchone()
+        row = db.execute(
+            "SELECT id FROM task WHERE instance_id = ? AND action = 'create'", (instance_id,)
+        ).fetchone()
     return str(row[0])
 
 

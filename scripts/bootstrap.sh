@@ -38,7 +38,11 @@ stamp=$(cat pyproject.toml guest/pyproject.toml | sha256sum | cut -c1-16)
 if [ ! -x .venv/bin/python ] || [ "$(cat .venv/.bootstrap-stamp 2>/dev/null)" != "$stamp" ]; then
   echo "bootstrap: preparing the Python environment in .venv"
   [ -x .venv/bin/python ] || python3 -m venv .venv
-  .venv/bin/pip install -q --upgrade pip
-  .venv/bin/pip install -q -e "$ROOT[test]"
+  if ! { .venv/bin/pip install --upgrade pip && .venv/bin/pip install -e "$ROOT[test]"; } \
+      > .venv/pip.log 2>&1; then
+    tail -n 40 .venv/pip.log >&2
+    echo "bootstrap: pip failed; the whole log is in .venv/pip.log" >&2
+    exit 1
+  fi
   echo "$stamp" > .venv/.bootstrap-stamp
 fi

@@ -225,3 +225,80 @@ def processes_mentioning(text: str) -> list[str]:
         if text in cmdline:
             found.append(cmdline)
     return found
+
+
+@dataclass
+class BareCluster:
+    """A PostgreSQL cluster made by hand with initdb and pg_ctl, for tests and the bench.
+
+    As root it runs as a throwaway system account, since PostgreSQL refuses root.
+    """
+
+    bin_dir: str
+    port: int = field(default_factory=free_port)
+    base: Path = field(default_factory=lambda: shared_tmp_dir("bare-pg-"))
+    account: str = "trove-svc-bare"
+
+    @property
+    def _run_as(self) -> list[str]:
+        return ["runuser", "-u", self.account, "--"] if os.geteuid() == 0 else []
+
+    def start(self) -> None:
+        """initdb + start; returns once the server accepts connections."""
+        if os.geteuid() == 0:
+            subprocess.run(
+                ["useradd", "--system", "--no-create-home", self.account],
+                capture_output=True,
+                check=False,
+            )
+            shutil.chown(self.base, self.account)
+        data = self.base / "data"
+        subprocess.run(
+            [
+                *self._run_as,
+                f"{self.bin_dir}/initdb",
+                "-D",
+                str(data),
+                "-U",
+                "admin",
+                "--auth-local=trust",
+                "--auth-host=trust",
+                "-E",
+                "UTF8",
+                "--locale=C.UTF-8",
+            ],
+            check=True,
+            capture_output=True,
+        )
+        subprocess.run(
+            [
+                *self._run_as,
+                f"{self.bin_dir}/pg_ctl",
+                "start",
+                "-w",
+                "-D",
+                str(data),
+                "-l",
+                str(self.base / "log"),
+                "-o",
+                f"-p {self.port} -k {self.base} -c listen_addresses=127.0.0.1",
+            ],
+            check=True,
+            capture_output=True,
+        )
+
+    def stop(self) -> None:
+        subprocess.run(
+            [
+                *self._run_as,
+                f"{self.bin_dir}/pg_ctl",
+                "stop",
+                "-m",
+                "immediate",
+                "-D",
+                str(self.base / "data"),
+            ],
+            check=False,
+            capture_output=True,
+        )
+        shutil.rmtree(self.base, ignore_errors=True)

@@ -51,8 +51,9 @@ def _depth(transport_url: str, queue: str) -> tuple[int, int]:
         connection.close()
 
 
-def test_cast_is_durable_until_a_consumer_takes_it(transport_url: str,
-                                                   publisher: Publisher) -> None:
+def test_cast_is_durable_until_a_consumer_takes_it(
+    transport_url: str, publisher: Publisher
+) -> None:
     queue = _queue()
     publisher.cast(queue, Envelope.new("ping", {"n": 1}))
     assert _depth(transport_url, queue) == (1, 0)
@@ -69,8 +70,7 @@ def test_cast_is_durable_until_a_consumer_takes_it(transport_url: str,
 
 def test_call_gets_the_reply(transport_url: str, publisher: Publisher) -> None:
     queue = _queue()
-    consumer = Consumer(transport_url, queue,
-                        lambda env: Reply(result={"echo": env.args["word"]}))
+    consumer = Consumer(transport_url, queue, lambda env: Reply(result={"echo": env.args["word"]}))
     thread = _run(consumer)
     reply = publisher.call(queue, Envelope.new("echo", {"word": "hello"}), timeout=5)
     assert reply.result == {"echo": "hello"}
@@ -94,8 +94,9 @@ def test_call_to_a_missing_queue_fails_at_once(publisher: Publisher) -> None:
         publisher.call(_queue(), Envelope.new("echo", {}), timeout=5)
 
 
-def test_a_long_handler_does_not_starve_heartbeats(transport_url: str,
-                                                   publisher: Publisher) -> None:
+def test_a_long_handler_does_not_starve_heartbeats(
+    transport_url: str, publisher: Publisher
+) -> None:
     """A handler that runs for several heartbeat timeouts still acks on the same
     connection: the I/O thread kept answering heartbeats while the worker ran."""
     queue = _queue()
@@ -119,8 +120,9 @@ def test_a_long_handler_does_not_starve_heartbeats(transport_url: str,
     publisher.delete_queue(queue)
 
 
-def test_malformed_message_is_dropped_not_redelivered(transport_url: str,
-                                                      publisher: Publisher) -> None:
+def test_malformed_message_is_dropped_not_redelivered(
+    transport_url: str, publisher: Publisher
+) -> None:
     queue = _queue()
     publisher.declare(queue)
     connection = pika.BlockingConnection(pika.URLParameters(transport_url))

@@ -6,8 +6,12 @@ from trove_wire.envelope import Context, Envelope, MalformedMessage, Reply
 
 
 def test_envelope_round_trips_through_json() -> None:
-    sent = Envelope.new("instance_create", {"instance_id": "i-1"},
-                        Context(project="p", user="u", request_id="req-1"), clock=lambda: 42.5)
+    sent = Envelope.new(
+        "instance_create",
+        {"instance_id": "i-1"},
+        Context(project="p", user="u", request_id="req-1"),
+        clock=lambda: 42.5,
+    )
     received = Envelope.from_json(sent.to_json())
     assert received == sent
     assert received.sent_at == 42.5 and received.version == 1
@@ -15,9 +19,13 @@ def test_envelope_round_trips_through_json() -> None:
 
 @pytest.mark.parametrize(
     "body",
-    [b"not json", b"[]", b'{"version": 1}', b'{"version": 99, "method": "x", "args": {},'
-     b' "id": "1", "sent_at": 1}', b'{"version": 1, "method": "x", "args": [], "id": "1",'
-     b' "sent_at": "soon"}'],
+    [
+        b"not json",
+        b"[]",
+        b'{"version": 1}',
+        b'{"version": 99, "method": "x", "args": {}, "id": "1", "sent_at": 1}',
+        b'{"version": 1, "method": "x", "args": [], "id": "1", "sent_at": "soon"}',
+    ],
 )
 def test_malformed_bodies_are_refused(body: bytes) -> None:
     with pytest.raises(MalformedMessage):

@@ -4,8 +4,13 @@ from trove_svc.taskmanager.runner import RunResult
 
 
 def test_failure_names_the_step_and_its_message() -> None:
-    result = RunResult(status="failed", rc=2, artifact_dir="/x",
-                       failed_step="postgresql : Start PostgreSQL", failed_message="port in use")
+    result = RunResult(
+        status="failed",
+        rc=2,
+        artifact_dir="/x",
+        failed_step="postgresql : Start PostgreSQL",
+        failed_message="port in use",
+    )
     assert not result.ok
     assert result.describe_failure() == "Step 'postgresql : Start PostgreSQL' failed: port in use"
 

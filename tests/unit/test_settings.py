@@ -8,11 +8,13 @@ from trove_svc.settings import Settings, environment_for
 
 
 def test_environment_overrides_defaults_with_types() -> None:
-    settings = Settings.from_env({
-        "TROVE_SVC_STATE_DIR": "/srv/trove",
-        "TROVE_SVC_PORT": "9000",
-        "TROVE_SVC_CALL_TIMEOUT": "2.5",
-    })
+    settings = Settings.from_env(
+        {
+            "TROVE_SVC_STATE_DIR": "/srv/trove",
+            "TROVE_SVC_PORT": "9000",
+            "TROVE_SVC_CALL_TIMEOUT": "2.5",
+        }
+    )
     assert settings.state_dir == Path("/srv/trove")
     assert settings.port == 9000 and settings.call_timeout == 2.5
     assert settings.effective_database_url == "sqlite:////srv/trove/trove-svc.db"

@@ -21,8 +21,15 @@ def conductor(tmp_path: Path) -> Iterator[Conductor]:
     database = open_store(settings.effective_database_url)
     catalog.ensure_defaults([catalog.HostDatastore("postgresql", "15", "/usr/bin")])
     instance = Instance.create(
-        id="i-1", name="x", project_id="p", datastore_version=DatastoreVersion.get(),
-        flavor="1", volume_size=1, status=status.BUILD, created_at=1, updated_at=1,
+        id="i-1",
+        name="x",
+        project_id="p",
+        datastore_version=DatastoreVersion.get(),
+        flavor="1",
+        volume_size=1,
+        status=status.BUILD,
+        created_at=1,
+        updated_at=1,
     )
     ServiceStatus.create(instance=instance)
     yield Conductor(settings)
@@ -30,9 +37,11 @@ def conductor(tmp_path: Path) -> Iterator[Conductor]:
 
 
 def beat(sent_at: float, health: str = "HEALTHY", used: int = 100) -> Envelope:
-    return Envelope(method="heartbeat", sent_at=sent_at, args={
-        "instance_id": "i-1", "operating_status": health, "disk_used_bytes": used})
-
+    return Envelope(
+        method="heartbeat",
+        sent_at=sent_at,
+        args={"instance_id": "i-1", "operating_status": health, "disk_used_bytes": used},
+    )
 
 
 def test_stale_heartbeat_is_dropped(conductor: Conductor) -> None:
@@ -61,6 +70,11 @@ def test_task_manager_promotes_when_the_heartbeat_came_first(conductor: Conducto
 
 
 def test_heartbeat_for_an_unknown_instance_changes_nothing(conductor: Conductor) -> None:
-    conductor.handle(Envelope(method="heartbeat", sent_at=1.0, args={
-        "instance_id": "nope", "operating_status": "HEALTHY"}))
+    conductor.handle(
+        Envelope(
+            method="heartbeat",
+            sent_at=1.0,
+            args={"instance_id": "nope", "operating_status": "HEALTHY"},
+        )
+    )
     assert ServiceStatus.select().count() == 1

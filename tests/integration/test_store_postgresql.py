@@ -1,0 +1,51 @@
+"""The store on PostgreSQL (the multi-host setting), against a private cluster."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests import support
+from trove_svc import catalog, status, tokens
+from trove_svc.store.db import open_store
+from trove_svc.store.models import Datastore, DatastoreVersion, Flavor, Instance
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def cluster() -> Iterator[support.BareCluster]:
+    found = catalog.find_postgresql()
+    assert found is not None, "no PostgreSQL binaries on this host"
+    cluster = support.BareCluster(found.bin_dir)
+    cluster.start()
+    yield cluster
+    cluster.stop()
+
+
+def test_schema_and_rows_on_postgresql(cluster: support.BareCluster) -> None:
+    database = open_store(f"postgresql://admin@127.0.0.1:{cluster.port}/postgres")
+    try:
+        catalog.ensure_defaults([catalog.HostDatastore("postgresql", "15", "/usr/bin")])
+        catalog.ensure_defaults([catalog.HostDatastore("postgresql", "15", "/usr/bin")])
+        assert Flavor.select().count() == 3 and Datastore.select().count() == 1
+        Instance.create(
+            id="i-1",
+            name="n",
+            project_id="p",
+            datastore_version=DatastoreVersion.get(),
+            flavor="2",
+            volume_size=1,
+            status=status.BUILD,
+            access={"is_public": False},
+            created_at=1,
+            updated_at=1,
+        )
+        assert Instance.get_by_id("i-1").access == {"is_public": False}
+        token = tokens.issue("p", "u", False, now=1.0)
+        identity = tokens.identify(token, now=2.0)
+        assert identity is not None and identity.project_id == "p"
+        assert tokens.identify(token + "x", now=2.0) is None
+    finally:
+        database.close()
