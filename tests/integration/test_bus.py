@@ -136,3 +136,17 @@ def test_malformed_message_is_dropped_not_redelivered(
     consumer.stop()
     thread.join(5)
     publisher.delete_queue(queue)
+
+
+def test_a_call_nobody_answers_becomes_a_domain_error(transport_url: str) -> None:
+    from trove_svc import errors
+    from trove_svc.bus.client import Bus
+    from trove_wire.envelope import Context
+
+    bus = Bus(transport_url)
+    queue = _queue()
+    bus.cast(queue, "nothing", {}, Context())  # declares a queue nobody consumes
+    with pytest.raises(errors.ServiceUnavailable, match="did not answer list_databases"):
+        bus.call(queue, "list_databases", {}, Context(), timeout=0.3)
+    bus.delete_queue(queue)
+    bus.close()

@@ -1,15 +1,21 @@
-"""PostgreSQL through psycopg, as the guest's admin user over the instance's socket."""
+"""PostgreSQL through psycopg, as the guest's admin user.
+
+Names are passed as quoted identifiers (`psycopg.sql.Identifier`) and values as bound
+parameters; nothing a user sent is pasted into SQL text.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 import psycopg
+from psycopg import sql
 
-from trove_guest.drivers import ERROR, HEALTHY, SHUTDOWN
+from trove_guest.drivers import ERROR, HEALTHY, SHUTDOWN, NotFound
 
-# Databases that belong to the datastore itself, never shown to users.
+# Databases and roles that belong to the datastore itself, never shown to users.
 SYSTEM_DATABASES = frozenset({"postgres", "template0", "template1"})
+ROOT_USER = "postgres"
 
 
 class PostgresDriver:
@@ -22,20 +28,26 @@ class PostgresDriver:
             "dbname": connection.get("dbname", "postgres"),
             "connect_timeout": 3,
         }
+        self._admin = str(connection["user"])
 
-    def _connect(self) -> psycopg.Connection[Any]:
-        return psycopg.connect(**self._params, autocommit=True)
+    def _connect(self, dbname: str | None = None) -> psycopg.Connection[Any]:
+        params = dict(self._params)
+        if dbname:
+            params["dbname"] = dbname
+        return psycopg.connect(**params, autocommit=True)
 
     def health(self) -> tuple[str, str | None]:
         try:
             with self._connect() as conn:
                 conn.execute("SELECT 1").fetchone()
         except psycopg.OperationalError as exc:
-            message = str(exc).strip().splitlines()[0] if str(exc).strip() else "no answer"
-            return SHUTDOWN, message
+            text = str(exc).strip()
+            return SHUTDOWN, text.splitlines()[0] if text else "no answer"
         except psycopg.Error as exc:
             return ERROR, type(exc).__name__
         return HEALTHY, None
+
+    # Databases
 
     def list_databases(self) -> list[dict[str, Any]]:
         with self._connect() as conn:
@@ -49,3 +61,182 @@ class PostgresDriver:
             for name, charset, collate in rows
             if name not in SYSTEM_DATABASES
         ]
+
+    def create_databases(self, databases: list[dict[str, Any]]) -> None:
+        with self._connect() as conn:
+            existing = {row[0] for row in conn.execute("SELECT datname FROM pg_database")}
+            for database in databases:
+                if database["name"] in existing:
+                    continue
+                query = sql.SQL("CREATE DATABASE {} ENCODING {}").format(
+                    sql.Identifier(database["name"]),
+                    sql.Literal(database.get("character_set") or "UTF8"),
+                )
+                if database.get("collate"):
+                    query += sql.SQL(" LC_COLLATE {} TEMPLATE template0").format(
+                        sql.Literal(database["collate"])
+                    )
+                conn.execute(query)
+
+    def delete_database(self, name: str) -> None:
+        self._require_database(name)
+        with self._connect() as conn:
+            conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+    def _require_database(self, name: str) -> None:
+        if name not in {d["name"] for d in self.list_databases()}:
+            raise NotFound(f"Database {name!r} does not exist.")
+
+    # Users
+
+    def _user_rows(self, conn: psycopg.Connection[Any], name: str | None = None) -> list[Any]:
+        query = (
+            "SELECT r.rolname,"
+            " COALESCE(array_agg(d.datname ORDER BY d.datname)"
+            "   FILTER (WHERE d.datname IS NOT NULL), '{}')"
+            " FROM pg_roles r"
+            " LEFT JOIN pg_database d ON d.datistemplate = false"
+            "   AND d.datname <> ALL(%(system)s)"
+            "   AND has_database_privilege(r.rolname, d.datname, 'CREATE')"
+            " WHERE r.rolcanlogin AND r.rolname <> ALL(%(hidden)s)"
+            "   AND (%(name)s::text IS NULL OR r.rolname = %(name)s)"
+            " GROUP BY r.rolname ORDER BY r.rolname"
+        )
+        return conn.execute(
+            query,
+            {
+                "system": list(SYSTEM_DATABASES),
+                "hidden": [self._admin, ROOT_USER],
+                "name": name,
+            },
+        ).fetchall()
+
+    @staticmethod
+    def _user_view(name: str, databases: list[str]) -> dict[str, Any]:
+        return {"name": name, "host": "%", "databases": [{"name": d} for d in databases]}
+
+    def list_users(self) -> list[dict[str, Any]]:
+        with self._connect() as conn:
+            return [self._user_view(name, dbs) for name, dbs in self._user_rows(conn)]
+
+    def get_user(self, name: str) -> dict[str, Any]:
+        with self._connect() as conn:
+            rows = self._user_rows(conn, name)
+        if not rows:
+            raise NotFound(f"User {name!r} does not exist.")
+        return self._user_view(rows[0][0], rows[0][1])
+
+    def create_users(self, users: list[dict[str, Any]]) -> None:
+        with self._connect() as conn:
+            for user in users:
+                conn.execute(
+                    sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
+                        sql.Identifier(user["name"]), sql.Literal(user["password"])
+                    )
+                )
+                self._grant(conn, user["name"], [d["name"] for d in user.get("databases", [])])
+
+    def delete_user(self, name: str) -> None:
+        self.get_user(name)
+        with self._connect() as conn:
+            for database in [d["name"] for d in self.list_databases()]:
+                with self._connect(database) as db_conn:
+                    db_conn.execute(
+                        sql.SQL("REASSIGN OWNED BY {} TO {}").format(
+                            sql.Identifier(name), sql.Identifier(self._admin)
+                        )
+                    )
+                    db_conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(name)))
+            conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(name)))
+
+    def change_passwords(self, users: list[dict[str, Any]]) -> None:
+        with self._connect() as conn:
+            for user in users:
+                self.get_user(user["name"])
+                conn.execute(
+                    sql.SQL("ALTER ROLE {} PASSWORD {}").format(
+                        sql.Identifier(user["name"]), sql.Literal(user["password"])
+                    )
+                )
+
+    def update_user(self, name: str, attributes: dict[str, Any]) -> None:
+        self.get_user(name)
+        with self._connect() as conn:
+            if attributes.get("password"):
+                conn.execute(
+                    sql.SQL("ALTER ROLE {} PASSWORD {}").format(
+                        sql.Identifier(name), sql.Literal(attributes["password"])
+                    )
+                )
+            new_name = attributes.get("name")
+            if new_name and new_name != name:
+                conn.execute(
+                    sql.SQL("ALTER ROLE {} RENAME TO {}").format(
+                        sql.Identifier(name), sql.Identifier(new_name)
+                    )
+                )
+
+    # Access
+
+    def list_access(self, name: str) -> list[dict[str, Any]]:
+        databases: list[dict[str, Any]] = self.get_user(name)["databases"]
+        return databases
+
+    def grant_access(self, name: str, databases: list[str]) -> None:
+        self.get_user(name)
+        for database in databases:
+            self._require_database(database)
+        with self._connect() as conn:
+            self._grant(conn, name, databases)
+
+    def _grant(self, conn: psycopg.Connection[Any], user: str, databases: list[str]) -> None:
+        for database in databases:
+            conn.execute(
+                sql.SQL("GRANT ALL ON DATABASE {} TO {}").format(
+                    sql.Identifier(database), sql.Identifier(user)
+                )
+            )
+            with self._connect(database) as db_conn:
+                db_conn.execute(
+                    sql.SQL("GRANT ALL ON SCHEMA public TO {}").format(sql.Identifier(user))
+                )
+
+    def revoke_access(self, name: str, database: str) -> None:
+        self.get_user(name)
+        self._require_database(database)
+        with self._connect() as conn:
+            conn.execute(
+                sql.SQL("REVOKE ALL ON DATABASE {} FROM {}").format(
+                    sql.Identifier(database), sql.Identifier(name)
+                )
+            )
+        with self._connect(database) as db_conn:
+            db_conn.execute(
+                sql.SQL("REVOKE ALL ON SCHEMA public FROM {}").format(sql.Identifier(name))
+            )
+
+    # Root
+
+    def enable_root(self, password: str) -> dict[str, str]:
+        with self._connect() as conn:
+            exists = conn.execute(
+                "SELECT 1 FROM pg_roles WHERE rolname = %s", (ROOT_USER,)
+            ).fetchone()
+            verb = "ALTER" if exists else "CREATE"
+            conn.execute(
+                sql.SQL(verb + " ROLE {} SUPERUSER LOGIN PASSWORD {}").format(
+                    sql.Identifier(ROOT_USER), sql.Literal(password)
+                )
+            )
+        return {"name": ROOT_USER, "password": password}
+
+    def is_root_enabled(self) -> bool:
+        with self._connect() as conn:
+            row = conn.execute(
+                "SELECT rolcanlogin FROM pg_roles WHERE rolname = %s", (ROOT_USER,)
+            ).fetchone()
+        return bool(row and row[0])
+
+    def disable_root(self) -> None:
+        with self._connect() as conn:
+            conn.execute(sql.SQL("ALTER ROLE {} NOLOGIN").format(sql.Identifier(ROOT_USER)))
