@@ -14,7 +14,7 @@ from typing import Any
 
 from trove_guest import daemon, disk
 from trove_guest.config import GuestConfig
-from trove_guest.drivers import DatastoreDriver, NotSupported, load_driver
+from trove_guest.drivers import DatastoreDriver, NotFound, NotSupported, load_driver
 from trove_wire.amqp import CONNECTION_ERRORS, BrokerUnavailable, Consumer, Publisher
 from trove_wire.envelope import Envelope, Reply
 
@@ -26,9 +26,24 @@ class Agent:
         self.config = config
         self.driver = driver
         self._stopping = threading.Event()
+        d = driver
         self._methods: dict[str, Callable[[dict[str, Any]], Any]] = {
-            "list_databases": lambda _args: self.driver.list_databases(),
-            "get_health": lambda _args: self.heartbeat_args(),
+            "get_health": lambda _a: self.heartbeat_args(),
+            "list_databases": lambda _a: d.list_databases(),
+            "create_databases": lambda a: d.create_databases(a["databases"]),
+            "delete_database": lambda a: d.delete_database(a["name"]),
+            "list_users": lambda _a: d.list_users(),
+            "get_user": lambda a: d.get_user(a["name"]),
+            "create_users": lambda a: d.create_users(a["users"]),
+            "delete_user": lambda a: d.delete_user(a["name"]),
+            "change_passwords": lambda a: d.change_passwords(a["users"]),
+            "update_user": lambda a: d.update_user(a["name"], a["attributes"]),
+            "list_access": lambda a: d.list_access(a["name"]),
+            "grant_access": lambda a: d.grant_access(a["name"], a["databases"]),
+            "revoke_access": lambda a: d.revoke_access(a["name"], a["database"]),
+            "enable_root": lambda a: d.enable_root(a["password"]),
+            "is_root_enabled": lambda _a: d.is_root_enabled(),
+            "disable_root": lambda _a: d.disable_root(),
         }
         self.consumer = Consumer(config.transport_url, config.queue, self.handle, workers=2)
 
@@ -38,8 +53,8 @@ class Agent:
             return Reply(error_type="UnknownMethod", error_message=envelope.method)
         try:
             return Reply(result=method(envelope.args))
-        except NotSupported as exc:
-            return Reply(error_type="NotSupported", error_message=str(exc))
+        except (NotSupported, NotFound) as exc:
+            return Reply(error_type=type(exc).__name__, error_message=str(exc))
 
     def heartbeat_args(self) -> dict[str, Any]:
         status, message = self.driver.health()

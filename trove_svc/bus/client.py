@@ -47,8 +47,8 @@ class Bus:
             raise errors.ServiceUnavailable("The message bus is unavailable.") from exc
         if reply.error_type == "NotSupported":
             raise errors.BadRequest(reply.error_message or "Not supported.")
-        if reply.error_type == "InvalidName":
-            raise errors.BadRequest(reply.error_message or "Invalid name.")
+        if reply.error_type == "NotFound":
+            raise errors.NotFound(reply.error_message or "Not found.")
         if reply.error_type:
             raise errors.ServiceUnavailable(f"The guest agent failed {method}: {reply.error_type}.")
         return reply.result
