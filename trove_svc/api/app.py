@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import falcon
 
-from trove_svc.api import errors, middleware, resources
+from trove_svc.accounts import AccountService
+from trove_svc.api import account_resources, errors, middleware, resources
 from trove_svc.bus.client import Bus
 from trove_svc.bus.messages import GuestClient, TaskManagerClient
 from trove_svc.instances import InstanceService
@@ -26,7 +27,9 @@ def create_app(settings: Settings, bus: Bus) -> falcon.App[falcon.Request, falco
     errors.install(app)
 
     instances = InstanceService(settings, TaskManagerClient(bus))
-    guest = GuestClient(bus, settings.call_timeout)
+    accounts = AccountService(
+        instances, GuestClient(bus, settings.call_timeout), settings.new_secret
+    )
 
     app.add_route("/", resources.Versions())
     app.add_route("/v1.0", resources.Version())
@@ -43,7 +46,14 @@ def create_app(settings: Settings, bus: Bus) -> falcon.App[falcon.Request, falco
     app.add_route(f"{P}/instances", instances_resource)
     app.add_route(f"{P}/instances/detail", instances_resource, suffix="detail")
     app.add_route(f"{P}/instances/{{instance_id}}", resources.InstanceItem(instances))
+    i = f"{P}/instances/{{instance_id}}"
+    app.add_route(f"{i}/databases", account_resources.Databases(accounts))
+    app.add_route(f"{i}/databases/{{name}}", account_resources.Database(accounts))
+    app.add_route(f"{i}/users", account_resources.Users(accounts))
+    app.add_route(f"{i}/users/{{user}}", account_resources.User(accounts))
+    app.add_route(f"{i}/users/{{user}}/databases", account_resources.UserAccess(accounts))
     app.add_route(
-        f"{P}/instances/{{instance_id}}/databases", resources.InstanceDatabases(instances, guest)
+        f"{i}/users/{{user}}/databases/{{database}}", account_resources.UserAccessItem(accounts)
     )
+    app.add_route(f"{i}/root", account_resources.Root(accounts))
     return app

@@ -8,8 +8,8 @@ import falcon
 
 from trove_svc import errors
 from trove_svc.api import schemas, views
+from trove_svc.api.paging import page
 from trove_svc.api.validation import validate
-from trove_svc.bus.messages import GuestClient
 from trove_svc.instances import Caller, InstanceService
 from trove_svc.store.models import Datastore, DatastoreVersion, Flavor
 
@@ -48,7 +48,7 @@ class Version:
 class Flavors:
     def on_get(self, req: falcon.Request, resp: falcon.Response, project_id: str) -> None:
         rows = Flavor.select().order_by(Flavor.ram, Flavor.id)
-        resp.media = {"flavors": [views.flavor(_base(req), project_id, r) for r in rows]}
+        resp.media = page(req, "flavors", [views.flavor(_base(req), project_id, r) for r in rows])
 
 
 class FlavorItem:
@@ -75,9 +75,11 @@ def _versions(datastore: Datastore) -> list[DatastoreVersion]:
 class Datastores:
     def on_get(self, req: falcon.Request, resp: falcon.Response, project_id: str) -> None:
         rows = Datastore.select().order_by(Datastore.name)
-        resp.media = {
-            "datastores": [views.datastore(_base(req), project_id, r, _versions(r)) for r in rows]
-        }
+        resp.media = page(
+            req,
+            "datastores",
+            [views.datastore(_base(req), project_id, r, _versions(r)) for r in rows],
+        )
 
 
 class DatastoreItem:
@@ -93,9 +95,9 @@ class DatastoreVersions:
         self, req: falcon.Request, resp: falcon.Response, project_id: str, datastore: str
     ) -> None:
         rows = _versions(_datastore(datastore))
-        resp.media = {
-            "versions": [views.datastore_version(_base(req), project_id, v) for v in rows]
-        }
+        resp.media = page(
+            req, "versions", [views.datastore_version(_base(req), project_id, v) for v in rows]
+        )
 
 
 class DatastoreVersionItem:
@@ -132,7 +134,7 @@ class Instances:
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, project_id: str) -> None:
         rows = self._service.list(_caller(req, project_id))
-        resp.media = {"instances": [views.instance(_base(req), i, s) for i, s in rows]}
+        resp.media = page(req, "instances", [views.instance(_base(req), i, s) for i, s in rows])
 
     on_get_detail = on_get
 
@@ -159,22 +161,3 @@ class InstanceItem:
     ) -> None:
         self._service.delete(_caller(req, project_id), instance_id)
         resp.status = falcon.HTTP_202
-
-
-class InstanceDatabases:
-    def __init__(self, service: InstanceService, guest: GuestClient) -> None:
-        self._service = service
-        self._guest = guest
-
-    def on_get(
-        self, req: falcon.Request, resp: falcon.Response, project_id: str, instance_id: str
-    ) -> None:
-        caller = _caller(req, project_id)
-        instance, _ = self._service.get(caller, instance_id)
-        if instance.status != "ACTIVE":
-            raise errors.Conflict(
-                f"Instance {instance_id} is {instance.status}; databases can be listed "
-                "when it is ACTIVE."
-            )
-        databases = self._guest.list_databases(instance_id, caller.context)
-        resp.media = {"databases": databases}

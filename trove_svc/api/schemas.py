@@ -96,3 +96,82 @@ INSTANCE_CREATE: dict[str, Any] = {
     },
     "additionalProperties": False,
 }
+
+DATABASES_CREATE: dict[str, Any] = {
+    "type": "object",
+    "required": ["databases"],
+    "properties": {
+        "databases": {"type": "array", "minItems": 1, "maxItems": 64, "items": DATABASE}
+    },
+    "additionalProperties": False,
+}
+
+USERS_CREATE: dict[str, Any] = {
+    "type": "object",
+    "required": ["users"],
+    "properties": {"users": {"type": "array", "minItems": 1, "maxItems": 64, "items": USER}},
+    "additionalProperties": False,
+}
+
+_NAME_PASSWORD = {
+    "type": "object",
+    "required": ["name", "password"],
+    "properties": {
+        "name": {"type": "string", "minLength": 1, "maxLength": 64},
+        "password": {"type": "string", "minLength": 1, "maxLength": 128},
+        "host": {"type": "string", "maxLength": 255},
+    },
+    "additionalProperties": False,
+}
+
+USERS_CHANGE_PASSWORDS: dict[str, Any] = {
+    "type": "object",
+    "required": ["users"],
+    "properties": {
+        "users": {"type": "array", "minItems": 1, "maxItems": 64, "items": _NAME_PASSWORD}
+    },
+    "additionalProperties": False,
+}
+
+USER_UPDATE: dict[str, Any] = {
+    "type": "object",
+    "required": ["user"],
+    "properties": {
+        "user": {
+            "type": "object",
+            "minProperties": 1,
+            "properties": {
+                "name": {"type": "string", "minLength": 1, "maxLength": 64},
+                "password": {"type": "string", "minLength": 1, "maxLength": 128},
+                "host": {"type": "string", "maxLength": 255},
+            },
+            "additionalProperties": False,
+        }
+    },
+    "additionalProperties": False,
+}
+
+USER_GRANT: dict[str, Any] = {
+    "type": "object",
+    "required": ["databases"],
+    "properties": {
+        "databases": {
+            "type": "array",
+            "minItems": 1,
+            "maxItems": 64,
+            "items": {
+                "type": "object",
+                "required": ["name"],
+                "properties": {"name": {"type": "string", "minLength": 1, "maxLength": 64}},
+                "additionalProperties": False,
+            },
+        }
+    },
+    "additionalProperties": False,
+}
+
+ROOT_ENABLE: dict[str, Any] = {
+    "type": ["object", "null"],
+    "properties": {"password": {"type": "string", "minLength": 1, "maxLength": 128}},
+    "additionalProperties": False,
+}

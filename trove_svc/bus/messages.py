@@ -51,12 +51,69 @@ class TaskManagerClient:
 
 
 class GuestClient:
+    """Sync calls to an instance's guest agent; one method per message."""
+
     def __init__(self, bus: Bus, timeout: float) -> None:
         self._bus = bus
         self._timeout = timeout
 
+    def _call(self, instance_id: str, method: str, context: Context, **args: Any) -> Any:
+        return self._bus.call(guest_queue(instance_id), method, args, context, self._timeout)
+
     def list_databases(self, instance_id: str, context: Context) -> list[dict[str, Any]]:
-        result: list[dict[str, Any]] = self._bus.call(
-            guest_queue(instance_id), "list_databases", {}, context, self._timeout
-        )
+        result: list[dict[str, Any]] = self._call(instance_id, "list_databases", context)
         return result
+
+    def create_databases(
+        self, instance_id: str, context: Context, databases: list[dict[str, Any]]
+    ) -> None:
+        self._call(instance_id, "create_databases", context, databases=databases)
+
+    def delete_database(self, instance_id: str, context: Context, name: str) -> None:
+        self._call(instance_id, "delete_database", context, name=name)
+
+    def list_users(self, instance_id: str, context: Context) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self._call(instance_id, "list_users", context)
+        return result
+
+    def get_user(self, instance_id: str, context: Context, name: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._call(instance_id, "get_user", context, name=name)
+        return result
+
+    def create_users(self, instance_id: str, context: Context, users: list[dict[str, Any]]) -> None:
+        self._call(instance_id, "create_users", context, users=users)
+
+    def delete_user(self, instance_id: str, context: Context, name: str) -> None:
+        self._call(instance_id, "delete_user", context, name=name)
+
+    def change_passwords(
+        self, instance_id: str, context: Context, users: list[dict[str, Any]]
+    ) -> None:
+        self._call(instance_id, "change_passwords", context, users=users)
+
+    def update_user(
+        self, instance_id: str, context: Context, name: str, attributes: dict[str, Any]
+    ) -> None:
+        self._call(instance_id, "update_user", context, name=name, attributes=attributes)
+
+    def list_access(self, instance_id: str, context: Context, name: str) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self._call(instance_id, "list_access", context, name=name)
+        return result
+
+    def grant_access(
+        self, instance_id: str, context: Context, name: str, databases: list[str]
+    ) -> None:
+        self._call(instance_id, "grant_access", context, name=name, databases=databases)
+
+    def revoke_access(self, instance_id: str, context: Context, name: str, database: str) -> None:
+        self._call(instance_id, "revoke_access", context, name=name, database=database)
+
+    def enable_root(self, instance_id: str, context: Context, password: str) -> dict[str, str]:
+        result: dict[str, str] = self._call(instance_id, "enable_root", context, password=password)
+        return result
+
+    def is_root_enabled(self, instance_id: str, context: Context) -> bool:
+        return bool(self._call(instance_id, "is_root_enabled", context))
+
+    def disable_root(self, instance_id: str, context: Context) -> None:
+        self._call(instance_id, "disable_root", context)

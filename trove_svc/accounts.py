@@ -1,0 +1,130 @@
+"""Databases, users and root on a running instance: checked here, done by its guest."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from trove_svc import errors, names, status
+from trove_svc.bus.messages import GuestClient
+from trove_svc.instances import Caller, InstanceService
+from trove_svc.store.models import Instance
+
+
+def split_user(name_at_host: str) -> str:
+    """Trove addresses a user as ``name`` or ``name@host``; hosts mean nothing here."""
+    return name_at_host.rsplit("@", 1)[0] if "@" in name_at_host else name_at_host
+
+
+class AccountService:
+    def __init__(self, instances: InstanceService, guest: GuestClient, new_secret: Any) -> None:
+        self._instances = instances
+        self._guest = guest
+        self._new_secret = new_secret
+
+    def _ready(self, caller: Caller, instance_id: str) -> tuple[Instance, str]:
+        instance, _ = self._instances.get(caller, instance_id)
+        if instance.status != status.ACTIVE:
+            raise errors.Unprocessable(
+                f"Instance {instance_id} is {instance.status}; it must be ACTIVE for this."
+            )
+        return instance, instance.datastore_version.datastore.name
+
+    # Databases
+
+    def list_databases(self, caller: Caller, instance_id: str) -> list[dict[str, Any]]:
+        self._ready(caller, instance_id)
+        return self._guest.list_databases(instance_id, caller.context)
+
+    def create_databases(
+        self, caller: Caller, instance_id: str, databases: list[dict[str, Any]]
+    ) -> None:
+        _, datastore = self._ready(caller, instance_id)
+        for database in databases:
+            names.check_database_name(datastore, database["name"])
+        self._guest.create_databases(instance_id, caller.context, databases)
+
+    def delete_database(self, caller: Caller, instance_id: str, name: str) -> None:
+        _, datastore = self._ready(caller, instance_id)
+        names.check_database_name(datastore, name)
+        self._guest.delete_database(instance_id, caller.context, name)
+
+    # Users
+
+    def list_users(self, caller: Caller, instance_id: str) -> list[dict[str, Any]]:
+        self._ready(caller, instance_id)
+        return self._guest.list_users(instance_id, caller.context)
+
+    def get_user(self, caller: Caller, instance_id: str, user: str) -> dict[str, Any]:
+        _, datastore = self._ready(caller, instance_id)
+        name = split_user(user)
+        names.check_user_name(datastore, name)
+        return self._guest.get_user(instance_id, caller.context, name)
+
+    def create_users(self, caller: Caller, instance_id: str, users: list[dict[str, Any]]) -> None:
+        _, datastore = self._ready(caller, instance_id)
+        for user in users:
+            names.check_user_name(datastore, user["name"])
+            for database in user.get("databases", []):
+                names.check_database_name(datastore, database["name"])
+        self._guest.create_users(instance_id, caller.context, users)
+
+    def delete_user(self, caller: Caller, instance_id: str, user: str) -> None:
+        _, datastore = self._ready(caller, instance_id)
+        name = split_user(user)
+        names.check_user_name(datastore, name)
+        self._guest.delete_user(instance_id, caller.context, name)
+
+    def change_passwords(
+        self, caller: Caller, instance_id: str, users: list[dict[str, Any]]
+    ) -> None:
+        _, datastore = self._ready(caller, instance_id)
+        for user in users:
+            names.check_user_name(datastore, user["name"])
+        self._guest.change_passwords(instance_id, caller.context, users)
+
+    def update_user(
+        self, caller: Caller, instance_id: str, user: str, attributes: dict[str, Any]
+    ) -> None:
+        _, datastore = self._ready(caller, instance_id)
+        name = split_user(user)
+        names.check_user_name(datastore, name)
+        if attributes.get("name"):
+            names.check_user_name(datastore, attributes["name"])
+        self._guest.update_user(instance_id, caller.context, name, attributes)
+
+    def list_access(self, caller: Caller, instance_id: str, user: str) -> list[dict[str, Any]]:
+        _, datastore = self._ready(caller, instance_id)
+        name = split_user(user)
+        names.check_user_name(datastore, name)
+        return self._guest.list_access(instance_id, caller.context, name)
+
+    def grant_access(
+        self, caller: Caller, instance_id: str, user: str, databases: list[str]
+    ) -> None:
+        _, datastore = self._ready(caller, instance_id)
+        name = split_user(user)
+        names.check_user_name(datastore, name)
+        for database in databases:
+            names.check_database_name(datastore, database)
+        self._guest.grant_access(instance_id, caller.context, name, databases)
+
+    def revoke_access(self, caller: Caller, instance_id: str, user: str, database: str) -> None:
+        _, datastore = self._ready(caller, instance_id)
+        name = split_user(user)
+        names.check_user_name(datastore, name)
+        names.check_database_name(datastore, database)
+        self._guest.revoke_access(instance_id, caller.context, name, database)
+
+    # Root
+
+    def enable_root(self, caller: Caller, instance_id: str, password: str | None) -> dict[str, str]:
+        self._ready(caller, instance_id)
+        return self._guest.enable_root(instance_id, caller.context, password or self._new_secret())
+
+    def is_root_enabled(self, caller: Caller, instance_id: str) -> bool:
+        self._ready(caller, instance_id)
+        return self._guest.is_root_enabled(instance_id, caller.context)
+
+    def disable_root(self, caller: Caller, instance_id: str) -> None:
+        self._ready(caller, instance_id)
+        self._guest.disable_root(instance_id, caller.context)

@@ -1,0 +1,174 @@
+"""Responders for databases, users and root of an instance (sync calls to its guest)."""
+
+from __future__ import annotations
+
+import falcon
+
+from trove_svc.accounts import AccountService
+from trove_svc.api import schemas
+from trove_svc.api.paging import page
+from trove_svc.api.validation import validate
+from trove_svc.instances import Caller
+
+
+def _caller(req: falcon.Request, project_id: str) -> Caller:
+    return Caller(project_id=project_id, context=req.context.bus_context)
+
+
+class _Resource:
+    def __init__(self, accounts: AccountService) -> None:
+        self._accounts = accounts
+
+
+class Databases(_Resource):
+    def on_get(
+        self, req: falcon.Request, resp: falcon.Response, project_id: str, instance_id: str
+    ) -> None:
+        rows = self._accounts.list_databases(_caller(req, project_id), instance_id)
+        resp.media = page(req, "databases", rows, key="name")
+
+    @validate(schemas.DATABASES_CREATE)
+    def on_post(
+        self, req: falcon.Request, resp: falcon.Response, project_id: str, instance_id: str
+    ) -> None:
+        body = req.get_media()
+        self._accounts.create_databases(_caller(req, project_id), instance_id, body["databases"])
+        resp.status = falcon.HTTP_202
+
+
+class Database(_Resource):
+    def on_delete(
+        self,
+        req: falcon.Request,
+        resp: falcon.Response,
+        project_id: str,
+        instance_id: str,
+        name: str,
+    ) -> None:
+        self._accounts.delete_database(_caller(req, project_id), instance_id, name)
+        resp.status = falcon.HTTP_202
+
+
+class Users(_Resource):
+    def on_get(
+        self, req: falcon.Request, resp: falcon.Response, project_id: str, instance_id: str
+    ) -> None:
+        rows = self._accounts.list_users(_caller(req, project_id), instance_id)
+        resp.media = page(req, "users", rows, key="name")
+
+    @validate(schemas.USERS_CREATE)
+    def on_post(
+        self, req: falcon.Request, resp: falcon.Response, project_id: str, instance_id: str
+    ) -> None:
+        self._accounts.create_users(_caller(req, project_id), instance_id, req.get_media()["users"])
+        resp.status = falcon.HTTP_202
+
+    @validate(schemas.USERS_CHANGE_PASSWORDS)
+    def on_put(
+        self, req: falcon.Request, resp: falcon.Response, project_id: str, instance_id: str
+    ) -> None:
+        self._accounts.change_passwords(
+            _caller(req, project_id), instance_id, req.get_media()["users"]
+        )
+        resp.status = falcon.HTTP_202
+
+
+class User(_Resource):
+    def on_get(
+        self,
+        req: falcon.Request,
+        resp: falcon.Response,
+        project_id: str,
+        instance_id: str,
+        user: str,
+    ) -> None:
+        resp.media = {"user": self._accounts.get_user(_caller(req, project_id), instance_id, user)}
+
+    @validate(schemas.USER_UPDATE)
+    def on_put(
+        self,
+        req: falcon.Request,
+        resp: falcon.Response,
+        project_id: str,
+        instance_id: str,
+        user: str,
+    ) -> None:
+        self._accounts.update_user(
+            _caller(req, project_id), instance_id, user, req.get_media()["user"]
+        )
+        resp.status = falcon.HTTP_202
+
+    def on_delete(
+        self,
+        req: falcon.Request,
+        resp: falcon.Response,
+        project_id: str,
+        instance_id: str,
+        user: str,
+    ) -> None:
+        self._accounts.delete_user(_caller(req, project_id), instance_id, user)
+        resp.status = falcon.HTTP_202
+
+
+class UserAccess(_Resource):
+    def on_get(
+        self,
+        req: falcon.Request,
+        resp: falcon.Response,
+        project_id: str,
+        instance_id: str,
+        user: str,
+    ) -> None:
+        rows = self._accounts.list_access(_caller(req, project_id), instance_id, user)
+        resp.media = page(req, "databases", rows, key="name")
+
+    @validate(schemas.USER_GRANT)
+    def on_put(
+        self,
+        req: falcon.Request,
+        resp: falcon.Response,
+        project_id: str,
+        instance_id: str,
+        user: str,
+    ) -> None:
+        databases = [d["name"] for d in req.get_media()["databases"]]
+        self._accounts.grant_access(_caller(req, project_id), instance_id, user, databases)
+        resp.status = falcon.HTTP_202
+
+
+class UserAccessItem(_Resource):
+    def on_delete(
+        self,
+        req: falcon.Request,
+        resp: falcon.Response,
+        project_id: str,
+        instance_id: str,
+        user: str,
+        database: str,
+    ) -> None:
+        self._accounts.revoke_access(_caller(req, project_id), instance_id, user, database)
+        resp.status = falcon.HTTP_202
+
+
+class Root(_Resource):
+    @validate(schemas.ROOT_ENABLE)
+    def on_post(
+        self, req: falcon.Request, resp: falcon.Response, project_id: str, instance_id: str
+    ) -> None:
+        body = req.get_media(default_when_empty=None) or {}
+        user = self._accounts.enable_root(
+            _caller(req, project_id), instance_id, body.get("password")
+        )
+        resp.media = {"user": user}
+
+    def on_get(
+        self, req: falcon.Request, resp: falcon.Response, project_id: str, instance_id: str
+    ) -> None:
+        enabled = self._accounts.is_root_enabled(_caller(req, project_id), instance_id)
+        resp.media = {"rootEnabled": enabled}
+
+    def on_delete(
+        self, req: falcon.Request, resp: falcon.Response, project_id: str, instance_id: str
+    ) -> None:
+        self._accounts.disable_root(_caller(req, project_id), instance_id)
+        resp.status = falcon.HTTP_204
