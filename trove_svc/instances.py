@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import peewee
 
-from trove_svc import errors, names, status
-from trove_svc.bus.messages import InstanceCreate, InstanceDelete, TaskManagerClient
+from trove_svc import errors, names, quotas, status
+from trove_svc.bus.messages import (
+    InstanceCreate,
+    InstanceDelete,
+    InstanceRestart,
+    TaskManagerClient,
+)
 from trove_svc.settings import Settings
 from trove_svc.store.models import (
     Datastore,
@@ -109,6 +115,7 @@ class InstanceService:
         users = spec.get("users", [])
         _checked_databases_and_users(version.datastore.name, databases, users)
         access = _checked_access(spec.get("access"))
+        quotas.check(self._settings, caller.project_id, 1, spec["volume"]["size"])
 
         now = self._settings.clock()
         instance_id = self._settings.new_id()
@@ -153,7 +160,7 @@ class InstanceService:
             ServiceStatus.delete().where(ServiceStatus.instance == instance_id).execute()
             Instance.delete().where(Instance.id == instance_id).execute()
 
-    def list(self, caller: Caller) -> list[tuple[Instance, ServiceStatus | None]]:
+    def list_for(self, caller: Caller) -> list[tuple[Instance, ServiceStatus | None]]:
         query = (
             Instance.select(Instance, ServiceStatus)
             .join(ServiceStatus, peewee.JOIN.LEFT_OUTER)
@@ -161,6 +168,22 @@ class InstanceService:
             .order_by(Instance.created_at, Instance.id)
         )
         return [(row, getattr(row, "servicestatus", None)) for row in query]
+
+    def list_all(self) -> list[tuple[Instance, ServiceStatus | None]]:
+        """Every project's instances (admin)."""
+        query = (
+            Instance.select(Instance, ServiceStatus)
+            .join(ServiceStatus, peewee.JOIN.LEFT_OUTER)
+            .order_by(Instance.created_at, Instance.id)
+        )
+        return [(row, getattr(row, "servicestatus", None)) for row in query]
+
+    def get_any(self, instance_id: str) -> tuple[Instance, ServiceStatus | None]:
+        """One instance of any project (admin)."""
+        instance = Instance.get_or_none(Instance.id == instance_id)
+        if instance is None:
+            raise errors.NotFound(f"Instance {instance_id} could not be found.")
+        return instance, ServiceStatus.get_or_none(ServiceStatus.instance == instance_id)
 
     def get(self, caller: Caller, instance_id: str) -> tuple[Instance, ServiceStatus | None]:
         instance = Instance.get_or_none(
@@ -170,37 +193,122 @@ class InstanceService:
             raise errors.NotFound(f"Instance {instance_id} could not be found.")
         return instance, ServiceStatus.get_or_none(ServiceStatus.instance == instance_id)
 
-    def delete(self, caller: Caller, instance_id: str) -> None:
-        instance, _ = self.get(caller, instance_id)
-        running = Task.select().where((Task.instance_id == instance_id) & (Task.state == "RUNNING"))
-        if running.exists():
+    def _start_task(
+        self,
+        caller: Caller,
+        instance: Instance,
+        action: str,
+        new_status: str,
+        send: Callable[[str], None],
+    ) -> str:
+        """Record a task and move the instance to `new_status`, then hand it over.
+
+        The status moves by compare-and-set, so of two requests racing for an instance
+        one wins and the other gets 409. If the bus is down, both records are undone.
+        """
+        busy = Task.select().where(
+            (Task.instance_id == instance.id) & Task.state.in_(("QUEUED", "RUNNING"))
+        )
+        if busy.exists():
             raise errors.Conflict(
-                f"Instance {instance_id} is busy with another task; try again when it is done."
+                f"Instance {instance.id} is busy with another task; try again when it is done."
             )
-        if instance.status == status.SHUTDOWN:
-            raise errors.Conflict(f"Instance {instance_id} is already being deleted.")
         task_id = self._settings.new_id()
         now = self._settings.clock()
-        previous_status = instance.status
         with database_proxy.atomic():
-            Instance.update(status=status.SHUTDOWN, updated_at=now).where(
-                Instance.id == instance_id
-            ).execute()
+            moved = (
+                Instance.update(status=new_status, updated_at=now)
+                .where((Instance.id == instance.id) & (Instance.status == instance.status))
+                .execute()
+            )
+            if moved != 1:
+                raise errors.Conflict(f"Instance {instance.id} changed meanwhile; try again.")
             Task.create(
                 id=task_id,
-                instance_id=instance_id,
+                instance_id=instance.id,
                 project_id=caller.project_id,
-                action="delete",
+                action=action,
                 requested_by=caller.context.user,
                 request_id=caller.context.request_id,
                 created_at=now,
             )
         try:
-            self._taskmanager.instance_delete(
-                InstanceDelete(instance_id=instance_id, task_id=task_id), caller.context
-            )
+            send(task_id)
         except errors.ServiceUnavailable:
             with database_proxy.atomic():
                 Task.delete().where(Task.id == task_id).execute()
-                Instance.update(status=previous_status).where(Instance.id == instance_id).execute()
+                Instance.update(status=instance.status).where(Instance.id == instance.id).execute()
             raise
+        return task_id
+
+    def delete(self, caller: Caller, instance_id: str) -> None:
+        instance, _ = self.get(caller, instance_id)
+        if instance.status == status.SHUTDOWN:
+            raise errors.Conflict(f"Instance {instance_id} is already being deleted.")
+        self._start_task(
+            caller,
+            instance,
+            "delete",
+            status.SHUTDOWN,
+            lambda task_id: self._taskmanager.instance_delete(
+                InstanceDelete(instance_id=instance_id, task_id=task_id), caller.context
+            ),
+        )
+
+    def restart(self, caller: Caller, instance_id: str) -> None:
+        instance, _ = self.get(caller, instance_id)
+        if instance.status not in (status.ACTIVE, status.ERROR) or not instance.provisioned:
+            raise errors.Conflict(
+                f"Instance {instance_id} is {instance.status}; it can be restarted when it "
+                "is ACTIVE (or ERROR after it was built)."
+            )
+        self._start_task(
+            caller,
+            instance,
+            "restart",
+            status.REBOOT,
+            lambda task_id: self._taskmanager.instance_restart(
+                InstanceRestart(instance_id=instance_id, task_id=task_id), caller.context
+            ),
+        )
+
+    def rename(self, caller: Caller, instance_id: str, name: str) -> None:
+        self.get(caller, instance_id)
+        Instance.update(name=name, updated_at=self._settings.clock()).where(
+            Instance.id == instance_id
+        ).execute()
+
+    def resize_volume(self, caller: Caller, instance_id: str, size: int) -> None:
+        """The local provider's volume is a tracked limit: growing it is a record change."""
+        instance, _ = self.get(caller, instance_id)
+        if instance.status != status.ACTIVE:
+            raise errors.Conflict(f"Instance {instance_id} is {instance.status}, not ACTIVE.")
+        if size <= instance.volume_size:
+            raise errors.BadRequest(
+                f"The new volume size {size} GB must be larger than the current "
+                f"{instance.volume_size} GB; volumes do not shrink."
+            )
+        quotas.check(self._settings, caller.project_id, 0, size - instance.volume_size)
+        Instance.update(volume_size=size, updated_at=self._settings.clock()).where(
+            Instance.id == instance_id
+        ).execute()
+
+    def reset_status(self, instance_id: str) -> None:
+        """Admin: stop waiting on whatever the instance was doing; it shows ERROR."""
+        instance = Instance.get_or_none(Instance.id == instance_id)
+        if instance is None:
+            raise errors.NotFound(f"Instance {instance_id} could not be found.")
+        now = self._settings.clock()
+        with database_proxy.atomic():
+            Task.update(
+                state="FAILED", finished_at=now, message="Reset by an administrator."
+            ).where(
+                (Task.instance_id == instance_id) & Task.state.in_(("QUEUED", "RUNNING"))
+            ).execute()
+            Instance.update(
+                status=status.ERROR,
+                current_step=None,
+                updated_at=now,
+                fault_at=now,
+                fault_message="Status reset by an administrator.",
+            ).where(Instance.id == instance_id).execute()

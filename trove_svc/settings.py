@@ -48,6 +48,9 @@ class Settings:
     runs_kept: int = 200
     max_body_bytes: int = 1_048_576
     instance_user_prefix: str = "trove-"
+    quota_instances: int = 10
+    quota_volume_gb: int = 40
+    quota_backups: int = 50
     # Swappable factories, so tests replace a field instead of patching a module.
     clock: Callable[[], float] = field(default=time.time, compare=False, repr=False)
     new_id: Callable[[], str] = field(default=lambda: str(uuid.uuid4()), compare=False, repr=False)

@@ -8,13 +8,17 @@ BUILD = "BUILD"
 ACTIVE = "ACTIVE"
 ERROR = "ERROR"
 SHUTDOWN = "SHUTDOWN"
+REBOOT = "REBOOT"
+
+# Statuses a task holds while its playbook runs; a healthy guest after it ends means ACTIVE.
+SETTLES_TO_ACTIVE = (BUILD, REBOOT)
 
 HEALTHY = "HEALTHY"
 NEW = "NEW"
 
 
 def promote_if_ready(instance_id: str) -> bool:
-    """BUILD becomes ACTIVE once the playbook succeeded and the guest reported HEALTHY.
+    """BUILD (or REBOOT) becomes ACTIVE once the playbook succeeded and the guest said HEALTHY.
 
     Called by both the task manager (playbook done) and the conductor (heartbeat), in
     whichever order they come; the conditional update makes it safe to call twice.
@@ -26,7 +30,7 @@ def promote_if_ready(instance_id: str) -> bool:
         Instance.update(status=ACTIVE, current_step=None)
         .where(
             (Instance.id == instance_id)
-            & (Instance.status == BUILD)
+            & Instance.status.in_(SETTLES_TO_ACTIVE)
             & Instance.provisioned
             & healthy.exists()
         )

@@ -37,6 +37,24 @@ def create_app(settings: Settings, bus: Bus) -> falcon.App[falcon.Request, falco
     app.add_route(f"{P}/flavors/{{flavor_id}}", resources.FlavorItem())
     app.add_route(f"{P}/datastores", resources.Datastores())
     app.add_route(f"{P}/datastores/versions/{{version_id}}", resources.DatastoreVersionById())
+    app.add_route(f"{P}/datastores/versions/{{version_id}}/flavors", resources.VersionFlavors())
+    app.add_route(
+        f"{P}/datastores/versions/{{version_id}}/parameters", resources.VersionParameters()
+    )
+    app.add_route(
+        f"{P}/datastores/versions/{{version_id}}/parameters/{{name}}", resources.VersionParameter()
+    )
+    app.add_route(
+        f"{P}/datastores/{{datastore}}/versions/{{version}}/parameters",
+        resources.NamedVersionParameters(),
+    )
+    app.add_route(
+        f"{P}/datastores/{{datastore}}/versions/{{version}}/parameters/{{name}}",
+        resources.NamedVersionParameter(),
+    )
+    app.add_route(f"{P}/limits", resources.Limits(settings))
+    app.add_route(f"{P}/mgmt/instances", resources.MgmtInstances(instances))
+    app.add_route(f"{P}/mgmt/instances/{{instance_id}}", resources.MgmtInstance(instances))
     app.add_route(f"{P}/datastores/{{datastore}}", resources.DatastoreItem())
     app.add_route(f"{P}/datastores/{{datastore}}/versions", resources.DatastoreVersions())
     app.add_route(
@@ -47,6 +65,7 @@ def create_app(settings: Settings, bus: Bus) -> falcon.App[falcon.Request, falco
     app.add_route(f"{P}/instances/detail", instances_resource, suffix="detail")
     app.add_route(f"{P}/instances/{{instance_id}}", resources.InstanceItem(instances))
     i = f"{P}/instances/{{instance_id}}"
+    app.add_route(f"{i}/action", resources.InstanceAction(instances))
     app.add_route(f"{i}/databases", account_resources.Databases(accounts))
     app.add_route(f"{i}/databases/{{name}}", account_resources.Database(accounts))
     app.add_route(f"{i}/users", account_resources.Users(accounts))

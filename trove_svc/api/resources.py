@@ -6,11 +6,12 @@ from typing import Any
 
 import falcon
 
-from trove_svc import errors
+from trove_svc import errors, parameters, quotas
 from trove_svc.api import schemas, views
 from trove_svc.api.paging import page
 from trove_svc.api.validation import validate
 from trove_svc.instances import Caller, InstanceService
+from trove_svc.settings import Settings
 from trove_svc.store.models import Datastore, DatastoreVersion, Flavor
 
 
@@ -109,12 +110,7 @@ class DatastoreVersionItem:
         datastore: str,
         version: str,
     ) -> None:
-        row = DatastoreVersion.get_or_none(
-            (DatastoreVersion.datastore == _datastore(datastore))
-            & ((DatastoreVersion.name == version) | (DatastoreVersion.id == version))
-        )
-        if row is None:
-            raise errors.NotFound(f"Datastore version '{version}' cannot be found.")
+        row = _version_by_name(datastore, version)
         resp.media = {"version": views.datastore_version(_base(req), project_id, row)}
 
 
@@ -122,9 +118,7 @@ class DatastoreVersionById:
     def on_get(
         self, req: falcon.Request, resp: falcon.Response, project_id: str, version_id: str
     ) -> None:
-        row = DatastoreVersion.get_or_none(DatastoreVersion.id == version_id)
-        if row is None:
-            raise errors.NotFound(f"Datastore version '{version_id}' cannot be found.")
+        row = _version_by_id(version_id)
         resp.media = {"version": views.datastore_version(_base(req), project_id, row)}
 
 
@@ -133,7 +127,7 @@ class Instances:
         self._service = service
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, project_id: str) -> None:
-        rows = self._service.list(_caller(req, project_id))
+        rows = self._service.list_for(_caller(req, project_id))
         resp.media = page(req, "instances", [views.instance(_base(req), i, s) for i, s in rows])
 
     on_get_detail = on_get
@@ -161,3 +155,165 @@ class InstanceItem:
     ) -> None:
         self._service.delete(_caller(req, project_id), instance_id)
         resp.status = falcon.HTTP_202
+
+    @validate(schemas.INSTANCE_UPDATE)
+    def on_put(
+        self, req: falcon.Request, resp: falcon.Response, project_id: str, instance_id: str
+    ) -> None:
+        changes = req.get_media()["instance"]
+        unbuilt = sorted(set(changes) - {"name"})
+        if unbuilt:
+            raise errors.NotImplementedYet(
+                f"Changing {', '.join(unbuilt)} is not supported by trove-svc yet."
+            )
+        if "name" in changes:
+            self._service.rename(_caller(req, project_id), instance_id, changes["name"])
+        resp.status = falcon.HTTP_202
+
+    on_patch = on_put
+
+
+def require_admin(req: falcon.Request) -> None:
+    if not req.context.identity.is_admin:
+        raise errors.Forbidden("This needs the admin role.")
+
+
+class InstanceAction:
+    def __init__(self, service: InstanceService) -> None:
+        self._service = service
+
+    @validate(schemas.INSTANCE_ACTION)
+    def on_post(
+        self, req: falcon.Request, resp: falcon.Response, project_id: str, instance_id: str
+    ) -> None:
+        caller = _caller(req, project_id)
+        (action, args), *_ = req.get_media().items()
+        if action == "restart":
+            self._service.restart(caller, instance_id)
+        elif action == "resize" and "volume" in args:
+            self._service.resize_volume(caller, instance_id, args["volume"]["size"])
+        elif action == "reset_status":
+            require_admin(req)
+            self._service.get(caller, instance_id)
+            self._service.reset_status(instance_id)
+        else:
+            what = "resize of the flavor" if action == "resize" else f"the {action} action"
+            raise errors.NotImplementedYet(f"trove-svc does not support {what} yet.")
+        resp.status = falcon.HTTP_202
+
+
+class Limits:
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, project_id: str) -> None:
+        resp.media = {"limits": quotas.limits(self._settings, project_id)}
+
+
+class VersionFlavors:
+    """Flavors a datastore version can run on: all of them, on the local provider."""
+
+    def on_get(
+        self, req: falcon.Request, resp: falcon.Response, project_id: str, version_id: str
+    ) -> None:
+        _version_by_id(version_id)
+        rows = Flavor.select().order_by(Flavor.ram, Flavor.id)
+        resp.media = page(req, "flavors", [views.flavor(_base(req), project_id, r) for r in rows])
+
+
+class MgmtInstances:
+    def __init__(self, service: InstanceService) -> None:
+        self._service = service
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, project_id: str) -> None:
+        require_admin(req)
+        rows = self._service.list_all()
+        resp.media = page(
+            req, "instances", [views.mgmt_instance(_base(req), i, s) for i, s in rows]
+        )
+
+
+class MgmtInstance:
+    def __init__(self, service: InstanceService) -> None:
+        self._service = service
+
+    def on_get(
+        self, req: falcon.Request, resp: falcon.Response, project_id: str, instance_id: str
+    ) -> None:
+        require_admin(req)
+        instance, status = self._service.get_any(instance_id)
+        resp.media = {"instance": views.mgmt_instance(_base(req), instance, status)}
+
+
+def _version_by_id(version_id: str) -> DatastoreVersion:
+    row = DatastoreVersion.get_or_none(DatastoreVersion.id == version_id)
+    if row is None:
+        raise errors.NotFound(f"Datastore version '{version_id}' cannot be found.")
+    return row
+
+
+def _version_by_name(datastore: str, version: str) -> DatastoreVersion:
+    row = DatastoreVersion.get_or_none(
+        (DatastoreVersion.datastore == _datastore(datastore))
+        & ((DatastoreVersion.name == version) | (DatastoreVersion.id == version))
+    )
+    if row is None:
+        raise errors.NotFound(f"Datastore version '{version}' cannot be found.")
+    return row
+
+
+def _parameters_of(version: DatastoreVersion) -> list[dict[str, Any]]:
+    return [p.view(version.id) for p in parameters.for_datastore(version.datastore.name)]
+
+
+def _parameter(version: DatastoreVersion, name: str) -> dict[str, Any]:
+    for found in _parameters_of(version):
+        if found["name"] == name:
+            return found
+    raise errors.NotFound(f"Parameter '{name}' is not known for {version.datastore.name}.")
+
+
+class VersionParameters:
+    def on_get(
+        self, req: falcon.Request, resp: falcon.Response, project_id: str, version_id: str
+    ) -> None:
+        rows = _parameters_of(_version_by_id(version_id))
+        resp.media = page(req, "configuration-parameters", rows, key="name")
+
+
+class VersionParameter:
+    def on_get(
+        self,
+        req: falcon.Request,
+        resp: falcon.Response,
+        project_id: str,
+        version_id: str,
+        name: str,
+    ) -> None:
+        resp.media = _parameter(_version_by_id(version_id), name)
+
+
+class NamedVersionParameters:
+    def on_get(
+        self,
+        req: falcon.Request,
+        resp: falcon.Response,
+        project_id: str,
+        datastore: str,
+        version: str,
+    ) -> None:
+        rows = _parameters_of(_version_by_name(datastore, version))
+        resp.media = page(req, "configuration-parameters", rows, key="name")
+
+
+class NamedVersionParameter:
+    def on_get(
+        self,
+        req: falcon.Request,
+        resp: falcon.Response,
+        project_id: str,
+        datastore: str,
+        version: str,
+        name: str,
+    ) -> None:
+        resp.media = _parameter(_version_by_name(datastore, version), name)

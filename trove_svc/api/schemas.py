@@ -175,3 +175,56 @@ ROOT_ENABLE: dict[str, Any] = {
     "properties": {"password": {"type": "string", "minLength": 1, "maxLength": 128}},
     "additionalProperties": False,
 }
+
+INSTANCE_UPDATE: dict[str, Any] = {
+    "type": "object",
+    "required": ["instance"],
+    "properties": {
+        "instance": {
+            "type": "object",
+            "properties": {
+                "name": _NAME,
+                "configuration": {"type": ["string", "null"]},
+                "access": ACCESS,
+                "replica_of": {"type": ["string", "null"]},
+                "slave_of": {"type": ["string", "null"]},
+            },
+            "additionalProperties": False,
+        }
+    },
+    "additionalProperties": False,
+}
+
+_EMPTY = {"type": ["object", "null"], "additionalProperties": False}
+
+INSTANCE_ACTION: dict[str, Any] = {
+    "type": "object",
+    "minProperties": 1,
+    "maxProperties": 1,
+    "properties": {
+        "restart": _EMPTY,
+        "reset_status": _EMPTY,
+        "resize": {
+            "type": "object",
+            "oneOf": [
+                {"required": ["flavorRef"]},
+                {"required": ["volume"]},
+            ],
+            "properties": {
+                "flavorRef": _REF,
+                "volume": {
+                    "type": "object",
+                    "required": ["size"],
+                    "properties": {"size": {"type": "integer", "minimum": 1, "maximum": 1024}},
+                    "additionalProperties": False,
+                },
+            },
+            "additionalProperties": False,
+        },
+        "promote_to_replica_source": _EMPTY,
+        "eject_replica_source": _EMPTY,
+        "stop": _EMPTY,
+        "reset_password": _EMPTY,
+    },
+    "additionalProperties": False,
+}

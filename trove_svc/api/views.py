@@ -117,3 +117,12 @@ def instance(base: str, row: Instance, status: ServiceStatus | None) -> dict[str
             "details": row.fault_details or "",
         }
     return body
+
+
+def mgmt_instance(base: str, row: Instance, status: ServiceStatus | None) -> dict[str, Any]:
+    """The admin's view: the instance plus where it runs and what it is doing."""
+    body = instance(base, row, status)
+    body["server"] = {"host": row.host, "local_id": row.id}
+    body["task_description"] = row.current_step or "No tasks for the instance."
+    body["deleted"] = False
+    return body

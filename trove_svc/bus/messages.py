@@ -29,10 +29,18 @@ class InstanceDelete:
     task_id: str
 
 
-TaskManagerMessage = InstanceCreate | InstanceDelete
+@dataclass(frozen=True)
+class InstanceRestart:
+    method = "instance_restart"
+    instance_id: str
+    task_id: str
+
+
+TaskManagerMessage = InstanceCreate | InstanceDelete | InstanceRestart
 TASKMANAGER_MESSAGES: dict[str, type[TaskManagerMessage]] = {
     InstanceCreate.method: InstanceCreate,
     InstanceDelete.method: InstanceDelete,
+    InstanceRestart.method: InstanceRestart,
 }
 
 
@@ -47,6 +55,9 @@ class TaskManagerClient:
         self._cast(message, context)
 
     def instance_delete(self, message: InstanceDelete, context: Context) -> None:
+        self._cast(message, context)
+
+    def instance_restart(self, message: InstanceRestart, context: Context) -> None:
         self._cast(message, context)
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from trove_svc import status
 from trove_svc.bus.client import Bus, guest_queue
-from trove_svc.bus.messages import InstanceCreate, InstanceDelete
+from trove_svc.bus.messages import InstanceCreate, InstanceDelete, InstanceRestart
 from trove_svc.settings import Settings
 from trove_svc.store.models import Instance, ServiceStatus, Task, database_proxy
 from trove_svc.taskmanager import ports, provisioning
@@ -129,3 +129,35 @@ def instance_delete(deps: FlowDeps, message: InstanceDelete) -> None:
         ServiceStatus.delete().where(ServiceStatus.instance == instance.id).execute()
         Instance.delete().where(Instance.id == instance.id).execute()
     LOG.info("instance %s deleted", instance.id)
+
+
+def instance_restart(deps: FlowDeps, message: InstanceRestart) -> None:
+    instance = Instance.get_or_none(Instance.id == message.instance_id)
+    if instance is None or instance.status != status.REBOOT:
+        _skip_task(deps, message.task_id, "the instance is no longer waiting to restart")
+        return
+    _start_task(deps, message.task_id, "instance_restart.yml")
+    Instance.update(provisioned=False).where(Instance.id == instance.id).execute()
+    result = deps.runner.run(
+        ident=message.task_id,
+        playbook="instance_restart.yml",
+        extravars=provisioning.instance_vars(deps.settings, instance),
+        secrets={},
+        on_step=_show_step(instance.id),
+    )
+    _finish_task(deps, message.task_id, result)
+    now = deps.settings.clock()
+    if result.ok:
+        Instance.update(provisioned=True, current_step=None, updated_at=now).where(
+            Instance.id == instance.id
+        ).execute()
+        status.promote_if_ready(instance.id)
+        return
+    Instance.update(
+        status=status.ERROR,
+        current_step=None,
+        updated_at=now,
+        fault_at=now,
+        fault_message="Restart failed: " + result.describe_failure(),
+        fault_details=f"Task {message.task_id} ({result.status}, rc {result.rc}).",
+    ).where(Instance.id == instance.id).execute()

@@ -12,6 +12,7 @@ from trove_svc.bus.messages import (
     TASKMANAGER_MESSAGES,
     InstanceCreate,
     InstanceDelete,
+    InstanceRestart,
     TaskManagerMessage,
 )
 from trove_svc.settings import Settings
@@ -26,6 +27,7 @@ LOG = logging.getLogger(__name__)
 FLOWS: dict[type[Any], Callable[[flows.FlowDeps, Any], None]] = {
     InstanceCreate: flows.instance_create,
     InstanceDelete: flows.instance_delete,
+    InstanceRestart: flows.instance_restart,
 }
 
 

@@ -1,0 +1,144 @@
+"""The unchanged `openstack database ...` client (python-troveclient) against trove-svc."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import time
+from collections.abc import Callable
+from typing import Any
+
+import psycopg
+import pytest
+
+from tests import support
+
+pytestmark = pytest.mark.integration
+
+PROJECT = "cli"
+
+
+@pytest.fixture(scope="module")
+def osc(service: support.Service) -> Callable[..., Any]:
+    token = service.token(PROJECT)
+
+    def run(*args: str, parse: bool = True) -> Any:
+        command = [
+            str(support.VENV_BIN / "openstack"),
+            "--os-auth-type",
+            "admin_token",
+            "--os-token",
+            token,
+            "--os-endpoint",
+            f"{service.url}/v1.0/{PROJECT}",
+            # The datastore commands stand alone; every other one is under "database".
+            *([] if args[0] == "datastore" else ["database"]),
+            *args,
+            *(["-f", "json"] if parse else []),
+        ]
+        out = subprocess.run(command, capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, f"{args}: {out.stderr}"
+        return json.loads(out.stdout) if parse else out.stdout
+
+    return run
+
+
+def _wait(osc: Callable[..., Any], name: str, status: str) -> dict[str, Any]:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        shown: dict[str, Any] = osc("instance", "show", name)
+        if shown["status"] == status and shown["operating_status"] == "HEALTHY":
+            return shown
+        assert shown["status"] != "ERROR", shown
+        time.sleep(0.5)
+    raise AssertionError(f"{name} never reached {status}")
+
+
+def test_catalog_commands(osc: Callable[..., Any]) -> None:
+    datastores = osc("datastore", "list")
+    assert [d["Name"] for d in datastores] == ["postgresql"]
+    versions = osc("datastore", "version", "list", "postgresql")
+    assert len(versions) == 1 and versions[0]["Name"].isdigit()
+    flavors = osc("flavor", "list")
+    assert {(f["ID"], f["RAM"]) for f in flavors} == {("1", 512), ("2", 1024), ("3", 2048)}
+    flavor = osc("flavor", "show", "2")
+    assert flavor["ram"] == 1024 and flavor["vcpus"] == 1
+    # The client prints the absolute limits as a table of its own, then the rate limits.
+    limits = osc("limit", "list", parse=False)
+    assert re.search(r"\|\s*max_instances\s*\|\s*10\s*\|", limits), limits
+    assert re.search(r"\|\s*max_volumes\s*\|\s*40\s*\|", limits), limits
+
+
+def test_instance_lifecycle_through_the_client(osc: Callable[..., Any]) -> None:
+    version = osc("datastore", "version", "list", "postgresql")[0]["Name"]
+    created = osc(
+        "instance",
+        "create",
+        "cli-one",
+        "--flavor",
+        "1",
+        "--size",
+        "1",
+        "--datastore",
+        "postgresql",
+        "--datastore-version",
+        version,
+        "--databases",
+        "appdb",
+        "--users",
+        "app:App-pw-123",
+    )
+    assert created["status"] == "BUILD" and created["name"] == "cli-one"
+    shown = _wait(osc, "cli-one", "ACTIVE")
+    assert [i["Name"] for i in osc("instance", "list")] == ["cli-one"]
+
+    osc("instance", "update", "cli-one", "--name", "cli-renamed", parse=False)
+    assert osc("instance", "show", "cli-renamed")["id"] == shown["id"]
+
+    osc("db", "create", "cli-renamed", "reports", parse=False)
+    assert {d["Name"] for d in osc("db", "list", "cli-renamed")} == {"appdb", "reports"}
+    osc("db", "delete", "cli-renamed", "reports", parse=False)
+    assert {d["Name"] for d in osc("db", "list", "cli-renamed")} == {"appdb"}
+
+    osc("user", "create", "cli-renamed", "bob", "Bob-pw-456", "--databases", "appdb", parse=False)
+    assert "bob" in {u["Name"] for u in osc("user", "list", "cli-renamed")}
+    assert osc("user", "show", "cli-renamed", "bob")["name"] == "bob"
+    osc("db", "create", "cli-renamed", "extra", parse=False)
+    osc("user", "grant", "access", "cli-renamed", "bob", "extra", parse=False)
+    access = {d["Name"] for d in osc("user", "show", "access", "cli-renamed", "bob")}
+    assert access == {"appdb", "extra"}
+    osc("user", "revoke", "access", "cli-renamed", "bob", "extra", parse=False)
+    assert {d["Name"] for d in osc("user", "show", "access", "cli-renamed", "bob")} == {"appdb"}
+    osc("user", "delete", "cli-renamed", "bob", parse=False)
+    assert "bob" not in {u["Name"] for u in osc("user", "list", "cli-renamed")}
+
+    root = osc("root", "enable", "cli-renamed")
+    assert root["name"] == "postgres" and root["password"]
+    assert osc("root", "show", "cli-renamed")["is_root_enabled"] is True
+    osc("root", "disable", "cli-renamed", parse=False)
+    assert osc("root", "show", "cli-renamed")["is_root_enabled"] is False
+
+    with psycopg.connect(
+        host="127.0.0.1",
+        port=shown["port"],
+        user="app",
+        password="App-pw-123",
+        dbname="appdb",
+        autocommit=True,
+    ) as conn:
+        conn.execute("CREATE TABLE kept (v text)")
+        conn.execute("INSERT INTO kept VALUES ('before restart')")
+    osc("instance", "restart", "cli-renamed", parse=False)
+    assert osc("instance", "show", "cli-renamed")["status"] in ("REBOOT", "ACTIVE")
+    _wait(osc, "cli-renamed", "ACTIVE")
+    with psycopg.connect(
+        host="127.0.0.1", port=shown["port"], user="app", password="App-pw-123", dbname="appdb"
+    ) as conn:
+        assert conn.execute("SELECT v FROM kept").fetchall() == [("before restart",)]
+
+    osc("instance", "delete", "cli-renamed", parse=False)
+    deadline = time.monotonic() + 60
+    while osc("instance", "list") and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert osc("instance", "list") == []
