@@ -6,6 +6,7 @@ import falcon
 
 from trove_svc.accounts import AccountService
 from trove_svc.api import schemas
+from trove_svc.api.openapi import answers, paged
 from trove_svc.api.paging import page
 from trove_svc.api.validation import validate
 from trove_svc.instances import Caller
@@ -21,22 +22,24 @@ class _Resource:
 
 
 class Databases(_Resource):
+    @paged
     def on_get(
         self, req: falcon.Request, resp: falcon.Response, project_id: str, instance_id: str
     ) -> None:
         rows = self._accounts.list_databases(_caller(req, project_id), instance_id)
         resp.media = page(req, "databases", rows, key="name")
 
+    @answers(falcon.HTTP_202)
     @validate(schemas.DATABASES_CREATE)
     def on_post(
         self, req: falcon.Request, resp: falcon.Response, project_id: str, instance_id: str
     ) -> None:
         body = req.get_media()
         self._accounts.create_databases(_caller(req, project_id), instance_id, body["databases"])
-        resp.status = falcon.HTTP_202
 
 
 class Database(_Resource):
+    @answers(falcon.HTTP_202)
     def on_delete(
         self,
         req: falcon.Request,
@@ -46,23 +49,24 @@ class Database(_Resource):
         name: str,
     ) -> None:
         self._accounts.delete_database(_caller(req, project_id), instance_id, name)
-        resp.status = falcon.HTTP_202
 
 
 class Users(_Resource):
+    @paged
     def on_get(
         self, req: falcon.Request, resp: falcon.Response, project_id: str, instance_id: str
     ) -> None:
         rows = self._accounts.list_users(_caller(req, project_id), instance_id)
         resp.media = page(req, "users", rows, key="name")
 
+    @answers(falcon.HTTP_202)
     @validate(schemas.USERS_CREATE)
     def on_post(
         self, req: falcon.Request, resp: falcon.Response, project_id: str, instance_id: str
     ) -> None:
         self._accounts.create_users(_caller(req, project_id), instance_id, req.get_media()["users"])
-        resp.status = falcon.HTTP_202
 
+    @answers(falcon.HTTP_202)
     @validate(schemas.USERS_CHANGE_PASSWORDS)
     def on_put(
         self, req: falcon.Request, resp: falcon.Response, project_id: str, instance_id: str
@@ -70,7 +74,6 @@ class Users(_Resource):
         self._accounts.change_passwords(
             _caller(req, project_id), instance_id, req.get_media()["users"]
         )
-        resp.status = falcon.HTTP_202
 
 
 class User(_Resource):
@@ -84,6 +87,7 @@ class User(_Resource):
     ) -> None:
         resp.media = {"user": self._accounts.get_user(_caller(req, project_id), instance_id, user)}
 
+    @answers(falcon.HTTP_202)
     @validate(schemas.USER_UPDATE)
     def on_put(
         self,
@@ -96,8 +100,8 @@ class User(_Resource):
         self._accounts.update_user(
             _caller(req, project_id), instance_id, user, req.get_media()["user"]
         )
-        resp.status = falcon.HTTP_202
 
+    @answers(falcon.HTTP_202)
     def on_delete(
         self,
         req: falcon.Request,
@@ -107,10 +111,10 @@ class User(_Resource):
         user: str,
     ) -> None:
         self._accounts.delete_user(_caller(req, project_id), instance_id, user)
-        resp.status = falcon.HTTP_202
 
 
 class UserAccess(_Resource):
+    @paged
     def on_get(
         self,
         req: falcon.Request,
@@ -122,6 +126,7 @@ class UserAccess(_Resource):
         rows = self._accounts.list_access(_caller(req, project_id), instance_id, user)
         resp.media = page(req, "databases", rows, key="name")
 
+    @answers(falcon.HTTP_202)
     @validate(schemas.USER_GRANT)
     def on_put(
         self,
@@ -133,10 +138,10 @@ class UserAccess(_Resource):
     ) -> None:
         databases = [d["name"] for d in req.get_media()["databases"]]
         self._accounts.grant_access(_caller(req, project_id), instance_id, user, databases)
-        resp.status = falcon.HTTP_202
 
 
 class UserAccessItem(_Resource):
+    @answers(falcon.HTTP_202)
     def on_delete(
         self,
         req: falcon.Request,
@@ -147,7 +152,6 @@ class UserAccessItem(_Resource):
         database: str,
     ) -> None:
         self._accounts.revoke_access(_caller(req, project_id), instance_id, user, database)
-        resp.status = falcon.HTTP_202
 
 
 class Root(_Resource):
@@ -167,8 +171,8 @@ class Root(_Resource):
         enabled = self._accounts.is_root_enabled(_caller(req, project_id), instance_id)
         resp.media = {"rootEnabled": enabled}
 
+    @answers(falcon.HTTP_204)
     def on_delete(
         self, req: falcon.Request, resp: falcon.Response, project_id: str, instance_id: str
     ) -> None:
         self._accounts.disable_root(_caller(req, project_id), instance_id)
-        resp.status = falcon.HTTP_204

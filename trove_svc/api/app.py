@@ -2,16 +2,69 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import falcon
 
 from trove_svc.accounts import AccountService
-from trove_svc.api import account_resources, errors, middleware, resources
+from trove_svc.api import account_resources, errors, middleware, openapi, resources
 from trove_svc.bus.client import Bus
 from trove_svc.bus.messages import GuestClient, TaskManagerClient
 from trove_svc.instances import InstanceService
 from trove_svc.settings import Settings
 
 P = "/v1.0/{project_id}"
+
+
+@dataclass(frozen=True)
+class Route:
+    template: str
+    resource: object
+    suffix: str | None = None
+
+
+def routes(settings: Settings, bus: Bus) -> list[Route]:
+    """Every route the API serves; the app and its OpenAPI document are built from this."""
+    instances = InstanceService(settings, TaskManagerClient(bus))
+    accounts = AccountService(
+        instances, GuestClient(bus, settings.call_timeout), settings.new_secret
+    )
+    versions = f"{P}/datastores/versions/{{version_id}}"
+    named_version = f"{P}/datastores/{{datastore}}/versions/{{version}}"
+    instances_resource = resources.Instances(instances)
+    i = f"{P}/instances/{{instance_id}}"
+    return [
+        Route("/", resources.Versions()),
+        Route("/v1.0", resources.Version()),
+        Route(f"{P}/flavors", resources.Flavors()),
+        Route(f"{P}/flavors/{{flavor_id}}", resources.FlavorItem()),
+        Route(f"{P}/datastores", resources.Datastores()),
+        Route(f"{P}/datastores/{{datastore}}", resources.DatastoreItem()),
+        Route(f"{P}/datastores/{{datastore}}/versions", resources.DatastoreVersions()),
+        Route(named_version, resources.DatastoreVersionItem()),
+        Route(f"{named_version}/parameters", resources.NamedVersionParameters()),
+        Route(f"{named_version}/parameters/{{name}}", resources.NamedVersionParameter()),
+        Route(versions, resources.DatastoreVersionById()),
+        Route(f"{versions}/flavors", resources.VersionFlavors()),
+        Route(f"{versions}/parameters", resources.VersionParameters()),
+        Route(f"{versions}/parameters/{{name}}", resources.VersionParameter()),
+        Route(f"{P}/limits", resources.Limits(settings)),
+        Route(f"{P}/mgmt/instances", resources.MgmtInstances(instances)),
+        Route(f"{P}/mgmt/instances/{{instance_id}}", resources.MgmtInstance(instances)),
+        Route(f"{P}/instances", instances_resource),
+        Route(f"{P}/instances/detail", instances_resource, suffix="detail"),
+        Route(i, resources.InstanceItem(instances)),
+        Route(f"{i}/action", resources.InstanceAction(instances)),
+        Route(f"{i}/databases", account_resources.Databases(accounts)),
+        Route(f"{i}/databases/{{name}}", account_resources.Database(accounts)),
+        Route(f"{i}/users", account_resources.Users(accounts)),
+        Route(f"{i}/users/{{user}}", account_resources.User(accounts)),
+        Route(f"{i}/users/{{user}}/databases", account_resources.UserAccess(accounts)),
+        Route(
+            f"{i}/users/{{user}}/databases/{{database}}", account_resources.UserAccessItem(accounts)
+        ),
+        Route(f"{i}/root", account_resources.Root(accounts)),
+    ]
 
 
 def create_app(settings: Settings, bus: Bus) -> falcon.App[falcon.Request, falcon.Response]:
@@ -25,54 +78,8 @@ def create_app(settings: Settings, bus: Bus) -> falcon.App[falcon.Request, falco
     )
     app.req_options.strip_url_path_trailing_slash = True
     errors.install(app)
-
-    instances = InstanceService(settings, TaskManagerClient(bus))
-    accounts = AccountService(
-        instances, GuestClient(bus, settings.call_timeout), settings.new_secret
-    )
-
-    app.add_route("/", resources.Versions())
-    app.add_route("/v1.0", resources.Version())
-    app.add_route(f"{P}/flavors", resources.Flavors())
-    app.add_route(f"{P}/flavors/{{flavor_id}}", resources.FlavorItem())
-    app.add_route(f"{P}/datastores", resources.Datastores())
-    app.add_route(f"{P}/datastores/versions/{{version_id}}", resources.DatastoreVersionById())
-    app.add_route(f"{P}/datastores/versions/{{version_id}}/flavors", resources.VersionFlavors())
-    app.add_route(
-        f"{P}/datastores/versions/{{version_id}}/parameters", resources.VersionParameters()
-    )
-    app.add_route(
-        f"{P}/datastores/versions/{{version_id}}/parameters/{{name}}", resources.VersionParameter()
-    )
-    app.add_route(
-        f"{P}/datastores/{{datastore}}/versions/{{version}}/parameters",
-        resources.NamedVersionParameters(),
-    )
-    app.add_route(
-        f"{P}/datastores/{{datastore}}/versions/{{version}}/parameters/{{name}}",
-        resources.NamedVersionParameter(),
-    )
-    app.add_route(f"{P}/limits", resources.Limits(settings))
-    app.add_route(f"{P}/mgmt/instances", resources.MgmtInstances(instances))
-    app.add_route(f"{P}/mgmt/instances/{{instance_id}}", resources.MgmtInstance(instances))
-    app.add_route(f"{P}/datastores/{{datastore}}", resources.DatastoreItem())
-    app.add_route(f"{P}/datastores/{{datastore}}/versions", resources.DatastoreVersions())
-    app.add_route(
-        f"{P}/datastores/{{datastore}}/versions/{{version}}", resources.DatastoreVersionItem()
-    )
-    instances_resource = resources.Instances(instances)
-    app.add_route(f"{P}/instances", instances_resource)
-    app.add_route(f"{P}/instances/detail", instances_resource, suffix="detail")
-    app.add_route(f"{P}/instances/{{instance_id}}", resources.InstanceItem(instances))
-    i = f"{P}/instances/{{instance_id}}"
-    app.add_route(f"{i}/action", resources.InstanceAction(instances))
-    app.add_route(f"{i}/databases", account_resources.Databases(accounts))
-    app.add_route(f"{i}/databases/{{name}}", account_resources.Database(accounts))
-    app.add_route(f"{i}/users", account_resources.Users(accounts))
-    app.add_route(f"{i}/users/{{user}}", account_resources.User(accounts))
-    app.add_route(f"{i}/users/{{user}}/databases", account_resources.UserAccess(accounts))
-    app.add_route(
-        f"{i}/users/{{user}}/databases/{{database}}", account_resources.UserAccessItem(accounts)
-    )
-    app.add_route(f"{i}/root", account_resources.Root(accounts))
+    served = routes(settings, bus)
+    for route in served:
+        app.add_route(route.template, route.resource, suffix=route.suffix)
+    app.add_route("/openapi.json", openapi.OpenApiDocument(openapi.document(served)))
     return app

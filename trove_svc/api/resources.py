@@ -8,6 +8,7 @@ import falcon
 
 from trove_svc import errors, parameters, quotas
 from trove_svc.api import schemas, views
+from trove_svc.api.openapi import answers, paged
 from trove_svc.api.paging import page
 from trove_svc.api.validation import validate
 from trove_svc.instances import Caller, InstanceService
@@ -47,6 +48,7 @@ class Version:
 
 
 class Flavors:
+    @paged
     def on_get(self, req: falcon.Request, resp: falcon.Response, project_id: str) -> None:
         rows = Flavor.select().order_by(Flavor.ram, Flavor.id)
         resp.media = page(req, "flavors", [views.flavor(_base(req), project_id, r) for r in rows])
@@ -74,6 +76,7 @@ def _versions(datastore: Datastore) -> list[DatastoreVersion]:
 
 
 class Datastores:
+    @paged
     def on_get(self, req: falcon.Request, resp: falcon.Response, project_id: str) -> None:
         rows = Datastore.select().order_by(Datastore.name)
         resp.media = page(
@@ -92,6 +95,7 @@ class DatastoreItem:
 
 
 class DatastoreVersions:
+    @paged
     def on_get(
         self, req: falcon.Request, resp: falcon.Response, project_id: str, datastore: str
     ) -> None:
@@ -126,6 +130,7 @@ class Instances:
     def __init__(self, service: InstanceService) -> None:
         self._service = service
 
+    @paged
     def on_get(self, req: falcon.Request, resp: falcon.Response, project_id: str) -> None:
         rows = self._service.list_for(_caller(req, project_id))
         resp.media = page(req, "instances", [views.instance(_base(req), i, s) for i, s in rows])
@@ -150,12 +155,13 @@ class InstanceItem:
         instance, status = self._service.get(_caller(req, project_id), instance_id)
         resp.media = {"instance": views.instance(_base(req), instance, status)}
 
+    @answers(falcon.HTTP_202)
     def on_delete(
         self, req: falcon.Request, resp: falcon.Response, project_id: str, instance_id: str
     ) -> None:
         self._service.delete(_caller(req, project_id), instance_id)
-        resp.status = falcon.HTTP_202
 
+    @answers(falcon.HTTP_202)
     @validate(schemas.INSTANCE_UPDATE)
     def on_put(
         self, req: falcon.Request, resp: falcon.Response, project_id: str, instance_id: str
@@ -168,7 +174,6 @@ class InstanceItem:
             )
         if "name" in changes:
             self._service.rename(_caller(req, project_id), instance_id, changes["name"])
-        resp.status = falcon.HTTP_202
 
     on_patch = on_put
 
@@ -182,6 +187,7 @@ class InstanceAction:
     def __init__(self, service: InstanceService) -> None:
         self._service = service
 
+    @answers(falcon.HTTP_202)
     @validate(schemas.INSTANCE_ACTION)
     def on_post(
         self, req: falcon.Request, resp: falcon.Response, project_id: str, instance_id: str
@@ -199,7 +205,6 @@ class InstanceAction:
         else:
             what = "resize of the flavor" if action == "resize" else f"the {action} action"
             raise errors.NotImplementedYet(f"trove-svc does not support {what} yet.")
-        resp.status = falcon.HTTP_202
 
 
 class Limits:
@@ -213,6 +218,7 @@ class Limits:
 class VersionFlavors:
     """Flavors a datastore version can run on: all of them, on the local provider."""
 
+    @paged
     def on_get(
         self, req: falcon.Request, resp: falcon.Response, project_id: str, version_id: str
     ) -> None:
@@ -225,6 +231,7 @@ class MgmtInstances:
     def __init__(self, service: InstanceService) -> None:
         self._service = service
 
+    @paged
     def on_get(self, req: falcon.Request, resp: falcon.Response, project_id: str) -> None:
         require_admin(req)
         rows = self._service.list_all()
@@ -274,6 +281,7 @@ def _parameter(version: DatastoreVersion, name: str) -> dict[str, Any]:
 
 
 class VersionParameters:
+    @paged
     def on_get(
         self, req: falcon.Request, resp: falcon.Response, project_id: str, version_id: str
     ) -> None:
@@ -294,6 +302,7 @@ class VersionParameter:
 
 
 class NamedVersionParameters:
+    @paged
     def on_get(
         self,
         req: falcon.Request,

@@ -36,6 +36,7 @@ def validate(schema: dict[str, Any]) -> Callable[[Callable[..., None]], Callable
                 raise errors.BadRequest(f"{_where(error)}: {error.message}")
             responder(self, req, resp, *args, **kwargs)
 
+        wrapper.request_schema = schema  # type: ignore[attr-defined]  # for the OpenAPI doc
         return wrapper
 
     return decorator
