@@ -166,6 +166,8 @@ class InstanceItem:
     def on_put(
         self, req: falcon.Request, resp: falcon.Response, project_id: str, instance_id: str
     ) -> None:
+        caller = _caller(req, project_id)
+        self._service.get(caller, instance_id)
         changes = req.get_media()["instance"]
         unbuilt = sorted(set(changes) - {"name"})
         if unbuilt:
@@ -173,7 +175,7 @@ class InstanceItem:
                 f"Changing {', '.join(unbuilt)} is not supported by trove-svc yet."
             )
         if "name" in changes:
-            self._service.rename(_caller(req, project_id), instance_id, changes["name"])
+            self._service.rename(caller, instance_id, changes["name"])
 
     on_patch = on_put
 
@@ -193,6 +195,7 @@ class InstanceAction:
         self, req: falcon.Request, resp: falcon.Response, project_id: str, instance_id: str
     ) -> None:
         caller = _caller(req, project_id)
+        self._service.get(caller, instance_id)
         (action, args), *_ = req.get_media().items()
         if action == "restart":
             self._service.restart(caller, instance_id)
@@ -200,7 +203,6 @@ class InstanceAction:
             self._service.resize_volume(caller, instance_id, args["volume"]["size"])
         elif action == "reset_status":
             require_admin(req)
-            self._service.get(caller, instance_id)
             self._service.reset_status(instance_id)
         else:
             what = "resize of the flavor" if action == "resize" else f"the {action} action"

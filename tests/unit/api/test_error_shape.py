@@ -5,6 +5,8 @@ from __future__ import annotations
 import falcon.testing
 import pytest
 
+from trove_svc.store.models import DatastoreVersion, Instance
+
 
 def assert_trove_error(result: falcon.testing.Result, status: int, kind: str) -> str:
     assert result.status_code == status, result.text
@@ -69,12 +71,33 @@ def test_admin_routes_need_the_admin_role(client: falcon.testing.TestClient, tok
 
 
 def test_unbuilt_action_is_a_clear_4xx(client: falcon.testing.TestClient, token: str) -> None:
+    Instance.create(
+        id="i-1",
+        name="x",
+        project_id="p1",
+        datastore_version=DatastoreVersion.get(),
+        flavor="1",
+        volume_size=1,
+        status="ACTIVE",
+        created_at=0,
+        updated_at=0,
+    )
     result = client.simulate_post(
         "/v1.0/p1/instances/i-1/action",
         headers={"X-Auth-Token": token},
         json={"promote_to_replica_source": {}},
     )
-    assert_trove_error(result, 400, "badRequest")
+    message = assert_trove_error(result, 400, "badRequest")
+    assert "not support" in message
+    missing = client.simulate_post(
+        "/v1.0/p1/instances/i-2/action",
+        headers={"X-Auth-Token": token},
+        json={"promote_to_replica_source": {}},
+    )
+    assert_trove_error(missing, 404, "itemNotFound")
+
+
+def test_unknown_action_is_a_bad_request(client: falcon.testing.TestClient, token: str) -> None:
     unknown = client.simulate_post(
         "/v1.0/p1/instances/i-1/action", headers={"X-Auth-Token": token}, json={"explode": {}}
     )
