@@ -48,6 +48,9 @@ class Settings:
     runs_kept: int = 200
     max_body_bytes: int = 1_048_576
     instance_user_prefix: str = "trove-"
+    keystone_url: str = ""
+    keystone_cache_seconds: float = 30.0
+    admin_role: str = "admin"
     quota_instances: int = 10
     quota_volume_gb: int = 40
     quota_backups: int = 50

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from trove_svc.store.models import Token
@@ -31,6 +32,16 @@ def issue(project_id: str, user: str, is_admin: bool, now: float) -> str:
         created_at=now,
     )
     return token
+
+
+class LocalTokens:
+    """Tokens from `trove-svc token create`, looked up in the store."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self._clock = clock
+
+    def identify(self, token: str) -> Identity | None:
+        return identify(token, self._clock())
 
 
 def identify(token: str, now: float) -> Identity | None:

@@ -11,7 +11,9 @@ from trove_svc.api import account_resources, errors, middleware, openapi, resour
 from trove_svc.bus.client import Bus
 from trove_svc.bus.messages import GuestClient, TaskManagerClient
 from trove_svc.instances import InstanceService
+from trove_svc.keystone import KeystoneTokens
 from trove_svc.settings import Settings
+from trove_svc.tokens import LocalTokens
 
 P = "/v1.0/{project_id}"
 
@@ -67,13 +69,25 @@ def routes(settings: Settings, bus: Bus) -> list[Route]:
     ]
 
 
+def authenticator(settings: Settings) -> middleware.Authenticator:
+    """Keystone when TROVE_SVC_KEYSTONE_URL is set, else the local tokens."""
+    if settings.keystone_url:
+        return KeystoneTokens(
+            settings.keystone_url,
+            settings.keystone_cache_seconds,
+            settings.admin_role,
+            settings.clock,
+        )
+    return LocalTokens(settings.clock)
+
+
 def create_app(settings: Settings, bus: Bus) -> falcon.App[falcon.Request, falcon.Response]:
     """Build the API; the store must already be open (`trove_svc.store.db.open_store`)."""
     app: falcon.App[falcon.Request, falcon.Response] = falcon.App(
         middleware=[
             middleware.RequestId(),
             middleware.BodySizeLimit(settings.max_body_bytes),
-            middleware.TokenAuth(settings.clock),
+            middleware.TokenAuth(authenticator(settings)),
         ],
     )
     app.req_options.strip_url_path_trailing_slash = True

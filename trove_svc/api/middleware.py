@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import falcon
 
 from trove_svc import errors, tokens
+from trove_svc.keystone import KeystoneUnavailable
 from trove_wire.envelope import Context
 
 
@@ -33,14 +33,18 @@ class RequestId:
         resp.set_header("X-Openstack-Request-Id", req.context.request_id)
 
 
+class Authenticator(Protocol):
+    def identify(self, token: str) -> tokens.Identity | None: ...
+
+
 class TokenAuth:
     """Resources are authenticated unless they set ``auth_required = False``.
 
     The project in the path must be the token's project; admins may act on any project.
     """
 
-    def __init__(self, clock: Callable[[], float]) -> None:
-        self._clock = clock
+    def __init__(self, authenticator: Authenticator) -> None:
+        self._authenticator = authenticator
 
     def process_resource(
         self, req: falcon.Request, resp: falcon.Response, resource: Any, params: dict[str, Any]
@@ -48,7 +52,10 @@ class TokenAuth:
         if resource is None or not getattr(resource, "auth_required", True):
             return
         token = req.get_header("X-Auth-Token")
-        identity = tokens.identify(token, self._clock()) if token else None
+        try:
+            identity = self._authenticator.identify(token) if token else None
+        except KeystoneUnavailable as exc:
+            raise errors.ServiceUnavailable("The identity service is unavailable.") from exc
         if identity is None:
             raise errors.Unauthorized("This server could not verify that you are authorized.")
         project_id = params.get("project_id")
