@@ -13,6 +13,7 @@ from trove_svc import errors, names, quotas, status
 from trove_svc.bus.messages import (
     InstanceCreate,
     InstanceDelete,
+    InstanceReconfigure,
     InstanceRestart,
     TaskManagerClient,
 )
@@ -269,6 +270,46 @@ class InstanceService:
             status.REBOOT,
             lambda task_id: self._taskmanager.instance_restart(
                 InstanceRestart(instance_id=instance_id, task_id=task_id), caller.context
+            ),
+        )
+
+    def _require_active(self, instance: Instance) -> None:
+        if instance.status != status.ACTIVE:
+            raise errors.Conflict(
+                f"Instance {instance.id} is {instance.status}; this needs it ACTIVE."
+            )
+
+    def resize_flavor(self, caller: Caller, instance_id: str, flavor_ref: str | int) -> None:
+        instance, _ = self.get(caller, instance_id)
+        flavor = find_flavor(flavor_ref)
+        if flavor.id == instance.flavor_id:
+            raise errors.BadRequest(f"Instance {instance_id} already has flavor {flavor.id}.")
+        self._require_active(instance)
+        self._start_task(
+            caller,
+            instance,
+            "resize",
+            status.RESIZE,
+            lambda task_id: self._taskmanager.instance_reconfigure(
+                InstanceReconfigure(instance_id=instance_id, task_id=task_id, flavor_id=flavor.id),
+                caller.context,
+            ),
+        )
+
+    def update_access(self, caller: Caller, instance_id: str, access: dict[str, Any]) -> None:
+        instance, _ = self.get(caller, instance_id)
+        wanted = _checked_access({**instance.access, **access})
+        if wanted == instance.access:
+            return
+        self._require_active(instance)
+        self._start_task(
+            caller,
+            instance,
+            "update_access",
+            status.REBOOT,
+            lambda task_id: self._taskmanager.instance_reconfigure(
+                InstanceReconfigure(instance_id=instance_id, task_id=task_id, access=wanted),
+                caller.context,
             ),
         )
 

@@ -9,16 +9,17 @@ ACTIVE = "ACTIVE"
 ERROR = "ERROR"
 SHUTDOWN = "SHUTDOWN"
 REBOOT = "REBOOT"
+RESIZE = "RESIZE"
 
 # Statuses a task holds while its playbook runs; a healthy guest after it ends means ACTIVE.
-SETTLES_TO_ACTIVE = (BUILD, REBOOT)
+SETTLES_TO_ACTIVE = (BUILD, REBOOT, RESIZE)
 
 HEALTHY = "HEALTHY"
 NEW = "NEW"
 
 
 def promote_if_ready(instance_id: str) -> bool:
-    """BUILD (or REBOOT) becomes ACTIVE once the playbook succeeded and the guest said HEALTHY.
+    """BUILD, REBOOT or RESIZE turns ACTIVE once the playbook succeeded and the guest is HEALTHY.
 
     Called by both the task manager (playbook done) and the conductor (heartbeat), in
     whichever order they come; the conditional update makes it safe to call twice.

@@ -265,6 +265,93 @@ def test_root_enable_show_disable(
     assert service.request("GET", _path(instance, "root"), token).body == {"rootEnabled": False}
 
 
+def _show(instance: dict[str, Any], setting: str) -> str:
+    with psycopg.connect(
+        host="127.0.0.1", port=instance["port"], user="shop", password=PASSWORD, dbname="orders"
+    ) as conn:
+        row = conn.execute(f"SHOW {setting}").fetchone()
+    assert row is not None
+    return str(row[0])
+
+
+def _settle(
+    service: support.Service, token: str, instance: dict[str, Any], passing: str
+) -> dict[str, Any]:
+    """Wait until the instance went through `passing` and is ACTIVE + HEALTHY again."""
+    seen = service.wait_for(
+        token, PROJECT, instance["id"], lambda i: i["status"] in (passing, "ACTIVE"), timeout=30
+    )
+    assert seen["status"] in (passing, "ACTIVE")
+    return service.wait_for(token, PROJECT, instance["id"], support.active_and_healthy)
+
+
+def test_resize_flavor_resizes_memory_and_keeps_data(
+    service: support.Service,
+    token: str,
+    instance: dict[str, Any],
+) -> None:
+    assert _show(instance, "shared_buffers") == "128MB"  # flavor 1: 512 MB / 4
+    resp = service.request("POST", _path(instance, "action"), token, {"resize": {"flavorRef": "2"}})
+    assert resp.status == 202, resp.body
+    resized = _settle(service, token, instance, "RESIZE")
+    assert resized["flavor"]["id"] == "2"
+    assert _show(instance, "shared_buffers") == "256MB"  # flavor 2: 1024 MB / 4
+    with psycopg.connect(
+        host="127.0.0.1", port=instance["port"], user="shop", password=PASSWORD, dbname="orders"
+    ) as conn:
+        assert conn.execute("SELECT name FROM item").fetchall() == [("first",)]
+    same = service.request("POST", _path(instance, "action"), token, {"resize": {"flavorRef": "2"}})
+    assert same.status == 400
+
+
+def test_resize_volume_grows_and_never_shrinks(
+    service: support.Service,
+    token: str,
+    instance: dict[str, Any],
+) -> None:
+    grown = service.request(
+        "POST", _path(instance, "action"), token, {"resize": {"volume": {"size": 3}}}
+    )
+    assert grown.status == 202
+    shown = service.request("GET", f"/v1.0/{PROJECT}/instances/{instance['id']}", token)
+    assert shown.body["instance"]["volume"]["size"] == 3
+    shrunk = service.request(
+        "POST", _path(instance, "action"), token, {"resize": {"volume": {"size": 2}}}
+    )
+    assert shrunk.status == 400 and "shrink" in shrunk.body["badRequest"]["message"]
+
+
+def test_access_change_rebinds_and_rewrites_host_rules(
+    service: support.Service,
+    token: str,
+    instance: dict[str, Any],
+) -> None:
+    hba = service.state_dir / "instances" / instance["id"] / "postgresql" / "data" / "pg_hba.conf"
+    assert _show(instance, "listen_addresses") == "127.0.0.1"
+    opened = service.request(
+        "PUT",
+        f"/v1.0/{PROJECT}/instances/{instance['id']}",
+        token,
+        {"instance": {"access": {"is_public": True, "allowed_cidrs": ["192.0.2.0/24"]}}},
+    )
+    assert opened.status == 202
+    public = _settle(service, token, instance, "REBOOT")
+    assert public["access"] == {"is_public": True, "allowed_cidrs": ["192.0.2.0/24"]}
+    assert _show(instance, "listen_addresses") == "*"
+    assert "192.0.2.0/24" in hba.read_text()
+
+    closed = service.request(
+        "PUT",
+        f"/v1.0/{PROJECT}/instances/{instance['id']}",
+        token,
+        {"instance": {"access": {"is_public": False, "allowed_cidrs": []}}},
+    )
+    assert closed.status == 202
+    _settle(service, token, instance, "REBOOT")
+    assert _show(instance, "listen_addresses") == "127.0.0.1"
+    assert "192.0.2.0/24" not in hba.read_text()
+
+
 def _guest_queue_exists(transport_url: str, instance_id: str) -> bool:
     connection = pika.BlockingConnection(pika.URLParameters(transport_url))
     try:

@@ -169,13 +169,15 @@ class InstanceItem:
         caller = _caller(req, project_id)
         self._service.get(caller, instance_id)
         changes = req.get_media()["instance"]
-        unbuilt = sorted(set(changes) - {"name"})
+        unbuilt = sorted(set(changes) - {"name", "access"})
         if unbuilt:
             raise errors.NotImplementedYet(
                 f"Changing {', '.join(unbuilt)} is not supported by trove-svc yet."
             )
         if "name" in changes:
             self._service.rename(caller, instance_id, changes["name"])
+        if "access" in changes:
+            self._service.update_access(caller, instance_id, changes["access"])
 
     on_patch = on_put
 
@@ -201,12 +203,13 @@ class InstanceAction:
             self._service.restart(caller, instance_id)
         elif action == "resize" and "volume" in args:
             self._service.resize_volume(caller, instance_id, args["volume"]["size"])
+        elif action == "resize":
+            self._service.resize_flavor(caller, instance_id, args["flavorRef"])
         elif action == "reset_status":
             require_admin(req)
             self._service.reset_status(instance_id)
         else:
-            what = "resize of the flavor" if action == "resize" else f"the {action} action"
-            raise errors.NotImplementedYet(f"trove-svc does not support {what} yet.")
+            raise errors.NotImplementedYet(f"trove-svc does not support the {action} action yet.")
 
 
 class Limits:

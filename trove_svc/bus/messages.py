@@ -36,11 +36,23 @@ class InstanceRestart:
     task_id: str
 
 
-TaskManagerMessage = InstanceCreate | InstanceDelete | InstanceRestart
+@dataclass(frozen=True)
+class InstanceReconfigure:
+    """Apply a new flavor or new access rules; the record changes once they are applied."""
+
+    method = "instance_reconfigure"
+    instance_id: str
+    task_id: str
+    flavor_id: str | None = None
+    access: dict[str, Any] | None = None
+
+
+TaskManagerMessage = InstanceCreate | InstanceDelete | InstanceRestart | InstanceReconfigure
 TASKMANAGER_MESSAGES: dict[str, type[TaskManagerMessage]] = {
     InstanceCreate.method: InstanceCreate,
     InstanceDelete.method: InstanceDelete,
     InstanceRestart.method: InstanceRestart,
+    InstanceReconfigure.method: InstanceReconfigure,
 }
 
 
@@ -58,6 +70,9 @@ class TaskManagerClient:
         self._cast(message, context)
 
     def instance_restart(self, message: InstanceRestart, context: Context) -> None:
+        self._cast(message, context)
+
+    def instance_reconfigure(self, message: InstanceReconfigure, context: Context) -> None:
         self._cast(message, context)
 
 

@@ -7,9 +7,14 @@ from dataclasses import dataclass
 
 from trove_svc import status
 from trove_svc.bus.client import Bus, guest_queue
-from trove_svc.bus.messages import InstanceCreate, InstanceDelete, InstanceRestart
+from trove_svc.bus.messages import (
+    InstanceCreate,
+    InstanceDelete,
+    InstanceReconfigure,
+    InstanceRestart,
+)
 from trove_svc.settings import Settings
-from trove_svc.store.models import Instance, ServiceStatus, Task, database_proxy
+from trove_svc.store.models import Flavor, Instance, ServiceStatus, Task, database_proxy
 from trove_svc.taskmanager import ports, provisioning
 from trove_svc.taskmanager.runner import PlaybookRunner, RunResult, StepCallback
 
@@ -131,33 +136,67 @@ def instance_delete(deps: FlowDeps, message: InstanceDelete) -> None:
     LOG.info("instance %s deleted", instance.id)
 
 
-def instance_restart(deps: FlowDeps, message: InstanceRestart) -> None:
-    instance = Instance.get_or_none(Instance.id == message.instance_id)
-    if instance is None or instance.status != status.REBOOT:
-        _skip_task(deps, message.task_id, "the instance is no longer waiting to restart")
-        return
-    _start_task(deps, message.task_id, "instance_restart.yml")
+def _run_on_running_instance(
+    deps: FlowDeps,
+    task_id: str,
+    instance: Instance,
+    playbook: str,
+    failure_prefix: str,
+) -> bool:
+    """Run a playbook on a built instance; it settles to ACTIVE on the next healthy beat."""
+    _start_task(deps, task_id, playbook)
     Instance.update(provisioned=False).where(Instance.id == instance.id).execute()
     result = deps.runner.run(
-        ident=message.task_id,
-        playbook="instance_restart.yml",
+        ident=task_id,
+        playbook=playbook,
         extravars=provisioning.instance_vars(deps.settings, instance),
         secrets={},
         on_step=_show_step(instance.id),
     )
-    _finish_task(deps, message.task_id, result)
+    _finish_task(deps, task_id, result)
     now = deps.settings.clock()
     if result.ok:
         Instance.update(provisioned=True, current_step=None, updated_at=now).where(
             Instance.id == instance.id
         ).execute()
-        status.promote_if_ready(instance.id)
-        return
+        return True
     Instance.update(
         status=status.ERROR,
+        provisioned=True,
         current_step=None,
         updated_at=now,
         fault_at=now,
-        fault_message="Restart failed: " + result.describe_failure(),
-        fault_details=f"Task {message.task_id} ({result.status}, rc {result.rc}).",
+        fault_message=f"{failure_prefix}: {result.describe_failure()}",
+        fault_details=f"Task {task_id} ({result.status}, rc {result.rc}).",
     ).where(Instance.id == instance.id).execute()
+    return False
+
+
+def instance_restart(deps: FlowDeps, message: InstanceRestart) -> None:
+    instance = Instance.get_or_none(Instance.id == message.instance_id)
+    if instance is None or instance.status != status.REBOOT:
+        _skip_task(deps, message.task_id, "the instance is no longer waiting to restart")
+        return
+    if _run_on_running_instance(
+        deps, message.task_id, instance, "instance_restart.yml", "Restart failed"
+    ):
+        status.promote_if_ready(instance.id)
+
+
+def instance_reconfigure(deps: FlowDeps, message: InstanceReconfigure) -> None:
+    instance = Instance.get_or_none(Instance.id == message.instance_id)
+    if instance is None or instance.status not in (status.RESIZE, status.REBOOT):
+        _skip_task(deps, message.task_id, "the instance is no longer waiting for this change")
+        return
+    # The playbook sees the instance as it will be; the record follows once it is applied.
+    if message.flavor_id is not None:
+        instance.flavor = Flavor.get_by_id(message.flavor_id)
+    if message.access is not None:
+        instance.access = message.access
+    if _run_on_running_instance(
+        deps, message.task_id, instance, "instance_reconfigure.yml", "Change failed"
+    ):
+        Instance.update(flavor=instance.flavor_id, access=instance.access).where(
+            Instance.id == instance.id
+        ).execute()
+        status.promote_if_ready(instance.id)

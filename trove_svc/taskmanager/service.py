@@ -12,6 +12,7 @@ from trove_svc.bus.messages import (
     TASKMANAGER_MESSAGES,
     InstanceCreate,
     InstanceDelete,
+    InstanceReconfigure,
     InstanceRestart,
     TaskManagerMessage,
 )
@@ -28,6 +29,7 @@ FLOWS: dict[type[Any], Callable[[flows.FlowDeps, Any], None]] = {
     InstanceCreate: flows.instance_create,
     InstanceDelete: flows.instance_delete,
     InstanceRestart: flows.instance_restart,
+    InstanceReconfigure: flows.instance_reconfigure,
 }
 
 
