@@ -1,0 +1,51 @@
+"""Quotas: Trove's defaults, overLimit when a create would pass them, /limits reports them."""
+
+from __future__ import annotations
+
+import falcon.testing
+
+from trove_svc.store.models import DatastoreVersion, Instance
+
+BODY = {"instance": {"name": "x", "flavorRef": "1", "volume": {"size": 5}}}
+
+
+def _existing(count: int, size: int) -> None:
+    for n in range(count):
+        Instance.create(
+            id=f"i-{n}",
+            name="x",
+            project_id="p1",
+            datastore_version=DatastoreVersion.get(),
+            flavor="1",
+            volume_size=size,
+            status="ACTIVE",
+            created_at=0,
+            updated_at=0,
+        )
+
+
+def test_instance_quota(client: falcon.testing.TestClient, token: str) -> None:
+    _existing(10, 1)
+    result = client.simulate_post("/v1.0/p1/instances", json=BODY, headers={"X-Auth-Token": token})
+    assert result.status_code == 413
+    assert result.json["overLimit"]["message"] == "Quota exceeded for resources: ['instances']."
+    assert Instance.select().count() == 10
+
+
+def test_volume_quota(client: falcon.testing.TestClient, token: str) -> None:
+    _existing(1, 38)
+    result = client.simulate_post("/v1.0/p1/instances", json=BODY, headers={"X-Auth-Token": token})
+    assert result.status_code == 413 and "volumes" in result.json["overLimit"]["message"]
+
+
+def test_limits_report_quota_and_use(client: falcon.testing.TestClient, token: str) -> None:
+    _existing(2, 3)
+    result = client.simulate_get("/v1.0/p1/limits", headers={"X-Auth-Token": token})
+    absolute = result.json["limits"][0]
+    assert absolute["verb"] == "ABSOLUTE"
+    assert (absolute["max_instances"], absolute["max_volumes"], absolute["max_backups"]) == (
+        10,
+        40,
+        50,
+    )
+    assert (absolute["used_instances"], absolute["used_volumes"]) == (2, 6)
