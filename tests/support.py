@@ -302,3 +302,33 @@ class BareCluster:
             capture_output=True,
         )
         shutil.rmtree(self.base, ignore_errors=True)
+
+
+def guest_queue_exists(transport_url: str, instance_id: str) -> bool:
+    import pika
+    import pika.exceptions
+
+    connection = pika.BlockingConnection(pika.URLParameters(transport_url))
+    try:
+        connection.channel().queue_declare(f"guestagent.{instance_id}", passive=True)
+        return True
+    except pika.exceptions.ChannelClosedByBroker:
+        return False
+    finally:
+        if connection.is_open:
+            connection.close()
+
+
+def leftovers(service: Service, instance_id: str, os_user: str | None) -> list[str]:
+    """What a deleted instance left behind: files, processes, its queue, its account."""
+    found = []
+    instance_dir = service.state_dir / "instances" / instance_id
+    if instance_dir.exists():
+        found.append(f"directory {instance_dir}")
+    found += [f"process {p}" for p in processes_mentioning(str(instance_dir))]
+    if guest_queue_exists(service.transport_url, instance_id):
+        found.append(f"queue guestagent.{instance_id}")
+    if os_user and os_user != "root":
+        if subprocess.run(["id", os_user], capture_output=True).returncode == 0:
+            found.append(f"account {os_user}")
+    return found

@@ -10,9 +10,20 @@ from trove_svc.instances import Caller, InstanceService
 from trove_svc.store.models import Instance
 
 
-def split_user(name_at_host: str) -> str:
-    """Trove addresses a user as ``name`` or ``name@host``; hosts mean nothing here."""
-    return name_at_host.rsplit("@", 1)[0] if "@" in name_at_host else name_at_host
+def split_user(name_at_host: str) -> tuple[str, str | None]:
+    """Trove addresses a user as ``name`` or ``name@host`` (hosts matter to MariaDB)."""
+    if "@" in name_at_host:
+        name, host = name_at_host.rsplit("@", 1)
+        return name, host
+    return name_at_host, None
+
+
+def _checked_user(datastore: str, user: str) -> tuple[str, str | None]:
+    name, host = split_user(user)
+    names.check_user_name(datastore, name)
+    if host is not None:
+        names.check_host(host)
+    return name, host
 
 
 class AccountService:
@@ -56,23 +67,23 @@ class AccountService:
 
     def get_user(self, caller: Caller, instance_id: str, user: str) -> dict[str, Any]:
         _, datastore = self._ready(caller, instance_id)
-        name = split_user(user)
-        names.check_user_name(datastore, name)
-        return self._guest.get_user(instance_id, caller.context, name)
+        name, host = _checked_user(datastore, user)
+        return self._guest.get_user(instance_id, caller.context, name, host)
 
     def create_users(self, caller: Caller, instance_id: str, users: list[dict[str, Any]]) -> None:
         _, datastore = self._ready(caller, instance_id)
         for user in users:
             names.check_user_name(datastore, user["name"])
+            if user.get("host"):
+                names.check_host(user["host"])
             for database in user.get("databases", []):
                 names.check_database_name(datastore, database["name"])
         self._guest.create_users(instance_id, caller.context, users)
 
     def delete_user(self, caller: Caller, instance_id: str, user: str) -> None:
         _, datastore = self._ready(caller, instance_id)
-        name = split_user(user)
-        names.check_user_name(datastore, name)
-        self._guest.delete_user(instance_id, caller.context, name)
+        name, host = _checked_user(datastore, user)
+        self._guest.delete_user(instance_id, caller.context, name, host)
 
     def change_passwords(
         self, caller: Caller, instance_id: str, users: list[dict[str, Any]]
@@ -86,34 +97,32 @@ class AccountService:
         self, caller: Caller, instance_id: str, user: str, attributes: dict[str, Any]
     ) -> None:
         _, datastore = self._ready(caller, instance_id)
-        name = split_user(user)
-        names.check_user_name(datastore, name)
+        name, host = _checked_user(datastore, user)
         if attributes.get("name"):
             names.check_user_name(datastore, attributes["name"])
-        self._guest.update_user(instance_id, caller.context, name, attributes)
+        if attributes.get("host"):
+            names.check_host(attributes["host"])
+        self._guest.update_user(instance_id, caller.context, name, host, attributes)
 
     def list_access(self, caller: Caller, instance_id: str, user: str) -> list[dict[str, Any]]:
         _, datastore = self._ready(caller, instance_id)
-        name = split_user(user)
-        names.check_user_name(datastore, name)
-        return self._guest.list_access(instance_id, caller.context, name)
+        name, host = _checked_user(datastore, user)
+        return self._guest.list_access(instance_id, caller.context, name, host)
 
     def grant_access(
         self, caller: Caller, instance_id: str, user: str, databases: list[str]
     ) -> None:
         _, datastore = self._ready(caller, instance_id)
-        name = split_user(user)
-        names.check_user_name(datastore, name)
+        name, host = _checked_user(datastore, user)
         for database in databases:
             names.check_database_name(datastore, database)
-        self._guest.grant_access(instance_id, caller.context, name, databases)
+        self._guest.grant_access(instance_id, caller.context, name, host, databases)
 
     def revoke_access(self, caller: Caller, instance_id: str, user: str, database: str) -> None:
         _, datastore = self._ready(caller, instance_id)
-        name = split_user(user)
-        names.check_user_name(datastore, name)
+        name, host = _checked_user(datastore, user)
         names.check_database_name(datastore, database)
-        self._guest.revoke_access(instance_id, caller.context, name, database)
+        self._guest.revoke_access(instance_id, caller.context, name, host, database)
 
     # Root
 

@@ -42,8 +42,33 @@ def find_postgresql() -> HostDatastore | None:
     return HostDatastore("postgresql", match.group(1), str(Path(postgres).parent))
 
 
+def _version_of(binary: str, pattern: str) -> str | None:
+    out = subprocess.run([binary, "--version"], capture_output=True, text=True, check=False)
+    match = re.search(pattern, out.stdout)
+    return match.group(1) if match else None
+
+
+def find_mariadb() -> HostDatastore | None:
+    server = shutil.which("mariadbd") or shutil.which("mariadbd", path="/usr/sbin:/usr/local/sbin")
+    if not server or not shutil.which("mariadb-install-db"):
+        return None
+    version = _version_of(server, r"Ver (\d+\.\d+)")
+    return HostDatastore("mariadb", version, str(Path(server).parent)) if version else None
+
+
+def find_redis() -> HostDatastore | None:
+    server = shutil.which("redis-server")
+    if not server:
+        return None
+    version = _version_of(server, r"v=(\d+\.\d+)")
+    # ACL users need Redis 6 or later.
+    if not version or int(version.split(".")[0]) < 6:
+        return None
+    return HostDatastore("redis", version, str(Path(server).parent))
+
+
 def host_datastores() -> list[HostDatastore]:
-    found = [find_postgresql()]
+    found = [find_postgresql(), find_mariadb(), find_redis()]
     return [d for d in found if d is not None]
 
 

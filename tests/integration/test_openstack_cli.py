@@ -57,7 +57,7 @@ def _wait(osc: Callable[..., Any], name: str, status: str) -> dict[str, Any]:
 
 def test_catalog_commands(osc: Callable[..., Any]) -> None:
     datastores = osc("datastore", "list")
-    assert [d["Name"] for d in datastores] == ["postgresql"]
+    assert [d["Name"] for d in datastores] == ["mariadb", "postgresql", "redis"]
     versions = osc("datastore", "version", "list", "postgresql")
     assert len(versions) == 1 and versions[0]["Name"].isdigit()
     flavors = osc("flavor", "list")

@@ -102,15 +102,17 @@ class GuestClient:
         result: list[dict[str, Any]] = self._call(instance_id, "list_users", context)
         return result
 
-    def get_user(self, instance_id: str, context: Context, name: str) -> dict[str, Any]:
-        result: dict[str, Any] = self._call(instance_id, "get_user", context, name=name)
+    def get_user(
+        self, instance_id: str, context: Context, name: str, host: str | None
+    ) -> dict[str, Any]:
+        result: dict[str, Any] = self._call(instance_id, "get_user", context, name=name, host=host)
         return result
 
     def create_users(self, instance_id: str, context: Context, users: list[dict[str, Any]]) -> None:
         self._call(instance_id, "create_users", context, users=users)
 
-    def delete_user(self, instance_id: str, context: Context, name: str) -> None:
-        self._call(instance_id, "delete_user", context, name=name)
+    def delete_user(self, instance_id: str, context: Context, name: str, host: str | None) -> None:
+        self._call(instance_id, "delete_user", context, name=name, host=host)
 
     def change_passwords(
         self, instance_id: str, context: Context, users: list[dict[str, Any]]
@@ -118,21 +120,32 @@ class GuestClient:
         self._call(instance_id, "change_passwords", context, users=users)
 
     def update_user(
-        self, instance_id: str, context: Context, name: str, attributes: dict[str, Any]
+        self,
+        instance_id: str,
+        context: Context,
+        name: str,
+        host: str | None,
+        attributes: dict[str, Any],
     ) -> None:
-        self._call(instance_id, "update_user", context, name=name, attributes=attributes)
+        self._call(instance_id, "update_user", context, name=name, host=host, attributes=attributes)
 
-    def list_access(self, instance_id: str, context: Context, name: str) -> list[dict[str, Any]]:
-        result: list[dict[str, Any]] = self._call(instance_id, "list_access", context, name=name)
+    def list_access(
+        self, instance_id: str, context: Context, name: str, host: str | None
+    ) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self._call(
+            instance_id, "list_access", context, name=name, host=host
+        )
         return result
 
     def grant_access(
-        self, instance_id: str, context: Context, name: str, databases: list[str]
+        self, instance_id: str, context: Context, name: str, host: str | None, databases: list[str]
     ) -> None:
-        self._call(instance_id, "grant_access", context, name=name, databases=databases)
+        self._call(instance_id, "grant_access", context, name=name, host=host, databases=databases)
 
-    def revoke_access(self, instance_id: str, context: Context, name: str, database: str) -> None:
-        self._call(instance_id, "revoke_access", context, name=name, database=database)
+    def revoke_access(
+        self, instance_id: str, context: Context, name: str, host: str | None, database: str
+    ) -> None:
+        self._call(instance_id, "revoke_access", context, name=name, host=host, database=database)
 
     def enable_root(self, instance_id: str, context: Context, password: str) -> dict[str, str]:
         result: dict[str, str] = self._call(instance_id, "enable_root", context, password=password)

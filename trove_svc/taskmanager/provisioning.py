@@ -83,5 +83,7 @@ def create_secrets(
             "port": instance.port,
             "user": ADMIN_USER,
             "password": admin_password,
+            # The datastore's own account (MariaDB makes one for it): not a user's.
+            "os_user": os_user(settings, instance),
         },
     }

@@ -119,7 +119,7 @@ class PostgresDriver:
         with self._connect() as conn:
             return [self._user_view(name, dbs) for name, dbs in self._user_rows(conn)]
 
-    def get_user(self, name: str) -> dict[str, Any]:
+    def get_user(self, name: str, host: str | None = None) -> dict[str, Any]:
         with self._connect() as conn:
             rows = self._user_rows(conn, name)
         if not rows:
@@ -136,7 +136,7 @@ class PostgresDriver:
                 )
                 self._grant(conn, user["name"], [d["name"] for d in user.get("databases", [])])
 
-    def delete_user(self, name: str) -> None:
+    def delete_user(self, name: str, host: str | None = None) -> None:
         self.get_user(name)
         with self._connect() as conn:
             for database in [d["name"] for d in self.list_databases()]:
@@ -159,7 +159,7 @@ class PostgresDriver:
                     )
                 )
 
-    def update_user(self, name: str, attributes: dict[str, Any]) -> None:
+    def update_user(self, name: str, host: str | None, attributes: dict[str, Any]) -> None:
         self.get_user(name)
         with self._connect() as conn:
             if attributes.get("password"):
@@ -178,11 +178,11 @@ class PostgresDriver:
 
     # Access
 
-    def list_access(self, name: str) -> list[dict[str, Any]]:
+    def list_access(self, name: str, host: str | None = None) -> list[dict[str, Any]]:
         databases: list[dict[str, Any]] = self.get_user(name)["databases"]
         return databases
 
-    def grant_access(self, name: str, databases: list[str]) -> None:
+    def grant_access(self, name: str, host: str | None, databases: list[str]) -> None:
         self.get_user(name)
         for database in databases:
             self._require_database(database)
@@ -201,7 +201,7 @@ class PostgresDriver:
                     sql.SQL("GRANT ALL ON SCHEMA public TO {}").format(sql.Identifier(user))
                 )
 
-    def revoke_access(self, name: str, database: str) -> None:
+    def revoke_access(self, name: str, host: str | None, database: str) -> None:
         self.get_user(name)
         self._require_database(database)
         with self._connect() as conn:

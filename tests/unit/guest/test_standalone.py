@@ -23,7 +23,9 @@ CONTROL_PLANE_ONLY = (
 def test_guest_modules_import_without_the_control_plane() -> None:
     probe = (
         "import json, sys\n"
-        "import trove_guest.agent, trove_guest.drivers.postgresql, trove_wire.amqp\n"
+        "import trove_guest.agent, trove_wire.amqp\n"
+        "import trove_guest.drivers.postgresql, trove_guest.drivers.mariadb\n"
+        "import trove_guest.drivers.redis\n"
         "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))\n"
     )
     # -I: ignore the environment and the editable installs' path hooks; only guest/ and
@@ -50,4 +52,4 @@ def test_guest_distribution_declares_only_its_own_dependencies() -> None:
 
     project = tomllib.loads((GUEST_DIR / "pyproject.toml").read_text())["project"]
     names = {dep.split(">")[0].split("[")[0].split("=")[0] for dep in project["dependencies"]}
-    assert names == {"pika", "psycopg"}
+    assert names == {"pika", "psycopg", "PyMySQL", "redis"}

@@ -1,0 +1,183 @@
+"""MariaDB through PyMySQL, as the guest's admin account over TCP.
+
+Values (user names, hosts, passwords) are bound parameters; database names, which SQL
+takes only as identifiers, are backquoted with any backquote doubled.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pymysql
+
+from trove_guest.drivers import ERROR, HEALTHY, SHUTDOWN, NotFound
+
+SYSTEM_DATABASES = frozenset({"mysql", "information_schema", "performance_schema", "sys"})
+HIDDEN_USERS = frozenset({"root", "mariadb.sys", "mysql", "PUBLIC"})
+ROOT_USER, ROOT_HOST = "root", "%"
+_CHARSET = re.compile(r"[A-Za-z0-9_]{1,64}")
+
+
+def quote(identifier: str) -> str:
+    return "`" + identifier.replace("`", "``") + "`"
+
+
+def _word(value: str, what: str) -> str:
+    if not _CHARSET.fullmatch(value):
+        raise ValueError(f"not a valid {what}: {value!r}")
+    return value
+
+
+class MariaDBDriver:
+    def __init__(self, connection: dict[str, Any]) -> None:
+        self._params = {
+            "host": connection["host"],
+            "port": int(connection["port"]),
+            "user": connection["user"],
+            "password": connection["password"],
+            "connect_timeout": 3,
+            "autocommit": True,
+        }
+        self._hidden = HIDDEN_USERS | {str(connection["user"]), str(connection.get("os_user"))}
+
+    def _run(self, sql: str, args: Any = None) -> list[tuple[Any, ...]]:
+        conn = pymysql.connect(**self._params)
+        try:
+            with conn.cursor() as cursor:
+                cursor.execute(sql, args)
+                return list(cursor.fetchall())
+        finally:
+            conn.close()
+
+    def health(self) -> tuple[str, str | None]:
+        try:
+            self._run("SELECT 1")
+        except pymysql.err.OperationalError as exc:
+            return SHUTDOWN, str(exc.args[-1]) if exc.args else "no answer"
+        except pymysql.err.MySQLError as exc:
+            return ERROR, type(exc).__name__
+        return HEALTHY, None
+
+    # Databases
+
+    def list_databases(self) -> list[dict[str, Any]]:
+        rows = self._run(
+            "SELECT schema_name, default_character_set_name, default_collation_name"
+            " FROM information_schema.schemata ORDER BY schema_name"
+        )
+        return [
+            {"name": name, "character_set": charset, "collate": collate}
+            for name, charset, collate in rows
+            if name not in SYSTEM_DATABASES
+        ]
+
+    def create_databases(self, databases: list[dict[str, Any]]) -> None:
+        for database in databases:
+            sql = f"CREATE DATABASE IF NOT EXISTS {quote(database['name'])}"
+            if database.get("character_set"):
+                sql += f" CHARACTER SET {_word(database['character_set'], 'character set')}"
+            if database.get("collate"):
+                sql += f" COLLATE {_word(database['collate'], 'collation')}"
+            self._run(sql)
+
+    def _require_database(self, name: str) -> None:
+        if name not in {d["name"] for d in self.list_databases()}:
+            raise NotFound(f"Database {name!r} does not exist.")
+
+    def delete_database(self, name: str) -> None:
+        self._require_database(name)
+        self._run(f"DROP DATABASE {quote(name)}")
+
+    # Users
+
+    def _accounts(self, name: str | None = None, host: str | None = None) -> list[tuple[str, str]]:
+        rows = self._run(
+            "SELECT user, host FROM mysql.user WHERE is_role = 'N'"
+            " AND (%s IS NULL OR user = %s) AND (%s IS NULL OR host = %s)"
+            " ORDER BY user, host",
+            (name, name, host, host),
+        )
+        return [(u, h) for u, h in rows if u not in self._hidden]
+
+    def _databases_of(self, name: str, host: str) -> list[dict[str, Any]]:
+        rows = self._run(
+            "SELECT DISTINCT db FROM mysql.db WHERE user = %s AND host = %s ORDER BY db",
+            (name, host),
+        )
+        return [{"name": db} for (db,) in rows]
+
+    def _view(self, name: str, host: str) -> dict[str, Any]:
+        return {"name": name, "host": host, "databases": self._databases_of(name, host)}
+
+    def _one(self, name: str, host: str | None) -> tuple[str, str]:
+        accounts = self._accounts(name, host or "%")
+        if not accounts:
+            raise NotFound(f"User {name}@{host or '%'} does not exist.")
+        return accounts[0]
+
+    def list_users(self) -> list[dict[str, Any]]:
+        return [self._view(name, host) for name, host in self._accounts()]
+
+    def get_user(self, name: str, host: str | None) -> dict[str, Any]:
+        return self._view(*self._one(name, host))
+
+    def create_users(self, users: list[dict[str, Any]]) -> None:
+        for user in users:
+            host = user.get("host") or "%"
+            self._run("CREATE USER %s@%s IDENTIFIED BY %s", (user["name"], host, user["password"]))
+            self._grant(user["name"], host, [d["name"] for d in user.get("databases", [])])
+
+    def delete_user(self, name: str, host: str | None) -> None:
+        self._run("DROP USER %s@%s", self._one(name, host))
+
+    def change_passwords(self, users: list[dict[str, Any]]) -> None:
+        for user in users:
+            account = self._one(user["name"], user.get("host"))
+            self._run("ALTER USER %s@%s IDENTIFIED BY %s", (*account, user["password"]))
+
+    def update_user(self, name: str, host: str | None, attributes: dict[str, Any]) -> None:
+        account = self._one(name, host)
+        if attributes.get("password"):
+            self._run("ALTER USER %s@%s IDENTIFIED BY %s", (*account, attributes["password"]))
+        new_name = attributes.get("name") or account[0]
+        new_host = attributes.get("host") or account[1]
+        if (new_name, new_host) != account:
+            self._run("RENAME USER %s@%s TO %s@%s", (*account, new_name, new_host))
+
+    # Access
+
+    def list_access(self, name: str, host: str | None) -> list[dict[str, Any]]:
+        return self._databases_of(*self._one(name, host))
+
+    def _grant(self, name: str, host: str, databases: list[str]) -> None:
+        for database in databases:
+            self._run(f"GRANT ALL PRIVILEGES ON {quote(database)}.* TO %s@%s", (name, host))
+
+    def grant_access(self, name: str, host: str | None, databases: list[str]) -> None:
+        account = self._one(name, host)
+        for database in databases:
+            self._require_database(database)
+        self._grant(*account, databases)
+
+    def revoke_access(self, name: str, host: str | None, database: str) -> None:
+        account = self._one(name, host)
+        self._require_database(database)
+        self._run(f"REVOKE ALL PRIVILEGES ON {quote(database)}.* FROM %s@%s", account)
+
+    # Root
+
+    def enable_root(self, password: str) -> dict[str, str]:
+        self._run("CREATE USER IF NOT EXISTS %s@%s", (ROOT_USER, ROOT_HOST))
+        self._run("ALTER USER %s@%s IDENTIFIED BY %s", (ROOT_USER, ROOT_HOST, password))
+        self._run("GRANT ALL PRIVILEGES ON *.* TO %s@%s WITH GRANT OPTION", (ROOT_USER, ROOT_HOST))
+        return {"name": ROOT_USER, "password": password}
+
+    def is_root_enabled(self) -> bool:
+        rows = self._run(
+            "SELECT 1 FROM mysql.user WHERE user = %s AND host = %s", (ROOT_USER, ROOT_HOST)
+        )
+        return bool(rows)
+
+    def disable_root(self) -> None:
+        self._run("DROP USER IF EXISTS %s@%s", (ROOT_USER, ROOT_HOST))

@@ -1,0 +1,121 @@
+"""Redis through redis-py, as the guest's admin ACL user over TCP.
+
+Trove-svc users are Redis 6+ ACL users; Redis has no databases to create and no root
+account, so those calls answer NotSupported. ACL changes are saved to the ACL file.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import redis
+
+from trove_guest.drivers import ERROR, HEALTHY, SHUTDOWN, NotFound, NotSupported
+
+HIDDEN_USERS = frozenset({"default"})
+
+
+class RedisDriver:
+    def __init__(self, connection: dict[str, Any]) -> None:
+        self._admin = str(connection["user"])
+        self._client = redis.Redis(
+            host=connection["host"],
+            port=int(connection["port"]),
+            username=self._admin,
+            password=connection["password"],
+            socket_timeout=3,
+            socket_connect_timeout=3,
+        )
+
+    def health(self) -> tuple[str, str | None]:
+        try:
+            self._client.ping()
+        except redis.ConnectionError as exc:
+            return SHUTDOWN, str(exc)
+        except redis.RedisError as exc:
+            return ERROR, type(exc).__name__
+        return HEALTHY, None
+
+    @staticmethod
+    def _no_databases() -> NotSupported:
+        return NotSupported("Databases are not supported for redis.")
+
+    def list_databases(self) -> list[dict[str, Any]]:
+        raise self._no_databases()
+
+    def create_databases(self, databases: list[dict[str, Any]]) -> None:
+        raise self._no_databases()
+
+    def delete_database(self, name: str) -> None:
+        raise self._no_databases()
+
+    def _names(self) -> list[str]:
+        return sorted(
+            n.decode() if isinstance(n, bytes) else str(n) for n in self._client.acl_users()
+        )
+
+    def _require(self, name: str) -> None:
+        if name in HIDDEN_USERS or name == self._admin or name not in self._names():
+            raise NotFound(f"User {name!r} does not exist.")
+
+    def list_users(self) -> list[dict[str, Any]]:
+        return [
+            {"name": n, "host": "%", "databases": []}
+            for n in self._names()
+            if n not in HIDDEN_USERS and n != self._admin
+        ]
+
+    def get_user(self, name: str, host: str | None) -> dict[str, Any]:
+        self._require(name)
+        return {"name": name, "host": "%", "databases": []}
+
+    def create_users(self, users: list[dict[str, Any]]) -> None:
+        for user in users:
+            self._client.acl_setuser(
+                user["name"],
+                enabled=True,
+                reset=True,
+                passwords=[f"+{user['password']}"],
+                keys=["*"],
+                channels=["*"],
+                commands=["+@all", "-@admin", "-@dangerous"],
+            )
+        self._client.acl_save()
+
+    def delete_user(self, name: str, host: str | None) -> None:
+        self._require(name)
+        self._client.acl_deluser(name)
+        self._client.acl_save()
+
+    def change_passwords(self, users: list[dict[str, Any]]) -> None:
+        for user in users:
+            self._require(user["name"])
+            self._client.acl_setuser(
+                user["name"], reset_passwords=True, passwords=[f"+{user['password']}"]
+            )
+        self._client.acl_save()
+
+    def update_user(self, name: str, host: str | None, attributes: dict[str, Any]) -> None:
+        self._require(name)
+        if attributes.get("name") and attributes["name"] != name:
+            raise NotSupported("Redis ACL users cannot be renamed; create a new user.")
+        if attributes.get("password"):
+            self.change_passwords([{"name": name, "password": attributes["password"]}])
+
+    def list_access(self, name: str, host: str | None) -> list[dict[str, Any]]:
+        raise self._no_databases()
+
+    def grant_access(self, name: str, host: str | None, databases: list[str]) -> None:
+        raise self._no_databases()
+
+    def revoke_access(self, name: str, host: str | None, database: str) -> None:
+        raise self._no_databases()
+
+    def enable_root(self, password: str) -> dict[str, str]:
+        raise NotSupported("Root is not supported for redis.")
+
+    def is_root_enabled(self) -> bool:
+        raise NotSupported("Root is not supported for redis.")
+
+    def disable_root(self) -> None:
+        raise NotSupported("Root is not supported for redis.")

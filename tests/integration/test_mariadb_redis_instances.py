@@ -1,0 +1,185 @@
+"""MariaDB and Redis instances end to end, through the same path as PostgreSQL."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pymysql
+import pytest
+import redis
+
+from tests import support
+
+pytestmark = pytest.mark.integration
+
+PROJECT = "more-datastores"
+
+
+@pytest.fixture(scope="module")
+def token(service: support.Service) -> str:
+    return service.token(PROJECT)
+
+
+def _create(service: support.Service, token: str, datastore: str, **spec: Any) -> dict[str, Any]:
+    body = {
+        "instance": {
+            "name": f"{datastore}-one",
+            "flavorRef": "1",
+            "volume": {"size": 1},
+            "datastore": {"type": datastore},
+            **spec,
+        }
+    }
+    created = service.request("POST", f"/v1.0/{PROJECT}/instances", token, body)
+    assert created.status == 200, created.body
+    return service.wait_for(
+        token, PROJECT, created.body["instance"]["id"], support.active_and_healthy
+    )
+
+
+def _delete_and_check(
+    service: support.Service, token: str, instance: dict[str, Any], datastore: str
+) -> None:
+    os_user = (service.state_dir / "instances" / instance["id"] / datastore).owner()
+    resp = service.request("DELETE", f"/v1.0/{PROJECT}/instances/{instance['id']}", token)
+    assert resp.status == 202
+    service.wait_gone(token, PROJECT, instance["id"])
+    assert support.leftovers(service, instance["id"], os_user) == []
+
+
+def _path(instance: dict[str, Any], tail: str) -> str:
+    return f"/v1.0/{PROJECT}/instances/{instance['id']}/{tail}"
+
+
+def _mariadb(
+    instance: dict[str, Any], user: str, password: str, database: str | None = None
+) -> pymysql.connections.Connection[Any]:
+    return pymysql.connect(
+        host="127.0.0.1",
+        port=instance["port"],
+        user=user,
+        password=password,
+        database=database,
+        autocommit=True,
+    )
+
+
+def test_mariadb_instance(service: support.Service, token: str) -> None:
+    instance = _create(
+        service,
+        token,
+        "mariadb",
+        databases=[{"name": "shop", "character_set": "utf8mb4"}],
+        users=[{"name": "clerk", "password": "Clerk-pw-1", "databases": [{"name": "shop"}]}],
+    )
+    conn = _mariadb(instance, "clerk", "Clerk-pw-1", "shop")
+    with conn.cursor() as cursor:
+        cursor.execute("CREATE TABLE item (id int PRIMARY KEY)")
+        cursor.execute("INSERT INTO item VALUES (1)")
+        cursor.execute("SELECT id FROM item")
+        assert cursor.fetchall() == ((1,),)
+        cursor.execute("SELECT @@innodb_buffer_pool_size")
+        assert cursor.fetchone() == (256 * 1024 * 1024,)  # half of flavor 1's 512 MB
+    conn.close()
+
+    made = service.request(
+        "POST",
+        _path(instance, "databases"),
+        token,
+        {"databases": [{"name": "reports", "character_set": "utf8mb4", "collate": "utf8mb4_bin"}]},
+    )
+    assert made.status == 202, made.body
+    listed = service.request("GET", _path(instance, "databases"), token).body["databases"]
+    assert {"name": "reports", "character_set": "utf8mb4", "collate": "utf8mb4_bin"} in listed
+    added = service.request(
+        "POST",
+        _path(instance, "users"),
+        token,
+        {
+            "users": [
+                {
+                    "name": "analyst",
+                    "password": "Analyst-pw-2",
+                    "host": "127.0.0.1",
+                    "databases": [{"name": "reports"}],
+                }
+            ]
+        },
+    )
+    assert added.status == 202, added.body
+    users = service.request("GET", _path(instance, "users"), token).body["users"]
+    assert {(u["name"], u["host"]) for u in users} == {("clerk", "%"), ("analyst", "127.0.0.1")}
+    shown = service.request("GET", _path(instance, "users/analyst@127.0.0.1"), token)
+    assert shown.body["user"]["databases"] == [{"name": "reports"}]
+    conn = _mariadb(instance, "analyst", "Analyst-pw-2", "reports")
+    with conn.cursor() as cursor:
+        cursor.execute("CREATE TABLE r (v int)")
+    conn.close()
+    bad = service.request(
+        "POST",
+        _path(instance, "databases"),
+        token,
+        {"databases": [{"name": "x`; DROP DATABASE shop; --"}]},
+    )
+    assert bad.status == 400 and "letter" in bad.body["badRequest"]["message"]
+
+    root = service.request("POST", _path(instance, "root"), token).body["user"]
+    assert root["name"] == "root"
+    _mariadb(instance, "root", root["password"]).close()
+    assert service.request("GET", _path(instance, "root"), token).body == {"rootEnabled": True}
+    assert service.request("DELETE", _path(instance, "root"), token).status == 204
+
+    _delete_and_check(service, token, instance, "mariadb")
+
+
+def test_redis_instance(service: support.Service, token: str) -> None:
+    refused = service.request(
+        "POST",
+        f"/v1.0/{PROJECT}/instances",
+        token,
+        {
+            "instance": {
+                "name": "r",
+                "flavorRef": "1",
+                "volume": {"size": 1},
+                "datastore": {"type": "redis"},
+                "databases": [{"name": "zero"}],
+            }
+        },
+    )
+    assert refused.status == 400
+    assert "not supported for redis" in refused.body["badRequest"]["message"]
+
+    instance = _create(service, token, "redis", users=[{"name": "cache", "password": "Cache-pw-1"}])
+    client = redis.Redis(
+        host="127.0.0.1", port=instance["port"], username="cache", password="Cache-pw-1"
+    )
+    client.set("k", "v")
+    assert client.get("k") == b"v"
+    with pytest.raises(redis.AuthenticationError):
+        redis.Redis(host="127.0.0.1", port=instance["port"]).ping()
+
+    added = service.request(
+        "POST",
+        _path(instance, "users"),
+        token,
+        {"users": [{"name": "worker", "password": "Worker-pw-2"}]},
+    )
+    assert added.status == 202, added.body
+    names = {
+        u["name"] for u in service.request("GET", _path(instance, "users"), token).body["users"]
+    }
+    assert names == {"cache", "worker"}
+    worker = redis.Redis(
+        host="127.0.0.1", port=instance["port"], username="worker", password="Worker-pw-2"
+    )
+    assert worker.get("k") == b"v"
+    with pytest.raises(redis.exceptions.NoPermissionError):
+        worker.config_get("maxmemory")  # an @admin command
+
+    for method, tail in (("GET", "databases"), ("POST", "root"), ("GET", "root")):
+        resp = service.request(method, _path(instance, tail), token)
+        assert resp.status == 400, (method, tail, resp.body)
+        assert "not supported for redis" in resp.body["badRequest"]["message"]
+
+    _delete_and_check(service, token, instance, "redis")
