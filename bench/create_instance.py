@@ -1,11 +1,11 @@
 """Create-to-HEALTHY time of an instance against the datastore's own bare start.
 
-Runs a private trove-svc (own state dir, port and RabbitMQ vhost), creates N instances one
-after another, and times POST to ACTIVE + HEALTHY. In the same run it times the physical
-floor: the datastore's own init + start + first query by hand, with nothing around it.
-Prints both medians, their ratio, and where the create's time went (Ansible steps).
+Runs a private trove-svc (own state dir, port and RabbitMQ vhost), creates N instances of
+each datastore one after another, and times POST to ACTIVE + HEALTHY. In the same run it
+times the physical floor: the datastore's own init + start + first query by hand, with
+nothing around it. Prints both medians, their ratio, and where the create's time went.
 
-    .venv/bin/python bench/create_instance.py [--runs 5]
+    .venv/bin/python bench/create_instance.py [--runs 5] [--datastore postgresql ...]
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import statistics
 import sys
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -29,21 +30,25 @@ import psycopg
 from tests import support
 from trove_svc import catalog
 
-BODY = {
-    "instance": {
-        "name": "bench",
-        "flavorRef": "1",
-        "volume": {"size": 1},
-        "datastore": {"type": "postgresql"},
+USER = {"name": "app", "password": "bench-pw-1"}
+BODIES = {
+    "postgresql": {
         "databases": [{"name": "app"}],
-        "users": [{"name": "app", "password": "bench-pw-1", "databases": [{"name": "app"}]}],
-    }
+        "users": [{**USER, "databases": [{"name": "app"}]}],
+    },
+    "mariadb": {
+        "databases": [{"name": "app"}],
+        "users": [{**USER, "databases": [{"name": "app"}]}],
+    },
+    "redis": {"users": [USER]},
 }
 
 
-def bare_postgresql(bin_dir: str) -> float:
+def bare_postgresql() -> float:
     """Seconds for initdb + pg_ctl start + a first query, with nothing around them."""
-    cluster = support.BareCluster(bin_dir)
+    found = catalog.find_postgresql()
+    assert found is not None, "no PostgreSQL binaries on this host"
+    cluster = support.BareCluster(found.bin_dir)
     started = time.monotonic()
     cluster.start()
     with psycopg.connect(
@@ -53,6 +58,21 @@ def bare_postgresql(bin_dir: str) -> float:
     elapsed = time.monotonic() - started
     cluster.stop()
     return elapsed
+
+
+def bare_timed(start: Callable[[int], Callable[[], None]]) -> float:
+    started = time.monotonic()
+    stop = start(support.free_port())
+    elapsed = time.monotonic() - started
+    stop()
+    return elapsed
+
+
+FLOORS: dict[str, tuple[str, Callable[[], float]]] = {
+    "postgresql": ("initdb + pg_ctl start + SELECT 1", bare_postgresql),
+    "mariadb": ("install-db + mariadbd + SELECT 1", lambda: bare_timed(support.bare_mariadb)),
+    "redis": ("redis-server + PING", lambda: bare_timed(support.bare_redis)),
+}
 
 
 def step_times(state_dir: Path, task_ids: list[str]) -> dict[str, list[float]]:
@@ -84,50 +104,65 @@ def step_times(state_dir: Path, task_ids: list[str]) -> dict[str, list[float]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--datastore", action="append", choices=sorted(FLOORS))
     args = parser.parse_args()
-
-    found = catalog.find_postgresql()
-    assert found is not None, "no PostgreSQL binaries on this host"
-    bare = [bare_postgresql(found.bin_dir) for _ in range(args.runs)]
+    datastores = args.datastore or [d.name for d in catalog.host_datastores()]
 
     vhost = support.create_vhost()
     service = support.Service(transport_url=f"amqp://guest:guest@127.0.0.1:5672/{vhost}")
+    results = {}
     try:
         service.start()
         token = service.token("bench")
-        creates: list[float] = []
-        task_ids: list[str] = []
-        for _ in range(args.runs):
-            started = time.monotonic()
-            resp = service.request("POST", "/v1.0/bench/instances", token, BODY)
-            assert resp.status == 200, resp.body
-            instance_id = resp.body["instance"]["id"]
-            service.wait_for(token, "bench", instance_id, support.active_and_healthy)
-            creates.append(time.monotonic() - started)
-            task_ids.append(_create_task_id(service, instance_id))
-            service.request("DELETE", f"/v1.0/bench/instances/{instance_id}", token)
-            service.wait_gone(token, "bench", instance_id)
-        steps = step_times(service.state_dir, task_ids)
+        for datastore in datastores:
+            floor_name, floor = FLOORS[datastore]
+            bare = [floor() for _ in range(args.runs)]
+            creates, task_ids = [], []
+            for _ in range(args.runs):
+                body = {
+                    "instance": {
+                        "name": "bench",
+                        "flavorRef": "1",
+                        "volume": {"size": 1},
+                        "datastore": {"type": datastore},
+                        **BODIES[datastore],
+                    }
+                }
+                started = time.monotonic()
+                resp = service.request("POST", "/v1.0/bench/instances", token, body)
+                assert resp.status == 200, resp.body
+                instance_id = resp.body["instance"]["id"]
+                service.wait_for(token, "bench", instance_id, support.active_and_healthy)
+                creates.append(time.monotonic() - started)
+                task_ids.append(_create_task_id(service, instance_id))
+                service.request("DELETE", f"/v1.0/bench/instances/{instance_id}", token)
+                service.wait_gone(token, "bench", instance_id)
+            results[datastore] = (
+                floor_name,
+                bare,
+                creates,
+                step_times(service.state_dir, task_ids),
+            )
     finally:
         service.cleanup()
         support.delete_vhost(vhost)
 
-    create_median = statistics.median(creates)
-    bare_median = statistics.median(bare)
-    print(f"PostgreSQL {found.version}, {args.runs} runs each")
-    print(
-        f"  create, POST -> ACTIVE+HEALTHY : median {create_median:6.2f} s  "
-        f"(runs: {', '.join(f'{c:.2f}' for c in creates)})"
-    )
-    print(
-        f"  bare initdb + start + SELECT 1 : median {bare_median:6.2f} s  "
-        f"(runs: {', '.join(f'{b:.2f}' for b in bare)})"
-    )
-    print(f"  ratio                          : {create_median / bare_median:6.2f}")
-    print("  where the create's time goes (median seconds per Ansible step):")
-    ranked = sorted(steps.items(), key=lambda kv: statistics.median(kv[1]), reverse=True)
-    for name, times in ranked[:12]:
-        print(f"    {statistics.median(times):5.2f}  {name}")
+    for datastore, (floor_name, bare, creates, steps) in results.items():
+        create_median, bare_median = statistics.median(creates), statistics.median(bare)
+        print(f"{datastore}, {args.runs} runs each")
+        print(
+            f"  create, POST -> ACTIVE+HEALTHY : median {create_median:6.2f} s  "
+            f"(runs: {', '.join(f'{c:.2f}' for c in creates)})"
+        )
+        print(
+            f"  bare {floor_name:26s}: median {bare_median:6.3f} s  "
+            f"(runs: {', '.join(f'{b:.3f}' for b in bare)})"
+        )
+        print(f"  ratio                          : {create_median / bare_median:6.1f}")
+        print("  where the create's time goes (median seconds per Ansible step):")
+        ranked = sorted(steps.items(), key=lambda kv: statistics.median(kv[1]), reverse=True)
+        for name, times in ranked[:8]:
+            print(f"    {statistics.median(times):5.2f}  {name}")
 
 
 def _create_task_id(service: support.Service, instance_id: str) -> str:

@@ -332,3 +332,105 @@ def leftovers(service: Service, instance_id: str, os_user: str | None) -> list[s
         if subprocess.run(["id", os_user], capture_output=True).returncode == 0:
             found.append(f"account {os_user}")
     return found
+
+
+def _bare_dir(account: str) -> Path:
+    base = shared_tmp_dir("bare-")
+    if os.geteuid() == 0:
+        subprocess.run(
+            ["useradd", "--system", "--no-create-home", account], capture_output=True, check=False
+        )
+        shutil.chown(base, account)
+    return base
+
+
+def bare_mariadb(port: int, account: str = "trove-svc-bare") -> Callable[[], None]:
+    """mariadb-install-db + mariadbd, by hand; returns once it answers. Returns a stopper."""
+    import pymysql
+
+    base = _bare_dir(account)
+    run_as = ["runuser", "-u", account, "--"] if os.geteuid() == 0 else []
+    subprocess.run(
+        [
+            *run_as,
+            "mariadb-install-db",
+            "--no-defaults",
+            f"--datadir={base}/data",
+            "--auth-root-authentication-method=socket",
+            "--skip-test-db",
+            f"--user={account}",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    server = subprocess.Popen(
+        [
+            *run_as,
+            "/usr/sbin/mariadbd",
+            "--no-defaults",
+            f"--datadir={base}/data",
+            f"--socket={base}/sock",
+            f"--port={port}",
+            "--bind-address=127.0.0.1",
+            f"--pid-file={base}/pid",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            pymysql.connect(unix_socket=f"{base}/sock", user="root").close()
+            break
+        except pymysql.err.OperationalError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
+
+    def stop() -> None:
+        server.terminate()
+        server.wait(30)
+        shutil.rmtree(base, ignore_errors=True)
+
+    return stop
+
+
+def bare_redis(port: int) -> Callable[[], None]:
+    """redis-server, by hand; returns once it answers PING. Returns a stopper."""
+    import redis
+
+    base = shared_tmp_dir("bare-redis-")
+    server = subprocess.Popen(
+        [
+            "redis-server",
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(base),
+            "--save",
+            "",
+            "--appendonly",
+            "yes",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    client = redis.Redis(port=port)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            client.ping()
+            break
+        except redis.ConnectionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.005)
+
+    def stop() -> None:
+        server.terminate()
+        server.wait(30)
+        shutil.rmtree(base, ignore_errors=True)
+
+    return stop
