@@ -90,6 +90,7 @@ class Service:
             TROVE_SVC_TRANSPORT_URL=self.transport_url,
             TROVE_SVC_PORT=str(self.port),
             TROVE_SVC_HEARTBEAT_INTERVAL="1",
+            TROVE_SVC_HEARTBEAT_EXPIRY="5",
             **self.extra_env,
         )
         return env

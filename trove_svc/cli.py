@@ -57,6 +57,56 @@ def cmd_token_create(args: argparse.Namespace) -> None:
     print(tokens.issue(args.project, args.user or args.project, args.admin, settings.clock()))
 
 
+def cmd_task_list(args: argparse.Namespace) -> None:
+    from trove_svc import audit
+    from trove_svc.store.models import Task
+
+    settings = _settings(args)
+    open_store(settings.effective_database_url)
+    query = Task.select().where(Task.instance_id == args.instance).order_by(Task.created_at)
+    print(f"{'TASK':36}  {'ACTION':14}  {'STATE':9}  {'RC':>3}  {'SECONDS':>7}  STARTED")
+    for task in query:
+        row = audit.task_view(task)
+        seconds = f"{row['duration']:.1f}" if row["duration"] is not None else "-"
+        print(
+            f"{row['id']:36}  {row['action']:14}  {row['state']:9}  "
+            f"{row['rc'] if row['rc'] is not None else '-':>3}  {seconds:>7}  "
+            f"{row['started'] or '-'}"
+        )
+
+
+def cmd_task_show(args: argparse.Namespace) -> None:
+    from trove_svc import audit
+    from trove_svc.store.models import Task
+
+    settings = _settings(args)
+    open_store(settings.effective_database_url)
+    task = Task.get_or_none(Task.id == args.task)
+    if task is None:
+        sys.exit(f"trove-svc: no task {args.task}")
+    detail = audit.task_detail(task)
+    for key in (
+        "id",
+        "action",
+        "state",
+        "requested_by",
+        "started",
+        "finished",
+        "duration",
+        "rc",
+        "failed_step",
+        "message",
+    ):
+        print(f"{key:13} {detail[key] if detail[key] is not None else '-'}")
+    print()
+    for step in detail["steps"]:
+        seconds = f"{step['duration']:.2f}" if step["duration"] is not None else "-"
+        name = f"{step['role']} : {step['task']}" if step["role"] else step["task"]
+        print(f"{step['outcome']:9} {seconds:>6}s  {name}")
+        if step["message"]:
+            print(f"{'':18}{step['message']}")
+
+
 def cmd_api(args: argparse.Namespace) -> None:
     from gunicorn.app.base import BaseApplication
 
@@ -184,6 +234,14 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--user", help="user name recorded with the token")
     create.add_argument("--admin", action="store_true", help="grant the admin role")
     create.set_defaults(func=cmd_token_create)
+    task = sub.add_parser("task", help="the audit trail: tasks run on instances")
+    task_sub = task.add_subparsers(dest="task_command", required=True)
+    listing = task_sub.add_parser("list", help="the tasks run on an instance")
+    listing.add_argument("--instance", required=True, help="instance id")
+    listing.set_defaults(func=cmd_task_list)
+    show = task_sub.add_parser("show", help="one task with its Ansible steps")
+    show.add_argument("task", help="task id")
+    show.set_defaults(func=cmd_task_show)
     return parser
 
 

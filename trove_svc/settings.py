@@ -43,6 +43,8 @@ class Settings:
     call_timeout: float = 10.0
     task_timeout: float = 600.0
     heartbeat_interval: float = 3.0
+    # No heartbeat for this long: the guest (or its host) is gone, operating_status SHUTDOWN.
+    heartbeat_expiry: float = 15.0
     port_range_start: int = 21000
     port_range_end: int = 21999
     runs_kept: int = 200

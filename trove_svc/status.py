@@ -38,3 +38,27 @@ def promote_if_ready(instance_id: str) -> bool:
         .execute()
     )
     return updated == 1
+
+
+def expire_silent_guests(now: float, expiry: float) -> int:
+    """Guests silent for longer than `expiry` say nothing more: their datastore is SHUTDOWN.
+
+    Only instances that should be running are touched; the next heartbeat sets the real
+    status again. Returns how many were marked.
+    """
+    running = Instance.select(Instance.id).where(
+        Instance.status.not_in((BUILD, SHUTDOWN)) & Instance.provisioned
+    )
+    marked: int = (
+        ServiceStatus.update(
+            operating_status=SHUTDOWN,
+            message=f"No heartbeat from the guest agent for over {expiry:g} s.",
+        )
+        .where(
+            ServiceStatus.instance.in_(running)
+            & (ServiceStatus.last_received_at < now - expiry)
+            & (ServiceStatus.operating_status != SHUTDOWN)
+        )
+        .execute()
+    )
+    return marked

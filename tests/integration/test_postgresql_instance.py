@@ -352,6 +352,70 @@ def test_access_change_rebinds_and_rewrites_host_rules(
     assert "192.0.2.0/24" not in hba.read_text()
 
 
+def test_restart_keeps_data(service: support.Service, token: str, instance: dict[str, Any]) -> None:
+    resp = service.request("POST", _path(instance, "action"), token, {"restart": {}})
+    assert resp.status == 202
+    _settle(service, token, instance, "REBOOT")
+    with psycopg.connect(
+        host="127.0.0.1", port=instance["port"], user="shop", password=PASSWORD, dbname="orders"
+    ) as conn:
+        assert conn.execute("SELECT name FROM item").fetchall() == [("first",)]
+
+
+ALL_PASSWORDS = [PASSWORD, "first-pw-1", "second-pw-2", "Root-chosen-pw-9", "pw-123456"]
+
+
+def test_tasks_show_each_run_with_its_ansible_steps(
+    service: support.Service,
+    token: str,
+    instance: dict[str, Any],
+) -> None:
+    listed = service.request("GET", _path(instance, "tasks"), token)
+    assert listed.status == 200
+    tasks = listed.body["tasks"]
+    actions = [t["action"] for t in tasks]
+    assert actions[0] == "create" and {"resize", "restart", "update_access"} <= set(actions)
+    assert all(t["state"] == "SUCCEEDED" and t["rc"] == 0 for t in tasks)
+    assert all(t["requested_by"] == PROJECT and t["duration"] > 0 for t in tasks)
+    raw = listed.raw
+
+    expected_step = {
+        "create": "Initialize the cluster",
+        "restart": "Restart PostgreSQL",
+        "resize": "Write the server's settings",
+    }
+    for task in tasks:
+        shown = service.request("GET", _path(instance, f"tasks/{task['id']}"), token)
+        assert shown.status == 200
+        raw += shown.raw
+        steps = shown.body["task"]["steps"]
+        assert steps and all(s["outcome"] in ("ok", "changed", "skipped") for s in steps)
+        if task["action"] in expected_step:
+            names = {s["task"] for s in steps}
+            assert expected_step[task["action"]] in names, names
+    cli = service.cli("task", "list", "--instance", instance["id"])
+    assert "restart" in cli and "SUCCEEDED" in cli
+    create_id = next(t["id"] for t in tasks if t["action"] == "create")
+    shown_cli = service.cli("task", "show", create_id)
+    assert "postgresql : Initialize the cluster" in shown_cli
+    raw += (cli + shown_cli).encode()
+
+    artifacts = b"".join(
+        p.read_bytes() for p in (service.state_dir / "runs").rglob("*") if p.is_file()
+    )
+    for secret in ALL_PASSWORDS:
+        assert secret.encode() not in raw, secret
+        assert secret.encode() not in artifacts, secret
+
+
+def test_another_project_cannot_read_the_tasks(
+    service: support.Service, instance: dict[str, Any]
+) -> None:
+    other = service.token("task-snoop")
+    resp = service.request("GET", f"/v1.0/task-snoop/instances/{instance['id']}/tasks", other)
+    assert resp.status == 404
+
+
 def _guest_queue_exists(transport_url: str, instance_id: str) -> bool:
     connection = pika.BlockingConnection(pika.URLParameters(transport_url))
     try:

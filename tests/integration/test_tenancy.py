@@ -64,6 +64,7 @@ def _operations(service: support.Service) -> list[tuple[str, str, dict[str, Any]
 def _fill(path: str, project: str, instance_id: str, version_id: str) -> str:
     values = {
         "project_id": project,
+        "task_id": "any-task",
         "instance_id": instance_id,
         "flavor_id": "1",
         "datastore": "postgresql",

@@ -57,6 +57,8 @@ def routes(settings: Settings, bus: Bus) -> list[Route]:
         Route(f"{P}/instances/detail", instances_resource, suffix="detail"),
         Route(i, resources.InstanceItem(instances)),
         Route(f"{i}/action", resources.InstanceAction(instances)),
+        Route(f"{i}/tasks", resources.InstanceTasks(instances)),
+        Route(f"{i}/tasks/{{task_id}}", resources.InstanceTask(instances)),
         Route(f"{i}/databases", account_resources.Databases(accounts)),
         Route(f"{i}/databases/{{name}}", account_resources.Database(accounts)),
         Route(f"{i}/users", account_resources.Users(accounts)),

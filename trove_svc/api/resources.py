@@ -6,14 +6,14 @@ from typing import Any
 
 import falcon
 
-from trove_svc import errors, parameters, quotas
+from trove_svc import audit, errors, parameters, quotas
 from trove_svc.api import schemas, views
 from trove_svc.api.openapi import answers, paged
 from trove_svc.api.paging import page
 from trove_svc.api.validation import validate
 from trove_svc.instances import Caller, InstanceService
 from trove_svc.settings import Settings
-from trove_svc.store.models import Datastore, DatastoreVersion, Flavor
+from trove_svc.store.models import Datastore, DatastoreVersion, Flavor, Task
 
 
 def _caller(req: falcon.Request, project_id: str) -> Caller:
@@ -331,3 +331,43 @@ class NamedVersionParameter:
         name: str,
     ) -> None:
         resp.media = _parameter(_version_by_name(datastore, version), name)
+
+
+def _tasks_of(instance_id: str) -> Any:
+    return Task.select().where(Task.instance_id == instance_id).order_by(Task.created_at, Task.id)
+
+
+class InstanceTasks:
+    """The audit trail (beyond Trove): every task run on the instance."""
+
+    def __init__(self, service: InstanceService) -> None:
+        self._service = service
+
+    @paged
+    def on_get(
+        self, req: falcon.Request, resp: falcon.Response, project_id: str, instance_id: str
+    ) -> None:
+        self._service.get(_caller(req, project_id), instance_id)
+        rows = [audit.task_view(t) for t in _tasks_of(instance_id)]
+        resp.media = page(req, "tasks", rows)
+
+
+class InstanceTask:
+    """One task with the Ansible steps it ran (names, outcome, timing, failure message)."""
+
+    def __init__(self, service: InstanceService) -> None:
+        self._service = service
+
+    def on_get(
+        self,
+        req: falcon.Request,
+        resp: falcon.Response,
+        project_id: str,
+        instance_id: str,
+        task_id: str,
+    ) -> None:
+        self._service.get(_caller(req, project_id), instance_id)
+        task = Task.get_or_none((Task.id == task_id) & (Task.instance_id == instance_id))
+        if task is None:
+            raise errors.NotFound(f"Task {task_id} could not be found.")
+        resp.media = {"task": audit.task_detail(task)}

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
+from trove_svc.clock import iso
 from trove_svc.store.models import Datastore, DatastoreVersion, Flavor, Instance, ServiceStatus
 
 GB = 1024**3
 
 
-def timestamp(epoch: float | None) -> str | None:
-    if epoch is None:
-        return None
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(epoch))
+timestamp = iso
 
 
 def links(base: str, project_id: str, kind: str, item_id: str) -> list[dict[str, str]]:

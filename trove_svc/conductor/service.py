@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -19,6 +20,9 @@ LOG = logging.getLogger(__name__)
 class Conductor:
     def __init__(self, settings: Settings) -> None:
         self._clock = settings.clock
+        self._expiry = settings.heartbeat_expiry
+        self._sweep_every = max(settings.heartbeat_interval, 0.5)
+        self._stopping = threading.Event()
         self.dropped_stale = 0
         self._handlers: dict[str, Callable[[Envelope], None]] = {
             "heartbeat": self.on_heartbeat,
@@ -57,8 +61,26 @@ class Conductor:
         if args.get("operating_status") == status.HEALTHY:
             status.promote_if_ready(instance_id)
 
+    def sweep(self) -> int:
+        """Mark the instances whose guests went silent (see `status.expire_silent_guests`)."""
+        marked = status.expire_silent_guests(self._clock(), self._expiry)
+        if marked:
+            LOG.warning("%d instance(s) stopped sending heartbeats", marked)
+        return marked
+
+    def _sweep_loop(self) -> None:
+        while not self._stopping.wait(self._sweep_every):
+            try:
+                self.sweep()
+            except Exception:
+                LOG.exception("heartbeat sweep failed; trying again")
+
     def run(self) -> None:
+        sweeper = threading.Thread(target=self._sweep_loop, name="heartbeat-sweep", daemon=True)
+        sweeper.start()
         self.consumer.run()
+        self._stopping.set()
 
     def stop(self) -> None:
+        self._stopping.set()
         self.consumer.stop()

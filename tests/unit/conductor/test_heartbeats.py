@@ -78,3 +78,47 @@ def test_heartbeat_for_an_unknown_instance_changes_nothing(conductor: Conductor)
         )
     )
     assert ServiceStatus.select().count() == 1
+
+
+def test_silent_guest_expires_and_recovers(tmp_path: Path) -> None:
+    now = [100.0]
+    settings = Settings(state_dir=tmp_path, clock=lambda: now[0], heartbeat_expiry=10.0)
+    open_store(settings.effective_database_url)
+    catalog.ensure_defaults([catalog.HostDatastore("postgresql", "15", "/usr/bin")])
+    instance = Instance.create(
+        id="i-2",
+        name="x",
+        project_id="p",
+        datastore_version=DatastoreVersion.get(),
+        flavor="1",
+        volume_size=1,
+        status=status.ACTIVE,
+        provisioned=True,
+        created_at=1,
+        updated_at=1,
+    )
+    ServiceStatus.create(instance=instance)
+    conductor = Conductor(settings)
+    conductor.handle(
+        Envelope(
+            method="heartbeat",
+            sent_at=100.0,
+            args={"instance_id": "i-2", "operating_status": "HEALTHY"},
+        )
+    )
+    now[0] = 105.0
+    assert conductor.sweep() == 0
+    assert ServiceStatus.get_by_id("i-2").operating_status == "HEALTHY"
+    now[0] = 111.0
+    assert conductor.sweep() == 1
+    row = ServiceStatus.get_by_id("i-2")
+    assert row.operating_status == "SHUTDOWN" and "No heartbeat" in row.message
+    assert conductor.sweep() == 0  # already marked
+    conductor.handle(
+        Envelope(
+            method="heartbeat",
+            sent_at=111.0,
+            args={"instance_id": "i-2", "operating_status": "HEALTHY"},
+        )
+    )
+    assert ServiceStatus.get_by_id("i-2").operating_status == "HEALTHY"

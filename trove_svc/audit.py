@@ -1,0 +1,107 @@
+"""The audit trail: what each task's Ansible run did, read back from its artifacts.
+
+Tasks that handle secrets are `no_log`, so Ansible never writes them; on top of that,
+everything shown here passes through `redact`, in case a module echoes one anyway.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from trove_svc.clock import iso
+from trove_svc.store.models import Task
+
+_SECRET_ASSIGNMENT = re.compile(
+    r"(?i)((?:password|passwd|secret|token|credential)[\w-]*[\"']?\s*[:=]\s*[\"']?)[^\s\"',}]+"
+)
+_URL_CREDENTIALS = re.compile(r"(\w+://[^:/\s@]+:)[^@\s]+@")
+
+
+def redact(text: str) -> str:
+    text = _SECRET_ASSIGNMENT.sub(r"\1********", text)
+    return _URL_CREDENTIALS.sub(r"\1********@", text)
+
+
+@dataclass(frozen=True)
+class Step:
+    role: str
+    task: str
+    outcome: str  # ok, changed, failed, ignored, skipped, unreachable
+    duration: float | None
+    message: str | None = None
+
+
+_OUTCOMES = {
+    "runner_on_ok": "ok",
+    "runner_on_failed": "failed",
+    "runner_on_skipped": "skipped",
+    "runner_on_unreachable": "unreachable",
+}
+
+
+def _step(event: dict[str, Any]) -> Step:
+    data = event.get("event_data") or {}
+    res = data.get("res") or {}
+    outcome = _OUTCOMES[event["event"]]
+    if outcome == "ok" and res.get("changed"):
+        outcome = "changed"
+    if outcome == "failed" and data.get("ignore_errors"):
+        outcome = "ignored"
+    message = None
+    if outcome in ("failed", "ignored", "unreachable"):
+        raw = res.get("msg") or res.get("stderr") or res.get("reason") or ""
+        message = redact(str(raw))[:2000] or None
+    duration = data.get("duration")
+    return Step(
+        role=str(data.get("role") or ""),
+        task=redact(str(data.get("task") or "")),
+        outcome=outcome,
+        duration=round(float(duration), 3) if duration is not None else None,
+        message=message,
+    )
+
+
+def steps(artifact_dir: str | None) -> list[Step]:
+    """The run's tasks in order, one entry per task and host, from its job events."""
+    if not artifact_dir:
+        return []
+    events_dir = Path(artifact_dir) / "job_events"
+    if not events_dir.is_dir():
+        return []
+    events = []
+    for path in events_dir.glob("*.json"):
+        try:
+            events.append(json.loads(path.read_text()))
+        except (OSError, ValueError):
+            continue
+    events.sort(key=lambda e: e.get("counter", 0))
+    return [_step(e) for e in events if e.get("event") in _OUTCOMES]
+
+
+def task_view(task: Task) -> dict[str, Any]:
+    duration = None
+    if task.started_at is not None and task.finished_at is not None:
+        duration = round(task.finished_at - task.started_at, 3)
+    return {
+        "id": task.id,
+        "action": task.action,
+        "state": task.state,
+        "requested_by": task.requested_by,
+        "request_id": task.request_id,
+        "playbook": task.playbook,
+        "created": iso(task.created_at),
+        "started": iso(task.started_at),
+        "finished": iso(task.finished_at),
+        "duration": duration,
+        "rc": task.rc,
+        "failed_step": task.failed_step,
+        "message": redact(task.message) if task.message else None,
+    }
+
+
+def task_detail(task: Task) -> dict[str, Any]:
+    return {**task_view(task), "steps": [asdict(s) for s in steps(task.artifact_dir)]}
