@@ -13,6 +13,8 @@ missing=()
 command -v rabbitmq-server >/dev/null || [ -x /usr/sbin/rabbitmq-server ] || missing+=(rabbitmq-server)
 have_postgresql || missing+=(postgresql)
 command -v psql >/dev/null || missing+=(postgresql-client)
+command -v mariadb-install-db >/dev/null || missing+=(mariadb-server)
+command -v redis-server >/dev/null || missing+=(redis-server)
 python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "bootstrap: installing ${missing[*]}"

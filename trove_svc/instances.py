@@ -36,19 +36,12 @@ class Caller:
     context: Context
 
 
-def find_datastore_version(
-    datastore_name: str | None, version_name: str | None
-) -> DatastoreVersion:
-    if datastore_name is None:
-        datastore = Datastore.select().order_by(Datastore.name).first()
-        if datastore is None:
-            raise errors.NotFound("No datastore is registered.")
-    else:
-        datastore = Datastore.get_or_none(
-            (Datastore.name == datastore_name) | (Datastore.id == datastore_name)
-        )
-        if datastore is None:
-            raise errors.NotFound(f"Datastore '{datastore_name}' cannot be found.")
+def find_datastore_version(datastore_name: str, version_name: str | None) -> DatastoreVersion:
+    datastore = Datastore.get_or_none(
+        (Datastore.name == datastore_name) | (Datastore.id == datastore_name)
+    )
+    if datastore is None:
+        raise errors.NotFound(f"Datastore '{datastore_name}' cannot be found.")
     if version_name is None:
         version = DatastoreVersion.get_or_none(DatastoreVersion.id == datastore.default_version_id)
     else:
@@ -111,7 +104,9 @@ class InstanceService:
         spec = body["instance"]
         flavor = find_flavor(spec["flavorRef"])
         requested = spec.get("datastore") or {}
-        version = find_datastore_version(requested.get("type"), requested.get("version"))
+        version = find_datastore_version(
+            requested.get("type") or self._settings.default_datastore, requested.get("version")
+        )
         databases = spec.get("databases", [])
         users = spec.get("users", [])
         _checked_databases_and_users(version.datastore.name, databases, users)

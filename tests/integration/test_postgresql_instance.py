@@ -19,6 +19,7 @@ from tests import support
 
 pytestmark = pytest.mark.integration
 
+ROOT = Path(__file__).resolve().parents[2]
 PROJECT = "e2e"
 PASSWORD = "Pw-7f3c1e9a-known-to-the-test"
 
@@ -414,6 +415,35 @@ def test_another_project_cannot_read_the_tasks(
     other = service.token("task-snoop")
     resp = service.request("GET", f"/v1.0/task-snoop/instances/{instance['id']}/tasks", other)
     assert resp.status == 404
+
+
+def test_inventory_plugin_lists_the_instance(
+    service: support.Service, token: str, instance: dict[str, Any], tmp_path: Path
+) -> None:
+    config = tmp_path / "trove_svc.yml"
+    config.write_text(f"plugin: trove_svc\nstate_dir: {service.state_dir}\n")
+    env = {**service.env(), "ANSIBLE_INVENTORY_PLUGINS": str(ROOT / "inventory_plugins")}
+    graph = subprocess.run(
+        [str(support.VENV_BIN / "ansible-inventory"), "-i", str(config), "--graph"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    for group in ("@datastore_postgresql:", f"@project_{PROJECT}:", "@status_active:"):
+        section = graph.stdout.split(group, 1)
+        assert len(section) == 2 and instance["id"] in section[1].split("@", 1)[0], graph.stdout
+    host = subprocess.run(
+        [str(support.VENV_BIN / "ansible-inventory"), "-i", str(config), "--host", instance["id"]],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    hostvars = json.loads(host.stdout)
+    assert hostvars["trove_port"] == instance["port"]
+    assert hostvars["postgresql_port"] == instance["port"]
+    assert hostvars["ansible_connection"] == "local"
 
 
 def _guest_queue_exists(transport_url: str, instance_id: str) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 from trove_svc import status
 from trove_svc.bus.client import Bus, guest_queue
@@ -71,6 +72,7 @@ def instance_create(deps: FlowDeps, message: InstanceCreate) -> None:
     result = deps.runner.run(
         ident=message.task_id,
         playbook="instance_create.yml",
+        instance_id=instance.id,
         extravars=provisioning.create_vars(deps.settings, instance, message.databases),
         secrets=provisioning.create_secrets(deps.settings, instance, admin_password, message.users),
         on_step=_show_step(instance.id),
@@ -100,12 +102,12 @@ def instance_create(deps: FlowDeps, message: InstanceCreate) -> None:
 
 def _tear_down(deps: FlowDeps, instance: Instance, ident: str, purge: bool) -> RunResult:
     """Stop everything the instance runs; with `purge`, remove its files and account too."""
-    extravars = {
-        **provisioning.instance_vars(deps.settings, instance),
-        "compute_local_purge": purge,
-    }
     result = deps.runner.run(
-        ident=ident, playbook="instance_delete.yml", extravars=extravars, secrets={}
+        ident=ident,
+        playbook="instance_delete.yml",
+        instance_id=instance.id,
+        extravars={"compute_local_purge": purge},
+        secrets={},
     )
     if not result.ok:
         LOG.error("tear-down of %s failed: %s", instance.id, result.describe_failure())
@@ -142,14 +144,20 @@ def _run_on_running_instance(
     instance: Instance,
     playbook: str,
     failure_prefix: str,
+    changes: dict[str, Any] | None = None,
 ) -> bool:
-    """Run a playbook on a built instance; it settles to ACTIVE on the next healthy beat."""
+    """Run a playbook on a built instance; it settles to ACTIVE on the next healthy beat.
+
+    The instance's variables come from the inventory plugin (the store); `changes` are
+    the ones the run applies before the store records them.
+    """
     _start_task(deps, task_id, playbook)
     Instance.update(provisioned=False).where(Instance.id == instance.id).execute()
     result = deps.runner.run(
         ident=task_id,
         playbook=playbook,
-        extravars=provisioning.instance_vars(deps.settings, instance),
+        instance_id=instance.id,
+        extravars=changes or {},
         secrets={},
         on_step=_show_step(instance.id),
     )
@@ -193,8 +201,9 @@ def instance_reconfigure(deps: FlowDeps, message: InstanceReconfigure) -> None:
         instance.flavor = Flavor.get_by_id(message.flavor_id)
     if message.access is not None:
         instance.access = message.access
+    changes = provisioning.instance_vars(deps.settings, instance)
     if _run_on_running_instance(
-        deps, message.task_id, instance, "instance_reconfigure.yml", "Change failed"
+        deps, message.task_id, instance, "instance_reconfigure.yml", "Change failed", changes
     ):
         Instance.update(flavor=instance.flavor_id, access=instance.access).where(
             Instance.id == instance.id

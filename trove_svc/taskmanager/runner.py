@@ -98,10 +98,12 @@ class PlaybookRunner:
         self,
         ident: str,
         playbook: str,
+        instance_id: str,
         extravars: dict[str, Any],
         secrets: dict[str, Any],
         on_step: StepCallback | None = None,
     ) -> RunResult:
+        """Run `playbook` on one instance, found through the trove_svc inventory plugin."""
         settings = self._settings
         for directory in (settings.runs_dir, settings.secrets_dir):
             directory.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -109,6 +111,19 @@ class PlaybookRunner:
         data_dir.mkdir(mode=0o700, exist_ok=True)
         secrets_file = settings.secrets_dir / f"{ident}.json"
         write_private_file(secrets_file, json.dumps(secrets))
+        # The inventory's source names the store, whose URL may hold a password: it lives
+        # with the secrets, never in the run's directory.
+        inventory_file = settings.secrets_dir / f"{ident}.trove_svc.yml"
+        write_private_file(
+            inventory_file,
+            json.dumps(
+                {
+                    "plugin": "trove_svc",
+                    "state_dir": str(settings.state_dir),
+                    "database_url": settings.database_url,
+                }
+            ),
+        )
         failure: dict[str, str | None] = {}
 
         def on_event(event: dict[str, Any]) -> bool:
@@ -129,7 +144,8 @@ class PlaybookRunner:
                 private_data_dir=str(data_dir),
                 ident=ident,
                 playbook=str(settings.ansible_dir / "playbooks" / playbook),
-                inventory=self._inventory(),
+                inventory=str(inventory_file),
+                limit=instance_id,
                 extravars={**extravars, "trove_secrets_file": str(secrets_file)},
                 envvars=self._environment(),
                 event_handler=on_event,
@@ -140,6 +156,7 @@ class PlaybookRunner:
             )
         finally:
             secrets_file.unlink(missing_ok=True)
+            inventory_file.unlink(missing_ok=True)
             self._prune()
         return RunResult(
             status=str(runner.status),
@@ -148,19 +165,6 @@ class PlaybookRunner:
             failed_step=failure.get("step"),
             failed_message=failure.get("message"),
         )
-
-    @staticmethod
-    def _inventory() -> dict[str, Any]:
-        return {
-            "all": {
-                "hosts": {
-                    "localhost": {
-                        "ansible_connection": "local",
-                        "ansible_python_interpreter": sys.executable,
-                    }
-                }
-            }
-        }
 
     def _prune(self) -> None:
         runs = sorted(self._settings.runs_dir.iterdir(), key=lambda p: p.stat().st_mtime)
