@@ -202,6 +202,7 @@ class InstanceService:
         The status moves by compare-and-set, so of two requests racing for an instance
         one wins and the other gets 409. If the bus is down, both records are undone.
         """
+        status.require_transition(instance.id, instance.status, new_status)
         busy = Task.select().where(
             (Task.instance_id == instance.id) & Task.state.in_(("QUEUED", "RUNNING"))
         )
@@ -239,8 +240,6 @@ class InstanceService:
 
     def delete(self, caller: Caller, instance_id: str) -> None:
         instance, _ = self.get(caller, instance_id)
-        if instance.status == status.SHUTDOWN:
-            raise errors.Conflict(f"Instance {instance_id} is already being deleted.")
         self._start_task(
             caller,
             instance,
@@ -253,11 +252,8 @@ class InstanceService:
 
     def restart(self, caller: Caller, instance_id: str) -> None:
         instance, _ = self.get(caller, instance_id)
-        if instance.status not in (status.ACTIVE, status.ERROR) or not instance.provisioned:
-            raise errors.Conflict(
-                f"Instance {instance_id} is {instance.status}; it can be restarted when it "
-                "is ACTIVE (or ERROR after it was built)."
-            )
+        if not instance.provisioned:
+            raise errors.Conflict(f"Instance {instance_id} was never built; delete it instead.")
         self._start_task(
             caller,
             instance,

@@ -42,6 +42,8 @@ class Settings:
     ansible_strategy: str = "mitogen_linear"
     call_timeout: float = 10.0
     task_timeout: float = 600.0
+    # Tearing down after a failed or timed-out task gets its own, separate limit.
+    cleanup_timeout: float = 300.0
     # The datastore of a create that names none (Trove's default_datastore).
     default_datastore: str = "postgresql"
     heartbeat_interval: float = 3.0

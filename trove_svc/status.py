@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from trove_svc import errors
 from trove_svc.store.models import Instance, ServiceStatus
 
 BUILD = "BUILD"
@@ -13,6 +14,25 @@ RESIZE = "RESIZE"
 
 # Statuses a task holds while its playbook runs; a healthy guest after it ends means ACTIVE.
 SETTLES_TO_ACTIVE = (BUILD, REBOOT, RESIZE)
+
+# Every move of `status` an operation may make (the flows' endings are the ACTIVE and ERROR
+# entries). Anything else is refused with 409 before any work starts.
+TRANSITIONS: dict[str, frozenset[str]] = {
+    BUILD: frozenset({ACTIVE, ERROR, SHUTDOWN}),
+    ACTIVE: frozenset({REBOOT, RESIZE, SHUTDOWN, ERROR}),
+    REBOOT: frozenset({ACTIVE, ERROR}),
+    RESIZE: frozenset({ACTIVE, ERROR}),
+    ERROR: frozenset({REBOOT, SHUTDOWN, ERROR}),
+    SHUTDOWN: frozenset({ERROR}),
+}
+
+
+def require_transition(instance_id: str, current: str, target: str) -> None:
+    if target not in TRANSITIONS.get(current, frozenset()):
+        raise errors.Conflict(
+            f"Instance {instance_id} is {current}; that operation needs it in another state."
+        )
+
 
 HEALTHY = "HEALTHY"
 NEW = "NEW"

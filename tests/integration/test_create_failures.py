@@ -125,3 +125,33 @@ def test_failed_playbook_leaves_error_with_the_step_and_nothing_running(
     assert deleted.status == 202
     service.wait_gone(token, PROJECT, instance_id)
     assert not instance_dir.exists()
+
+
+def test_a_task_past_its_time_limit_is_stopped_and_cleaned_up() -> None:
+    """With a 3 s limit a create cannot finish: it must end in ERROR, saying so, with
+    nothing of the instance left running. A service of its own (own vhost, so it never
+    competes with the session's service for messages)."""
+    vhost = support.create_vhost()
+    service = support.Service(
+        transport_url=f"amqp://guest:guest@127.0.0.1:5672/{vhost}",
+        extra_env={"TROVE_SVC_TASK_TIMEOUT": "3"},
+    )
+    service.start()
+    try:
+        token = service.token(PROJECT)
+        created = service.request("POST", f"/v1.0/{PROJECT}/instances", token, _body())
+        assert created.status == 200
+        instance_id = created.body["instance"]["id"]
+        failed = service.wait_for(
+            token, PROJECT, instance_id, lambda i: i["status"] == "ERROR", timeout=120
+        )
+        assert "time limit" in failed["fault"]["message"]
+        instance_dir = service.state_dir / "instances" / instance_id
+        assert support.processes_mentioning(str(instance_dir)) == []
+        tasks = service.request(
+            "GET", f"/v1.0/{PROJECT}/instances/{instance_id}/tasks", token
+        ).body["tasks"]
+        assert tasks[0]["state"] == "FAILED" and "time limit" in tasks[0]["message"]
+    finally:
+        service.cleanup()
+        support.delete_vhost(vhost)

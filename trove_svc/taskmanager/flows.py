@@ -108,6 +108,7 @@ def _tear_down(deps: FlowDeps, instance: Instance, ident: str, purge: bool) -> R
         instance_id=instance.id,
         extravars={"compute_local_purge": purge},
         secrets={},
+        timeout=deps.settings.cleanup_timeout,
     )
     if not result.ok:
         LOG.error("tear-down of %s failed: %s", instance.id, result.describe_failure())

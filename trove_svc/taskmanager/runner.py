@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import shutil
+import signal
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -73,6 +74,18 @@ def write_private_file(path: Path, content: str) -> None:
     tmp.replace(path)
 
 
+def _kill_processes_naming(marker: str) -> None:
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+            continue
+        try:
+            if marker.encode() in (proc / "cmdline").read_bytes():
+                os.kill(int(proc.name), signal.SIGKILL)
+                LOG.warning("killed process %s left behind by a stopped run", proc.name)
+        except (OSError, ProcessLookupError):
+            continue
+
+
 class PlaybookRunner:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
@@ -102,6 +115,7 @@ class PlaybookRunner:
         extravars: dict[str, Any],
         secrets: dict[str, Any],
         on_step: StepCallback | None = None,
+        timeout: float | None = None,
     ) -> RunResult:
         """Run `playbook` on one instance, found through the trove_svc inventory plugin."""
         settings = self._settings
@@ -152,9 +166,13 @@ class PlaybookRunner:
                 quiet=True,
                 rotate_artifacts=1,
                 suppress_env_files=True,
-                timeout=int(settings.task_timeout),
+                timeout=max(1, int(timeout or settings.task_timeout)),
             )
         finally:
+            # A stopped run (timeout) kills ansible-playbook's process group; mitogen's
+            # helper has a session of its own and would outlive it. Its command line names
+            # this run's files, which no other run shares.
+            _kill_processes_naming(str(inventory_file))
             secrets_file.unlink(missing_ok=True)
             inventory_file.unlink(missing_ok=True)
             self._prune()

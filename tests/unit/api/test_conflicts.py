@@ -1,0 +1,63 @@
+"""A second operation on a busy instance answers 409, and nothing changes."""
+
+from __future__ import annotations
+
+import falcon.testing
+
+from trove_svc.store.models import DatastoreVersion, Instance, Task
+
+
+def _instance(status: str) -> None:
+    Instance.create(
+        id="i-1",
+        name="x",
+        project_id="p1",
+        datastore_version=DatastoreVersion.get(),
+        flavor="1",
+        volume_size=1,
+        status=status,
+        provisioned=True,
+        created_at=0,
+        updated_at=0,
+    )
+
+
+def _post_action(
+    client: falcon.testing.TestClient, token: str, body: dict[str, object]
+) -> falcon.testing.Result:
+    return client.simulate_post(
+        "/v1.0/p1/instances/i-1/action", json=body, headers={"X-Auth-Token": token}
+    )
+
+
+def test_busy_instance_refuses_another_task(client: falcon.testing.TestClient, token: str) -> None:
+    _instance("ACTIVE")
+    Task.create(
+        id="t-1",
+        instance_id="i-1",
+        project_id="p1",
+        action="restart",
+        state="RUNNING",
+        created_at=0,
+    )
+    result = _post_action(client, token, {"restart": {}})
+    assert result.status_code == 409 and "busy" in result.json["conflictingRequest"]["message"]
+    deleted = client.simulate_delete("/v1.0/p1/instances/i-1", headers={"X-Auth-Token": token})
+    assert deleted.status_code == 409
+    assert Instance.get_by_id("i-1").status == "ACTIVE"
+    assert Task.select().count() == 1
+
+
+def test_resize_while_rebooting_is_a_conflict(
+    client: falcon.testing.TestClient, token: str
+) -> None:
+    _instance("REBOOT")
+    result = _post_action(client, token, {"resize": {"flavorRef": "2"}})
+    assert result.status_code == 409
+    assert Instance.get_by_id("i-1").flavor_id == "1"
+
+
+def test_deleting_twice_is_a_conflict(client: falcon.testing.TestClient, token: str) -> None:
+    _instance("SHUTDOWN")
+    result = client.simulate_delete("/v1.0/p1/instances/i-1", headers={"X-Auth-Token": token})
+    assert result.status_code == 409
