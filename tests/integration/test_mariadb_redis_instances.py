@@ -183,3 +183,83 @@ def test_redis_instance(service: support.Service, token: str) -> None:
         assert "not supported for redis" in resp.body["badRequest"]["message"]
 
     _delete_and_check(service, token, instance, "redis")
+
+
+def _mariadb_value(instance: dict[str, Any], sql: str) -> Any:
+    conn = _mariadb(instance, "clerk", "Clerk-pw-1", "shop")
+    with conn.cursor() as cursor:
+        cursor.execute(sql)
+        row = cursor.fetchone()
+    conn.close()
+    assert row is not None
+    return row[0]
+
+
+def _settle(
+    service: support.Service,
+    token: str,
+    instance: dict[str, Any],
+    body: Any,
+    method: str = "POST",
+    tail: str = "action",
+) -> dict[str, Any]:
+    path = f"/v1.0/{PROJECT}/instances/{instance['id']}" + (f"/{tail}" if tail else "")
+    resp = service.request(method, path, token, body)
+    assert resp.status == 202, resp.body
+    return service.wait_for(token, PROJECT, instance["id"], support.active_and_healthy)
+
+
+def test_mariadb_lifecycle(service: support.Service, token: str) -> None:
+    instance = _create(
+        service,
+        token,
+        "mariadb",
+        databases=[{"name": "shop"}],
+        users=[{"name": "clerk", "password": "Clerk-pw-1", "databases": [{"name": "shop"}]}],
+    )
+    conn = _mariadb(instance, "clerk", "Clerk-pw-1", "shop")
+    with conn.cursor() as cursor:
+        cursor.execute("CREATE TABLE kept (v varchar(20))")
+        cursor.execute("INSERT INTO kept VALUES ('before')")
+    conn.close()
+
+    _settle(service, token, instance, {"restart": {}})
+    assert _mariadb_value(instance, "SELECT v FROM kept") == "before"
+
+    resized = _settle(service, token, instance, {"resize": {"flavorRef": "2"}})
+    assert resized["flavor"]["id"] == "2"
+    assert _mariadb_value(instance, "SELECT @@innodb_buffer_pool_size") == 512 * 1024 * 1024
+
+    grown = _settle(service, token, instance, {"resize": {"volume": {"size": 2}}})
+    assert grown["volume"]["size"] == 2
+
+    assert _mariadb_value(instance, "SELECT @@bind_address") == "127.0.0.1"
+    _settle(
+        service,
+        token,
+        instance,
+        {"instance": {"access": {"is_public": True}}},
+        method="PUT",
+        tail="",
+    )
+    assert _mariadb_value(instance, "SELECT @@bind_address") == "0.0.0.0"
+    _settle(
+        service,
+        token,
+        instance,
+        {"instance": {"access": {"is_public": False}}},
+        method="PUT",
+        tail="",
+    )
+    assert _mariadb_value(instance, "SELECT @@bind_address") == "127.0.0.1"
+    assert _mariadb_value(instance, "SELECT v FROM kept") == "before"
+
+    tasks = service.request("GET", _path(instance, "tasks"), token).body["tasks"]
+    assert [t["action"] for t in tasks] == [
+        "create",
+        "restart",
+        "resize",
+        "update_access",
+        "update_access",
+    ]
+    _delete_and_check(service, token, instance, "mariadb")

@@ -61,3 +61,23 @@ def test_deleting_twice_is_a_conflict(client: falcon.testing.TestClient, token: 
     _instance("SHUTDOWN")
     result = client.simulate_delete("/v1.0/p1/instances/i-1", headers={"X-Auth-Token": token})
     assert result.status_code == 409
+
+
+def test_reset_status_is_for_admins_and_fails_what_was_pending(
+    client: falcon.testing.TestClient,
+    token: str,
+) -> None:
+    from trove_svc import tokens
+
+    _instance("BUILD")
+    Task.create(
+        id="t-1", instance_id="i-1", project_id="p1", action="create", state="QUEUED", created_at=0
+    )
+    refused = _post_action(client, token, {"reset_status": {}})
+    assert refused.status_code == 403
+    admin = tokens.issue("p1", "root", True, now=0.0)
+    reset = _post_action(client, admin, {"reset_status": {}})
+    assert reset.status_code == 202
+    instance = Instance.get_by_id("i-1")
+    assert instance.status == "ERROR" and "administrator" in instance.fault_message
+    assert Task.get_by_id("t-1").state == "FAILED"
