@@ -10,8 +10,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pika
-import pika.exceptions
 import psycopg
 import pytest
 
@@ -446,18 +444,6 @@ def test_inventory_plugin_lists_the_instance(
     assert hostvars["ansible_connection"] == "local"
 
 
-def _guest_queue_exists(transport_url: str, instance_id: str) -> bool:
-    connection = pika.BlockingConnection(pika.URLParameters(transport_url))
-    try:
-        connection.channel().queue_declare(f"guestagent.{instance_id}", passive=True)
-        return True
-    except pika.exceptions.ChannelClosedByBroker:
-        return False
-    finally:
-        if connection.is_open:
-            connection.close()
-
-
 def test_delete_leaves_nothing_behind(
     service: support.Service, token: str, instance: dict[str, Any]
 ) -> None:
@@ -468,7 +454,7 @@ def test_delete_leaves_nothing_behind(
     guest_pid = int((instance_dir / "guest.pid").read_text())
     owner = instance_dir.joinpath("postgresql").owner()
     assert support.pid_alive(postgres_pid) and support.pid_alive(guest_pid)
-    assert _guest_queue_exists(service.transport_url, instance["id"])
+    assert support.guest_queue_exists(service.transport_url, instance["id"])
 
     resp = service.request("DELETE", f"/v1.0/{PROJECT}/instances/{instance['id']}", token)
     assert resp.status == 202
@@ -484,7 +470,7 @@ def test_delete_leaves_nothing_behind(
     assert not support.pid_alive(postgres_pid)
     assert not support.pid_alive(guest_pid)
     assert not instance_dir.exists()
-    assert not _guest_queue_exists(service.transport_url, instance["id"])
+    assert not support.guest_queue_exists(service.transport_url, instance["id"])
     if owner != "root":
         assert subprocess.run(["id", owner], capture_output=True).returncode != 0
     shown = service.request("GET", f"/v1.0/{PROJECT}/instances/{instance['id']}", token)
