@@ -186,7 +186,11 @@ class Service:
     def cleanup(self) -> None:
         """Stop the service and, should a test have left one, every instance of it."""
         self.stop()
-        subprocess.run(["pkill", "-f", str(self.state_dir)], check=False)
+        subprocess.run(["pkill", "-9", "-f", str(self.state_dir)], check=False)
+        # userdel refuses an account whose processes are still exiting.
+        deadline = time.monotonic() + 10
+        while processes_mentioning(str(self.state_dir)) and time.monotonic() < deadline:
+            time.sleep(0.1)
         for line in Path("/etc/passwd").read_text().splitlines():
             name, *_, home, _shell = line.split(":")
             if home.startswith(str(self.state_dir)):
