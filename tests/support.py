@@ -28,12 +28,17 @@ def broker_reachable() -> bool:
         return s.connect_ex(BROKER) == 0
 
 
+def _rabbitmqctl(*args: str) -> list[str]:
+    """rabbitmqctl needs the broker's Erlang cookie: root's, or through sudo."""
+    return [*([] if os.geteuid() == 0 else ["sudo", "-n"]), "rabbitmqctl", "-q", *args]
+
+
 def create_vhost() -> str:
     """A vhost of our own, so tests never compete with a running service for messages."""
     name = f"trove-svc-test-{uuid.uuid4().hex[:8]}"
-    subprocess.run(["rabbitmqctl", "-q", "add_vhost", name], check=True, capture_output=True)
+    subprocess.run(_rabbitmqctl("add_vhost", name), check=True, capture_output=True)
     subprocess.run(
-        ["rabbitmqctl", "-q", "set_permissions", "-p", name, "guest", ".*", ".*", ".*"],
+        _rabbitmqctl("set_permissions", "-p", name, "guest", ".*", ".*", ".*"),
         check=True,
         capture_output=True,
     )
@@ -41,7 +46,7 @@ def create_vhost() -> str:
 
 
 def delete_vhost(name: str) -> None:
-    subprocess.run(["rabbitmqctl", "-q", "delete_vhost", name], check=False, capture_output=True)
+    subprocess.run(_rabbitmqctl("delete_vhost", name), check=False, capture_output=True)
 
 
 def free_port() -> int:
