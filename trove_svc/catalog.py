@@ -35,11 +35,8 @@ def find_postgresql() -> HostDatastore | None:
     postgres = candidates[-1] if candidates else shutil.which("postgres")
     if not postgres:
         return None
-    out = subprocess.run([postgres, "--version"], capture_output=True, text=True, check=False)
-    match = re.search(r"(\d+)(?:\.\d+)?", out.stdout)
-    if not match:
-        return None
-    return HostDatastore("postgresql", match.group(1), str(Path(postgres).parent))
+    version = _version_of(postgres, r"(\d+)(?:\.\d+)?")
+    return HostDatastore("postgresql", version, str(Path(postgres).parent)) if version else None
 
 
 def _version_of(binary: str, pattern: str) -> str | None:

@@ -337,10 +337,4 @@ class InstanceService:
             ).where(
                 (Task.instance_id == instance_id) & Task.state.in_(("QUEUED", "RUNNING"))
             ).execute()
-            Instance.update(
-                status=status.ERROR,
-                current_step=None,
-                updated_at=now,
-                fault_at=now,
-                fault_message="Status reset by an administrator.",
-            ).where(Instance.id == instance_id).execute()
+            status.record_fault(instance_id, now, "Status reset by an administrator.")

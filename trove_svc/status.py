@@ -27,6 +27,21 @@ TRANSITIONS: dict[str, frozenset[str]] = {
 }
 
 
+def record_fault(
+    instance_id: str, now: float, message: str, details: str | None = None, **fields: object
+) -> None:
+    """The instance goes to ERROR with a fault a user can act on (and any other fields)."""
+    Instance.update(
+        status=ERROR,
+        current_step=None,
+        updated_at=now,
+        fault_at=now,
+        fault_message=message,
+        fault_details=details,
+        **fields,
+    ).where(Instance.id == instance_id).execute()
+
+
 def require_transition(instance_id: str, current: str, target: str) -> None:
     if target not in TRANSITIONS.get(current, frozenset()):
         raise errors.Conflict(

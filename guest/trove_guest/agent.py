@@ -28,7 +28,6 @@ class Agent:
         self._stopping = threading.Event()
         d = driver
         self._methods: dict[str, Callable[[dict[str, Any]], Any]] = {
-            "get_health": lambda _a: self.heartbeat_args(),
             "list_databases": lambda _a: d.list_databases(),
             "create_databases": lambda a: d.create_databases(a["databases"]),
             "delete_database": lambda a: d.delete_database(a["name"]),

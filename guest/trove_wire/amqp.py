@@ -181,17 +181,6 @@ class Publisher:
 
         self._retrying(op)
 
-    def queue_exists(self, queue: str) -> bool:
-        self._ensure()
-        assert self._connection is not None
-        channel = self._connection.channel()
-        try:
-            channel.queue_declare(queue=queue, passive=True)
-        except pika.exceptions.ChannelClosedByBroker:
-            return False
-        channel.close()
-        return True
-
     def close(self) -> None:
         connection, self._connection, self._channel = self._connection, None, None
         if connection is not None and connection.is_open:

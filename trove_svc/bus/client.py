@@ -59,9 +59,6 @@ class Bus:
         except BrokerUnavailable as exc:
             raise errors.ServiceUnavailable("The message bus is unavailable.") from exc
 
-    def queue_exists(self, queue: str) -> bool:
-        return self._publisher().queue_exists(queue)
-
     def close(self) -> None:
         publisher = getattr(self._local, "publisher", None)
         if publisher is not None:

@@ -53,6 +53,10 @@ def _skip_task(deps: FlowDeps, task_id: str, why: str) -> None:
     ).execute()
 
 
+def _details(task_id: str, result: RunResult) -> str:
+    return f"Task {task_id} ({result.status}, rc {result.rc})."
+
+
 def _show_step(instance_id: str) -> StepCallback:
     def on_step(step: str) -> None:
         Instance.update(current_step=step).where(Instance.id == instance_id).execute()
@@ -89,15 +93,12 @@ def instance_create(deps: FlowDeps, message: InstanceCreate) -> None:
     # Stop what the failed build started before saying ERROR: once a client sees ERROR,
     # nothing of the instance runs. Its files stay, for the logs, until it is deleted.
     _tear_down(deps, instance, f"{message.task_id}-cleanup", purge=False)
-    now = deps.settings.clock()
-    Instance.update(
-        status=status.ERROR,
-        current_step=None,
-        updated_at=now,
-        fault_at=now,
-        fault_message=result.describe_failure(),
-        fault_details=f"Task {message.task_id} ({result.status}, rc {result.rc}).",
-    ).where(Instance.id == instance.id).execute()
+    status.record_fault(
+        instance.id,
+        deps.settings.clock(),
+        result.describe_failure(),
+        _details(message.task_id, result),
+    )
 
 
 def _tear_down(deps: FlowDeps, instance: Instance, ident: str, purge: bool) -> RunResult:
@@ -124,13 +125,12 @@ def instance_delete(deps: FlowDeps, message: InstanceDelete) -> None:
     result = _tear_down(deps, instance, message.task_id, purge=True)
     _finish_task(deps, message.task_id, result)
     if not result.ok:
-        now = deps.settings.clock()
-        Instance.update(
-            status=status.ERROR,
-            updated_at=now,
-            fault_at=now,
-            fault_message="Delete failed: " + result.describe_failure(),
-        ).where(Instance.id == instance.id).execute()
+        status.record_fault(
+            instance.id,
+            deps.settings.clock(),
+            "Delete failed: " + result.describe_failure(),
+            _details(message.task_id, result),
+        )
         return
     deps.bus.delete_queue(guest_queue(instance.id))
     with database_proxy.atomic():
@@ -169,15 +169,13 @@ def _run_on_running_instance(
             Instance.id == instance.id
         ).execute()
         return True
-    Instance.update(
-        status=status.ERROR,
+    status.record_fault(
+        instance.id,
+        now,
+        f"{failure_prefix}: {result.describe_failure()}",
+        _details(task_id, result),
         provisioned=True,
-        current_step=None,
-        updated_at=now,
-        fault_at=now,
-        fault_message=f"{failure_prefix}: {result.describe_failure()}",
-        fault_details=f"Task {task_id} ({result.status}, rc {result.rc}).",
-    ).where(Instance.id == instance.id).execute()
+    )
     return False
 
 

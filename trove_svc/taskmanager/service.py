@@ -17,7 +17,7 @@ from trove_svc.bus.messages import (
     TaskManagerMessage,
 )
 from trove_svc.settings import Settings
-from trove_svc.store.models import Instance, Task
+from trove_svc.store.models import Task
 from trove_svc.taskmanager import flows
 from trove_svc.taskmanager.runner import PlaybookRunner
 from trove_wire.amqp import Consumer
@@ -73,13 +73,7 @@ class TaskManager:
         Task.update(state="FAILED", finished_at=now, message=text).where(
             Task.id == message.task_id
         ).execute()
-        Instance.update(
-            status=status.ERROR,
-            fault_message=text,
-            fault_at=now,
-            updated_at=now,
-            current_step=None,
-        ).where(Instance.id == message.instance_id).execute()
+        status.record_fault(message.instance_id, now, text)
 
     def run(self) -> None:
         self.consumer.run()
