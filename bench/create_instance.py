@@ -108,8 +108,7 @@ def main() -> None:
     args = parser.parse_args()
     datastores = args.datastore or [d.name for d in catalog.host_datastores()]
 
-    vhost = support.create_vhost()
-    service = support.Service(transport_url=f"amqp://guest:guest@127.0.0.1:5672/{vhost}")
+    service = support.Service()
     results = {}
     try:
         service.start()
@@ -145,7 +144,6 @@ def main() -> None:
             )
     finally:
         service.cleanup()
-        support.delete_vhost(vhost)
 
     for datastore, (floor_name, bare, creates, steps) in results.items():
         create_median, bare_median = statistics.median(creates), statistics.median(bare)

@@ -15,20 +15,24 @@ have_postgresql || missing+=(postgresql)
 command -v psql >/dev/null || missing+=(postgresql-client)
 command -v mariadb-install-db >/dev/null || missing+=(mariadb-server)
 command -v redis-server >/dev/null || missing+=(redis-server)
-python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
+# The OS's own Python: instances' accounts run the guest agent from .venv, and a Python
+# under a private home (pyenv in /root, say) is out of their reach.
+[ -x /usr/bin/python3 ] || missing+=(python3)
+/usr/bin/python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "bootstrap: installing ${missing[*]}"
   as_root apt-get update -qq
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
-broker_up() { python3 - <<'PY'
+port_open() { /usr/bin/python3 - "$1" <<'PY'
 import socket, sys
 s = socket.socket()
 s.settimeout(1)
-sys.exit(0 if s.connect_ex(("127.0.0.1", 5672)) == 0 else 1)
+sys.exit(0 if s.connect_ex(("127.0.0.1", int(sys.argv[1]))) == 0 else 1)
 PY
 }
+broker_up() { port_open 5672; }
 if ! broker_up; then
   echo "bootstrap: starting RabbitMQ"
   as_root rabbitmq-server -detached >/dev/null 2>&1 || as_root service rabbitmq-server start
@@ -36,10 +40,21 @@ if ! broker_up; then
   broker_up || { echo "bootstrap: RabbitMQ did not come up on 127.0.0.1:5672" >&2; exit 1; }
 fi
 
-stamp=$(cat pyproject.toml guest/pyproject.toml | sha256sum | cut -c1-16)
+# The management API: trove-svc makes each instance's own broker account through it.
+if ! port_open 15672; then
+  echo "bootstrap: enabling RabbitMQ's management plugin"
+  as_root rabbitmq-plugins enable --quiet rabbitmq_management >/dev/null
+  for _ in $(seq 1 60); do port_open 15672 && break; sleep 1; done
+  port_open 15672 || { echo "bootstrap: RabbitMQ's management API did not come up on 127.0.0.1:15672" >&2; exit 1; }
+fi
+
+stamp=$( (cat pyproject.toml guest/pyproject.toml; echo /usr/bin/python3) | sha256sum | cut -c1-16)
 if [ ! -x .venv/bin/python ] || [ "$(cat .venv/.bootstrap-stamp 2>/dev/null)" != "$stamp" ]; then
   echo "bootstrap: preparing the Python environment in .venv"
-  [ -x .venv/bin/python ] || python3 -m venv .venv
+  if [ -x .venv/bin/python ] && [ "$(readlink -f .venv/bin/python)" != "$(readlink -f /usr/bin/python3)" ]; then
+    rm -rf .venv  # made from another Python: instances' accounts may not reach it
+  fi
+  [ -x .venv/bin/python ] || /usr/bin/python3 -m venv .venv
   if ! { .venv/bin/pip install --upgrade pip && .venv/bin/pip install -e "$ROOT[test]"; } \
       > .venv/pip.log 2>&1; then
     tail -n 40 .venv/pip.log >&2

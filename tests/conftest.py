@@ -19,8 +19,10 @@ def transport_url() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def service(transport_url: str) -> Iterator[support.Service]:
-    svc = support.Service(transport_url=transport_url)
+def service() -> Iterator[support.Service]:
+    if not support.broker_reachable():
+        pytest.fail("RabbitMQ is not reachable on 127.0.0.1:5672; run scripts/bootstrap.sh")
+    svc = support.Service()
     svc.start()
     yield svc
     svc.cleanup()

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Callable
@@ -19,6 +22,10 @@ from pathlib import Path
 from typing import Any
 
 BROKER = ("127.0.0.1", 5672)
+MANAGEMENT = "http://127.0.0.1:15672"
+# The broker's stock administrator on loopback: tests use it to set deployments up (as
+# `trove-svc setup` does by default) and to clean up after them, nothing else.
+BROKER_ADMIN_URL = "http://guest:guest@127.0.0.1:15672"
 VENV_BIN = Path(sys.executable).parent
 
 
@@ -62,6 +69,29 @@ def shared_tmp_dir(prefix: str) -> Path:
     return path
 
 
+def api_app(settings: Any, url: str) -> tuple[Any, Any]:
+    """The API in-process with a throwaway service key: (app, bus)."""
+    from trove_svc.api.app import create_app
+    from trove_svc.bus.client import Bus
+    from trove_svc.keys import KeyRing, ServiceKeys
+    from trove_wire.seal import new_key
+
+    keys = ServiceKeys(new_key())
+    bus = Bus(url, KeyRing(keys))
+    return create_app(settings, bus, keys), bus
+
+
+def declare_control_plane(url: str) -> None:
+    from trove_wire import topology
+    from trove_wire.amqp import Publisher
+
+    publisher = Publisher(url)
+    try:
+        publisher.declare(topology.declare_control_plane)
+    finally:
+        publisher.close()
+
+
 @dataclass
 class Response:
     status: int
@@ -71,13 +101,23 @@ class Response:
 
 @dataclass
 class Service:
-    """`trove-svc up` in a subprocess, with its own state dir, port and vhost."""
+    """`trove-svc up` in a subprocess, with its own state dir, port and vhost.
 
-    transport_url: str
+    As a newcomer's would, the deployment sets itself up: its own broker account and
+    vhost (from the state dir), made with the broker's administrator on first start.
+    """
+
+    transport_url: str = "amqp://127.0.0.1:5672/"
+    management_url: str = MANAGEMENT
+    admin_url: str = BROKER_ADMIN_URL
     state_dir: Path = field(default_factory=lambda: shared_tmp_dir("trove-svc-test-"))
     port: int = field(default_factory=free_port)
     extra_env: dict[str, str] = field(default_factory=dict)
+    # None: `trove-svc up`. Else these parts, each a process of its own (as on several
+    # hosts), so a test can stop or kill one.
+    parts: tuple[str, ...] | None = None
     process: subprocess.Popen[bytes] | None = None
+    part_processes: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
 
     @property
     def log_path(self) -> Path:
@@ -93,21 +133,57 @@ class Service:
             PATH=f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}",
             TROVE_SVC_STATE_DIR=str(self.state_dir),
             TROVE_SVC_TRANSPORT_URL=self.transport_url,
+            TROVE_SVC_RABBIT_MANAGEMENT_URL=self.management_url,
             TROVE_SVC_PORT=str(self.port),
+            # Disjoint from the service's default range (21000-21999).
+            TROVE_SVC_PORT_RANGE_START="24000",
+            TROVE_SVC_PORT_RANGE_END="24999",
             TROVE_SVC_HEARTBEAT_INTERVAL="1",
             TROVE_SVC_HEARTBEAT_EXPIRY="5",
             **self.extra_env,
         )
         return env
 
-    def start(self) -> None:
+    def setup(self) -> None:
+        self.cli("setup", "--broker-admin-url", self.admin_url)
+
+    @property
+    def amqp_url(self) -> str:
+        """The deployment's own broker URL (its account, its vhost)."""
+        from trove_svc.bus.broker import amqp_url, load_account
+
+        settings = self.settings()
+        return amqp_url(settings, load_account(settings.credentials_path))
+
+    def settings(self) -> Any:
+        from trove_svc.settings import Settings
+
+        return Settings.from_env(self.env())
+
+    def _spawn(self, *command: str) -> subprocess.Popen[bytes]:
         log = self.log_path.open("ab")
-        self.process = subprocess.Popen(
-            [str(VENV_BIN / "trove-svc"), "up"],
+        return subprocess.Popen(
+            [str(VENV_BIN / "trove-svc"), *command],
             env=self.env(),
             stdout=log,
             stderr=subprocess.STDOUT,
         )
+
+    def start_part(self, part: str) -> subprocess.Popen[bytes]:
+        process = self._spawn(part)
+        self.part_processes.append((part, process))
+        return process
+
+    def pids_of(self, part: str) -> list[int]:
+        return [p.pid for name, p in self.part_processes if name == part and p.poll() is None]
+
+    def start(self) -> None:
+        self.setup()
+        if self.parts is None:
+            self.process = self._spawn("up")
+        else:
+            for part in self.parts:
+                self.start_part(part)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
@@ -115,15 +191,25 @@ class Service:
                     return
             except OSError:
                 pass
-            if self.process.poll() is not None:
+            if self.process is not None and self.process.poll() is not None:
                 raise RuntimeError("trove-svc up exited:\n" + self.log_path.read_text())
             time.sleep(0.2)
         raise RuntimeError("trove-svc did not answer within 30s:\n" + self.log_path.read_text())
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(timeout=30)
+        processes = [p for _, p in self.part_processes]
+        if self.process is not None:
+            processes.append(self.process)
+        for process in processes:
+            if process.poll() is None:
+                os.kill(process.pid, signal.SIGCONT)
+                process.terminate()
+        for process in processes:
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=10)
 
     def cli(self, *args: str) -> str:
         out = subprocess.run(
@@ -154,7 +240,10 @@ class Service:
         except urllib.error.HTTPError as err:
             payload = err.read()
             status = err.code
-        parsed = json.loads(payload) if payload else None
+        try:
+            parsed = json.loads(payload) if payload else None
+        except ValueError:
+            parsed = None  # not JSON (/metrics, say): see `raw`
         return Response(status, parsed, payload)
 
     def wait_for(
@@ -200,7 +289,26 @@ class Service:
             name, *_, home, _shell = line.split(":")
             if home.startswith(str(self.state_dir)):
                 subprocess.run(["userdel", name], check=False, capture_output=True)
+        remove_deployment_from_broker(self.settings(), self.admin_url)
         shutil.rmtree(self.state_dir, ignore_errors=True)
+
+
+def remove_deployment_from_broker(settings: Any, admin_url: str) -> None:
+    """The deployment's vhost, account and any guest accounts it left."""
+    from trove_svc import setup
+    from trove_svc.bus.broker import Account, BrokerAdmin
+
+    try:
+        setup.remove_broker_objects(settings, admin_url)
+    except Exception:
+        return
+    parts = urllib.parse.urlsplit(admin_url)
+    admin = BrokerAdmin(
+        f"http://{parts.hostname}:{parts.port}", Account(parts.username or "", parts.password or "")
+    )
+    for user in admin.users():
+        if user.startswith("guest-") and not admin.user_has_vhosts(user):
+            admin.delete_user(user)
 
 
 def active_and_healthy(instance: dict[str, Any]) -> bool:
@@ -314,11 +422,11 @@ class BareCluster:
         shutil.rmtree(self.base, ignore_errors=True)
 
 
-def guest_queue_exists(transport_url: str, instance_id: str) -> bool:
+def guest_queue_exists(amqp_url: str, instance_id: str) -> bool:
     import pika
     import pika.exceptions
 
-    connection = pika.BlockingConnection(pika.URLParameters(transport_url))
+    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
     try:
         connection.channel().queue_declare(f"guestagent.{instance_id}", passive=True)
         return True
@@ -329,6 +437,20 @@ def guest_queue_exists(transport_url: str, instance_id: str) -> bool:
             connection.close()
 
 
+def broker_user_exists(service: Service, user: str) -> bool:
+    request = urllib.request.Request(f"{service.management_url}/api/users/{user}")
+    parts = urllib.parse.urlsplit(service.admin_url)
+    token = base64.b64encode(f"{parts.username}:{parts.password}".encode()).decode()
+    request.add_header("Authorization", f"Basic {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=10):
+            return True
+    except urllib.error.HTTPError as exc:
+        if exc.code == 404:
+            return False
+        raise
+
+
 def leftovers(service: Service, instance_id: str, os_user: str | None) -> list[str]:
     """What a deleted instance left behind: files, processes, its queue, its account."""
     found = []
@@ -336,8 +458,10 @@ def leftovers(service: Service, instance_id: str, os_user: str | None) -> list[s
     if instance_dir.exists():
         found.append(f"directory {instance_dir}")
     found += [f"process {p}" for p in processes_mentioning(str(instance_dir))]
-    if guest_queue_exists(service.transport_url, instance_id):
+    if guest_queue_exists(service.amqp_url, instance_id):
         found.append(f"queue guestagent.{instance_id}")
+    if broker_user_exists(service, f"guest-{instance_id}"):
+        found.append(f"broker account guest-{instance_id}")
     if os_user and os_user != "root":
         if subprocess.run(["id", os_user], capture_output=True).returncode == 0:
             found.append(f"account {os_user}")

@@ -8,6 +8,7 @@ from trove_svc import errors, names, status
 from trove_svc.bus.messages import GuestClient
 from trove_svc.instances import Caller, InstanceService
 from trove_svc.store.models import Instance
+from trove_wire import contract
 
 
 def split_user(name_at_host: str) -> tuple[str, str | None]:
@@ -44,7 +45,7 @@ class AccountService:
 
     def list_databases(self, caller: Caller, instance_id: str) -> list[dict[str, Any]]:
         self._ready(caller, instance_id)
-        return self._guest.list_databases(instance_id, caller.context)
+        return self._guest.call(instance_id, contract.ListDatabases(), caller.context)
 
     def create_databases(
         self, caller: Caller, instance_id: str, databases: list[dict[str, Any]]
@@ -52,23 +53,23 @@ class AccountService:
         _, datastore = self._ready(caller, instance_id)
         for database in databases:
             names.check_database_name(datastore, database["name"])
-        self._guest.create_databases(instance_id, caller.context, databases)
+        self._guest.call(instance_id, contract.CreateDatabases(databases), caller.context)
 
     def delete_database(self, caller: Caller, instance_id: str, name: str) -> None:
         _, datastore = self._ready(caller, instance_id)
         names.check_database_name(datastore, name)
-        self._guest.delete_database(instance_id, caller.context, name)
+        self._guest.call(instance_id, contract.DeleteDatabase(name), caller.context)
 
     # Users
 
     def list_users(self, caller: Caller, instance_id: str) -> list[dict[str, Any]]:
         self._ready(caller, instance_id)
-        return self._guest.list_users(instance_id, caller.context)
+        return self._guest.call(instance_id, contract.ListUsers(), caller.context)
 
     def get_user(self, caller: Caller, instance_id: str, user: str) -> dict[str, Any]:
         _, datastore = self._ready(caller, instance_id)
         name, host = _checked_user(datastore, user)
-        return self._guest.get_user(instance_id, caller.context, name, host)
+        return self._guest.call(instance_id, contract.GetUser(name, host), caller.context)
 
     def create_users(self, caller: Caller, instance_id: str, users: list[dict[str, Any]]) -> None:
         _, datastore = self._ready(caller, instance_id)
@@ -78,12 +79,12 @@ class AccountService:
                 names.check_host(user["host"])
             for database in user.get("databases", []):
                 names.check_database_name(datastore, database["name"])
-        self._guest.create_users(instance_id, caller.context, users)
+        self._guest.call(instance_id, contract.CreateUsers(users), caller.context)
 
     def delete_user(self, caller: Caller, instance_id: str, user: str) -> None:
         _, datastore = self._ready(caller, instance_id)
         name, host = _checked_user(datastore, user)
-        self._guest.delete_user(instance_id, caller.context, name, host)
+        self._guest.call(instance_id, contract.DeleteUser(name, host), caller.context)
 
     def change_passwords(
         self, caller: Caller, instance_id: str, users: list[dict[str, Any]]
@@ -91,7 +92,7 @@ class AccountService:
         _, datastore = self._ready(caller, instance_id)
         for user in users:
             names.check_user_name(datastore, user["name"])
-        self._guest.change_passwords(instance_id, caller.context, users)
+        self._guest.call(instance_id, contract.ChangePasswords(users), caller.context)
 
     def update_user(
         self, caller: Caller, instance_id: str, user: str, attributes: dict[str, Any]
@@ -102,12 +103,12 @@ class AccountService:
             names.check_user_name(datastore, attributes["name"])
         if attributes.get("host"):
             names.check_host(attributes["host"])
-        self._guest.update_user(instance_id, caller.context, name, host, attributes)
+        self._guest.call(instance_id, contract.UpdateUser(name, host, attributes), caller.context)
 
     def list_access(self, caller: Caller, instance_id: str, user: str) -> list[dict[str, Any]]:
         _, datastore = self._ready(caller, instance_id)
         name, host = _checked_user(datastore, user)
-        return self._guest.list_access(instance_id, caller.context, name, host)
+        return self._guest.call(instance_id, contract.ListAccess(name, host), caller.context)
 
     def grant_access(
         self, caller: Caller, instance_id: str, user: str, databases: list[str]
@@ -116,24 +117,26 @@ class AccountService:
         name, host = _checked_user(datastore, user)
         for database in databases:
             names.check_database_name(datastore, database)
-        self._guest.grant_access(instance_id, caller.context, name, host, databases)
+        self._guest.call(instance_id, contract.GrantAccess(name, host, databases), caller.context)
 
     def revoke_access(self, caller: Caller, instance_id: str, user: str, database: str) -> None:
         _, datastore = self._ready(caller, instance_id)
         name, host = _checked_user(datastore, user)
         names.check_database_name(datastore, database)
-        self._guest.revoke_access(instance_id, caller.context, name, host, database)
+        self._guest.call(instance_id, contract.RevokeAccess(name, host, database), caller.context)
 
     # Root
 
     def enable_root(self, caller: Caller, instance_id: str, password: str | None) -> dict[str, str]:
         self._ready(caller, instance_id)
-        return self._guest.enable_root(instance_id, caller.context, password or self._new_secret())
+        return self._guest.call(
+            instance_id, contract.EnableRoot(password or self._new_secret()), caller.context
+        )
 
     def is_root_enabled(self, caller: Caller, instance_id: str) -> bool:
         self._ready(caller, instance_id)
-        return self._guest.is_root_enabled(instance_id, caller.context)
+        return bool(self._guest.call(instance_id, contract.IsRootEnabled(), caller.context))
 
     def disable_root(self, caller: Caller, instance_id: str) -> None:
         self._ready(caller, instance_id)
-        self._guest.disable_root(instance_id, caller.context)
+        self._guest.call(instance_id, contract.DisableRoot(), caller.context)

@@ -98,6 +98,8 @@ def task_view(task: Task) -> dict[str, Any]:
         "finished": iso(task.finished_at),
         "duration": duration,
         "rc": task.rc,
+        # Ansible runs: more than one after a takeover or a retry (a port found busy).
+        "runs": task.runs,
         "failed_step": task.failed_step,
         "message": redact(task.message) if task.message else None,
     }

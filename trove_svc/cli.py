@@ -11,7 +11,8 @@ import sys
 import time
 from typing import Any
 
-from trove_svc import catalog, tokens
+from trove_svc import catalog, errors, metrics, setup, tokens
+from trove_svc.runtime import Runtime
 from trove_svc.settings import ENV_PREFIX, Settings, environment_for
 from trove_svc.store.db import open_store
 
@@ -42,13 +43,29 @@ def _logging(settings: Settings) -> None:
 
 
 def _prepare(settings: Settings) -> None:
-    settings.state_dir.mkdir(parents=True, exist_ok=True)
-    if settings.runs_as_root:
-        # Instances run as their own unprivileged accounts and must reach their dirs.
-        settings.state_dir.chmod(0o755)
-        settings.instances_dir.mkdir(mode=0o755, exist_ok=True)
+    # Everything the service writes is its own unless a role says otherwise.
+    os.umask(0o077)
+    setup.prepare_state_dir(settings)
     open_store(settings.effective_database_url)
     catalog.ensure_defaults(catalog.host_datastores())
+
+
+def _runtime(settings: Settings) -> Runtime:
+    try:
+        return Runtime.load(settings)
+    except ValueError as exc:
+        sys.exit(f"trove-svc: {exc}")
+
+
+def cmd_setup(args: argparse.Namespace) -> None:
+    settings = _settings(args)
+    _logging(settings)
+    _prepare(settings)
+    try:
+        setup.run(settings, args.broker_admin_url)
+    except errors.TroveSvcError as exc:
+        sys.exit(f"trove-svc: set-up failed: {exc.message}")
+    print(f"trove-svc is set up (state in {settings.state_dir}, vhost {settings.vhost}).")
 
 
 def cmd_token_create(args: argparse.Namespace) -> None:
@@ -111,11 +128,12 @@ def cmd_api(args: argparse.Namespace) -> None:
     from gunicorn.app.base import BaseApplication
 
     from trove_svc.api.app import create_app
-    from trove_svc.bus.client import Bus
 
     settings = _settings(args)
     _logging(settings)
     _prepare(settings)
+    metrics.configure(settings.metrics_dir)
+    runtime = _runtime(settings)
 
     class Api(BaseApplication):  # type: ignore[misc]
         def load_config(self) -> None:
@@ -125,10 +143,13 @@ def cmd_api(args: argparse.Namespace) -> None:
             self.cfg.set("accesslog", "-")
             self.cfg.set("proc_name", "trove-svc-api")
             self.cfg.set("control_socket_disable", True)
+            self.cfg.set(
+                "child_exit", lambda _server, worker: metrics.mark_process_dead(worker.pid)
+            )
 
         def load(self) -> Any:
             open_store(settings.effective_database_url)
-            return create_app(settings, Bus(settings.transport_url))
+            return create_app(settings, runtime.bus(), runtime.keys)
 
     Api().run()
 
@@ -140,13 +161,13 @@ def _run_until_signal(service: Any) -> None:
 
 
 def cmd_taskmanager(args: argparse.Namespace) -> None:
-    from trove_svc.bus.client import Bus
     from trove_svc.taskmanager.service import TaskManager
 
     settings = _settings(args)
     _logging(settings)
     _prepare(settings)
-    _run_until_signal(TaskManager(settings, Bus(settings.transport_url)))
+    metrics.configure(settings.metrics_dir)
+    _run_until_signal(TaskManager(_runtime(settings).flow_deps()))
 
 
 def cmd_conductor(args: argparse.Namespace) -> None:
@@ -155,26 +176,23 @@ def cmd_conductor(args: argparse.Namespace) -> None:
     settings = _settings(args)
     _logging(settings)
     _prepare(settings)
-    _run_until_signal(Conductor(settings))
-
-
-def _check_broker(settings: Settings) -> None:
-    from trove_wire.amqp import BrokerUnavailable, Publisher
-
-    publisher = Publisher(settings.transport_url)
-    try:
-        publisher.declare("taskmanager")
-    except BrokerUnavailable as exc:
-        sys.exit(f"trove-svc: RabbitMQ is not reachable ({exc}); set TROVE_SVC_TRANSPORT_URL.")
-    finally:
-        publisher.close()
+    metrics.configure(settings.metrics_dir)
+    runtime = _runtime(settings)
+    _run_until_signal(Conductor(settings, runtime.url, runtime.keyring))
 
 
 def cmd_up(args: argparse.Namespace) -> None:
     settings = _settings(args)
     _logging(settings)
     _prepare(settings)
-    _check_broker(settings)
+    try:
+        setup.run(settings)
+    except errors.TroveSvcError as exc:
+        sys.exit(
+            f"trove-svc: {exc.message} Run `trove-svc setup --broker-admin-url "
+            "http://USER:PASSWORD@HOST:15672` with a RabbitMQ administrator's account."
+        )
+    metrics.configure(settings.metrics_dir, fresh=True)
     env = {**os.environ, **environment_for(settings)}
     children = [
         subprocess.Popen([sys.executable, "-m", "trove_svc.cli", part], env=env) for part in PARTS
@@ -217,6 +235,13 @@ def cmd_up(args: argparse.Namespace) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="trove-svc", description="Database-as-a-Service.")
     sub = parser.add_subparsers(dest="command", required=True)
+    setup_parser = sub.add_parser("setup", help="make what a deployment needs (safe to repeat)")
+    setup_parser.add_argument(
+        "--broker-admin-url",
+        help="a RabbitMQ administrator, used once: http://USER:PASSWORD@HOST:15672 "
+        "(default: the broker's stock guest account on the management port)",
+    )
+    setup_parser.set_defaults(func=cmd_setup)
     for name, func, text in (
         ("up", cmd_up, "run the all-in-one: API, task manager and conductor"),
         ("api", cmd_api, "run the API under gunicorn"),

@@ -3,20 +3,14 @@
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import peewee
 
-from trove_svc import errors, names, quotas, status
-from trove_svc.bus.messages import (
-    InstanceCreate,
-    InstanceDelete,
-    InstanceReconfigure,
-    InstanceRestart,
-    TaskManagerClient,
-)
+from trove_svc import errors, names, quotas, status, tasks
+from trove_svc.bus.messages import RunTask, TaskManagerClient
+from trove_svc.keys import ServiceKeys
 from trove_svc.settings import Settings
 from trove_svc.store.models import (
     Datastore,
@@ -96,9 +90,12 @@ def _checked_databases_and_users(
 
 
 class InstanceService:
-    def __init__(self, settings: Settings, taskmanager: TaskManagerClient) -> None:
+    def __init__(
+        self, settings: Settings, taskmanager: TaskManagerClient, keys: ServiceKeys
+    ) -> None:
         self._settings = settings
         self._taskmanager = taskmanager
+        self._keys = keys
 
     def create(self, caller: Caller, body: dict[str, Any]) -> Instance:
         spec = body["instance"]
@@ -116,6 +113,7 @@ class InstanceService:
         now = self._settings.clock()
         instance_id = self._settings.new_id()
         task_id = self._settings.new_id()
+        _, sealed_key = self._keys.new_instance_key(instance_id)
         with database_proxy.atomic():
             instance = Instance.create(
                 id=instance_id,
@@ -125,25 +123,26 @@ class InstanceService:
                 flavor=flavor,
                 volume_size=spec["volume"]["size"],
                 status=status.BUILD,
+                status_since=now,
                 access=access,
+                guest_key=sealed_key,
                 created_at=now,
                 updated_at=now,
             )
             ServiceStatus.create(instance=instance, operating_status=status.NEW)
-            Task.create(
-                id=task_id,
-                instance_id=instance_id,
-                project_id=caller.project_id,
-                action="create",
-                requested_by=caller.context.user,
-                request_id=caller.context.request_id,
-                created_at=now,
+            tasks.record(
+                task_id,
+                instance_id,
+                caller.project_id,
+                "create",
+                caller.context.user,
+                caller.context.request_id,
+                now,
+                args={"databases": databases},
+                sealed_secrets=self._keys.seal_secrets(task_id, {"users": users}),
             )
-        message = InstanceCreate(
-            instance_id=instance_id, task_id=task_id, databases=databases, users=users
-        )
         try:
-            self._taskmanager.instance_create(message, caller.context)
+            self._taskmanager.run_task(RunTask(task_id, instance_id), caller.context)
         except errors.ServiceUnavailable:
             self._forget(instance_id)
             raise
@@ -195,7 +194,7 @@ class InstanceService:
         instance: Instance,
         action: str,
         new_status: str,
-        send: Callable[[str], None],
+        args: dict[str, Any] | None = None,
     ) -> str:
         """Record a task and move the instance to `new_status`, then hand it over.
 
@@ -203,66 +202,65 @@ class InstanceService:
         one wins and the other gets 409. If the bus is down, both records are undone.
         """
         status.require_transition(instance.id, instance.status, new_status)
-        busy = Task.select().where(
-            (Task.instance_id == instance.id) & Task.state.in_(("QUEUED", "RUNNING"))
-        )
-        if busy.exists():
+        if tasks.is_busy(instance.id):
             raise errors.Conflict(
                 f"Instance {instance.id} is busy with another task; try again when it is done."
             )
+        return self._record_and_send(caller, instance, action, new_status, args or {})
+
+    def _record_and_send(
+        self,
+        caller: Caller,
+        instance: Instance,
+        action: str,
+        new_status: str,
+        args: dict[str, Any],
+    ) -> str:
         task_id = self._settings.new_id()
         now = self._settings.clock()
         with database_proxy.atomic():
-            moved = (
-                Instance.update(status=new_status, updated_at=now)
-                .where((Instance.id == instance.id) & (Instance.status == instance.status))
-                .execute()
-            )
-            if moved != 1:
+            if not status.move(instance.id, instance.status, new_status, now):
                 raise errors.Conflict(f"Instance {instance.id} changed meanwhile; try again.")
-            Task.create(
-                id=task_id,
-                instance_id=instance.id,
-                project_id=caller.project_id,
-                action=action,
-                requested_by=caller.context.user,
-                request_id=caller.context.request_id,
-                created_at=now,
+            tasks.record(
+                task_id,
+                instance.id,
+                caller.project_id,
+                action,
+                caller.context.user,
+                caller.context.request_id,
+                now,
+                args=args,
             )
         try:
-            send(task_id)
+            self._taskmanager.run_task(RunTask(task_id, instance.id), caller.context)
         except errors.ServiceUnavailable:
             with database_proxy.atomic():
                 Task.delete().where(Task.id == task_id).execute()
-                Instance.update(status=instance.status).where(Instance.id == instance.id).execute()
+                Instance.update(status=instance.status, status_since=instance.status_since).where(
+                    Instance.id == instance.id
+                ).execute()
             raise
         return task_id
 
     def delete(self, caller: Caller, instance_id: str) -> None:
+        """Delete from any state: the delete task cancels whatever the instance was waiting
+        on (a run going for it stops) before it tears the instance down. Asking again while
+        a delete is under way changes nothing."""
         instance, _ = self.get(caller, instance_id)
-        self._start_task(
-            caller,
-            instance,
-            "delete",
-            status.SHUTDOWN,
-            lambda task_id: self._taskmanager.instance_delete(
-                InstanceDelete(instance_id=instance_id, task_id=task_id), caller.context
-            ),
+        deleting = Task.select().where(
+            (Task.instance_id == instance_id)
+            & (Task.action == "delete")
+            & Task.state.in_(tasks.OPEN)
         )
+        if instance.status == status.SHUTDOWN and deleting.exists():
+            return
+        self._record_and_send(caller, instance, "delete", status.SHUTDOWN, {})
 
     def restart(self, caller: Caller, instance_id: str) -> None:
         instance, _ = self.get(caller, instance_id)
         if not instance.provisioned:
             raise errors.Conflict(f"Instance {instance_id} was never built; delete it instead.")
-        self._start_task(
-            caller,
-            instance,
-            "restart",
-            status.REBOOT,
-            lambda task_id: self._taskmanager.instance_restart(
-                InstanceRestart(instance_id=instance_id, task_id=task_id), caller.context
-            ),
-        )
+        self._start_task(caller, instance, "restart", status.REBOOT)
 
     def _require_active(self, instance: Instance) -> None:
         if instance.status != status.ACTIVE:
@@ -276,16 +274,7 @@ class InstanceService:
         if flavor.id == instance.flavor_id:
             raise errors.BadRequest(f"Instance {instance_id} already has flavor {flavor.id}.")
         self._require_active(instance)
-        self._start_task(
-            caller,
-            instance,
-            "resize",
-            status.RESIZE,
-            lambda task_id: self._taskmanager.instance_reconfigure(
-                InstanceReconfigure(instance_id=instance_id, task_id=task_id, flavor_id=flavor.id),
-                caller.context,
-            ),
-        )
+        self._start_task(caller, instance, "resize", status.RESIZE, {"flavor_id": flavor.id})
 
     def update_access(self, caller: Caller, instance_id: str, access: dict[str, Any]) -> None:
         instance, _ = self.get(caller, instance_id)
@@ -293,16 +282,7 @@ class InstanceService:
         if wanted == instance.access:
             return
         self._require_active(instance)
-        self._start_task(
-            caller,
-            instance,
-            "update_access",
-            status.REBOOT,
-            lambda task_id: self._taskmanager.instance_reconfigure(
-                InstanceReconfigure(instance_id=instance_id, task_id=task_id, access=wanted),
-                caller.context,
-            ),
-        )
+        self._start_task(caller, instance, "update_access", status.REBOOT, {"access": wanted})
 
     def rename(self, caller: Caller, instance_id: str, name: str) -> None:
         self.get(caller, instance_id)
@@ -332,9 +312,5 @@ class InstanceService:
             raise errors.NotFound(f"Instance {instance_id} could not be found.")
         now = self._settings.clock()
         with database_proxy.atomic():
-            Task.update(
-                state="FAILED", finished_at=now, message="Reset by an administrator."
-            ).where(
-                (Task.instance_id == instance_id) & Task.state.in_(("QUEUED", "RUNNING"))
-            ).execute()
+            tasks.end_open(instance_id, now, tasks.TaskState.FAILED, "Reset by an administrator.")
             status.record_fault(instance_id, now, "Status reset by an administrator.")

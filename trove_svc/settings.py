@@ -6,6 +6,7 @@ Values come from the environment (``TROVE_SVC_*``) and an optional TOML file nam
 
 from __future__ import annotations
 
+import hashlib
 import os
 import secrets
 import time
@@ -15,6 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import MISSING, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 ENV_PREFIX = "TROVE_SVC_"
@@ -33,7 +35,17 @@ class Settings:
 
     state_dir: Path = field(default_factory=_default_state_dir)
     database_url: str = ""
-    transport_url: str = "amqp://guest:guest@127.0.0.1:5672/%2F"
+    # Where RabbitMQ is. The deployment's own account (made by `trove-svc setup`) and vhost
+    # are used unless the URL names them.
+    transport_url: str = "amqp://127.0.0.1:5672/"
+    # The deployment's vhost; empty: one derived from the state directory, so two
+    # deployments on one broker never meet.
+    broker_vhost: str = ""
+    # RabbitMQ's management API (per-instance broker accounts); empty: the transport's host.
+    rabbit_management_url: str = ""
+    # Files made by `trove-svc setup` (0600); empty: in the state directory.
+    broker_credentials_file: str = ""
+    service_key_file: str = ""
     host: str = "127.0.0.1"
     port: int = 8779
     api_workers: int = 2
@@ -46,6 +58,18 @@ class Settings:
     cleanup_timeout: float = 300.0
     # The datastore of a create that names none (Trove's default_datastore).
     default_datastore: str = "postgresql"
+    # A task manager's claim on a task lasts this long unless renewed (every third of it).
+    task_lease: float = 30.0
+    # Limits on waiting: an instance (or task) still waiting after this long goes to ERROR.
+    limit_queued: float = 600.0
+    limit_build: float = 1200.0
+    limit_reboot: float = 900.0
+    limit_resize: float = 900.0
+    limit_shutdown: float = 900.0
+    # The health check wants a task manager and a conductor seen within this long.
+    worker_seen_within: float = 30.0
+    # A guest message older than this (or replayed within it) is refused.
+    message_window: float = 60.0
     heartbeat_interval: float = 3.0
     # No heartbeat for this long: the guest (or its host) is gone, operating_status SHUTDOWN.
     heartbeat_expiry: float = 15.0
@@ -86,6 +110,34 @@ class Settings:
     @property
     def log_dir(self) -> Path:
         return self.state_dir / "log"
+
+    @property
+    def metrics_dir(self) -> Path:
+        return self.state_dir / "metrics"
+
+    @property
+    def credentials_path(self) -> Path:
+        return Path(self.broker_credentials_file or self.state_dir / "broker.json")
+
+    @property
+    def service_key_path(self) -> Path:
+        return Path(self.service_key_file or self.state_dir / "service.key")
+
+    @property
+    def vhost(self) -> str:
+        path = unquote(urlsplit(self.transport_url).path.lstrip("/"))
+        if path:
+            return path
+        if self.broker_vhost:
+            return self.broker_vhost
+        digest = hashlib.sha256(str(self.state_dir.resolve()).encode()).hexdigest()
+        return f"trove-svc-{digest[:10]}"
+
+    @property
+    def management_url(self) -> str:
+        if self.rabbit_management_url:
+            return self.rabbit_management_url.rstrip("/")
+        return f"http://{urlsplit(self.transport_url).hostname or '127.0.0.1'}:15672"
 
     @property
     def runs_as_root(self) -> bool:

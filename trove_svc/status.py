@@ -1,45 +1,39 @@
-"""Instance status: the values Trove clients know, and the one rule for becoming ACTIVE."""
+"""Instance status: the values Trove clients know, every move between them, and the rules
+for becoming ACTIVE, for showing a silent guest, and for giving up on a wait."""
 
 from __future__ import annotations
 
+import peewee
+
 from trove_svc import errors
-from trove_svc.store.models import Instance, ServiceStatus
+from trove_svc.store.models import Instance, ServiceStatus, Task
+from trove_svc.tasks import OPEN
 
 BUILD = "BUILD"
 ACTIVE = "ACTIVE"
 ERROR = "ERROR"
-SHUTDOWN = "SHUTDOWN"
+SHUTDOWN = "SHUTDOWN"  # being deleted
 REBOOT = "REBOOT"
 RESIZE = "RESIZE"
 
+HEALTHY = "HEALTHY"
+NEW = "NEW"
+
 # Statuses a task holds while its playbook runs; a healthy guest after it ends means ACTIVE.
 SETTLES_TO_ACTIVE = (BUILD, REBOOT, RESIZE)
+# Statuses that wait on something; each has a time limit (settings `limit_<status>`).
+WAITING = (BUILD, REBOOT, RESIZE, SHUTDOWN)
 
 # Every move of `status` an operation may make (the flows' endings are the ACTIVE and ERROR
-# entries). Anything else is refused with 409 before any work starts.
+# entries). A delete may start from anywhere. Anything else is refused with 409.
 TRANSITIONS: dict[str, frozenset[str]] = {
     BUILD: frozenset({ACTIVE, ERROR, SHUTDOWN}),
     ACTIVE: frozenset({REBOOT, RESIZE, SHUTDOWN, ERROR}),
-    REBOOT: frozenset({ACTIVE, ERROR}),
-    RESIZE: frozenset({ACTIVE, ERROR}),
+    REBOOT: frozenset({ACTIVE, ERROR, SHUTDOWN}),
+    RESIZE: frozenset({ACTIVE, ERROR, SHUTDOWN}),
     ERROR: frozenset({REBOOT, SHUTDOWN, ERROR}),
-    SHUTDOWN: frozenset({ERROR}),
+    SHUTDOWN: frozenset({ERROR, SHUTDOWN}),
 }
-
-
-def record_fault(
-    instance_id: str, now: float, message: str, details: str | None = None, **fields: object
-) -> None:
-    """The instance goes to ERROR with a fault a user can act on (and any other fields)."""
-    Instance.update(
-        status=ERROR,
-        current_step=None,
-        updated_at=now,
-        fault_at=now,
-        fault_message=message,
-        fault_details=details,
-        **fields,
-    ).where(Instance.id == instance_id).execute()
 
 
 def require_transition(instance_id: str, current: str, target: str) -> None:
@@ -49,12 +43,47 @@ def require_transition(instance_id: str, current: str, target: str) -> None:
         )
 
 
-HEALTHY = "HEALTHY"
-NEW = "NEW"
+def move(instance_id: str, current: str, target: str, now: float) -> bool:
+    """Compare-and-set the status; False if it changed meanwhile."""
+    moved: int = (
+        Instance.update(status=target, status_since=now, updated_at=now)
+        .where((Instance.id == instance_id) & (Instance.status == current))
+        .execute()
+    )
+    return moved == 1
 
 
-def promote_if_ready(instance_id: str) -> bool:
-    """BUILD, REBOOT or RESIZE turns ACTIVE once the playbook succeeded and the guest is HEALTHY.
+def record_fault(
+    instance_id: str,
+    now: float,
+    message: str,
+    details: str | None = None,
+    only_from: tuple[str, ...] | None = None,
+) -> bool:
+    """The instance goes to ERROR with a fault a user can act on; with `only_from`, only
+    if its status is still one of those (a delete asked for meanwhile wins)."""
+    condition = Instance.id == instance_id
+    if only_from is not None:
+        condition &= Instance.status.in_(only_from)
+    updated: int = (
+        Instance.update(
+            status=ERROR,
+            status_since=now,
+            current_step=None,
+            updated_at=now,
+            fault_at=now,
+            fault_message=message,
+            fault_details=details,
+        )
+        .where(condition)
+        .execute()
+    )
+    return updated == 1
+
+
+def promote_if_ready(instance_id: str, now: float) -> bool:
+    """BUILD, REBOOT or RESIZE turns ACTIVE once the instance was built, no task of it is
+    open (its playbook finished) and the guest is HEALTHY.
 
     Called by both the task manager (playbook done) and the conductor (heartbeat), in
     whichever order they come; the conditional update makes it safe to call twice.
@@ -62,13 +91,15 @@ def promote_if_ready(instance_id: str) -> bool:
     healthy = ServiceStatus.select().where(
         (ServiceStatus.instance == instance_id) & (ServiceStatus.operating_status == HEALTHY)
     )
+    working = Task.select().where((Task.instance_id == instance_id) & Task.state.in_(OPEN))
     updated: int = (
-        Instance.update(status=ACTIVE, current_step=None)
+        Instance.update(status=ACTIVE, status_since=now, current_step=None)
         .where(
             (Instance.id == instance_id)
             & Instance.status.in_(SETTLES_TO_ACTIVE)
             & Instance.provisioned
-            & healthy.exists()
+            & peewee.fn.EXISTS(healthy)
+            & ~peewee.fn.EXISTS(working)
         )
         .execute()
     )
@@ -97,3 +128,14 @@ def expire_silent_guests(now: float, expiry: float) -> int:
         .execute()
     )
     return marked
+
+
+def overdue(now: float, limits: dict[str, float]) -> list[tuple[str, str, float]]:
+    """Instances waiting in a status for longer than its limit: (id, status, limit)."""
+    found = []
+    for waiting, limit in limits.items():
+        rows = Instance.select(Instance.id).where(
+            (Instance.status == waiting) & (Instance.status_since < now - limit)
+        )
+        found += [(row.id, waiting, limit) for row in rows]
+    return found

@@ -9,68 +9,98 @@ import signal
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any
 
 from trove_guest import daemon, disk
 from trove_guest.config import GuestConfig
-from trove_guest.drivers import DatastoreDriver, NotFound, NotSupported, load_driver
-from trove_wire.amqp import CONNECTION_ERRORS, BrokerUnavailable, Consumer, Publisher
-from trove_wire.envelope import Envelope, Reply
+from trove_guest.drivers import DatastoreDriver, load_driver
+from trove_wire import contract, seal, topology
+from trove_wire.amqp import (
+    CONNECTION_ERRORS,
+    BrokerUnavailable,
+    Consumer,
+    Delivery,
+    NoConsumerQueue,
+    Publisher,
+)
+from trove_wire.envelope import Envelope, MalformedMessage, Reply
 
 LOG = logging.getLogger("trove_guest")
 
 
 class Agent:
+    """Answers the control plane's calls and reports health, every message sealed with
+    the instance's key. A message that fails a check gets no answer: it is dropped,
+    counted and logged without its contents."""
+
     def __init__(self, config: GuestConfig, driver: DatastoreDriver) -> None:
         self.config = config
         self.driver = driver
+        self._key = config.key_bytes
         self._stopping = threading.Event()
-        d = driver
-        self._methods: dict[str, Callable[[dict[str, Any]], Any]] = {
-            "list_databases": lambda _a: d.list_databases(),
-            "create_databases": lambda a: d.create_databases(a["databases"]),
-            "delete_database": lambda a: d.delete_database(a["name"]),
-            "list_users": lambda _a: d.list_users(),
-            "get_user": lambda a: d.get_user(a["name"], a.get("host")),
-            "create_users": lambda a: d.create_users(a["users"]),
-            "delete_user": lambda a: d.delete_user(a["name"], a.get("host")),
-            "change_passwords": lambda a: d.change_passwords(a["users"]),
-            "update_user": lambda a: d.update_user(a["name"], a.get("host"), a["attributes"]),
-            "list_access": lambda a: d.list_access(a["name"], a.get("host")),
-            "grant_access": lambda a: d.grant_access(a["name"], a.get("host"), a["databases"]),
-            "revoke_access": lambda a: d.revoke_access(a["name"], a.get("host"), a["database"]),
-            "enable_root": lambda a: d.enable_root(a["password"]),
-            "is_root_enabled": lambda _a: d.is_root_enabled(),
-            "disable_root": lambda _a: d.disable_root(),
-        }
-        self.consumer = Consumer(config.transport_url, config.queue, self.handle, workers=2)
+        self.guard = seal.ReplayGuard(config.message_window)
+        self.refused = seal.DropCounter()
+        self.consumer = Consumer(
+            config.transport_url,
+            config.queue,
+            self.handle,
+            workers=2,
+            reply_exchange=topology.FROM_GUEST,
+        )
 
-    def handle(self, envelope: Envelope) -> Reply:
-        method = self._methods.get(envelope.method)
-        if method is None:
-            return Reply(error_type="UnknownMethod", error_message=envelope.method)
+    def handle(self, delivery: Delivery) -> bytes | None:
+        instance_id = self.config.instance_id
         try:
-            return Reply(result=method(envelope.args))
-        except (NotSupported, NotFound) as exc:
-            return Reply(error_type=type(exc).__name__, error_message=str(exc))
+            payload = seal.open_sealed(self._key, seal.to_guest(instance_id), delivery.body)
+            envelope = Envelope.from_json(payload)
+            self.guard.check(envelope.id, envelope.sent_at)
+        except seal.Refused as exc:
+            self.refused.add(exc.reason)
+            LOG.warning("refused a message (%s)", exc.reason)
+            return None
+        except MalformedMessage:
+            self.refused.add("malformed")
+            LOG.warning("refused a message (malformed)")
+            return None
+        if not delivery.correlation_id:
+            return None
+        reply = self.answer(envelope)
+        purpose = seal.reply_from(instance_id, delivery.correlation_id)
+        return seal.seal(self._key, purpose, reply.to_json())
 
-    def heartbeat_args(self) -> dict[str, Any]:
-        status, message = self.driver.health()
-        return {
-            "instance_id": self.config.instance_id,
-            "operating_status": status,
-            "message": message,
-            "disk_used_bytes": disk.used_bytes(self.config.data_dir),
-        }
+    def answer(self, envelope: Envelope) -> Reply:
+        """Run the call on the driver: the contract names the method and its arguments."""
+        try:
+            call = contract.decode_call(envelope.method, envelope.args)
+            method = getattr(self.driver, call.method, None)
+            if method is None:
+                raise contract.NotSupported(f"{self.config.datastore} has no {call.method}.")
+            return Reply(result=method(**call.arguments()))
+        except contract.GuestError as exc:
+            return Reply(error_code=exc.code, error_message=str(exc))
+        except Exception as exc:
+            LOG.exception("%s failed", envelope.method)
+            return Reply(error_code=contract.ErrorCode.FAILED, error_message=type(exc).__name__)
+
+    def heartbeat(self) -> contract.Heartbeat:
+        operating_status, message = self.driver.health()
+        return contract.Heartbeat(
+            operating_status=operating_status,
+            message=message,
+            disk_used_bytes=disk.used_bytes(self.config.data_dir),
+        )
 
     def send_heartbeats(self) -> None:
         publisher = Publisher(self.config.transport_url)
+        purpose = seal.report_from(self.config.instance_id)
         while not self._stopping.is_set():
-            envelope = Envelope.new("heartbeat", self.heartbeat_args())
+            beat = self.heartbeat()
+            envelope = Envelope.new(beat.method, asdict(beat))
+            body = seal.seal(self._key, purpose, envelope.to_json())
             try:
-                publisher.cast(self.config.conductor_queue, envelope)
-            except (BrokerUnavailable, *CONNECTION_ERRORS) as exc:  # type: ignore[misc]
+                publisher.publish(topology.FROM_GUEST, topology.CONDUCTOR, body, envelope.id)
+            except (BrokerUnavailable, NoConsumerQueue, *CONNECTION_ERRORS) as exc:  # type: ignore[misc]
                 LOG.warning("heartbeat not sent: %s", exc)
             self._stopping.wait(self.config.heartbeat_interval)
         publisher.close()

@@ -1,9 +1,10 @@
-"""RabbitMQ plumbing on pika: publish with confirms, call over direct reply-to, consume.
+"""RabbitMQ plumbing on pika: confirmed publishes, calls with a reply queue, consumers.
 
-pika's BlockingConnection is single-threaded and sends no heartbeats while a callback
-runs, so a `Consumer` hands each message to a worker thread and brings the ack (and any
-reply) back onto the connection's thread with `add_callback_threadsafe`. A `Publisher`
-owns its own connection: use one per thread.
+This layer moves bytes; what they mean (envelopes) and whether to trust them (seals) is
+decided above it. pika's BlockingConnection is single-threaded and sends no heartbeats
+while a callback runs, so a `Consumer` hands each message to a worker thread and brings the
+ack (and any reply) back onto the connection's thread with `add_callback_threadsafe`. A
+`Publisher` owns its own connection: use one per thread.
 """
 
 from __future__ import annotations
@@ -14,22 +15,21 @@ import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 import pika
 import pika.exceptions
 
-from trove_wire.envelope import Envelope, MalformedMessage, Reply
-
 LOG = logging.getLogger(__name__)
 
-DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"
 CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     pika.exceptions.AMQPConnectionError,
     pika.exceptions.AMQPChannelError,
     pika.exceptions.StreamLostError,
     ConnectionError,
 )
+DEFAULT_EXCHANGE = ""
 
 
 class BrokerUnavailable(ConnectionError):
@@ -37,7 +37,7 @@ class BrokerUnavailable(ConnectionError):
 
 
 class NoConsumerQueue(LookupError):
-    """A message was published to a queue that does not exist (nobody to deliver to)."""
+    """A message was published where no queue receives it (nobody to deliver to)."""
 
 
 class CallTimedOut(TimeoutError):
@@ -49,30 +49,38 @@ def connection_parameters(url: str, heartbeat: int = 30) -> pika.URLParameters:
     params.heartbeat = heartbeat
     params.blocked_connection_timeout = 30
     params.connection_attempts = 1
+    params.socket_timeout = 5
+    params.stack_timeout = 10
     return params
 
 
 class Publisher:
-    """Casts (persistent, confirmed) and calls (direct reply-to) on one connection.
+    """Confirmed publishes and calls on one connection; not thread-safe.
 
-    Not thread-safe; a broken connection is replaced once per operation.
+    A broken connection is replaced once per operation. Calls wait on a reply queue of the
+    publisher's own (exclusive, gone with the connection), bound to the exchange the other
+    end replies through.
     """
 
     def __init__(self, url: str) -> None:
         self._url = url
         self._connection: pika.BlockingConnection | None = None
         self._channel: Any = None
-        self._declared: set[str] = set()
+        self._reply_queue: str | None = None
+        self._reply_bindings: set[str] = set()
+        self._replies: dict[str, bytes] = {}
 
     def _ensure(self) -> Any:
         if self._connection is None or self._connection.is_closed:
             try:
                 self._connection = pika.BlockingConnection(connection_parameters(self._url))
+                self._channel = self._connection.channel()
+                self._channel.confirm_delivery()
             except CONNECTION_ERRORS as exc:
+                self._connection = None
                 raise BrokerUnavailable(f"cannot reach RabbitMQ: {exc}") from exc
-            self._channel = self._connection.channel()
-            self._channel.confirm_delivery()
-            self._declared.clear()
+            self._reply_queue = None
+            self._reply_bindings.clear()
         return self._channel
 
     def _retrying(self, operation: Callable[[], Any]) -> Any:
@@ -81,108 +89,129 @@ class Publisher:
                 return operation()
             except CONNECTION_ERRORS as exc:
                 self.close()
-                if attempt == 2:
+                if attempt == 2 or isinstance(exc, pika.exceptions.ChannelClosedByBroker):
                     raise BrokerUnavailable(f"RabbitMQ failed: {exc}") from exc
         raise AssertionError("unreachable")
 
-    def declare(self, queue: str) -> None:
-        """Declare a durable queue (idempotent); casts to it survive a broker restart."""
+    def check(self) -> None:
+        """Raise BrokerUnavailable unless a connection is open (or can be opened)."""
+        self._retrying(lambda: self._ensure().connection.process_data_events(0))
 
-        def op() -> None:
-            channel = self._ensure()
-            if queue not in self._declared:
-                channel.queue_declare(queue=queue, durable=True)
-                self._declared.add(queue)
+    def declare(self, declarations: Callable[[Any], None]) -> None:
+        """Run queue, exchange and binding declarations on this connection's channel."""
+        self._retrying(lambda: declarations(self._ensure()))
 
-        self._retrying(op)
-
-    def cast(self, queue: str, envelope: Envelope, declare: bool = True) -> None:
-        """Publish persistently and wait for the broker's confirm."""
-        if declare:
-            self.declare(queue)
+    def publish(
+        self,
+        exchange: str,
+        routing_key: str,
+        body: bytes,
+        message_id: str,
+        persistent: bool = True,
+        headers: dict[str, Any] | None = None,
+    ) -> None:
+        """Publish and wait for the broker's confirm; NoConsumerQueue if nothing takes it."""
 
         def op() -> None:
             channel = self._ensure()
             try:
                 channel.basic_publish(
-                    exchange="",
-                    routing_key=queue,
-                    body=envelope.to_json(),
+                    exchange=exchange,
+                    routing_key=routing_key,
+                    body=body,
                     properties=pika.BasicProperties(
-                        delivery_mode=pika.DeliveryMode.Persistent,
-                        content_type="application/json",
-                        message_id=envelope.id,
+                        delivery_mode=pika.DeliveryMode.Persistent if persistent else None,
+                        message_id=message_id,
+                        headers=headers,
                     ),
                     mandatory=True,
                 )
             except pika.exceptions.UnroutableError as exc:
-                raise NoConsumerQueue(f"no queue {queue!r}") from exc
+                raise NoConsumerQueue(f"nothing receives {routing_key!r}") from exc
             except pika.exceptions.NackError as exc:
-                raise BrokerUnavailable(f"RabbitMQ refused the message to {queue!r}") from exc
+                raise BrokerUnavailable("RabbitMQ refused the message") from exc
 
         self._retrying(op)
 
-    def call(self, queue: str, envelope: Envelope, timeout: float) -> Reply:
-        """Send a request over direct reply-to and wait for its reply."""
+    def _reply_queue_for(self, reply_exchange: str) -> str:
+        channel = self._ensure()
+        if self._reply_queue is None:
+            declared = channel.queue_declare("", exclusive=True, auto_delete=True)
+            self._reply_queue = str(declared.method.queue)
+            channel.basic_consume(self._reply_queue, self._on_reply, auto_ack=True)
+        if reply_exchange != DEFAULT_EXCHANGE and reply_exchange not in self._reply_bindings:
+            channel.queue_bind(self._reply_queue, reply_exchange, routing_key=self._reply_queue)
+            self._reply_bindings.add(reply_exchange)
+        return self._reply_queue
 
-        def op() -> Reply:
-            self._ensure()
-            assert self._connection is not None
-            channel = self._connection.channel()
+    def _on_reply(self, _channel: Any, _method: Any, props: Any, body: bytes) -> None:
+        if props.correlation_id:
+            self._replies[str(props.correlation_id)] = body
+
+    def call(
+        self,
+        exchange: str,
+        routing_key: str,
+        body: bytes,
+        correlation_id: str,
+        timeout: float,
+        reply_exchange: str = DEFAULT_EXCHANGE,
+    ) -> bytes:
+        """Send a request and wait for the reply that carries `correlation_id`."""
+
+        def op() -> bytes:
+            channel = self._ensure()
+            reply_to = self._reply_queue_for(reply_exchange)
             try:
-                return self._call_on(channel, queue, envelope, timeout)
-            finally:
-                if channel.is_open:
-                    channel.close()
+                channel.basic_publish(
+                    exchange=exchange,
+                    routing_key=routing_key,
+                    body=body,
+                    properties=pika.BasicProperties(
+                        reply_to=reply_to,
+                        correlation_id=correlation_id,
+                        expiration=str(max(1, int(timeout * 1000))),
+                        message_id=uuid.uuid4().hex,
+                    ),
+                    mandatory=True,
+                )
+            except pika.exceptions.UnroutableError as exc:
+                raise NoConsumerQueue(f"nothing receives {routing_key!r}") from exc
+            return self._wait_for_reply(correlation_id, timeout)
 
-        result: Reply = self._retrying(op)
+        result: bytes = self._retrying(op)
         return result
 
-    def _call_on(self, channel: Any, queue: str, envelope: Envelope, timeout: float) -> Reply:
-        correlation_id = uuid.uuid4().hex
-        replies: list[Reply] = []
-
-        def on_reply(_ch: Any, _method: Any, props: Any, body: bytes) -> None:
-            if props.correlation_id == correlation_id:
-                replies.append(Reply.from_json(body))
-
-        channel.basic_consume(DIRECT_REPLY_TO, on_reply, auto_ack=True)
-        channel.confirm_delivery()
-        try:
-            channel.basic_publish(
-                exchange="",
-                routing_key=queue,
-                body=envelope.to_json(),
-                properties=pika.BasicProperties(
-                    reply_to=DIRECT_REPLY_TO,
-                    correlation_id=correlation_id,
-                    content_type="application/json",
-                    expiration=str(int(timeout * 1000)),
-                    message_id=envelope.id,
-                ),
-                mandatory=True,
-            )
-        except pika.exceptions.UnroutableError as exc:
-            raise NoConsumerQueue(f"no queue {queue!r}") from exc
+    def _wait_for_reply(self, correlation_id: str, timeout: float) -> bytes:
         assert self._connection is not None
         deadline = time.monotonic() + timeout
-        while not replies:
+        while correlation_id not in self._replies:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise CallTimedOut(f"no reply from {queue!r} within {timeout:g}s")
+                raise CallTimedOut(f"no reply within {timeout:g}s")
             self._connection.process_data_events(time_limit=min(remaining, 0.5))
-        return replies[0]
+        # Late replies to calls that timed out are dropped here, never matched later.
+        reply = self._replies.pop(correlation_id)
+        self._replies.clear()
+        return reply
 
     def delete_queue(self, queue: str) -> None:
+        """Delete `queue`; one that is not there counts as deleted."""
+
         def op() -> None:
-            channel = self._ensure()
-            channel.queue_delete(queue=queue)
-            self._declared.discard(queue)
+            try:
+                self._ensure().queue_delete(queue=queue)
+            except pika.exceptions.ChannelClosedByBroker as exc:
+                self.close()  # the broker closed the channel; start afresh next time
+                if exc.reply_code != 404:
+                    raise BrokerUnavailable(f"RabbitMQ refused to delete {queue!r}") from exc
 
         self._retrying(op)
 
     def close(self) -> None:
         connection, self._connection, self._channel = self._connection, None, None
+        self._reply_queue = None
+        self._reply_bindings.clear()
         if connection is not None and connection.is_open:
             try:
                 connection.close()
@@ -190,15 +219,32 @@ class Publisher:
                 LOG.debug("closing a broken connection failed", exc_info=True)
 
 
-Handler = Callable[[Envelope], Reply | None]
+@dataclass(frozen=True)
+class Delivery:
+    body: bytes
+    message_id: str | None = None
+    reply_to: str | None = None
+    correlation_id: str | None = None
+    redelivered: bool = False
+    # How often the broker handed this message out before (quorum queues count it).
+    delivery_count: int = 0
+
+
+class Requeue(Exception):
+    """Raised by a handler: this attempt failed; deliver the message again (to anyone)."""
+
+
+Handler = Callable[[Delivery], bytes | None]
 
 
 class Consumer:
-    """Consumes one durable queue; handlers run on worker threads, acks on the I/O thread.
+    """Consumes one queue; handlers run on worker threads, acks on the I/O thread.
 
     A message is acked only after its handler returned (its outcome is recorded), so a
-    consumer that dies mid-task leaves the message for the next one. A message that is
-    not an envelope is acked and dropped: retrying it could never succeed.
+    consumer that dies mid-task leaves the message for the next one. A handler that raises
+    `Requeue` has the message delivered again; any other exception drops it (logged). A
+    handler's return value, if any, is the reply, published to `reply_exchange` with the
+    request's reply-to as routing key.
     """
 
     def __init__(
@@ -209,6 +255,9 @@ class Consumer:
         workers: int = 1,
         reconnect_delay: float = 2.0,
         heartbeat: int = 30,
+        declare: Callable[[Any], None] | None = None,
+        reply_exchange: str = DEFAULT_EXCHANGE,
+        executor: ThreadPoolExecutor | None = None,
     ) -> None:
         self._url = url
         self._heartbeat = heartbeat
@@ -216,6 +265,9 @@ class Consumer:
         self._handler = handler
         self._workers = workers
         self._reconnect_delay = reconnect_delay
+        self._declare = declare
+        self._reply_exchange = reply_exchange
+        self._executor = executor
         self._stopping = threading.Event()
         self.ready = threading.Event()
 
@@ -224,24 +276,40 @@ class Consumer:
 
     def run(self) -> None:
         """Consume until `stop()`; reconnects after a lost connection."""
+        if self._executor is not None:
+            self._loop(self._executor)
+            return
         with ThreadPoolExecutor(self._workers, thread_name_prefix=self._queue) as pool:
-            while not self._stopping.is_set():
-                try:
-                    self._consume(pool)
-                except CONNECTION_ERRORS as exc:
-                    self.ready.clear()
-                    LOG.warning("lost RabbitMQ on %s (%s); reconnecting", self._queue, exc)
-                    self._stopping.wait(self._reconnect_delay)
+            self._loop(pool)
+
+    def _loop(self, pool: ThreadPoolExecutor) -> None:
+        while not self._stopping.is_set():
+            try:
+                self._consume(pool)
+            except CONNECTION_ERRORS as exc:
+                self.ready.clear()
+                LOG.warning("lost RabbitMQ on %s (%s); reconnecting", self._queue, exc)
+                self._stopping.wait(self._reconnect_delay)
 
     def _consume(self, pool: ThreadPoolExecutor) -> None:
         connection = pika.BlockingConnection(connection_parameters(self._url, self._heartbeat))
         try:
             channel = connection.channel()
-            channel.queue_declare(queue=self._queue, durable=True)
+            if self._declare is not None:
+                self._declare(channel)
             channel.basic_qos(prefetch_count=self._workers)
 
             def on_message(ch: Any, method: Any, props: Any, body: bytes) -> None:
-                pool.submit(self._handle, connection, ch, method.delivery_tag, props, body)
+                headers = props.headers or {}
+                delivery = Delivery(
+                    body=body,
+                    message_id=props.message_id,
+                    reply_to=props.reply_to,
+                    correlation_id=props.correlation_id,
+                    redelivered=bool(method.redelivered),
+                    delivery_count=int(headers.get("x-delivery-count", 0) or 0),
+                )
+                pool.submit(self._handle, connection, ch, method.delivery_tag, delivery)
 
             channel.basic_consume(self._queue, on_message)
             self.ready.set()
@@ -251,26 +319,28 @@ class Consumer:
             if connection.is_open:
                 connection.close()
 
-    def _handle(self, connection: Any, channel: Any, tag: int, props: Any, body: bytes) -> None:
-        reply: Reply | None
+    def _handle(self, connection: Any, channel: Any, tag: int, delivery: Delivery) -> None:
+        reply: bytes | None = None
+        requeue = False
         try:
-            reply = self._handler(Envelope.from_json(body))
-        except MalformedMessage as exc:
-            LOG.error("dropped a malformed message on %s: %s", self._queue, exc)
-            reply = Reply(error_type="MalformedMessage", error_message=str(exc))
-        except Exception as exc:
-            LOG.exception("handler failed on %s", self._queue)
-            reply = Reply(error_type=type(exc).__name__, error_message=str(exc))
+            reply = self._handler(delivery)
+        except Requeue:
+            requeue = True
+        except Exception:
+            LOG.exception("handler failed on %s; the message is dropped", self._queue)
 
         def finish() -> None:
-            if props.reply_to and reply is not None:
+            if delivery.reply_to and reply is not None:
                 channel.basic_publish(
-                    exchange="",
-                    routing_key=props.reply_to,
-                    body=reply.to_json(),
-                    properties=pika.BasicProperties(correlation_id=props.correlation_id),
+                    exchange=self._reply_exchange,
+                    routing_key=delivery.reply_to,
+                    body=reply,
+                    properties=pika.BasicProperties(correlation_id=delivery.correlation_id),
                 )
-            channel.basic_ack(delivery_tag=tag)
+            if requeue:
+                channel.basic_nack(delivery_tag=tag, requeue=True)
+            else:
+                channel.basic_ack(delivery_tag=tag)
 
         try:
             connection.add_callback_threadsafe(finish)

@@ -66,10 +66,10 @@ class Envelope:
 
 @dataclass(frozen=True)
 class Reply:
-    """The answer to a call: a result, or an error a caller can turn into its own."""
+    """The answer to a call: a result, or an error code (`trove_wire.contract.ErrorCode`)."""
 
     result: Any = None
-    error_type: str | None = None
+    error_code: str | None = None
     error_message: str | None = None
 
     def to_json(self) -> bytes:
@@ -81,7 +81,7 @@ class Reply:
             raw = json.loads(body)
             return cls(
                 result=raw.get("result"),
-                error_type=raw.get("error_type"),
+                error_code=raw.get("error_code"),
                 error_message=raw.get("error_message"),
             )
         except (ValueError, TypeError, AttributeError) as exc:

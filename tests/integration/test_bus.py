@@ -1,4 +1,5 @@
-"""The bus against a real RabbitMQ: confirmed casts, calls, timeouts, long handlers."""
+"""The bus against a real RabbitMQ: confirmed casts, calls, timeouts, long handlers,
+redelivery and dead-lettering."""
 
 from __future__ import annotations
 
@@ -6,12 +7,21 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pika
 import pytest
 
-from trove_wire.amqp import CallTimedOut, Consumer, NoConsumerQueue, Publisher
-from trove_wire.envelope import Envelope, Reply
+from tests import support
+from trove_wire import topology
+from trove_wire.amqp import (
+    CallTimedOut,
+    Consumer,
+    Delivery,
+    NoConsumerQueue,
+    Publisher,
+    Requeue,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -25,6 +35,10 @@ def publisher(transport_url: str) -> Iterator[Publisher]:
     pub = Publisher(transport_url)
     yield pub
     pub.close()
+
+
+def _declare(publisher: Publisher, queue: str, **arguments: object) -> None:
+    publisher.declare(lambda ch: ch.queue_declare(queue, durable=True, arguments=arguments or None))
 
 
 def _run(consumer: Consumer) -> threading.Thread:
@@ -55,43 +69,50 @@ def test_cast_is_durable_until_a_consumer_takes_it(
     transport_url: str, publisher: Publisher
 ) -> None:
     queue = _queue()
-    publisher.cast(queue, Envelope.new("ping", {"n": 1}))
+    _declare(publisher, queue)
+    publisher.publish("", queue, b"ping-1", "m-1")
     assert _depth(transport_url, queue) == (1, 0)
-    received: list[Envelope] = []
-    consumer = Consumer(transport_url, queue, lambda env: received.append(env) or None)
+    received: list[Delivery] = []
+    consumer = Consumer(transport_url, queue, lambda d: received.append(d) or None)
     thread = _run(consumer)
     _wait(lambda: len(received) == 1)
-    assert received[0].method == "ping" and received[0].args == {"n": 1}
+    assert received[0].body == b"ping-1" and received[0].message_id == "m-1"
     _wait(lambda: _depth(transport_url, queue)[0] == 0)
     consumer.stop()
     thread.join(5)
     publisher.delete_queue(queue)
 
 
+def test_publishing_where_nothing_receives_fails_at_once(publisher: Publisher) -> None:
+    with pytest.raises(NoConsumerQueue):
+        publisher.publish("", _queue(), b"lost", "m-1")
+
+
 def test_call_gets_the_reply(transport_url: str, publisher: Publisher) -> None:
     queue = _queue()
-    consumer = Consumer(transport_url, queue, lambda env: Reply(result={"echo": env.args["word"]}))
+    _declare(publisher, queue)
+    consumer = Consumer(transport_url, queue, lambda d: b"echo:" + d.body)
     thread = _run(consumer)
-    reply = publisher.call(queue, Envelope.new("echo", {"word": "hello"}), timeout=5)
-    assert reply.result == {"echo": "hello"}
+    reply = publisher.call("", queue, b"hello", "c-1", timeout=5)
+    assert reply == b"echo:hello"
     consumer.stop()
     thread.join(5)
     publisher.delete_queue(queue)
 
 
-def test_call_without_an_answer_times_out(transport_url: str, publisher: Publisher) -> None:
+def test_call_without_an_answer_times_out(publisher: Publisher) -> None:
     queue = _queue()
-    publisher.declare(queue)  # a queue nobody consumes
+    _declare(publisher, queue)  # a queue nobody consumes
     started = time.monotonic()
     with pytest.raises(CallTimedOut):
-        publisher.call(queue, Envelope.new("echo", {}), timeout=0.5)
+        publisher.call("", queue, b"x", "c-1", timeout=0.5)
     assert time.monotonic() - started < 3
     publisher.delete_queue(queue)
 
 
 def test_call_to_a_missing_queue_fails_at_once(publisher: Publisher) -> None:
     with pytest.raises(NoConsumerQueue):
-        publisher.call(_queue(), Envelope.new("echo", {}), timeout=5)
+        publisher.call("", _queue(), b"x", "c-1", timeout=5)
 
 
 def test_a_long_handler_does_not_starve_heartbeats(
@@ -100,17 +121,18 @@ def test_a_long_handler_does_not_starve_heartbeats(
     """A handler that runs for several heartbeat timeouts still acks on the same
     connection: the I/O thread kept answering heartbeats while the worker ran."""
     queue = _queue()
+    _declare(publisher, queue)
     calls: list[float] = []
     finished = threading.Event()
 
-    def slow(envelope: Envelope) -> None:
+    def slow(delivery: Delivery) -> None:
         calls.append(time.monotonic())
         time.sleep(7)  # more than twice the 2 s heartbeat below
         finished.set()
 
     consumer = Consumer(transport_url, queue, slow, heartbeat=2, reconnect_delay=0.5)
     thread = _run(consumer)
-    publisher.cast(queue, Envelope.new("slow", {}))
+    publisher.publish("", queue, b"slow", "m-1")
     assert finished.wait(15)
     time.sleep(3)  # a lost connection would have had the message redelivered by now
     assert len(calls) == 1
@@ -120,33 +142,79 @@ def test_a_long_handler_does_not_starve_heartbeats(
     publisher.delete_queue(queue)
 
 
-def test_malformed_message_is_dropped_not_redelivered(
-    transport_url: str, publisher: Publisher
-) -> None:
+def test_a_failing_handler_drops_the_message(transport_url: str, publisher: Publisher) -> None:
     queue = _queue()
-    publisher.declare(queue)
-    connection = pika.BlockingConnection(pika.URLParameters(transport_url))
-    connection.channel().basic_publish("", queue, b"garbage")
-    connection.close()
-    handled: list[Envelope] = []
-    consumer = Consumer(transport_url, queue, lambda env: handled.append(env) or None)
+    _declare(publisher, queue)
+    publisher.publish("", queue, b"garbage", "m-1")
+    handled: list[Delivery] = []
+
+    def broken(delivery: Delivery) -> None:
+        handled.append(delivery)
+        raise ValueError("cannot read this")
+
+    consumer = Consumer(transport_url, queue, broken)
     thread = _run(consumer)
     _wait(lambda: _depth(transport_url, queue) == (0, 1))
-    assert handled == []
+    time.sleep(0.5)
+    assert len(handled) == 1
     consumer.stop()
     thread.join(5)
     publisher.delete_queue(queue)
 
 
-def test_a_call_nobody_answers_becomes_a_domain_error(transport_url: str) -> None:
-    from trove_svc import errors
-    from trove_svc.bus.client import Bus
-    from trove_wire.envelope import Context
+@pytest.fixture
+def own_vhost() -> Iterator[str]:
+    vhost = support.create_vhost()
+    yield f"amqp://guest:guest@127.0.0.1:5672/{vhost}"
+    support.delete_vhost(vhost)
 
-    bus = Bus(transport_url)
-    queue = _queue()
-    bus.cast(queue, "nothing", {}, Context())  # declares a queue nobody consumes
+
+def test_a_message_that_fails_every_time_is_dead_lettered(own_vhost: str) -> None:
+    """The task manager's queue: redelivered up to its limit, then to the dead letters."""
+    transport_url = own_vhost
+    publisher = Publisher(transport_url)
+    publisher.declare(topology.declare_control_plane)
+    publisher.publish("", topology.TASKMANAGER, b"poison", "m-1")
+    counts: list[int] = []
+
+    def always_fails(delivery: Delivery) -> None:
+        counts.append(delivery.delivery_count)
+        raise Requeue
+
+    consumer = Consumer(transport_url, topology.TASKMANAGER, always_fails)
+    thread = _run(consumer)
+    _wait(lambda: _depth(transport_url, topology.TASKMANAGER_DEAD)[0] == 1)
+    consumer.stop()
+    thread.join(5)
+    publisher.close()
+    assert len(counts) == topology.MAX_DELIVERIES + 1
+    assert counts == sorted(counts)
+    assert _depth(transport_url, topology.TASKMANAGER)[0] == 0
+
+
+def test_a_call_nobody_answers_becomes_a_domain_error(transport_url: str, tmp_path: Path) -> None:
+    from trove_svc import catalog, errors
+    from trove_svc.bus.client import Bus
+    from trove_svc.keys import KeyRing, ServiceKeys
+    from trove_svc.store.db import open_store
+    from trove_svc.store.models import DatastoreVersion, Instance
+    from trove_wire.contract import ListDatabases
+    from trove_wire.envelope import Context
+    from trove_wire.seal import new_key
+
+    database = open_store(f"sqlite:///{tmp_path / 'store.db'}")
+    keys = ServiceKeys(new_key())
+    catalog.ensure_defaults([catalog.HostDatastore("postgresql", "15", "/usr/bin")])
+    Instance.insert(
+        id="i-1", name="x", project_id="p", datastore_version=DatastoreVersion.get(), flavor="1",
+        volume_size=1, status="ACTIVE", created_at=0, updated_at=0,
+        guest_key=keys.new_instance_key("i-1")[1],
+    ).execute()  # fmt: skip
+    support.declare_control_plane(transport_url)
+    bus = Bus(transport_url, KeyRing(keys))
+    bus.add_guest_queue("i-1")  # a guest queue nobody consumes
     with pytest.raises(errors.ServiceUnavailable, match="did not answer list_databases"):
-        bus.call(queue, "list_databases", {}, Context(), timeout=0.3)
-    bus.delete_queue(queue)
+        bus.call_guest("i-1", ListDatabases(), Context(), timeout=0.3)
+    bus.delete_guest_queue("i-1")
     bus.close()
+    database.close()

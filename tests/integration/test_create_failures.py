@@ -129,13 +129,9 @@ def test_failed_playbook_leaves_error_with_the_step_and_nothing_running(
 
 def test_a_task_past_its_time_limit_is_stopped_and_cleaned_up() -> None:
     """With a 3 s limit a create cannot finish: it must end in ERROR, saying so, with
-    nothing of the instance left running. A service of its own (own vhost, so it never
-    competes with the session's service for messages)."""
-    vhost = support.create_vhost()
-    service = support.Service(
-        transport_url=f"amqp://guest:guest@127.0.0.1:5672/{vhost}",
-        extra_env={"TROVE_SVC_TASK_TIMEOUT": "3"},
-    )
+    nothing of the instance left running. A service of its own (its own vhost, from its
+    state dir, so it never competes with the session's service for messages)."""
+    service = support.Service(extra_env={"TROVE_SVC_TASK_TIMEOUT": "3"})
     service.start()
     try:
         token = service.token(PROJECT)
@@ -154,4 +150,3 @@ def test_a_task_past_its_time_limit_is_stopped_and_cleaned_up() -> None:
         assert tasks[0]["state"] == "FAILED" and "time limit" in tasks[0]["message"]
     finally:
         service.cleanup()
-        support.delete_vhost(vhost)

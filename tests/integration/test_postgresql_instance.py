@@ -454,7 +454,7 @@ def test_delete_leaves_nothing_behind(
     guest_pid = int((instance_dir / "guest.pid").read_text())
     owner = instance_dir.joinpath("postgresql").owner()
     assert support.pid_alive(postgres_pid) and support.pid_alive(guest_pid)
-    assert support.guest_queue_exists(service.transport_url, instance["id"])
+    assert support.guest_queue_exists(service.amqp_url, instance["id"])
 
     resp = service.request("DELETE", f"/v1.0/{PROJECT}/instances/{instance['id']}", token)
     assert resp.status == 202
@@ -470,7 +470,7 @@ def test_delete_leaves_nothing_behind(
     assert not support.pid_alive(postgres_pid)
     assert not support.pid_alive(guest_pid)
     assert not instance_dir.exists()
-    assert not support.guest_queue_exists(service.transport_url, instance["id"])
+    assert not support.guest_queue_exists(service.amqp_url, instance["id"])
     if owner != "root":
         assert subprocess.run(["id", owner], capture_output=True).returncode != 0
     shown = service.request("GET", f"/v1.0/{PROJECT}/instances/{instance['id']}", token)

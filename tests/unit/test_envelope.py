@@ -33,5 +33,5 @@ def test_malformed_bodies_are_refused(body: bytes) -> None:
 
 
 def test_reply_carries_errors() -> None:
-    reply = Reply.from_json(Reply(error_type="NotSupported", error_message="no").to_json())
-    assert reply.error_type == "NotSupported" and reply.result is None
+    reply = Reply.from_json(Reply(error_code="not_supported", error_message="no").to_json())
+    assert reply.error_code == "not_supported" and reply.result is None

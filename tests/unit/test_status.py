@@ -16,6 +16,10 @@ from trove_svc import errors, status
         ("ERROR", "SHUTDOWN"),
         ("REBOOT", "ACTIVE"),
         ("RESIZE", "ERROR"),
+        # A delete may start anywhere, even over a delete that got stuck.
+        ("BUILD", "SHUTDOWN"),
+        ("REBOOT", "SHUTDOWN"),
+        ("SHUTDOWN", "SHUTDOWN"),
     ],
 )
 def test_allowed_moves(current: str, target: str) -> None:
@@ -25,7 +29,6 @@ def test_allowed_moves(current: str, target: str) -> None:
 @pytest.mark.parametrize(
     ("current", "target"),
     [
-        ("SHUTDOWN", "SHUTDOWN"),
         ("BUILD", "REBOOT"),
         ("REBOOT", "RESIZE"),
         ("RESIZE", "REBOOT"),

@@ -11,6 +11,7 @@ from trove_svc.api import account_resources, errors, middleware, openapi, resour
 from trove_svc.bus.client import Bus
 from trove_svc.bus.messages import GuestClient, TaskManagerClient
 from trove_svc.instances import InstanceService
+from trove_svc.keys import ServiceKeys
 from trove_svc.keystone import KeystoneTokens
 from trove_svc.settings import Settings
 from trove_svc.tokens import LocalTokens
@@ -25,9 +26,9 @@ class Route:
     suffix: str | None = None
 
 
-def routes(settings: Settings, bus: Bus) -> list[Route]:
+def routes(settings: Settings, bus: Bus, keys: ServiceKeys) -> list[Route]:
     """Every route the API serves; the app and its OpenAPI document are built from this."""
-    instances = InstanceService(settings, TaskManagerClient(bus))
+    instances = InstanceService(settings, TaskManagerClient(bus), keys)
     accounts = AccountService(
         instances, GuestClient(bus, settings.call_timeout), settings.new_secret
     )
@@ -38,6 +39,8 @@ def routes(settings: Settings, bus: Bus) -> list[Route]:
     return [
         Route("/", resources.Versions()),
         Route("/v1.0", resources.Version()),
+        Route("/healthcheck", resources.HealthCheck(settings, bus)),
+        Route("/metrics", resources.Metrics()),
         Route(f"{P}/flavors", resources.Flavors()),
         Route(f"{P}/flavors/{{flavor_id}}", resources.FlavorItem()),
         Route(f"{P}/datastores", resources.Datastores()),
@@ -83,7 +86,9 @@ def authenticator(settings: Settings) -> middleware.Authenticator:
     return LocalTokens(settings.clock)
 
 
-def create_app(settings: Settings, bus: Bus) -> falcon.App[falcon.Request, falcon.Response]:
+def create_app(
+    settings: Settings, bus: Bus, keys: ServiceKeys
+) -> falcon.App[falcon.Request, falcon.Response]:
     """Build the API; the store must already be open (`trove_svc.store.db.open_store`)."""
     app: falcon.App[falcon.Request, falcon.Response] = falcon.App(
         middleware=[
@@ -94,7 +99,7 @@ def create_app(settings: Settings, bus: Bus) -> falcon.App[falcon.Request, falco
     )
     app.req_options.strip_url_path_trailing_slash = True
     errors.install(app)
-    served = routes(settings, bus)
+    served = routes(settings, bus, keys)
     for route in served:
         app.add_route(route.template, route.resource, suffix=route.suffix)
     app.add_route("/openapi.json", openapi.OpenApiDocument(openapi.document(served)))

@@ -92,6 +92,7 @@ def _operation(route: RouteLike, name: str, responder: Any) -> dict[str, Any]:
             },
         },
     }
+    operation["responses"].update(getattr(responder, "documented_responses", {}))
     if getattr(responder, "paged", False):
         operation["parameters"] += LIST_PARAMETERS
     schema = getattr(responder, "request_schema", None)
@@ -105,6 +106,18 @@ def _operation(route: RouteLike, name: str, responder: Any) -> dict[str, Any]:
     if responder.__doc__:
         operation["description"] = responder.__doc__.strip()
     return operation
+
+
+def responses(
+    documented: dict[str, dict[str, Any]],
+) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """Document answers beyond success and the error shape (a health report's 503, say)."""
+
+    def decorator(responder: Callable[..., None]) -> Callable[..., None]:
+        responder.documented_responses = documented  # type: ignore[attr-defined]
+        return responder
+
+    return decorator
 
 
 def paged(responder: Callable[..., None]) -> Callable[..., None]:

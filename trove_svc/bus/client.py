@@ -1,26 +1,42 @@
-"""A thread-safe bus handle for the control plane: one pika connection per thread."""
+"""The control plane's handle on the bus: one pika connection per thread, every message
+sealed (`trove_wire.seal`), guest errors turned into domain errors here and only here."""
 
 from __future__ import annotations
 
 import threading
-from typing import Any
+import uuid
+from typing import Any, TypeVar
 
 from trove_svc import errors
+from trove_svc.keys import KeyRing
+from trove_wire import contract, seal, topology
 from trove_wire.amqp import BrokerUnavailable, CallTimedOut, NoConsumerQueue, Publisher
-from trove_wire.envelope import Context, Envelope
+from trove_wire.envelope import Context, Envelope, MalformedMessage, Reply
 
-TASKMANAGER_QUEUE = "taskmanager"
-CONDUCTOR_QUEUE = "conductor"
+R = TypeVar("R")
 
-
-def guest_queue(instance_id: str) -> str:
-    return f"guestagent.{instance_id}"
+# What a guest's error code means to the API (the API maps domain errors to HTTP).
+GUEST_ERRORS: dict[str, type[errors.TroveSvcError]] = {
+    contract.ErrorCode.NOT_FOUND: errors.NotFound,
+    contract.ErrorCode.CONFLICT: errors.Conflict,
+    contract.ErrorCode.NOT_SUPPORTED: errors.BadRequest,
+    contract.ErrorCode.INVALID: errors.BadRequest,
+}
 
 
 class Bus:
-    def __init__(self, transport_url: str) -> None:
-        self._url = transport_url
+    def __init__(self, url: str, keyring: KeyRing) -> None:
+        self._url = url
+        self._keyring = keyring
         self._local = threading.local()
+
+    @property
+    def url(self) -> str:
+        return self._url
+
+    @property
+    def keyring(self) -> KeyRing:
+        return self._keyring
 
     def _publisher(self) -> Publisher:
         publisher: Publisher | None = getattr(self._local, "publisher", None)
@@ -28,36 +44,74 @@ class Bus:
             publisher = self._local.publisher = Publisher(self._url)
         return publisher
 
-    def cast(self, queue: str, method: str, args: dict[str, Any], context: Context) -> None:
+    def cast_task(self, method: str, args: dict[str, Any], context: Context) -> None:
+        """A confirmed, persistent cast to the task managers, sealed with the control key."""
+        envelope = Envelope.new(method, args, context)
+        body = seal.seal(self._keyring.service.control, seal.CAST, envelope.to_json())
         try:
-            self._publisher().cast(queue, Envelope.new(method, args, context))
-        except BrokerUnavailable as exc:
+            self._publisher().publish("", topology.TASKMANAGER, body, envelope.id)
+        except (BrokerUnavailable, NoConsumerQueue) as exc:
             raise errors.ServiceUnavailable("The message bus is unavailable.") from exc
 
-    def call(
-        self, queue: str, method: str, args: dict[str, Any], context: Context, timeout: float
-    ) -> Any:
+    def call_guest(
+        self, instance_id: str, request: contract.Call[R], context: Context, timeout: float
+    ) -> R:
+        key = self._keyring.for_instance(instance_id)
+        if key is None:
+            raise errors.ServiceUnavailable(f"Instance {instance_id} has no guest to ask.")
+        envelope = Envelope.new(request.method, request.arguments(), context)
+        correlation_id = uuid.uuid4().hex
+        body = seal.seal(key, seal.to_guest(instance_id), envelope.to_json())
         try:
-            reply = self._publisher().call(queue, Envelope.new(method, args, context), timeout)
+            answer = self._publisher().call(
+                topology.TO_GUEST,
+                instance_id,
+                body,
+                correlation_id,
+                timeout,
+                reply_exchange=topology.FROM_GUEST,
+            )
         except (CallTimedOut, NoConsumerQueue) as exc:
             raise errors.ServiceUnavailable(
-                f"The guest agent did not answer {method} within {timeout:g}s."
+                f"The guest agent did not answer {request.method} within {timeout:g}s."
             ) from exc
         except BrokerUnavailable as exc:
             raise errors.ServiceUnavailable("The message bus is unavailable.") from exc
-        if reply.error_type == "NotSupported":
-            raise errors.BadRequest(reply.error_message or "Not supported.")
-        if reply.error_type == "NotFound":
-            raise errors.NotFound(reply.error_message or "Not found.")
-        if reply.error_type:
-            raise errors.ServiceUnavailable(f"The guest agent failed {method}: {reply.error_type}.")
-        return reply.result
-
-    def delete_queue(self, queue: str) -> None:
         try:
-            self._publisher().delete_queue(queue)
+            opened = seal.open_sealed(key, seal.reply_from(instance_id, correlation_id), answer)
+            reply = Reply.from_json(opened)
+        except (seal.Refused, MalformedMessage) as exc:
+            raise errors.ServiceUnavailable(
+                f"The guest agent's answer to {request.method} failed its checks."
+            ) from exc
+        if reply.error_code:
+            error = GUEST_ERRORS.get(reply.error_code, errors.ServiceUnavailable)
+            if error is errors.ServiceUnavailable:
+                raise errors.ServiceUnavailable(
+                    f"The guest agent failed {request.method}: {reply.error_message or 'error'}"
+                )
+            raise error(reply.error_message or f"The guest agent refused {request.method}.")
+        result: R = reply.result
+        return result
+
+    def add_guest_queue(self, instance_id: str) -> None:
+        try:
+            self._publisher().declare(lambda ch: topology.declare_guest_queue(ch, instance_id))
         except BrokerUnavailable as exc:
             raise errors.ServiceUnavailable("The message bus is unavailable.") from exc
+
+    def delete_guest_queue(self, instance_id: str) -> None:
+        try:
+            self._publisher().delete_queue(topology.guest_queue(instance_id))
+        except BrokerUnavailable as exc:
+            raise errors.ServiceUnavailable("The message bus is unavailable.") from exc
+
+    def check(self) -> None:
+        """Raise ServiceUnavailable unless the broker answers."""
+        try:
+            self._publisher().check()
+        except BrokerUnavailable as exc:
+            raise errors.ServiceUnavailable("RabbitMQ does not answer.") from exc
 
     def close(self) -> None:
         publisher = getattr(self._local, "publisher", None)

@@ -68,6 +68,10 @@ class Instance(BaseModel):
     host = peewee.CharField(null=True, max_length=255)
     port = peewee.IntegerField(null=True, unique=True)
     access = JSONField(default=dict)
+    # When `status` last changed: waiting states are timed from here.
+    status_since = peewee.FloatField(default=0)
+    # The instance's message key, sealed under the service key (trove_svc.keys).
+    guest_key = peewee.TextField(null=True)
     fault_message = peewee.TextField(null=True)
     fault_details = peewee.TextField(null=True)
     fault_at = peewee.FloatField(null=True)
@@ -94,6 +98,15 @@ class Task(BaseModel):
     project_id = peewee.CharField(max_length=64)
     action = peewee.CharField(max_length=64)
     state = peewee.CharField(max_length=16, default="QUEUED")
+    # The task manager that claimed the task, and until when its claim holds unless renewed.
+    owner = peewee.CharField(max_length=128, null=True)
+    lease_expires_at = peewee.FloatField(null=True)
+    # Ansible runs started for the task (more than one only after a takeover or a retry).
+    runs = peewee.IntegerField(default=0)
+    # What the flow needs besides the instance (never a secret) ...
+    args = JSONField(default=dict)
+    # ... and its secrets, sealed under the service key; cleared when the task ends.
+    sealed_secrets = peewee.TextField(null=True)
     requested_by = peewee.CharField(max_length=255, default="")
     request_id = peewee.CharField(max_length=64, default="")
     playbook = peewee.CharField(max_length=255, null=True)
@@ -117,6 +130,23 @@ class Token(BaseModel):
     expires_at = peewee.FloatField(null=True)
 
 
+class Worker(BaseModel):
+    """A running task manager or conductor, as last seen (for the health check)."""
+
+    id = peewee.CharField(primary_key=True, max_length=128)
+    kind = peewee.CharField(max_length=32, index=True)
+    hostname = peewee.CharField(max_length=255)
+    pid = peewee.IntegerField()
+    started_at = peewee.FloatField()
+    seen_at = peewee.FloatField(index=True)
+
+
+class SchemaVersion(BaseModel):
+    """One row: the migration the store's schema is at (trove_svc.store.migrations)."""
+
+    version = peewee.IntegerField()
+
+
 MODELS: list[type[BaseModel]] = [
     Datastore,
     DatastoreVersion,
@@ -125,4 +155,6 @@ MODELS: list[type[BaseModel]] = [
     ServiceStatus,
     Task,
     Token,
+    Worker,
+    SchemaVersion,
 ]

@@ -1,25 +1,33 @@
-"""One flow per operation: each is one Ansible run plus the records around it."""
+"""One flow per operation: each is one Ansible run plus the records around it.
+
+A flow runs only on a task its task manager claimed (`trove_svc.tasks`), and records an
+outcome only while the claim is still its own: a task canceled by a delete, failed by the
+watchdog or taken over by another task manager meanwhile is left as the other party left it.
+"""
 
 from __future__ import annotations
 
 import logging
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from trove_svc import status
-from trove_svc.bus.client import Bus, guest_queue
-from trove_svc.bus.messages import (
-    InstanceCreate,
-    InstanceDelete,
-    InstanceReconfigure,
-    InstanceRestart,
-)
+from trove_svc import metrics, status, tasks
+from trove_svc.bus.broker import BrokerAdmin
+from trove_svc.bus.client import Bus
+from trove_svc.keys import ServiceKeys
 from trove_svc.settings import Settings
 from trove_svc.store.models import Flavor, Instance, ServiceStatus, Task, database_proxy
-from trove_svc.taskmanager import ports, provisioning
+from trove_svc.taskmanager import faults, ports, provisioning
 from trove_svc.taskmanager.runner import PlaybookRunner, RunResult, StepCallback
+from trove_wire.seal import encode_key
 
 LOG = logging.getLogger(__name__)
+
+# A port another process took between allocation and start is given up this many times.
+PORT_ATTEMPTS = 3
 
 
 @dataclass(frozen=True)
@@ -27,34 +35,22 @@ class FlowDeps:
     settings: Settings
     runner: PlaybookRunner
     bus: Bus
+    keys: ServiceKeys
+    admin: BrokerAdmin
+    # The broker URL a guest connects with, given its account's user and password.
+    guest_url: Callable[[str, str], str]
 
 
-def _start_task(deps: FlowDeps, task_id: str, playbook: str) -> None:
-    Task.update(state="RUNNING", started_at=deps.settings.clock(), playbook=playbook).where(
-        Task.id == task_id
-    ).execute()
+@dataclass
+class Claim:
+    """A task this task manager holds; `lost` is set once it is no longer ours."""
 
+    task: Task
+    owner: str
+    lost: threading.Event
 
-def _finish_task(deps: FlowDeps, task_id: str, result: RunResult) -> None:
-    Task.update(
-        state="SUCCEEDED" if result.ok else "FAILED",
-        rc=result.rc,
-        finished_at=deps.settings.clock(),
-        artifact_dir=result.artifact_dir,
-        failed_step=result.failed_step,
-        message=None if result.ok else result.describe_failure(),
-    ).where(Task.id == task_id).execute()
-
-
-def _skip_task(deps: FlowDeps, task_id: str, why: str) -> None:
-    LOG.info("task %s skipped: %s", task_id, why)
-    Task.update(state="SKIPPED", message=why, finished_at=deps.settings.clock()).where(
-        Task.id == task_id
-    ).execute()
-
-
-def _details(task_id: str, result: RunResult) -> str:
-    return f"Task {task_id} ({result.status}, rc {result.rc})."
+    def still_ours(self) -> bool:
+        return not self.lost.is_set()
 
 
 def _show_step(instance_id: str) -> StepCallback:
@@ -64,147 +60,260 @@ def _show_step(instance_id: str) -> StepCallback:
     return on_step
 
 
-def instance_create(deps: FlowDeps, message: InstanceCreate) -> None:
-    instance = Instance.get_or_none(Instance.id == message.instance_id)
-    if instance is None or instance.status != status.BUILD or instance.provisioned:
-        _skip_task(deps, message.task_id, "the instance is no longer waiting to be built")
-        return
-    _start_task(deps, message.task_id, "instance_create.yml")
-    ports.allocate(deps.settings, instance.id)
-    instance = Instance.get_by_id(instance.id)
-    admin_password = deps.settings.new_secret()
-    result = deps.runner.run(
-        ident=message.task_id,
-        playbook="instance_create.yml",
+def _run(
+    deps: FlowDeps,
+    claim: Claim,
+    playbook: str,
+    instance: Instance,
+    extravars: dict[str, Any],
+    secrets: dict[str, Any] | None = None,
+    suffix: str = "",
+    timeout: float | None = None,
+    show_steps: bool = True,
+) -> RunResult:
+    """One Ansible run for the claimed task, stopped as soon as the claim is lost."""
+    task = claim.task
+    runs = Task.select(Task.runs).where(Task.id == task.id).scalar() or 0
+    tasks.start_run(task.id, claim.owner, playbook)
+    ident = task.id if runs == 0 and not suffix else f"{task.id}-{suffix or runs + 1}"
+    return deps.runner.run(
+        ident=ident,
+        playbook=playbook,
         instance_id=instance.id,
-        extravars=provisioning.create_vars(deps.settings, instance, message.databases),
-        secrets=provisioning.create_secrets(deps.settings, instance, admin_password, message.users),
-        on_step=_show_step(instance.id),
+        extravars={**provisioning.instance_vars(deps.settings, instance), **extravars},
+        secrets=secrets or {},
+        on_step=_show_step(instance.id) if show_steps else None,
+        timeout=timeout,
+        cancel=claim.lost.is_set,
     )
-    _finish_task(deps, message.task_id, result)
-    LOG.info("create of %s: %s", instance.id, "done" if result.ok else result.describe_failure())
-    now = deps.settings.clock()
-    if result.ok:
-        Instance.update(provisioned=True, current_step=None, updated_at=now).where(
-            Instance.id == instance.id
-        ).execute()
-        status.promote_if_ready(instance.id)
+
+
+def _observe(deps: FlowDeps, claim: Claim, outcome: str) -> None:
+    started = claim.task.started_at or deps.settings.clock()
+    metrics.get().tasks.labels(claim.task.action, outcome).observe(
+        max(0.0, deps.settings.clock() - started)
+    )
+
+
+def _finish(deps: FlowDeps, claim: Claim, result: RunResult) -> bool:
+    """Record the run's outcome if the task is still ours; False if it was taken."""
+    if result.canceled or not claim.still_ours():
+        tasks.let_go(claim.task.id, claim.owner)
+        _observe(deps, claim, "canceled")
+        LOG.info("task %s was taken from this run; leaving it", claim.task.id)
+        return False
+    _observe(deps, claim, "succeeded" if result.ok else "failed")
+    return tasks.finish(
+        claim.task.id,
+        claim.owner,
+        deps.settings.clock(),
+        ok=result.ok,
+        rc=result.rc,
+        artifact_dir=result.artifact_dir,
+        failed_step=result.failed_step,
+        message=None if result.ok else result.describe_failure(),
+    )
+
+
+def _skip(deps: FlowDeps, claim: Claim, why: str) -> None:
+    LOG.info("task %s skipped: %s", claim.task.id, why)
+    _observe(deps, claim, "skipped")
+    tasks.skip(claim.task.id, claim.owner, deps.settings.clock(), why)
+
+
+def create(deps: FlowDeps, claim: Claim) -> None:
+    instance = Instance.get_or_none(Instance.id == claim.task.instance_id)
+    if instance is None or instance.status != status.BUILD or instance.provisioned:
+        _skip(deps, claim, "the instance is no longer waiting to be built")
         return
+    secrets = deps.keys.task_secrets(claim.task.id, claim.task.sealed_secrets)
+    guest_key = deps.keys.instance_key(instance.id, instance.guest_key)
+    guest_password = deps.settings.new_secret()
+    deps.bus.add_guest_queue(instance.id)
+    deps.admin.add_guest(deps.settings.vhost, instance.id, guest_password)
+    guest_url = deps.guest_url(f"guest-{instance.id}", guest_password)
+
+    ports.allocate(deps.settings, instance.id)
+    for attempt in range(1, PORT_ATTEMPTS + 1):
+        instance = Instance.get_by_id(instance.id)
+        log = provisioning.datastore_log(deps.settings, instance)
+        log_since = faults.log_size(log)
+        result = _run(
+            deps,
+            claim,
+            "instance_create.yml",
+            instance,
+            {
+                f"{instance.datastore_version.datastore.name}_databases": claim.task.args.get(
+                    "databases", []
+                )
+            },
+            provisioning.create_secrets(
+                deps.settings,
+                instance,
+                deps.settings.new_secret(),
+                secrets.get("users", []),
+                guest_url,
+                encode_key(guest_key),
+            ),
+        )
+        fault = None if result.ok else faults.explain(claim.task.id, result, log, log_since)
+        if fault is None or not fault.port_busy or attempt == PORT_ATTEMPTS or result.canceled:
+            break
+        port = ports.reallocate(deps.settings, instance.id)
+        LOG.warning("instance %s: port busy at start; trying port %d", instance.id, port)
+
+    now = deps.settings.clock()
+    with database_proxy.atomic():
+        if not _finish(deps, claim, result):
+            return
+        if fault is None:
+            Instance.update(provisioned=True, current_step=None, updated_at=now).where(
+                Instance.id == instance.id
+            ).execute()
+    if fault is None:
+        LOG.info("create of %s: done", instance.id)
+        status.promote_if_ready(instance.id, now)
+        return
+    LOG.info("create of %s failed: %s", instance.id, fault.message)
     # Stop what the failed build started before saying ERROR: once a client sees ERROR,
     # nothing of the instance runs. Its files stay, for the logs, until it is deleted.
-    _tear_down(deps, instance, f"{message.task_id}-cleanup", purge=False)
+    _tear_down(deps, claim, instance, purge=False, suffix="cleanup")
     status.record_fault(
         instance.id,
         deps.settings.clock(),
-        result.describe_failure(),
-        _details(message.task_id, result),
+        fault.message,
+        fault.details,
+        only_from=(status.BUILD,),
     )
 
 
-def _tear_down(deps: FlowDeps, instance: Instance, ident: str, purge: bool) -> RunResult:
+def _tear_down(
+    deps: FlowDeps, claim: Claim, instance: Instance, purge: bool, suffix: str = ""
+) -> RunResult:
     """Stop everything the instance runs; with `purge`, remove its files and account too."""
-    result = deps.runner.run(
-        ident=ident,
-        playbook="instance_delete.yml",
-        instance_id=instance.id,
-        extravars={"compute_local_purge": purge},
-        secrets={},
+    result = _run(
+        deps,
+        claim,
+        "instance_delete.yml",
+        instance,
+        {"compute_local_purge": purge},
+        suffix=suffix,
         timeout=deps.settings.cleanup_timeout,
+        show_steps=False,
     )
     if not result.ok:
         LOG.error("tear-down of %s failed: %s", instance.id, result.describe_failure())
     return result
 
 
-def instance_delete(deps: FlowDeps, message: InstanceDelete) -> None:
-    instance = Instance.get_or_none(Instance.id == message.instance_id)
+def _cancel_other_tasks(deps: FlowDeps, claim: Claim, instance_id: str) -> None:
+    """A delete cancels the instance's other tasks; their runs stop at their next lease
+    renewal (or their lease runs out, if their task manager died). Wait for that."""
+    tasks.end_open(
+        instance_id,
+        deps.settings.clock(),
+        tasks.TaskState.CANCELED,
+        "Canceled: the instance is being deleted.",
+        sparing=claim.task.id,
+    )
+    while claim.still_ours() and tasks.others_held(
+        instance_id, claim.task.id, deps.settings.clock()
+    ):
+        time.sleep(0.5)
+
+
+def delete(deps: FlowDeps, claim: Claim) -> None:
+    instance = Instance.get_or_none(Instance.id == claim.task.instance_id)
     if instance is None:
-        _skip_task(deps, message.task_id, "the instance is already gone")
+        _skip(deps, claim, "the instance is already gone")
         return
-    _start_task(deps, message.task_id, "instance_delete.yml")
-    result = _tear_down(deps, instance, message.task_id, purge=True)
-    _finish_task(deps, message.task_id, result)
+    _cancel_other_tasks(deps, claim, instance.id)
+    result = _tear_down(deps, claim, instance, purge=True)
+    if not _finish(deps, claim, result):
+        return
     if not result.ok:
         status.record_fault(
             instance.id,
             deps.settings.clock(),
             "Delete failed: " + result.describe_failure(),
-            _details(message.task_id, result),
+            f"Task {claim.task.id} ({result.status}, rc {result.rc}).",
+            only_from=(status.SHUTDOWN,),
         )
         return
-    deps.bus.delete_queue(guest_queue(instance.id))
+    deps.admin.remove_guest(instance.id)
+    deps.bus.delete_guest_queue(instance.id)
     with database_proxy.atomic():
         ServiceStatus.delete().where(ServiceStatus.instance == instance.id).execute()
         Instance.delete().where(Instance.id == instance.id).execute()
+    deps.bus.keyring.forget(instance.id)
     LOG.info("instance %s deleted", instance.id)
 
 
 def _run_on_running_instance(
     deps: FlowDeps,
-    task_id: str,
+    claim: Claim,
     instance: Instance,
     playbook: str,
     failure_prefix: str,
-    changes: dict[str, Any] | None = None,
 ) -> bool:
-    """Run a playbook on a built instance; it settles to ACTIVE on the next healthy beat.
-
-    The instance's variables come from the inventory plugin (the store); `changes` are
-    the ones the run applies before the store records them.
-    """
-    _start_task(deps, task_id, playbook)
-    Instance.update(provisioned=False).where(Instance.id == instance.id).execute()
-    result = deps.runner.run(
-        ident=task_id,
-        playbook=playbook,
-        instance_id=instance.id,
-        extravars=changes or {},
-        secrets={},
-        on_step=_show_step(instance.id),
-    )
-    _finish_task(deps, task_id, result)
+    """Run a playbook on a built instance; it settles to ACTIVE on the next healthy beat."""
+    log = provisioning.datastore_log(deps.settings, instance)
+    log_since = faults.log_size(log)
+    result = _run(deps, claim, playbook, instance, {})
     now = deps.settings.clock()
+    with database_proxy.atomic():
+        if not _finish(deps, claim, result):
+            return False
+        if result.ok:
+            Instance.update(current_step=None, updated_at=now).where(
+                Instance.id == instance.id
+            ).execute()
     if result.ok:
-        Instance.update(provisioned=True, current_step=None, updated_at=now).where(
-            Instance.id == instance.id
-        ).execute()
         return True
+    fault = faults.explain(claim.task.id, result, log, log_since)
     status.record_fault(
         instance.id,
         now,
-        f"{failure_prefix}: {result.describe_failure()}",
-        _details(task_id, result),
-        provisioned=True,
+        f"{failure_prefix}: {fault.message}",
+        fault.details,
+        only_from=(status.REBOOT, status.RESIZE),
     )
     return False
 
 
-def instance_restart(deps: FlowDeps, message: InstanceRestart) -> None:
-    instance = Instance.get_or_none(Instance.id == message.instance_id)
+def restart(deps: FlowDeps, claim: Claim) -> None:
+    instance = Instance.get_or_none(Instance.id == claim.task.instance_id)
     if instance is None or instance.status != status.REBOOT:
-        _skip_task(deps, message.task_id, "the instance is no longer waiting to restart")
+        _skip(deps, claim, "the instance is no longer waiting to restart")
         return
-    if _run_on_running_instance(
-        deps, message.task_id, instance, "instance_restart.yml", "Restart failed"
-    ):
-        status.promote_if_ready(instance.id)
+    if _run_on_running_instance(deps, claim, instance, "instance_restart.yml", "Restart failed"):
+        status.promote_if_ready(instance.id, deps.settings.clock())
 
 
-def instance_reconfigure(deps: FlowDeps, message: InstanceReconfigure) -> None:
-    instance = Instance.get_or_none(Instance.id == message.instance_id)
+def reconfigure(deps: FlowDeps, claim: Claim) -> None:
+    """A new flavor or new access rules; the record changes once they are applied."""
+    instance = Instance.get_or_none(Instance.id == claim.task.instance_id)
     if instance is None or instance.status not in (status.RESIZE, status.REBOOT):
-        _skip_task(deps, message.task_id, "the instance is no longer waiting for this change")
+        _skip(deps, claim, "the instance is no longer waiting for this change")
         return
+    args = claim.task.args
     # The playbook sees the instance as it will be; the record follows once it is applied.
-    if message.flavor_id is not None:
-        instance.flavor = Flavor.get_by_id(message.flavor_id)
-    if message.access is not None:
-        instance.access = message.access
-    changes = provisioning.instance_vars(deps.settings, instance)
-    if _run_on_running_instance(
-        deps, message.task_id, instance, "instance_reconfigure.yml", "Change failed", changes
-    ):
+    if args.get("flavor_id") is not None:
+        instance.flavor = Flavor.get_by_id(args["flavor_id"])
+    if args.get("access") is not None:
+        instance.access = args["access"]
+    if _run_on_running_instance(deps, claim, instance, "instance_reconfigure.yml", "Change failed"):
         Instance.update(flavor=instance.flavor_id, access=instance.access).where(
             Instance.id == instance.id
         ).execute()
-        status.promote_if_ready(instance.id)
+        status.promote_if_ready(instance.id, deps.settings.clock())
+
+
+FLOWS: dict[str, Callable[[FlowDeps, Claim], None]] = {
+    "create": create,
+    "delete": delete,
+    "restart": restart,
+    "resize": reconfigure,
+    "update_access": reconfigure,
+}

@@ -37,3 +37,9 @@ def allocate(settings: Settings, instance_id: str) -> int:
             continue
         return port
     raise errors.Unprocessable("No free port is left for a new instance.")
+
+
+def reallocate(settings: Settings, instance_id: str) -> int:
+    """Give up the instance's port (found busy when the datastore started) for another."""
+    Instance.update(port=None).where(Instance.id == instance_id).execute()
+    return allocate(settings, instance_id)

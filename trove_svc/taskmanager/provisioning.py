@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import getpass
 import sys
+from pathlib import Path
 from typing import Any
 
 from trove_svc.settings import Settings
@@ -58,7 +59,20 @@ def instance_vars(settings: Settings, instance: Instance) -> dict[str, Any]:
         "guest_agent_datastore": datastore,
         "guest_agent_data_dir": str(instance_dir / datastore),
         "guest_agent_heartbeat_interval": settings.heartbeat_interval,
+        "guest_agent_os_user": user,
+        "guest_agent_run_as_os_user": settings.runs_as_root,
     }
+
+
+# Where each datastore's role writes the server's own log, below its base directory.
+_LOG_FILES = {"postgresql": "postgresql.log", "mariadb": "mariadb.log", "redis": "redis.log"}
+
+
+def datastore_log(settings: Settings, instance: Instance) -> Path | None:
+    """The datastore's own log: where a failed start says why."""
+    datastore = instance.datastore_version.datastore.name
+    name = _LOG_FILES.get(datastore)
+    return settings.instances_dir / instance.id / datastore / name if name else None
 
 
 def create_vars(
@@ -70,14 +84,20 @@ def create_vars(
 
 
 def create_secrets(
-    settings: Settings, instance: Instance, admin_password: str, users: list[dict[str, Any]]
+    settings: Settings,
+    instance: Instance,
+    admin_password: str,
+    users: list[dict[str, Any]],
+    guest_transport_url: str,
+    guest_key: str,
 ) -> dict[str, Any]:
     """The secrets file's content for a create: read by `no_log` tasks only."""
     datastore = instance.datastore_version.datastore.name
     return {
         f"{datastore}_admin_password": admin_password,
         f"{datastore}_users": users,
-        "guest_agent_transport_url": settings.transport_url,
+        "guest_agent_transport_url": guest_transport_url,
+        "guest_agent_key": guest_key,
         "guest_agent_connection": {
             "host": "127.0.0.1",
             "port": instance.port,

@@ -1,9 +1,10 @@
 """The one wrapper around `ansible_runner.run()`.
 
-Each run gets a private data dir (0700) named after its task, and its secrets in a 0600
-vars file outside that dir, which the playbook reads in a `no_log` task and which is
-removed when the run ends. Secrets never enter extravars, the environment or the
-artifacts. Old run dirs are pruned so artifacts never fill the disk.
+Each run gets a private data dir (0700) named after its task (and its attempt, if the task
+runs again), a static inventory of its one instance, and its secrets in a 0600 vars file
+outside that dir, which the playbook reads in a `no_log` task and which is removed when the
+run ends. Secrets never enter extravars, the environment or the artifacts. Old run dirs
+are pruned so artifacts never fill the disk.
 """
 
 from __future__ import annotations
@@ -41,6 +42,11 @@ class RunResult:
     def ok(self) -> bool:
         return self.status == "successful" and self.rc == 0
 
+    @property
+    def canceled(self) -> bool:
+        """Stopped because the task was taken from this run (deleted, timed out, taken over)."""
+        return self.status == "canceled"
+
     def describe_failure(self) -> str:
         if self.status == "timeout":
             return "The task ran past its time limit and was stopped."
@@ -58,11 +64,15 @@ def _step_name(event_data: dict[str, Any]) -> str:
 
 def _failure_message(event_data: dict[str, Any]) -> str | None:
     res = event_data.get("res") or {}
-    message = res.get("msg") or res.get("stderr") or res.get("reason")
+    message = str(res.get("msg") or "").strip()
+    # A command's own words say more than Ansible's "non-zero return code".
+    stderr = str(res.get("stderr") or "").strip()
+    if stderr and (not message or message == "non-zero return code"):
+        message = f"{message}: {stderr}" if message else stderr
+    message = message or str(res.get("reason") or "").strip()
     if not message:
         return None
-    text = str(message).strip()
-    return text if len(text) <= 500 else text[:500] + "..."
+    return message if len(message) <= 500 else message[:500] + "..."
 
 
 def write_private_file(path: Path, content: str) -> None:
@@ -72,6 +82,28 @@ def write_private_file(path: Path, content: str) -> None:
     with os.fdopen(fd, "w") as handle:
         handle.write(content)
     tmp.replace(path)
+
+
+def inventory(instance_id: str) -> dict[str, Any]:
+    """The run's inventory: its one instance, on this host (the local provider)."""
+    host = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
+    return {"all": {"hosts": {instance_id: host}}}
+
+
+def remove_leftovers(secrets_dir: Path, task_id: str) -> int:
+    """Remove the secrets files that runs of `task_id` left (a run killed with its task
+    manager never removed its own); returns how many."""
+    removed = 0
+    for path in secrets_dir.glob(f"{task_id}*"):
+        path.unlink(missing_ok=True)
+        removed += 1
+    return removed
+
+
+def stop_runs_of(runs_dir: Path, task_id: str) -> None:
+    """Kill what earlier runs of `task_id` left running on this host (every process of a
+    run names that run's directory, `runs/<task id>[-n]`, on its command line)."""
+    _kill_processes_naming(str(runs_dir / task_id))
 
 
 def _kill_processes_naming(marker: str) -> None:
@@ -116,8 +148,13 @@ class PlaybookRunner:
         secrets: dict[str, Any],
         on_step: StepCallback | None = None,
         timeout: float | None = None,
+        cancel: Callable[[], bool] | None = None,
     ) -> RunResult:
-        """Run `playbook` on one instance, found through the trove_svc inventory plugin."""
+        """Run `playbook` on one instance through a static inventory of that instance.
+
+        `ident` names this run alone (a task run again gets a new one): its data dir, its
+        secrets file and its inventory, whose path marks the run's processes for clean-up.
+        """
         settings = self._settings
         for directory in (settings.runs_dir, settings.secrets_dir):
             directory.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -125,19 +162,8 @@ class PlaybookRunner:
         data_dir.mkdir(mode=0o700, exist_ok=True)
         secrets_file = settings.secrets_dir / f"{ident}.json"
         write_private_file(secrets_file, json.dumps(secrets))
-        # The inventory's source names the store, whose URL may hold a password: it lives
-        # with the secrets, never in the run's directory.
-        inventory_file = settings.secrets_dir / f"{ident}.trove_svc.yml"
-        write_private_file(
-            inventory_file,
-            json.dumps(
-                {
-                    "plugin": "trove_svc",
-                    "state_dir": str(settings.state_dir),
-                    "database_url": settings.database_url,
-                }
-            ),
-        )
+        inventory_file = data_dir / f"{ident}.hosts.json"
+        write_private_file(inventory_file, json.dumps(inventory(instance_id)))
         failure: dict[str, str | None] = {}
 
         def on_event(event: dict[str, Any]) -> bool:
@@ -163,18 +189,18 @@ class PlaybookRunner:
                 extravars={**extravars, "trove_secrets_file": str(secrets_file)},
                 envvars=self._environment(),
                 event_handler=on_event,
+                cancel_callback=cancel or (lambda: False),
                 quiet=True,
                 rotate_artifacts=1,
                 suppress_env_files=True,
                 timeout=max(1, int(timeout or settings.task_timeout)),
             )
         finally:
-            # A stopped run (timeout) kills ansible-playbook's process group; mitogen's
-            # helper has a session of its own and would outlive it. Its command line names
-            # this run's files, which no other run shares.
+            # A stopped run (timeout, cancel) kills ansible-playbook's process group;
+            # mitogen's helper has a session of its own and would outlive it. Its command
+            # line names this run's inventory, which no other run shares.
             _kill_processes_naming(str(inventory_file))
             secrets_file.unlink(missing_ok=True)
-            inventory_file.unlink(missing_ok=True)
             self._prune()
         return RunResult(
             status=str(runner.status),

@@ -1,82 +1,239 @@
-"""The task manager's process: consume casts, dispatch each to its flow."""
+"""The task manager's process: consume casts, claim each task, run its flow.
+
+Besides the casts it consumes the dead-letter queue (a cast that failed on every delivery:
+its instance goes to ERROR saying so) and keeps house every few seconds: it renews its
+claims, takes over tasks whose owner died (their lease ran out), removes the secrets files
+dead runs left behind, and says it is alive (for the health check).
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from trove_svc import status
-from trove_svc.bus.client import TASKMANAGER_QUEUE, Bus
-from trove_svc.bus.messages import (
-    TASKMANAGER_MESSAGES,
-    InstanceCreate,
-    InstanceDelete,
-    InstanceReconfigure,
-    InstanceRestart,
-    TaskManagerMessage,
-)
-from trove_svc.settings import Settings
-from trove_svc.store.models import Task
+import peewee
+
+from trove_svc import metrics, status, tasks, workers
+from trove_svc.audit import redact
+from trove_svc.bus.messages import RunTask
+from trove_svc.store.models import Task, database_proxy
 from trove_svc.taskmanager import flows
-from trove_svc.taskmanager.runner import PlaybookRunner
-from trove_wire.amqp import Consumer
-from trove_wire.envelope import Envelope, Reply
+from trove_svc.taskmanager.leases import Leases
+from trove_svc.taskmanager.runner import remove_leftovers, stop_runs_of
+from trove_wire import seal, topology
+from trove_wire.amqp import Consumer, Delivery, Requeue
+from trove_wire.envelope import Envelope, MalformedMessage
 
 LOG = logging.getLogger(__name__)
 
-FLOWS: dict[type[Any], Callable[[flows.FlowDeps, Any], None]] = {
-    InstanceCreate: flows.instance_create,
-    InstanceDelete: flows.instance_delete,
-    InstanceRestart: flows.instance_restart,
-    InstanceReconfigure: flows.instance_reconfigure,
-}
+# After an attempt failed unexpectedly, wait this long before the message goes back.
+RETRY_PAUSE = 1.0
 
 
 class TaskManager:
-    def __init__(self, settings: Settings, bus: Bus) -> None:
-        self.deps = flows.FlowDeps(settings=settings, runner=PlaybookRunner(settings), bus=bus)
+    def __init__(self, deps: flows.FlowDeps) -> None:
+        settings = deps.settings
+        self.deps = deps
+        self.worker_id = workers.new_id(workers.TASKMANAGER)
+        self.leases = Leases(self.worker_id, settings.task_lease, settings.clock)
+        self.refused = seal.DropCounter()
+        self._stopping = threading.Event()
+        self._taking_over: set[str] = set()
+        self._lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(settings.taskmanager_workers, thread_name_prefix="task")
+        url = deps.bus.url
         self.consumer = Consumer(
-            settings.transport_url,
-            TASKMANAGER_QUEUE,
-            self.handle,
+            url,
+            topology.TASKMANAGER,
+            self.on_cast,
             workers=settings.taskmanager_workers,
+            declare=topology.declare_control_plane,
+            executor=self._pool,
         )
+        self.dead_letters = Consumer(url, topology.TASKMANAGER_DEAD, self.on_dead_letter)
 
-    def handle(self, envelope: Envelope) -> Reply | None:
-        message_type = TASKMANAGER_MESSAGES.get(envelope.method)
-        if message_type is None:
-            LOG.error("dropped unknown task manager method %r", envelope.method)
-            return None
+    # Messages
+
+    def _task_of(self, delivery: Delivery) -> tuple[RunTask, Envelope] | None:
         try:
-            message: TaskManagerMessage = message_type(**envelope.args)
-        except TypeError:
-            LOG.error("dropped %s with malformed arguments", envelope.method)
-            return None
-        LOG.info(
-            "%s for instance %s (task %s, request %s)",
-            envelope.method,
-            message.instance_id,
-            message.task_id,
-            envelope.context.request_id,
-        )
-        try:
-            FLOWS[message_type](self.deps, message)
-        except Exception as exc:
-            LOG.exception("%s failed for instance %s", envelope.method, message.instance_id)
-            self._record_crash(message, exc)
+            payload = seal.open_sealed(self.deps.keys.control, seal.CAST, delivery.body)
+            envelope = Envelope.from_json(payload)
+            return RunTask.from_args(envelope.args), envelope
+        except seal.Refused as exc:
+            self._refuse(exc.reason)
+        except (MalformedMessage, KeyError, TypeError, ValueError):
+            self._refuse("malformed")
         return None
 
-    def _record_crash(self, message: TaskManagerMessage, exc: Exception) -> None:
+    def _refuse(self, reason: str) -> None:
+        self.refused.add(reason)
+        metrics.get().refused.labels("taskmanager", reason).inc()
+        LOG.warning("refused a cast (%s)", reason)
+
+    def on_cast(self, delivery: Delivery) -> None:
+        found = self._task_of(delivery)
+        if found is None:
+            return None
+        message, envelope = found
+        LOG.info(
+            "task %s for instance %s (request %s, delivery %d)",
+            message.task_id,
+            message.instance_id,
+            envelope.context.request_id,
+            delivery.delivery_count + 1,
+        )
+        self.run_task(message.task_id, from_message=True)
+        return None
+
+    def on_dead_letter(self, delivery: Delivery) -> None:
+        found = self._task_of(delivery)
+        if found is None:
+            return None
+        task = Task.get_or_none(Task.id == found[0].task_id)
+        if task is None:
+            return None
         now = self.deps.settings.clock()
-        text = f"The task manager failed: {type(exc).__name__}."
-        Task.update(state="FAILED", finished_at=now, message=text).where(
-            Task.id == message.task_id
-        ).execute()
-        status.record_fault(message.instance_id, now, text)
+        why = (
+            f"The {task.action} task failed on each of {topology.MAX_DELIVERIES} attempts "
+            f"and was given up (dead-lettered). Last attempt: {task.message or 'no detail'}"
+        )
+        with database_proxy.atomic():
+            if tasks.fail_queued(task.id, now, why):
+                status.record_fault(task.instance_id, now, why)
+        LOG.error("task %s dead-lettered", task.id)
+        return None
+
+    # Running a task
+
+    def run_task(self, task_id: str, from_message: bool) -> None:
+        """Claim the task and run its flow; a claim we cannot make means there is nothing
+        to do (finished, or another task manager's run is going)."""
+        try:
+            claimed = tasks.claim(
+                task_id, self.worker_id, self.deps.settings.clock(), self.deps.settings.task_lease
+            )
+        except peewee.DatabaseError as exc:
+            LOG.error("cannot claim task %s (%s)", task_id, exc)
+            if from_message:
+                time.sleep(RETRY_PAUSE)
+                raise Requeue from exc
+            return
+        if not claimed:
+            LOG.info("task %s is finished or held by a live owner; nothing to do", task_id)
+            return
+        task = Task.get_by_id(task_id)
+        if task.runs:
+            # A run of this task went before and did not finish: its task manager died (or
+            # its attempt failed). Nothing of it may go on beside ours, nor stay on disk.
+            settings = self.deps.settings
+            stop_runs_of(settings.runs_dir, task_id)
+            removed = remove_leftovers(settings.secrets_dir, task_id)
+            LOG.warning("took over task %s (removed %d leftover files)", task_id, removed)
+        lost = self.leases.hold(task_id)
+        try:
+            flow = flows.FLOWS.get(task.action)
+            if flow is None:
+                tasks.skip(
+                    task_id,
+                    self.worker_id,
+                    self.deps.settings.clock(),
+                    f"no flow for {task.action!r}",
+                )
+                return
+            flow(self.deps, flows.Claim(task, self.worker_id, lost))
+        except Exception as exc:
+            LOG.exception("task %s (%s) failed unexpectedly", task_id, task.action)
+            self._after_crash(task, exc, from_message)
+        finally:
+            self.leases.drop(task_id)
+
+    def _after_crash(self, task: Task, exc: Exception, from_message: bool) -> None:
+        why = redact(f"{type(exc).__name__}: {exc}")[:500]
+        if from_message:
+            # Give the task back and have the message delivered again (to any task
+            # manager); after MAX_DELIVERIES it is dead-lettered.
+            tasks.release(task.id, self.worker_id, f"Attempt failed: {why}")
+            time.sleep(RETRY_PAUSE)
+            raise Requeue from exc
+        now = self.deps.settings.clock()
+        text = f"The task manager failed: {why}"
+        with database_proxy.atomic():
+            if tasks.finish(task.id, self.worker_id, now, ok=False, message=text):
+                status.record_fault(task.instance_id, now, text)
+
+    # Housekeeping
+
+    def _take_over(self, task_id: str) -> None:
+        try:
+            self.run_task(task_id, from_message=False)
+        finally:
+            with self._lock:
+                self._taking_over.discard(task_id)
+
+    def housekeeping(self) -> None:
+        settings = self.deps.settings
+        now = settings.clock()
+        self.leases.renew_all()
+        workers.seen(self.worker_id, workers.TASKMANAGER, now)
+        for task_id in tasks.expired_leases(now):
+            with self._lock:
+                if task_id in self._taking_over:
+                    continue
+                self._taking_over.add(task_id)
+            LOG.warning("task %s: its owner stopped renewing; taking it over", task_id)
+            self._pool.submit(self._take_over, task_id)
+        self._remove_orphan_secrets(now)
+
+    def _remove_orphan_secrets(self, now: float) -> None:
+        """Secrets files whose run is over: a run killed with its task manager left them."""
+        directory = self.deps.settings.secrets_dir
+        if not directory.is_dir():
+            return
+        names = {path.name[:36]: path for path in directory.iterdir()}
+        if not names:
+            return
+        live = {
+            row.id
+            for row in Task.select(Task.id).where(
+                Task.id.in_(list(names))
+                & (Task.state == tasks.TaskState.RUNNING)
+                & (Task.lease_expires_at >= now)
+            )
+        }
+        for path in directory.iterdir():
+            if path.name[:36] not in live:
+                path.unlink(missing_ok=True)
+                LOG.warning("removed %s, left behind by a run that is over", path.name)
+
+    def _housekeeping_loop(self) -> None:
+        while True:
+            try:
+                self.housekeeping()
+            except Exception:
+                LOG.exception("housekeeping failed; trying again")
+            if self._stopping.wait(self.leases.renew_every):
+                return
 
     def run(self) -> None:
-        self.consumer.run()
+        keeper = threading.Thread(target=self._housekeeping_loop, name="housekeeping", daemon=True)
+        keeper.start()
+        dead = threading.Thread(target=self.dead_letters.run, name="dead-letters", daemon=True)
+        dead.start()
+        try:
+            self.consumer.run()
+        finally:
+            self._stopping.set()
+            self.dead_letters.stop()
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            workers.gone(self.worker_id)
 
     def stop(self) -> None:
+        self._stopping.set()
         self.consumer.stop()
+        self.dead_letters.stop()
+
+    def status(self) -> dict[str, Any]:
+        return {"held": self.leases.held(), "refused": self.refused.snapshot()}

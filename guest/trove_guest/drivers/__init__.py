@@ -1,41 +1,31 @@
-"""Datastore drivers: one per datastore, behind one interface the agent dispatches to."""
+"""Datastore drivers: one per datastore. A driver has `health()` and one method per call
+of `trove_wire.contract`, named as the call and taking its arguments; the agent dispatches
+to them by name. Drivers raise the contract's errors (`NotFound`, `Conflict`, ...)."""
 
 from __future__ import annotations
 
 from typing import Any, Protocol
 
+from trove_wire.contract import Conflict, NotFound, NotSupported
+
 HEALTHY = "HEALTHY"
 SHUTDOWN = "SHUTDOWN"
 ERROR = "ERROR"
 
-
-class NotSupported(Exception):
-    """The datastore has no such concept (for example databases on Redis)."""
-
-
-class NotFound(Exception):
-    """The database or user named does not exist."""
+__all__ = [
+    "ERROR",
+    "HEALTHY",
+    "SHUTDOWN",
+    "Conflict",
+    "DatastoreDriver",
+    "NotFound",
+    "NotSupported",
+]
 
 
 class DatastoreDriver(Protocol):
     def health(self) -> tuple[str, str | None]:
         """Return (operating status, message): connect and run a trivial query."""
-
-    def list_databases(self) -> list[dict[str, Any]]: ...
-    def create_databases(self, databases: list[dict[str, Any]]) -> None: ...
-    def delete_database(self, name: str) -> None: ...
-    def list_users(self) -> list[dict[str, Any]]: ...
-    def get_user(self, name: str, host: str | None) -> dict[str, Any]: ...
-    def create_users(self, users: list[dict[str, Any]]) -> None: ...
-    def delete_user(self, name: str, host: str | None) -> None: ...
-    def change_passwords(self, users: list[dict[str, Any]]) -> None: ...
-    def update_user(self, name: str, host: str | None, attributes: dict[str, Any]) -> None: ...
-    def list_access(self, name: str, host: str | None) -> list[dict[str, Any]]: ...
-    def grant_access(self, name: str, host: str | None, databases: list[str]) -> None: ...
-    def revoke_access(self, name: str, host: str | None, database: str) -> None: ...
-    def enable_root(self, password: str) -> dict[str, str]: ...
-    def is_root_enabled(self) -> bool: ...
-    def disable_root(self) -> None: ...
 
 
 def load_driver(datastore: str, connection: dict[str, Any]) -> DatastoreDriver:

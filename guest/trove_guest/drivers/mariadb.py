@@ -11,7 +11,8 @@ from typing import Any
 
 import pymysql
 
-from trove_guest.drivers import ERROR, HEALTHY, SHUTDOWN, NotFound
+from trove_guest.drivers import ERROR, HEALTHY, SHUTDOWN, Conflict, NotFound
+from trove_wire.contract import Invalid
 
 SYSTEM_DATABASES = frozenset({"mysql", "information_schema", "performance_schema", "sys"})
 HIDDEN_USERS = frozenset({"root", "mariadb.sys", "mysql", "PUBLIC"})
@@ -25,7 +26,7 @@ def quote(identifier: str) -> str:
 
 def _word(value: str, what: str) -> str:
     if not _CHARSET.fullmatch(value):
-        raise ValueError(f"not a valid {what}: {value!r}")
+        raise Invalid(f"not a valid {what}: {value!r}")
     return value
 
 
@@ -73,8 +74,14 @@ class MariaDBDriver:
         ]
 
     def create_databases(self, databases: list[dict[str, Any]]) -> None:
+        existing = {
+            name for (name,) in self._run("SELECT schema_name FROM information_schema.schemata")
+        }
         for database in databases:
-            sql = f"CREATE DATABASE IF NOT EXISTS {quote(database['name'])}"
+            if database["name"] in existing:
+                raise Conflict(f"Database {database['name']!r} already exists.")
+        for database in databases:
+            sql = f"CREATE DATABASE {quote(database['name'])}"
             if database.get("character_set"):
                 sql += f" CHARACTER SET {_word(database['character_set'], 'character set')}"
             if database.get("collate"):
@@ -123,6 +130,9 @@ class MariaDBDriver:
         return self._view(*self._one(name, host))
 
     def create_users(self, users: list[dict[str, Any]]) -> None:
+        for user in users:
+            if self._accounts(user["name"], user.get("host") or "%"):
+                raise Conflict(f"User {user['name']}@{user.get('host') or '%'} already exists.")
         for user in users:
             host = user.get("host") or "%"
             self._run("CREATE USER %s@%s IDENTIFIED BY %s", (user["name"], host, user["password"]))

@@ -11,7 +11,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from trove_guest.drivers import ERROR, HEALTHY, SHUTDOWN, NotFound
+from trove_guest.drivers import ERROR, HEALTHY, SHUTDOWN, Conflict, NotFound
 
 # Databases and roles that belong to the datastore itself, never shown to users.
 SYSTEM_DATABASES = frozenset({"postgres", "template0", "template1"})
@@ -67,7 +67,8 @@ class PostgresDriver:
             existing = {row[0] for row in conn.execute("SELECT datname FROM pg_database")}
             for database in databases:
                 if database["name"] in existing:
-                    continue
+                    raise Conflict(f"Database {database['name']!r} already exists.")
+            for database in databases:
                 query = sql.SQL("CREATE DATABASE {} ENCODING {}").format(
                     sql.Identifier(database["name"]),
                     sql.Literal(database.get("character_set") or "UTF8"),
@@ -128,6 +129,10 @@ class PostgresDriver:
 
     def create_users(self, users: list[dict[str, Any]]) -> None:
         with self._connect() as conn:
+            existing = {row[0] for row in conn.execute("SELECT rolname FROM pg_roles")}
+            for user in users:
+                if user["name"] in existing:
+                    raise Conflict(f"User {user['name']!r} already exists.")
             for user in users:
                 conn.execute(
                     sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(

@@ -10,7 +10,7 @@ from typing import Any
 
 import redis
 
-from trove_guest.drivers import ERROR, HEALTHY, SHUTDOWN, NotFound, NotSupported
+from trove_guest.drivers import ERROR, HEALTHY, SHUTDOWN, Conflict, NotFound, NotSupported
 
 HIDDEN_USERS = frozenset({"default"})
 
@@ -70,6 +70,10 @@ class RedisDriver:
         return {"name": name, "host": "%", "databases": []}
 
     def create_users(self, users: list[dict[str, Any]]) -> None:
+        existing = set(self._names())
+        for user in users:
+            if user["name"] in existing:
+                raise Conflict(f"User {user['name']!r} already exists.")
         for user in users:
             self._client.acl_setuser(
                 user["name"],

@@ -7,9 +7,8 @@ import falcon
 import falcon.testing
 import pytest
 
+from tests import support
 from trove_svc import catalog, tokens
-from trove_svc.api.app import create_app
-from trove_svc.bus.client import Bus
 from trove_svc.settings import Settings
 from trove_svc.store.db import open_store
 
@@ -20,7 +19,8 @@ def app(tmp_path: Path) -> Iterator[falcon.App[falcon.Request, falcon.Response]]
     settings = Settings(state_dir=tmp_path, max_body_bytes=4096)
     database = open_store(settings.effective_database_url)
     catalog.ensure_defaults([catalog.HostDatastore("postgresql", "15", "/usr/bin")])
-    yield create_app(settings, Bus("amqp://guest:guest@127.0.0.1:1/%2F"))
+    app, _ = support.api_app(settings, "amqp://guest:guest@127.0.0.1:1/%2F")
+    yield app
     database.close()
 
 

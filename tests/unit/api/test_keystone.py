@@ -17,9 +17,8 @@ from typing import Any, ClassVar
 import falcon.testing
 import pytest
 
+from tests import support
 from trove_svc import catalog
-from trove_svc.api.app import create_app
-from trove_svc.bus.client import Bus
 from trove_svc.settings import Settings
 from trove_svc.store.db import open_store
 
@@ -112,7 +111,8 @@ def _client(tmp_path: Path, keystone_url: str) -> falcon.testing.TestClient:
     settings = Settings(state_dir=tmp_path, keystone_url=keystone_url)
     open_store(settings.effective_database_url)
     catalog.ensure_defaults([catalog.HostDatastore("postgresql", "15", "/usr/bin")])
-    return falcon.testing.TestClient(create_app(settings, Bus("amqp://127.0.0.1:1/")))
+    app, _ = support.api_app(settings, "amqp://127.0.0.1:1/")
+    return falcon.testing.TestClient(app)
 
 
 def test_member_acts_in_its_project_only(tmp_path: Path, keystone: str) -> None:

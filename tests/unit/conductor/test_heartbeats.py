@@ -1,124 +1,155 @@
-"""The conductor's heartbeat rules, against a real (SQLite) store."""
+"""The conductor's rules for guest reports, against a real (SQLite) store: stale, forged,
+replayed and badly dated reports change nothing; the rest set the status."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from trove_svc import catalog, status
 from trove_svc.conductor.service import Conductor
+from trove_svc.keys import KeyRing, ServiceKeys
 from trove_svc.settings import Settings
 from trove_svc.store.db import open_store
 from trove_svc.store.models import DatastoreVersion, Instance, ServiceStatus
+from trove_wire import seal
+from trove_wire.amqp import Delivery
 from trove_wire.envelope import Envelope
 
 
+@dataclass
+class World:
+    conductor: Conductor
+    keys: ServiceKeys
+    guest_keys: dict[str, bytes]
+    now: list[float]
+
+    def add(self, instance_id: str, state: str = status.BUILD, provisioned: bool = False) -> None:
+        key, sealed = self.keys.new_instance_key(instance_id)
+        self.guest_keys[instance_id] = key
+        instance = Instance.create(
+            id=instance_id,
+            name="x",
+            project_id="p",
+            datastore_version=DatastoreVersion.get(),
+            flavor="1",
+            volume_size=1,
+            status=state,
+            status_since=self.now[0],
+            provisioned=provisioned,
+            guest_key=sealed,
+            created_at=1,
+            updated_at=1,
+        )
+        ServiceStatus.create(instance=instance)
+
+    def beat(
+        self,
+        instance_id: str,
+        sent_at: float,
+        health: str = "HEALTHY",
+        used: int = 100,
+        key: bytes | None = None,
+        message_id: str | None = None,
+    ) -> Delivery:
+        envelope = Envelope(
+            method="heartbeat",
+            sent_at=sent_at,
+            args={"operating_status": health, "disk_used_bytes": used},
+            **({"id": message_id} if message_id else {}),
+        )
+        sealed = seal.seal(
+            key or self.guest_keys[instance_id], seal.report_from(instance_id), envelope.to_json()
+        )
+        return Delivery(body=sealed)
+
+
 @pytest.fixture
-def conductor(tmp_path: Path) -> Iterator[Conductor]:
-    settings = Settings(state_dir=tmp_path)
+def world(tmp_path: Path) -> Iterator[World]:
+    now = [100.0]
+    settings = Settings(state_dir=tmp_path, clock=lambda: now[0], heartbeat_expiry=10.0)
     database = open_store(settings.effective_database_url)
     catalog.ensure_defaults([catalog.HostDatastore("postgresql", "15", "/usr/bin")])
-    instance = Instance.create(
-        id="i-1",
-        name="x",
-        project_id="p",
-        datastore_version=DatastoreVersion.get(),
-        flavor="1",
-        volume_size=1,
-        status=status.BUILD,
-        created_at=1,
-        updated_at=1,
-    )
-    ServiceStatus.create(instance=instance)
-    yield Conductor(settings)
+    keys = ServiceKeys(seal.new_key())
+    conductor = Conductor(settings, "amqp://127.0.0.1:1/", KeyRing(keys))
+    found = World(conductor, keys, {}, now)
+    found.add("i-1")
+    yield found
     database.close()
 
 
-def beat(sent_at: float, health: str = "HEALTHY", used: int = 100) -> Envelope:
-    return Envelope(
-        method="heartbeat",
-        sent_at=sent_at,
-        args={"instance_id": "i-1", "operating_status": health, "disk_used_bytes": used},
-    )
-
-
-def test_stale_heartbeat_is_dropped(conductor: Conductor) -> None:
-    conductor.handle(beat(10.0, "SHUTDOWN", used=5))
-    conductor.handle(beat(9.0, "HEALTHY", used=7))
+def test_stale_heartbeat_is_dropped(world: World) -> None:
+    world.conductor.handle(world.beat("i-1", 99.0, "SHUTDOWN", used=5))
+    world.conductor.handle(world.beat("i-1", 98.0, "HEALTHY", used=7))
     row = ServiceStatus.get_by_id("i-1")
-    assert (row.operating_status, row.disk_used_bytes, row.last_sent_at) == ("SHUTDOWN", 5, 10.0)
-    assert conductor.dropped_stale == 1
+    assert (row.operating_status, row.disk_used_bytes, row.last_sent_at) == ("SHUTDOWN", 5, 99.0)
+    assert world.conductor.dropped_stale == 1
 
 
-def test_active_needs_both_playbook_and_healthy_heartbeat(conductor: Conductor) -> None:
-    conductor.handle(beat(1.0))
+def test_active_needs_both_playbook_and_healthy_heartbeat(world: World) -> None:
+    world.conductor.handle(world.beat("i-1", 97.0))
     assert Instance.get_by_id("i-1").status == status.BUILD  # playbook still running
     Instance.update(provisioned=True).execute()
-    conductor.handle(beat(2.0, "SHUTDOWN"))
+    world.conductor.handle(world.beat("i-1", 98.0, "SHUTDOWN"))
     assert Instance.get_by_id("i-1").status == status.BUILD  # not healthy yet
-    conductor.handle(beat(3.0))
+    world.conductor.handle(world.beat("i-1", 99.0))
     assert Instance.get_by_id("i-1").status == status.ACTIVE
 
 
-def test_task_manager_promotes_when_the_heartbeat_came_first(conductor: Conductor) -> None:
-    conductor.handle(beat(1.0))
+def test_task_manager_promotes_when_the_heartbeat_came_first(world: World) -> None:
+    world.conductor.handle(world.beat("i-1", 99.0))
     Instance.update(provisioned=True).execute()
-    assert status.promote_if_ready("i-1") is True
-    assert status.promote_if_ready("i-1") is False  # already ACTIVE: a no-op
+    assert status.promote_if_ready("i-1", 100.0) is True
+    assert status.promote_if_ready("i-1", 100.0) is False  # already ACTIVE: a no-op
 
 
-def test_heartbeat_for_an_unknown_instance_changes_nothing(conductor: Conductor) -> None:
-    conductor.handle(
-        Envelope(
-            method="heartbeat",
-            sent_at=1.0,
-            args={"instance_id": "nope", "operating_status": "HEALTHY"},
-        )
-    )
-    assert ServiceStatus.select().count() == 1
+def _unchanged(world: World) -> None:
+    row = ServiceStatus.get_by_id("i-1")
+    assert (row.operating_status, row.last_sent_at) == ("NEW", None)
 
 
-def test_silent_guest_expires_and_recovers(tmp_path: Path) -> None:
-    now = [100.0]
-    settings = Settings(state_dir=tmp_path, clock=lambda: now[0], heartbeat_expiry=10.0)
-    open_store(settings.effective_database_url)
-    catalog.ensure_defaults([catalog.HostDatastore("postgresql", "15", "/usr/bin")])
-    instance = Instance.create(
-        id="i-2",
-        name="x",
-        project_id="p",
-        datastore_version=DatastoreVersion.get(),
-        flavor="1",
-        volume_size=1,
-        status=status.ACTIVE,
-        provisioned=True,
-        created_at=1,
-        updated_at=1,
-    )
-    ServiceStatus.create(instance=instance)
-    conductor = Conductor(settings)
-    conductor.handle(
-        Envelope(
-            method="heartbeat",
-            sent_at=100.0,
-            args={"instance_id": "i-2", "operating_status": "HEALTHY"},
-        )
-    )
-    now[0] = 105.0
-    assert conductor.sweep() == 0
+def test_forged_reports_change_nothing_and_are_counted(world: World) -> None:
+    world.add("i-2")
+    # With a key that is not i-1's (say, i-2's own, held by an attacker on instance i-2).
+    world.conductor.handle(world.beat("i-1", 99.0, key=world.guest_keys["i-2"]))
+    # Garbage, and a report for an instance that does not exist.
+    world.conductor.handle(Delivery(body=b"not sealed"))
+    world.conductor.handle(world.beat("nope", 99.0, key=seal.new_key()))
+    _unchanged(world)
+    assert world.conductor.refused.snapshot() == {"auth": 1, "malformed": 1, "key": 1}
+
+
+def test_reports_dated_outside_the_window_are_refused(world: World) -> None:
+    world.conductor.handle(world.beat("i-1", 100.0 + 10**7))  # would shadow every real beat
+    world.conductor.handle(world.beat("i-1", 100.0 - 3600))
+    _unchanged(world)
+    assert world.conductor.refused.snapshot() == {"clock": 2}
+    world.conductor.handle(world.beat("i-1", 99.0))
+    assert ServiceStatus.get_by_id("i-1").operating_status == "HEALTHY"
+
+
+def test_a_replayed_report_is_refused(world: World) -> None:
+    first = world.beat("i-1", 99.0, "SHUTDOWN", message_id="m-1")
+    world.conductor.handle(first)
+    ServiceStatus.update(last_sent_at=None, operating_status="NEW").execute()
+    world.conductor.handle(first)
+    _unchanged(world)
+    assert world.conductor.refused.snapshot() == {"replay": 1}
+
+
+def test_silent_guest_expires_and_recovers(world: World) -> None:
+    world.add("i-2", status.ACTIVE, provisioned=True)
+    world.conductor.handle(world.beat("i-2", 100.0))
+    world.now[0] = 105.0
+    assert world.conductor.sweep() == 0
     assert ServiceStatus.get_by_id("i-2").operating_status == "HEALTHY"
-    now[0] = 111.0
-    assert conductor.sweep() == 1
+    world.now[0] = 111.0
+    assert world.conductor.sweep() == 1
     row = ServiceStatus.get_by_id("i-2")
     assert row.operating_status == "SHUTDOWN" and "No heartbeat" in row.message
-    assert conductor.sweep() == 0  # already marked
-    conductor.handle(
-        Envelope(
-            method="heartbeat",
-            sent_at=111.0,
-            args={"instance_id": "i-2", "operating_status": "HEALTHY"},
-        )
-    )
+    assert world.conductor.sweep() == 0  # already marked
+    world.conductor.handle(world.beat("i-2", 111.0))
     assert ServiceStatus.get_by_id("i-2").operating_status == "HEALTHY"

@@ -52,4 +52,4 @@ def test_guest_distribution_declares_only_its_own_dependencies() -> None:
 
     project = tomllib.loads((GUEST_DIR / "pyproject.toml").read_text())["project"]
     names = {dep.split(">")[0].split("[")[0].split("=")[0] for dep in project["dependencies"]}
-    assert names == {"pika", "psycopg", "PyMySQL", "redis"}
+    assert names == {"cryptography", "pika", "psycopg", "PyMySQL", "redis"}

@@ -1,0 +1,72 @@
+"""The guest answers sealed calls from the control plane, and nothing else."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from trove_guest.agent import Agent
+from trove_guest.config import GuestConfig
+from trove_wire import contract, seal
+from trove_wire.amqp import Delivery
+from trove_wire.envelope import Envelope, Reply
+
+
+class Driver:
+    def health(self) -> tuple[str, str | None]:
+        return "HEALTHY", None
+
+    def list_databases(self) -> list[dict[str, Any]]:
+        return [{"name": "orders"}]
+
+    def create_users(self, users: list[dict[str, Any]]) -> None:
+        raise contract.Conflict("User 'shop' already exists.")
+
+
+@pytest.fixture
+def agent(tmp_path: Any) -> Agent:
+    config = GuestConfig(
+        instance_id="i-1",
+        transport_url="amqp://127.0.0.1:1/",
+        key=seal.encode_key(seal.new_key()),
+        datastore="postgresql",
+        connection={},
+        data_dir=str(tmp_path),
+        pid_file=str(tmp_path / "guest.pid"),
+    )
+    return Agent(config, Driver())
+
+
+def _call(key: bytes, instance_id: str, envelope: Envelope) -> Delivery:
+    body = seal.seal(key, seal.to_guest(instance_id), envelope.to_json())
+    return Delivery(body=body, reply_to="reply.q", correlation_id="c-1")
+
+
+def _reply(agent: Agent, body: bytes | None) -> Reply:
+    assert body is not None
+    return Reply.from_json(seal.open_sealed(agent._key, seal.reply_from("i-1", "c-1"), body))
+
+
+def test_a_sealed_call_is_answered_sealed(agent: Agent) -> None:
+    answer = agent.handle(_call(agent._key, "i-1", Envelope.new("list_databases", {})))
+    assert _reply(agent, answer).result == [{"name": "orders"}]
+
+
+def test_errors_cross_as_codes(agent: Agent) -> None:
+    users = Envelope.new("create_users", {"users": [{"name": "shop", "password": "x" * 12}]})
+    reply = _reply(agent, agent.handle(_call(agent._key, "i-1", users)))
+    assert (reply.error_code, reply.error_message) == ("conflict", "User 'shop' already exists.")
+    unknown = _reply(agent, agent.handle(_call(agent._key, "i-1", Envelope.new("rm_rf", {}))))
+    assert unknown.error_code == "unknown_call"
+    missing = _reply(agent, agent.handle(_call(agent._key, "i-1", Envelope.new("list_users", {}))))
+    assert missing.error_code == "not_supported"
+
+
+def test_forged_and_replayed_calls_get_no_answer(agent: Agent) -> None:
+    envelope = Envelope.new("list_databases", {})
+    assert agent.handle(_call(seal.new_key(), "i-1", envelope)) is None
+    real = _call(agent._key, "i-1", envelope)
+    assert agent.handle(real) is not None
+    assert agent.handle(real) is None
+    assert agent.refused.snapshot() == {"auth": 1, "replay": 1}

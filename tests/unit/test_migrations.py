@@ -1,0 +1,65 @@
+"""A store made by the first release (no schema version) is brought up to date on open,
+and keeps its rows."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from trove_svc.store import migrations
+from trove_svc.store.db import open_store
+from trove_svc.store.models import Instance, SchemaVersion, Task
+
+FIRST_RELEASE = """
+CREATE TABLE datastore (id VARCHAR(36) PRIMARY KEY, name VARCHAR(64) NOT NULL,
+  default_version_id VARCHAR(36));
+CREATE TABLE datastore_version (id VARCHAR(36) PRIMARY KEY, datastore_id VARCHAR(36) NOT NULL,
+  name VARCHAR(64) NOT NULL, packages VARCHAR(255) NOT NULL, bin_dir VARCHAR(255) NOT NULL,
+  active INTEGER NOT NULL);
+CREATE TABLE flavor (id VARCHAR(36) PRIMARY KEY, name VARCHAR(64) NOT NULL, ram INTEGER NOT NULL,
+  vcpus INTEGER NOT NULL, disk INTEGER NOT NULL);
+CREATE TABLE instance (id VARCHAR(36) PRIMARY KEY, name VARCHAR(255) NOT NULL,
+  project_id VARCHAR(64) NOT NULL, datastore_version_id VARCHAR(36) NOT NULL,
+  flavor_id VARCHAR(36) NOT NULL, volume_size INTEGER NOT NULL, status VARCHAR(32) NOT NULL,
+  provisioned INTEGER NOT NULL, current_step VARCHAR(255), host VARCHAR(255), port INTEGER,
+  access TEXT NOT NULL, fault_message TEXT, fault_details TEXT, fault_at REAL,
+  created_at REAL NOT NULL, updated_at REAL NOT NULL);
+CREATE TABLE task (id VARCHAR(36) PRIMARY KEY, instance_id VARCHAR(36) NOT NULL,
+  project_id VARCHAR(64) NOT NULL, action VARCHAR(64) NOT NULL, state VARCHAR(16) NOT NULL,
+  requested_by VARCHAR(255) NOT NULL, request_id VARCHAR(64) NOT NULL, playbook VARCHAR(255),
+  rc INTEGER, failed_step VARCHAR(255), message TEXT, artifact_dir VARCHAR(1024),
+  created_at REAL NOT NULL, started_at REAL, finished_at REAL);
+INSERT INTO datastore VALUES ('d', 'postgresql', 'v');
+INSERT INTO datastore_version VALUES ('v', 'd', '15', '', '/usr/bin', 1);
+INSERT INTO flavor VALUES ('1', 'small', 512, 1, 0);
+INSERT INTO instance VALUES ('i-1', 'old', 'p', 'v', '1', 1, 'ACTIVE', 1, NULL, '127.0.0.1',
+  21000, '{}', NULL, NULL, NULL, 100.0, 250.0);
+INSERT INTO task VALUES ('t-1', 'i-1', 'p', 'create', 'SUCCEEDED', 'alice', '', NULL, 0, NULL,
+  NULL, NULL, 100.0, 101.0, 150.0);
+"""
+
+
+def test_a_first_release_store_is_migrated_and_keeps_its_rows(tmp_path: Path) -> None:
+    path = tmp_path / "trove-svc.db"
+    with sqlite3.connect(path) as db:
+        db.executescript(FIRST_RELEASE)
+    database = open_store(f"sqlite:///{path}")
+    try:
+        assert SchemaVersion.get().version == migrations.LATEST
+        instance = Instance.get_by_id("i-1")
+        assert (instance.name, instance.port, instance.status_since) == ("old", 21000, 250.0)
+        task = Task.get_by_id("t-1")
+        assert (task.state, task.runs, task.owner, task.args) == ("SUCCEEDED", 0, None, {})
+    finally:
+        database.close()
+    # Opening it again changes nothing.
+    database = open_store(f"sqlite:///{path}")
+    assert SchemaVersion.select().count() == 1
+    database.close()
+
+
+def test_a_new_store_starts_at_the_newest_version(tmp_path: Path) -> None:
+    database = open_store(f"sqlite:///{tmp_path / 'new.db'}")
+    assert SchemaVersion.get().version == migrations.LATEST
+    assert (tmp_path / "new.db").stat().st_mode & 0o777 == 0o600
+    database.close()

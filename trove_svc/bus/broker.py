@@ -1,0 +1,144 @@
+"""The deployment's place on RabbitMQ: its account, its vhost, and its guests' accounts.
+
+`trove-svc setup` makes a dedicated account with a generated password (kept in a 0600
+file, never logged) and a vhost of the deployment's own; the running service uses only
+that account. Each instance gets an account of its own through the management HTTP API
+when it is built, removed with the instance: it may consume its own queue and publish to
+the guests' exchange, nothing else (see `trove_wire.topology`).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlsplit, urlunsplit
+
+from trove_svc import errors
+from trove_svc.settings import Settings
+from trove_wire import topology
+
+
+@dataclass(frozen=True)
+class Account:
+    user: str
+    password: str
+
+
+def load_account(path: Path) -> Account | None:
+    try:
+        raw = json.loads(path.read_text())
+        return Account(user=str(raw["user"]), password=str(raw["password"]))
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def save_account(path: Path, account: Account) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        json.dump({"user": account.user, "password": account.password}, handle)
+    tmp.replace(path)
+
+
+def amqp_url(settings: Settings, account: Account | None, named_account_wins: bool = True) -> str:
+    """The URL to connect with: the transport's host and port, the deployment's vhost, and
+    `account` (unless the transport URL names one and `named_account_wins`)."""
+    parts = urlsplit(settings.transport_url)
+    host = parts.netloc.rsplit("@", 1)[-1]
+    if parts.username is not None and (named_account_wins or account is None):
+        credentials = parts.netloc.rsplit("@", 1)[0] + "@"
+    elif account is not None:
+        credentials = f"{quote(account.user, safe='')}:{quote(account.password, safe='')}@"
+    else:
+        credentials = ""
+    vhost = "/" + quote(settings.vhost, safe="")
+    return urlunsplit((parts.scheme, credentials + host, vhost, "", ""))
+
+
+def guest_user(instance_id: str) -> str:
+    return f"guest-{instance_id}"
+
+
+def guest_permissions(instance_id: str) -> dict[str, str]:
+    """Consume its own queue, publish to the guests' exchange; declare and bind nothing."""
+    return {
+        "configure": "^$",
+        "write": f"^{re.escape(topology.FROM_GUEST)}$",
+        "read": f"^{re.escape(topology.guest_queue(instance_id))}$",
+    }
+
+
+class BrokerAdmin:
+    """The few management HTTP API calls the deployment needs."""
+
+    def __init__(self, management_url: str, account: Account, timeout: float = 10) -> None:
+        self._base = management_url.rstrip("/")
+        token = base64.b64encode(f"{account.user}:{account.password}".encode()).decode()
+        self._auth = f"Basic {token}"
+        self._timeout = timeout
+
+    def _request(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        request = urllib.request.Request(  # noqa: S310 (the URL is the operator's setting)
+            self._base + path,
+            data=None if body is None else json.dumps(body).encode(),
+            method=method,
+            headers={"Authorization": self._auth, "Content-Type": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=self._timeout) as response:  # noqa: S310
+                payload = response.read()
+        except urllib.error.HTTPError as exc:
+            if method == "DELETE" and exc.code == 404:
+                return None
+            raise errors.ServiceUnavailable(
+                f"RabbitMQ's management API answered {exc.code} to {method} {path.split('/')[2]}."
+            ) from exc
+        except (urllib.error.URLError, OSError) as exc:
+            raise errors.ServiceUnavailable(
+                f"RabbitMQ's management API at {self._base} is unreachable."
+            ) from exc
+        return json.loads(payload) if payload else None
+
+    def ensure_vhost(self, vhost: str) -> None:
+        self._request("PUT", f"/api/vhosts/{quote(vhost, safe='')}", {})
+
+    def ensure_user(self, user: str, password: str, tags: str = "") -> None:
+        body = {"password": password, "tags": tags}
+        self._request("PUT", f"/api/users/{quote(user, safe='')}", body)
+
+    def set_permissions(self, vhost: str, user: str, permissions: dict[str, str]) -> None:
+        path = f"/api/permissions/{quote(vhost, safe='')}/{quote(user, safe='')}"
+        self._request("PUT", path, permissions)
+
+    def delete_user(self, user: str) -> None:
+        self._request("DELETE", f"/api/users/{quote(user, safe='')}")
+
+    def delete_vhost(self, vhost: str) -> None:
+        self._request("DELETE", f"/api/vhosts/{quote(vhost, safe='')}")
+
+    def users(self) -> list[str]:
+        return [str(row["name"]) for row in self._request("GET", "/api/users") or []]
+
+    def user_has_vhosts(self, user: str) -> bool:
+        path = f"/api/users/{quote(user, safe='')}/permissions"
+        return bool(self._request("GET", path))
+
+    def whoami(self) -> dict[str, Any]:
+        answer: dict[str, Any] = self._request("GET", "/api/whoami")
+        return answer
+
+    def add_guest(self, vhost: str, instance_id: str, password: str) -> None:
+        user = guest_user(instance_id)
+        self.ensure_user(user, password)
+        self.set_permissions(vhost, user, guest_permissions(instance_id))
+
+    def remove_guest(self, instance_id: str) -> None:
+        self.delete_user(guest_user(instance_id))

@@ -1,0 +1,113 @@
+"""`trove-svc setup`: what a deployment needs before it runs, made once and safe to repeat.
+
+- The state directory, private to the service's account (instances' own accounts may only
+  pass through to their own directories).
+- The service key (0600).
+- On RabbitMQ, through its management API and an administrator's credentials given once
+  (by default the broker's stock `guest` account on loopback, used for nothing else): the
+  deployment's vhost and its own account with a generated password, kept in a 0600 file.
+- The deployment's queues and exchanges.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from trove_svc import errors, keys
+from trove_svc.bus.broker import Account, BrokerAdmin, amqp_url, load_account, save_account
+from trove_svc.settings import Settings
+from trove_wire import topology
+from trove_wire.amqp import BrokerUnavailable, Publisher
+
+LOG = logging.getLogger(__name__)
+DEFAULT_ADMIN = Account("guest", "guest")
+
+
+def prepare_state_dir(settings: Settings) -> None:
+    """Private to the service's account; as root, instance accounts may pass through (not
+    list) to reach their own directories, which are theirs alone."""
+    passable = 0o711 if settings.runs_as_root else 0o700
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    settings.state_dir.chmod(passable)
+    settings.instances_dir.mkdir(exist_ok=True)
+    settings.instances_dir.chmod(passable)
+    for private in (settings.runs_dir, settings.secrets_dir, settings.log_dir):
+        private.mkdir(exist_ok=True)
+        private.chmod(0o700)
+
+
+def _admin_account(admin_url: str | None) -> tuple[str | None, Account]:
+    if not admin_url:
+        return None, DEFAULT_ADMIN
+    parts = urlsplit(admin_url)
+    if parts.username is None:
+        raise errors.BadRequest("The broker admin URL must carry a user and password.")
+    base = f"{parts.scheme}://{parts.hostname}:{parts.port or 15672}"
+    return base, Account(unquote(parts.username), unquote(parts.password or ""))
+
+
+def _account_works(settings: Settings, account: Account) -> bool:
+    try:
+        BrokerAdmin(settings.management_url, account).whoami()
+    except errors.ServiceUnavailable:
+        return False
+    return True
+
+
+def ensure_broker_account(settings: Settings, admin_url: str | None = None) -> Account | None:
+    """The deployment's own account on its vhost, made with the admin's help if missing.
+
+    None when the transport URL names an account itself (the operator made it)."""
+    if urlsplit(settings.transport_url).username is not None:
+        return None
+    account = load_account(settings.credentials_path)
+    if account is not None and _account_works(settings, account):
+        return account
+    management, admin_account = _admin_account(admin_url)
+    admin = BrokerAdmin(management or settings.management_url, admin_account)
+    vhost = settings.vhost
+    user = f"trove-svc-{vhost.removeprefix('trove-svc-')}"[:64]
+    account = Account(user, secrets.token_urlsafe(24))
+    admin.ensure_vhost(vhost)
+    # Administrator: it makes and removes the per-instance accounts.
+    admin.ensure_user(account.user, account.password, tags="administrator")
+    admin.set_permissions(vhost, account.user, {"configure": ".*", "write": ".*", "read": ".*"})
+    save_account(settings.credentials_path, account)
+    LOG.info("made broker account %s on vhost %s", account.user, vhost)
+    return account
+
+
+def declare_topology(settings: Settings, account: Account | None) -> None:
+    publisher = Publisher(amqp_url(settings, account))
+    try:
+        publisher.declare(topology.declare_control_plane)
+    except BrokerUnavailable as exc:
+        raise errors.ServiceUnavailable(f"RabbitMQ is not reachable: {exc}") from exc
+    finally:
+        publisher.close()
+
+
+def run(settings: Settings, admin_url: str | None = None) -> Account | None:
+    prepare_state_dir(settings)
+    if keys.create_service_key(settings.service_key_path):
+        LOG.info("made the service key %s", settings.service_key_path)
+    account = ensure_broker_account(settings, admin_url)
+    declare_topology(settings, account)
+    return account
+
+
+def remove_broker_objects(settings: Settings, admin_url: str | None = None) -> None:
+    """Remove the deployment's vhost and account (for tests and uninstalling)."""
+    management, admin_account = _admin_account(admin_url)
+    admin = BrokerAdmin(management or settings.management_url, admin_account)
+    account = load_account(settings.credentials_path)
+    admin.delete_vhost(settings.vhost)
+    if account is not None:
+        admin.delete_user(account.user)
+
+
+def credentials_exist(settings: Settings) -> bool:
+    return Path(settings.credentials_path).exists()

@@ -1,0 +1,67 @@
+"""Schema migrations: a store made by an older trove-svc is brought up to date on start.
+
+A new store gets every table as `models` defines it and starts at the newest version. A
+store from before versions were kept (no `schema_version` table) is version 0. Each
+migration adds what one release added; none ever drops data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import peewee
+from playhouse.migrate import SchemaMigrator, migrate
+
+from trove_svc.store.models import MODELS, Instance, SchemaVersion, Task
+
+
+def _leases_and_keys(migrator: SchemaMigrator) -> None:
+    """Claims with leases, task arguments kept in the store, per-instance message keys."""
+    migrate(
+        migrator.add_column("instance", "status_since", Instance.status_since),
+        migrator.add_column("instance", "guest_key", Instance.guest_key),
+        migrator.add_column("task", "owner", Task.owner),
+        migrator.add_column("task", "lease_expires_at", Task.lease_expires_at),
+        migrator.add_column("task", "runs", Task.runs),
+        migrator.add_column("task", "args", Task.args),
+        migrator.add_column("task", "sealed_secrets", Task.sealed_secrets),
+    )
+    # Waits are timed from status_since: for existing rows, their last change.
+    Instance.update(status_since=Instance.updated_at).execute()
+
+
+MIGRATIONS: list[Callable[[SchemaMigrator], None]] = [_leases_and_keys]
+LATEST = len(MIGRATIONS)
+
+
+def _current_version(database: peewee.Database) -> int | None:
+    """The store's version; None for an empty store."""
+    tables = set(database.get_tables())
+    if "schema_version" in tables:
+        row = SchemaVersion.select().first()
+        return int(row.version) if row else 0
+    return 0 if "instance" in tables else None
+
+
+def upgrade(database: peewee.Database) -> int:
+    """Create or migrate the schema; returns the version the store is now at.
+
+    Several processes open the store at once: a current store is only read, and a
+    migration takes the write lock first (SQLite: BEGIN IMMEDIATE), then looks again.
+    """
+    if _current_version(database) == LATEST:
+        return LATEST
+    lock = {"lock_type": "IMMEDIATE"} if isinstance(database, peewee.SqliteDatabase) else {}
+    with database.atomic(**lock):
+        version = _current_version(database)
+        if version == LATEST:
+            return LATEST
+        if version is not None:
+            migrator = SchemaMigrator.from_database(database)
+            for number in range(version + 1, LATEST + 1):
+                MIGRATIONS[number - 1](migrator)
+        # Tables a migration did not touch (new ones) are made as the models say.
+        database.create_tables(MODELS, safe=True)
+        SchemaVersion.delete().execute()
+        SchemaVersion.create(version=LATEST)
+    return LATEST

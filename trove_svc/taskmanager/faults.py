@@ -1,0 +1,64 @@
+"""Faults a user can act on: what failed, and why, in the datastore's own words.
+
+A failed step's message often only says "could not start server"; the reason ("Address
+already in use", a bad setting) is in the datastore's log. The fault carries the module's
+message and the log lines the failed run wrote, secrets redacted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from trove_svc.audit import redact
+from trove_svc.taskmanager.runner import RunResult
+
+_TAIL_LINES = 6
+_TAIL_BYTES = 64 * 1024
+_PORT_BUSY = ("address already in use", "port is busy", "eaddrinuse")
+
+
+@dataclass(frozen=True)
+class Fault:
+    message: str
+    details: str
+    port_busy: bool
+
+
+def log_size(path: Path | None) -> int:
+    """Where the log ends now: a later `explain` reads only what came after."""
+    try:
+        return path.stat().st_size if path is not None else 0
+    except OSError:
+        return 0
+
+
+def _new_log_lines(path: Path | None, since: int) -> list[str]:
+    if path is None:
+        return []
+    try:
+        with path.open("rb") as handle:
+            size = handle.seek(0, 2)
+            handle.seek(max(since, size - _TAIL_BYTES))
+            text = handle.read().decode(errors="replace")
+    except OSError:
+        return []
+    lines = [line.rstrip() for line in text.splitlines() if line.strip()]
+    return lines[-_TAIL_LINES:]
+
+
+def explain(task_id: str, result: RunResult, log: Path | None, log_since: int) -> Fault:
+    """The fault of a failed run: its failed step and message, and the log's new lines."""
+    lines = [redact(line)[:300] for line in _new_log_lines(log, log_since)]
+    message = redact(result.describe_failure())
+    if lines:
+        message = f"{message} The datastore's log says: {lines[-1]}"
+    details = f"Task {task_id} ({result.status}, rc {result.rc})."
+    if lines:
+        details += "\n" + "\n".join(lines)
+    seen = f"{message}\n{details}".lower()
+    return Fault(
+        message=message[:1000],
+        details=details[:4000],
+        port_busy=any(marker in seen for marker in _PORT_BUSY),
+    )

@@ -1,0 +1,210 @@
+"""Tasks: the states an operation goes through, and every move between them, in one place.
+
+A task is recorded QUEUED by the API and claimed by one task manager before its playbook
+starts: one conditional update sets the owner and a lease, which the owner renews while it
+runs. Only the owner may finish it. A delivery that finds the task finished, or claimed by
+an owner whose lease holds, changes nothing. A lease that ran out means the owner died:
+another task manager takes the task over and runs it again (playbooks are idempotent).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+import peewee
+
+from trove_svc.store.models import Task
+
+
+class TaskState(StrEnum):
+    QUEUED = "QUEUED"
+    RUNNING = "RUNNING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    SKIPPED = "SKIPPED"
+    CANCELED = "CANCELED"
+
+
+OPEN = (TaskState.QUEUED, TaskState.RUNNING)
+
+
+def record(
+    task_id: str,
+    instance_id: str,
+    project_id: str,
+    action: str,
+    requested_by: str,
+    request_id: str,
+    now: float,
+    args: dict[str, Any] | None = None,
+    sealed_secrets: str | None = None,
+) -> Task:
+    """A new QUEUED task; its arguments stay in the store so any task manager can run it."""
+    return Task.create(
+        id=task_id,
+        instance_id=instance_id,
+        project_id=project_id,
+        action=action,
+        state=TaskState.QUEUED,
+        requested_by=requested_by,
+        request_id=request_id,
+        created_at=now,
+        args=args or {},
+        sealed_secrets=sealed_secrets,
+    )
+
+
+def claim(task_id: str, owner: str, now: float, lease: float) -> bool:
+    """Take the task if it waits, or if its owner's lease ran out. True if now ours."""
+    claimed: int = (
+        Task.update(
+            state=TaskState.RUNNING,
+            owner=owner,
+            lease_expires_at=now + lease,
+            started_at=peewee.fn.COALESCE(Task.started_at, now),
+        )
+        .where(
+            (Task.id == task_id)
+            & (
+                (Task.state == TaskState.QUEUED)
+                | ((Task.state == TaskState.RUNNING) & (Task.lease_expires_at < now))
+            )
+        )
+        .execute()
+    )
+    return claimed == 1
+
+
+def renew(task_id: str, owner: str, now: float, lease: float) -> bool:
+    """Extend our lease; False once the task is no longer ours (canceled, failed, taken)."""
+    renewed: int = (
+        Task.update(lease_expires_at=now + lease)
+        .where((Task.id == task_id) & (Task.owner == owner) & (Task.state == TaskState.RUNNING))
+        .execute()
+    )
+    return renewed == 1
+
+
+def start_run(task_id: str, owner: str, playbook: str) -> None:
+    """Count one more Ansible run of the task (the audit trail shows retries and takeovers)."""
+    Task.update(runs=Task.runs + 1, playbook=playbook).where(
+        (Task.id == task_id) & (Task.owner == owner)
+    ).execute()
+
+
+def _end(task_id: str, owner: str, **fields: Any) -> bool:
+    ended: int = (
+        Task.update(owner=None, lease_expires_at=None, sealed_secrets=None, **fields)
+        .where((Task.id == task_id) & (Task.owner == owner) & (Task.state == TaskState.RUNNING))
+        .execute()
+    )
+    return ended == 1
+
+
+def finish(
+    task_id: str,
+    owner: str,
+    now: float,
+    ok: bool,
+    rc: int | None = None,
+    artifact_dir: str | None = None,
+    failed_step: str | None = None,
+    message: str | None = None,
+) -> bool:
+    """The owner records the outcome; False if the task was taken from it meanwhile."""
+    return _end(
+        task_id,
+        owner,
+        state=TaskState.SUCCEEDED if ok else TaskState.FAILED,
+        rc=rc,
+        finished_at=now,
+        artifact_dir=artifact_dir,
+        failed_step=failed_step,
+        message=None if ok else message,
+    )
+
+
+def skip(task_id: str, owner: str, now: float, why: str) -> bool:
+    return _end(task_id, owner, state=TaskState.SKIPPED, message=why, finished_at=now)
+
+
+def release(task_id: str, owner: str, why: str) -> None:
+    """Give a claimed task back after an attempt that failed unexpectedly, for a retry."""
+    Task.update(state=TaskState.QUEUED, owner=None, lease_expires_at=None, message=why).where(
+        (Task.id == task_id) & (Task.owner == owner) & (Task.state == TaskState.RUNNING)
+    ).execute()
+
+
+def let_go(task_id: str, owner: str) -> None:
+    """Drop our claim on a task that someone else ended (canceled or failed) meanwhile."""
+    Task.update(owner=None, lease_expires_at=None).where(
+        (Task.id == task_id) & (Task.owner == owner) & (Task.state.not_in(OPEN))
+    ).execute()
+
+
+def end_open(
+    instance_id: str, now: float, state: TaskState, why: str, sparing: str | None = None
+) -> int:
+    """Cancel or fail every open task of an instance (but `sparing`); a running owner stops
+    at its next renewal. Returns how many were ended."""
+    ended: int = (
+        Task.update(state=state, message=why, finished_at=now, sealed_secrets=None)
+        .where(
+            (Task.instance_id == instance_id) & Task.state.in_(OPEN) & (Task.id != (sparing or ""))
+        )
+        .execute()
+    )
+    return ended
+
+
+def fail_queued(task_id: str, now: float, why: str) -> bool:
+    """A task that could not be carried out at all (its message was dead-lettered)."""
+    failed: int = (
+        Task.update(
+            state=TaskState.FAILED,
+            message=why,
+            finished_at=now,
+            owner=None,
+            lease_expires_at=None,
+            sealed_secrets=None,
+        )
+        .where((Task.id == task_id) & Task.state.in_(OPEN))
+        .execute()
+    )
+    return failed == 1
+
+
+def is_busy(instance_id: str) -> bool:
+    return bool(
+        Task.select().where((Task.instance_id == instance_id) & Task.state.in_(OPEN)).exists()
+    )
+
+
+def others_held(instance_id: str, task_id: str, now: float) -> bool:
+    """Whether a run of another task of the instance may still be going (its owner holds a
+    lease): a delete waits for such a run to stop before it tears anything down."""
+    return bool(
+        Task.select()
+        .where(
+            (Task.instance_id == instance_id)
+            & (Task.id != task_id)
+            & Task.owner.is_null(False)
+            & (Task.lease_expires_at >= now)
+        )
+        .exists()
+    )
+
+
+def expired_leases(now: float) -> list[str]:
+    """Running tasks whose owner stopped renewing: candidates for a takeover."""
+    rows = Task.select(Task.id).where(
+        (Task.state == TaskState.RUNNING) & (Task.lease_expires_at < now)
+    )
+    return [row.id for row in rows]
+
+
+def stale_queued(older_than: float) -> list[Task]:
+    return list(
+        Task.select().where((Task.state == TaskState.QUEUED) & (Task.created_at < older_than))
+    )

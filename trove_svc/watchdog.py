@@ -1,0 +1,61 @@
+"""Limits on every waiting state: nothing waits forever.
+
+An instance that stays BUILD, REBOOT, RESIZE or SHUTDOWN (deleting) past its limit, or a
+task that no task manager picks up in time, ends in ERROR with a fault that names the
+state and the limit. Any run still going for it loses its claim and stops. The owner can
+then delete the instance (or restart it, if it was built).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from trove_svc import status, tasks
+from trove_svc.settings import Settings
+from trove_svc.store.models import database_proxy
+from trove_svc.tasks import TaskState
+
+LOG = logging.getLogger(__name__)
+
+
+def limits(settings: Settings) -> dict[str, float]:
+    return {
+        status.BUILD: settings.limit_build,
+        status.REBOOT: settings.limit_reboot,
+        status.RESIZE: settings.limit_resize,
+        status.SHUTDOWN: settings.limit_shutdown,
+    }
+
+
+def give_up(instance_id: str, now: float, message: str, waiting: str | None = None) -> None:
+    with database_proxy.atomic():
+        if not status.record_fault(
+            instance_id, now, message, only_from=(waiting,) if waiting else None
+        ):
+            return
+        tasks.end_open(instance_id, now, TaskState.FAILED, message)
+    LOG.warning("instance %s: %s", instance_id, message)
+
+
+def sweep(settings: Settings) -> int:
+    """End every wait that ran past its limit; returns how many instances it ended."""
+    now = settings.clock()
+    ended = 0
+    for instance_id, waiting, limit in status.overdue(now, limits(settings)):
+        give_up(
+            instance_id,
+            now,
+            f"The instance stayed {waiting} for more than {limit:g} s "
+            f"(TROVE_SVC_LIMIT_{waiting}); trove-svc gave up waiting.",
+            waiting,
+        )
+        ended += 1
+    for task in tasks.stale_queued(now - settings.limit_queued):
+        give_up(
+            task.instance_id,
+            now,
+            f"No task manager took the {task.action} task within {settings.limit_queued:g} s "
+            "(TROVE_SVC_LIMIT_QUEUED); trove-svc gave up waiting.",
+        )
+        ended += 1
+    return ended

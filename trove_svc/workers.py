@@ -1,0 +1,43 @@
+"""The control plane's processes as last seen: each task manager and conductor says it is
+alive every few seconds, and the health check asks whether one of each was seen lately."""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+
+from trove_svc.store.models import Worker
+
+TASKMANAGER = "taskmanager"
+CONDUCTOR = "conductor"
+
+
+def new_id(kind: str) -> str:
+    return f"{kind}:{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def seen(worker_id: str, kind: str, now: float) -> None:
+    updated = Worker.update(seen_at=now).where(Worker.id == worker_id).execute()
+    if not updated:
+        Worker.insert(
+            id=worker_id,
+            kind=kind,
+            hostname=socket.gethostname(),
+            pid=os.getpid(),
+            started_at=now,
+            seen_at=now,
+        ).on_conflict_replace().execute()
+
+
+def gone(worker_id: str) -> None:
+    Worker.delete().where(Worker.id == worker_id).execute()
+
+
+def recently_seen(kind: str, since: float) -> bool:
+    return bool(Worker.select().where((Worker.kind == kind) & (Worker.seen_at >= since)).exists())
+
+
+def forget_older_than(before: float) -> int:
+    removed: int = Worker.delete().where(Worker.seen_at < before).execute()
+    return removed
