@@ -5,7 +5,8 @@ Runs a private trove-svc, makes a PostgreSQL instance, and times `GET
 guest's query of its datastore, the sealed reply) over N calls. In the same run it times a
 bare request-reply through the same broker (a consumer that answers at once, a caller that
 publishes with confirms and waits on its reply queue), with no work at either end. Prints
-p50 and p95 of both and the difference of the p50s (the aim: within 5 ms).
+p50 and p95 of both and the difference of the p50s (the aim: within 5 ms), and for scale
+`GET /instances/{id}`, which asks no guest.
 
     .venv/bin/python bench/guest_call.py [--calls 200]
 """
@@ -32,9 +33,8 @@ def percentiles(samples: list[float]) -> tuple[float, float]:
     return statistics.median(ordered), ordered[min(len(ordered) - 1, int(len(ordered) * 0.95))]
 
 
-def api_calls(service: support.Service, token: str, instance_id: str, calls: int) -> list[float]:
+def api_calls(service: support.Service, token: str, path: str, calls: int) -> list[float]:
     connection = http.client.HTTPConnection("127.0.0.1", service.port, timeout=30)
-    path = f"/v1.0/bench/instances/{instance_id}/databases"
     times = []
     for number in range(calls + 20):
         started = time.perf_counter()
@@ -91,16 +91,20 @@ def main() -> None:
         assert answer.status == 200, answer.body
         instance_id = answer.body["instance"]["id"]
         service.wait_for(token, "bench", instance_id, support.active_and_healthy)
-        api = api_calls(service, token, instance_id, args.calls)
+        base = f"/v1.0/bench/instances/{instance_id}"
+        api = api_calls(service, token, f"{base}/databases", args.calls)
+        show = api_calls(service, token, base, args.calls)
         bare = bare_calls(f"amqp://guest:guest@127.0.0.1:5672/{vhost}", args.calls)
     finally:
         service.cleanup()
         support.delete_vhost(vhost)
     (api_p50, api_p95), (bare_p50, bare_p95) = percentiles(api), percentiles(bare)
+    show_p50, show_p95 = percentiles(show)
     print(f"{args.calls} calls each")
     for name, p50, p95 in (
         ("GET /instances/{id}/databases", api_p50, api_p95),
         ("bare request-reply", bare_p50, bare_p95),
+        ("GET /instances/{id} (no guest)", show_p50, show_p95),
     ):
         print(f"  {name:30s} : p50 {p50 * 1000:6.2f} ms  p95 {p95 * 1000:6.2f} ms")
     print(

@@ -6,7 +6,9 @@ takes only as identifiers, are backquoted with any backquote doubled.
 
 from __future__ import annotations
 
+import contextlib
 import re
+import threading
 from typing import Any
 
 import pymysql
@@ -40,16 +42,24 @@ class MariaDBDriver:
             "connect_timeout": 3,
             "autocommit": True,
         }
+        self._local = threading.local()
         self._hidden = HIDDEN_USERS | {str(connection["user"]), str(connection.get("os_user"))}
 
     def _run(self, sql: str, args: Any = None) -> list[tuple[Any, ...]]:
-        conn = pymysql.connect(**self._params)
+        """Run one statement on the admin's connection, kept open between calls (one per
+        thread) and dropped when it fails."""
+        conn: pymysql.connections.Connection[Any] | None = getattr(self._local, "conn", None)
+        if conn is None or not conn.open:
+            conn = self._local.conn = pymysql.connect(**self._params)
         try:
             with conn.cursor() as cursor:
                 cursor.execute(sql, args)
                 return list(cursor.fetchall())
-        finally:
-            conn.close()
+        except (pymysql.err.OperationalError, pymysql.err.InterfaceError):
+            self._local.conn = None
+            with contextlib.suppress(pymysql.err.Error):
+                conn.close()
+            raise
 
     def health(self) -> tuple[str, str | None]:
         try:

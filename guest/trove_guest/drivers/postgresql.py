@@ -6,6 +6,9 @@ parameters; nothing a user sent is pasted into SQL text.
 
 from __future__ import annotations
 
+import contextlib
+import threading
+from collections.abc import Iterator
 from typing import Any
 
 import psycopg
@@ -28,7 +31,22 @@ class PostgresDriver:
             "dbname": connection.get("dbname", "postgres"),
             "connect_timeout": 3,
         }
-        self._admin = str(connection["user"])
+        self._admin_user = str(connection["user"])
+        self._local = threading.local()
+
+    @contextlib.contextmanager
+    def _admin(self) -> Iterator[psycopg.Connection[Any]]:
+        """The admin's connection to the default database, kept open between calls (a new
+        one costs a password exchange each time); one per thread, dropped when it fails."""
+        conn: psycopg.Connection[Any] | None = getattr(self._local, "conn", None)
+        if conn is None or conn.closed:
+            conn = self._local.conn = self._connect()
+        try:
+            yield conn
+        except (psycopg.OperationalError, psycopg.InterfaceError):
+            self._local.conn = None
+            conn.close()
+            raise
 
     def _connect(self, dbname: str | None = None) -> psycopg.Connection[Any]:
         params = dict(self._params)
@@ -38,7 +56,7 @@ class PostgresDriver:
 
     def health(self) -> tuple[str, str | None]:
         try:
-            with self._connect() as conn:
+            with self._admin() as conn:
                 conn.execute("SELECT 1").fetchone()
         except psycopg.OperationalError as exc:
             text = str(exc).strip()
@@ -50,7 +68,7 @@ class PostgresDriver:
     # Databases
 
     def list_databases(self) -> list[dict[str, Any]]:
-        with self._connect() as conn:
+        with self._admin() as conn:
             rows = conn.execute(
                 "SELECT datname, pg_encoding_to_char(encoding), datcollate"
                 " FROM pg_database WHERE datistemplate = false AND datallowconn"
@@ -63,7 +81,7 @@ class PostgresDriver:
         ]
 
     def create_databases(self, databases: list[dict[str, Any]]) -> None:
-        with self._connect() as conn:
+        with self._admin() as conn:
             existing = {row[0] for row in conn.execute("SELECT datname FROM pg_database")}
             for database in databases:
                 if database["name"] in existing:
@@ -81,7 +99,7 @@ class PostgresDriver:
 
     def delete_database(self, name: str) -> None:
         self._require_database(name)
-        with self._connect() as conn:
+        with self._admin() as conn:
             conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
 
     def _require_database(self, name: str) -> None:
@@ -107,7 +125,7 @@ class PostgresDriver:
             query,
             {
                 "system": list(SYSTEM_DATABASES),
-                "hidden": [self._admin, ROOT_USER],
+                "hidden": [self._admin_user, ROOT_USER],
                 "name": name,
             },
         ).fetchall()
@@ -117,18 +135,18 @@ class PostgresDriver:
         return {"name": name, "host": "%", "databases": [{"name": d} for d in databases]}
 
     def list_users(self) -> list[dict[str, Any]]:
-        with self._connect() as conn:
+        with self._admin() as conn:
             return [self._user_view(name, dbs) for name, dbs in self._user_rows(conn)]
 
     def get_user(self, name: str, host: str | None = None) -> dict[str, Any]:
-        with self._connect() as conn:
+        with self._admin() as conn:
             rows = self._user_rows(conn, name)
         if not rows:
             raise NotFound(f"User {name!r} does not exist.")
         return self._user_view(rows[0][0], rows[0][1])
 
     def create_users(self, users: list[dict[str, Any]]) -> None:
-        with self._connect() as conn:
+        with self._admin() as conn:
             existing = {row[0] for row in conn.execute("SELECT rolname FROM pg_roles")}
             for user in users:
                 if user["name"] in existing:
@@ -143,19 +161,19 @@ class PostgresDriver:
 
     def delete_user(self, name: str, host: str | None = None) -> None:
         self.get_user(name)
-        with self._connect() as conn:
+        with self._admin() as conn:
             for database in [d["name"] for d in self.list_databases()]:
                 with self._connect(database) as db_conn:
                     db_conn.execute(
                         sql.SQL("REASSIGN OWNED BY {} TO {}").format(
-                            sql.Identifier(name), sql.Identifier(self._admin)
+                            sql.Identifier(name), sql.Identifier(self._admin_user)
                         )
                     )
                     db_conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(name)))
             conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(name)))
 
     def change_passwords(self, users: list[dict[str, Any]]) -> None:
-        with self._connect() as conn:
+        with self._admin() as conn:
             for user in users:
                 self.get_user(user["name"])
                 conn.execute(
@@ -166,7 +184,7 @@ class PostgresDriver:
 
     def update_user(self, name: str, host: str | None, attributes: dict[str, Any]) -> None:
         self.get_user(name)
-        with self._connect() as conn:
+        with self._admin() as conn:
             if attributes.get("password"):
                 conn.execute(
                     sql.SQL("ALTER ROLE {} PASSWORD {}").format(
@@ -191,7 +209,7 @@ class PostgresDriver:
         self.get_user(name)
         for database in databases:
             self._require_database(database)
-        with self._connect() as conn:
+        with self._admin() as conn:
             self._grant(conn, name, databases)
 
     def _grant(self, conn: psycopg.Connection[Any], user: str, databases: list[str]) -> None:
@@ -209,7 +227,7 @@ class PostgresDriver:
     def revoke_access(self, name: str, host: str | None, database: str) -> None:
         self.get_user(name)
         self._require_database(database)
-        with self._connect() as conn:
+        with self._admin() as conn:
             conn.execute(
                 sql.SQL("REVOKE ALL ON DATABASE {} FROM {}").format(
                     sql.Identifier(database), sql.Identifier(name)
@@ -223,7 +241,7 @@ class PostgresDriver:
     # Root
 
     def enable_root(self, password: str) -> dict[str, str]:
-        with self._connect() as conn:
+        with self._admin() as conn:
             exists = conn.execute(
                 "SELECT 1 FROM pg_roles WHERE rolname = %s", (ROOT_USER,)
             ).fetchone()
@@ -236,12 +254,12 @@ class PostgresDriver:
         return {"name": ROOT_USER, "password": password}
 
     def is_root_enabled(self) -> bool:
-        with self._connect() as conn:
+        with self._admin() as conn:
             row = conn.execute(
                 "SELECT rolcanlogin FROM pg_roles WHERE rolname = %s", (ROOT_USER,)
             ).fetchone()
         return bool(row and row[0])
 
     def disable_root(self) -> None:
-        with self._connect() as conn:
+        with self._admin() as conn:
             conn.execute(sql.SQL("ALTER ROLE {} NOLOGIN").format(sql.Identifier(ROOT_USER)))
