@@ -27,8 +27,9 @@ import itertools
 
 import psycopg
 
-from tests import support
+from tests import bare, support
 from trove_svc import catalog
+from trove_wire.datastores import postgresql
 
 USER = {"name": "app", "password": "bench-pw-1"}
 BODIES = {
@@ -46,9 +47,9 @@ BODIES = {
 
 def bare_postgresql() -> float:
     """Seconds for initdb + pg_ctl start + a first query, with nothing around them."""
-    found = catalog.find_postgresql()
+    found = postgresql.discover()
     assert found is not None, "no PostgreSQL binaries on this host"
-    cluster = support.BareCluster(found.bin_dir)
+    cluster = bare.BareCluster(found.bin_dir)
     started = time.monotonic()
     cluster.start()
     with psycopg.connect(
@@ -70,8 +71,8 @@ def bare_timed(start: Callable[[int], Callable[[], None]]) -> float:
 
 FLOORS: dict[str, tuple[str, Callable[[], float]]] = {
     "postgresql": ("initdb + pg_ctl start + SELECT 1", bare_postgresql),
-    "mariadb": ("install-db + mariadbd + SELECT 1", lambda: bare_timed(support.bare_mariadb)),
-    "redis": ("redis-server + PING", lambda: bare_timed(support.bare_redis)),
+    "mariadb": ("install-db + mariadbd + SELECT 1", lambda: bare_timed(bare.bare_mariadb)),
+    "redis": ("redis-server + PING", lambda: bare_timed(bare.bare_redis)),
 }
 
 

@@ -311,6 +311,25 @@ def remove_deployment_from_broker(settings: Any, admin_url: str) -> None:
             admin.delete_user(user)
 
 
+def orders_instance(service: Service, token: str, project: str, password: str) -> dict[str, Any]:
+    """A PostgreSQL instance with databases orders and audit and a user shop (of orders),
+    created through the API and waited for until ACTIVE and HEALTHY."""
+    body = {
+        "instance": {
+            "name": "orders",
+            "flavorRef": "1",
+            "volume": {"size": 1},
+            "datastore": {"type": "postgresql"},
+            "databases": [{"name": "orders"}, {"name": "audit"}],
+            "users": [{"name": "shop", "password": password, "databases": [{"name": "orders"}]}],
+        }
+    }
+    created = service.request("POST", f"/v1.0/{project}/instances", token, body)
+    assert created.status == 200, created.body
+    assert created.body["instance"]["status"] == "BUILD"
+    return service.wait_for(token, project, created.body["instance"]["id"], active_and_healthy)
+
+
 def active_and_healthy(instance: dict[str, Any]) -> bool:
     return instance["status"] == "ACTIVE" and instance["operating_status"] == "HEALTHY"
 
@@ -343,83 +362,6 @@ def processes_mentioning(text: str) -> list[str]:
         if text in cmdline:
             found.append(cmdline)
     return found
-
-
-@dataclass
-class BareCluster:
-    """A PostgreSQL cluster made by hand with initdb and pg_ctl, for tests and the bench.
-
-    As root it runs as a throwaway system account, since PostgreSQL refuses root.
-    """
-
-    bin_dir: str
-    port: int = field(default_factory=free_port)
-    base: Path = field(default_factory=lambda: shared_tmp_dir("bare-pg-"))
-    account: str = "trove-svc-bare"
-
-    @property
-    def _run_as(self) -> list[str]:
-        return ["runuser", "-u", self.account, "--"] if os.geteuid() == 0 else []
-
-    def start(self) -> None:
-        """initdb + start; returns once the server accepts connections."""
-        if os.geteuid() == 0:
-            subprocess.run(
-                ["useradd", "--system", "--no-create-home", self.account],
-                capture_output=True,
-                check=False,
-            )
-            shutil.chown(self.base, self.account)
-        data = self.base / "data"
-        subprocess.run(
-            [
-                *self._run_as,
-                f"{self.bin_dir}/initdb",
-                "-D",
-                str(data),
-                "-U",
-                "admin",
-                "--auth-local=trust",
-                "--auth-host=trust",
-                "-E",
-                "UTF8",
-                "--locale=C.UTF-8",
-            ],
-            check=True,
-            capture_output=True,
-        )
-        subprocess.run(
-            [
-                *self._run_as,
-                f"{self.bin_dir}/pg_ctl",
-                "start",
-                "-w",
-                "-D",
-                str(data),
-                "-l",
-                str(self.base / "log"),
-                "-o",
-                f"-p {self.port} -k {self.base} -c listen_addresses=127.0.0.1",
-            ],
-            check=True,
-            capture_output=True,
-        )
-
-    def stop(self) -> None:
-        subprocess.run(
-            [
-                *self._run_as,
-                f"{self.bin_dir}/pg_ctl",
-                "stop",
-                "-m",
-                "immediate",
-                "-D",
-                str(self.base / "data"),
-            ],
-            check=False,
-            capture_output=True,
-        )
-        shutil.rmtree(self.base, ignore_errors=True)
 
 
 def guest_queue_exists(amqp_url: str, instance_id: str) -> bool:
@@ -466,105 +408,3 @@ def leftovers(service: Service, instance_id: str, os_user: str | None) -> list[s
         if subprocess.run(["id", os_user], capture_output=True).returncode == 0:
             found.append(f"account {os_user}")
     return found
-
-
-def _bare_dir(account: str) -> Path:
-    base = shared_tmp_dir("bare-")
-    if os.geteuid() == 0:
-        subprocess.run(
-            ["useradd", "--system", "--no-create-home", account], capture_output=True, check=False
-        )
-        shutil.chown(base, account)
-    return base
-
-
-def bare_mariadb(port: int, account: str = "trove-svc-bare") -> Callable[[], None]:
-    """mariadb-install-db + mariadbd, by hand; returns once it answers. Returns a stopper."""
-    import pymysql
-
-    base = _bare_dir(account)
-    run_as = ["runuser", "-u", account, "--"] if os.geteuid() == 0 else []
-    subprocess.run(
-        [
-            *run_as,
-            "mariadb-install-db",
-            "--no-defaults",
-            f"--datadir={base}/data",
-            "--auth-root-authentication-method=socket",
-            "--skip-test-db",
-            f"--user={account}",
-        ],
-        check=True,
-        capture_output=True,
-    )
-    server = subprocess.Popen(
-        [
-            *run_as,
-            "/usr/sbin/mariadbd",
-            "--no-defaults",
-            f"--datadir={base}/data",
-            f"--socket={base}/sock",
-            f"--port={port}",
-            "--bind-address=127.0.0.1",
-            f"--pid-file={base}/pid",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            pymysql.connect(unix_socket=f"{base}/sock", user="root").close()
-            break
-        except pymysql.err.OperationalError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.02)
-
-    def stop() -> None:
-        server.terminate()
-        server.wait(30)
-        shutil.rmtree(base, ignore_errors=True)
-
-    return stop
-
-
-def bare_redis(port: int) -> Callable[[], None]:
-    """redis-server, by hand; returns once it answers PING. Returns a stopper."""
-    import redis
-
-    base = shared_tmp_dir("bare-redis-")
-    server = subprocess.Popen(
-        [
-            "redis-server",
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--dir",
-            str(base),
-            "--save",
-            "",
-            "--appendonly",
-            "yes",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    client = redis.Redis(port=port)
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            client.ping()
-            break
-        except redis.ConnectionError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.005)
-
-    def stop() -> None:
-        server.terminate()
-        server.wait(30)
-        shutil.rmtree(base, ignore_errors=True)
-
-    return stop

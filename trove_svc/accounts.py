@@ -8,7 +8,7 @@ from trove_svc import errors, names, status
 from trove_svc.bus.messages import GuestClient
 from trove_svc.instances import Caller, InstanceService
 from trove_svc.store.models import Instance
-from trove_wire import contract
+from trove_wire import contract, datastores
 
 
 def split_user(name_at_host: str) -> tuple[str, str | None]:
@@ -27,36 +27,43 @@ def _checked_user(datastore: str, user: str) -> tuple[str, str | None]:
     return name, host
 
 
+_WORDS = {"databases": "Databases are", "users": "Users are", "root": "Root is"}
+
+
 class AccountService:
     def __init__(self, instances: InstanceService, guest: GuestClient, new_secret: Any) -> None:
         self._instances = instances
         self._guest = guest
         self._new_secret = new_secret
 
-    def _ready(self, caller: Caller, instance_id: str) -> tuple[Instance, str]:
+    def _ready(
+        self, caller: Caller, instance_id: str, needs: str | None = None
+    ) -> tuple[Instance, str]:
+        """The instance, if it is ACTIVE and its datastore has what the call `needs`
+        (a capability of the registry: databases, users, root)."""
         instance, _ = self._instances.get(caller, instance_id)
-        if instance.status != status.ACTIVE:
-            raise errors.Unprocessable(
-                f"Instance {instance_id} is {instance.status}; it must be ACTIVE for this."
-            )
-        return instance, instance.datastore_version.datastore.name
+        datastore = instance.datastore_version.datastore.name
+        if needs is not None and not getattr(datastores.get(datastore).capabilities, needs):
+            raise errors.BadRequest(f"{_WORDS[needs]} not supported for {datastore}.")
+        status.require_active(instance.id, instance.status)
+        return instance, datastore
 
     # Databases
 
     def list_databases(self, caller: Caller, instance_id: str) -> list[dict[str, Any]]:
-        self._ready(caller, instance_id)
+        self._ready(caller, instance_id, "databases")
         return self._guest.call(instance_id, contract.ListDatabases(), caller.context)
 
     def create_databases(
         self, caller: Caller, instance_id: str, databases: list[dict[str, Any]]
     ) -> None:
-        _, datastore = self._ready(caller, instance_id)
+        _, datastore = self._ready(caller, instance_id, "databases")
         for database in databases:
             names.check_database_name(datastore, database["name"])
         self._guest.call(instance_id, contract.CreateDatabases(databases), caller.context)
 
     def delete_database(self, caller: Caller, instance_id: str, name: str) -> None:
-        _, datastore = self._ready(caller, instance_id)
+        _, datastore = self._ready(caller, instance_id, "databases")
         names.check_database_name(datastore, name)
         self._guest.call(instance_id, contract.DeleteDatabase(name), caller.context)
 
@@ -106,21 +113,21 @@ class AccountService:
         self._guest.call(instance_id, contract.UpdateUser(name, host, attributes), caller.context)
 
     def list_access(self, caller: Caller, instance_id: str, user: str) -> list[dict[str, Any]]:
-        _, datastore = self._ready(caller, instance_id)
+        _, datastore = self._ready(caller, instance_id, "databases")
         name, host = _checked_user(datastore, user)
         return self._guest.call(instance_id, contract.ListAccess(name, host), caller.context)
 
     def grant_access(
         self, caller: Caller, instance_id: str, user: str, databases: list[str]
     ) -> None:
-        _, datastore = self._ready(caller, instance_id)
+        _, datastore = self._ready(caller, instance_id, "databases")
         name, host = _checked_user(datastore, user)
         for database in databases:
             names.check_database_name(datastore, database)
         self._guest.call(instance_id, contract.GrantAccess(name, host, databases), caller.context)
 
     def revoke_access(self, caller: Caller, instance_id: str, user: str, database: str) -> None:
-        _, datastore = self._ready(caller, instance_id)
+        _, datastore = self._ready(caller, instance_id, "databases")
         name, host = _checked_user(datastore, user)
         names.check_database_name(datastore, database)
         self._guest.call(instance_id, contract.RevokeAccess(name, host, database), caller.context)
@@ -128,15 +135,15 @@ class AccountService:
     # Root
 
     def enable_root(self, caller: Caller, instance_id: str, password: str | None) -> dict[str, str]:
-        self._ready(caller, instance_id)
+        self._ready(caller, instance_id, "root")
         return self._guest.call(
             instance_id, contract.EnableRoot(password or self._new_secret()), caller.context
         )
 
     def is_root_enabled(self, caller: Caller, instance_id: str) -> bool:
-        self._ready(caller, instance_id)
+        self._ready(caller, instance_id, "root")
         return bool(self._guest.call(instance_id, contract.IsRootEnabled(), caller.context))
 
     def disable_root(self, caller: Caller, instance_id: str) -> None:
-        self._ready(caller, instance_id)
+        self._ready(caller, instance_id, "root")
         self._guest.call(instance_id, contract.DisableRoot(), caller.context)

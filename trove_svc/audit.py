@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from trove_svc import errors
 from trove_svc.clock import iso
 from trove_svc.store.models import Task
 
@@ -107,3 +108,16 @@ def task_view(task: Task) -> dict[str, Any]:
 
 def task_detail(task: Task) -> dict[str, Any]:
     return {**task_view(task), "steps": [asdict(s) for s in steps(task.artifact_dir)]}
+
+
+def task_views(instance_id: str) -> list[dict[str, Any]]:
+    """The instance's tasks, oldest first."""
+    query = Task.select().where(Task.instance_id == instance_id).order_by(Task.created_at, Task.id)
+    return [task_view(task) for task in query]
+
+
+def task_detail_of(instance_id: str, task_id: str) -> dict[str, Any]:
+    task = Task.get_or_none((Task.id == task_id) & (Task.instance_id == instance_id))
+    if task is None:
+        raise errors.NotFound(f"Task {task_id} could not be found.")
+    return task_detail(task)

@@ -6,16 +6,11 @@ import ipaddress
 from dataclasses import dataclass
 from typing import Any
 
-import peewee
-
-from trove_svc import errors, names, quotas, status, tasks
+from trove_svc import catalog, errors, instance_reads, names, quotas, status, tasks
 from trove_svc.bus.messages import RunTask, TaskManagerClient
 from trove_svc.keys import ServiceKeys
 from trove_svc.settings import Settings
 from trove_svc.store.models import (
-    Datastore,
-    DatastoreVersion,
-    Flavor,
     Instance,
     ServiceStatus,
     Task,
@@ -28,34 +23,6 @@ from trove_wire.envelope import Context
 class Caller:
     project_id: str
     context: Context
-
-
-def find_datastore_version(datastore_name: str, version_name: str | None) -> DatastoreVersion:
-    datastore = Datastore.get_or_none(
-        (Datastore.name == datastore_name) | (Datastore.id == datastore_name)
-    )
-    if datastore is None:
-        raise errors.NotFound(f"Datastore '{datastore_name}' cannot be found.")
-    if version_name is None:
-        version = DatastoreVersion.get_or_none(DatastoreVersion.id == datastore.default_version_id)
-    else:
-        version = DatastoreVersion.get_or_none(
-            (DatastoreVersion.datastore == datastore)
-            & ((DatastoreVersion.name == version_name) | (DatastoreVersion.id == version_name))
-        )
-    if version is None or not version.active:
-        raise errors.NotFound(
-            f"Datastore version '{version_name}' cannot be found for datastore '{datastore.name}'."
-        )
-    return version
-
-
-def find_flavor(flavor_ref: str | int) -> Flavor:
-    flavor_id = str(flavor_ref).rstrip("/").rsplit("/", 1)[-1]
-    flavor = Flavor.get_or_none(Flavor.id == flavor_id)
-    if flavor is None:
-        raise errors.NotFound(f"Flavor {flavor_id} could not be found.")
-    return flavor
 
 
 def _checked_access(access: dict[str, Any] | None) -> dict[str, Any]:
@@ -99,9 +66,9 @@ class InstanceService:
 
     def create(self, caller: Caller, body: dict[str, Any]) -> Instance:
         spec = body["instance"]
-        flavor = find_flavor(spec["flavorRef"])
+        flavor = catalog.flavor(spec["flavorRef"])
         requested = spec.get("datastore") or {}
-        version = find_datastore_version(
+        version = catalog.version_for_create(
             requested.get("type") or self._settings.default_datastore, requested.get("version")
         )
         databases = spec.get("databases", [])
@@ -155,38 +122,23 @@ class InstanceService:
             ServiceStatus.delete().where(ServiceStatus.instance == instance_id).execute()
             Instance.delete().where(Instance.id == instance_id).execute()
 
-    def list_for(self, caller: Caller) -> list[tuple[Instance, ServiceStatus | None]]:
-        query = (
-            Instance.select(Instance, ServiceStatus)
-            .join(ServiceStatus, peewee.JOIN.LEFT_OUTER)
-            .where(Instance.project_id == caller.project_id)
-            .order_by(Instance.created_at, Instance.id)
-        )
-        return [(row, getattr(row, "servicestatus", None)) for row in query]
+    def list_page(
+        self, caller: Caller, limit: int, marker: str | None
+    ) -> tuple[list[instance_reads.Row], str | None]:
+        return instance_reads.page(caller.project_id, limit, marker)
 
-    def list_all(self) -> list[tuple[Instance, ServiceStatus | None]]:
+    def list_page_all(
+        self, limit: int, marker: str | None
+    ) -> tuple[list[instance_reads.Row], str | None]:
         """Every project's instances (admin)."""
-        query = (
-            Instance.select(Instance, ServiceStatus)
-            .join(ServiceStatus, peewee.JOIN.LEFT_OUTER)
-            .order_by(Instance.created_at, Instance.id)
-        )
-        return [(row, getattr(row, "servicestatus", None)) for row in query]
+        return instance_reads.page(None, limit, marker)
 
-    def get_any(self, instance_id: str) -> tuple[Instance, ServiceStatus | None]:
+    def get_any(self, instance_id: str) -> instance_reads.Row:
         """One instance of any project (admin)."""
-        instance = Instance.get_or_none(Instance.id == instance_id)
-        if instance is None:
-            raise errors.NotFound(f"Instance {instance_id} could not be found.")
-        return instance, ServiceStatus.get_or_none(ServiceStatus.instance == instance_id)
+        return instance_reads.one(instance_id, None)
 
-    def get(self, caller: Caller, instance_id: str) -> tuple[Instance, ServiceStatus | None]:
-        instance = Instance.get_or_none(
-            (Instance.id == instance_id) & (Instance.project_id == caller.project_id)
-        )
-        if instance is None:
-            raise errors.NotFound(f"Instance {instance_id} could not be found.")
-        return instance, ServiceStatus.get_or_none(ServiceStatus.instance == instance_id)
+    def get(self, caller: Caller, instance_id: str) -> instance_reads.Row:
+        return instance_reads.one(instance_id, caller.project_id)
 
     def _start_task(
         self,
@@ -262,18 +214,12 @@ class InstanceService:
             raise errors.Conflict(f"Instance {instance_id} was never built; delete it instead.")
         self._start_task(caller, instance, "restart", status.REBOOT)
 
-    def _require_active(self, instance: Instance) -> None:
-        if instance.status != status.ACTIVE:
-            raise errors.Conflict(
-                f"Instance {instance.id} is {instance.status}; this needs it ACTIVE."
-            )
-
     def resize_flavor(self, caller: Caller, instance_id: str, flavor_ref: str | int) -> None:
         instance, _ = self.get(caller, instance_id)
-        flavor = find_flavor(flavor_ref)
+        flavor = catalog.flavor(flavor_ref)
         if flavor.id == instance.flavor_id:
             raise errors.BadRequest(f"Instance {instance_id} already has flavor {flavor.id}.")
-        self._require_active(instance)
+        status.require_active(instance.id, instance.status)
         self._start_task(caller, instance, "resize", status.RESIZE, {"flavor_id": flavor.id})
 
     def update_access(self, caller: Caller, instance_id: str, access: dict[str, Any]) -> None:
@@ -281,7 +227,7 @@ class InstanceService:
         wanted = _checked_access({**instance.access, **access})
         if wanted == instance.access:
             return
-        self._require_active(instance)
+        status.require_active(instance.id, instance.status)
         self._start_task(caller, instance, "update_access", status.REBOOT, {"access": wanted})
 
     def rename(self, caller: Caller, instance_id: str, name: str) -> None:
@@ -293,8 +239,7 @@ class InstanceService:
     def resize_volume(self, caller: Caller, instance_id: str, size: int) -> None:
         """The local provider's volume is a tracked limit: growing it is a record change."""
         instance, _ = self.get(caller, instance_id)
-        if instance.status != status.ACTIVE:
-            raise errors.Conflict(f"Instance {instance_id} is {instance.status}, not ACTIVE.")
+        status.require_active(instance.id, instance.status)
         if size <= instance.volume_size:
             raise errors.BadRequest(
                 f"The new volume size {size} GB must be larger than the current "

@@ -43,6 +43,12 @@ def require_transition(instance_id: str, current: str, target: str) -> None:
         )
 
 
+def require_active(instance_id: str, current: str) -> None:
+    """The one rule for operations on a running instance, and its one answer (409)."""
+    if current != ACTIVE:
+        raise errors.Conflict(f"Instance {instance_id} is {current}; this needs it ACTIVE.")
+
+
 def move(instance_id: str, current: str, target: str, now: float) -> bool:
     """Compare-and-set the status; False if it changed meanwhile."""
     moved: int = (

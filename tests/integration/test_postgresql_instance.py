@@ -14,6 +14,7 @@ import psycopg
 import pytest
 
 from tests import support
+from tests.support import orders_instance
 
 pytestmark = pytest.mark.integration
 
@@ -29,23 +30,9 @@ def token(service: support.Service) -> str:
 
 @pytest.fixture(scope="module")
 def instance(service: support.Service, token: str) -> Iterator[dict[str, Any]]:
-    body = {
-        "instance": {
-            "name": "orders",
-            "flavorRef": "1",
-            "volume": {"size": 1},
-            "datastore": {"type": "postgresql"},
-            "databases": [{"name": "orders"}, {"name": "audit"}],
-            "users": [{"name": "shop", "password": PASSWORD, "databases": [{"name": "orders"}]}],
-        }
-    }
-    created = service.request("POST", f"/v1.0/{PROJECT}/instances", token, body)
-    assert created.status == 200, created.body
-    assert created.body["instance"]["status"] == "BUILD"
-    instance_id = created.body["instance"]["id"]
-    ready = service.wait_for(token, PROJECT, instance_id, support.active_and_healthy)
+    ready = orders_instance(service, token, PROJECT, PASSWORD)
     yield ready
-    service.request("DELETE", f"/v1.0/{PROJECT}/instances/{instance_id}", token)
+    service.request("DELETE", f"/v1.0/{PROJECT}/instances/{ready['id']}", token)
 
 
 def test_user_connects_and_writes_a_row(instance: dict[str, Any]) -> None:
@@ -120,148 +107,6 @@ def test_the_password_is_nowhere_on_record(
 
 def _path(instance: dict[str, Any], tail: str) -> str:
     return f"/v1.0/{PROJECT}/instances/{instance['id']}/{tail}"
-
-
-def _connects(instance: dict[str, Any], user: str, password: str, dbname: str) -> bool:
-    try:
-        psycopg.connect(
-            host="127.0.0.1",
-            port=instance["port"],
-            user=user,
-            password=password,
-            dbname=dbname,
-            connect_timeout=3,
-        ).close()
-    except psycopg.OperationalError:
-        return False
-    return True
-
-
-def test_databases_are_created_and_deleted(
-    service: support.Service, token: str, instance: dict[str, Any]
-) -> None:
-    created = service.request(
-        "POST",
-        _path(instance, "databases"),
-        token,
-        {"databases": [{"name": "reports"}, {"name": "archive"}]},
-    )
-    assert created.status == 202, created.body
-    listed = service.request("GET", _path(instance, "databases"), token)
-    assert {"reports", "archive"} <= {d["name"] for d in listed.body["databases"]}
-    paged = service.request("GET", _path(instance, "databases") + "?limit=2", token)
-    assert len(paged.body["databases"]) == 2 and paged.body["links"][0]["rel"] == "next"
-    deleted = service.request("DELETE", _path(instance, "databases/archive"), token)
-    assert deleted.status == 202
-    listed = service.request("GET", _path(instance, "databases"), token)
-    assert "archive" not in {d["name"] for d in listed.body["databases"]}
-    missing = service.request("DELETE", _path(instance, "databases/archive"), token)
-    assert missing.status == 404 and "archive" in missing.body["itemNotFound"]["message"]
-
-
-@pytest.mark.parametrize("bad", ["bad;name", "x'--", 'q"uote', "pg_catalog", "a b"])
-def test_invalid_database_name_is_refused_and_nothing_changes(
-    service: support.Service,
-    token: str,
-    instance: dict[str, Any],
-    bad: str,
-) -> None:
-    before = service.request("GET", _path(instance, "databases"), token).body
-    resp = service.request(
-        "POST", _path(instance, "databases"), token, {"databases": [{"name": bad}]}
-    )
-    assert resp.status == 400
-    assert "name" in resp.body["badRequest"]["message"]
-    assert service.request("GET", _path(instance, "databases"), token).body == before
-
-
-def test_user_lifecycle(service: support.Service, token: str, instance: dict[str, Any]) -> None:
-    created = service.request(
-        "POST",
-        _path(instance, "users"),
-        token,
-        {
-            "users": [
-                {"name": "analyst", "password": "first-pw-1", "databases": [{"name": "orders"}]}
-            ]
-        },
-    )
-    assert created.status == 202, created.body
-    assert _connects(instance, "analyst", "first-pw-1", "orders")
-    names = {
-        u["name"] for u in service.request("GET", _path(instance, "users"), token).body["users"]
-    }
-    assert {"analyst", "shop"} <= names and "os_admin" not in names
-    shown = service.request("GET", _path(instance, "users/analyst"), token).body["user"]
-    assert shown["databases"] == [{"name": "orders"}]
-
-    granted = service.request(
-        "PUT", _path(instance, "users/analyst/databases"), token, {"databases": [{"name": "audit"}]}
-    )
-    assert granted.status == 202
-    access = service.request("GET", _path(instance, "users/analyst/databases"), token)
-    assert {d["name"] for d in access.body["databases"]} == {"orders", "audit"}
-    revoked = service.request("DELETE", _path(instance, "users/analyst/databases/audit"), token)
-    assert revoked.status == 202
-    access = service.request("GET", _path(instance, "users/analyst/databases"), token)
-    assert access.body["databases"] == [{"name": "orders"}]
-
-    changed = service.request(
-        "PUT",
-        _path(instance, "users"),
-        token,
-        {"users": [{"name": "analyst", "password": "second-pw-2"}]},
-    )
-    assert changed.status == 202
-    assert not _connects(instance, "analyst", "first-pw-1", "orders")
-    assert _connects(instance, "analyst", "second-pw-2", "orders")
-
-    renamed = service.request(
-        "PUT", _path(instance, "users/analyst"), token, {"user": {"name": "auditor"}}
-    )
-    assert renamed.status == 202
-    assert service.request("GET", _path(instance, "users/analyst"), token).status == 404
-    deleted = service.request("DELETE", _path(instance, "users/auditor"), token)
-    assert deleted.status == 202
-    assert service.request("GET", _path(instance, "users/auditor"), token).status == 404
-
-
-@pytest.mark.parametrize("bad", ["rob'; DROP TABLE x; --", "semi;colon", "os_admin", "pg_x"])
-def test_invalid_user_name_is_refused_and_nothing_changes(
-    service: support.Service,
-    token: str,
-    instance: dict[str, Any],
-    bad: str,
-) -> None:
-    before = service.request("GET", _path(instance, "users"), token).body
-    resp = service.request(
-        "POST", _path(instance, "users"), token, {"users": [{"name": bad, "password": "pw-123456"}]}
-    )
-    assert resp.status == 400
-    message = resp.body["badRequest"]["message"]
-    assert "letter" in message or "reserved" in message
-    assert service.request("GET", _path(instance, "users"), token).body == before
-
-
-def test_root_enable_show_disable(
-    service: support.Service, token: str, instance: dict[str, Any]
-) -> None:
-    assert service.request("GET", _path(instance, "root"), token).body == {"rootEnabled": False}
-    enabled = service.request("POST", _path(instance, "root"), token)
-    assert enabled.status == 200
-    root = enabled.body["user"]
-    assert root["name"] == "postgres" and len(root["password"]) >= 16
-    assert _connects(instance, "postgres", root["password"], "postgres")
-    assert service.request("GET", _path(instance, "root"), token).body == {"rootEnabled": True}
-    chosen = service.request(
-        "POST", _path(instance, "root"), token, {"password": "Root-chosen-pw-9"}
-    )
-    assert chosen.body["user"]["password"] == "Root-chosen-pw-9"
-    assert _connects(instance, "postgres", "Root-chosen-pw-9", "postgres")
-    disabled = service.request("DELETE", _path(instance, "root"), token)
-    assert disabled.status == 204
-    assert not _connects(instance, "postgres", "Root-chosen-pw-9", "postgres")
-    assert service.request("GET", _path(instance, "root"), token).body == {"rootEnabled": False}
 
 
 def _show(instance: dict[str, Any], setting: str) -> str:

@@ -6,25 +6,26 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests import support
+from tests import bare
 from trove_svc import catalog, status, tokens
 from trove_svc.store.db import open_store
 from trove_svc.store.models import Datastore, DatastoreVersion, Flavor, Instance
+from trove_wire.datastores import postgresql
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def cluster() -> Iterator[support.BareCluster]:
-    found = catalog.find_postgresql()
+def cluster() -> Iterator[bare.BareCluster]:
+    found = postgresql.discover()
     assert found is not None, "no PostgreSQL binaries on this host"
-    cluster = support.BareCluster(found.bin_dir)
+    cluster = bare.BareCluster(found.bin_dir)
     cluster.start()
     yield cluster
     cluster.stop()
 
 
-def test_schema_and_rows_on_postgresql(cluster: support.BareCluster) -> None:
+def test_schema_and_rows_on_postgresql(cluster: bare.BareCluster) -> None:
     database = open_store(f"postgresql://admin@127.0.0.1:{cluster.port}/postgres")
     try:
         catalog.ensure_defaults([catalog.HostDatastore("postgresql", "15", "/usr/bin")])

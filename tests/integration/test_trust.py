@@ -21,7 +21,7 @@ import pytest
 
 from tests import support
 from tests.broker_node import BrokerNode
-from tests.integration.test_faults import (
+from tests.deployments import (
     PROJECT,
     create,
     deployment,
@@ -33,14 +33,6 @@ from trove_wire import seal, topology
 from trove_wire.envelope import Envelope
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def node() -> Iterator[BrokerNode]:
-    broker = BrokerNode()
-    broker.start()
-    yield broker
-    broker.destroy()
 
 
 @pytest.fixture(scope="module")
@@ -286,6 +278,13 @@ def test_no_password_is_anywhere_in_the_clear(world: dict[str, Any]) -> None:
     needles = [create_password, user_password]
     assert _grep(node.base, needles) == []
     assert _grep(service.state_dir, needles) == []
+    # The instance's own key and broker password are in its guest's config, and only there.
+    config_path = service.state_dir / "instances" / instance_id / "guest.json"
+    config = json.loads(config_path.read_text())
+    broker_password = config["transport_url"].split(":")[2].split("@")[0]
+    found = _grep(service.state_dir, [config["key"], broker_password])
+    assert found == [str(config_path)]
+    assert _grep(node.base, [config["key"], broker_password]) == []
 
 
 def test_deleting_an_instance_removes_its_broker_account_and_key(world: dict[str, Any]) -> None:

@@ -7,7 +7,15 @@ from dataclasses import dataclass
 import falcon
 
 from trove_svc.accounts import AccountService
-from trove_svc.api import account_resources, errors, middleware, openapi, resources
+from trove_svc.api import (
+    account_resources,
+    catalog_resources,
+    errors,
+    middleware,
+    openapi,
+    resources,
+    service_resources,
+)
 from trove_svc.bus.client import Bus
 from trove_svc.bus.messages import GuestClient, TaskManagerClient
 from trove_svc.instances import InstanceService
@@ -37,23 +45,23 @@ def routes(settings: Settings, bus: Bus, keys: ServiceKeys) -> list[Route]:
     instances_resource = resources.Instances(instances)
     i = f"{P}/instances/{{instance_id}}"
     return [
-        Route("/", resources.Versions()),
-        Route("/v1.0", resources.Version()),
-        Route("/healthcheck", resources.HealthCheck(settings, bus)),
-        Route("/metrics", resources.Metrics()),
-        Route(f"{P}/flavors", resources.Flavors()),
-        Route(f"{P}/flavors/{{flavor_id}}", resources.FlavorItem()),
-        Route(f"{P}/datastores", resources.Datastores()),
-        Route(f"{P}/datastores/{{datastore}}", resources.DatastoreItem()),
-        Route(f"{P}/datastores/{{datastore}}/versions", resources.DatastoreVersions()),
-        Route(named_version, resources.DatastoreVersionItem()),
-        Route(f"{named_version}/parameters", resources.NamedVersionParameters()),
-        Route(f"{named_version}/parameters/{{name}}", resources.NamedVersionParameter()),
-        Route(versions, resources.DatastoreVersionById()),
-        Route(f"{versions}/flavors", resources.VersionFlavors()),
-        Route(f"{versions}/parameters", resources.VersionParameters()),
-        Route(f"{versions}/parameters/{{name}}", resources.VersionParameter()),
-        Route(f"{P}/limits", resources.Limits(settings)),
+        Route("/", service_resources.Versions()),
+        Route("/v1.0", service_resources.Version()),
+        Route("/healthcheck", service_resources.HealthCheck(settings, bus)),
+        Route("/metrics", service_resources.Metrics()),
+        Route(f"{P}/flavors", catalog_resources.Flavors()),
+        Route(f"{P}/flavors/{{flavor_id}}", catalog_resources.FlavorItem()),
+        Route(f"{P}/datastores", catalog_resources.Datastores()),
+        Route(f"{P}/datastores/{{datastore}}", catalog_resources.DatastoreItem()),
+        Route(f"{P}/datastores/{{datastore}}/versions", catalog_resources.DatastoreVersions()),
+        Route(named_version, catalog_resources.DatastoreVersionItem()),
+        Route(f"{named_version}/parameters", catalog_resources.NamedVersionParameters()),
+        Route(f"{named_version}/parameters/{{name}}", catalog_resources.NamedVersionParameter()),
+        Route(versions, catalog_resources.DatastoreVersionById()),
+        Route(f"{versions}/flavors", catalog_resources.VersionFlavors()),
+        Route(f"{versions}/parameters", catalog_resources.VersionParameters()),
+        Route(f"{versions}/parameters/{{name}}", catalog_resources.VersionParameter()),
+        Route(f"{P}/limits", catalog_resources.Limits(settings)),
         Route(f"{P}/mgmt/instances", resources.MgmtInstances(instances)),
         Route(f"{P}/mgmt/instances/{{instance_id}}", resources.MgmtInstance(instances)),
         Route(f"{P}/instances", instances_resource),

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from trove_svc.clock import iso
-from trove_svc.store.models import Datastore, DatastoreVersion, Flavor, Instance, ServiceStatus
+
+if TYPE_CHECKING:  # rows the domain hands over; the API never queries them itself
+    from trove_svc.store.models import (
+        Datastore,
+        DatastoreVersion,
+        Flavor,
+        Instance,
+        ServiceStatus,
+    )
 
 GB = 1024**3
 

@@ -30,7 +30,15 @@ def _leases_and_keys(migrator: SchemaMigrator) -> None:
     Instance.update(status_since=Instance.updated_at).execute()
 
 
-MIGRATIONS: list[Callable[[SchemaMigrator], None]] = [_leases_and_keys]
+def _list_indexes(migrator: SchemaMigrator) -> None:
+    """Instance lists read a page in listing order without sorting the whole table."""
+    migrate(
+        migrator.add_index("instance", ("project_id", "created_at", "id"), False),
+        migrator.add_index("instance", ("created_at", "id"), False),
+    )
+
+
+MIGRATIONS: list[Callable[[SchemaMigrator], None]] = [_leases_and_keys, _list_indexes]
 LATEST = len(MIGRATIONS)
 
 

@@ -78,6 +78,13 @@ class Instance(BaseModel):
     created_at = peewee.FloatField()
     updated_at = peewee.FloatField()
 
+    class Meta:
+        # Lists are read in this order, a page at a time, per project or for the admin.
+        indexes = (
+            (("project_id", "created_at", "id"), False),
+            (("created_at", "id"), False),
+        )
+
 
 class ServiceStatus(BaseModel):
     """What the guest last said about the datastore; written by the conductor only."""

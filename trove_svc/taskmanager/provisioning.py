@@ -13,6 +13,8 @@ from typing import Any
 
 from trove_svc.settings import Settings
 from trove_svc.store.models import Instance
+from trove_wire import datastores
+from trove_wire.datastores.base import Discovered
 
 # The datastore account the guest agent works through (Trove's name for it).
 ADMIN_USER = "os_admin"
@@ -29,6 +31,7 @@ def instance_vars(settings: Settings, instance: Instance) -> dict[str, Any]:
     """Extravars for every playbook on this instance; never a secret."""
     version = instance.datastore_version
     datastore = version.datastore.name
+    spec = datastores.get(datastore)
     instance_dir = settings.instances_dir / instance.id
     access: dict[str, Any] = instance.access or {}
     is_public = bool(access.get("is_public", False))
@@ -44,8 +47,7 @@ def instance_vars(settings: Settings, instance: Instance) -> dict[str, Any]:
         "compute_local_create_user": settings.runs_as_root,
         f"{datastore}_os_user": user,
         f"{datastore}_run_as_os_user": settings.runs_as_root,
-        f"{datastore}_version": version.name,
-        f"{datastore}_bin_dir": version.bin_dir,
+        **spec.binary_vars(Discovered(version.name, version.bin_dir)),
         f"{datastore}_base_dir": str(instance_dir / datastore),
         f"{datastore}_port": instance.port,
         f"{datastore}_admin_user": ADMIN_USER,
@@ -64,15 +66,10 @@ def instance_vars(settings: Settings, instance: Instance) -> dict[str, Any]:
     }
 
 
-# Where each datastore's role writes the server's own log, below its base directory.
-_LOG_FILES = {"postgresql": "postgresql.log", "mariadb": "mariadb.log", "redis": "redis.log"}
-
-
-def datastore_log(settings: Settings, instance: Instance) -> Path | None:
+def datastore_log(settings: Settings, instance: Instance) -> Path:
     """The datastore's own log: where a failed start says why."""
     datastore = instance.datastore_version.datastore.name
-    name = _LOG_FILES.get(datastore)
-    return settings.instances_dir / instance.id / datastore / name if name else None
+    return settings.instances_dir / instance.id / datastore / datastores.get(datastore).log_file
 
 
 def create_vars(

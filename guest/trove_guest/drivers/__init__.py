@@ -4,8 +4,10 @@ to them by name. Drivers raise the contract's errors (`NotFound`, `Conflict`, ..
 
 from __future__ import annotations
 
+import importlib
 from typing import Any, Protocol
 
+from trove_wire import datastores
 from trove_wire.contract import Conflict, NotFound, NotSupported
 
 HEALTHY = "HEALTHY"
@@ -29,17 +31,10 @@ class DatastoreDriver(Protocol):
 
 
 def load_driver(datastore: str, connection: dict[str, Any]) -> DatastoreDriver:
-    """The driver for `datastore`; each imports only its own client library."""
-    if datastore == "postgresql":
-        from trove_guest.drivers.postgresql import PostgresDriver
-
-        return PostgresDriver(connection)
-    if datastore == "mariadb":
-        from trove_guest.drivers.mariadb import MariaDBDriver
-
-        return MariaDBDriver(connection)
-    if datastore == "redis":
-        from trove_guest.drivers.redis import RedisDriver
-
-        return RedisDriver(connection)
-    raise NotSupported(f"no guest driver for datastore {datastore!r}")
+    """The driver the registry names for `datastore` (each imports only its own client)."""
+    try:
+        module_name, class_name = datastores.get(datastore).driver.split(":")
+    except datastores.UnknownDatastore as exc:
+        raise NotSupported(f"no guest driver for datastore {datastore!r}") from exc
+    driver: DatastoreDriver = getattr(importlib.import_module(module_name), class_name)(connection)
+    return driver

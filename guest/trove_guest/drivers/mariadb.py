@@ -14,11 +14,11 @@ from typing import Any
 import pymysql
 
 from trove_guest.drivers import ERROR, HEALTHY, SHUTDOWN, Conflict, NotFound
+from trove_wire import datastores
 from trove_wire.contract import Invalid
+from trove_wire.datastores.mariadb import ROOT_HOST, ROOT_USER
 
-SYSTEM_DATABASES = frozenset({"mysql", "information_schema", "performance_schema", "sys"})
-HIDDEN_USERS = frozenset({"root", "mariadb.sys", "mysql", "PUBLIC"})
-ROOT_USER, ROOT_HOST = "root", "%"
+SPEC = datastores.get("mariadb")
 _CHARSET = re.compile(r"[A-Za-z0-9_]{1,64}")
 
 
@@ -43,7 +43,7 @@ class MariaDBDriver:
             "autocommit": True,
         }
         self._local = threading.local()
-        self._hidden = HIDDEN_USERS | {str(connection["user"]), str(connection.get("os_user"))}
+        self._hidden = SPEC.hidden_users | {str(connection["user"]), str(connection.get("os_user"))}
 
     def _run(self, sql: str, args: Any = None) -> list[tuple[Any, ...]]:
         """Run one statement on the admin's connection, kept open between calls (one per
@@ -80,7 +80,7 @@ class MariaDBDriver:
         return [
             {"name": name, "character_set": charset, "collate": collate}
             for name, charset, collate in rows
-            if name not in SYSTEM_DATABASES
+            if name not in SPEC.system_databases
         ]
 
     def create_databases(self, databases: list[dict[str, Any]]) -> None:

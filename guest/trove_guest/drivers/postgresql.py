@@ -15,10 +15,10 @@ import psycopg
 from psycopg import sql
 
 from trove_guest.drivers import ERROR, HEALTHY, SHUTDOWN, Conflict, NotFound
+from trove_wire import datastores
+from trove_wire.datastores.postgresql import ROOT_USER
 
-# Databases and roles that belong to the datastore itself, never shown to users.
-SYSTEM_DATABASES = frozenset({"postgres", "template0", "template1"})
-ROOT_USER = "postgres"
+SPEC = datastores.get("postgresql")
 
 
 class PostgresDriver:
@@ -77,7 +77,7 @@ class PostgresDriver:
         return [
             {"name": name, "character_set": charset, "collate": collate}
             for name, charset, collate in rows
-            if name not in SYSTEM_DATABASES
+            if name not in SPEC.system_databases
         ]
 
     def create_databases(self, databases: list[dict[str, Any]]) -> None:
@@ -124,8 +124,8 @@ class PostgresDriver:
         return conn.execute(
             query,
             {
-                "system": list(SYSTEM_DATABASES),
-                "hidden": [self._admin_user, ROOT_USER],
+                "system": list(SPEC.system_databases),
+                "hidden": sorted(SPEC.hidden_users | {self._admin_user}),
                 "name": name,
             },
         ).fetchall()

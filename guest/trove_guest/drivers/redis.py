@@ -11,8 +11,9 @@ from typing import Any
 import redis
 
 from trove_guest.drivers import ERROR, HEALTHY, SHUTDOWN, Conflict, NotFound, NotSupported
+from trove_wire import datastores
 
-HIDDEN_USERS = frozenset({"default"})
+SPEC = datastores.get("redis")
 
 
 class RedisDriver:
@@ -55,14 +56,14 @@ class RedisDriver:
         )
 
     def _require(self, name: str) -> None:
-        if name in HIDDEN_USERS or name == self._admin or name not in self._names():
+        if name in SPEC.hidden_users or name == self._admin or name not in self._names():
             raise NotFound(f"User {name!r} does not exist.")
 
     def list_users(self) -> list[dict[str, Any]]:
         return [
             {"name": n, "host": "%", "databases": []}
             for n in self._names()
-            if n not in HIDDEN_USERS and n != self._admin
+            if n not in SPEC.hidden_users and n != self._admin
         ]
 
     def get_user(self, name: str, host: str | None) -> dict[str, Any]:

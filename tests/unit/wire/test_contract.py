@@ -4,18 +4,24 @@ of the same name taking the call's arguments, and every error code has one meani
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import inspect
 
 import pytest
 
-from trove_guest.drivers.mariadb import MariaDBDriver
-from trove_guest.drivers.postgresql import PostgresDriver
-from trove_guest.drivers.redis import RedisDriver
 from trove_svc import errors
 from trove_svc.bus.client import GUEST_ERRORS
-from trove_wire import contract
+from trove_wire import contract, datastores
 
-DRIVERS = [PostgresDriver, MariaDBDriver, RedisDriver]
+
+def _driver(path: str) -> type:
+    module, name = path.split(":")
+    found: type = getattr(importlib.import_module(module), name)
+    return found
+
+
+# Every registered datastore's driver.
+DRIVERS = [_driver(spec.driver) for spec in datastores.REGISTRY.values()]
 
 
 @pytest.mark.parametrize("driver", DRIVERS, ids=lambda d: d.__name__)

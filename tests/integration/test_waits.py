@@ -1,0 +1,107 @@
+"""Nothing waits forever: every waiting state has a limit, and delete works from any state.
+
+Against a private RabbitMQ node; the task manager is stopped (SIGSTOP) to make waits hang.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from typing import Any
+
+import pytest
+
+from tests import support
+from tests.broker_node import BrokerNode
+from tests.deployments import (
+    PROJECT,
+    create,
+    delete_all,
+    deployment,
+    error_fault,
+    instance_row,
+    start,
+    tasks_of,
+    wait_until,
+)
+
+pytestmark = pytest.mark.integration
+
+
+def _answers(service: support.Service) -> bool:
+    try:
+        return service.request("GET", "/", None).status == 200
+    except OSError:
+        return False
+
+
+def test_every_wait_has_a_limit_and_delete_works_from_any_state(
+    node: BrokerNode, started: list[support.Service]
+) -> None:
+    service = start(
+        started,
+        deployment(
+            node,
+            parts=("api", "conductor"),
+            TROVE_SVC_LIMIT_QUEUED="4",
+            TROVE_SVC_LIMIT_BUILD="60",
+        ),
+    )
+    token = service.token(PROJECT)
+    # No task manager: the create is never taken.
+    never_built = create(service, token, "never-built")
+    assert "No task manager took the create task within 4 s" in error_fault(
+        service, token, never_built
+    )
+    assert [t["state"] for t in tasks_of(service, never_built)] == ["FAILED"]
+
+    # A task manager that takes tasks and then stops answering.
+    service.stop()
+    service.part_processes.clear()
+    service.extra_env.update(
+        TROVE_SVC_LIMIT_QUEUED="600",
+        TROVE_SVC_LIMIT_REBOOT="5",
+        TROVE_SVC_LIMIT_RESIZE="5",
+        # A real delete of a building instance waits for the build to stop, then tears
+        # down: give it room.
+        TROVE_SVC_LIMIT_SHUTDOWN="15",
+    )
+    for part in ("api", "conductor", "taskmanager"):
+        service.start_part(part)
+    wait_until(lambda: _answers(service), 30, "the API answers")
+    active = create(service, token, "stuck")
+    service.wait_for(token, PROJECT, active, support.active_and_healthy, timeout=120)
+    (taskmanager,) = service.pids_of("taskmanager")
+
+    def stuck(action: str, body: dict[str, Any] | None, status: str, limit: int = 5) -> str:
+        os.kill(taskmanager, signal.SIGSTOP)
+        if body is None:
+            answer = service.request("DELETE", f"/v1.0/{PROJECT}/instances/{active}", token)
+        else:
+            answer = service.request(
+                "POST", f"/v1.0/{PROJECT}/instances/{active}/action", token, body
+            )
+        assert answer.status == 202, answer.body
+        message = error_fault(service, token, active)
+        assert f"stayed {status} for more than {limit} s" in message, message
+        os.kill(taskmanager, signal.SIGCONT)
+        return message
+
+    stuck("resize", {"resize": {"flavorRef": "2"}}, "RESIZE")
+    stuck("restart", {"restart": {}}, "REBOOT")
+    # A restart from ERROR brings it back; then a stuck delete.
+    answer = service.request(
+        "POST", f"/v1.0/{PROJECT}/instances/{active}/action", token, {"restart": {}}
+    )
+    assert answer.status == 202
+    service.wait_for(token, PROJECT, active, support.active_and_healthy, timeout=120)
+    stuck("delete", None, "SHUTDOWN", limit=15)
+    assert all(t["state"] in ("SUCCEEDED", "FAILED") for t in tasks_of(service, active))
+
+    # Delete works from ERROR, and from BUILD (while the create still runs).
+    building = create(service, token, "deleted-while-building")
+    wait_until(
+        lambda: instance_row(service, building)["current_step"] is not None, 60, "a build starts"
+    )
+    delete_all(service, token, [active, never_built, building])
+    assert [t["state"] for t in tasks_of(service, building)] == ["CANCELED", "SUCCEEDED"]
