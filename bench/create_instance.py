@@ -31,7 +31,7 @@ from tests import bare, support
 from trove_svc import catalog
 from trove_wire.datastores import postgresql
 
-USER = {"name": "app", "password": "bench-pw-1"}
+USER = {"name": "app", "password": "bench-pw-1-long"}
 BODIES = {
     "postgresql": {
         "databases": [{"name": "app"}],

@@ -15,6 +15,7 @@ have_postgresql || missing+=(postgresql)
 command -v psql >/dev/null || missing+=(postgresql-client)
 command -v mariadb-install-db >/dev/null || missing+=(mariadb-server)
 command -v redis-server >/dev/null || missing+=(redis-server)
+command -v promtool >/dev/null || missing+=(prometheus)  # promtool checks /metrics
 # The OS's own Python: instances' accounts run the guest agent from .venv, and a Python
 # under a private home (pyenv in /root, say) is out of their reach.
 [ -x /usr/bin/python3 ] || missing+=(python3)
@@ -22,7 +23,17 @@ command -v redis-server >/dev/null || missing+=(redis-server)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "bootstrap: installing ${missing[*]}"
   as_root apt-get update -qq
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  # Install without starting the packages' own services (the datastores' system servers,
+  # a Prometheus): trove-svc runs its own, and must not disturb a machine's.
+  made_policy=no
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' | as_root tee /usr/sbin/policy-rc.d >/dev/null
+    as_root chmod +x /usr/sbin/policy-rc.d
+    made_policy=yes
+  fi
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null \
+    || { [ $made_policy = yes ] && as_root rm -f /usr/sbin/policy-rc.d; exit 1; }
+  [ $made_policy = yes ] && as_root rm -f /usr/sbin/policy-rc.d
 fi
 
 port_open() { /usr/bin/python3 - "$1" <<'PY'

@@ -1,30 +1,17 @@
 """A private, throwaway RabbitMQ node for tests that must break the broker.
 
-The system broker on 127.0.0.1:5672 is shared by every test and by any running service, so a
-test that stops the broker, changes users or permissions, or depends on exact queue contents
-gets a node of its own::
-
     with BrokerNode() as node:                        # start() ... destroy()
         url = node.amqp_url()                         # administrator credentials
         node.api("PUT", "/api/vhosts/v1")             # management HTTP API
-        node.ctl("list_queues", "-p", "v1")           # rabbitmqctl against this node
-        node.stop()                                   # outage: AMQP port closed, data kept
-        node.start()                                  # same queues and messages are back
+        node.stop(); node.start()                     # an outage: queues and messages kept
 
-Everything the node owns lives under ``base`` (a temp dir): HOME (so its own Erlang cookie),
-config, enabled-plugins file, Mnesia/quorum data, logs and pid file. It listens on loopback
-only, on ports of its own (AMQP, Erlang distribution, management HTTP) and registers with an
-epmd of its own, so it cannot collide with the system node ``rabbit@localhost``.
-
-Users: the node is configured (``default_user``/``default_pass``) so that the first boot
-creates ``admin_user`` as an administrator with full permissions on "/" *instead of* the
-default ``guest`` user; guest never exists on this node. The setting applies only to a fresh
-database, so later start()s keep whatever users the test created.
-
-Needs root (or the same user as the node files) and the Debian/RabbitMQ package layout in
-/usr/lib/rabbitmq. Linux only: processes are found through /proc/<pid>/environ, where every
-process of the node carries ``TROVETEST_BROKER_NODE=<name>``; should a test process die without
-destroy(), ``grep -l TROVETEST_BROKER_NODE /proc/*/environ`` finds what it left behind.
+Everything the node owns lives under ``base``: HOME (its own Erlang cookie), config,
+enabled plugins (management), data, logs, pid file. It listens on loopback only, on ports
+of its own, with an epmd of its own, so it never meets the system node. Its first boot makes
+``admin_user`` an administrator instead of ``guest``, which never exists on it. Needs root
+and Debian's RabbitMQ layout. Every process of the node carries
+``TROVETEST_BROKER_NODE=<name>`` in its environment, so destroy() finds what a dead test
+left behind.
 """
 
 from __future__ import annotations

@@ -97,6 +97,7 @@ class Response:
     status: int
     body: Any
     raw: bytes
+    request_id: str = ""
 
 
 @dataclass
@@ -237,14 +238,16 @@ class Service:
             with urllib.request.urlopen(req, timeout=30) as resp:
                 payload = resp.read()
                 status = resp.status
+                request_id = resp.headers.get("X-Openstack-Request-Id", "")
         except urllib.error.HTTPError as err:
             payload = err.read()
             status = err.code
+            request_id = err.headers.get("X-Openstack-Request-Id", "")
         try:
             parsed = json.loads(payload) if payload else None
         except ValueError:
             parsed = None  # not JSON (/metrics, say): see `raw`
-        return Response(status, parsed, payload)
+        return Response(status, parsed, payload, request_id)
 
     def wait_for(
         self,

@@ -1,14 +1,25 @@
-"""Databases, users and root on a running instance: checked here, done by its guest."""
+"""Databases, users and root on a running instance: checked here, done by its guest.
+
+Names and passwords are checked before anything reaches the datastore; every call that
+changes something goes into the instance's audit trail with its outcome.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import contextlib
+from collections.abc import Iterator
+from typing import Any, TypeVar
 
-from trove_svc import errors, names, status
+from trove_svc import audit, errors, names, passwords, status
 from trove_svc.bus.messages import GuestClient
 from trove_svc.instances import Caller, InstanceService
+from trove_svc.settings import Settings
 from trove_svc.store.models import Instance
 from trove_wire import contract, datastores
+
+R = TypeVar("R")
+
+_WORDS = {"databases": "Databases are", "users": "Users are", "root": "Root is"}
 
 
 def split_user(name_at_host: str) -> tuple[str, str | None]:
@@ -27,14 +38,16 @@ def _checked_user(datastore: str, user: str) -> tuple[str, str | None]:
     return name, host
 
 
-_WORDS = {"databases": "Databases are", "users": "Users are", "root": "Root is"}
+def _listed(names_: list[str]) -> str:
+    shown = ", ".join(names_[:10])
+    return shown + (f" and {len(names_) - 10} more" if len(names_) > 10 else "")
 
 
 class AccountService:
-    def __init__(self, instances: InstanceService, guest: GuestClient, new_secret: Any) -> None:
+    def __init__(self, settings: Settings, instances: InstanceService, guest: GuestClient) -> None:
+        self._settings = settings
         self._instances = instances
         self._guest = guest
-        self._new_secret = new_secret
 
     def _ready(
         self, caller: Caller, instance_id: str, needs: str | None = None
@@ -48,6 +61,25 @@ class AccountService:
         status.require_active(instance.id, instance.status)
         return instance, datastore
 
+    def _password(self, datastore: str, password: object, whose: str) -> None:
+        passwords.check(datastore, password, self._settings.password_min_length, whose)
+
+    @contextlib.contextmanager
+    def _recorded(
+        self, caller: Caller, instance_id: str, action: str, summary: str
+    ) -> Iterator[None]:
+        with audit.recorded(
+            self._settings, instance_id, caller.project_id, caller.context, action, summary
+        ):
+            yield
+
+    def _change(
+        self, caller: Caller, instance_id: str, request: contract.Call[R], summary: str
+    ) -> R:
+        """A call that changes the instance: done by its guest, and put in its audit trail."""
+        with self._recorded(caller, instance_id, request.method, summary):
+            return self._guest.call(instance_id, request, caller.context)
+
     # Databases
 
     def list_databases(self, caller: Caller, instance_id: str) -> list[dict[str, Any]]:
@@ -60,12 +92,13 @@ class AccountService:
         _, datastore = self._ready(caller, instance_id, "databases")
         for database in databases:
             names.check_database_name(datastore, database["name"])
-        self._guest.call(instance_id, contract.CreateDatabases(databases), caller.context)
+        summary = f"databases {_listed([d['name'] for d in databases])}"
+        self._change(caller, instance_id, contract.CreateDatabases(databases), summary)
 
     def delete_database(self, caller: Caller, instance_id: str, name: str) -> None:
         _, datastore = self._ready(caller, instance_id, "databases")
         names.check_database_name(datastore, name)
-        self._guest.call(instance_id, contract.DeleteDatabase(name), caller.context)
+        self._change(caller, instance_id, contract.DeleteDatabase(name), f"database {name}")
 
     # Users
 
@@ -82,16 +115,18 @@ class AccountService:
         _, datastore = self._ready(caller, instance_id)
         for user in users:
             names.check_user_name(datastore, user["name"])
+            self._password(datastore, user["password"], f"user {user['name']}")
             if user.get("host"):
                 names.check_host(user["host"])
             for database in user.get("databases", []):
                 names.check_database_name(datastore, database["name"])
-        self._guest.call(instance_id, contract.CreateUsers(users), caller.context)
+        summary = f"users {_listed([u['name'] for u in users])}"
+        self._change(caller, instance_id, contract.CreateUsers(users), summary)
 
     def delete_user(self, caller: Caller, instance_id: str, user: str) -> None:
         _, datastore = self._ready(caller, instance_id)
         name, host = _checked_user(datastore, user)
-        self._guest.call(instance_id, contract.DeleteUser(name, host), caller.context)
+        self._change(caller, instance_id, contract.DeleteUser(name, host), f"user {name}")
 
     def change_passwords(
         self, caller: Caller, instance_id: str, users: list[dict[str, Any]]
@@ -99,7 +134,9 @@ class AccountService:
         _, datastore = self._ready(caller, instance_id)
         for user in users:
             names.check_user_name(datastore, user["name"])
-        self._guest.call(instance_id, contract.ChangePasswords(users), caller.context)
+            self._password(datastore, user["password"], f"user {user['name']}")
+        summary = f"passwords of {_listed([u['name'] for u in users])}"
+        self._change(caller, instance_id, contract.ChangePasswords(users), summary)
 
     def update_user(
         self, caller: Caller, instance_id: str, user: str, attributes: dict[str, Any]
@@ -110,7 +147,10 @@ class AccountService:
             names.check_user_name(datastore, attributes["name"])
         if attributes.get("host"):
             names.check_host(attributes["host"])
-        self._guest.call(instance_id, contract.UpdateUser(name, host, attributes), caller.context)
+        if "password" in attributes:
+            self._password(datastore, attributes["password"], f"user {name}")
+        summary = f"user {name}: {', '.join(sorted(attributes))}"
+        self._change(caller, instance_id, contract.UpdateUser(name, host, attributes), summary)
 
     def list_access(self, caller: Caller, instance_id: str, user: str) -> list[dict[str, Any]]:
         _, datastore = self._ready(caller, instance_id, "databases")
@@ -124,21 +164,24 @@ class AccountService:
         name, host = _checked_user(datastore, user)
         for database in databases:
             names.check_database_name(datastore, database)
-        self._guest.call(instance_id, contract.GrantAccess(name, host, databases), caller.context)
+        summary = f"user {name}: databases {_listed(databases)}"
+        self._change(caller, instance_id, contract.GrantAccess(name, host, databases), summary)
 
     def revoke_access(self, caller: Caller, instance_id: str, user: str, database: str) -> None:
         _, datastore = self._ready(caller, instance_id, "databases")
         name, host = _checked_user(datastore, user)
         names.check_database_name(datastore, database)
-        self._guest.call(instance_id, contract.RevokeAccess(name, host, database), caller.context)
+        summary = f"user {name}: database {database}"
+        self._change(caller, instance_id, contract.RevokeAccess(name, host, database), summary)
 
     # Root
 
     def enable_root(self, caller: Caller, instance_id: str, password: str | None) -> dict[str, str]:
-        self._ready(caller, instance_id, "root")
-        return self._guest.call(
-            instance_id, contract.EnableRoot(password or self._new_secret()), caller.context
-        )
+        _, datastore = self._ready(caller, instance_id, "root")
+        if password is not None:
+            self._password(datastore, password, "root")
+        chosen = password or self._settings.new_secret()
+        return self._change(caller, instance_id, contract.EnableRoot(chosen), "root")
 
     def is_root_enabled(self, caller: Caller, instance_id: str) -> bool:
         self._ready(caller, instance_id, "root")
@@ -146,4 +189,4 @@ class AccountService:
 
     def disable_root(self, caller: Caller, instance_id: str) -> None:
         self._ready(caller, instance_id, "root")
-        self._guest.call(instance_id, contract.DisableRoot(), caller.context)
+        self._change(caller, instance_id, contract.DisableRoot(), "root")

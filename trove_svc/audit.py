@@ -6,15 +6,19 @@ everything shown here passes through `redact`, in case a module echoes one anywa
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from trove_svc import errors
+from trove_svc import errors, tasks
 from trove_svc.clock import iso
+from trove_svc.settings import Settings
 from trove_svc.store.models import Task
+from trove_wire.envelope import Context
 
 _SECRET_ASSIGNMENT = re.compile(
     r"(?i)((?:password|passwd|secret|token|credential)[\w-]*[\"']?\s*[:=]\s*[\"']?)[^\s\"',}]+"
@@ -108,6 +112,31 @@ def task_view(task: Task) -> dict[str, Any]:
 
 def task_detail(task: Task) -> dict[str, Any]:
     return {**task_view(task), "steps": [asdict(s) for s in steps(task.artifact_dir)]}
+
+
+@contextlib.contextmanager
+def recorded(
+    settings: Settings,
+    instance_id: str,
+    project_id: str,
+    context: Context,
+    action: str,
+    summary: str,
+) -> Iterator[None]:
+    """Put what the block does in the instance's audit trail, with its outcome."""
+    started = settings.clock()
+    try:
+        yield
+    except errors.TroveSvcError as exc:
+        tasks.record_done(
+            settings.new_id(), instance_id, project_id, action, context.user,
+            context.request_id, started, settings.clock(), False, f"{summary}: {exc.message}",
+        )  # fmt: skip
+        raise
+    tasks.record_done(
+        settings.new_id(), instance_id, project_id, action, context.user,
+        context.request_id, started, settings.clock(), True, summary,
+    )  # fmt: skip
 
 
 def task_views(instance_id: str) -> list[dict[str, Any]]:

@@ -1,4 +1,5 @@
-"""The `trove-svc` command: the all-in-one, each part alone, and token issue."""
+"""The `trove-svc` command: the set-up, the all-in-one, each part alone, and the operator's
+commands (`trove_svc.commands`)."""
 
 from __future__ import annotations
 
@@ -11,19 +12,31 @@ import sys
 import time
 from typing import Any
 
-from trove_svc import catalog, errors, metrics, setup, tokens
+from trove_svc import catalog, commands, errors, metrics, setup
 from trove_svc.runtime import Runtime
-from trove_svc.settings import ENV_PREFIX, Settings, environment_for
+from trove_svc.settings import (
+    ENV_PREFIX,
+    Settings,
+    SettingsError,
+    environment_for,
+    unknown_variables,
+)
 from trove_svc.store.db import open_store
+from trove_wire import logs
 
 LOG = logging.getLogger("trove_svc")
 PARTS = ("api", "taskmanager", "conductor")
 
 
-def _settings(args: argparse.Namespace) -> Settings:
-    """Build the settings once, then drop them from the environment: child processes
-    (ansible-runner records the whole environment in its artifacts) must not see them."""
-    settings = Settings.from_env()
+def _settings(args: argparse.Namespace, part: str) -> Settings:
+    """Build the settings once (every bad one named, unknown variables warned about), set
+    up logging, then drop the settings from the environment: child processes (ansible-runner
+    records the whole environment in its artifacts) must not see them."""
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        sys.exit("trove-svc: bad settings:\n  " + "\n  ".join(exc.problems))
+    warnings = unknown_variables()
     for key in [k for k in os.environ if k.startswith(ENV_PREFIX)]:
         del os.environ[key]
     overrides: dict[str, Any] = {}
@@ -31,15 +44,11 @@ def _settings(args: argparse.Namespace) -> Settings:
         overrides["host"] = args.host
     if getattr(args, "port", None):
         overrides["port"] = args.port
-    return settings.with_overrides(**overrides) if overrides else settings
-
-
-def _logging(settings: Settings) -> None:
-    logging.basicConfig(
-        level=logging.INFO,
-        format="%(asctime)s %(process)d %(levelname)s %(name)s %(message)s",
-    )
-    logging.getLogger("pika").setLevel(logging.WARNING)
+    settings = settings.with_overrides(**overrides) if overrides else settings
+    logs.configure(part, settings.log_format)
+    for warning in warnings:
+        LOG.warning("%s", warning)
+    return settings
 
 
 def _prepare(settings: Settings) -> None:
@@ -58,8 +67,7 @@ def _runtime(settings: Settings) -> Runtime:
 
 
 def cmd_setup(args: argparse.Namespace) -> None:
-    settings = _settings(args)
-    _logging(settings)
+    settings = _settings(args, "setup")
     _prepare(settings)
     try:
         setup.run(settings, args.broker_admin_url)
@@ -68,69 +76,20 @@ def cmd_setup(args: argparse.Namespace) -> None:
     print(f"trove-svc is set up (state in {settings.state_dir}, vhost {settings.vhost}).")
 
 
-def cmd_token_create(args: argparse.Namespace) -> None:
-    settings = _settings(args)
+def cmd_operator(args: argparse.Namespace) -> None:
+    """Token and task commands: they read and write the store, on the service's host."""
+    settings = _settings(args, "cli")
     _prepare(settings)
-    print(tokens.issue(args.project, args.user or args.project, args.admin, settings.clock()))
-
-
-def cmd_task_list(args: argparse.Namespace) -> None:
-    from trove_svc import audit
-    from trove_svc.store.models import Task
-
-    settings = _settings(args)
-    open_store(settings.effective_database_url)
-    query = Task.select().where(Task.instance_id == args.instance).order_by(Task.created_at)
-    print(f"{'TASK':36}  {'ACTION':14}  {'STATE':9}  {'RC':>3}  {'SECONDS':>7}  STARTED")
-    for task in query:
-        row = audit.task_view(task)
-        seconds = f"{row['duration']:.1f}" if row["duration"] is not None else "-"
-        print(
-            f"{row['id']:36}  {row['action']:14}  {row['state']:9}  "
-            f"{row['rc'] if row['rc'] is not None else '-':>3}  {seconds:>7}  "
-            f"{row['started'] or '-'}"
-        )
-
-
-def cmd_task_show(args: argparse.Namespace) -> None:
-    from trove_svc import audit
-    from trove_svc.store.models import Task
-
-    settings = _settings(args)
-    open_store(settings.effective_database_url)
-    task = Task.get_or_none(Task.id == args.task)
-    if task is None:
-        sys.exit(f"trove-svc: no task {args.task}")
-    detail = audit.task_detail(task)
-    for key in (
-        "id",
-        "action",
-        "state",
-        "requested_by",
-        "started",
-        "finished",
-        "duration",
-        "rc",
-        "failed_step",
-        "message",
-    ):
-        print(f"{key:13} {detail[key] if detail[key] is not None else '-'}")
-    print()
-    for step in detail["steps"]:
-        seconds = f"{step['duration']:.2f}" if step["duration"] is not None else "-"
-        name = f"{step['role']} : {step['task']}" if step["role"] else step["task"]
-        print(f"{step['outcome']:9} {seconds:>6}s  {name}")
-        if step["message"]:
-            print(f"{'':18}{step['message']}")
+    args.command_func(settings, args)
 
 
 def cmd_api(args: argparse.Namespace) -> None:
     from gunicorn.app.base import BaseApplication
 
     from trove_svc.api.app import create_app
+    from trove_svc.api.gunicorn_logs import GunicornLogs
 
-    settings = _settings(args)
-    _logging(settings)
+    settings = _settings(args, "api")
     _prepare(settings)
     metrics.configure(settings.metrics_dir)
     runtime = _runtime(settings)
@@ -141,6 +100,7 @@ def cmd_api(args: argparse.Namespace) -> None:
             self.cfg.set("workers", settings.api_workers)
             self.cfg.set("timeout", int(settings.call_timeout * 3))
             self.cfg.set("accesslog", "-")
+            self.cfg.set("logger_class", GunicornLogs)
             self.cfg.set("proc_name", "trove-svc-api")
             self.cfg.set("control_socket_disable", True)
             self.cfg.set(
@@ -154,7 +114,9 @@ def cmd_api(args: argparse.Namespace) -> None:
     Api().run()
 
 
-def _run_until_signal(service: Any) -> None:
+def _run_until_signal(service: Any, settings: Settings, metrics_port: int) -> None:
+    if metrics_port:
+        metrics.serve(metrics_port, settings.host)
     signal.signal(signal.SIGTERM, lambda *_: service.stop())
     signal.signal(signal.SIGINT, lambda *_: service.stop())
     service.run()
@@ -163,27 +125,26 @@ def _run_until_signal(service: Any) -> None:
 def cmd_taskmanager(args: argparse.Namespace) -> None:
     from trove_svc.taskmanager.service import TaskManager
 
-    settings = _settings(args)
-    _logging(settings)
+    settings = _settings(args, "taskmanager")
     _prepare(settings)
     metrics.configure(settings.metrics_dir)
-    _run_until_signal(TaskManager(_runtime(settings).flow_deps()))
+    deps = _runtime(settings).flow_deps()
+    _run_until_signal(TaskManager(deps), settings, settings.taskmanager_metrics_port)
 
 
 def cmd_conductor(args: argparse.Namespace) -> None:
     from trove_svc.conductor.service import Conductor
 
-    settings = _settings(args)
-    _logging(settings)
+    settings = _settings(args, "conductor")
     _prepare(settings)
     metrics.configure(settings.metrics_dir)
     runtime = _runtime(settings)
-    _run_until_signal(Conductor(settings, runtime.url, runtime.keyring))
+    conductor = Conductor(settings, runtime.url, runtime.keyring)
+    _run_until_signal(conductor, settings, settings.conductor_metrics_port)
 
 
 def cmd_up(args: argparse.Namespace) -> None:
-    settings = _settings(args)
-    _logging(settings)
+    settings = _settings(args, "up")
     _prepare(settings)
     try:
         setup.run(settings)
@@ -197,13 +158,21 @@ def cmd_up(args: argparse.Namespace) -> None:
     children = [
         subprocess.Popen([sys.executable, "-m", "trove_svc.cli", part], env=env) for part in PARTS
     ]
-    url = f"http://{settings.host}:{settings.port}"
-    print(
-        f"trove-svc is up on {url} (state in {settings.state_dir}).\n"
-        f"Issue a token:  trove-svc token create --project demo\n"
-        f"Then see the README's quick start. Ctrl-C stops the service, not the instances.",
-        flush=True,
+    banner = (
+        f"trove-svc is up on http://{settings.host}:{settings.port} "
+        f"(state in {settings.state_dir}).\n"
+        "Issue a token:  trove-svc token create --project demo\n"
+        "Then see the README's quick start. Ctrl-C stops the service, not the instances."
     )
+    if settings.log_format == "json":
+        LOG.info("%s", banner.replace("\n", " "))
+    else:
+        print(banner, flush=True)
+    _supervise(children)
+
+
+def _supervise(children: list[subprocess.Popen[bytes]]) -> None:
+    """Wait for a signal or a part's exit; then stop every part."""
     stopping = False
 
     def stop(*_: Any) -> None:
@@ -252,27 +221,16 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=func)
     sub.add_parser("taskmanager", help="run a task manager").set_defaults(func=cmd_taskmanager)
     sub.add_parser("conductor", help="run a conductor").set_defaults(func=cmd_conductor)
-    token = sub.add_parser("token", help="manage API tokens")
-    token_sub = token.add_subparsers(dest="token_command", required=True)
-    create = token_sub.add_parser("create", help="issue a token (printed once)")
-    create.add_argument("--project", required=True)
-    create.add_argument("--user", help="user name recorded with the token")
-    create.add_argument("--admin", action="store_true", help="grant the admin role")
-    create.set_defaults(func=cmd_token_create)
-    task = sub.add_parser("task", help="the audit trail: tasks run on instances")
-    task_sub = task.add_subparsers(dest="task_command", required=True)
-    listing = task_sub.add_parser("list", help="the tasks run on an instance")
-    listing.add_argument("--instance", required=True, help="instance id")
-    listing.set_defaults(func=cmd_task_list)
-    show = task_sub.add_parser("show", help="one task with its Ansible steps")
-    show.add_argument("task", help="task id")
-    show.set_defaults(func=cmd_task_show)
+    commands.add_parsers(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
-    args.func(args)
+    if getattr(args, "command_func", None) is not None:
+        cmd_operator(args)
+    else:
+        args.func(args)
 
 
 if __name__ == "__main__":

@@ -46,5 +46,13 @@ class NotImplementedYet(TroveSvcError):
     """The request is valid Trove, but trove-svc does not offer it yet."""
 
 
+class FeatureNotBuilt(TroveSvcError):
+    """A whole route Trove has and trove-svc does not build yet (501, naming the feature)."""
+
+
+class UnsupportedMediaType(TroveSvcError):
+    """A body that is not JSON where JSON is expected."""
+
+
 class ServiceUnavailable(TroveSvcError):
     """A part the request needs (RabbitMQ, a guest agent) did not answer in time."""

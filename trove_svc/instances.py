@@ -6,7 +6,17 @@ import ipaddress
 from dataclasses import dataclass
 from typing import Any
 
-from trove_svc import catalog, errors, instance_reads, names, quotas, status, tasks
+from trove_svc import (
+    audit,
+    catalog,
+    errors,
+    instance_reads,
+    names,
+    passwords,
+    quotas,
+    status,
+    tasks,
+)
 from trove_svc.bus.messages import RunTask, TaskManagerClient
 from trove_svc.keys import ServiceKeys
 from trove_svc.settings import Settings
@@ -37,7 +47,10 @@ def _checked_access(access: dict[str, Any] | None) -> dict[str, Any]:
 
 
 def _checked_databases_and_users(
-    datastore: str, databases: list[dict[str, Any]], users: list[dict[str, Any]]
+    datastore: str,
+    databases: list[dict[str, Any]],
+    users: list[dict[str, Any]],
+    password_min_length: int,
 ) -> None:
     for database in databases:
         names.check_database_name(datastore, database["name"])
@@ -45,6 +58,7 @@ def _checked_databases_and_users(
     seen_users: set[str] = set()
     for user in users:
         names.check_user_name(datastore, user["name"])
+        passwords.check(datastore, user["password"], password_min_length, f"user {user['name']}")
         if user["name"] in seen_users:
             raise errors.BadRequest(f"User {user['name']!r} is given twice.")
         seen_users.add(user["name"])
@@ -73,7 +87,9 @@ class InstanceService:
         )
         databases = spec.get("databases", [])
         users = spec.get("users", [])
-        _checked_databases_and_users(version.datastore.name, databases, users)
+        _checked_databases_and_users(
+            version.datastore.name, databases, users, self._settings.password_min_length
+        )
         access = _checked_access(spec.get("access"))
         quotas.check(self._settings, caller.project_id, 1, spec["volume"]["size"])
 
@@ -230,11 +246,19 @@ class InstanceService:
         status.require_active(instance.id, instance.status)
         self._start_task(caller, instance, "update_access", status.REBOOT, {"access": wanted})
 
+    def _recorded(self, caller: Caller, instance_id: str, action: str, summary: str) -> Any:
+        return audit.recorded(
+            self._settings, instance_id, caller.project_id, caller.context, action, summary
+        )
+
     def rename(self, caller: Caller, instance_id: str, name: str) -> None:
-        self.get(caller, instance_id)
-        Instance.update(name=name, updated_at=self._settings.clock()).where(
-            Instance.id == instance_id
-        ).execute()
+        instance, _ = self.get(caller, instance_id)
+        if name == instance.name:
+            return
+        with self._recorded(caller, instance_id, "rename", "renamed"):
+            Instance.update(name=name, updated_at=self._settings.clock()).where(
+                Instance.id == instance_id
+            ).execute()
 
     def resize_volume(self, caller: Caller, instance_id: str, size: int) -> None:
         """The local provider's volume is a tracked limit: growing it is a record change."""
@@ -245,10 +269,12 @@ class InstanceService:
                 f"The new volume size {size} GB must be larger than the current "
                 f"{instance.volume_size} GB; volumes do not shrink."
             )
-        quotas.check(self._settings, caller.project_id, 0, size - instance.volume_size)
-        Instance.update(volume_size=size, updated_at=self._settings.clock()).where(
-            Instance.id == instance_id
-        ).execute()
+        summary = f"volume {instance.volume_size} GB to {size} GB"
+        with self._recorded(caller, instance_id, "resize_volume", summary):
+            quotas.check(self._settings, caller.project_id, 0, size - instance.volume_size)
+            Instance.update(volume_size=size, updated_at=self._settings.clock()).where(
+                Instance.id == instance_id
+            ).execute()
 
     def reset_status(self, instance_id: str) -> None:
         """Admin: stop waiting on whatever the instance was doing; it shows ERROR."""
@@ -259,3 +285,7 @@ class InstanceService:
         with database_proxy.atomic():
             tasks.end_open(instance_id, now, tasks.TaskState.FAILED, "Reset by an administrator.")
             status.record_fault(instance_id, now, "Status reset by an administrator.")
+            tasks.record_done(
+                self._settings.new_id(), instance_id, instance.project_id, "reset_status",
+                "admin", "", now, now, True, "status reset by an administrator",
+            )  # fmt: skip

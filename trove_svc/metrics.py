@@ -99,16 +99,29 @@ class _InstanceCollector:
         yield family
 
 
-def exposition() -> tuple[bytes, str]:
-    """Everything this host's processes recorded, and the instances, in the text format."""
-    from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+def _registry() -> Any:
+    from prometheus_client import CollectorRegistry
     from prometheus_client.multiprocess import MultiProcessCollector
 
     registry = CollectorRegistry()
     if _directory is not None:
         MultiProcessCollector(registry, path=str(_directory))  # type: ignore[no-untyped-call]
     registry.register(_InstanceCollector())
-    return generate_latest(registry), CONTENT_TYPE_LATEST
+    return registry
+
+
+def exposition() -> tuple[bytes, str]:
+    """Everything this host's processes recorded, and the instances, in the text format."""
+    from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+    return generate_latest(_registry()), CONTENT_TYPE_LATEST
+
+
+def serve(port: int, address: str = "127.0.0.1") -> None:
+    """Serve /metrics on `port` from this process (a task manager or conductor run alone)."""
+    from prometheus_client import start_http_server
+
+    start_http_server(port, addr=address, registry=_registry())
 
 
 def mark_process_dead(pid: int) -> None:

@@ -6,6 +6,7 @@ Values come from the environment (``TROVE_SVC_*``) and an optional TOML file nam
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import os
 import secrets
@@ -70,6 +71,12 @@ class Settings:
     worker_seen_within: float = 30.0
     # A guest message older than this (or replayed within it) is refused.
     message_window: float = 60.0
+    # text, or json: one JSON object per line from every process, the guests' included.
+    log_format: str = "text"
+    # Where a task manager or conductor run alone serves its /metrics (0: it does not);
+    # `trove-svc up` serves every part's through the API's /metrics.
+    taskmanager_metrics_port: int = 0
+    conductor_metrics_port: int = 0
     heartbeat_interval: float = 3.0
     # No heartbeat for this long: the guest (or its host) is gone, operating_status SHUTDOWN.
     heartbeat_expiry: float = 15.0
@@ -77,7 +84,11 @@ class Settings:
     port_range_end: int = 21999
     runs_kept: int = 200
     max_body_bytes: int = 1_048_576
+    # JSON bodies nesting arrays or objects deeper than this are refused before parsing.
+    max_body_depth: int = 32
     instance_user_prefix: str = "trove-"
+    # Users' and root's passwords must be at least this long.
+    password_min_length: int = 12
     keystone_url: str = ""
     keystone_cache_seconds: float = 30.0
     admin_role: str = "admin"
@@ -148,33 +159,142 @@ class Settings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """The settings, every bad one named with why (SettingsError), or none."""
         env = os.environ if environ is None else environ
         values: dict[str, Any] = {}
+        problems: list[str] = []
         config_file = env.get(ENV_PREFIX + "CONFIG")
         if config_file:
-            values.update(tomllib.loads(Path(config_file).read_text()))
-        for f in fields(cls):
-            key = ENV_PREFIX + f.name.upper()
+            try:
+                loaded = tomllib.loads(Path(config_file).read_text())
+            except (OSError, tomllib.TOMLDecodeError) as exc:
+                raise SettingsError(
+                    [f"TROVE_SVC_CONFIG: cannot read {config_file}: {exc}"]
+                ) from exc
+            values.update({k.lower(): v for k, v in loaded.items()})
+            problems += [
+                f"{config_file}: {key!r} is not a setting" for key in values if key not in _FIELDS
+            ]
+        for name in _FIELDS:
+            key = ENV_PREFIX + name.upper()
             if key in env:
-                values[f.name] = env[key]
-        return cls(**{name: _coerce(cls, name, value) for name, value in values.items()})
+                values[name] = env[key]
+        coerced: dict[str, Any] = {}
+        for name, value in values.items():
+            if name not in _FIELDS:
+                continue
+            try:
+                coerced[name] = _coerce(name, value)
+            except ValueError as exc:
+                problems.append(f"{ENV_PREFIX}{name.upper()}={str(value)[:40]!r}: {exc}")
+        if problems:
+            raise SettingsError(problems)
+        settings = cls(**coerced)
+        problems = settings.problems()
+        if problems:
+            raise SettingsError(problems)
+        return settings
+
+    def problems(self) -> list[str]:
+        """Values of the right type that still make no sense, each with why."""
+        found = []
+        for name, (check, why) in _RULES.items():
+            if not check(getattr(self, name)):
+                found.append(f"{ENV_PREFIX}{name.upper()}={getattr(self, name)!r}: {why}")
+        if self.port_range_start > self.port_range_end:
+            found.append(
+                f"{ENV_PREFIX}PORT_RANGE_START={self.port_range_start} is above "
+                f"{ENV_PREFIX}PORT_RANGE_END={self.port_range_end}"
+            )
+        return found
 
 
-def _coerce(cls: type[Settings], name: str, value: Any) -> Any:
-    known = {f.name: f for f in fields(cls)}
-    if name not in known or name in {"clock", "new_id", "new_secret"}:
-        raise ValueError(f"unknown setting {name!r}")
-    spec = known[name]
+class SettingsError(ValueError):
+    """Settings that cannot be used; `problems` names each and says why."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+_SWAPPABLE = {"clock", "new_id", "new_secret"}
+_FIELDS = {f.name: f for f in fields(Settings) if f.name not in _SWAPPABLE}
+
+
+def _port(value: int) -> bool:
+    return 1 <= value <= 65535
+
+
+def _positive(value: float) -> bool:
+    return value > 0
+
+
+_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "port": (_port, "a TCP port is 1 to 65535"),
+    "port_range_start": (_port, "a TCP port is 1 to 65535"),
+    "port_range_end": (_port, "a TCP port is 1 to 65535"),
+    "taskmanager_metrics_port": (lambda v: v == 0 or _port(v), "0 (off) or a TCP port"),
+    "conductor_metrics_port": (lambda v: v == 0 or _port(v), "0 (off) or a TCP port"),
+    "api_workers": (_positive, "at least 1"),
+    "taskmanager_workers": (_positive, "at least 1"),
+    "call_timeout": (_positive, "seconds, more than 0"),
+    "task_timeout": (_positive, "seconds, more than 0"),
+    "cleanup_timeout": (_positive, "seconds, more than 0"),
+    "task_lease": (_positive, "seconds, more than 0"),
+    "heartbeat_interval": (_positive, "seconds, more than 0"),
+    "heartbeat_expiry": (_positive, "seconds, more than 0"),
+    "message_window": (_positive, "seconds, more than 0"),
+    "limit_queued": (_positive, "seconds, more than 0"),
+    "limit_build": (_positive, "seconds, more than 0"),
+    "limit_reboot": (_positive, "seconds, more than 0"),
+    "limit_resize": (_positive, "seconds, more than 0"),
+    "limit_shutdown": (_positive, "seconds, more than 0"),
+    "max_body_bytes": (_positive, "bytes, more than 0"),
+    "max_body_depth": (_positive, "levels, at least 1"),
+    "password_min_length": (_positive, "characters, at least 1"),
+    "runs_kept": (_positive, "at least 1"),
+    "log_format": (lambda v: v in ("text", "json"), "text or json"),
+    "ansible_strategy": (
+        lambda v: v in ("mitogen_linear", "linear", "free"),
+        "mitogen_linear, linear or free",
+    ),
+    "transport_url": (lambda v: urlsplit(v).scheme in ("amqp", "amqps"), "an amqp:// URL"),
+}
+
+
+def unknown_variables(environ: Mapping[str, str] | None = None) -> list[str]:
+    """Warnings for TROVE_SVC_* variables that are no setting (likely typos)."""
+    env = os.environ if environ is None else environ
+    names = [ENV_PREFIX + name.upper() for name in _FIELDS] + [ENV_PREFIX + "CONFIG"]
+    found = []
+    for key in sorted(k for k in env if k.startswith(ENV_PREFIX) and k not in names):
+        near = difflib.get_close_matches(key, names, n=1)
+        hint = f"; did you mean {near[0]}?" if near else ""
+        found.append(f"{key} is not a setting of trove-svc{hint}")
+    return found
+
+
+def _coerce(name: str, value: Any) -> Any:
+    spec = _FIELDS[name]
     factory: Any = spec.default_factory
     default: Any = factory() if spec.default is MISSING else spec.default
     if isinstance(default, Path):
-        return Path(value).expanduser()
+        return Path(str(value)).expanduser()
     if isinstance(default, bool):
-        return str(value).lower() in {"1", "true", "yes", "on"}
+        text = str(value).lower()
+        if text not in {"1", "true", "yes", "on", "0", "false", "no", "off"}:
+            raise ValueError("true or false")
+        return text in {"1", "true", "yes", "on"}
     if isinstance(default, int):
-        return int(value)
+        try:
+            return int(value)
+        except (TypeError, ValueError) as exc:
+            raise ValueError("a whole number") from exc
     if isinstance(default, float):
-        return float(value)
+        try:
+            return float(value)
+        except (TypeError, ValueError) as exc:
+            raise ValueError("a number (seconds)") from exc
     return str(value)
 
 

@@ -55,6 +55,35 @@ def record(
     )
 
 
+def record_done(
+    task_id: str,
+    instance_id: str,
+    project_id: str,
+    action: str,
+    requested_by: str,
+    request_id: str,
+    started: float,
+    finished: float,
+    ok: bool,
+    message: str,
+) -> Task:
+    """An operation carried out at once (a guest call, a record change): in the audit
+    trail with who asked, what, when and how it ended, though no Ansible run was needed."""
+    return Task.create(
+        id=task_id,
+        instance_id=instance_id,
+        project_id=project_id,
+        action=action,
+        state=TaskState.SUCCEEDED if ok else TaskState.FAILED,
+        requested_by=requested_by,
+        request_id=request_id,
+        created_at=started,
+        started_at=started,
+        finished_at=finished,
+        message=message[:1000],
+    )
+
+
 def claim(task_id: str, owner: str, now: float, lease: float) -> bool:
     """Take the task if it waits, or if its owner's lease ran out. True if now ours."""
     claimed: int = (

@@ -15,7 +15,7 @@ from pathlib import Path
 from trove_guest import daemon, disk
 from trove_guest.config import GuestConfig
 from trove_guest.drivers import DatastoreDriver, load_driver
-from trove_wire import contract, seal, topology
+from trove_wire import contract, logs, seal, topology
 from trove_wire.amqp import (
     CONNECTION_ERRORS,
     BrokerUnavailable,
@@ -65,7 +65,9 @@ class Agent:
             return None
         if not delivery.correlation_id:
             return None
-        reply = self.answer(envelope)
+        with logs.serving(envelope.context.request_id):
+            LOG.info("%s", envelope.method)
+            reply = self.answer(envelope)
         purpose = seal.reply_from(instance_id, delivery.correlation_id)
         return seal.seal(self._key, purpose, reply.to_json())
 
@@ -124,11 +126,7 @@ def _write_pid_file(path: Path) -> None:
 
 def serve(config: GuestConfig, ready: Callable[[], None] | None = None) -> None:
     """Run the agent in this process until SIGTERM or SIGINT."""
-    logging.basicConfig(
-        level=logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
-    logging.getLogger("pika").setLevel(logging.WARNING)
+    logs.configure("guest", config.log_format)
     agent = Agent(config, load_driver(config.datastore, config.connection))
     pid_file = Path(config.pid_file)
     _write_pid_file(pid_file)

@@ -26,6 +26,7 @@ class GuestConfig:
     pid_file: str
     heartbeat_interval: float = 3.0
     message_window: float = 60.0
+    log_format: str = "text"
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property

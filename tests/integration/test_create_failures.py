@@ -56,7 +56,11 @@ def _store_counts(service: support.Service) -> tuple[int, int]:
         (_body(databases=[{"name": "template1"}]), 400, "badRequest", "reserved"),
         (_body(access={"allowed_cidrs": ["not-a-cidr"]}), 400, "badRequest", "CIDR"),
         (
-            _body(users=[{"name": "u1", "password": "p", "databases": [{"name": "nope"}]}]),
+            _body(
+                users=[
+                    {"name": "u1", "password": "long-enough-pw", "databases": [{"name": "nope"}]}
+                ]
+            ),
             400,
             "badRequest",
             "nope",

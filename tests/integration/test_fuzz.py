@@ -6,10 +6,13 @@ task manager, so fuzzed creates are recorded and cast but never built.
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
 import falcon
+import falcon.testing
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
@@ -83,3 +86,50 @@ def test_api_never_fails_and_keeps_its_document(fuzz_app: tuple[falcon.App, str]
             case.call_and_validate(headers={"X-Auth-Token": token}, checks=expected)
 
         fuzz()
+
+
+def _careless_bodies() -> dict[str, bytes]:
+    unicode_name = "é漢😀\u202e" * 60
+    return {
+        "deep": b"[" * 100_000 + b"]" * 100_000,
+        "deep objects": b'{"a":' * 50_000 + b"1" + b"}" * 50_000,
+        "huge": b'{"instance": {"name": "' + b"x" * 1_000_000 + b'"}}',
+        "not UTF-8": b'{"instance": {"name": "\xff\xfe\xc0"}}',
+        "wrong types": json.dumps(
+            {"instance": {"name": 5, "flavorRef": [], "volume": "big", "users": {}}}
+        ).encode(),
+        "unicode": json.dumps(
+            {"instance": {"name": unicode_name, "flavorRef": "1", "volume": {"size": 1}}}
+        ).encode(),
+        "a list": b"[1, 2, 3]",
+        "a number": b"12",
+        "nothing": b"",
+    }
+
+
+def test_careless_bodies_on_every_route_get_a_short_4xx(
+    fuzz_app: tuple[falcon.App, str],
+) -> None:
+    app, token = fuzz_app
+    client = falcon.testing.TestClient(app)
+    document = client.simulate_get("/openapi.json").json
+    bodies = _careless_bodies()
+    tried = 0
+    for template, item in document["paths"].items():
+        if template == "/healthcheck":
+            continue  # 503 by design here: no task manager or conductor runs
+        path = template.replace("{project_id}", PROJECT)
+        path = re.sub(r"\{[a-z_]+\}", "x-1", path)
+        for method in item:
+            for name, body in bodies.items():
+                result = client.simulate_request(
+                    method.upper(),
+                    path,
+                    body=body,
+                    headers={"X-Auth-Token": token, "Content-Type": "application/json"},
+                )
+                tried += 1
+                assert result.status_code < 500, (method, path, name, result.text[:300])
+                if result.status_code >= 400:
+                    assert len(result.content) <= 4096, (method, path, name, len(result.content))
+    assert tried > 300

@@ -31,7 +31,7 @@ def _instance(service: support.Service, token: str, datastore: str) -> dict[str,
             "volume": {"size": 1},
             "datastore": {"type": datastore},
             "databases": [{"name": "app"}],
-            "users": [{"name": "app", "password": "App-pw-1", "databases": [{"name": "app"}]}],
+            "users": [{"name": "app", "password": "App-pw-1-long", "databases": [{"name": "app"}]}],
         }
     }
     created = service.request("POST", f"/v1.0/{PROJECT}/instances", token, body)
@@ -109,7 +109,7 @@ def _pg_write(instance: dict[str, Any]) -> None:
         host="127.0.0.1",
         port=instance["port"],
         user="app",
-        password="App-pw-1",
+        password="App-pw-1-long",
         dbname="app",
         autocommit=True,
     ) as conn:
@@ -119,7 +119,7 @@ def _pg_write(instance: dict[str, Any]) -> None:
 
 def _pg_read(instance: dict[str, Any]) -> list[tuple[Any, ...]]:
     with psycopg.connect(
-        host="127.0.0.1", port=instance["port"], user="app", password="App-pw-1", dbname="app"
+        host="127.0.0.1", port=instance["port"], user="app", password="App-pw-1-long", dbname="app"
     ) as conn:
         return conn.execute("SELECT v FROM t").fetchall()
 
@@ -129,7 +129,7 @@ def _mariadb_write(instance: dict[str, Any]) -> None:
         host="127.0.0.1",
         port=instance["port"],
         user="app",
-        password="App-pw-1",
+        password="App-pw-1-long",
         database="app",
         autocommit=True,
     )
@@ -141,7 +141,11 @@ def _mariadb_write(instance: dict[str, Any]) -> None:
 
 def _mariadb_read(instance: dict[str, Any]) -> list[tuple[Any, ...]]:
     conn = pymysql.connect(
-        host="127.0.0.1", port=instance["port"], user="app", password="App-pw-1", database="app"
+        host="127.0.0.1",
+        port=instance["port"],
+        user="app",
+        password="App-pw-1-long",
+        database="app",
     )
     with conn.cursor() as cursor:
         cursor.execute("SELECT v FROM t")

@@ -70,9 +70,9 @@ def test_mariadb_instance(service: support.Service, token: str) -> None:
         token,
         "mariadb",
         databases=[{"name": "shop", "character_set": "utf8mb4"}],
-        users=[{"name": "clerk", "password": "Clerk-pw-1", "databases": [{"name": "shop"}]}],
+        users=[{"name": "clerk", "password": "Clerk-pw-1-long", "databases": [{"name": "shop"}]}],
     )
-    conn = _mariadb(instance, "clerk", "Clerk-pw-1", "shop")
+    conn = _mariadb(instance, "clerk", "Clerk-pw-1-long", "shop")
     with conn.cursor() as cursor:
         cursor.execute("CREATE TABLE item (id int PRIMARY KEY)")
         cursor.execute("INSERT INTO item VALUES (1)")
@@ -99,7 +99,7 @@ def test_mariadb_instance(service: support.Service, token: str) -> None:
             "users": [
                 {
                     "name": "analyst",
-                    "password": "Analyst-pw-2",
+                    "password": "Analyst-pw-2-long",
                     "host": "127.0.0.1",
                     "databases": [{"name": "reports"}],
                 }
@@ -111,7 +111,7 @@ def test_mariadb_instance(service: support.Service, token: str) -> None:
     assert {(u["name"], u["host"]) for u in users} == {("clerk", "%"), ("analyst", "127.0.0.1")}
     shown = service.request("GET", _path(instance, "users/analyst@127.0.0.1"), token)
     assert shown.body["user"]["databases"] == [{"name": "reports"}]
-    conn = _mariadb(instance, "analyst", "Analyst-pw-2", "reports")
+    conn = _mariadb(instance, "analyst", "Analyst-pw-2-long", "reports")
     with conn.cursor() as cursor:
         cursor.execute("CREATE TABLE r (v int)")
     conn.close()
@@ -150,9 +150,11 @@ def test_redis_instance(service: support.Service, token: str) -> None:
     assert refused.status == 400
     assert "not supported for redis" in refused.body["badRequest"]["message"]
 
-    instance = _create(service, token, "redis", users=[{"name": "cache", "password": "Cache-pw-1"}])
+    instance = _create(
+        service, token, "redis", users=[{"name": "cache", "password": "Cache-pw-1-long"}]
+    )
     client = redis.Redis(
-        host="127.0.0.1", port=instance["port"], username="cache", password="Cache-pw-1"
+        host="127.0.0.1", port=instance["port"], username="cache", password="Cache-pw-1-long"
     )
     client.set("k", "v")
     assert client.get("k") == b"v"
@@ -163,7 +165,7 @@ def test_redis_instance(service: support.Service, token: str) -> None:
         "POST",
         _path(instance, "users"),
         token,
-        {"users": [{"name": "worker", "password": "Worker-pw-2"}]},
+        {"users": [{"name": "worker", "password": "Worker-pw-2-long"}]},
     )
     assert added.status == 202, added.body
     names = {
@@ -171,7 +173,7 @@ def test_redis_instance(service: support.Service, token: str) -> None:
     }
     assert names == {"cache", "worker"}
     worker = redis.Redis(
-        host="127.0.0.1", port=instance["port"], username="worker", password="Worker-pw-2"
+        host="127.0.0.1", port=instance["port"], username="worker", password="Worker-pw-2-long"
     )
     assert worker.get("k") == b"v"
     with pytest.raises(redis.exceptions.NoPermissionError):
@@ -186,7 +188,7 @@ def test_redis_instance(service: support.Service, token: str) -> None:
 
 
 def _mariadb_value(instance: dict[str, Any], sql: str) -> Any:
-    conn = _mariadb(instance, "clerk", "Clerk-pw-1", "shop")
+    conn = _mariadb(instance, "clerk", "Clerk-pw-1-long", "shop")
     with conn.cursor() as cursor:
         cursor.execute(sql)
         row = cursor.fetchone()
@@ -215,9 +217,9 @@ def test_mariadb_lifecycle(service: support.Service, token: str) -> None:
         token,
         "mariadb",
         databases=[{"name": "shop"}],
-        users=[{"name": "clerk", "password": "Clerk-pw-1", "databases": [{"name": "shop"}]}],
+        users=[{"name": "clerk", "password": "Clerk-pw-1-long", "databases": [{"name": "shop"}]}],
     )
-    conn = _mariadb(instance, "clerk", "Clerk-pw-1", "shop")
+    conn = _mariadb(instance, "clerk", "Clerk-pw-1-long", "shop")
     with conn.cursor() as cursor:
         cursor.execute("CREATE TABLE kept (v varchar(20))")
         cursor.execute("INSERT INTO kept VALUES ('before')")
@@ -259,6 +261,7 @@ def test_mariadb_lifecycle(service: support.Service, token: str) -> None:
         "create",
         "restart",
         "resize",
+        "resize_volume",
         "update_access",
         "update_access",
     ]

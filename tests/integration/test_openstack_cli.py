@@ -87,7 +87,7 @@ def test_instance_lifecycle_through_the_client(osc: Callable[..., Any]) -> None:
         "--databases",
         "appdb",
         "--users",
-        "app:App-pw-123",
+        "app:App-pw-123-long",
     )
     assert created["status"] == "BUILD" and created["name"] == "cli-one"
     shown = _wait(osc, "cli-one", "ACTIVE")
@@ -101,7 +101,16 @@ def test_instance_lifecycle_through_the_client(osc: Callable[..., Any]) -> None:
     osc("db", "delete", "cli-renamed", "reports", parse=False)
     assert {d["Name"] for d in osc("db", "list", "cli-renamed")} == {"appdb"}
 
-    osc("user", "create", "cli-renamed", "bob", "Bob-pw-456", "--databases", "appdb", parse=False)
+    osc(
+        "user",
+        "create",
+        "cli-renamed",
+        "bob",
+        "Bob-pw-456-long",
+        "--databases",
+        "appdb",
+        parse=False,
+    )
     assert "bob" in {u["Name"] for u in osc("user", "list", "cli-renamed")}
     assert osc("user", "show", "cli-renamed", "bob")["name"] == "bob"
     osc("db", "create", "cli-renamed", "extra", parse=False)
@@ -123,7 +132,7 @@ def test_instance_lifecycle_through_the_client(osc: Callable[..., Any]) -> None:
         host="127.0.0.1",
         port=shown["port"],
         user="app",
-        password="App-pw-123",
+        password="App-pw-123-long",
         dbname="appdb",
         autocommit=True,
     ) as conn:
@@ -133,7 +142,7 @@ def test_instance_lifecycle_through_the_client(osc: Callable[..., Any]) -> None:
     assert osc("instance", "show", "cli-renamed")["status"] in ("REBOOT", "ACTIVE")
     _wait(osc, "cli-renamed", "ACTIVE")
     with psycopg.connect(
-        host="127.0.0.1", port=shown["port"], user="app", password="App-pw-123", dbname="appdb"
+        host="127.0.0.1", port=shown["port"], user="app", password="App-pw-123-long", dbname="appdb"
     ) as conn:
         assert conn.execute("SELECT v FROM kept").fetchall() == [("before restart",)]
 

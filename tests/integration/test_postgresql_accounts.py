@@ -93,12 +93,16 @@ def test_user_lifecycle(service: support.Service, token: str, instance: dict[str
         token,
         {
             "users": [
-                {"name": "analyst", "password": "first-pw-1", "databases": [{"name": "orders"}]}
+                {
+                    "name": "analyst",
+                    "password": "first-pw-1-long",
+                    "databases": [{"name": "orders"}],
+                }
             ]
         },
     )
     assert created.status == 202, created.body
-    assert _connects(instance, "analyst", "first-pw-1", "orders")
+    assert _connects(instance, "analyst", "first-pw-1-long", "orders")
     names = {
         u["name"] for u in service.request("GET", _path(instance, "users"), token).body["users"]
     }
@@ -121,11 +125,11 @@ def test_user_lifecycle(service: support.Service, token: str, instance: dict[str
         "PUT",
         _path(instance, "users"),
         token,
-        {"users": [{"name": "analyst", "password": "second-pw-2"}]},
+        {"users": [{"name": "analyst", "password": "second-pw-2-long"}]},
     )
     assert changed.status == 202
-    assert not _connects(instance, "analyst", "first-pw-1", "orders")
-    assert _connects(instance, "analyst", "second-pw-2", "orders")
+    assert not _connects(instance, "analyst", "first-pw-1-long", "orders")
+    assert _connects(instance, "analyst", "second-pw-2-long", "orders")
 
     renamed = service.request(
         "PUT", _path(instance, "users/analyst"), token, {"user": {"name": "auditor"}}
@@ -146,7 +150,10 @@ def test_invalid_user_name_is_refused_and_nothing_changes(
 ) -> None:
     before = service.request("GET", _path(instance, "users"), token).body
     resp = service.request(
-        "POST", _path(instance, "users"), token, {"users": [{"name": bad, "password": "pw-123456"}]}
+        "POST",
+        _path(instance, "users"),
+        token,
+        {"users": [{"name": bad, "password": "pw-123456-long"}]},
     )
     assert resp.status == 400
     message = resp.body["badRequest"]["message"]

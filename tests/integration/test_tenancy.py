@@ -22,9 +22,9 @@ BODIES: dict[str, Any] = {
     "InstanceItem.on_patch": {"instance": {"name": "stolen"}},
     "InstanceAction.on_post": {"restart": {}},
     "Databases.on_post": {"databases": [{"name": "loot"}]},
-    "Users.on_post": {"users": [{"name": "thief", "password": "pw-123456"}]},
-    "Users.on_put": {"users": [{"name": "shop", "password": "pw-123456"}]},
-    "User.on_put": {"user": {"password": "pw-123456"}},
+    "Users.on_post": {"users": [{"name": "thief", "password": "pw-123456-long"}]},
+    "Users.on_put": {"users": [{"name": "shop", "password": "pw-123456-long"}]},
+    "User.on_put": {"user": {"password": "pw-123456-long"}},
     "UserAccess.on_put": {"databases": [{"name": "orders"}]},
     "Root.on_post": None,
 }
@@ -39,7 +39,9 @@ def victim(service: support.Service) -> Iterator[dict[str, Any]]:
             "flavorRef": "1",
             "volume": {"size": 1},
             "databases": [{"name": "orders"}],
-            "users": [{"name": "shop", "password": "Shop-pw-1", "databases": [{"name": "orders"}]}],
+            "users": [
+                {"name": "shop", "password": "Shop-pw-1-long", "databases": [{"name": "orders"}]}
+            ],
         }
     }
     created = service.request("POST", f"/v1.0/{OWNER}/instances", token, body)

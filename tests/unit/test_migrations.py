@@ -8,7 +8,7 @@ from pathlib import Path
 
 from trove_svc.store import migrations
 from trove_svc.store.db import open_store
-from trove_svc.store.models import Instance, SchemaVersion, Task
+from trove_svc.store.models import Instance, SchemaVersion, Task, Token
 
 FIRST_RELEASE = """
 CREATE TABLE datastore (id VARCHAR(36) PRIMARY KEY, name VARCHAR(64) NOT NULL,
@@ -29,6 +29,10 @@ CREATE TABLE task (id VARCHAR(36) PRIMARY KEY, instance_id VARCHAR(36) NOT NULL,
   requested_by VARCHAR(255) NOT NULL, request_id VARCHAR(64) NOT NULL, playbook VARCHAR(255),
   rc INTEGER, failed_step VARCHAR(255), message TEXT, artifact_dir VARCHAR(1024),
   created_at REAL NOT NULL, started_at REAL, finished_at REAL);
+CREATE TABLE token (token_hash VARCHAR(64) PRIMARY KEY, project_id VARCHAR(64) NOT NULL,
+  user VARCHAR(255) NOT NULL, is_admin INTEGER NOT NULL, created_at REAL NOT NULL,
+  expires_at REAL);
+INSERT INTO token VALUES ('abc', 'p', 'alice', 0, 1.0, NULL);
 INSERT INTO datastore VALUES ('d', 'postgresql', 'v');
 INSERT INTO datastore_version VALUES ('v', 'd', '15', '', '/usr/bin', 1);
 INSERT INTO flavor VALUES ('1', 'small', 512, 1, 0);
@@ -50,6 +54,8 @@ def test_a_first_release_store_is_migrated_and_keeps_its_rows(tmp_path: Path) ->
         assert (instance.name, instance.port, instance.status_since) == ("old", 21000, 250.0)
         task = Task.get_by_id("t-1")
         assert (task.state, task.runs, task.owner, task.args) == ("SUCCEEDED", 0, None, {})
+        token = Token.get_by_id("abc")
+        assert (token.user, token.revoked_at, token.last_used_at) == ("alice", None, None)
     finally:
         database.close()
     # Opening it again changes nothing.

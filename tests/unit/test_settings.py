@@ -42,3 +42,41 @@ def test_unknown_setting_is_an_error(tmp_path: Path) -> None:
 def test_settings_survive_the_trip_to_a_child_process() -> None:
     settings = Settings(port=8123, heartbeat_interval=1.5)
     assert Settings.from_env(environment_for(settings)) == settings
+
+
+def test_bad_settings_are_each_named_with_why() -> None:
+    from trove_svc.settings import SettingsError
+
+    with pytest.raises(SettingsError) as raised:
+        Settings.from_env(
+            {
+                "TROVE_SVC_API_WORKERS": "abc",
+                "TROVE_SVC_PORT": "70000",
+                "TROVE_SVC_LOG_FORMAT": "xml",
+                "TROVE_SVC_PORT_RANGE_START": "9000",
+                "TROVE_SVC_PORT_RANGE_END": "8000",
+            }
+        )
+    assert raised.value.problems[0] == "TROVE_SVC_API_WORKERS='abc': a whole number"
+    with pytest.raises(SettingsError) as raised:
+        Settings.from_env(
+            {
+                "TROVE_SVC_PORT": "70000",
+                "TROVE_SVC_LOG_FORMAT": "xml",
+                "TROVE_SVC_PORT_RANGE_START": "9000",
+                "TROVE_SVC_PORT_RANGE_END": "8000",
+            }
+        )
+    text = "\n".join(raised.value.problems)
+    assert "TROVE_SVC_PORT=70000: a TCP port is 1 to 65535" in text
+    assert "TROVE_SVC_LOG_FORMAT='xml': text or json" in text
+    assert "TROVE_SVC_PORT_RANGE_START=9000 is above TROVE_SVC_PORT_RANGE_END=8000" in text
+
+
+def test_a_misspelled_setting_is_warned_about() -> None:
+    from trove_svc.settings import unknown_variables
+
+    found = unknown_variables({"TROVE_SVC_STAET_DIR": "/x", "TROVE_SVC_PORT": "1", "HOME": "/"})
+    assert found == [
+        "TROVE_SVC_STAET_DIR is not a setting of trove-svc; did you mean TROVE_SVC_STATE_DIR?"
+    ]

@@ -39,6 +39,8 @@ DOMAIN_TO_HTTP: list[tuple[type[errors.TroveSvcError], type[falcon.HTTPError]]] 
     (errors.NotFound, falcon.HTTPNotFound),
     (errors.Conflict, falcon.HTTPConflict),
     (errors.OverLimit, falcon.HTTPContentTooLarge),
+    (errors.FeatureNotBuilt, falcon.HTTPNotImplemented),
+    (errors.UnsupportedMediaType, falcon.HTTPUnsupportedMediaType),
     (errors.Unprocessable, falcon.HTTPUnprocessableEntity),
     (errors.ServiceUnavailable, falcon.HTTPServiceUnavailable),
 ]
@@ -67,6 +69,40 @@ def _raise_as(http_error: type[falcon.HTTPError]) -> Any:
     return handler
 
 
+def not_found(routes: list[str]) -> Any:
+    """Unknown URLs answer 404 naming the path, and the routes nearest to it."""
+
+    def handler(
+        req: falcon.Request, resp: falcon.Response, exc: Exception, params: dict[str, Any]
+    ) -> None:
+        path = req.path if len(req.path) <= 200 else req.path[:200] + "..."
+        near = nearest_routes(req.path, routes)
+        hint = f" Routes near it: {', '.join(near)}." if near else ""
+        raise falcon.HTTPNotFound(
+            description=f"No route {path!r}.{hint} GET /openapi.json lists them all."
+        )
+
+    return handler
+
+
+def nearest_routes(path: str, routes: list[str], most: int = 3) -> list[str]:
+    """The route templates that share the longest leading run of segments with `path`."""
+    asked = [part for part in path.split("/") if part]
+
+    def shared(template: str) -> int:
+        count = 0
+        for mine, theirs in zip(asked, [p for p in template.split("/") if p], strict=False):
+            if theirs.startswith("{") or mine == theirs:
+                count += 1
+            else:
+                break
+        return count
+
+    scored = sorted(((shared(t), len(t), t) for t in routes), key=lambda s: (-s[0], s[1]))
+    best = scored[0][0] if scored else 0
+    return [t for score, _, t in scored if score == best and best > 0][:most]
+
+
 def _unexpected(
     req: falcon.Request, resp: falcon.Response, exc: Exception, params: dict[str, Any]
 ) -> None:
@@ -76,8 +112,9 @@ def _unexpected(
     raise falcon.HTTPInternalServerError(description="The server failed to process the request.")
 
 
-def install(app: falcon.App[Any, Any]) -> None:
+def install(app: falcon.App[Any, Any], routes: list[str]) -> None:
     app.add_error_handler(Exception, _unexpected)
     for domain_error, http_error in DOMAIN_TO_HTTP:
         app.add_error_handler(domain_error, _raise_as(http_error))
+    app.add_error_handler(falcon.HTTPRouteNotFound, not_found(routes))
     app.set_error_serializer(serialize_error)

@@ -10,6 +10,7 @@ import falcon
 
 from trove_svc import errors, metrics, tokens
 from trove_svc.keystone import KeystoneUnavailable
+from trove_wire import logs
 from trove_wire.envelope import Context
 
 
@@ -30,6 +31,8 @@ class RequestId:
     def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
         req.context.request_id = "req-" + str(uuid.uuid4())
         req.context.started = time.perf_counter()
+        req.context.log_scope = logs.serving(req.context.request_id)
+        req.context.log_scope.__enter__()
 
     def process_response(
         self, req: falcon.Request, resp: falcon.Response, resource: Any, req_succeeded: bool
@@ -39,6 +42,7 @@ class RequestId:
         metrics.get().requests.labels(route, req.method, str(resp.status)[:3]).observe(
             time.perf_counter() - req.context.started
         )
+        req.context.log_scope.__exit__(None, None, None)
 
 
 class Authenticator(Protocol):

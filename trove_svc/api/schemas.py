@@ -32,6 +32,7 @@ USER = {
         "host": {"type": "string", "maxLength": 255},
         "databases": {
             "type": "array",
+            "maxItems": 64,
             "items": {
                 "type": "object",
                 "required": ["name"],
@@ -89,7 +90,7 @@ INSTANCE_CREATE: dict[str, Any] = {
                 # Accepted for client compatibility; the local provider has no use for them.
                 "availability_zone": {"type": ["string", "null"]},
                 "region_name": {"type": ["string", "null"]},
-                "nics": {"type": "array"},
+                "nics": {"type": "array", "maxItems": 16},
             },
             "additionalProperties": False,
         }

@@ -6,7 +6,7 @@ from typing import Any
 
 import falcon
 
-from trove_svc import health, metrics
+from trove_svc import errors, health, metrics
 from trove_svc.api.openapi import responses
 from trove_svc.bus.client import Bus
 from trove_svc.settings import Settings
@@ -87,3 +87,18 @@ class Metrics:
         body, content_type = metrics.exposition()
         resp.data = body
         resp.content_type = content_type
+
+
+class NotBuilt:
+    """A route Trove has that trove-svc does not build yet."""
+
+    def __init__(self, feature: str) -> None:
+        self._feature = feature
+
+    def _refuse(self, req: falcon.Request, resp: falcon.Response, **params: str) -> None:
+        raise errors.FeatureNotBuilt(
+            f"{self._feature.capitalize()} are not built in trove-svc yet "
+            f"({req.method} {req.path[:200]})."
+        )
+
+    on_get = on_post = on_put = on_patch = on_delete = _refuse

@@ -1,7 +1,8 @@
 """Request body validation against a JSON schema, before the responder runs.
 
-Like falcon's own jsonschema validator, but the message names the field at fault
-("instance.volume.size: 0 is less than the minimum of 1"), as a user needs.
+Like falcon's own jsonschema validator, but the message names the field at fault and the
+rule it breaks ("instance.volume.size: must be at least 1"), never the value sent (it may be
+a password, or 10,000 characters), and stays short.
 """
 
 from __future__ import annotations
@@ -15,9 +16,77 @@ import jsonschema
 
 from trove_svc import errors
 
+_PART = 32
+_TYPES = {
+    "object": "an object",
+    "array": "an array",
+    "string": "a string",
+    "integer": "an integer",
+    "number": "a number",
+    "boolean": "true or false",
+    "null": "null",
+}
+
+
+def _short(text: object) -> str:
+    shown = str(text)
+    return shown if len(shown) <= _PART else shown[:_PART] + "..."
+
 
 def _where(error: jsonschema.ValidationError) -> str:
-    return ".".join(str(part) for part in error.absolute_path) or "body"
+    return ".".join(_short(part) for part in error.absolute_path) or "body"
+
+
+def _kinds(schema: Any) -> str:
+    kinds = schema if isinstance(schema, list) else [schema]
+    return " or ".join(_TYPES.get(str(kind), str(kind)) for kind in kinds)
+
+
+def _alternatives(schemas: list[Any]) -> str:
+    return " or ".join(_kinds(s.get("type", "something")) for s in schemas if isinstance(s, dict))
+
+
+def rule(error: jsonschema.ValidationError) -> str:
+    """The rule `error` breaks, in words, quoting only the schema (never the value)."""
+    expected: Any = error.validator_value
+    instance: Any = error.instance
+    schema: Any = error.schema
+    match error.validator:
+        case "required":
+            missing = [name for name in expected if name not in (instance or {})]
+            return f"{missing[0] if missing else expected[0]!r} is required"
+        case "type":
+            return f"must be {_kinds(expected)}"
+        case "minLength":
+            return f"must be at least {expected} characters"
+        case "maxLength":
+            return f"must be at most {expected} characters"
+        case "minimum":
+            return f"must be at least {expected}"
+        case "maximum":
+            return f"must be at most {expected}"
+        case "minItems":
+            return f"must hold at least {expected} items"
+        case "maxItems":
+            return f"must hold at most {expected} items"
+        case "minProperties":
+            return f"must hold at least {expected} properties"
+        case "maxProperties":
+            return f"must hold at most {expected} properties"
+        case "enum":
+            return "must be one of " + ", ".join(repr(v) for v in list(expected)[:10])
+        case "additionalProperties":
+            known = set(schema.get("properties", {}) if isinstance(schema, dict) else {})
+            extra = sorted(str(k) for k in (instance or {}) if k not in known)
+            shown = ", ".join(repr(_short(name)) for name in extra[:3])
+            return f"has unknown properties: {shown}" + (", ..." if len(extra) > 3 else "")
+        case "oneOf" | "anyOf":
+            return f"must be {_alternatives(expected)}"
+        case "pattern":
+            return f"must match {_short(expected)}"
+        case "format":
+            return f"must be a valid {expected}"
+    return f"breaks the schema's {error.validator!r} rule"
 
 
 def validate(schema: dict[str, Any]) -> Callable[[Callable[..., None]], Callable[..., None]]:
@@ -33,7 +102,7 @@ def validate(schema: dict[str, Any]) -> Callable[[Callable[..., None]], Callable
             body = req.get_media(default_when_empty=None)
             error = jsonschema.exceptions.best_match(validator.iter_errors(body))
             if error is not None:
-                raise errors.BadRequest(f"{_where(error)}: {error.message}")
+                raise errors.BadRequest(f"{_where(error)}: {rule(error)}.")
             responder(self, req, resp, *args, **kwargs)
 
         wrapper.request_schema = schema  # type: ignore[attr-defined]  # for the OpenAPI doc

@@ -124,6 +124,7 @@ class Conductor:
                 return
 
     def run(self) -> None:
+        LOG.info("conductor %s started", self.worker_id)
         sweeper = threading.Thread(target=self._sweep_loop, name="sweep", daemon=True)
         sweeper.start()
         try:

@@ -12,7 +12,7 @@ from collections.abc import Callable
 import peewee
 from playhouse.migrate import SchemaMigrator, migrate
 
-from trove_svc.store.models import MODELS, Instance, SchemaVersion, Task
+from trove_svc.store.models import MODELS, Instance, SchemaVersion, Task, Token
 
 
 def _leases_and_keys(migrator: SchemaMigrator) -> None:
@@ -38,7 +38,19 @@ def _list_indexes(migrator: SchemaMigrator) -> None:
     )
 
 
-MIGRATIONS: list[Callable[[SchemaMigrator], None]] = [_leases_and_keys, _list_indexes]
+def _token_use(migrator: SchemaMigrator) -> None:
+    """Tokens say when they were last used, and can be revoked."""
+    migrate(
+        migrator.add_column("token", "last_used_at", Token.last_used_at),
+        migrator.add_column("token", "revoked_at", Token.revoked_at),
+    )
+
+
+MIGRATIONS: list[Callable[[SchemaMigrator], None]] = [
+    _leases_and_keys,
+    _list_indexes,
+    _token_use,
+]
 LATEST = len(MIGRATIONS)
 
 

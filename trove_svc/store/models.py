@@ -135,6 +135,9 @@ class Token(BaseModel):
     is_admin = peewee.BooleanField(default=False)
     created_at = peewee.FloatField()
     expires_at = peewee.FloatField(null=True)
+    # Kept to the minute: a write per request would cost the store more than it tells.
+    last_used_at = peewee.FloatField(null=True)
+    revoked_at = peewee.FloatField(null=True)
 
 
 class Worker(BaseModel):

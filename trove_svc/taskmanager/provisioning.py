@@ -61,6 +61,7 @@ def instance_vars(settings: Settings, instance: Instance) -> dict[str, Any]:
         "guest_agent_datastore": datastore,
         "guest_agent_data_dir": str(instance_dir / datastore),
         "guest_agent_heartbeat_interval": settings.heartbeat_interval,
+        "guest_agent_log_format": settings.log_format,
         "guest_agent_os_user": user,
         "guest_agent_run_as_os_user": settings.runs_as_root,
     }

@@ -23,7 +23,7 @@ from trove_svc.store.models import Task, database_proxy
 from trove_svc.taskmanager import flows
 from trove_svc.taskmanager.leases import Leases
 from trove_svc.taskmanager.runner import remove_leftovers, stop_runs_of
-from trove_wire import seal, topology
+from trove_wire import logs, seal, topology
 from trove_wire.amqp import Consumer, Delivery, Requeue
 from trove_wire.envelope import Envelope, MalformedMessage
 
@@ -78,14 +78,14 @@ class TaskManager:
         if found is None:
             return None
         message, envelope = found
-        LOG.info(
-            "task %s for instance %s (request %s, delivery %d)",
-            message.task_id,
-            message.instance_id,
-            envelope.context.request_id,
-            delivery.delivery_count + 1,
-        )
-        self.run_task(message.task_id, from_message=True)
+        with logs.serving(envelope.context.request_id):
+            LOG.info(
+                "task %s for instance %s (delivery %d)",
+                message.task_id,
+                message.instance_id,
+                delivery.delivery_count + 1,
+            )
+            self.run_task(message.task_id, from_message=True)
         return None
 
     def on_dead_letter(self, delivery: Delivery) -> None:
@@ -125,6 +125,11 @@ class TaskManager:
             LOG.info("task %s is finished or held by a live owner; nothing to do", task_id)
             return
         task = Task.get_by_id(task_id)
+        with logs.serving(task.request_id):
+            self._run_claimed(task, from_message)
+
+    def _run_claimed(self, task: Task, from_message: bool) -> None:
+        task_id = task.id
         if task.runs:
             # A run of this task went before and did not finish: its task manager died (or
             # its attempt failed). Nothing of it may go on beside ours, nor stay on disk.
@@ -218,6 +223,7 @@ class TaskManager:
                 return
 
     def run(self) -> None:
+        LOG.info("task manager %s started", self.worker_id)
         keeper = threading.Thread(target=self._housekeeping_loop, name="housekeeping", daemon=True)
         keeper.start()
         dead = threading.Thread(target=self.dead_letters.run, name="dead-letters", daemon=True)

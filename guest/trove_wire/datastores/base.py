@@ -48,6 +48,30 @@ def identifier_rule(
 
 
 @dataclass(frozen=True)
+class PasswordRule:
+    """What a datastore takes for a password; the deployment sets the minimum length."""
+
+    max_length: int = 128
+    # Characters the datastore (or its tools) cannot take in a password.
+    forbidden: str = ""
+
+    def problem(self, password: object, min_length: int) -> str | None:
+        """Why `password` is refused (the rule, never the password), or None."""
+        if not isinstance(password, str):
+            return "it must be a string"
+        if len(password) < min_length:
+            return f"it must be at least {min_length} characters long"
+        if len(password) > self.max_length:
+            return f"it must be at most {self.max_length} characters long"
+        if any(ord(c) < 32 or ord(c) == 127 for c in password):
+            return "it must not hold control characters"
+        bad = sorted({c for c in password if c in self.forbidden})
+        if bad:
+            return f"it must not hold {', '.join(repr(c) for c in bad)}"
+        return None
+
+
+@dataclass(frozen=True)
 class Parameter:
     """A configuration parameter: its type, bounds, and whether changing it needs a restart."""
 
@@ -111,6 +135,7 @@ class DatastoreSpec:
     # The role's own variables naming the binaries to run (the rest of the role contract
     # is shared: <name>_port, <name>_base_dir, ...).
     binary_vars: Callable[[Discovered], dict[str, Any]] = field(default=lambda _found: {})
+    password_rule: PasswordRule = PasswordRule()
 
 
 def version_of(binary: str, pattern: str) -> str | None:

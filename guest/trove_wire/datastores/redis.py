@@ -10,6 +10,7 @@ from trove_wire.datastores.base import (
     Capabilities,
     DatastoreSpec,
     Discovered,
+    PasswordRule,
     identifier_rule,
     version_of,
 )
@@ -52,4 +53,6 @@ SPEC = DatastoreSpec(
     driver="trove_guest.drivers.redis:RedisDriver",
     discover=discover,
     binary_vars=binary_vars,
+    # ACL rules are words: a space or a '>' would read as the start of another rule.
+    password_rule=PasswordRule(forbidden=" >"),
 )

@@ -1,0 +1,168 @@
+"""Careless input gets a short, clear 4xx: nothing echoed, nothing recorded."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import falcon.testing
+import pytest
+
+from tests import support
+from trove_svc.settings import Settings
+from trove_svc.store.models import DatastoreVersion, Instance, Task
+
+CREATE = "/v1.0/p1/instances"
+
+
+@pytest.fixture
+def client(app: Any, tmp_path: Path) -> falcon.testing.TestClient:
+    """The API with its default body limit (1 MB), on the store `app` opened."""
+    roomy, _ = support.api_app(Settings(state_dir=tmp_path), "amqp://127.0.0.1:1/")
+    return falcon.testing.TestClient(roomy)
+
+
+def _create(**changes: object) -> dict[str, object]:
+    instance: dict[str, object] = {
+        "name": "x",
+        "flavorRef": "1",
+        "volume": {"size": 1},
+        "datastore": {"type": "postgresql"},
+    }
+    instance.update(changes)
+    return {"instance": instance}
+
+
+def _post(
+    client: falcon.testing.TestClient, token: str, path: str, body: bytes, kind: str = "json"
+) -> falcon.testing.Result:
+    content_type = {"json": "application/json", "form": "application/x-www-form-urlencoded"}
+    return client.simulate_post(
+        path, body=body, headers={"X-Auth-Token": token, "Content-Type": content_type[kind]}
+    )
+
+
+def _active_instance() -> None:
+    Instance.create(
+        id="i-1",
+        name="x",
+        project_id="p1",
+        datastore_version=DatastoreVersion.get(),
+        flavor="1",
+        volume_size=1,
+        status="ACTIVE",
+        provisioned=True,
+        created_at=0,
+        updated_at=0,
+    )
+
+
+def test_a_deep_body_is_refused_before_it_is_parsed(
+    client: falcon.testing.TestClient, token: str
+) -> None:
+    result = _post(client, token, CREATE, b"[" * 100_000)
+    assert result.status_code == 400
+    assert "deeper than 32" in result.json["badRequest"]["message"]
+
+
+@pytest.mark.parametrize(
+    ("body", "words"),
+    [
+        (b"\xff\xfe{}", "not UTF-8"),
+        (b'{"instance": ', "not valid JSON"),
+        ('{"instance": "\u00e9\u6f22\ud83d\ude00"}'.encode("utf-8", "surrogatepass"), "UTF-8"),
+    ],
+)
+def test_bodies_that_are_not_json_are_bad_requests(
+    client: falcon.testing.TestClient, token: str, body: bytes, words: str
+) -> None:
+    result = _post(client, token, CREATE, body)
+    assert result.status_code == 400 and words in result.json["badRequest"]["message"]
+
+
+def test_a_form_encoded_body_is_an_unsupported_media_type(
+    client: falcon.testing.TestClient, token: str
+) -> None:
+    result = _post(client, token, CREATE, b"instance=x", kind="form")
+    assert result.status_code == 415 and result.json["badMediaType"]["code"] == 415
+
+
+def test_validation_names_the_field_and_rule_and_echoes_nothing(
+    client: falcon.testing.TestClient, token: str
+) -> None:
+    secret = "Unique-Pw-0123456789"
+    many = [{"name": f"u{n}", "password": secret} for n in range(5000)]
+    result = _post(client, token, CREATE, json.dumps(_create(users=many)).encode())
+    assert result.status_code == 400 and len(result.content) < 4096
+    assert secret not in result.text
+    assert "instance.users" in result.text and "at most" in result.text
+    long_name = "n" * 10_000
+    result = _post(client, token, CREATE, json.dumps(_create(name=long_name)).encode())
+    assert result.status_code == 400 and len(result.content) < 4096
+    assert "nnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnn" not in result.text
+    assert result.json["badRequest"]["message"] == (
+        "instance.name: must be at most 255 characters."
+    )
+    assert Instance.select().count() == 0 and Task.select().count() == 0
+
+
+def test_short_passwords_are_refused_with_the_rule(
+    client: falcon.testing.TestClient, token: str
+) -> None:
+    users = [{"name": "shop", "password": "x"}]
+    result = _post(client, token, CREATE, json.dumps(_create(users=users)).encode())
+    assert result.status_code == 400
+    message = result.json["badRequest"]["message"]
+    assert "at least 12 characters" in message and "shop" in message
+    _active_instance()
+    for path, body in (
+        ("/v1.0/p1/instances/i-1/users", {"users": [{"name": "u", "password": "short"}]}),
+        ("/v1.0/p1/instances/i-1/root", {"password": "short"}),
+    ):
+        result = _post(client, token, path, json.dumps(body).encode())
+        assert result.status_code == 400, (path, result.text)
+        assert "at least 12 characters" in result.json["badRequest"]["message"]
+    assert Task.select().count() == 0
+
+
+@pytest.mark.parametrize(
+    ("path", "feature"),
+    [
+        ("/v1.0/p1/backups", "Backups"),
+        ("/v1.0/p1/configurations", "Configuration groups"),
+        ("/v1.0/p1/instances/i-1/log", "Guest logs"),
+        ("/v1.0/p1/instances/i-1/configuration", "Configuration groups"),
+    ],
+)
+def test_trove_routes_not_built_yet_say_so(
+    client: falcon.testing.TestClient, token: str, path: str, feature: str
+) -> None:
+    result = client.simulate_get(path, headers={"X-Auth-Token": token})
+    assert result.status_code == 501
+    assert result.json["notImplemented"]["message"].startswith(f"{feature} are not built")
+
+
+def test_an_unknown_url_is_named_with_the_routes_near_it(
+    client: falcon.testing.TestClient, token: str
+) -> None:
+    result = client.simulate_get("/v1.0/p1/instancez", headers={"X-Auth-Token": token})
+    assert result.status_code == 404
+    message = result.json["itemNotFound"]["message"]
+    assert "'/v1.0/p1/instancez'" in message and "/v1.0/{project_id}/" in message
+
+
+def test_a_volume_resize_is_in_the_audit_trail(
+    client: falcon.testing.TestClient, token: str
+) -> None:
+    _active_instance()
+    result = _post(
+        client, token, "/v1.0/p1/instances/i-1/action", b'{"resize": {"volume": {"size": 2}}}'
+    )
+    assert result.status_code == 202
+    tasks = client.simulate_get(
+        "/v1.0/p1/instances/i-1/tasks", headers={"X-Auth-Token": token}
+    ).json["tasks"]
+    assert [(t["action"], t["state"], t["message"], t["requested_by"]) for t in tasks] == [
+        ("resize_volume", "SUCCEEDED", "volume 1 GB to 2 GB", "alice")
+    ]

@@ -1,0 +1,73 @@
+"""JSON bodies, read with limits checked before parsing costs anything.
+
+The body's size is checked by `BodySizeLimit` before it is read; here its nesting depth is
+checked before it is parsed (a body of 100,000 brackets would exhaust the parser's stack),
+and what is not UTF-8 or not JSON is refused with a short 400 that quotes nothing of it.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import falcon
+import falcon.media
+
+from trove_svc import errors
+
+_OPEN = frozenset(b"[{")
+_CLOSE = frozenset(b"]}")
+
+
+def too_deep(body: bytes, max_depth: int) -> bool:
+    """Whether `body` nests arrays and objects deeper than `max_depth` (strings skipped)."""
+    if body.count(b"[") + body.count(b"{") <= max_depth:
+        return False
+    depth = 0
+    in_string = escaped = False
+    for byte in body:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:  # quote
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in _OPEN:
+            depth += 1
+            if depth > max_depth:
+                return True
+        elif byte in _CLOSE:
+            depth -= 1
+    return False
+
+
+class LimitedJSON(falcon.media.BaseHandler):
+    def __init__(self, max_depth: int) -> None:
+        self._max_depth = max_depth
+
+    def deserialize(
+        self, stream: Any, content_type: str | None, content_length: int | None
+    ) -> object:
+        body = stream.read()
+        if not body:
+            # falcon answers `default_when_empty` (or its own 400) for an empty body.
+            raise falcon.MediaNotFoundError("JSON")
+        if too_deep(body, self._max_depth):
+            raise errors.BadRequest(
+                f"The body nests arrays or objects deeper than {self._max_depth} levels."
+            )
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise errors.BadRequest("The body is not UTF-8.") from exc
+        try:
+            return json.loads(text)
+        except ValueError as exc:
+            reason = exc.msg if isinstance(exc, json.JSONDecodeError) else "not JSON"
+            raise errors.BadRequest(f"The body is not valid JSON ({reason}).") from exc
+
+    def serialize(self, media: object, content_type: str | None) -> bytes:
+        return json.dumps(media, ensure_ascii=False).encode()
