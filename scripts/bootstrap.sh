@@ -16,6 +16,12 @@ command -v psql >/dev/null || missing+=(postgresql-client)
 command -v mariadb-install-db >/dev/null || missing+=(mariadb-server)
 command -v redis-server >/dev/null || missing+=(redis-server)
 command -v promtool >/dev/null || missing+=(prometheus)  # promtool checks /metrics
+# Backups: the field's own tools, zstd to compress streams, ACLs to lend a restore the
+# source's repository.
+command -v pgbackrest >/dev/null || missing+=(pgbackrest)
+command -v mariadb-backup >/dev/null || missing+=(mariadb-backup)
+command -v zstd >/dev/null || missing+=(zstd)
+command -v setfacl >/dev/null || missing+=(acl)
 # The OS's own Python: instances' accounts run the guest agent from .venv, and a Python
 # under a private home (pyenv in /root, say) is out of their reach.
 [ -x /usr/bin/python3 ] || missing+=(python3)

@@ -141,8 +141,8 @@ class Service:
             TROVE_SVC_PORT_RANGE_END="24999",
             TROVE_SVC_HEARTBEAT_INTERVAL="1",
             TROVE_SVC_HEARTBEAT_EXPIRY="5",
-            **self.extra_env,
         )
+        env.update(self.extra_env)
         return env
 
     def setup(self) -> None:
@@ -270,6 +270,14 @@ class Service:
         raise AssertionError(
             f"instance never got there; last seen: {last}\n" + self.log_path.read_text()[-4000:]
         )
+
+    def create_healthy(self, token: str, project: str, name: str, **spec: Any) -> dict[str, Any]:
+        """Create an instance (flavor 1, 1 GB, and what `spec` adds) and wait until it is
+        ACTIVE and HEALTHY."""
+        body = {"instance": {"name": name, "flavorRef": "1", "volume": {"size": 1}, **spec}}
+        created = self.request("POST", f"/v1.0/{project}/instances", token, body)
+        assert created.status == 200, created.body
+        return self.wait_for(token, project, created.body["instance"]["id"], active_and_healthy)
 
     def wait_gone(self, token: str, project: str, instance_id: str, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout

@@ -12,7 +12,8 @@ from typing import Any, TypeVar
 
 from trove_svc import audit, errors, names, passwords, status
 from trove_svc.bus.messages import GuestClient
-from trove_svc.instances import Caller, InstanceService
+from trove_svc.caller import Caller
+from trove_svc.instances import InstanceService
 from trove_svc.settings import Settings
 from trove_svc.store.models import Instance
 from trove_wire import contract, datastores

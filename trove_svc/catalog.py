@@ -7,7 +7,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from trove_svc import errors
+from trove_svc import errors, parameter_rules
 from trove_svc.store.models import Datastore, DatastoreVersion, Flavor
 from trove_wire import datastores
 
@@ -54,6 +54,7 @@ def ensure_defaults(found: list[HostDatastore]) -> None:
         )
         if not created and version.bin_dir != host.bin_dir:
             version.bin_dir = host.bin_dir
+            version.parameters = None  # other binaries: ask their engine again
             version.save()
         if datastore.default_version_id is None:
             datastore.default_version_id = version.id
@@ -136,8 +137,8 @@ def version_for_create(datastore_name: str, version_name: str | None) -> Datasto
 
 
 def parameters(version: DatastoreVersion) -> list[dict[str, Any]]:
-    spec = datastores.get(version.datastore.name)
-    return [p.view(version.id) for p in spec.parameters]
+    described = parameter_rules.of_version(version)
+    return [described[name].view(version.id) for name in sorted(described)]
 
 
 def parameter(version: DatastoreVersion, name: str) -> dict[str, Any]:

@@ -3,21 +3,23 @@
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
 from typing import Any
 
 from trove_svc import (
     audit,
     catalog,
+    configurations,
     errors,
     instance_reads,
     names,
     passwords,
     quotas,
+    restores,
     status,
     tasks,
 )
 from trove_svc.bus.messages import RunTask, TaskManagerClient
+from trove_svc.caller import Caller
 from trove_svc.keys import ServiceKeys
 from trove_svc.settings import Settings
 from trove_svc.store.models import (
@@ -26,13 +28,6 @@ from trove_svc.store.models import (
     Task,
     database_proxy,
 )
-from trove_wire.envelope import Context
-
-
-@dataclass(frozen=True)
-class Caller:
-    project_id: str
-    context: Context
 
 
 def _checked_access(access: dict[str, Any] | None) -> dict[str, Any]:
@@ -82,8 +77,12 @@ class InstanceService:
         spec = body["instance"]
         flavor = catalog.flavor(spec["flavorRef"])
         requested = spec.get("datastore") or {}
+        restore = self._restore(caller, spec.get("restorePoint"), requested)
         version = catalog.version_for_create(
-            requested.get("type") or self._settings.default_datastore, requested.get("version")
+            requested.get("type")
+            or (restore or {}).get("datastore")
+            or self._settings.default_datastore,
+            requested.get("version"),
         )
         databases = spec.get("databases", [])
         users = spec.get("users", [])
@@ -91,6 +90,11 @@ class InstanceService:
             version.datastore.name, databases, users, self._settings.password_min_length
         )
         access = _checked_access(spec.get("access"))
+        group = (
+            configurations.for_create(caller.project_id, spec["configuration"], version.id)
+            if spec.get("configuration")
+            else None
+        )
         quotas.check(self._settings, caller.project_id, 1, spec["volume"]["size"])
 
         now = self._settings.clock()
@@ -108,6 +112,7 @@ class InstanceService:
                 status=status.BUILD,
                 status_since=now,
                 access=access,
+                configuration_id=group.id if group else None,
                 guest_key=sealed_key,
                 created_at=now,
                 updated_at=now,
@@ -121,7 +126,7 @@ class InstanceService:
                 caller.context.user,
                 caller.context.request_id,
                 now,
-                args={"databases": databases},
+                args={"databases": databases, "restore": restore},
                 sealed_secrets=self._keys.seal_secrets(task_id, {"users": users}),
             )
         try:
@@ -130,6 +135,23 @@ class InstanceService:
             self._forget(instance_id)
             raise
         return instance
+
+    def _restore(
+        self, caller: Caller, point: dict[str, Any] | None, requested: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        """What a create restores from (`restorePoint`), checked; None for an empty one."""
+        if not point:
+            return None
+        backup, restore_time = restores.restore_source(self._settings, caller, point)
+        if requested.get("type") and requested["type"] != backup.datastore:
+            raise errors.BadRequest(
+                f"Backup {backup.id} is of {backup.datastore}, not {requested['type']}."
+            )
+        return {
+            "backup_id": backup.id,
+            "datastore": backup.datastore,
+            "restore_time": restore_time,
+        }
 
     def _forget(self, instance_id: str) -> None:
         """Undo a create whose work could not be handed to the task manager."""

@@ -67,6 +67,14 @@ class Settings:
     limit_reboot: float = 900.0
     limit_resize: float = 900.0
     limit_shutdown: float = 900.0
+    # S3-compatible object storage for backups whose strategy says s3: its endpoint, and
+    # a 0600 JSON file {"access_key": ..., "secret_key": ...} (empty: s3.json in the state
+    # directory).
+    s3_endpoint: str = ""
+    s3_region: str = "us-east-1"
+    s3_credentials_file: str = ""
+    # A backup's guest that reports nothing for this long: the backup FAILED.
+    limit_backup: float = 3600.0
     # The health check wants a task manager and a conductor seen within this long.
     worker_seen_within: float = 30.0
     # A guest message older than this (or replayed within it) is refused.
@@ -121,6 +129,14 @@ class Settings:
     @property
     def log_dir(self) -> Path:
         return self.state_dir / "log"
+
+    @property
+    def s3_credentials_path(self) -> Path:
+        return Path(self.s3_credentials_file or self.state_dir / "s3.json")
+
+    @property
+    def backups_dir(self) -> Path:
+        return self.state_dir / "backups"
 
     @property
     def metrics_dir(self) -> Path:
@@ -249,6 +265,7 @@ _RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "limit_reboot": (_positive, "seconds, more than 0"),
     "limit_resize": (_positive, "seconds, more than 0"),
     "limit_shutdown": (_positive, "seconds, more than 0"),
+    "limit_backup": (_positive, "seconds, more than 0"),
     "max_body_bytes": (_positive, "bytes, more than 0"),
     "max_body_depth": (_positive, "levels, at least 1"),
     "password_min_length": (_positive, "characters, at least 1"),

@@ -15,6 +15,10 @@ ERROR = "ERROR"
 SHUTDOWN = "SHUTDOWN"  # being deleted
 REBOOT = "REBOOT"
 RESIZE = "RESIZE"
+BACKUP = "BACKUP"
+
+# Shown, never stored: ACTIVE with configuration values waiting for a restart.
+RESTART_REQUIRED = "RESTART_REQUIRED"
 
 HEALTHY = "HEALTHY"
 NEW = "NEW"
@@ -22,13 +26,14 @@ NEW = "NEW"
 # Statuses a task holds while its playbook runs; a healthy guest after it ends means ACTIVE.
 SETTLES_TO_ACTIVE = (BUILD, REBOOT, RESIZE)
 # Statuses that wait on something; each has a time limit (settings `limit_<status>`).
-WAITING = (BUILD, REBOOT, RESIZE, SHUTDOWN)
+WAITING = (BUILD, REBOOT, RESIZE, SHUTDOWN, BACKUP)
 
 # Every move of `status` an operation may make (the flows' endings are the ACTIVE and ERROR
 # entries). A delete may start from anywhere. Anything else is refused with 409.
 TRANSITIONS: dict[str, frozenset[str]] = {
     BUILD: frozenset({ACTIVE, ERROR, SHUTDOWN}),
-    ACTIVE: frozenset({REBOOT, RESIZE, SHUTDOWN, ERROR}),
+    ACTIVE: frozenset({REBOOT, RESIZE, SHUTDOWN, ERROR, BACKUP}),
+    BACKUP: frozenset({ACTIVE, ERROR, SHUTDOWN}),
     REBOOT: frozenset({ACTIVE, ERROR, SHUTDOWN}),
     RESIZE: frozenset({ACTIVE, ERROR, SHUTDOWN}),
     ERROR: frozenset({REBOOT, SHUTDOWN, ERROR}),
@@ -145,3 +150,9 @@ def overdue(now: float, limits: dict[str, float]) -> list[tuple[str, str, float]
         )
         found += [(row.id, waiting, limit) for row in rows]
     return found
+
+
+def shown(stored: str, restart_pending: bool) -> str:
+    """The status a client sees: RESTART_REQUIRED stands for ACTIVE while values of the
+    configuration group wait for a restart (operations treat it as ACTIVE)."""
+    return RESTART_REQUIRED if stored == ACTIVE and restart_pending else stored

@@ -150,7 +150,7 @@ def finish(
         finished_at=now,
         artifact_dir=artifact_dir,
         failed_step=failed_step,
-        message=None if ok else message,
+        message=message,
     )
 
 

@@ -2,15 +2,16 @@
 
 An instance that stays BUILD, REBOOT, RESIZE or SHUTDOWN (deleting) past its limit, or a
 task that no task manager picks up in time, ends in ERROR with a fault that names the
-state and the limit. Any run still going for it loses its claim and stops. The owner can
-then delete the instance (or restart it, if it was built).
+state and the limit. One that stays BACKUP goes back to ACTIVE, its backup FAILED. Any
+run still going for it loses its claim and stops. The owner can then delete the instance
+(or restart it, if it was built).
 """
 
 from __future__ import annotations
 
 import logging
 
-from trove_svc import status, tasks
+from trove_svc import backups, status, tasks
 from trove_svc.settings import Settings
 from trove_svc.store.models import database_proxy
 from trove_svc.tasks import TaskState
@@ -24,6 +25,9 @@ def limits(settings: Settings) -> dict[str, float]:
         status.REBOOT: settings.limit_reboot,
         status.RESIZE: settings.limit_resize,
         status.SHUTDOWN: settings.limit_shutdown,
+        # The backup's own flow gives up first; this is for a task manager that died
+        # meanwhile: the backup FAILED, the instance ACTIVE again (not ERROR).
+        status.BACKUP: settings.limit_backup + settings.cleanup_timeout,
     }
 
 
@@ -42,13 +46,15 @@ def sweep(settings: Settings) -> int:
     now = settings.clock()
     ended = 0
     for instance_id, waiting, limit in status.overdue(now, limits(settings)):
-        give_up(
-            instance_id,
-            now,
+        message = (
             f"The instance stayed {waiting} for more than {limit:g} s "
-            f"(TROVE_SVC_LIMIT_{waiting}); trove-svc gave up waiting.",
-            waiting,
+            f"(TROVE_SVC_LIMIT_{waiting}); trove-svc gave up waiting."
         )
+        if waiting == status.BACKUP:
+            if backups.abandon(instance_id, now, message):
+                LOG.warning("instance %s: %s", instance_id, message)
+        else:
+            give_up(instance_id, now, message, waiting)
         ended += 1
     for task in tasks.stale_queued(now - settings.limit_queued):
         give_up(

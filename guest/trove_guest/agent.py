@@ -11,8 +11,10 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 from trove_guest import daemon, disk
+from trove_guest.backup_runner import BackupRunner
 from trove_guest.config import GuestConfig
 from trove_guest.drivers import DatastoreDriver, load_driver
 from trove_wire import contract, logs, seal, topology
@@ -39,8 +41,11 @@ class Agent:
         self.driver = driver
         self._key = config.key_bytes
         self._stopping = threading.Event()
+        self._publisher: Publisher | None = None
+        self._report_lock = threading.RLock()
         self.guard = seal.ReplayGuard(config.message_window)
         self.refused = seal.DropCounter()
+        self.backups = BackupRunner(config, self.report)
         self.consumer = Consumer(
             config.transport_url,
             config.queue,
@@ -72,10 +77,11 @@ class Agent:
         return seal.seal(self._key, purpose, reply.to_json())
 
     def answer(self, envelope: Envelope) -> Reply:
-        """Run the call on the driver: the contract names the method and its arguments."""
+        """Run the call on the driver (or the agent itself): the contract names the method
+        and its arguments."""
         try:
             call = contract.decode_call(envelope.method, envelope.args)
-            method = getattr(self.driver, call.method, None)
+            method = getattr(self.backups if call.by_agent else self.driver, call.method, None)
             if method is None:
                 raise contract.NotSupported(f"{self.config.datastore} has no {call.method}.")
             return Reply(result=method(**call.arguments()))
@@ -93,19 +99,32 @@ class Agent:
             disk_used_bytes=disk.used_bytes(self.config.data_dir),
         )
 
-    def send_heartbeats(self) -> None:
-        publisher = Publisher(self.config.transport_url)
-        purpose = seal.report_from(self.config.instance_id)
-        while not self._stopping.is_set():
-            beat = self.heartbeat()
-            envelope = Envelope.new(beat.method, asdict(beat))
-            body = seal.seal(self._key, purpose, envelope.to_json())
-            try:
+    def report(self, report: Any) -> bool:
+        """Send a report to the conductor, sealed; False if the bus would not take it."""
+        publisher = self._reporter()
+        envelope = Envelope.new(report.method, asdict(report))
+        body = seal.seal(self._key, seal.report_from(self.config.instance_id), envelope.to_json())
+        try:
+            with self._report_lock:
                 publisher.publish(topology.FROM_GUEST, topology.CONDUCTOR, body, envelope.id)
-            except (BrokerUnavailable, NoConsumerQueue, *CONNECTION_ERRORS) as exc:  # type: ignore[misc]
-                LOG.warning("heartbeat not sent: %s", exc)
+        except (BrokerUnavailable, NoConsumerQueue, *CONNECTION_ERRORS) as exc:  # type: ignore[misc]
+            LOG.warning("%s not sent: %s", report.method, exc)
+            return False
+        return True
+
+    def _reporter(self) -> Publisher:
+        with self._report_lock:
+            if self._publisher is None:
+                self._publisher = Publisher(self.config.transport_url)
+            return self._publisher
+
+    def send_heartbeats(self) -> None:
+        while not self._stopping.is_set():
+            self.report(self.heartbeat())
             self._stopping.wait(self.config.heartbeat_interval)
-        publisher.close()
+        with self._report_lock:
+            if self._publisher is not None:
+                self._publisher.close()
 
     def run(self) -> None:
         beat = threading.Thread(target=self.send_heartbeats, name="heartbeat", daemon=True)

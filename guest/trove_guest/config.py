@@ -27,6 +27,9 @@ class GuestConfig:
     heartbeat_interval: float = 3.0
     message_window: float = 60.0
     log_format: str = "text"
+    # Where and how backups are made (the repository's "dir" and the engine's settings);
+    # empty: this instance keeps none.
+    backup: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property

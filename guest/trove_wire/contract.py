@@ -70,9 +70,11 @@ ERRORS: dict[ErrorCode, type[GuestError]] = {
 
 
 class Call(Generic[R]):
-    """Base of every call; `method` is the wire name and the driver method's name."""
+    """Base of every call; `method` is the wire name and the name of the method that
+    answers it: the datastore driver's, or (`by_agent`) the agent's own."""
 
     method: ClassVar[str]
+    by_agent: ClassVar[bool] = False
 
     def arguments(self) -> dict[str, Any]:
         return asdict(self)  # type: ignore[call-overload]
@@ -173,6 +175,51 @@ class DisableRoot(Call[None]):
     method = "disable_root"
 
 
+@dataclass(frozen=True)
+class StartBackup(Call[dict[str, Any]]):
+    """Start a backup in the background; its progress comes back as BackupReports."""
+
+    method = "start_backup"
+    by_agent = True
+    backup_id: str
+    # full or incremental; an incremental one builds on the backup labelled `parent_label`.
+    kind: str
+    parent_label: str | None = None
+
+
+@dataclass(frozen=True)
+class ArchiveLogs(Call[dict[str, Any]]):
+    """Close and archive the current WAL segment or binary log: a restore to a time
+    before now then finds everything up to now in the repository."""
+
+    method = "archive_logs"
+    by_agent = True
+
+
+@dataclass(frozen=True)
+class TableRowCounts(Call[dict[str, int]]):
+    """Rows per table of every user database (a restore check records them)."""
+
+    method = "table_row_counts"
+
+
+@dataclass(frozen=True)
+class ApplyConfiguration(Call[None]):
+    """Put the configuration group's dynamic values in effect now (the role has written
+    them to the datastore's file): a reload, SET GLOBAL or CONFIG SET. `values` are the
+    engine's own spelling of values the control plane checked against its rules."""
+
+    method = "apply_configuration"
+    values: dict[str, str]
+
+
+@dataclass(frozen=True)
+class ShowConfiguration(Call[dict[str, str]]):
+    """The tunable parameters' values in effect now, as the engine shows them."""
+
+    method = "show_configuration"
+
+
 CALLS: dict[str, type[Call[Any]]] = {
     call.method: call
     for call in (
@@ -191,6 +238,11 @@ CALLS: dict[str, type[Call[Any]]] = {
         EnableRoot,
         IsRootEnabled,
         DisableRoot,
+        StartBackup,
+        ArchiveLogs,
+        TableRowCounts,
+        ApplyConfiguration,
+        ShowConfiguration,
     )
 }
 
@@ -218,4 +270,22 @@ class Heartbeat:
     disk_used_bytes: int | None = None
 
 
-REPORTS: dict[str, type[Heartbeat]] = {Heartbeat.method: Heartbeat}
+@dataclass(frozen=True)
+class BackupReport:
+    """How a backup goes: BUILDING, SAVING, then COMPLETED (with what the tool made) or
+    FAILED (with why)."""
+
+    method: ClassVar[str] = "backup_report"
+    backup_id: str
+    state: str
+    label: str | None = None
+    tool: str | None = None
+    location: str | None = None
+    size: int | None = None
+    checksum: str | None = None
+    consistent_at: float | None = None
+    details: dict[str, Any] | None = None
+    message: str | None = None
+
+
+REPORTS: dict[str, type[Any]] = {Heartbeat.method: Heartbeat, BackupReport.method: BackupReport}

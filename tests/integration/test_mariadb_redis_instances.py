@@ -21,19 +21,8 @@ def token(service: support.Service) -> str:
 
 
 def _create(service: support.Service, token: str, datastore: str, **spec: Any) -> dict[str, Any]:
-    body = {
-        "instance": {
-            "name": f"{datastore}-one",
-            "flavorRef": "1",
-            "volume": {"size": 1},
-            "datastore": {"type": datastore},
-            **spec,
-        }
-    }
-    created = service.request("POST", f"/v1.0/{PROJECT}/instances", token, body)
-    assert created.status == 200, created.body
-    return service.wait_for(
-        token, PROJECT, created.body["instance"]["id"], support.active_and_healthy
+    return service.create_healthy(
+        token, PROJECT, f"{datastore}-one", datastore={"type": datastore}, **spec
     )
 
 

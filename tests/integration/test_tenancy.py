@@ -27,6 +27,12 @@ BODIES: dict[str, Any] = {
     "User.on_put": {"user": {"password": "pw-123456-long"}},
     "UserAccess.on_put": {"databases": [{"name": "orders"}]},
     "Root.on_post": None,
+    "Backups.on_post": {"backup": {"name": "loot", "instance": "any"}},
+    "BackupStrategies.on_post": {"backup_strategy": {"swift_container": "loot"}},
+    "Schedules.on_post": {"schedule": {"name": "loot", "cron": "* * * * *"}},
+    "Configurations.on_post": {"configuration": {"name": "loot", "values": {}}},
+    "ConfigurationItem.on_put": {"configuration": {"values": {}}},
+    "ConfigurationItem.on_patch": {"configuration": {"values": {}}},
 }
 
 
@@ -75,6 +81,9 @@ def _fill(path: str, project: str, instance_id: str, version_id: str) -> str:
         "name": "max_connections",
         "user": "shop",
         "database": "orders",
+        "backup_id": "any-backup",
+        "schedule_id": "any-schedule",
+        "configuration_id": "any-configuration",
     }
     return re.sub(r"{(\w+)}", lambda m: values[m.group(1)], path)
 

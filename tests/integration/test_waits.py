@@ -64,7 +64,7 @@ def test_every_wait_has_a_limit_and_delete_works_from_any_state(
         TROVE_SVC_LIMIT_RESIZE="5",
         # A real delete of a building instance waits for the build to stop, then tears
         # down: give it room.
-        TROVE_SVC_LIMIT_SHUTDOWN="15",
+        TROVE_SVC_LIMIT_SHUTDOWN="25",
     )
     for part in ("api", "conductor", "taskmanager"):
         service.start_part(part)
@@ -95,7 +95,7 @@ def test_every_wait_has_a_limit_and_delete_works_from_any_state(
     )
     assert answer.status == 202
     service.wait_for(token, PROJECT, active, support.active_and_healthy, timeout=120)
-    stuck("delete", None, "SHUTDOWN", limit=15)
+    stuck("delete", None, "SHUTDOWN", limit=25)
     assert all(t["state"] in ("SUCCEEDED", "FAILED") for t in tasks_of(service, active))
 
     # Delete works from ERROR, and from BUILD (while the create still runs).

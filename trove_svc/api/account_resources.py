@@ -6,14 +6,10 @@ import falcon
 
 from trove_svc.accounts import AccountService
 from trove_svc.api import schemas
+from trove_svc.api.middleware import caller_of
 from trove_svc.api.openapi import answers, paged
 from trove_svc.api.paging import page
 from trove_svc.api.validation import validate
-from trove_svc.instances import Caller
-
-
-def _caller(req: falcon.Request, project_id: str) -> Caller:
-    return Caller(project_id=project_id, context=req.context.bus_context)
 
 
 class _Resource:
@@ -26,7 +22,7 @@ class Databases(_Resource):
     def on_get(
         self, req: falcon.Request, resp: falcon.Response, project_id: str, instance_id: str
     ) -> None:
-        rows = self._accounts.list_databases(_caller(req, project_id), instance_id)
+        rows = self._accounts.list_databases(caller_of(req, project_id), instance_id)
         resp.media = page(req, "databases", rows, key="name")
 
     @answers(falcon.HTTP_202)
@@ -35,7 +31,7 @@ class Databases(_Resource):
         self, req: falcon.Request, resp: falcon.Response, project_id: str, instance_id: str
     ) -> None:
         body = req.get_media()
-        self._accounts.create_databases(_caller(req, project_id), instance_id, body["databases"])
+        self._accounts.create_databases(caller_of(req, project_id), instance_id, body["databases"])
 
 
 class Database(_Resource):
@@ -48,7 +44,7 @@ class Database(_Resource):
         instance_id: str,
         name: str,
     ) -> None:
-        self._accounts.delete_database(_caller(req, project_id), instance_id, name)
+        self._accounts.delete_database(caller_of(req, project_id), instance_id, name)
 
 
 class Users(_Resource):
@@ -56,7 +52,7 @@ class Users(_Resource):
     def on_get(
         self, req: falcon.Request, resp: falcon.Response, project_id: str, instance_id: str
     ) -> None:
-        rows = self._accounts.list_users(_caller(req, project_id), instance_id)
+        rows = self._accounts.list_users(caller_of(req, project_id), instance_id)
         resp.media = page(req, "users", rows, key="name")
 
     @answers(falcon.HTTP_202)
@@ -64,7 +60,9 @@ class Users(_Resource):
     def on_post(
         self, req: falcon.Request, resp: falcon.Response, project_id: str, instance_id: str
     ) -> None:
-        self._accounts.create_users(_caller(req, project_id), instance_id, req.get_media()["users"])
+        self._accounts.create_users(
+            caller_of(req, project_id), instance_id, req.get_media()["users"]
+        )
 
     @answers(falcon.HTTP_202)
     @validate(schemas.USERS_CHANGE_PASSWORDS)
@@ -72,7 +70,7 @@ class Users(_Resource):
         self, req: falcon.Request, resp: falcon.Response, project_id: str, instance_id: str
     ) -> None:
         self._accounts.change_passwords(
-            _caller(req, project_id), instance_id, req.get_media()["users"]
+            caller_of(req, project_id), instance_id, req.get_media()["users"]
         )
 
 
@@ -85,7 +83,9 @@ class User(_Resource):
         instance_id: str,
         user: str,
     ) -> None:
-        resp.media = {"user": self._accounts.get_user(_caller(req, project_id), instance_id, user)}
+        resp.media = {
+            "user": self._accounts.get_user(caller_of(req, project_id), instance_id, user)
+        }
 
     @answers(falcon.HTTP_202)
     @validate(schemas.USER_UPDATE)
@@ -98,7 +98,7 @@ class User(_Resource):
         user: str,
     ) -> None:
         self._accounts.update_user(
-            _caller(req, project_id), instance_id, user, req.get_media()["user"]
+            caller_of(req, project_id), instance_id, user, req.get_media()["user"]
         )
 
     @answers(falcon.HTTP_202)
@@ -110,7 +110,7 @@ class User(_Resource):
         instance_id: str,
         user: str,
     ) -> None:
-        self._accounts.delete_user(_caller(req, project_id), instance_id, user)
+        self._accounts.delete_user(caller_of(req, project_id), instance_id, user)
 
 
 class UserAccess(_Resource):
@@ -123,7 +123,7 @@ class UserAccess(_Resource):
         instance_id: str,
         user: str,
     ) -> None:
-        rows = self._accounts.list_access(_caller(req, project_id), instance_id, user)
+        rows = self._accounts.list_access(caller_of(req, project_id), instance_id, user)
         resp.media = page(req, "databases", rows, key="name")
 
     @answers(falcon.HTTP_202)
@@ -137,7 +137,7 @@ class UserAccess(_Resource):
         user: str,
     ) -> None:
         databases = [d["name"] for d in req.get_media()["databases"]]
-        self._accounts.grant_access(_caller(req, project_id), instance_id, user, databases)
+        self._accounts.grant_access(caller_of(req, project_id), instance_id, user, databases)
 
 
 class UserAccessItem(_Resource):
@@ -151,7 +151,7 @@ class UserAccessItem(_Resource):
         user: str,
         database: str,
     ) -> None:
-        self._accounts.revoke_access(_caller(req, project_id), instance_id, user, database)
+        self._accounts.revoke_access(caller_of(req, project_id), instance_id, user, database)
 
 
 class Root(_Resource):
@@ -161,18 +161,18 @@ class Root(_Resource):
     ) -> None:
         body = req.get_media(default_when_empty=None) or {}
         user = self._accounts.enable_root(
-            _caller(req, project_id), instance_id, body.get("password")
+            caller_of(req, project_id), instance_id, body.get("password")
         )
         resp.media = {"user": user}
 
     def on_get(
         self, req: falcon.Request, resp: falcon.Response, project_id: str, instance_id: str
     ) -> None:
-        enabled = self._accounts.is_root_enabled(_caller(req, project_id), instance_id)
+        enabled = self._accounts.is_root_enabled(caller_of(req, project_id), instance_id)
         resp.media = {"rootEnabled": enabled}
 
     @answers(falcon.HTTP_204)
     def on_delete(
         self, req: falcon.Request, resp: falcon.Response, project_id: str, instance_id: str
     ) -> None:
-        self._accounts.disable_root(_caller(req, project_id), instance_id)
+        self._accounts.disable_root(caller_of(req, project_id), instance_id)

@@ -10,7 +10,9 @@ import falcon.media
 from trove_svc.accounts import AccountService
 from trove_svc.api import (
     account_resources,
+    backup_resources,
     catalog_resources,
+    configuration_resources,
     errors,
     media,
     middleware,
@@ -18,11 +20,14 @@ from trove_svc.api import (
     resources,
     service_resources,
 )
+from trove_svc.backups import BackupService
 from trove_svc.bus.client import Bus
 from trove_svc.bus.messages import GuestClient, TaskManagerClient
+from trove_svc.configurations import ConfigurationService
 from trove_svc.instances import InstanceService
 from trove_svc.keys import ServiceKeys
 from trove_svc.keystone import KeystoneTokens
+from trove_svc.schedules import ScheduleService
 from trove_svc.settings import Settings
 from trove_svc.tokens import LocalTokens
 
@@ -43,7 +48,12 @@ def routes(settings: Settings, bus: Bus, keys: ServiceKeys) -> list[Route]:
     versions = f"{P}/datastores/versions/{{version_id}}"
     named_version = f"{P}/datastores/{{datastore}}/versions/{{version}}"
     instances_resource = resources.Instances(instances)
+    backups = BackupService(settings, TaskManagerClient(bus), instances)
+    schedules = ScheduleService(settings, instances)
     i = f"{P}/instances/{{instance_id}}"
+    c = f"{P}/configurations/{{configuration_id}}"
+    groups = ConfigurationService(settings, TaskManagerClient(bus))
+    guest = GuestClient(bus, settings.call_timeout)
     return [
         Route("/", service_resources.Versions()),
         Route("/v1.0", service_resources.Version()),
@@ -66,7 +76,7 @@ def routes(settings: Settings, bus: Bus, keys: ServiceKeys) -> list[Route]:
         Route(f"{P}/mgmt/instances/{{instance_id}}", resources.MgmtInstance(instances)),
         Route(f"{P}/instances", instances_resource),
         Route(f"{P}/instances/detail", instances_resource, suffix="detail"),
-        Route(i, resources.InstanceItem(instances)),
+        Route(i, resources.InstanceItem(instances, groups)),
         Route(f"{i}/action", resources.InstanceAction(instances)),
         Route(f"{i}/tasks", resources.InstanceTasks(instances)),
         Route(f"{i}/tasks/{{task_id}}", resources.InstanceTask(instances)),
@@ -79,6 +89,19 @@ def routes(settings: Settings, bus: Bus, keys: ServiceKeys) -> list[Route]:
             f"{i}/users/{{user}}/databases/{{database}}", account_resources.UserAccessItem(accounts)
         ),
         Route(f"{i}/root", account_resources.Root(accounts)),
+        Route(f"{P}/backups", backup_resources.Backups(backups)),
+        Route(f"{P}/backups/{{backup_id}}", backup_resources.BackupItem(backups)),
+        Route(f"{i}/backups", backup_resources.InstanceBackups(backups)),
+        Route(f"{P}/backup_strategies", backup_resources.BackupStrategies(instances, settings)),
+        Route(f"{i}/schedules", backup_resources.Schedules(schedules)),
+        Route(f"{i}/schedules/{{schedule_id}}", backup_resources.ScheduleItem(schedules)),
+        Route(f"{P}/configurations", configuration_resources.Configurations(groups)),
+        Route(f"{c}", configuration_resources.ConfigurationItem(groups)),
+        Route(f"{c}/instances", configuration_resources.ConfigurationInstances(groups)),
+        Route(
+            f"{i}/configuration",
+            configuration_resources.InstanceConfiguration(instances, guest),
+        ),
     ]
 
 
@@ -124,14 +147,6 @@ def not_built() -> list[Route]:
     not in the OpenAPI document, which lists what works."""
     i = f"{P}/instances/{{instance_id}}"
     features = {
-        "backups": [f"{P}/backups", f"{P}/backups/{{backup_id}}", f"{i}/backups"],
-        "backup strategies": [f"{P}/backup_strategies"],
-        "configuration groups": [
-            f"{P}/configurations",
-            f"{P}/configurations/{{configuration_id}}",
-            f"{P}/configurations/{{configuration_id}}/instances",
-            f"{i}/configuration",
-        ],
         "guest logs": [f"{i}/log"],
         "clusters": [f"{P}/clusters", f"{P}/clusters/{{cluster_id}}"],
         "modules": [f"{P}/modules", f"{P}/modules/{{module_id}}", f"{i}/modules"],

@@ -9,6 +9,7 @@ from typing import Any, Protocol
 import falcon
 
 from trove_svc import errors, metrics, tokens
+from trove_svc.caller import Caller
 from trove_svc.keystone import KeystoneUnavailable
 from trove_wire import logs
 from trove_wire.envelope import Context
@@ -77,3 +78,8 @@ class TokenAuth:
         req.context.bus_context = Context(
             project=identity.project_id, user=identity.user, request_id=req.context.request_id
         )
+
+
+def caller_of(req: falcon.Request, project_id: str) -> Caller:
+    """Who a request acts as, for the project in its path (checked by AuthMiddleware)."""
+    return Caller(project_id=project_id, context=req.context.bus_context)

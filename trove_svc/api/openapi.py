@@ -47,8 +47,11 @@ class RouteLike(Protocol):
     def suffix(self) -> str | None: ...
 
 
-def answers(status: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
-    """Declare (and set) the success status of a responder that does not answer 200."""
+def answers(
+    status: str, with_body: bool = False
+) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """Declare (and set) the success status of a responder that does not answer 200;
+    such answers are empty unless `with_body`."""
 
     def decorator(responder: Callable[..., None]) -> Callable[..., None]:
         @functools.wraps(responder)
@@ -59,6 +62,7 @@ def answers(status: str) -> Callable[[Callable[..., None]], Callable[..., None]]
             resp.status = status
 
         wrapper.success_status = status  # type: ignore[attr-defined]
+        wrapper.success_body = with_body  # type: ignore[attr-defined]
         return wrapper
 
     return decorator
@@ -67,6 +71,7 @@ def answers(status: str) -> Callable[[Callable[..., None]], Callable[..., None]]
 def _operation(route: RouteLike, name: str, responder: Any) -> dict[str, Any]:
     params = re.findall(r"{(\w+)}", route.template)
     status = str(getattr(responder, "success_status", falcon.HTTP_200)).split()[0]
+    with_body = status == "200" or getattr(responder, "success_body", False)
     is_public = not getattr(route.resource, "auth_required", True)
     operation: dict[str, Any] = {
         "operationId": f"{type(route.resource).__name__}.{name}",
@@ -81,7 +86,7 @@ def _operation(route: RouteLike, name: str, responder: Any) -> dict[str, Any]:
         ],
         "responses": {
             status: {"description": "Success"}
-            if status == "204"
+            if not with_body
             else {
                 "description": "Success",
                 "content": {"application/json": {"schema": {"type": "object"}}},

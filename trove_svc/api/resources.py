@@ -7,14 +7,12 @@ import falcon
 
 from trove_svc import audit, errors
 from trove_svc.api import schemas, views
+from trove_svc.api.middleware import caller_of
 from trove_svc.api.openapi import answers, paged
 from trove_svc.api.paging import Page, body, page
 from trove_svc.api.validation import validate
-from trove_svc.instances import Caller, InstanceService
-
-
-def _caller(req: falcon.Request, project_id: str) -> Caller:
-    return Caller(project_id=project_id, context=req.context.bus_context)
+from trove_svc.configurations import ConfigurationService
+from trove_svc.instances import InstanceService
 
 
 def require_admin(req: falcon.Request) -> None:
@@ -30,7 +28,7 @@ class Instances:
     def on_get(self, req: falcon.Request, resp: falcon.Response, project_id: str) -> None:
         wanted = Page.of(req)
         rows, next_marker = self._service.list_page(
-            _caller(req, project_id), wanted.limit, wanted.marker
+            caller_of(req, project_id), wanted.limit, wanted.marker
         )
         items = [views.instance(req.prefix, i, s) for i, s in rows]
         resp.media = body(req, "instances", items, wanted, next_marker)
@@ -39,37 +37,38 @@ class Instances:
 
     @validate(schemas.INSTANCE_CREATE)
     def on_post(self, req: falcon.Request, resp: falcon.Response, project_id: str) -> None:
-        caller = _caller(req, project_id)
+        caller = caller_of(req, project_id)
         instance = self._service.create(caller, req.get_media())
         created, status = self._service.get(caller, instance.id)
         resp.media = {"instance": views.instance(req.prefix, created, status)}
 
 
 class InstanceItem:
-    def __init__(self, service: InstanceService) -> None:
+    def __init__(self, service: InstanceService, groups: ConfigurationService) -> None:
         self._service = service
+        self._groups = groups
 
     def on_get(
         self, req: falcon.Request, resp: falcon.Response, project_id: str, instance_id: str
     ) -> None:
-        instance, status = self._service.get(_caller(req, project_id), instance_id)
+        instance, status = self._service.get(caller_of(req, project_id), instance_id)
         resp.media = {"instance": views.instance(req.prefix, instance, status)}
 
     @answers(falcon.HTTP_202)
     def on_delete(
         self, req: falcon.Request, resp: falcon.Response, project_id: str, instance_id: str
     ) -> None:
-        self._service.delete(_caller(req, project_id), instance_id)
+        self._service.delete(caller_of(req, project_id), instance_id)
 
     @answers(falcon.HTTP_202)
     @validate(schemas.INSTANCE_UPDATE)
     def on_put(
         self, req: falcon.Request, resp: falcon.Response, project_id: str, instance_id: str
     ) -> None:
-        caller = _caller(req, project_id)
+        caller = caller_of(req, project_id)
         self._service.get(caller, instance_id)
         changes = req.get_media()["instance"]
-        unbuilt = sorted(set(changes) - {"name", "access"})
+        unbuilt = sorted(set(changes) - {"name", "access", "configuration"})
         if unbuilt:
             raise errors.NotImplementedYet(
                 f"Changing {', '.join(unbuilt)} is not supported by trove-svc yet."
@@ -78,6 +77,12 @@ class InstanceItem:
             self._service.rename(caller, instance_id, changes["name"])
         if "access" in changes:
             self._service.update_access(caller, instance_id, changes["access"])
+        if "configuration" in changes:
+            instance, _ = self._service.get(caller, instance_id)
+            if changes["configuration"]:
+                self._groups.attach(caller, instance, changes["configuration"])
+            else:
+                self._groups.detach(caller, instance)
 
     on_patch = on_put
 
@@ -91,7 +96,7 @@ class InstanceAction:
     def on_post(
         self, req: falcon.Request, resp: falcon.Response, project_id: str, instance_id: str
     ) -> None:
-        caller = _caller(req, project_id)
+        caller = caller_of(req, project_id)
         self._service.get(caller, instance_id)
         (action, args), *_ = req.get_media().items()
         if action == "restart":
@@ -142,7 +147,7 @@ class InstanceTasks:
     def on_get(
         self, req: falcon.Request, resp: falcon.Response, project_id: str, instance_id: str
     ) -> None:
-        self._service.get(_caller(req, project_id), instance_id)
+        self._service.get(caller_of(req, project_id), instance_id)
         resp.media = page(req, "tasks", audit.task_views(instance_id))
 
 
@@ -160,5 +165,5 @@ class InstanceTask:
         instance_id: str,
         task_id: str,
     ) -> None:
-        self._service.get(_caller(req, project_id), instance_id)
+        self._service.get(caller_of(req, project_id), instance_id)
         resp.media = {"task": audit.task_detail_of(instance_id, task_id)}

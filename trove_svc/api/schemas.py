@@ -87,6 +87,16 @@ INSTANCE_CREATE: dict[str, Any] = {
                 "databases": {"type": "array", "maxItems": 64, "items": DATABASE},
                 "users": {"type": "array", "maxItems": 64, "items": USER},
                 "access": ACCESS,
+                "configuration": {"type": ["string", "null"], "maxLength": 64},
+                "restorePoint": {
+                    "type": "object",
+                    "required": ["backupRef"],
+                    "properties": {
+                        "backupRef": {"type": "string", "minLength": 1, "maxLength": 255},
+                        "restore_time": {"type": "string", "minLength": 10, "maxLength": 40},
+                    },
+                    "additionalProperties": False,
+                },
                 # Accepted for client compatibility; the local provider has no use for them.
                 "availability_zone": {"type": ["string", "null"]},
                 "region_name": {"type": ["string", "null"]},
@@ -226,6 +236,126 @@ INSTANCE_ACTION: dict[str, Any] = {
         "eject_replica_source": _EMPTY,
         "stop": _EMPTY,
         "reset_password": _EMPTY,
+    },
+    "additionalProperties": False,
+}
+
+
+BACKUP_CREATE: dict[str, Any] = {
+    "type": "object",
+    "required": ["backup"],
+    "properties": {
+        "backup": {
+            "type": "object",
+            "required": ["name", "instance"],
+            "properties": {
+                "name": _NAME,
+                "instance": {"type": "string", "minLength": 1, "maxLength": 64},
+                "description": {"type": ["string", "null"], "maxLength": 1024},
+                "parent_id": {"type": ["string", "null"], "maxLength": 64},
+                "incremental": {"type": ["integer", "boolean", "null"]},
+                # Accepted for client compatibility: where backups go is the strategy's.
+                "swift_container": {"type": ["string", "null"], "maxLength": 255},
+                "restore_from": {"type": ["object", "null"]},
+            },
+            "additionalProperties": False,
+        }
+    },
+    "additionalProperties": False,
+}
+
+BACKUP_STRATEGY_CREATE: dict[str, Any] = {
+    "type": "object",
+    "required": ["backup_strategy"],
+    "properties": {
+        "backup_strategy": {
+            "type": "object",
+            "properties": {
+                "instance_id": {"type": ["string", "null"], "maxLength": 64},
+                # An S3 bucket name: 3 to 63 lower-case letters, digits, dots and dashes.
+                "swift_container": {
+                    "type": ["string", "null"],
+                    "pattern": "^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$",
+                },
+                "backend": {"enum": ["local", "s3"]},
+            },
+            "additionalProperties": False,
+        }
+    },
+    "additionalProperties": False,
+}
+
+SCHEDULE_CREATE: dict[str, Any] = {
+    "type": "object",
+    "required": ["schedule"],
+    "properties": {
+        "schedule": {
+            "type": "object",
+            "required": ["name", "cron"],
+            "properties": {
+                "name": _NAME,
+                "cron": {"type": "string", "minLength": 9, "maxLength": 128},
+                "incremental": {"type": "boolean"},
+                "retention_count": {"type": "integer", "minimum": 1, "maximum": 1000},
+                "retention_days": {"type": "number", "exclusiveMinimum": 0, "maximum": 3650},
+                "verify": {"type": "boolean"},
+            },
+            "additionalProperties": False,
+        }
+    },
+    "additionalProperties": False,
+}
+
+
+# Configuration groups: values are checked against the engine's rules by the service.
+_VALUES = {
+    "type": "object",
+    "maxProperties": 128,
+    "propertyNames": {"type": "string", "minLength": 1, "maxLength": 64},
+    "additionalProperties": {"type": ["string", "integer", "number", "boolean"]},
+}
+
+CONFIGURATION_CREATE: dict[str, Any] = {
+    "type": "object",
+    "required": ["configuration"],
+    "properties": {
+        "configuration": {
+            "type": "object",
+            "required": ["name", "values"],
+            "properties": {
+                "name": _NAME,
+                "description": {"type": ["string", "null"], "maxLength": 1024},
+                "values": _VALUES,
+                "datastore": {
+                    "type": "object",
+                    "properties": {
+                        "type": {"type": "string", "minLength": 1, "maxLength": 64},
+                        "version": {"type": "string", "minLength": 1, "maxLength": 64},
+                        "version_number": {"type": "string", "minLength": 1, "maxLength": 64},
+                    },
+                    "additionalProperties": False,
+                },
+            },
+            "additionalProperties": False,
+        }
+    },
+    "additionalProperties": False,
+}
+
+CONFIGURATION_UPDATE: dict[str, Any] = {
+    "type": "object",
+    "required": ["configuration"],
+    "properties": {
+        "configuration": {
+            "type": "object",
+            "required": ["values"],
+            "properties": {
+                "name": _NAME,
+                "description": {"type": ["string", "null"], "maxLength": 1024},
+                "values": _VALUES,
+            },
+            "additionalProperties": False,
+        }
     },
     "additionalProperties": False,
 }

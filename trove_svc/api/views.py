@@ -4,14 +4,19 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from trove_svc import status as instance_status
 from trove_svc.clock import iso
 
 if TYPE_CHECKING:  # rows the domain hands over; the API never queries them itself
     from trove_svc.store.models import (
+        Backup,
+        BackupStrategy,
+        Configuration,
         Datastore,
         DatastoreVersion,
         Flavor,
         Instance,
+        Schedule,
         ServiceStatus,
     )
 
@@ -81,7 +86,7 @@ def instance(base: str, row: Instance, status: ServiceStatus | None) -> dict[str
     body: dict[str, Any] = {
         "id": row.id,
         "name": row.name,
-        "status": row.status,
+        "status": instance_status.shown(row.status, row.restart_pending),
         "operating_status": status.operating_status if status else "NEW",
         "links": links(base, row.project_id, "instances", row.id),
         "flavor": {
@@ -115,6 +120,11 @@ def instance(base: str, row: Instance, status: ServiceStatus | None) -> dict[str
         body["port"] = row.port
     if row.current_step:
         body["current_step"] = row.current_step
+    if row.configuration_id:
+        body["configuration"] = {
+            "id": row.configuration_id,
+            "links": links(base, row.project_id, "configurations", row.configuration_id),
+        }
     if row.fault_message:
         body["fault"] = {
             "message": row.fault_message,
@@ -130,4 +140,85 @@ def mgmt_instance(base: str, row: Instance, status: ServiceStatus | None) -> dic
     body["server"] = {"host": row.host, "local_id": row.id}
     body["task_description"] = row.current_step or "No tasks for the instance."
     body["deleted"] = False
+    return body
+
+
+def backup(base: str, row: Backup) -> dict[str, Any]:
+    """Trove's backup, and beyond it: kind, tool, checksum, and the last restore check."""
+    body: dict[str, Any] = {
+        "id": row.id,
+        "name": row.name,
+        "description": row.description,
+        "locationRef": row.location,
+        "instance_id": row.instance_id,
+        "project_id": row.project_id,
+        "created": timestamp(row.created_at),
+        "updated": timestamp(row.updated_at),
+        "size": round(row.size / GB, 6) if row.size is not None else None,
+        "status": row.state,
+        "parent_id": row.parent_id,
+        "datastore": {
+            "type": row.datastore,
+            "version": row.datastore_version,
+            "version_id": row.datastore_version,
+        },
+        "kind": row.kind,
+        "tool": row.tool,
+        "checksum": f"sha256:{row.checksum}" if row.checksum else None,
+        "links": links(base, row.project_id, "backups", row.id),
+    }
+    if row.fail_reason:
+        body["fail_reason"] = row.fail_reason
+    if row.consistent_at is not None:
+        body["consistent_at"] = timestamp(row.consistent_at)
+    if row.verified_at is not None:
+        body["verified_at"] = timestamp(row.verified_at)
+        body["verify_outcome"] = row.verify_outcome
+    return body
+
+
+def schedule(row: Schedule) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "name": row.name,
+        "instance_id": row.instance_id,
+        "cron": row.cron,
+        "incremental": row.incremental,
+        "retention_count": row.retention_count,
+        "retention_days": row.retention_days,
+        "verify": row.verify,
+        "next_run": timestamp(row.next_run_at),
+        "last_run": timestamp(row.last_run_at),
+        "created": timestamp(row.created_at),
+    }
+
+
+def backup_strategy(row: BackupStrategy) -> dict[str, Any]:
+    return {
+        "project_id": row.project_id,
+        "instance_id": row.instance_id,
+        "backend": row.backend,
+        "swift_container": row.container,
+    }
+
+
+def configuration(
+    base: str, row: Configuration, instance_count: int | None = None
+) -> dict[str, Any]:
+    version = row.datastore_version
+    body: dict[str, Any] = {
+        "id": row.id,
+        "name": row.name,
+        "description": row.description,
+        "datastore_name": version.datastore.name,
+        "datastore_version_id": version.id,
+        "datastore_version_name": version.name,
+        "datastore_version_number": version.name,
+        "created": timestamp(row.created_at),
+        "updated": timestamp(row.updated_at),
+        "links": links(base, row.project_id, "configurations", row.id),
+    }
+    if instance_count is not None:
+        body["values"] = dict(row.values)
+        body["instance_count"] = instance_count
     return body

@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from trove_svc import metrics, status, watchdog, workers
+from trove_svc import backups, metrics, status, watchdog, workers
 from trove_svc.keys import KeyRing
 from trove_svc.settings import Settings
 from trove_svc.store.models import ServiceStatus
@@ -38,6 +38,7 @@ class Conductor:
         self.dropped_stale = 0
         self._handlers: dict[str, Callable[[str, Envelope], None]] = {
             contract.Heartbeat.method: self.on_heartbeat,
+            contract.BackupReport.method: self.on_backup_report,
         }
         self.consumer = Consumer(
             url, topology.CONDUCTOR, self.handle, declare=topology.declare_control_plane
@@ -104,6 +105,11 @@ class Conductor:
         metrics.get().heartbeats.labels("recorded").inc()
         if beat.operating_status == status.HEALTHY:
             status.promote_if_ready(instance_id, now)
+
+    def on_backup_report(self, instance_id: str, envelope: Envelope) -> None:
+        """A guest's word on a backup of its own instance (never another's)."""
+        if not backups.record_report(envelope.args, instance_id, self._clock()):
+            LOG.info("dropped a backup report for %s that changes nothing", instance_id)
 
     def sweep(self) -> int:
         """Mark silent guests' instances, end overdue waits, say we are alive."""

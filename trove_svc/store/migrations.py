@@ -12,7 +12,7 @@ from collections.abc import Callable
 import peewee
 from playhouse.migrate import SchemaMigrator, migrate
 
-from trove_svc.store.models import MODELS, Instance, SchemaVersion, Task, Token
+from trove_svc.store.models import MODELS, DatastoreVersion, Instance, SchemaVersion, Task, Token
 
 
 def _leases_and_keys(migrator: SchemaMigrator) -> None:
@@ -46,10 +46,28 @@ def _token_use(migrator: SchemaMigrator) -> None:
     )
 
 
+def _backups(migrator: SchemaMigrator) -> None:
+    """Backups, their schedules and strategies: new tables only (made as the models say)."""
+
+
+def _configurations(migrator: SchemaMigrator) -> None:
+    """Configuration groups (a new table), the group an instance has, and the parameters
+    a version's engine described."""
+    migrate(
+        # (indexed as the model says)
+        migrator.add_column("instance", "configuration_id", Instance.configuration_id),
+        migrator.add_column("instance", "configuration_values", Instance.configuration_values),
+        migrator.add_column("instance", "restart_pending", Instance.restart_pending),
+        migrator.add_column("datastore_version", "parameters", DatastoreVersion.parameters),
+    )
+
+
 MIGRATIONS: list[Callable[[SchemaMigrator], None]] = [
     _leases_and_keys,
     _list_indexes,
     _token_use,
+    _backups,
+    _configurations,
 ]
 LATEST = len(MIGRATIONS)
 

@@ -41,6 +41,8 @@ class DatastoreVersion(BaseModel):
     packages = peewee.CharField(default="", max_length=255)
     bin_dir = peewee.CharField(default="", max_length=255)
     active = peewee.BooleanField(default=True)
+    # Its configuration parameters as the engine describes them (trove_svc.parameter_rules).
+    parameters = JSONField(null=True)
 
     class Meta:
         indexes = ((("datastore", "name"), True),)
@@ -72,6 +74,11 @@ class Instance(BaseModel):
     status_since = peewee.FloatField(default=0)
     # The instance's message key, sealed under the service key (trove_svc.keys).
     guest_key = peewee.TextField(null=True)
+    # The configuration group attached (trove_svc.configurations), if any.
+    configuration_id = peewee.CharField(null=True, max_length=36, index=True)
+    # The values the datastore's file holds now, and whether some wait for a restart.
+    configuration_values = JSONField(null=True)
+    restart_pending = peewee.BooleanField(default=False)
     fault_message = peewee.TextField(null=True)
     fault_details = peewee.TextField(null=True)
     fault_at = peewee.FloatField(null=True)
@@ -140,6 +147,80 @@ class Token(BaseModel):
     revoked_at = peewee.FloatField(null=True)
 
 
+class Backup(BaseModel):
+    """A backup of an instance, made by its guest with the datastore's own tool. It outlives
+    the instance; `location` is where its files are (in the instance's repository)."""
+
+    id = peewee.CharField(primary_key=True, max_length=36)
+    name = peewee.CharField(max_length=255)
+    description = peewee.TextField(null=True)
+    project_id = peewee.CharField(max_length=64, index=True)
+    instance_id = peewee.CharField(max_length=36, index=True)
+    datastore = peewee.CharField(max_length=64)
+    datastore_version = peewee.CharField(max_length=64)
+    parent_id = peewee.CharField(max_length=36, null=True)
+    kind = peewee.CharField(max_length=16, default="full")  # full, incremental
+    state = peewee.CharField(max_length=16, default="NEW", index=True)
+    # What the tool reported: its own id for the backup, its version, the artifact.
+    label = peewee.CharField(max_length=255, null=True)
+    tool = peewee.CharField(max_length=255, null=True)
+    location = peewee.CharField(max_length=1024, null=True)
+    size = peewee.BigIntegerField(null=True)
+    checksum = peewee.CharField(max_length=128, null=True)
+    details = JSONField(default=dict)
+    fail_reason = peewee.TextField(null=True)
+    schedule_id = peewee.CharField(max_length=36, null=True, index=True)
+    # The data's consistent point (a restore to this backup gives the data as of then).
+    consistent_at = peewee.FloatField(null=True)
+    verified_at = peewee.FloatField(null=True)
+    verify_outcome = peewee.TextField(null=True)
+    created_at = peewee.FloatField()
+    updated_at = peewee.FloatField()
+
+
+class Schedule(BaseModel):
+    """Backups an instance takes by itself, on a cron schedule, with retention."""
+
+    id = peewee.CharField(primary_key=True, max_length=36)
+    instance_id = peewee.CharField(max_length=36, index=True)
+    project_id = peewee.CharField(max_length=64, index=True)
+    name = peewee.CharField(max_length=255)
+    cron = peewee.CharField(max_length=128)
+    incremental = peewee.BooleanField(default=False)
+    retention_count = peewee.IntegerField(null=True)
+    retention_days = peewee.FloatField(null=True)
+    # Restore the newest backup into a throwaway instance and check it, after each run.
+    verify = peewee.BooleanField(default=False)
+    next_run_at = peewee.FloatField(index=True)
+    last_run_at = peewee.FloatField(null=True)
+    created_at = peewee.FloatField()
+
+
+class BackupStrategy(BaseModel):
+    """Where a project's (or an instance's) backups are stored: the local repository or
+    an S3-compatible bucket (Trove's backup strategies)."""
+
+    id = peewee.CharField(primary_key=True, max_length=36)
+    project_id = peewee.CharField(max_length=64, index=True)
+    instance_id = peewee.CharField(max_length=36, null=True)
+    backend = peewee.CharField(max_length=16, default="local")  # local, s3
+    container = peewee.CharField(max_length=255, null=True)
+    created_at = peewee.FloatField()
+
+
+class Configuration(BaseModel):
+    """A configuration group: parameter values for instances of one datastore version."""
+
+    id = peewee.CharField(primary_key=True, max_length=36)
+    project_id = peewee.CharField(max_length=64, index=True)
+    name = peewee.CharField(max_length=255)
+    description = peewee.TextField(null=True)
+    datastore_version = peewee.ForeignKeyField(DatastoreVersion, on_delete="RESTRICT")
+    values = JSONField(default=dict)
+    created_at = peewee.FloatField()
+    updated_at = peewee.FloatField()
+
+
 class Worker(BaseModel):
     """A running task manager or conductor, as last seen (for the health check)."""
 
@@ -165,6 +246,10 @@ MODELS: list[type[BaseModel]] = [
     ServiceStatus,
     Task,
     Token,
+    Backup,
+    Schedule,
+    BackupStrategy,
+    Configuration,
     Worker,
     SchemaVersion,
 ]

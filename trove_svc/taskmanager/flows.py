@@ -8,19 +8,20 @@ watchdog or taken over by another task manager meanwhile is left as the other pa
 from __future__ import annotations
 
 import logging
+import shutil
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from trove_svc import metrics, status, tasks
+from trove_svc import configurations, metrics, status, tasks
 from trove_svc.bus.broker import BrokerAdmin
 from trove_svc.bus.client import Bus
 from trove_svc.keys import ServiceKeys
 from trove_svc.settings import Settings
 from trove_svc.store.models import Flavor, Instance, ServiceStatus, Task, database_proxy
-from trove_svc.taskmanager import faults, ports, provisioning
+from trove_svc.taskmanager import faults, ports, provisioning, restoring
 from trove_svc.taskmanager.runner import PlaybookRunner, RunResult, StepCallback
 from trove_wire.seal import encode_key
 
@@ -88,6 +89,13 @@ def _run(
     )
 
 
+def run_playbook(
+    deps: FlowDeps, claim: Claim, playbook: str, instance: Instance, **extravars: Any
+) -> RunResult:
+    """One Ansible run for a flow outside this module (no steps shown on the instance)."""
+    return _run(deps, claim, playbook, instance, extravars, show_steps=False)
+
+
 def _observe(deps: FlowDeps, claim: Claim, outcome: str) -> None:
     started = claim.task.started_at or deps.settings.clock()
     metrics.get().tasks.labels(claim.task.action, outcome).observe(
@@ -126,6 +134,13 @@ def create(deps: FlowDeps, claim: Claim) -> None:
     if instance is None or instance.status != status.BUILD or instance.provisioned:
         _skip(deps, claim, "the instance is no longer waiting to be built")
         return
+    try:
+        restore = restoring.restore_vars(deps.settings, deps.bus, claim.task)
+    except restoring.RestoreRefused as exc:
+        now = deps.settings.clock()
+        if tasks.finish(claim.task.id, claim.owner, now, ok=False, message=str(exc)):
+            status.record_fault(instance.id, now, str(exc), only_from=(status.BUILD,))
+        return
     secrets = deps.keys.task_secrets(claim.task.id, claim.task.sealed_secrets)
     guest_key = deps.keys.instance_key(instance.id, instance.guest_key)
     guest_password = deps.settings.new_secret()
@@ -146,7 +161,8 @@ def create(deps: FlowDeps, claim: Claim) -> None:
             {
                 f"{instance.datastore_version.datastore.name}_databases": claim.task.args.get(
                     "databases", []
-                )
+                ),
+                **restore,
             },
             provisioning.create_secrets(
                 deps.settings,
@@ -163,29 +179,31 @@ def create(deps: FlowDeps, claim: Claim) -> None:
         port = ports.reallocate(deps.settings, instance.id)
         LOG.warning("instance %s: port busy at start; trying port %d", instance.id, port)
 
+    shutil.rmtree(restoring.staging_dir(deps.settings, claim.task.id), ignore_errors=True)
+    if fault is not None and not result.canceled and claim.still_ours():
+        LOG.info("create of %s failed: %s", instance.id, fault.message)
+        # Stop what the failed build started before saying ERROR (and while the task is
+        # still ours): once a client sees ERROR, nothing of the instance runs. Its files
+        # stay, for the logs, until it is deleted.
+        _tear_down(deps, claim, instance, purge=False, suffix="cleanup")
     now = deps.settings.clock()
     with database_proxy.atomic():
         if not _finish(deps, claim, result):
             return
         if fault is None:
-            Instance.update(provisioned=True, current_step=None, updated_at=now).where(
-                Instance.id == instance.id
-            ).execute()
+            Instance.update(
+                provisioned=True,
+                current_step=None,
+                updated_at=now,
+                configuration_values=configurations.engine_values(instance),
+            ).where(Instance.id == instance.id).execute()
+        else:
+            status.record_fault(
+                instance.id, now, fault.message, fault.details, only_from=(status.BUILD,)
+            )
     if fault is None:
         LOG.info("create of %s: done", instance.id)
         status.promote_if_ready(instance.id, now)
-        return
-    LOG.info("create of %s failed: %s", instance.id, fault.message)
-    # Stop what the failed build started before saying ERROR: once a client sees ERROR,
-    # nothing of the instance runs. Its files stay, for the logs, until it is deleted.
-    _tear_down(deps, claim, instance, purge=False, suffix="cleanup")
-    status.record_fault(
-        instance.id,
-        deps.settings.clock(),
-        fault.message,
-        fault.details,
-        only_from=(status.BUILD,),
-    )
 
 
 def _tear_down(
@@ -288,6 +306,10 @@ def restart(deps: FlowDeps, claim: Claim) -> None:
         _skip(deps, claim, "the instance is no longer waiting to restart")
         return
     if _run_on_running_instance(deps, claim, instance, "instance_restart.yml", "Restart failed"):
+        # The restart put every value of the configuration group's file in effect.
+        Instance.update(
+            restart_pending=False, configuration_values=configurations.engine_values(instance)
+        ).where(Instance.id == instance.id).execute()
         status.promote_if_ready(instance.id, deps.settings.clock())
 
 

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from trove_svc import configurations
 from trove_svc.settings import Settings
 from trove_svc.store.models import Instance
 from trove_wire import datastores
@@ -39,22 +40,27 @@ def instance_vars(settings: Settings, instance: Instance) -> dict[str, Any]:
     if is_public and not cidrs:
         cidrs = ["0.0.0.0/0", "::/0"]
     user = os_user(settings, instance)
+    repository = str(settings.backups_dir / instance.id) if spec.capabilities.backups else ""
+    base_dir = str(instance_dir / datastore)
     return {
         "trove_instance_id": instance.id,
         "trove_datastore": datastore,
         "compute_local_instance_dir": str(instance_dir),
         "compute_local_os_user": user,
         "compute_local_create_user": settings.runs_as_root,
+        "compute_local_backup_dir": repository,
         f"{datastore}_os_user": user,
         f"{datastore}_run_as_os_user": settings.runs_as_root,
         **spec.binary_vars(Discovered(version.name, version.bin_dir)),
-        f"{datastore}_base_dir": str(instance_dir / datastore),
+        f"{datastore}_base_dir": base_dir,
+        f"{datastore}_backup_dir": repository,
         f"{datastore}_port": instance.port,
         f"{datastore}_admin_user": ADMIN_USER,
         f"{datastore}_bind_addresses": ["*"] if is_public else ["127.0.0.1"],
         f"{datastore}_allowed_cidrs": cidrs,
         f"{datastore}_memory_mb": instance.flavor.ram,
         f"{datastore}_vcpus": instance.flavor.vcpus,
+        f"{datastore}_configuration": configurations.engine_values(instance),
         "guest_agent_dir": str(instance_dir),
         "guest_agent_python": sys.executable,
         "guest_agent_instance_id": instance.id,
@@ -62,6 +68,7 @@ def instance_vars(settings: Settings, instance: Instance) -> dict[str, Any]:
         "guest_agent_data_dir": str(instance_dir / datastore),
         "guest_agent_heartbeat_interval": settings.heartbeat_interval,
         "guest_agent_log_format": settings.log_format,
+        "guest_agent_backup": spec.backup_settings(base_dir, repository) if repository else {},
         "guest_agent_os_user": user,
         "guest_agent_run_as_os_user": settings.runs_as_root,
     }

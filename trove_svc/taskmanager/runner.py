@@ -95,9 +95,17 @@ def remove_leftovers(secrets_dir: Path, task_id: str) -> int:
     manager never removed its own); returns how many."""
     removed = 0
     for path in secrets_dir.glob(f"{task_id}*"):
-        path.unlink(missing_ok=True)
+        remove_path(path)
         removed += 1
     return removed
+
+
+def remove_path(path: Path) -> None:
+    """Remove a file, or a directory with what is in it (a run's scratch space)."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def stop_runs_of(runs_dir: Path, task_id: str) -> None:

@@ -16,21 +16,30 @@ from typing import Any
 
 import peewee
 
-from trove_svc import metrics, status, tasks, workers
+from trove_svc import backups, errors, metrics, schedules, status, tasks, workers
 from trove_svc.audit import redact
-from trove_svc.bus.messages import RunTask
+from trove_svc.bus.messages import RunTask, TaskManagerClient
+from trove_svc.caller import Caller
 from trove_svc.store.models import Task, database_proxy
-from trove_svc.taskmanager import flows
+from trove_svc.taskmanager import backup_flows, configure_flow, flows
 from trove_svc.taskmanager.leases import Leases
-from trove_svc.taskmanager.runner import remove_leftovers, stop_runs_of
+from trove_svc.taskmanager.runner import remove_leftovers, remove_path, stop_runs_of
 from trove_wire import logs, seal, topology
 from trove_wire.amqp import Consumer, Delivery, Requeue
-from trove_wire.envelope import Envelope, MalformedMessage
+from trove_wire.envelope import Context, Envelope, MalformedMessage
 
 LOG = logging.getLogger(__name__)
 
 # After an attempt failed unexpectedly, wait this long before the message goes back.
 RETRY_PAUSE = 1.0
+
+ALL_FLOWS = {
+    **flows.FLOWS,
+    "configure": configure_flow.configure,
+    "backup": backup_flows.backup,
+    "delete_backup": backup_flows.delete_backup,
+    "verify_backup": backup_flows.verify_backup,
+}
 
 
 class TaskManager:
@@ -139,7 +148,7 @@ class TaskManager:
             LOG.warning("took over task %s (removed %d leftover files)", task_id, removed)
         lost = self.leases.hold(task_id)
         try:
-            flow = flows.FLOWS.get(task.action)
+            flow = ALL_FLOWS.get(task.action)
             if flow is None:
                 tasks.skip(
                     task_id,
@@ -191,6 +200,39 @@ class TaskManager:
             LOG.warning("task %s: its owner stopped renewing; taking it over", task_id)
             self._pool.submit(self._take_over, task_id)
         self._remove_orphan_secrets(now)
+        self._run_schedules(now)
+
+    def _run_schedules(self, now: float) -> None:
+        """Start the backups whose schedule is due (one task manager wins each run)."""
+        for schedule in schedules.due(now):
+            if not schedules.claim(schedule, now):
+                continue
+            caller = Caller(
+                schedule.project_id,
+                Context(project=schedule.project_id, user=f"schedule {schedule.name}"),
+            )
+            stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now))
+            body = {
+                "backup": {
+                    "name": f"{schedule.name} {stamp}",
+                    "instance": schedule.instance_id,
+                    "incremental": schedule.incremental,
+                }
+            }
+            service = backups.BackupService(
+                self.deps.settings,
+                TaskManagerClient(self.deps.bus),
+                backup_flows.instance_service(self.deps),
+            )
+            try:
+                service.create(caller, body, schedule_id=schedule.id)
+            except errors.TroveSvcError as exc:
+                LOG.warning("schedule %s: no backup this time (%s)", schedule.id, exc.message)
+                tasks.record_done(
+                    self.deps.settings.new_id(), schedule.instance_id, schedule.project_id,
+                    "backup", caller.context.user, "", now, now, False,
+                    f"scheduled backup not taken: {exc.message}",
+                )  # fmt: skip
 
     def _remove_orphan_secrets(self, now: float) -> None:
         """Secrets files whose run is over: a run killed with its task manager left them."""
@@ -210,7 +252,7 @@ class TaskManager:
         }
         for path in directory.iterdir():
             if path.name[:36] not in live:
-                path.unlink(missing_ok=True)
+                remove_path(path)
                 LOG.warning("removed %s, left behind by a run that is over", path.name)
 
     def _housekeeping_loop(self) -> None:

@@ -8,7 +8,7 @@ import importlib
 from typing import Any, Protocol
 
 from trove_wire import datastores
-from trove_wire.contract import Conflict, NotFound, NotSupported
+from trove_wire.contract import Conflict, Invalid, NotFound, NotSupported
 
 HEALTHY = "HEALTHY"
 SHUTDOWN = "SHUTDOWN"
@@ -20,9 +20,30 @@ __all__ = [
     "SHUTDOWN",
     "Conflict",
     "DatastoreDriver",
+    "Invalid",
     "NotFound",
     "NotSupported",
+    "same_setting",
+    "typed_value",
 ]
+
+
+def typed_value(text: str) -> int | float | str:
+    """A parameter's value as the driver binds it: a number where it reads as one."""
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            continue
+    return text
+
+
+def same_setting(shown: str, wanted: str) -> bool:
+    """Whether a setting the engine shows is the value applied (numbers compare as such)."""
+    left, right = typed_value(shown), typed_value(wanted)
+    if isinstance(left, str) or isinstance(right, str):
+        return str(left).lower() == str(right).lower()
+    return abs(left - right) < 1e-9
 
 
 class DatastoreDriver(Protocol):

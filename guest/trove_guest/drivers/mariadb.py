@@ -9,11 +9,12 @@ from __future__ import annotations
 import contextlib
 import re
 import threading
+import time
 from typing import Any
 
 import pymysql
 
-from trove_guest.drivers import ERROR, HEALTHY, SHUTDOWN, Conflict, NotFound
+from trove_guest.drivers import ERROR, HEALTHY, SHUTDOWN, Conflict, NotFound, typed_value
 from trove_wire import datastores
 from trove_wire.contract import Invalid
 from trove_wire.datastores.mariadb import ROOT_HOST, ROOT_USER
@@ -30,6 +31,10 @@ def _word(value: str, what: str) -> str:
     if not _CHARSET.fullmatch(value):
         raise Invalid(f"not a valid {what}: {value!r}")
     return value
+
+
+# A kept connection idle for longer than this (seconds) is checked before it is used.
+IDLE_CHECK = 2.0
 
 
 class MariaDBDriver:
@@ -49,8 +54,13 @@ class MariaDBDriver:
         """Run one statement on the admin's connection, kept open between calls (one per
         thread) and dropped when it fails."""
         conn: pymysql.connections.Connection[Any] | None = getattr(self._local, "conn", None)
+        if conn is not None and time.monotonic() - getattr(self._local, "used", 0) > IDLE_CHECK:
+            # Idle a while: the server may have ended it (a restart); find out before use.
+            with contextlib.suppress(pymysql.err.Error):
+                conn.ping(reconnect=False)
         if conn is None or not conn.open:
             conn = self._local.conn = pymysql.connect(**self._params)
+        self._local.used = time.monotonic()
         try:
             with conn.cursor() as cursor:
                 cursor.execute(sql, args)
@@ -201,3 +211,38 @@ class MariaDBDriver:
 
     def disable_root(self) -> None:
         self._run("DROP USER IF EXISTS %s@%s", (ROOT_USER, ROOT_HOST))
+
+    # Configuration
+
+    def apply_configuration(self, values: dict[str, str]) -> None:
+        """SET GLOBAL each dynamic value (the role wrote them all to the server's file, for
+        the next start)."""
+        for name, value in values.items():
+            if name not in SPEC.tunables:
+                raise Invalid("only the datastore's tunable parameters can be applied")
+            # A tunable's name is a plain identifier from the registry, never the caller's.
+            self._run(f"SET GLOBAL {name} = %s", (typed_value(value),))
+
+    def show_configuration(self) -> dict[str, str]:
+        rows = self._run(
+            "SELECT LOWER(variable_name), global_value FROM information_schema.SYSTEM_VARIABLES"
+            " WHERE LOWER(variable_name) IN %s",
+            (sorted(SPEC.tunables),),
+        )
+        return {str(name): str(value) for name, value in rows}
+
+    # Checks
+
+    def table_row_counts(self) -> dict[str, int]:
+        """Rows of every user table, as "database.table"."""
+        counts: dict[str, int] = {}
+        tables = self._run(
+            "SELECT table_schema, table_name FROM information_schema.tables"
+            " WHERE table_type = 'BASE TABLE' ORDER BY 1, 2"
+        )
+        for schema, table in tables:
+            if schema in SPEC.system_databases:
+                continue
+            rows = self._run(f"SELECT count(*) FROM {quote(schema)}.{quote(table)}")  # noqa: S608
+            counts[f"{schema}.{table}"] = int(rows[0][0])
+        return counts

@@ -8,17 +8,28 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import psycopg
 from psycopg import sql
 
-from trove_guest.drivers import ERROR, HEALTHY, SHUTDOWN, Conflict, NotFound
+from trove_guest.drivers import (
+    ERROR,
+    HEALTHY,
+    SHUTDOWN,
+    Conflict,
+    Invalid,
+    NotFound,
+    same_setting,
+)
 from trove_wire import datastores
 from trove_wire.datastores.postgresql import ROOT_USER
 
 SPEC = datastores.get("postgresql")
+# A kept connection idle for longer than this (seconds) is checked before it is used.
+IDLE_CHECK = 2.0
 
 
 class PostgresDriver:
@@ -39,8 +50,15 @@ class PostgresDriver:
         """The admin's connection to the default database, kept open between calls (a new
         one costs a password exchange each time); one per thread, dropped when it fails."""
         conn: psycopg.Connection[Any] | None = getattr(self._local, "conn", None)
+        if conn is not None and time.monotonic() - getattr(self._local, "used", 0) > IDLE_CHECK:
+            # Idle a while: the server may have ended it (a restart); find out before use.
+            try:
+                conn.execute("SELECT 1")
+            except (psycopg.OperationalError, psycopg.InterfaceError):
+                conn.close()
         if conn is None or conn.closed:
             conn = self._local.conn = self._connect()
+        self._local.used = time.monotonic()
         try:
             yield conn
         except (psycopg.OperationalError, psycopg.InterfaceError):
@@ -263,3 +281,50 @@ class PostgresDriver:
     def disable_root(self) -> None:
         with self._admin() as conn:
             conn.execute(sql.SQL("ALTER ROLE {} NOLOGIN").format(sql.Identifier(ROOT_USER)))
+
+    # Configuration
+
+    def apply_configuration(self, values: dict[str, str]) -> None:
+        """Reload: the role wrote the values to the server's file. Returns once the dynamic
+        ones (`values`) are in effect, or after a few seconds if one never shows (a reload
+        takes effect as each session next runs a command)."""
+        if any(name not in SPEC.tunables for name in values):
+            raise Invalid("only the datastore's tunable parameters can be applied")
+        deadline = time.monotonic() + 10
+        with self._admin() as conn:
+            conn.execute("SELECT pg_reload_conf()")
+            while values and time.monotonic() < deadline:
+                shown = conn.execute(
+                    "SELECT lower(name), setting FROM pg_settings WHERE lower(name) = ANY(%s)",
+                    (sorted(values),),
+                ).fetchall()
+                if all(same_setting(setting, values[name]) for name, setting in shown):
+                    return
+                time.sleep(0.1)
+
+    def show_configuration(self) -> dict[str, str]:
+        with self._admin() as conn:
+            rows = conn.execute(
+                "SELECT lower(name), setting FROM pg_settings WHERE lower(name) = ANY(%s)",
+                (sorted(SPEC.tunables),),
+            ).fetchall()
+        return {name: setting for name, setting in rows}
+
+    # Checks
+
+    def table_row_counts(self) -> dict[str, int]:
+        """Rows of every user table, as "database.schema.table"."""
+        counts: dict[str, int] = {}
+        for database in [d["name"] for d in self.list_databases()]:
+            with self._connect(database) as conn:
+                tables = conn.execute(
+                    "SELECT schemaname, relname FROM pg_stat_user_tables ORDER BY 1, 2"
+                ).fetchall()
+                for schema, table in tables:
+                    row = conn.execute(
+                        sql.SQL("SELECT count(*) FROM {}.{}").format(
+                            sql.Identifier(schema), sql.Identifier(table)
+                        )
+                    ).fetchone()
+                    counts[f"{database}.{schema}.{table}"] = int(row[0]) if row else 0
+        return counts

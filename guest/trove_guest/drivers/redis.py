@@ -10,10 +10,22 @@ from typing import Any
 
 import redis
 
-from trove_guest.drivers import ERROR, HEALTHY, SHUTDOWN, Conflict, NotFound, NotSupported
+from trove_guest.drivers import (
+    ERROR,
+    HEALTHY,
+    SHUTDOWN,
+    Conflict,
+    Invalid,
+    NotFound,
+    NotSupported,
+)
 from trove_wire import datastores
 
 SPEC = datastores.get("redis")
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 class RedisDriver:
@@ -124,3 +136,26 @@ class RedisDriver:
 
     def disable_root(self) -> None:
         raise NotSupported("Root is not supported for redis.")
+
+    # Configuration
+
+    def apply_configuration(self, values: dict[str, str]) -> None:
+        """CONFIG SET each dynamic value (the role wrote them all to the server's file)."""
+        if any(name not in SPEC.tunables for name in values):
+            raise Invalid("only the datastore's tunable parameters can be applied")
+        for name, value in values.items():
+            self._client.config_set(name, value)
+
+    def show_configuration(self) -> dict[str, str]:
+        shown: dict[str, str] = {}
+        for name in sorted(SPEC.tunables):
+            for key, value in self._client.config_get(name).items():
+                shown[_text(key)] = _text(value)
+        return shown
+
+    # Checks
+
+    def table_row_counts(self) -> dict[str, int]:
+        """Redis has no tables: the keys of each logical database."""
+        keyspace = self._client.info("keyspace")
+        return {str(db): int(stats["keys"]) for db, stats in keyspace.items()}

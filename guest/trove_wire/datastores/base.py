@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import re
 import subprocess
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 
@@ -71,15 +73,76 @@ class PasswordRule:
         return None
 
 
+# String values go into the engine's configuration file: no quotes, comments or newlines.
+_PLAIN_TEXT = re.compile(r"[A-Za-z0-9_.,:/+ -]{0,256}")
+BOOLEAN_WORDS = {"true": True, "on": True, "yes": True, "1": True,
+                 "false": False, "off": False, "no": False, "0": False}  # fmt: skip
+
+
 @dataclass(frozen=True)
 class Parameter:
-    """A configuration parameter: its type, bounds, and whether changing it needs a restart."""
+    """A configuration parameter as the engine itself describes it: type, bounds, choices,
+    unit, and whether a change needs a restart (trove_svc.parameter_rules reads these from
+    a throwaway server of the version)."""
 
     name: str
-    type: str  # integer, float, string, boolean
+    type: str  # integer, float, boolean, string, enum, set (a list of choices)
     restart_required: bool
     min: int | float | None = None
     max: int | float | None = None
+    choices: tuple[str, ...] = ()
+    unit: str = ""
+    default: str = ""
+
+    def problem(self, value: object) -> str | None:
+        """Why the engine would refuse `value` (the rule, in words), or None."""
+        if self.type == "boolean":
+            if isinstance(value, bool) or str(value).lower() in BOOLEAN_WORDS:
+                return None
+            return "it must be a boolean (true or false)"
+        if self.type in ("integer", "float"):
+            return self._number_problem(value)
+        if isinstance(value, (dict, list)) or value is None:
+            return "it must be a string"
+        allowed = {c.lower() for c in self.choices}
+        if self.type == "enum":
+            if str(value).lower() in allowed:
+                return None
+            return f"it must be one of {', '.join(self.choices)}"
+        if self.type == "set":
+            if all(item.strip().lower() in allowed for item in str(value).split(",") if item):
+                return None
+            return f"it must be a comma-separated list of {', '.join(self.choices)}"
+        if not _PLAIN_TEXT.fullmatch(str(value)):
+            return "it must be at most 256 characters: letters, digits, spaces and _ . , : / + -"
+        return None
+
+    def _number_problem(self, value: object) -> str | None:
+        integer = self.type == "integer"
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            return f"it must be {'an integer' if integer else 'a number'}"
+        try:
+            number = int(value) if integer else float(value)
+        except ValueError:
+            return f"it must be {'an integer' if integer else 'a number'}"
+        if integer and isinstance(value, float) and not value.is_integer():
+            return "it must be an integer"
+        low = self.min if self.min is not None else float("-inf")
+        high = self.max if self.max is not None else float("inf")
+        if not low <= number <= high:
+            unit = f" ({self.unit})" if self.unit else ""
+            return f"it must be between {self.min} and {self.max}{unit}"
+        return None
+
+    def engine_value(self, value: object, truth: tuple[str, str] = ("on", "off")) -> str:
+        """The value as the engine's own configuration file spells it (`truth`: how it
+        spells true and false)."""
+        if self.type == "boolean":
+            yes = value if isinstance(value, bool) else BOOLEAN_WORDS[str(value).lower()]
+            return truth[0] if yes else truth[1]
+        if self.type == "integer":
+            return str(int(value))  # type: ignore[call-overload]
+        return str(value)
 
     def view(self, datastore_version_id: str) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -92,7 +155,30 @@ class Parameter:
             body["min"] = self.min
         if self.max is not None:
             body["max"] = self.max
+        if self.choices:
+            body["choices"] = list(self.choices)
+        if self.unit:
+            body["unit"] = self.unit
         return body
+
+    def record(self) -> dict[str, Any]:
+        return {"name": self.name, "type": self.type, "restart_required": self.restart_required,
+                "min": self.min, "max": self.max, "choices": list(self.choices),
+                "unit": self.unit, "default": self.default}  # fmt: skip
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> Parameter:
+        return cls(**{**record, "choices": tuple(record.get("choices", ()))})
+
+
+class BackupLayout(StrEnum):
+    """How a datastore's backup tool keeps a backup."""
+
+    # One compressed file per backup (with the binary logs beside it, if any).
+    FILE = "file"
+    # A set in the tool's repository (pgBackRest): the repository is copied and removed
+    # as a whole, and the tool keeps its newest full backup while anything needs it.
+    REPOSITORY = "repository"
 
 
 @dataclass(frozen=True)
@@ -101,6 +187,10 @@ class Capabilities:
     users: bool
     root: bool
     backups: bool = False
+    incremental_backups: bool = False
+    # Restores to a time (continuous log archiving).
+    point_in_time: bool = False
+    backup_layout: BackupLayout = field(default_factory=lambda: BackupLayout.FILE)
     replicas: bool = False
 
 
@@ -125,7 +215,12 @@ class DatastoreSpec:
     # Databases and users of the datastore itself, never shown to users.
     system_databases: frozenset[str]
     hidden_users: frozenset[str]
-    parameters: tuple[Parameter, ...]
+    # The parameters a configuration group may set (tuning only: never a path, a command,
+    # a port, or what replication and the guest rely on) ...
+    tunables: frozenset[str]
+    # ... and how the engine itself describes them, asked of a throwaway server of the
+    # version (trove_wire.datastores.throwaway).
+    describe_parameters: Callable[[Discovered], list[Parameter]]
     # The server's own log, relative to the role's base directory.
     log_file: str
     # The guest's driver, as "module:Class".
@@ -136,6 +231,21 @@ class DatastoreSpec:
     # is shared: <name>_port, <name>_base_dir, ...).
     binary_vars: Callable[[Discovered], dict[str, Any]] = field(default=lambda _found: {})
     password_rule: PasswordRule = PasswordRule()
+    # How the engine's configuration spells true and false.
+    boolean_words: tuple[str, str] = ("on", "off")
+    # A reload re-reads the whole file, so a value taken out of it goes back at once
+    # (PostgreSQL); otherwise a removed value stays in effect until a restart.
+    reload_rereads_file: bool = False
+    # What the guest's backup engine needs (given the role's base directory and the
+    # instance's backup repository).
+    backup_settings: Callable[[str, str], dict[str, Any]] = field(
+        default=lambda _base, repository: {"dir": repository}
+    )
+    # The role's `<name>_restore` from a backup chain (oldest first: each a dict of label,
+    # location, details) and the time to replay to (epoch seconds, or None).
+    restore_vars: Callable[[list[dict[str, Any]], float | None], dict[str, Any]] = field(
+        default=lambda _chain, _time: {}
+    )
 
 
 def version_of(binary: str, pattern: str) -> str | None:
@@ -143,3 +253,9 @@ def version_of(binary: str, pattern: str) -> str | None:
     out = subprocess.run([binary, "--version"], capture_output=True, text=True, check=False)
     match = re.search(pattern, out.stdout)
     return match.group(1) if match else None
+
+
+def restore_time_text(epoch: float) -> str:
+    """A time as pgBackRest and mariadb-binlog read it (UTC, milliseconds)."""
+    whole = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(epoch))
+    return f"{whole}.{int((epoch % 1) * 1000):03d}"

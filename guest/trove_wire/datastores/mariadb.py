@@ -6,11 +6,14 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from trove_wire.datastores import throwaway
 from trove_wire.datastores.base import (
     Capabilities,
     DatastoreSpec,
     Discovered,
+    Parameter,
     identifier_rule,
+    restore_time_text,
     version_of,
 )
 
@@ -28,6 +31,85 @@ def discover() -> Discovered | None:
     return Discovered(version, str(Path(server).parent)) if version else None
 
 
+def backup_settings(base_dir: str, repository: str) -> dict[str, Any]:
+    return {
+        "dir": repository,
+        "socket": f"{base_dir}/mariadbd.sock",
+        "data_dir": f"{base_dir}/data",
+    }
+
+
+def restore_vars(chain: list[dict[str, Any]], target: float | None) -> dict[str, Any]:
+    """The full backup and each increment in order; then the binary logs from where the
+    newest backup stops, up to the time asked."""
+    newest = chain[-1]
+    return {
+        "artifacts": [backup["location"] for backup in chain],
+        "binlogs_dir": str(Path(newest["location"]).parent / "binlogs"),
+        "binlog_file": newest["details"].get("binlog_file") or "",
+        "binlog_position": newest["details"].get("binlog_position") or 4,
+        "stop_time": restore_time_text(target) if target is not None else "",
+    }
+
+
+# What a configuration group may set: tuning, never paths, plugins, ports or replication.
+TUNABLES = frozenset({
+    "max_connections", "max_connect_errors", "max_allowed_packet", "wait_timeout",
+    "interactive_timeout", "net_read_timeout", "net_write_timeout", "lock_wait_timeout",
+    "long_query_time", "slow_query_log", "sort_buffer_size", "join_buffer_size",
+    "read_buffer_size", "tmp_table_size", "max_heap_table_size", "table_open_cache",
+    "thread_cache_size", "key_buffer_size", "innodb_buffer_pool_size",
+    "innodb_log_file_size", "innodb_log_buffer_size",
+    "innodb_flush_log_at_trx_commit", "innodb_io_capacity", "innodb_lock_wait_timeout",
+    "innodb_file_per_table", "sync_binlog", "sql_mode", "character_set_server",
+    "collation_server", "tx_isolation", "performance_schema", "max_sp_recursion_depth",
+})  # fmt: skip
+
+_TYPES = {"BOOLEAN": "boolean", "ENUM": "enum", "SET": "set", "DOUBLE": "float"}
+
+
+def describe_parameters(found: Discovered) -> list[Parameter]:
+    """The tunables as `information_schema.SYSTEM_VARIABLES` of a throwaway server says."""
+    import pymysql  # only the control plane describes
+
+    with throwaway.workdir() as work:
+        socket = str(work / "mariadbd.sock")
+        argv = [str(Path(found.bin_dir) / "mariadbd"), "--no-defaults", f"--datadir={work}",
+                f"--socket={socket}", "--skip-networking", "--skip-grant-tables",
+                "--innodb-buffer-pool-size=16M", f"--log-error={work}/error.log"]  # fmt: skip
+        with throwaway.server(argv) as process:
+            connect = lambda: pymysql.connect(unix_socket=socket, user="root")  # noqa: E731
+            with throwaway.until_ready(connect, process) as conn, conn.cursor() as cursor:
+                cursor.execute(
+                    "SELECT LOWER(variable_name), variable_type, numeric_min_value,"
+                    " numeric_max_value, enum_value_list, read_only, default_value"
+                    " FROM information_schema.SYSTEM_VARIABLES"
+                    " WHERE LOWER(variable_name) IN %s", (sorted(TUNABLES),),
+                )  # fmt: skip
+                rows = cursor.fetchall()
+    return [_parameter(*row) for row in rows]
+
+
+def _parameter(
+    name: str, kind: str, low: str | None, high: str | None, choices: str | None,
+    read_only: str, default: str | None,
+) -> Parameter:  # fmt: skip
+    numeric = "INT" in kind or kind == "DOUBLE"
+    number = float if kind == "DOUBLE" else int
+    mapped = _TYPES.get(kind, "integer" if numeric else "string")
+    if mapped in ("enum", "set") and not choices:
+        mapped = "string"  # a character set or collation: the engine's tables list them
+    return Parameter(
+        name=name,
+        type="boolean" if mapped == "enum" and choices == "OFF,ON" else mapped,
+        restart_required=read_only == "YES",
+        min=number(low) if numeric and low is not None else None,
+        max=number(high) if numeric and high is not None else None,
+        choices=tuple(choices.split(",")) if choices and mapped != "boolean" else (),
+        default=default or "",
+    )
+
+
 def binary_vars(found: Discovered) -> dict[str, Any]:
     return {"mariadb_server_bin": str(Path(found.bin_dir) / "mariadbd")}
 
@@ -35,7 +117,14 @@ def binary_vars(found: Discovered) -> dict[str, Any]:
 SPEC = DatastoreSpec(
     name="mariadb",
     default_port=3306,
-    capabilities=Capabilities(databases=True, users=True, root=True),
+    capabilities=Capabilities(
+        databases=True,
+        users=True,
+        root=True,
+        backups=True,
+        incremental_backups=True,
+        point_in_time=True,
+    ),
     user_rule=identifier_rule(
         "A-Za-z_",
         "A-Za-z0-9_",
@@ -52,9 +141,12 @@ SPEC = DatastoreSpec(
     ),
     system_databases=SYSTEM_DATABASES,
     hidden_users=HIDDEN_USERS,
-    parameters=(),
+    tunables=TUNABLES,
+    describe_parameters=describe_parameters,
     log_file="mariadb.log",
     driver="trove_guest.drivers.mariadb:MariaDBDriver",
     discover=discover,
     binary_vars=binary_vars,
+    backup_settings=backup_settings,
+    restore_vars=restore_vars,
 )

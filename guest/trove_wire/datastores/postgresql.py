@@ -7,12 +7,15 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from trove_wire.datastores import throwaway
 from trove_wire.datastores.base import (
+    BackupLayout,
     Capabilities,
     DatastoreSpec,
     Discovered,
     Parameter,
     identifier_rule,
+    restore_time_text,
     version_of,
 )
 
@@ -43,6 +46,82 @@ def discover() -> Discovered | None:
     return Discovered(version, str(Path(postgres).parent)) if version else None
 
 
+STANZA = "trove"
+
+
+def backup_settings(base_dir: str, repository: str) -> dict[str, Any]:
+    return {"dir": repository, "pgbackrest_config": f"{base_dir}/pgbackrest.conf", "stanza": STANZA}
+
+
+def restore_vars(chain: list[dict[str, Any]], target: float | None) -> dict[str, Any]:
+    """pgBackRest restores a set with everything it builds on: the newest is named."""
+    newest = chain[-1]
+    return {
+        "repository": newest["location"],
+        "stanza": newest["details"].get("stanza", STANZA),
+        "set": newest["label"],
+        "target_time": f"{restore_time_text(target)}+00" if target is not None else "",
+    }
+
+
+# What a configuration group may set: tuning, never paths, commands, ports or replication
+# (those would let a tenant reach beyond the instance, or break what trove-svc runs).
+TUNABLES = frozenset({
+    "max_connections", "shared_buffers", "work_mem", "maintenance_work_mem", "temp_buffers",
+    "effective_cache_size", "random_page_cost", "seq_page_cost", "effective_io_concurrency",
+    "statement_timeout", "lock_timeout", "idle_in_transaction_session_timeout",
+    "log_min_duration_statement", "log_statement", "log_lock_waits", "track_io_timing",
+    "autovacuum", "autovacuum_naptime", "autovacuum_vacuum_scale_factor",
+    "autovacuum_analyze_scale_factor", "autovacuum_max_workers", "default_statistics_target",
+    "checkpoint_timeout", "checkpoint_completion_target", "max_wal_size", "min_wal_size",
+    "wal_buffers", "synchronous_commit", "max_worker_processes", "max_parallel_workers",
+    "max_parallel_workers_per_gather", "default_transaction_isolation", "jit", "timezone",
+})  # fmt: skip
+
+_TYPES = {"bool": "boolean", "integer": "integer", "real": "float", "string": "string",
+          "enum": "enum"}  # fmt: skip
+
+
+def describe_parameters(found: Discovered) -> list[Parameter]:
+    """The tunables as `pg_settings` of a throwaway cluster of this version describes them."""
+    import psycopg  # only the control plane describes; the guest never needs it here
+
+    bin_dir = Path(found.bin_dir)
+    with throwaway.workdir() as work:
+        data = work / "data"
+        throwaway.run([str(bin_dir / "initdb"), "-D", str(data), "-U", "postgres",
+                       "--auth=trust", "--no-sync"])  # fmt: skip
+        argv = [str(bin_dir / "postgres"), "-D", str(data), "-c", "listen_addresses=",
+                "-c", f"unix_socket_directories={work}", "-c", "fsync=off"]  # fmt: skip
+        with throwaway.server(argv) as process:
+            connect = lambda: psycopg.connect(host=str(work), user="postgres", dbname="postgres")  # noqa: E731
+            with throwaway.until_ready(connect, process) as conn:
+                rows = conn.execute(
+                    "SELECT lower(name), vartype, context, min_val, max_val, enumvals, unit,"
+                    " boot_val"
+                    " FROM pg_settings WHERE lower(name) = ANY(%s)", (sorted(TUNABLES),),
+                ).fetchall()  # fmt: skip
+    return [_parameter(*row) for row in rows]
+
+
+def _parameter(
+    name: str, vartype: str, context: str, low: str | None, high: str | None,
+    choices: list[str] | None, unit: str | None, default: str | None,
+) -> Parameter:  # fmt: skip
+    kind = _TYPES.get(vartype, "string")
+    number = int if kind == "integer" else float
+    return Parameter(
+        name=name,
+        type=kind,
+        restart_required=context == "postmaster",
+        min=number(low) if low is not None and kind in ("integer", "float") else None,
+        max=number(high) if high is not None and kind in ("integer", "float") else None,
+        choices=tuple(choices or ()),
+        unit=unit or "",
+        default=default or "",
+    )
+
+
 def binary_vars(found: Discovered) -> dict[str, Any]:
     return {"postgresql_bin_dir": found.bin_dir, "postgresql_version": found.version}
 
@@ -50,24 +129,26 @@ def binary_vars(found: Discovered) -> dict[str, Any]:
 SPEC = DatastoreSpec(
     name="postgresql",
     default_port=5432,
-    capabilities=Capabilities(databases=True, users=True, root=True),
+    capabilities=Capabilities(
+        databases=True,
+        users=True,
+        root=True,
+        backups=True,
+        incremental_backups=True,
+        point_in_time=True,
+        backup_layout=BackupLayout.REPOSITORY,
+    ),
     user_rule=_IDENTIFIER,
     database_rule=_IDENTIFIER,
     system_databases=SYSTEM_DATABASES,
     hidden_users=frozenset({ADMIN_USER, ROOT_USER}),
-    parameters=(
-        Parameter("max_connections", "integer", True, 1, 10_000),
-        Parameter("shared_buffers", "string", True),
-        Parameter("work_mem", "string", False),
-        Parameter("maintenance_work_mem", "string", False),
-        Parameter("effective_cache_size", "string", False),
-        Parameter("random_page_cost", "float", False, 0, 100),
-        Parameter("statement_timeout", "integer", False, 0, 2_147_483_647),
-        Parameter("log_min_duration_statement", "integer", False, -1, 2_147_483_647),
-        Parameter("autovacuum", "boolean", False),
-    ),
+    tunables=TUNABLES,
+    describe_parameters=describe_parameters,
+    reload_rereads_file=True,
     log_file="postgresql.log",
     driver="trove_guest.drivers.postgresql:PostgresDriver",
     discover=discover,
     binary_vars=binary_vars,
+    backup_settings=backup_settings,
+    restore_vars=restore_vars,
 )

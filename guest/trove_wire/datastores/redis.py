@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 from typing import Any
 
+from trove_wire.datastores import throwaway
 from trove_wire.datastores.base import (
     Capabilities,
     DatastoreSpec,
     Discovered,
+    Parameter,
     PasswordRule,
     identifier_rule,
     version_of,
@@ -30,6 +33,76 @@ def discover() -> Discovered | None:
     return Discovered(version, str(Path(server).parent))
 
 
+def restore_vars(chain: list[dict[str, Any]], target: float | None) -> dict[str, Any]:
+    return {"artifact": chain[-1]["location"]}
+
+
+# What a configuration group may set: tuning, never paths, ports, users or replication.
+TUNABLES = frozenset({
+    "maxmemory-policy", "maxmemory-samples", "timeout", "tcp-keepalive", "hz",
+    "slowlog-log-slower-than", "slowlog-max-len", "latency-monitor-threshold",
+    "notify-keyspace-events", "lazyfree-lazy-eviction", "lazyfree-lazy-expire",
+    "appendonly", "appendfsync", "save", "databases", "maxclients", "busy-reply-threshold",
+    "activedefrag", "lfu-log-factor", "lfu-decay-time", "hash-max-listpack-entries",
+    "list-max-listpack-size", "set-max-intset-entries", "zset-max-listpack-entries",
+})  # fmt: skip
+
+_RANGE = re.compile(r"between (-?\d+) and (-?\d+)")
+_CHOICES = re.compile(r"one of the following: (.+)$")
+
+
+def describe_parameters(found: Discovered) -> list[Parameter]:
+    """The tunables as a throwaway server answers for them: `CONFIG GET` gives the default;
+    a `CONFIG SET` of a value no parameter takes gives its rule in the engine's own error
+    (a range, the choices, yes or no, or that it is immutable: a restart to change)."""
+    import redis  # only the control plane describes
+
+    with throwaway.workdir() as work:
+        socket = str(work / "redis.sock")
+        argv = [str(Path(found.bin_dir) / "redis-server"), "--port", "0", "--unixsocket", socket,
+                "--save", "", "--appendonly", "no", "--dir", str(work)]  # fmt: skip
+        with throwaway.server(argv) as process:
+            client = redis.Redis(unix_socket_path=socket, decode_responses=True)
+            throwaway.until_ready(client.ping, process)
+            described = [_probe(client, name) for name in sorted(TUNABLES)]
+            client.close()
+    return [parameter for parameter in described if parameter is not None]
+
+
+def _probe(client: Any, name: str) -> Parameter | None:
+    import redis
+
+    current = client.config_get(name).get(name)
+    if current is None:
+        return None  # not in this version
+    # A number below any range, then a word no parameter takes: each refusal names a rule.
+    for probe in ("-99999999999999", "\x01not-a-value"):
+        try:
+            client.config_set(name, probe)
+        except redis.ResponseError as refusal:
+            found = _from_refusal(name, current, str(refusal))
+            if found is not None:
+                return found
+        else:
+            client.config_set(name, current)
+    return Parameter(name, "string", False, default=current)  # free-form
+
+
+def _from_refusal(name: str, default: str, refusal: str) -> Parameter | None:
+    if "immutable" in refusal:
+        kind = "boolean" if default in ("yes", "no") else "string"
+        kind = "integer" if default.isdigit() else kind
+        return Parameter(name, kind, True, default=default)
+    if "'yes' or 'no'" in refusal:
+        return Parameter(name, "boolean", False, default=default)
+    if found := _RANGE.search(refusal):
+        return Parameter(name, "integer", False, int(found[1]), int(found[2]), default=default)
+    if found := _CHOICES.search(refusal):
+        choices = tuple(choice.strip() for choice in found[1].split(","))
+        return Parameter(name, "enum", False, choices=choices, default=default)
+    return None
+
+
 def binary_vars(found: Discovered) -> dict[str, Any]:
     return {"redis_server_bin": str(Path(found.bin_dir) / "redis-server")}
 
@@ -37,7 +110,7 @@ def binary_vars(found: Discovered) -> dict[str, Any]:
 SPEC = DatastoreSpec(
     name="redis",
     default_port=6379,
-    capabilities=Capabilities(databases=False, users=True, root=False),
+    capabilities=Capabilities(databases=False, users=True, root=False, backups=True),
     user_rule=identifier_rule(
         "A-Za-z_",
         "A-Za-z0-9_-",
@@ -48,11 +121,14 @@ SPEC = DatastoreSpec(
     database_rule=None,
     system_databases=frozenset(),
     hidden_users=HIDDEN_USERS,
-    parameters=(),
+    tunables=TUNABLES,
+    describe_parameters=describe_parameters,
+    boolean_words=("yes", "no"),
     log_file="redis.log",
     driver="trove_guest.drivers.redis:RedisDriver",
     discover=discover,
     binary_vars=binary_vars,
+    restore_vars=restore_vars,
     # ACL rules are words: a space or a '>' would read as the start of another rule.
     password_rule=PasswordRule(forbidden=" >"),
 )

@@ -129,10 +129,9 @@ def test_short_passwords_are_refused_with_the_rule(
 @pytest.mark.parametrize(
     ("path", "feature"),
     [
-        ("/v1.0/p1/backups", "Backups"),
-        ("/v1.0/p1/configurations", "Configuration groups"),
+        ("/v1.0/p1/clusters", "Clusters"),
         ("/v1.0/p1/instances/i-1/log", "Guest logs"),
-        ("/v1.0/p1/instances/i-1/configuration", "Configuration groups"),
+        ("/v1.0/p1/modules", "Modules"),
     ],
 )
 def test_trove_routes_not_built_yet_say_so(
@@ -166,3 +165,62 @@ def test_a_volume_resize_is_in_the_audit_trail(
     assert [(t["action"], t["state"], t["message"], t["requested_by"]) for t in tasks] == [
         ("resize_volume", "SUCCEEDED", "volume 1 GB to 2 GB", "alice")
     ]
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "status", "words"),
+    [
+        ("/v1.0/p1/backups", {"backup": {"name": "b", "instance": "nope"}}, 404, "nope"),
+        ("/v1.0/p1/backups", {"backup": {"name": "b"}}, 400, "instance"),
+        (
+            "/v1.0/p1/backups",
+            {"backup": {"name": "b", "instance": "i-1", "parent_id": "b-0"}},
+            400,
+            "has none yet",
+        ),
+        (
+            "/v1.0/p1/instances/i-1/schedules",
+            {"schedule": {"name": "s", "cron": "every tuesday"}},
+            400,
+            "not cron syntax",
+        ),
+        (
+            "/v1.0/p1/instances/i-1/schedules",
+            {"schedule": {"name": "s", "cron": "* * * * *", "retention_count": 0}},
+            400,
+            "retention_count",
+        ),
+        (
+            "/v1.0/p1/backup_strategies",
+            {"backup_strategy": {"swift_container": "Not A Bucket!"}},
+            400,
+            "swift_container",
+        ),
+        (
+            "/v1.0/p1/backup_strategies",
+            {"backup_strategy": {"instance_id": "someone-elses", "backend": "local"}},
+            404,
+            "someone-elses",
+        ),
+        (
+            "/v1.0/p1/instances",
+            {"instance": {"name": "r", "flavorRef": "1", "volume": {"size": 1},
+                          "restorePoint": {"backupRef": "missing"}}},
+            404,
+            "missing",
+        ),
+    ],
+)  # fmt: skip
+def test_careless_backup_requests_are_refused_and_record_nothing(
+    client: falcon.testing.TestClient,
+    token: str,
+    path: str,
+    body: dict[str, Any],
+    status: int,
+    words: str,
+) -> None:
+    _active_instance()
+    result = _post(client, token, path, json.dumps(body).encode())
+    assert result.status_code == status, result.text
+    assert words in result.text
+    assert Task.select().count() == 0 and Instance.select().count() == 1

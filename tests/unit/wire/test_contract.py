@@ -24,14 +24,29 @@ def _driver(path: str) -> type:
 DRIVERS = [_driver(spec.driver) for spec in datastores.REGISTRY.values()]
 
 
+DRIVER_CALLS = [c for c in contract.CALLS.values() if not c.by_agent]
+AGENT_CALLS = [c for c in contract.CALLS.values() if c.by_agent]
+
+
+def _answers(answerer: type, call: type[contract.Call[object]]) -> None:
+    method = getattr(answerer, call.method)
+    parameters = [p for p in inspect.signature(method).parameters if p != "self"]
+    assert parameters == [f.name for f in dataclasses.fields(call)]  # type: ignore[arg-type]
+
+
 @pytest.mark.parametrize("driver", DRIVERS, ids=lambda d: d.__name__)
-@pytest.mark.parametrize("call", list(contract.CALLS.values()), ids=lambda c: c.method)
+@pytest.mark.parametrize("call", DRIVER_CALLS, ids=lambda c: c.method)
 def test_every_driver_answers_every_call_with_its_arguments(
     driver: type, call: type[contract.Call[object]]
 ) -> None:
-    method = getattr(driver, call.method)
-    parameters = [p for p in inspect.signature(method).parameters if p != "self"]
-    assert parameters == [f.name for f in dataclasses.fields(call)]  # type: ignore[arg-type]
+    _answers(driver, call)
+
+
+@pytest.mark.parametrize("call", AGENT_CALLS, ids=lambda c: c.method)
+def test_the_agent_answers_its_own_calls(call: type[contract.Call[object]]) -> None:
+    from trove_guest.backup_runner import BackupRunner
+
+    _answers(BackupRunner, call)
 
 
 def test_calls_round_trip_through_their_arguments() -> None:

@@ -1,0 +1,93 @@
+"""Backups made by the guest with the datastore's own tool, into the instance's own
+repository: pgBackRest for PostgreSQL, mariadb-backup for MariaDB, an RDB snapshot for
+Redis. Each engine streams what the tool makes through zstd and a SHA-256 as it goes, so
+nothing is held whole in memory, and reports what it made."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, Protocol
+
+from trove_wire.checksums import tree_checksum
+
+__all__ = ["BackupFailed", "Engine", "Made", "compressed_to", "load_engine", "run", "tree_checksum"]
+
+CHUNK = 1 << 20
+
+ENGINES = {
+    "postgresql": "trove_guest.backups.postgresql:PgBackRest",
+    "mariadb": "trove_guest.backups.mariadb:MariaDBBackup",
+    "redis": "trove_guest.backups.redis:RedisSnapshot",
+}
+
+
+class BackupFailed(Exception):
+    """The tool failed; the message says why (its last words, no secret)."""
+
+
+@dataclass(frozen=True)
+class Made:
+    """What a backup made, for its record."""
+
+    label: str
+    tool: str
+    location: str
+    size: int
+    checksum: str
+    consistent_at: float
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+class Engine(Protocol):
+    def backup(self, backup_id: str, kind: str, parent_label: str | None) -> Made: ...
+    def archive_logs(self) -> dict[str, Any]: ...
+
+
+def load_engine(datastore: str, settings: dict[str, Any], connection: dict[str, Any]) -> Engine:
+    module_name, class_name = ENGINES[datastore].split(":")
+    engine: Engine = getattr(importlib.import_module(module_name), class_name)(settings, connection)
+    return engine
+
+
+def compressed_to(source: IO[bytes], target: Path) -> tuple[int, str]:
+    """Stream `source` through zstd into `target` (0600); returns (size, SHA-256) of what
+    was written."""
+    digest = hashlib.sha256()
+    size = 0
+    zstd = subprocess.Popen(["zstd", "-q", "-c", "-T0", "-3"], stdin=source, stdout=subprocess.PIPE)
+    assert zstd.stdout is not None
+    tmp = target.with_name(target.name + ".part")
+    with tmp.open("wb") as out:
+        tmp.chmod(0o600)
+        while chunk := zstd.stdout.read(CHUNK):
+            digest.update(chunk)
+            out.write(chunk)
+            size += len(chunk)
+    if zstd.wait() != 0:
+        tmp.unlink(missing_ok=True)
+        raise BackupFailed("zstd failed to compress the backup stream")
+    tmp.replace(target)
+    return size, digest.hexdigest()
+
+
+def run(argv: list[str], what: str, timeout: float = 3600) -> str:
+    """Run a tool; BackupFailed with the end of its error output if it fails."""
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
+    if done.returncode != 0:
+        tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
+        raise BackupFailed(f"{what} failed: {' '.join(tail)[:500]}")
+    return done.stdout
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise BackupFailed(f"{what} did not happen within {timeout:g} s")
+        time.sleep(0.2)

@@ -1,0 +1,311 @@
+"""Backups and restores for each datastore, end to end: exactly the rows of the backup, the
+increments in order, a time between two writes; damaged backups refused; failures that
+leave the instance ACTIVE; S3 storage against a local S3-compatible server."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pymysql
+import pytest
+import redis
+
+from tests import support
+
+pytestmark = pytest.mark.integration
+
+PROJECT = "backups"
+PASSWORD = "Backup-test-pw-1"
+
+
+@pytest.fixture(scope="module")
+def token(service: support.Service) -> str:
+    return service.token(PROJECT)
+
+
+def test_a_schedule_starts_early(scheduled: dict[str, Any]) -> None:
+    """The schedule test (test_zz_schedules) needs minutes: its schedule starts here, so
+    that it runs while the rest of the suite does."""
+    assert scheduled["schedule"]["cron"] == "* * * * *"
+
+
+def _instance(service: support.Service, token: str, datastore: str) -> dict[str, Any]:
+    user = {"name": "app", "password": PASSWORD}
+    extra: dict[str, Any] = {"users": [user]}
+    if datastore != "redis":
+        extra = {
+            "databases": [{"name": "app"}],
+            "users": [{**user, "databases": [{"name": "app"}]}],
+        }
+    return service.create_healthy(
+        token, PROJECT, f"{datastore}-src", datastore={"type": datastore}, **extra
+    )
+
+
+def _sql(datastore: str, instance: dict[str, Any], statement: str) -> list[tuple[Any, ...]]:
+    if datastore == "postgresql":
+        with psycopg.connect(
+            host="127.0.0.1", port=instance["port"], user="app", password=PASSWORD,
+            dbname="app", autocommit=True,
+        ) as conn:  # fmt: skip
+            cursor = conn.execute(statement)
+            return [tuple(r) for r in cursor.fetchall()] if cursor.description else []
+    conn = pymysql.connect(
+        host="127.0.0.1", port=instance["port"], user="app", password=PASSWORD, database="app",
+        autocommit=True,
+    )  # fmt: skip
+    try:
+        with conn.cursor() as cursor:
+            cursor.execute(statement)
+            return [tuple(r) for r in cursor.fetchall()]
+    finally:
+        conn.close()
+
+
+def backup(
+    service: support.Service,
+    token: str,
+    instance: dict[str, Any],
+    name: str,
+    wait_healthy: bool = True,
+    **extra: Any,
+) -> dict[str, Any]:
+    body = {"backup": {"name": name, "instance": instance["id"], **extra}}
+    answer = service.request("POST", f"/v1.0/{PROJECT}/backups", token, body)
+    assert answer.status == 202, answer.body
+    backup_id = answer.body["backup"]["id"]
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        shown = service.request("GET", f"/v1.0/{PROJECT}/backups/{backup_id}", token).body
+        if shown["backup"]["status"] in ("COMPLETED", "FAILED"):
+            break
+        time.sleep(0.3)
+    if wait_healthy:
+        service.wait_for(token, PROJECT, instance["id"], support.active_and_healthy)
+    return dict(shown["backup"])
+
+
+def restore(
+    service: support.Service, token: str, made: dict[str, Any], when: str | None = None
+) -> dict[str, Any]:
+    point = {"backupRef": made["id"], **({"restore_time": when} if when else {})}
+    return service.create_healthy(token, PROJECT, "restored", restorePoint=point)
+
+
+def delete(service: support.Service, token: str, *instances: dict[str, Any]) -> None:
+    for instance in instances:
+        service.request("DELETE", f"/v1.0/{PROJECT}/instances/{instance['id']}", token)
+
+
+def _now() -> str:
+    return (
+        time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + f".{int(time.time() * 1000) % 1000:03d}"
+    )
+
+
+@pytest.mark.parametrize("datastore", ["postgresql", "mariadb"])
+def test_full_incremental_and_point_in_time_restores(
+    service: support.Service, token: str, datastore: str
+) -> None:
+    source = _instance(service, token, datastore)
+
+    def sql(instance: dict[str, Any], statement: str) -> list[tuple[Any, ...]]:
+        return _sql(datastore, instance, statement)
+
+    sql(source, "CREATE TABLE t (v int)")
+    sql(source, "INSERT INTO t VALUES (1)")
+    full = backup(service, token, source, "full")
+    assert full["status"] == "COMPLETED" and full["checksum"].startswith("sha256:")
+    assert full["size"] > 0 and full["tool"]
+    sql(source, "INSERT INTO t VALUES (2)")
+    incremental = backup(service, token, source, "incremental", incremental=1)
+    assert incremental["status"] == "COMPLETED", incremental
+    assert incremental["parent_id"] == full["id"] and incremental["kind"] == "incremental"
+    sql(source, "INSERT INTO t VALUES (3)")
+    time.sleep(1.2)
+    between = _now()
+    time.sleep(1.2)
+    sql(source, "INSERT INTO t VALUES (4)")
+
+    restored = [
+        restore(service, token, full),
+        restore(service, token, incremental),
+        restore(service, token, incremental, between),
+    ]
+    seen = [sql(r, "SELECT v FROM t ORDER BY v") for r in restored]
+    assert seen == [[(1,)], [(1,), (2,)], [(1,), (2,), (3,)]]
+    listed = service.request("GET", f"/v1.0/{PROJECT}/instances/{source['id']}/backups", token)
+    assert {b["id"] for b in listed.body["backups"]} == {full["id"], incremental["id"]}
+    delete(service, token, *restored)
+    _delete_in_order(service, token, source, full, incremental)
+
+
+def _delete_backup(service: support.Service, token: str, made: dict[str, Any]) -> int:
+    return service.request("DELETE", f"/v1.0/{PROJECT}/backups/{made['id']}", token).status
+
+
+def _gone(service: support.Service, token: str, made: dict[str, Any]) -> None:
+    deadline = time.monotonic() + 60
+    while service.request("GET", f"/v1.0/{PROJECT}/backups/{made['id']}", token).status != 404:
+        assert time.monotonic() < deadline, made
+        time.sleep(0.3)
+
+
+def _delete_in_order(
+    service: support.Service,
+    token: str,
+    source: dict[str, Any],
+    full: dict[str, Any],
+    incremental: dict[str, Any],
+) -> None:
+    """A base goes after what builds on it; a live instance keeps its newest full backup
+    when its tool needs it; the last backup of a deleted instance takes its repository."""
+    refused = service.request("DELETE", f"/v1.0/{PROJECT}/backups/{full['id']}", token)
+    assert refused.status == 409, refused.body
+    assert "is the base of backup" in refused.body["conflictingRequest"]["message"]
+    assert _delete_backup(service, token, incremental) == 202
+    _gone(service, token, incremental)
+    if full["datastore"]["type"] == "postgresql":
+        kept = service.request("DELETE", f"/v1.0/{PROJECT}/backups/{full['id']}", token)
+        assert kept.status == 409 and "newest full backup" in str(kept.body), kept.body
+    delete(service, token, source)
+    service.wait_gone(token, PROJECT, source["id"])
+    assert _delete_backup(service, token, full) == 202
+    _gone(service, token, full)
+    assert not (service.state_dir / "backups" / source["id"]).exists()
+
+
+def test_a_redis_snapshot_restores_its_keys_and_users(service: support.Service, token: str) -> None:
+    source = _instance(service, token, "redis")
+    client = redis.Redis(port=source["port"], username="app", password=PASSWORD)
+    client.set("kept", "yes")
+    made = backup(service, token, source, "snapshot")
+    assert made["status"] == "COMPLETED"
+    client.set("later", "no")
+    copy = restore(service, token, made)
+    restored = redis.Redis(port=copy["port"], username="app", password=PASSWORD)
+    assert sorted(restored.scan_iter()) == [b"kept"]
+    refused = service.request(
+        "POST",
+        f"/v1.0/{PROJECT}/backups",
+        token,
+        {"backup": {"name": "i", "instance": source["id"], "incremental": 1}},
+    )
+    assert (
+        refused.status == 400 and "not supported for redis" in refused.body["badRequest"]["message"]
+    )
+    delete(service, token, source, copy)
+
+
+def test_a_damaged_backup_is_refused_and_a_failed_one_leaves_the_instance_active(
+    service: support.Service, token: str
+) -> None:
+    source = _instance(service, token, "mariadb")
+    made = backup(service, token, source, "to-damage")
+    artifact = Path(made["locationRef"])
+    with artifact.open("r+b") as handle:
+        handle.seek(artifact.stat().st_size // 2)
+        handle.write(b"\0garbage\0")
+    body = {
+        "instance": {"name": "from-damaged", "flavorRef": "1", "volume": {"size": 1},
+                     "restorePoint": {"backupRef": made["id"]}}
+    }  # fmt: skip
+    created = service.request("POST", f"/v1.0/{PROJECT}/instances", token, body)
+    failed = service.wait_for(
+        token, PROJECT, created.body["instance"]["id"], lambda i: i["status"] == "ERROR"
+    )
+    assert "failed its checksum" in failed["fault"]["message"]
+
+    # A time outside what is covered is refused at once, with the range there is.
+    early = service.request(
+        "POST",
+        f"/v1.0/{PROJECT}/instances",
+        token,
+        {"instance": {**body["instance"], "restorePoint": {"backupRef": made["id"],
+                                                           "restore_time": "2001-01-01T00:00:00"}}},
+    )  # fmt: skip
+    assert early.status == 400 and " to " in early.body["badRequest"]["message"]
+
+    # A guest that does not answer: the backup FAILED, never RUNNING, the instance ACTIVE.
+    guest = int((service.state_dir / "instances" / source["id"] / "guest.pid").read_text())
+    os.kill(guest, signal.SIGSTOP)
+    try:
+        silent = backup(service, token, source, "silent-guest", wait_healthy=False)
+    finally:
+        os.kill(guest, signal.SIGCONT)
+    assert service.wait_for(token, PROJECT, source["id"], support.active_and_healthy)
+    assert silent["status"] == "FAILED" and silent["fail_reason"]
+    assert service.request("DELETE", f"/v1.0/{PROJECT}/backups/{silent['id']}", token).status == 202
+    gone = service.request("GET", f"/v1.0/{PROJECT}/backups/{silent['id']}", token)
+    assert gone.status == 404
+    delete(service, token, source, failed)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture
+def s3_server(tmp_path: Path) -> Iterator[str]:
+    port = _free_port()
+    server = subprocess.Popen(
+        [str(support.VENV_BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                break
+        time.sleep(0.1)
+    yield f"http://127.0.0.1:{port}"
+    server.terminate()
+    server.wait(10)
+
+
+def test_backups_kept_in_s3_restore_when_the_repository_lost_them(s3_server: str) -> None:
+    import boto3
+
+    service = support.Service(extra_env={"TROVE_SVC_S3_ENDPOINT": s3_server})
+    credentials = service.state_dir / "s3.json"
+    credentials.write_text(json.dumps({"access_key": "testing", "secret_key": "testing"}))
+    credentials.chmod(0o600)
+    s3 = boto3.client(
+        "s3", endpoint_url=s3_server, region_name="us-east-1",
+        aws_access_key_id="testing", aws_secret_access_key="testing",
+    )  # fmt: skip
+    s3.create_bucket(Bucket="trove-backups")
+    service.start()
+    try:
+        token = service.token(PROJECT)
+        strategy = service.request(
+            "POST",
+            f"/v1.0/{PROJECT}/backup_strategies",
+            token,
+            {"backup_strategy": {"swift_container": "trove-backups"}},
+        )
+        assert strategy.status == 200 and strategy.body["backup_strategy"]["backend"] == "s3"
+        source = _instance(service, token, "mariadb")
+        _sql("mariadb", source, "CREATE TABLE t (v int)")
+        _sql("mariadb", source, "INSERT INTO t VALUES (7)")
+        made = backup(service, token, source, "offsite")
+        assert made["status"] == "COMPLETED", made
+        keys = [o["Key"] for o in s3.list_objects_v2(Bucket="trove-backups").get("Contents", [])]
+        assert any(key.endswith(Path(made["locationRef"]).name) for key in keys), keys
+        Path(made["locationRef"]).unlink()  # the repository lost it; the bucket has it
+        copy = restore(service, token, made)
+        assert _sql("mariadb", copy, "SELECT v FROM t") == [(7,)]
+    finally:
+        service.cleanup()

@@ -1,0 +1,196 @@
+"""Configuration groups end to end: values checked against the engine itself, applied to
+running PostgreSQL and MariaDB instances (dynamic ones at once, the others after a
+restart, with RESTART_REQUIRED in between), shown, changed, detached."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import psycopg
+import pymysql
+import pytest
+
+from tests import support
+
+pytestmark = pytest.mark.integration
+
+PROJECT = "configurations"
+USER = {"name": "tuner", "password": "Tuner-pw-1-long"}
+
+
+@pytest.fixture(scope="module")
+def token(service: support.Service) -> str:
+    return service.token(PROJECT)
+
+
+def _api(service: support.Service, token: str, method: str, path: str, body: Any = None) -> Any:
+    return service.request(method, f"/v1.0/{PROJECT}{path}", token, body)
+
+
+def _group(
+    service: support.Service, token: str, datastore: str, values: dict[str, Any]
+) -> dict[str, Any]:
+    body = {
+        "configuration": {
+            "name": f"{datastore}-tuning",
+            "values": values,
+            "datastore": {"type": datastore},
+        }
+    }
+    made = _api(service, token, "POST", "/configurations", body)
+    assert made.status == 200, made.body
+    return dict(made.body["configuration"])
+
+
+def _configured(service: support.Service, token: str, instance_id: str, count: int) -> None:
+    """Wait until `count` configure tasks of the instance ended, and say they succeeded."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        listed = _api(service, token, "GET", f"/instances/{instance_id}/tasks").body["tasks"]
+        ended = [t for t in listed if t["action"] == "configure" and t["finished"]]
+        if len(ended) >= count:
+            outcomes = [(t["state"], t["message"]) for t in ended]
+            assert all(state == "SUCCEEDED" for state, _ in outcomes), outcomes
+            return
+        time.sleep(0.3)
+    raise AssertionError(f"configure never ended: {listed}")
+
+
+def _status(service: support.Service, token: str, instance_id: str) -> str:
+    return str(_api(service, token, "GET", f"/instances/{instance_id}").body["instance"]["status"])
+
+
+def _restart(service: support.Service, token: str, instance_id: str) -> None:
+    resp = _api(service, token, "POST", f"/instances/{instance_id}/action", {"restart": {}})
+    assert resp.status == 202, resp.body
+    service.wait_for(token, PROJECT, instance_id, support.active_and_healthy)
+
+
+def _refused(service: support.Service, token: str, datastore: str, values: dict[str, Any]) -> str:
+    body = {"configuration": {"name": "bad", "values": values, "datastore": {"type": datastore}}}
+    resp = _api(service, token, "POST", "/configurations", body)
+    assert resp.status == 400, resp.body
+    return str(resp.body["badRequest"]["message"])
+
+
+@pytest.mark.parametrize(
+    ("datastore", "values", "words"),
+    [
+        ("postgresql", {"work_mem": "lots"}, ["'work_mem'", "integer"]),
+        ("postgresql", {"max_connections": 0}, ["'max_connections'", "between 1 and"]),
+        ("postgresql", {"log_statement": "everything"}, ["'log_statement'", "one of", "ddl"]),
+        ("postgresql", {"autovacuum": "maybe"}, ["'autovacuum'", "boolean"]),
+        ("postgresql", {"archive_command": "sh -c x"}, ["'archive_command'", "cannot be set"]),
+        ("mariadb", {"max_connections": 5}, ["'max_connections'", "between 10 and"]),
+        ("mariadb", {"sql_mode": "STRICT_TRANS_TABLES,NOPE"}, ["'sql_mode'", "list of"]),
+        ("mariadb", {"long_query_time": "soon"}, ["'long_query_time'", "number"]),
+        ("mariadb", {"plugin_load_add": "x.so"}, ["'plugin_load_add'", "cannot be set"]),
+        ("redis", {"maxmemory-policy": "lru"}, ["'maxmemory-policy'", "allkeys-lru"]),
+        ("redis", {"hz": -1}, ["'hz'", "between 0 and"]),
+        ("redis", {"dir": "/etc"}, ["'dir'", "cannot be set"]),
+    ],
+)
+def test_values_the_engine_refuses_are_refused(
+    service: support.Service, token: str, datastore: str, values: dict[str, Any], words: list[str]
+) -> None:
+    message = _refused(service, token, datastore, values)
+    for word in words:
+        assert word in message, message
+    assert _api(service, token, "GET", "/configurations").body["configurations"] == []
+
+
+def test_postgresql_group_applied_shown_changed_detached(
+    service: support.Service, token: str
+) -> None:
+    shown = _api(service, token, "GET", "/datastores/postgresql/versions")
+    version = shown.body["versions"][0]["name"]
+    listed = _api(service, token, "GET", f"/datastores/postgresql/versions/{version}/parameters")
+    rules = {p["name"]: p for p in listed.body["configuration-parameters"]}
+    assert rules["max_connections"]["restart_required"] is True
+    assert rules["work_mem"]["restart_required"] is False and rules["work_mem"]["unit"] == "kB"
+
+    group = _group(service, token, "postgresql", {"work_mem": 12288, "max_connections": 42})
+    instance = service.create_healthy(
+        token, PROJECT, "pg-tuned", datastore={"type": "postgresql"},
+        databases=[{"name": "app"}], users=[{**USER, "databases": [{"name": "app"}]}],
+    )  # fmt: skip
+
+    def setting(name: str) -> str:
+        with psycopg.connect(host="127.0.0.1", port=instance["port"], dbname="app",
+                             user=USER["name"], password=USER["password"]) as conn:  # fmt: skip
+            row = conn.execute("SELECT setting FROM pg_settings WHERE name = %s", (name,))
+            return str(row.fetchone()[0])  # type: ignore[index]
+
+    before, base_work_mem = setting("max_connections"), setting("work_mem")
+    attach = {"instance": {"configuration": group["id"]}}
+    assert _api(service, token, "PUT", f"/instances/{instance['id']}", attach).status == 202
+    _configured(service, token, instance["id"], 1)
+    assert setting("work_mem") == "12288"  # dynamic: at once
+    assert setting("max_connections") == before  # needs a restart ...
+    assert _status(service, token, instance["id"]) == "RESTART_REQUIRED"
+    in_effect = _api(service, token, "GET", f"/instances/{instance['id']}/configuration")
+    assert in_effect.body["instance"]["configuration"]["work_mem"] == "12288"
+    members = _api(service, token, "GET", f"/configurations/{group['id']}/instances")
+    assert members.body["instances"] == [{"id": instance["id"], "name": "pg-tuned"}]
+
+    _restart(service, token, instance["id"])  # ... and has it after one
+    assert setting("max_connections") == "42"
+    assert _status(service, token, instance["id"]) == "ACTIVE"
+
+    # A change of the group reaches the instance attached, in its audit trail.
+    patch = {"configuration": {"values": {"work_mem": 20480}}}
+    assert _api(service, token, "PATCH", f"/configurations/{group['id']}", patch).status == 200
+    _configured(service, token, instance["id"], 2)
+    assert setting("work_mem") == "20480"
+    shown_group = _api(service, token, "GET", f"/configurations/{group['id']}").body
+    assert shown_group["configuration"]["values"] == {"work_mem": 20480, "max_connections": 42}
+    assert shown_group["configuration"]["instance_count"] == 1
+
+    busy = _api(service, token, "DELETE", f"/configurations/{group['id']}")
+    assert busy.status == 400 and "detach it first" in busy.body["badRequest"]["message"]
+    detach = {"instance": {"configuration": None}}
+    assert _api(service, token, "PUT", f"/instances/{instance['id']}", detach).status == 202
+    _configured(service, token, instance["id"], 3)
+    assert setting("work_mem") == base_work_mem  # the reload took the group's value away
+    assert _api(service, token, "DELETE", f"/configurations/{group['id']}").status == 202
+    assert _api(service, token, "DELETE", f"/instances/{instance['id']}").status == 202
+
+
+def test_mariadb_group_from_create_then_changed(service: support.Service, token: str) -> None:
+    group = _group(service, token, "mariadb", {"long_query_time": 2.5})
+    # A create that names the group starts with its values in effect, no restart needed.
+    instance = service.create_healthy(
+        token, PROJECT, "maria-tuned", datastore={"type": "mariadb"},
+        configuration=group["id"], databases=[{"name": "shop"}],
+        users=[{**USER, "databases": [{"name": "shop"}]}],
+    )  # fmt: skip
+    assert instance["configuration"]["id"] == group["id"]
+
+    def variable(name: str) -> Any:
+        conn = pymysql.connect(host="127.0.0.1", port=instance["port"], user=USER["name"],
+                               password=USER["password"], database="shop")  # fmt: skip
+        with conn.cursor() as cursor:
+            cursor.execute(f"SELECT @@GLOBAL.{name}")
+            value = cursor.fetchone()[0]  # type: ignore[index]
+        conn.close()
+        return value
+
+    assert variable("long_query_time") == 2.5
+    assert variable("performance_schema") == 0
+
+    # A restart-only value added to the group waits for a restart, in RESTART_REQUIRED.
+    patch = {"configuration": {"values": {"performance_schema": True, "max_connections": 77}}}
+    assert _api(service, token, "PATCH", f"/configurations/{group['id']}", patch).status == 200
+    _configured(service, token, instance["id"], 1)
+    assert variable("max_connections") == 77  # dynamic on MariaDB
+    assert variable("performance_schema") == 0
+    assert _status(service, token, instance["id"]) == "RESTART_REQUIRED"
+    _restart(service, token, instance["id"])
+    assert variable("performance_schema") == 1
+    assert variable("long_query_time") == 2.5
+    assert _status(service, token, instance["id"]) == "ACTIVE"
+
+    assert _api(service, token, "DELETE", f"/instances/{instance['id']}").status == 202
+    service.wait_gone(token, PROJECT, instance["id"])
+    assert _api(service, token, "DELETE", f"/configurations/{group['id']}").status == 202

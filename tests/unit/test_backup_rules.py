@@ -1,0 +1,174 @@
+"""The rules backups follow, against a real (SQLite) store: a guest's reports only move a
+backup forward, retention never drops a backup a kept one builds on, restore times must
+fall in what is covered, and schedules read cron."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from trove_svc import backups, catalog, errors, restores, schedules, tasks, watchdog
+from trove_svc.caller import Caller
+from trove_svc.settings import Settings
+from trove_svc.store.db import open_store
+from trove_svc.store.models import Backup, DatastoreVersion, Instance, Schedule, Task
+from trove_svc.taskmanager.runner import remove_leftovers
+from trove_svc.tasks import TaskState
+from trove_wire.envelope import Context
+
+
+@pytest.fixture(autouse=True)
+def store(tmp_path: Path) -> Iterator[None]:
+    database = open_store(f"sqlite:///{tmp_path / 'store.db'}")
+    yield
+    database.close()
+
+
+def _backup(backup_id: str, at: float, parent: str | None = None, **fields: Any) -> Backup:
+    values: dict[str, Any] = {
+        "id": backup_id,
+        "name": backup_id,
+        "project_id": "p1",
+        "instance_id": "i-1",
+        "datastore": "postgresql",
+        "datastore_version": "15",
+        "parent_id": parent,
+        "state": "COMPLETED",
+        "schedule_id": "s-1",
+        "created_at": at,
+        "updated_at": at,
+        **fields,
+    }
+    return Backup.create(**values)
+
+
+def _report(**fields: Any) -> dict[str, Any]:
+    return {"backup_id": "b-1", **fields}
+
+
+def test_a_report_moves_a_backup_forward_and_never_back() -> None:
+    _backup("b-1", 1.0, state="NEW")
+    assert backups.record_report(_report(state="BUILDING"), "i-1", 2.0)
+    assert not backups.record_report(_report(state="NEW"), "i-1", 3.0)
+    done = _report(state="COMPLETED", size=42, checksum="sha256:ab", tool="pgbackrest 2.4")
+    assert backups.record_report(done, "i-1", 4.0)
+    assert not backups.record_report(_report(state="FAILED", message="late"), "i-1", 5.0)
+    row = Backup.get_by_id("b-1")
+    assert (row.state, row.size, row.checksum, row.fail_reason) == (
+        "COMPLETED", 42, "sha256:ab", None
+    )  # fmt: skip
+
+
+def test_a_guest_reports_only_on_its_own_instance() -> None:
+    _backup("b-1", 1.0, state="NEW")
+    assert not backups.record_report(_report(state="FAILED", message="x"), "i-2", 2.0)
+    assert not backups.record_report(_report(state="DONE"), "i-1", 2.0)
+    assert Backup.get_by_id("b-1").state == "NEW"
+
+
+def test_retention_keeps_the_newest_and_every_backup_they_build_on() -> None:
+    _backup("full-1", 10.0)
+    _backup("incr-1", 20.0, parent="full-1", kind="incremental")
+    _backup("full-2", 30.0)
+    _backup("incr-2", 40.0, parent="full-2", kind="incremental")
+    _backup("incr-3", 50.0, parent="incr-2", kind="incremental")
+    schedule = Schedule(id="s-1", retention_count=2, retention_days=None)
+    dropped = schedules.beyond_retention(schedule, now=60.0)
+    assert [b.id for b in dropped] == ["full-1", "incr-1"]
+
+
+def test_retention_by_age() -> None:
+    day = 86400.0
+    _backup("old", 0.0)
+    _backup("new", 9 * day)
+    schedule = Schedule(id="s-1", retention_count=None, retention_days=7)
+    assert [b.id for b in schedules.beyond_retention(schedule, now=10 * day)] == ["old"]
+
+
+def test_a_chain_lists_the_full_backup_first_and_refuses_a_lost_parent() -> None:
+    _backup("full", 1.0)
+    _backup("incr", 2.0, parent="full")
+    orphan = _backup("orphan", 3.0, parent="gone")
+    assert [b.id for b in backups.chain(Backup.get_by_id("incr"))] == ["full", "incr"]
+    with pytest.raises(errors.Conflict, match="lost its parent gone"):
+        backups.chain(orphan)
+
+
+def _caller(project: str = "p1") -> Caller:
+    return Caller(project, Context(project=project, user="alice"))
+
+
+def test_a_restore_time_outside_the_covered_range_is_refused_with_the_range() -> None:
+    _backup("b-1", 1000.0, consistent_at=1000.0, details={"logs_until": 2000.0})
+    settings = Settings(clock=lambda: 5000.0)
+    point = {"backupRef": "b-1", "restore_time": "1970-01-01T00:50:00"}  # 3000: too late
+    with pytest.raises(errors.BadRequest) as refused:
+        restores.restore_source(settings, _caller(), point)
+    assert "1970-01-01T00:16:40 to 1970-01-01T00:33:20" in refused.value.message
+    inside = {"backupRef": "b-1", "restore_time": "1970-01-01T00:25:00Z"}
+    assert restores.restore_source(settings, _caller(), inside)[1] == 1500.0
+
+
+def test_a_restore_needs_the_callers_completed_backup() -> None:
+    _backup("b-1", 1.0)
+    _backup("b-2", 2.0, state="BUILDING")
+    with pytest.raises(errors.NotFound):
+        restores.restore_source(Settings(), _caller("p2"), {"backupRef": "b-1"})
+    with pytest.raises(errors.Conflict, match="BUILDING"):
+        restores.restore_source(Settings(), _caller(), {"backupRef": "b-2"})
+    with pytest.raises(errors.BadRequest, match="ISO 8601"):
+        restores.restore_source(Settings(), _caller(), {"backupRef": "b-1", "restore_time": "x"})
+
+
+def test_redis_backups_cannot_restore_to_a_time() -> None:
+    _backup("b-1", 1.0, datastore="redis")
+    point = {"backupRef": "b-1", "restore_time": "1970-01-01T00:00:01"}
+    with pytest.raises(errors.BadRequest, match="not supported for redis"):
+        restores.restore_source(Settings(), _caller(), point)
+
+
+def test_cron_is_read_and_a_bad_one_refused() -> None:
+    assert schedules.next_run("*/5 * * * *", after=0.0) == 300.0
+    with pytest.raises(errors.BadRequest, match="not cron syntax"):
+        schedules.next_run("every tuesday", after=0.0)
+
+
+def test_a_schedules_run_is_claimed_once() -> None:
+    schedule = Schedule.create(
+        id="s-1", instance_id="i-1", project_id="p1", name="nightly", cron="0 3 * * *",
+        next_run_at=100.0, created_at=0.0,
+    )  # fmt: skip
+    assert [s.id for s in schedules.due(now=100.0)] == ["s-1"]
+    assert schedules.claim(schedule, now=100.0)
+    assert not schedules.claim(schedule, now=100.0)  # a second task manager, same run
+    assert schedules.due(now=101.0) == []
+
+
+def test_leftovers_of_a_run_are_removed_files_and_scratch_directories(tmp_path: Path) -> None:
+    secrets = tmp_path / "secrets"
+    (secrets / "t-1-abc").mkdir(parents=True)
+    (secrets / "t-1-abc" / "pgbackrest.log").write_text("x")
+    (secrets / "t-1.json").write_text("{}")
+    (secrets / "t-2.json").write_text("{}")
+    assert remove_leftovers(secrets, "t-1") == 2
+    assert [p.name for p in secrets.iterdir()] == ["t-2.json"]
+
+
+def test_a_backup_nothing_watches_ends_failed_and_its_instance_active() -> None:
+    catalog.ensure_defaults([catalog.HostDatastore("postgresql", "15", "/usr/bin")])
+    Instance.create(
+        id="i-1", name="x", project_id="p1", datastore_version=DatastoreVersion.get(),
+        flavor="1", volume_size=1, status="BACKUP", status_since=0.0, provisioned=True,
+        created_at=0.0, updated_at=0.0,
+    )  # fmt: skip
+    _backup("b-1", 0.0, state="BUILDING")
+    tasks.record("t-1", "i-1", "p1", "backup", "alice", "req-1", 0.0, {"backup_id": "b-1"})
+    settings = Settings(limit_backup=100.0, cleanup_timeout=10.0, clock=lambda: 111.0)
+    assert watchdog.sweep(settings) == 1
+    row = Backup.get_by_id("b-1")
+    assert row.state == "FAILED" and "stayed BACKUP for more than 110 s" in row.fail_reason
+    assert Instance.get_by_id("i-1").status == "ACTIVE"
+    assert Task.get_by_id("t-1").state == TaskState.FAILED

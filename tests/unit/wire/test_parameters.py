@@ -1,0 +1,67 @@
+"""A parameter's rules, as the engine described them, refuse what the engine would."""
+
+from __future__ import annotations
+
+import pytest
+
+from trove_wire.datastores.base import Parameter
+
+WORK_MEM = Parameter("work_mem", "integer", False, 64, 2_147_483_647, unit="kB")
+COST = Parameter("random_page_cost", "float", False, 0.0, 100.0)
+LOG = Parameter("log_statement", "enum", False, choices=("none", "ddl", "mod", "all"))
+MODE = Parameter("sql_mode", "set", False, choices=("STRICT_TRANS_TABLES", "ANSI_QUOTES"))
+SWITCH = Parameter("autovacuum", "boolean", False)
+ZONE = Parameter("timezone", "string", False)
+
+
+@pytest.mark.parametrize(
+    ("rule", "value", "words"),
+    [
+        (WORK_MEM, "lots", "an integer"),
+        (WORK_MEM, 1.5, "an integer"),
+        (WORK_MEM, True, "an integer"),
+        (WORK_MEM, 63, "between 64 and 2147483647 (kB)"),
+        (COST, "steep", "a number"),
+        (COST, 101, "between 0.0 and 100.0"),
+        (LOG, "everything", "one of none, ddl, mod, all"),
+        (MODE, "STRICT_TRANS_TABLES,NOPE", "comma-separated list"),
+        (SWITCH, "maybe", "boolean"),
+        (ZONE, "UTC'; archive_command = 'x", "letters, digits"),
+        (ZONE, "a\nb", "letters, digits"),
+        (ZONE, {"nested": 1}, "a string"),
+    ],
+)
+def test_a_value_outside_the_rule_is_refused_with_the_rule(
+    rule: Parameter, value: object, words: str
+) -> None:
+    problem = rule.problem(value)
+    assert problem is not None and words in problem
+
+
+@pytest.mark.parametrize(
+    ("rule", "value", "spelled"),
+    [
+        (WORK_MEM, 8192, "8192"),
+        (WORK_MEM, "8192", "8192"),
+        (COST, 1.5, "1.5"),
+        (LOG, "DDL", "DDL"),
+        (MODE, "ansi_quotes,STRICT_TRANS_TABLES", "ansi_quotes,STRICT_TRANS_TABLES"),
+        (SWITCH, True, "on"),
+        (SWITCH, "off", "off"),
+        (ZONE, "Europe/Paris", "Europe/Paris"),
+    ],
+)
+def test_a_value_inside_the_rule_is_taken_and_spelled_for_the_engine(
+    rule: Parameter, value: object, spelled: str
+) -> None:
+    assert rule.problem(value) is None
+    assert rule.engine_value(value) == spelled
+
+
+def test_booleans_are_spelled_as_the_engine_spells_them() -> None:
+    assert SWITCH.engine_value("yes", truth=("yes", "no")) == "yes"
+    assert SWITCH.engine_value(False, truth=("yes", "no")) == "no"
+
+
+def test_a_described_rule_survives_the_store() -> None:
+    assert Parameter.from_record(MODE.record()) == MODE

@@ -1,0 +1,313 @@
+"""Backups as the API asks for them: checked, recorded, handed to the task manager; and the
+rules a backup's state follows as its guest reports on it.
+
+A backup belongs to a project and outlives its instance. Incremental backups build on the
+instance's newest completed backup. A restore to a time must fall in what the backups and
+the archived logs cover; the API refuses other times with the range there is.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+from trove_svc import errors, status, tasks
+from trove_svc.bus.messages import RunTask, TaskManagerClient
+from trove_svc.caller import Caller
+from trove_svc.instances import InstanceService
+from trove_svc.settings import Settings
+from trove_svc.store.models import Backup, Instance, Task, database_proxy
+from trove_wire import datastores
+from trove_wire.datastores.base import BackupLayout
+
+
+class BackupState(StrEnum):
+    NEW = "NEW"
+    BUILDING = "BUILDING"
+    SAVING = "SAVING"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+
+
+FINAL = (BackupState.COMPLETED, BackupState.FAILED)
+RUNNING = (BackupState.NEW, BackupState.BUILDING, BackupState.SAVING)
+BACKUP = status.BACKUP  # the instance's status while its backup runs
+
+
+def newest_completed(instance_id: str) -> Backup | None:
+    return (
+        Backup.select()
+        .where((Backup.instance_id == instance_id) & (Backup.state == BackupState.COMPLETED))
+        .order_by(Backup.created_at.desc())
+        .first()
+    )
+
+
+def chain(backup: Backup) -> list[Backup]:
+    """The backup and its ancestors, oldest (the full one) first."""
+    found = [backup]
+    while found[0].parent_id:
+        parent = Backup.get_or_none(Backup.id == found[0].parent_id)
+        if parent is None:
+            raise errors.Conflict(f"Backup {backup.id} lost its parent {found[0].parent_id}.")
+        found.insert(0, parent)
+    return found
+
+
+def record_report(report: dict[str, Any], instance_id: str, now: float) -> bool:
+    """A guest's report on a backup of its own instance; only forward moves count, and a
+    final state is never changed. Returns whether anything changed."""
+    state = str(report.get("state", ""))
+    if state not in BackupState.__members__:
+        return False
+    fields: dict[str, Any] = {"state": state, "updated_at": now}
+    if state == BackupState.COMPLETED:
+        for name in ("label", "tool", "location", "size", "checksum", "consistent_at"):
+            fields[name] = report.get(name)
+        fields["details"] = report.get("details") or {}
+    if state == BackupState.FAILED:
+        fields["fail_reason"] = str(report.get("message") or "the guest gave no reason")[:1000]
+    allowed_from = {
+        BackupState.BUILDING: (BackupState.NEW,),
+        BackupState.SAVING: (BackupState.NEW, BackupState.BUILDING),
+        BackupState.COMPLETED: RUNNING,
+        BackupState.FAILED: RUNNING,
+    }.get(BackupState(state), ())
+    changed: int = (
+        Backup.update(**fields)
+        .where(
+            (Backup.id == str(report.get("backup_id", "")))
+            & (Backup.instance_id == instance_id)
+            & Backup.state.in_(allowed_from)
+        )
+        .execute()
+    )
+    return changed == 1
+
+
+def abandon(instance_id: str, now: float, reason: str) -> bool:
+    """End an instance's backup that nothing watches any more (its task manager died):
+    the backup FAILED with the reason, the instance ACTIVE again (its data was never at
+    stake), its open tasks FAILED. False if the instance left BACKUP meanwhile."""
+    with database_proxy.atomic():
+        if not status.move(instance_id, BACKUP, status.ACTIVE, now):
+            return False
+        Backup.update(state=BackupState.FAILED, fail_reason=reason[:1000], updated_at=now).where(
+            (Backup.instance_id == instance_id) & Backup.state.in_(RUNNING)
+        ).execute()
+        tasks.end_open(instance_id, now, tasks.TaskState.FAILED, reason)
+    return True
+
+
+def in_repository(backup: Backup) -> bool:
+    """Whether the backup is a set in its tool's repository (else one file of its own)."""
+    return datastores.get(backup.datastore).capabilities.backup_layout == BackupLayout.REPOSITORY
+
+
+def others_in_repository(backup: Backup) -> int:
+    """How many other backups (of any state but FAILED) share the backup's repository."""
+    return int(
+        Backup.select()
+        .where(
+            (Backup.instance_id == backup.instance_id)
+            & (Backup.id != backup.id)
+            & (Backup.state != BackupState.FAILED)
+        )
+        .count()
+    )
+
+
+def _refuse_if_kept(backup: Backup) -> None:
+    """Conflict when the datastore's tool keeps this backup: the newest full backup of a
+    repository goes only with its repository (its instance gone, no other backups)."""
+    if not in_repository(backup) or backup.kind != "full":
+        return
+    newer_full = (
+        Backup.select()
+        .where(
+            (Backup.instance_id == backup.instance_id)
+            & (Backup.kind == "full")
+            & (Backup.state == BackupState.COMPLETED)
+            & (Backup.created_at > backup.created_at)
+        )
+        .exists()
+    )
+    if newer_full:
+        return
+    if Instance.get_or_none(Instance.id == backup.instance_id) is not None:
+        raise errors.Conflict(
+            f"Backup {backup.id} is the instance's newest full backup, which its archived "
+            "logs build on: take another full backup first, or delete the instance."
+        )
+    if others_in_repository(backup):
+        raise errors.Conflict(
+            f"Backup {backup.id} is the newest full backup in its repository: delete the "
+            "other backups of its instance first."
+        )
+
+
+class BackupService:
+    def __init__(
+        self, settings: Settings, taskmanager: TaskManagerClient, instances: InstanceService
+    ) -> None:
+        self._settings = settings
+        self._taskmanager = taskmanager
+        self._instances = instances
+
+    def _quota(self, project_id: str) -> None:
+        used = Backup.select().where(Backup.project_id == project_id).count()
+        if used + 1 > self._settings.quota_backups:
+            raise errors.OverLimit("Quota exceeded for resources: ['backups'].")
+
+    def _parent(self, instance: Instance, spec: dict[str, Any]) -> Backup | None:
+        if not (spec.get("incremental") or spec.get("parent_id")):
+            return None
+        datastore = instance.datastore_version.datastore.name
+        if not datastores.get(datastore).capabilities.incremental_backups:
+            raise errors.BadRequest(f"Incremental backups are not supported for {datastore}.")
+        newest = newest_completed(instance.id)
+        wanted = spec.get("parent_id")
+        if not wanted:
+            return newest  # none yet: as in Trove, the first "incremental" backup is full
+        if newest is None or wanted != newest.id:
+            follows = f" ({newest.id})" if newest else ", and it has none yet"
+            raise errors.BadRequest(
+                f"An incremental backup follows the instance's newest completed backup{follows}."
+            )
+        return newest
+
+    def create(
+        self, caller: Caller, body: dict[str, Any], schedule_id: str | None = None
+    ) -> Backup:
+        spec = body["backup"]
+        instance, _ = self._instances.get(caller, spec["instance"])
+        datastore = instance.datastore_version.datastore.name
+        if not datastores.get(datastore).capabilities.backups:
+            raise errors.BadRequest(f"Backups are not supported for {datastore}.")
+        status.require_active(instance.id, instance.status)
+        parent = self._parent(instance, spec)
+        self._quota(caller.project_id)
+        now = self._settings.clock()
+        backup_id, task_id = self._settings.new_id(), self._settings.new_id()
+        with database_proxy.atomic():
+            if not status.move(instance.id, status.ACTIVE, BACKUP, now):
+                raise errors.Conflict(f"Instance {instance.id} changed meanwhile; try again.")
+            backup = Backup.create(
+                id=backup_id,
+                name=spec["name"],
+                description=spec.get("description"),
+                project_id=caller.project_id,
+                instance_id=instance.id,
+                datastore=datastore,
+                datastore_version=instance.datastore_version.name,
+                parent_id=parent.id if parent else None,
+                kind="incremental" if parent else "full",
+                state=BackupState.NEW,
+                schedule_id=schedule_id,
+                created_at=now,
+                updated_at=now,
+            )
+            tasks.record(
+                task_id, instance.id, caller.project_id, "backup", caller.context.user,
+                caller.context.request_id, now, args={"backup_id": backup_id},
+            )  # fmt: skip
+        try:
+            self._taskmanager.run_task(RunTask(task_id, instance.id), caller.context)
+        except errors.ServiceUnavailable:
+            with database_proxy.atomic():
+                Task.delete().where(Task.id == task_id).execute()
+                Backup.delete().where(Backup.id == backup_id).execute()
+                status.move(instance.id, BACKUP, status.ACTIVE, now)
+            raise
+        return backup
+
+    def get(self, caller: Caller, backup_id: str) -> Backup:
+        backup = Backup.get_or_none(
+            (Backup.id == backup_id) & (Backup.project_id == caller.project_id)
+        )
+        if backup is None:
+            raise errors.NotFound(f"Backup {backup_id} could not be found.")
+        return backup
+
+    def page_of_instance(
+        self, caller: Caller, instance_id: str, limit: int, marker: str | None
+    ) -> tuple[list[Backup], str | None]:
+        """The backups of one instance: the caller's instance, or one deleted since whose
+        backups the caller still has (another project's answers 404)."""
+        own_instance = Instance.select().where(
+            (Instance.id == instance_id) & (Instance.project_id == caller.project_id)
+        )
+        own_backups = Backup.select().where(
+            (Backup.instance_id == instance_id) & (Backup.project_id == caller.project_id)
+        )
+        if not own_instance.exists() and not own_backups.exists():
+            raise errors.NotFound(f"Instance {instance_id} could not be found.")
+        return self.page(caller, limit, marker, instance_id=instance_id)
+
+    def page(
+        self,
+        caller: Caller,
+        limit: int,
+        marker: str | None,
+        instance_id: str | None = None,
+        datastore: str | None = None,
+    ) -> tuple[list[Backup], str | None]:
+        query = Backup.select().where(Backup.project_id == caller.project_id)
+        if instance_id is not None:
+            query = query.where(Backup.instance_id == instance_id)
+        if datastore is not None:
+            query = query.where(Backup.datastore == datastore)
+        if marker is not None:
+            marked = self.get(caller, marker)
+            query = query.where(
+                (Backup.created_at < marked.created_at)
+                | ((Backup.created_at == marked.created_at) & (Backup.id < marked.id))
+            )
+        rows = list(query.order_by(Backup.created_at.desc(), Backup.id.desc()).limit(limit + 1))
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return rows, (rows[-1].id if more and rows else None)
+
+    def delete(self, caller: Caller, backup_id: str) -> None:
+        backup = self.get(caller, backup_id)
+        if backup.state in RUNNING:
+            raise errors.Conflict(f"Backup {backup_id} is {backup.state}; wait until it ends.")
+        child = Backup.get_or_none(Backup.parent_id == backup_id)
+        if child is not None:
+            raise errors.Conflict(
+                f"Backup {backup_id} is the base of backup {child.id}; delete that first."
+            )
+        if backup.state == BackupState.FAILED:
+            Backup.delete().where(Backup.id == backup_id).execute()
+            return
+        _refuse_if_kept(backup)
+        self.remove(caller.project_id, backup, caller.context.user, caller.context.request_id)
+
+    def remove(self, project_id: str, backup: Backup, who: str, request_id: str) -> None:
+        """Hand a completed backup to the task manager to remove its files and record."""
+        from trove_wire.envelope import Context
+
+        now = self._settings.clock()
+        task_id = self._settings.new_id()
+        with database_proxy.atomic():
+            claimed = (
+                Backup.update(state="DELETING", updated_at=now)
+                .where((Backup.id == backup.id) & (Backup.state == BackupState.COMPLETED))
+                .execute()
+            )
+            if not claimed:
+                raise errors.Conflict(f"Backup {backup.id} is being deleted already.")
+            tasks.record(
+                task_id, backup.instance_id, project_id, "delete_backup", who, request_id, now,
+                args={"backup_id": backup.id},
+            )  # fmt: skip
+        try:
+            self._taskmanager.run_task(
+                RunTask(task_id, backup.instance_id),
+                Context(project=project_id, user=who, request_id=request_id),
+            )
+        except errors.ServiceUnavailable:
+            with database_proxy.atomic():
+                Task.delete().where(Task.id == task_id).execute()
+                Backup.update(state=BackupState.COMPLETED).where(Backup.id == backup.id).execute()
+            raise

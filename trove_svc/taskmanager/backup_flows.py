@@ -1,0 +1,252 @@
+"""Flows for backups: take one (through the instance's guest), delete one, and check one
+by restoring it into a throwaway instance.
+
+A backup runs in the guest, which reports on it through the conductor; its flow waits for
+the outcome (or gives up after `limit_backup`, or once the guest falls silent), then puts
+the instance back to ACTIVE. A scheduled backup then prunes what its schedule no longer
+keeps, and starts its check if the schedule asks for one.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from trove_svc import errors, schedules, status, tasks
+from trove_svc.backups import (
+    BACKUP,
+    RUNNING,
+    BackupService,
+    BackupState,
+    others_in_repository,
+)
+from trove_svc.bus.messages import RunTask, TaskManagerClient
+from trove_svc.caller import Caller
+from trove_svc.instances import InstanceService
+from trove_svc.store.models import Backup, Instance, Schedule, ServiceStatus, database_proxy
+from trove_svc.taskmanager import backup_store, object_store
+from trove_svc.taskmanager.flows import Claim, FlowDeps
+from trove_wire import contract
+from trove_wire.envelope import Context
+
+LOG = logging.getLogger(__name__)
+POLL = 1.0
+
+
+def _context(claim: Claim) -> Context:
+    task = claim.task
+    return Context(project=task.project_id, user=task.requested_by, request_id=task.request_id)
+
+
+def _finish(deps: FlowDeps, claim: Claim, ok: bool, message: str | None = None) -> bool:
+    if not claim.still_ours():
+        tasks.let_go(claim.task.id, claim.owner)
+        return False
+    return tasks.finish(claim.task.id, claim.owner, deps.settings.clock(), ok, message=message)
+
+
+def _fail(backup: Backup, reason: str, now: float) -> None:
+    Backup.update(state=BackupState.FAILED, fail_reason=reason[:1000], updated_at=now).where(
+        (Backup.id == backup.id) & Backup.state.in_(RUNNING)
+    ).execute()
+
+
+def _guest_silent(deps: FlowDeps, instance_id: str, now: float) -> bool:
+    heard = (
+        ServiceStatus.select(ServiceStatus.last_received_at)
+        .where(ServiceStatus.instance == instance_id)
+        .scalar()
+    )
+    return heard is not None and heard < now - deps.settings.heartbeat_expiry
+
+
+def _wait_for_outcome(deps: FlowDeps, claim: Claim, backup: Backup) -> Backup | None:
+    """The backup once it ended (the flow fails it if its guest goes silent or it takes too
+    long); None if the task was taken from this run."""
+    deadline = time.monotonic() + deps.settings.limit_backup
+    while claim.still_ours():
+        current = Backup.get_by_id(backup.id)
+        if current.state not in RUNNING:
+            return current
+        now = deps.settings.clock()
+        if _guest_silent(deps, backup.instance_id, now):
+            _fail(backup, "The guest agent fell silent while the backup ran.", now)
+        elif time.monotonic() > deadline:
+            limit = deps.settings.limit_backup
+            _fail(
+                backup, f"The backup did not end within {limit:g} s (TROVE_SVC_LIMIT_BACKUP).", now
+            )
+        time.sleep(POLL)
+    return None
+
+
+def backup(deps: FlowDeps, claim: Claim) -> None:
+    made = Backup.get_or_none(Backup.id == claim.task.args.get("backup_id"))
+    instance = Instance.get_or_none(Instance.id == claim.task.instance_id)
+    now = deps.settings.clock()
+    if made is None or instance is None or instance.status != BACKUP:
+        if made is not None:
+            _fail(made, "The instance was no longer waiting for this backup.", now)
+        tasks.skip(claim.task.id, claim.owner, now, "the instance is no longer waiting for it")
+        return
+    parent = Backup.get_or_none(Backup.id == made.parent_id) if made.parent_id else None
+    request = contract.StartBackup(made.id, made.kind, parent.label if parent else None)
+    try:
+        deps.bus.call_guest(instance.id, request, _context(claim), deps.settings.call_timeout)
+    except errors.TroveSvcError as exc:
+        _fail(made, f"The guest agent could not start it: {exc.message}", now)
+    ended = _wait_for_outcome(deps, claim, made)
+    if ended is None:
+        return
+    if ended.state == BackupState.COMPLETED:
+        ended = _store_away(deps, ended)
+    ok = ended.state == BackupState.COMPLETED
+    with database_proxy.atomic():
+        finished = _finish(deps, claim, ok, None if ok else ended.fail_reason)
+        status.move(instance.id, BACKUP, status.ACTIVE, deps.settings.clock())
+    LOG.info("backup %s of %s: %s", made.id, instance.id, ended.state)
+    if finished and ok and ended.schedule_id:
+        _after_scheduled(deps, ended)
+
+
+def _store_away(deps: FlowDeps, made: Backup) -> Backup:
+    """Copy a completed backup out to its strategy's bucket, if it has one; a backup that
+    cannot be stored where it was asked to be is FAILED."""
+    try:
+        bucket = object_store.bucket_for(deps.settings, made)
+        if bucket is None:
+            return made
+        object_store.upload(bucket, made)
+    except (errors.TroveSvcError, OSError, Exception) as exc:
+        LOG.exception("backup %s could not be stored in S3", made.id)
+        reason = exc.message if isinstance(exc, errors.TroveSvcError) else type(exc).__name__
+        Backup.update(state=BackupState.FAILED, fail_reason=f"Not stored in S3: {reason}").where(
+            Backup.id == made.id
+        ).execute()
+        return Backup.get_by_id(made.id)
+    details = {**made.details, "s3": {"bucket": bucket.name, "prefix": bucket.prefix}}
+    Backup.update(details=details).where(Backup.id == made.id).execute()
+    return Backup.get_by_id(made.id)
+
+
+def _after_scheduled(deps: FlowDeps, made: Backup) -> None:
+    """Prune what the schedule no longer keeps (each a delete task, in the audit trail),
+    then start the restore check if the schedule asks for one."""
+    schedule = Schedule.get_or_none(Schedule.id == made.schedule_id)
+    if schedule is None:
+        return
+    service = BackupService(deps.settings, TaskManagerClient(deps.bus), instance_service(deps))
+    for old in schedules.beyond_retention(schedule, deps.settings.clock()):
+        try:
+            service.remove(schedule.project_id, old, f"schedule {schedule.name}", "")
+        except errors.TroveSvcError as exc:
+            LOG.warning("could not prune backup %s: %s", old.id, exc.message)
+    if schedule.verify:
+        _cast(deps, made.instance_id, schedule.project_id, "verify_backup", {"backup_id": made.id})
+
+
+def instance_service(deps: FlowDeps) -> InstanceService:
+    return InstanceService(deps.settings, TaskManagerClient(deps.bus), deps.keys)
+
+
+def _cast(
+    deps: FlowDeps, instance_id: str, project_id: str, action: str, args: dict[str, Any]
+) -> None:
+    now = deps.settings.clock()
+    task_id = deps.settings.new_id()
+    tasks.record(task_id, instance_id, project_id, action, "trove-svc", "", now, args=args)
+    TaskManagerClient(deps.bus).run_task(
+        RunTask(task_id, instance_id), Context(project=project_id, user="trove-svc")
+    )
+
+
+def delete_backup(deps: FlowDeps, claim: Claim) -> None:
+    found = Backup.get_or_none(Backup.id == claim.task.args.get("backup_id"))
+    if found is None:
+        tasks.skip(claim.task.id, claim.owner, deps.settings.clock(), "the backup is gone")
+        return
+    last = (
+        Instance.get_or_none(Instance.id == found.instance_id) is None
+        and others_in_repository(found) == 0
+    )
+    try:
+        with tempfile.TemporaryDirectory(
+            prefix=f"{claim.task.id}-", dir=deps.settings.secrets_dir
+        ) as scratch:
+            backup_store.remove(found, Path(scratch), last)
+        if "s3" in found.details:
+            bucket = object_store.open_bucket(
+                deps.settings, found.details["s3"]["bucket"], found.details["s3"]["prefix"]
+            )
+            object_store.remove(bucket, found, last)
+    except Exception as exc:
+        LOG.exception("could not remove backup %s", found.id)
+        Backup.update(state=BackupState.COMPLETED).where(Backup.id == found.id).execute()
+        why = str(exc) if isinstance(exc, backup_store.NotRemoved) else type(exc).__name__
+        _finish(deps, claim, False, f"Its files could not be removed: {why}")
+        return
+    with database_proxy.atomic():
+        if _finish(deps, claim, True, f"backup {found.name} ({found.id})"):
+            Backup.delete().where(Backup.id == found.id).execute()
+
+
+def verify_backup(deps: FlowDeps, claim: Claim) -> None:
+    """Restore the backup into a throwaway instance, check that it starts and answers,
+    record its tables' row counts on the backup, and remove the throwaway."""
+    found = Backup.get_or_none(Backup.id == claim.task.args.get("backup_id"))
+    if found is None:
+        tasks.skip(claim.task.id, claim.owner, deps.settings.clock(), "the backup is gone")
+        return
+    caller = Caller(found.project_id, Context(project=found.project_id, user="restore check"))
+    instances = instance_service(deps)
+    body = {
+        "instance": {
+            "name": f"check-{found.id[:8]}",
+            "flavorRef": "1",
+            "volume": {"size": 1},
+            "datastore": {"type": found.datastore},
+            "restorePoint": {"backupRef": found.id},
+        }
+    }
+    try:
+        throwaway = instances.create(caller, body)
+    except errors.TroveSvcError as exc:
+        _record_check(found, deps, f"not checked: {exc.message}", {})
+        _finish(deps, claim, False, exc.message)
+        return
+    outcome, counts = _check(deps, claim, throwaway.id)
+    _record_check(found, deps, outcome, counts)
+    try:
+        instances.delete(caller, throwaway.id)
+    except errors.TroveSvcError as exc:
+        LOG.warning("could not remove the check's instance %s: %s", throwaway.id, exc.message)
+    _finish(deps, claim, outcome.startswith("passed"), outcome)
+
+
+def _check(deps: FlowDeps, claim: Claim, instance_id: str) -> tuple[str, dict[str, int]]:
+    deadline = time.monotonic() + deps.settings.limit_build
+    while claim.still_ours() and time.monotonic() < deadline:
+        row = Instance.get_or_none(Instance.id == instance_id)
+        health = ServiceStatus.get_or_none(ServiceStatus.instance == instance_id)
+        if row is None or row.status == status.ERROR:
+            return f"failed: {row.fault_message if row else 'the instance went away'}", {}
+        if row.status == status.ACTIVE and health and health.operating_status == status.HEALTHY:
+            try:
+                counts = deps.bus.call_guest(
+                    instance_id, contract.TableRowCounts(), Context(), deps.settings.call_timeout
+                )
+            except errors.TroveSvcError as exc:
+                return f"failed: the restored datastore did not answer ({exc.message})", {}
+            return f"passed: {len(counts)} tables, {sum(counts.values())} rows", counts
+        time.sleep(POLL)
+    return "failed: the restored instance did not come up in time", {}
+
+
+def _record_check(found: Backup, deps: FlowDeps, outcome: str, counts: dict[str, int]) -> None:
+    details = {**found.details, "row_counts": counts}
+    Backup.update(
+        verified_at=deps.settings.clock(), verify_outcome=outcome[:1000], details=details
+    ).where(Backup.id == found.id).execute()

@@ -1,0 +1,81 @@
+"""What a create that restores from a backup hands its datastore's role: the backup chain,
+its files checked against their checksums first, and (for a restore to a time) the
+source's logs archived up to now."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from trove_svc import backups, errors
+from trove_svc.bus.client import Bus
+from trove_svc.settings import Settings
+from trove_svc.store.models import Backup, Instance, Task
+from trove_svc.taskmanager import backup_store, object_store
+from trove_wire import contract, datastores
+from trove_wire.envelope import Context
+
+
+class RestoreRefused(Exception):
+    """The restore cannot go ahead; the message says why, for the instance's fault."""
+
+
+def restore_vars(settings: Settings, bus: Bus, task: Task) -> dict[str, Any]:
+    """The role variables of the restore a create asks for (none if it asks for none)."""
+    wanted = task.args.get("restore")
+    if not wanted:
+        return {}
+    found = Backup.get_or_none(Backup.id == wanted["backup_id"])
+    if found is None:
+        raise RestoreRefused(f"Backup {wanted['backup_id']} is gone.")
+    try:
+        chain = [_at_hand(settings, link, task.id) for link in backups.chain(found)]
+        for link in chain:
+            backup_store.check(link)
+    except (backup_store.BackupDamaged, errors.TroveSvcError) as exc:
+        raise RestoreRefused(getattr(exc, "message", str(exc))) from exc
+    target = wanted.get("restore_time")
+    if target is not None:
+        _archive_source_logs(settings, bus, found, task)
+    spec = datastores.get(found.datastore)
+    sources = [backup_store.as_restore_source(link) for link in chain]
+    return {f"{found.datastore}_restore": spec.restore_vars(sources, target)}
+
+
+def staging_dir(settings: Settings, task_id: str) -> Path:
+    return settings.state_dir / "staging" / task_id
+
+
+def _at_hand(settings: Settings, backup: Backup, task_id: str) -> Backup:
+    """The backup with its files where the restore can read them: in its repository, or
+    fetched from its bucket when the repository no longer has them."""
+    if Path(str(backup.location)).exists() or "s3" not in backup.details:
+        return backup
+    s3 = backup.details["s3"]
+    bucket = object_store.open_bucket(settings, s3["bucket"], s3["prefix"])
+    staging = staging_dir(settings, task_id)
+    for directory in (staging.parent, staging):
+        # The restored instance's account passes through, to what it is lent by ACL.
+        directory.mkdir(exist_ok=True)
+        directory.chmod(0o711)
+    backup.location = str(object_store.fetch(bucket, backup, staging))
+    return backup
+
+
+def _archive_source_logs(settings: Settings, bus: Bus, found: Backup, task: Task) -> None:
+    """The source, if it still runs, closes and archives its logs: the repository then
+    holds everything up to now."""
+    if Instance.get_or_none(Instance.id == found.instance_id) is None:
+        return
+    context = Context(project=task.project_id, user=task.requested_by, request_id=task.request_id)
+    try:
+        archived = bus.call_guest(
+            found.instance_id, contract.ArchiveLogs(), context, settings.call_timeout * 6
+        )
+    except errors.TroveSvcError as exc:
+        raise RestoreRefused(
+            f"The source instance could not archive its logs for the restore: {exc.message}"
+        ) from exc
+    until = float(archived.get("archived_until") or 0)
+    details = {**found.details, "logs_until": max(until, found.details.get("logs_until") or 0)}
+    Backup.update(details=details).where(Backup.id == found.id).execute()
