@@ -53,8 +53,3 @@ def checked(version: DatastoreVersion, values: dict[str, Any]) -> dict[str, Any]
         if problem:
             raise errors.BadRequest(f"The value {value!r} of parameter {name!r}: {problem}.")
     return dict(values)
-
-
-def restart_needed(version: DatastoreVersion, names: set[str]) -> bool:
-    known = of_version(version)
-    return any(known[name].restart_required for name in names if name in known)
