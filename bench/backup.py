@@ -37,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import psycopg
 
+from bench.client import ApiClient
 from tests import support
 from trove_wire.datastores import postgresql
 
@@ -62,24 +63,9 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-class Bench:
-    def __init__(self, service: support.Service) -> None:
-        self.service = service
-        self.token = service.token(PROJECT)
-
-    def request(self, method: str, path: str, body: Any = None) -> Any:
-        answer = self.service.request(method, f"/v1.0/{PROJECT}{path}", self.token, body)
-        assert answer.status < 300, (method, path, answer.status, answer.body)
-        return answer.body
-
-    def wait_healthy(self, instance_id: str) -> dict[str, Any]:
-        return self.service.wait_for(
-            self.token, PROJECT, instance_id, support.active_and_healthy, timeout=3600
-        )
-
-    def create(self, name: str, **extra: Any) -> dict[str, Any]:
-        body = {"instance": {"name": name, "flavorRef": "2", "volume": {"size": 20}, **extra}}
-        return dict(self.request("POST", "/instances", body)["instance"])
+class Bench(ApiClient):
+    def create(self, name: str, **extra: Any) -> dict[str, Any]:  # type: ignore[override]
+        return super().create(name, "2", 20, **extra)
 
     def backup(self, instance_id: str, name: str) -> dict[str, Any]:
         body = {"backup": {"name": name, "instance": instance_id}}
@@ -95,10 +81,6 @@ class Bench:
     def restore(self, backup_id: str, name: str) -> dict[str, Any]:
         created = self.create(name, restorePoint={"backupRef": backup_id})
         return self.wait_healthy(created["id"])
-
-    def delete_instance(self, instance_id: str) -> None:
-        self.request("DELETE", f"/instances/{instance_id}")
-        self.service.wait_gone(self.token, PROJECT, instance_id, timeout=300)
 
 
 def fill(instance: dict[str, Any], gigabytes: float) -> None:
@@ -193,7 +175,7 @@ def main() -> None:
     service = support.Service()
     service.start()
     try:
-        bench = Bench(service)
+        bench = Bench(service, PROJECT)
         source = bench.create(
             "bench-src", datastore={"type": "postgresql"}, databases=[{"name": "app"}],
             users=[{**USER, "databases": [{"name": "app"}]}],

@@ -77,7 +77,15 @@ class AccountService:
     def _change(
         self, caller: Caller, instance_id: str, request: contract.Call[R], summary: str
     ) -> R:
-        """A call that changes the instance: done by its guest, and put in its audit trail."""
+        """A call that changes the instance: done by its guest, and put in its audit trail.
+        Never on a replica: what it holds is its source's, and a change made on it alone
+        would part it from its source."""
+        instance, _ = self._instances.get(caller, instance_id)
+        if instance.replica_of_id:
+            raise errors.BadRequest(
+                f"Instance {instance_id} is a replica: its databases, users and root are its "
+                f"source's; change them on {instance.replica_of_id}."
+            )
         with self._recorded(caller, instance_id, request.method, summary):
             return self._guest.call(instance_id, request, caller.context)
 

@@ -184,6 +184,11 @@ class BackupService:
         datastore = instance.datastore_version.datastore.name
         if not datastores.get(datastore).capabilities.backups:
             raise errors.BadRequest(f"Backups are not supported for {datastore}.")
+        if instance.replica_of_id:
+            raise errors.BadRequest(
+                f"Instance {instance.id} is a replica; back up its source "
+                f"({instance.replica_of_id}), which holds the same data."
+            )
         status.require_active(instance.id, instance.status)
         parent = self._parent(instance, spec)
         self._quota(caller.project_id)

@@ -14,6 +14,7 @@ from trove_svc import (
     names,
     passwords,
     quotas,
+    replication,
     restores,
     status,
     tasks,
@@ -23,6 +24,9 @@ from trove_svc.caller import Caller
 from trove_svc.keys import ServiceKeys
 from trove_svc.settings import Settings
 from trove_svc.store.models import (
+    Configuration,
+    DatastoreVersion,
+    Flavor,
     Instance,
     ServiceStatus,
     Task,
@@ -74,15 +78,34 @@ class InstanceService:
         self._keys = keys
 
     def create(self, caller: Caller, body: dict[str, Any]) -> Instance:
+        """A new instance (or, with `replica_of`, `replica_count` replicas of a source: the
+        first is answered, the others are named after it with -2, -3, ...)."""
         spec = body["instance"]
-        flavor = catalog.flavor(spec["flavorRef"])
         requested = spec.get("datastore") or {}
+        source = (
+            replication.source_for_create(caller.project_id, spec)
+            if spec.get("replica_of")
+            else None
+        )
+        if source is not None:
+            spec = {
+                "flavorRef": source.flavor_id,
+                "volume": {"size": source.volume_size},
+                **spec,
+            }
+        flavor = catalog.flavor(spec["flavorRef"])
+        if source is None and spec.get("replica_count"):
+            raise errors.BadRequest("replica_count needs replica_of.")
         restore = self._restore(caller, spec.get("restorePoint"), requested)
-        version = catalog.version_for_create(
-            requested.get("type")
-            or (restore or {}).get("datastore")
-            or self._settings.default_datastore,
-            requested.get("version"),
+        version = (
+            source.datastore_version
+            if source is not None
+            else catalog.version_for_create(
+                requested.get("type")
+                or (restore or {}).get("datastore")
+                or self._settings.default_datastore,
+                requested.get("version"),
+            )
         )
         databases = spec.get("databases", [])
         users = spec.get("users", [])
@@ -95,8 +118,29 @@ class InstanceService:
             if spec.get("configuration")
             else None
         )
-        quotas.check(self._settings, caller.project_id, 1, spec["volume"]["size"])
+        count = spec.get("replica_count") or 1
+        quotas.check(self._settings, caller.project_id, count, spec["volume"]["size"] * count)
+        names_of = [spec["name"]] + [f"{spec['name']}-{n}" for n in range(2, count + 1)]
+        made = [
+            self._create_one(caller, spec, name, version, flavor, access, group, source, restore)
+            for name in names_of
+        ]
+        return made[0]
 
+    def _create_one(
+        self,
+        caller: Caller,
+        spec: dict[str, Any],
+        name: str,
+        version: DatastoreVersion,
+        flavor: Flavor,
+        access: dict[str, Any],
+        group: Configuration | None,
+        source: Instance | None,
+        restore: dict[str, Any] | None,
+    ) -> Instance:
+        databases = spec.get("databases", [])
+        users = spec.get("users", [])
         now = self._settings.clock()
         instance_id = self._settings.new_id()
         task_id = self._settings.new_id()
@@ -104,7 +148,8 @@ class InstanceService:
         with database_proxy.atomic():
             instance = Instance.create(
                 id=instance_id,
-                name=spec["name"],
+                name=name,
+                replica_of_id=source.id if source is not None else None,
                 project_id=caller.project_id,
                 datastore_version=version,
                 flavor=flavor,
@@ -126,7 +171,11 @@ class InstanceService:
                 caller.context.user,
                 caller.context.request_id,
                 now,
-                args={"databases": databases, "restore": restore},
+                args={
+                    "databases": databases,
+                    "restore": restore,
+                    "replica_of": source.id if source is not None else None,
+                },
                 sealed_secrets=self._keys.seal_secrets(task_id, {"users": users}),
             )
         try:
@@ -244,6 +293,7 @@ class InstanceService:
         )
         if instance.status == status.SHUTDOWN and deleting.exists():
             return
+        replication.require_no_replicas(instance)
         self._record_and_send(caller, instance, "delete", status.SHUTDOWN, {})
 
     def restart(self, caller: Caller, instance_id: str) -> None:
@@ -251,6 +301,33 @@ class InstanceService:
         if not instance.provisioned:
             raise errors.Conflict(f"Instance {instance_id} was never built; delete it instead.")
         self._start_task(caller, instance, "restart", status.REBOOT)
+
+    def promote_to_replica_source(self, caller: Caller, instance_id: str) -> None:
+        """A switchover: the replica becomes the source, the source (and the set's other
+        replicas) follow it; no committed write is lost."""
+        instance, _ = self.get(caller, instance_id)
+        replication.require_replica(instance)
+        status.require_active(instance.id, instance.status)
+        replication.require_set_idle(instance)
+        self._start_task(caller, instance, "promote", status.PROMOTE)
+
+    def eject_replica_source(self, caller: Caller, instance_id: str, by: str = "") -> str:
+        """Fail over a source that stopped working: its most advanced replica becomes the
+        source, the others follow it, and the old source is fenced."""
+        instance, _ = self.get(caller, instance_id)
+        replication.require_failed_source(
+            instance, self._settings.clock(), self._settings.failover_after
+        )
+        replication.require_set_idle(instance)
+        return self._start_task(caller, instance, "eject", status.EJECT)
+
+    def detach_replica(self, caller: Caller, instance_id: str) -> None:
+        """The replica stops following its source and takes writes, on its own."""
+        instance, _ = self.get(caller, instance_id)
+        replication.require_replica(instance)
+        status.require_active(instance.id, instance.status)
+        replication.require_set_idle(instance)
+        self._start_task(caller, instance, "detach", status.DETACH)
 
     def resize_flavor(self, caller: Caller, instance_id: str, flavor_ref: str | int) -> None:
         instance, _ = self.get(caller, instance_id)

@@ -22,8 +22,10 @@ LOG = logging.getLogger(__name__)
 def of_version(version: DatastoreVersion) -> dict[str, Parameter]:
     """The version's parameters by name (described by its engine on first need)."""
     records: list[dict[str, Any]] | None = version.parameters
+    spec = datastores.get(version.datastore.name)
+    if records and {record["name"] for record in records} - spec.tunables:
+        records = None  # described when the registry knew other tunables: again
     if not records:
-        spec = datastores.get(version.datastore.name)
         try:
             described = spec.describe_parameters(Discovered(version.name, version.bin_dir))
         except Exception as exc:  # any failure of the throwaway server

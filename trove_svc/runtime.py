@@ -10,7 +10,7 @@ from trove_svc.bus.broker import Account, BrokerAdmin, amqp_url, load_account
 from trove_svc.bus.client import Bus
 from trove_svc.keys import KeyRing, ServiceKeys
 from trove_svc.settings import Settings
-from trove_svc.taskmanager.flows import FlowDeps
+from trove_svc.taskmanager.deps import FlowDeps
 from trove_svc.taskmanager.runner import PlaybookRunner
 
 

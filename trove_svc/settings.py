@@ -67,6 +67,11 @@ class Settings:
     limit_reboot: float = 900.0
     limit_resize: float = 900.0
     limit_shutdown: float = 900.0
+    # A promotion, an ejection or a detach of a replica.
+    limit_replication: float = 900.0
+    # A source with replicas whose datastore fails, or whose guest is silent, for longer
+    # than this is failed over to its most advanced replica (0: never by itself).
+    failover_after: float = 10.0
     # S3-compatible object storage for backups whose strategy says s3: its endpoint, and
     # a 0600 JSON file {"access_key": ..., "secret_key": ...} (empty: s3.json in the state
     # directory).
@@ -266,6 +271,8 @@ _RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "limit_resize": (_positive, "seconds, more than 0"),
     "limit_shutdown": (_positive, "seconds, more than 0"),
     "limit_backup": (_positive, "seconds, more than 0"),
+    "limit_replication": (_positive, "seconds, more than 0"),
+    "failover_after": (lambda v: v >= 0, "seconds, 0 (never) or more"),
     "max_body_bytes": (_positive, "bytes, more than 0"),
     "max_body_depth": (_positive, "levels, at least 1"),
     "password_min_length": (_positive, "characters, at least 1"),

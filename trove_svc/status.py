@@ -16,6 +16,11 @@ SHUTDOWN = "SHUTDOWN"  # being deleted
 REBOOT = "REBOOT"
 RESIZE = "RESIZE"
 BACKUP = "BACKUP"
+# Replication (Trove's names): a replica being promoted, a source being ejected (failed
+# over), a replica being detached.
+PROMOTE = "PROMOTE"
+EJECT = "EJECT"
+DETACH = "DETACH"
 
 # Shown, never stored: ACTIVE with configuration values waiting for a restart.
 RESTART_REQUIRED = "RESTART_REQUIRED"
@@ -24,19 +29,24 @@ HEALTHY = "HEALTHY"
 NEW = "NEW"
 
 # Statuses a task holds while its playbook runs; a healthy guest after it ends means ACTIVE.
-SETTLES_TO_ACTIVE = (BUILD, REBOOT, RESIZE)
-# Statuses that wait on something; each has a time limit (settings `limit_<status>`).
-WAITING = (BUILD, REBOOT, RESIZE, SHUTDOWN, BACKUP)
+SETTLES_TO_ACTIVE = (BUILD, REBOOT, RESIZE, PROMOTE, EJECT, DETACH)
+# Statuses that wait on something; each has a time limit (settings `limit_<status>`, and
+# `limit_replication` for the replication ones).
+WAITING = (BUILD, REBOOT, RESIZE, SHUTDOWN, BACKUP, PROMOTE, EJECT, DETACH)
 
 # Every move of `status` an operation may make (the flows' endings are the ACTIVE and ERROR
 # entries). A delete may start from anywhere. Anything else is refused with 409.
 TRANSITIONS: dict[str, frozenset[str]] = {
     BUILD: frozenset({ACTIVE, ERROR, SHUTDOWN}),
-    ACTIVE: frozenset({REBOOT, RESIZE, SHUTDOWN, ERROR, BACKUP}),
+    ACTIVE: frozenset({REBOOT, RESIZE, SHUTDOWN, ERROR, BACKUP, PROMOTE, EJECT, DETACH}),
     BACKUP: frozenset({ACTIVE, ERROR, SHUTDOWN}),
     REBOOT: frozenset({ACTIVE, ERROR, SHUTDOWN}),
     RESIZE: frozenset({ACTIVE, ERROR, SHUTDOWN}),
-    ERROR: frozenset({REBOOT, SHUTDOWN, ERROR}),
+    PROMOTE: frozenset({ACTIVE, ERROR, SHUTDOWN}),
+    EJECT: frozenset({ACTIVE, ERROR, SHUTDOWN}),
+    DETACH: frozenset({ACTIVE, ERROR, SHUTDOWN}),
+    # A source whose instance failed can still be failed over.
+    ERROR: frozenset({REBOOT, SHUTDOWN, ERROR, EJECT}),
     SHUTDOWN: frozenset({ERROR, SHUTDOWN}),
 }
 

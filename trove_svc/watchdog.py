@@ -25,10 +25,18 @@ def limits(settings: Settings) -> dict[str, float]:
         status.REBOOT: settings.limit_reboot,
         status.RESIZE: settings.limit_resize,
         status.SHUTDOWN: settings.limit_shutdown,
+        status.PROMOTE: settings.limit_replication,
+        status.EJECT: settings.limit_replication,
+        status.DETACH: settings.limit_replication,
         # The backup's own flow gives up first; this is for a task manager that died
         # meanwhile: the backup FAILED, the instance ACTIVE again (not ERROR).
         status.BACKUP: settings.limit_backup + settings.cleanup_timeout,
     }
+
+
+def _limit_name(waiting: str) -> str:
+    replication = (status.PROMOTE, status.EJECT, status.DETACH)
+    return "REPLICATION" if waiting in replication else waiting
 
 
 def give_up(instance_id: str, now: float, message: str, waiting: str | None = None) -> None:
@@ -48,7 +56,7 @@ def sweep(settings: Settings) -> int:
     for instance_id, waiting, limit in status.overdue(now, limits(settings)):
         message = (
             f"The instance stayed {waiting} for more than {limit:g} s "
-            f"(TROVE_SVC_LIMIT_{waiting}); trove-svc gave up waiting."
+            f"(TROVE_SVC_LIMIT_{_limit_name(waiting)}); trove-svc gave up waiting."
         )
         if waiting == status.BACKUP:
             if backups.abandon(instance_id, now, message):

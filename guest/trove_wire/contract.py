@@ -220,6 +220,41 @@ class ShowConfiguration(Call[dict[str, str]]):
     method = "show_configuration"
 
 
+@dataclass(frozen=True)
+class AddReplicationAccount(Call[dict[str, str]]):
+    """On a source: the account (and, where the datastore has them, the slot) a replica
+    streams through, made or given a new password. Answers {"user", "slot"}."""
+
+    method = "add_replication_account"
+    replica_id: str
+    password: str
+
+
+@dataclass(frozen=True)
+class RemoveReplicationAccount(Call[None]):
+    """On a source: drop a replica's account and slot (the replica left or was deleted)."""
+
+    method = "remove_replication_account"
+    replica_id: str
+
+
+@dataclass(frozen=True)
+class ReplicationState(Call[dict[str, Any]]):
+    """Whether the datastore follows a source, and how far its data goes: `position` grows
+    with every write (a WAL location, a GTID sequence number, a replication offset), so
+    positions of one replication set compare."""
+
+    method = "replication_state"
+
+
+@dataclass(frozen=True)
+class Promote(Call[dict[str, Any]]):
+    """On a replica: apply everything received, stop following, accept writes. Answers
+    the replication state at promotion."""
+
+    method = "promote"
+
+
 CALLS: dict[str, type[Call[Any]]] = {
     call.method: call
     for call in (
@@ -243,6 +278,10 @@ CALLS: dict[str, type[Call[Any]]] = {
         TableRowCounts,
         ApplyConfiguration,
         ShowConfiguration,
+        AddReplicationAccount,
+        RemoveReplicationAccount,
+        ReplicationState,
+        Promote,
     )
 }
 

@@ -152,6 +152,7 @@ def test_instance_lifecycle_through_the_client(osc: Callable[..., Any]) -> None:
         assert conn.execute("SELECT v FROM kept").fetchall() == [("before restart",)]
 
     _configuration_group(osc, shown["id"])
+    _replica_switchover(osc, shown["id"])
     full_backup = _backup_and_restore(osc, shown["id"])
 
     osc("instance", "delete", "cli-renamed", parse=False)
@@ -161,6 +162,32 @@ def test_instance_lifecycle_through_the_client(osc: Callable[..., Any]) -> None:
     assert osc("instance", "list") == []
     _delete_backups(osc, [full_backup])
     assert osc("backup", "list") == []
+
+
+def _replica_switchover(osc: Callable[..., Any], source_id: str) -> None:
+    """A replica made, promoted (the source follows it), the source detached again, the
+    replica deleted: the instance ends as it began, a source of its own."""
+    created = osc("instance", "create", "cli-replica", "--replica-of", "cli-renamed")
+    assert created["status"] == "BUILD"
+    replica = _wait(osc, "cli-replica", "ACTIVE")
+    assert replica["replica_of"] == source_id
+    assert osc("instance", "show", "cli-renamed")["replicas"] == replica["id"]
+    refused = osc("instance", "eject", "cli-renamed", parse=False, fails=True)
+    assert "healthy" in refused or "409" in refused, refused
+    osc("instance", "promote", "cli-replica", parse=False)
+    _wait(osc, "cli-replica", "ACTIVE")
+    assert osc("instance", "show", "cli-renamed")["replica_of"] == replica["id"]
+    osc("instance", "detach", "cli-renamed", parse=False)
+    deadline = time.monotonic() + 120
+    while "replica_of" in osc("instance", "show", "cli-renamed"):
+        assert time.monotonic() < deadline, "never detached"
+        time.sleep(0.5)
+    _wait(osc, "cli-renamed", "ACTIVE")
+    osc("instance", "delete", "cli-replica", parse=False)
+    deadline = time.monotonic() + 120
+    while "cli-replica" in {i["Name"] for i in osc("instance", "list")}:
+        assert time.monotonic() < deadline, "the replica stayed"
+        time.sleep(0.5)
 
 
 def _configuration_group(osc: Callable[..., Any], instance_id: str) -> None:

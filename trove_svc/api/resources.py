@@ -13,6 +13,7 @@ from trove_svc.api.paging import Page, body, page
 from trove_svc.api.validation import validate
 from trove_svc.configurations import ConfigurationService
 from trove_svc.instances import InstanceService
+from trove_svc.replication import replicas_of
 
 
 def require_admin(req: falcon.Request) -> None:
@@ -52,7 +53,9 @@ class InstanceItem:
         self, req: falcon.Request, resp: falcon.Response, project_id: str, instance_id: str
     ) -> None:
         instance, status = self._service.get(caller_of(req, project_id), instance_id)
-        resp.media = {"instance": views.instance(req.prefix, instance, status)}
+        shown = views.instance(req.prefix, instance, status)
+        shown.update(views.replicas(req.prefix, instance, replicas_of(instance.id)))
+        resp.media = {"instance": shown}
 
     @answers(falcon.HTTP_202)
     def on_delete(
@@ -68,11 +71,14 @@ class InstanceItem:
         caller = caller_of(req, project_id)
         self._service.get(caller, instance_id)
         changes = req.get_media()["instance"]
-        unbuilt = sorted(set(changes) - {"name", "access", "configuration"})
-        if unbuilt:
-            raise errors.NotImplementedYet(
-                f"Changing {', '.join(unbuilt)} is not supported by trove-svc yet."
-            )
+        for field in ("replica_of", "slave_of"):
+            if field in changes and changes[field] is not None:
+                raise errors.BadRequest(
+                    f"{field} can only be set to null (detach the replica); a replica is "
+                    "made by a create with replica_of."
+                )
+        if "replica_of" in changes or "slave_of" in changes:
+            self._service.detach_replica(caller, instance_id)
         if "name" in changes:
             self._service.rename(caller, instance_id, changes["name"])
         if "access" in changes:
@@ -105,6 +111,10 @@ class InstanceAction:
             self._service.resize_volume(caller, instance_id, args["volume"]["size"])
         elif action == "resize":
             self._service.resize_flavor(caller, instance_id, args["flavorRef"])
+        elif action == "promote_to_replica_source":
+            self._service.promote_to_replica_source(caller, instance_id)
+        elif action == "eject_replica_source":
+            self._service.eject_replica_source(caller, instance_id)
         elif action == "reset_status":
             require_admin(req)
             self._service.reset_status(instance_id)

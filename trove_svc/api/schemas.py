@@ -63,7 +63,10 @@ INSTANCE_CREATE: dict[str, Any] = {
     "properties": {
         "instance": {
             "type": "object",
-            "required": ["name", "flavorRef", "volume"],
+            "required": ["name"],
+            # A replica takes its source's flavor and volume size unless it names its own.
+            "if": {"not": {"required": ["replica_of"]}},
+            "then": {"required": ["flavorRef", "volume"]},
             "properties": {
                 "name": _NAME,
                 "flavorRef": _REF,
@@ -88,6 +91,8 @@ INSTANCE_CREATE: dict[str, Any] = {
                 "users": {"type": "array", "maxItems": 64, "items": USER},
                 "access": ACCESS,
                 "configuration": {"type": ["string", "null"], "maxLength": 64},
+                "replica_of": {"type": "string", "minLength": 1, "maxLength": 64},
+                "replica_count": {"type": "integer", "minimum": 1, "maximum": 5},
                 "restorePoint": {
                     "type": "object",
                     "required": ["backupRef"],

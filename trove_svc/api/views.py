@@ -125,6 +125,11 @@ def instance(base: str, row: Instance, status: ServiceStatus | None) -> dict[str
             "id": row.configuration_id,
             "links": links(base, row.project_id, "configurations", row.configuration_id),
         }
+    if row.replica_of_id:
+        body["replica_of"] = {
+            "id": row.replica_of_id,
+            "links": links(base, row.project_id, "instances", row.replica_of_id),
+        }
     if row.fault_message:
         body["fault"] = {
             "message": row.fault_message,
@@ -132,6 +137,17 @@ def instance(base: str, row: Instance, status: ServiceStatus | None) -> dict[str
             "details": row.fault_details or "",
         }
     return body
+
+
+def replicas(base: str, row: Instance, rows: list[Instance]) -> dict[str, Any]:
+    """A source's replicas, as Trove's detail view shows them (nothing for others)."""
+    if not rows:
+        return {}
+    return {
+        "replicas": [
+            {"id": r.id, "links": links(base, row.project_id, "instances", r.id)} for r in rows
+        ]
+    }
 
 
 def mgmt_instance(base: str, row: Instance, status: ServiceStatus | None) -> dict[str, Any]:

@@ -86,8 +86,10 @@ class Conductor:
             ServiceStatus.last_sent_at < envelope.sent_at
         )
         now = self._clock()
+        healthy = beat.operating_status == status.HEALTHY
         updated = (
             ServiceStatus.update(
+                healthy_at=now if healthy else ServiceStatus.healthy_at,
                 operating_status=str(beat.operating_status)[:32],
                 message=None if beat.message is None else str(beat.message)[:1000],
                 disk_used_bytes=beat.disk_used_bytes,
@@ -103,7 +105,7 @@ class Conductor:
             LOG.debug("dropped a stale heartbeat for %s", instance_id)
             return
         metrics.get().heartbeats.labels("recorded").inc()
-        if beat.operating_status == status.HEALTHY:
+        if healthy:
             status.promote_if_ready(instance_id, now)
 
     def on_backup_report(self, instance_id: str, envelope: Envelope) -> None:

@@ -12,7 +12,15 @@ from collections.abc import Callable
 import peewee
 from playhouse.migrate import SchemaMigrator, migrate
 
-from trove_svc.store.models import MODELS, DatastoreVersion, Instance, SchemaVersion, Task, Token
+from trove_svc.store.models import (
+    MODELS,
+    DatastoreVersion,
+    Instance,
+    SchemaVersion,
+    ServiceStatus,
+    Task,
+    Token,
+)
 
 
 def _leases_and_keys(migrator: SchemaMigrator) -> None:
@@ -62,12 +70,19 @@ def _configurations(migrator: SchemaMigrator) -> None:
     )
 
 
+def _replication(migrator: SchemaMigrator) -> None:
+    migrate(migrator.add_column("instance", "replica_of_id", Instance.replica_of_id))
+    if "service_status" in migrator.database.get_tables():  # else made whole, as models say
+        migrate(migrator.add_column("service_status", "healthy_at", ServiceStatus.healthy_at))
+
+
 MIGRATIONS: list[Callable[[SchemaMigrator], None]] = [
     _leases_and_keys,
     _list_indexes,
     _token_use,
     _backups,
     _configurations,
+    _replication,
 ]
 LATEST = len(MIGRATIONS)
 

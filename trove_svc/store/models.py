@@ -79,6 +79,8 @@ class Instance(BaseModel):
     # The values the datastore's file holds now, and whether some wait for a restart.
     configuration_values = JSONField(null=True)
     restart_pending = peewee.BooleanField(default=False)
+    # The source this instance replicates from (trove_svc.replication), if it is a replica.
+    replica_of_id = peewee.CharField(null=True, max_length=36, index=True)
     fault_message = peewee.TextField(null=True)
     fault_details = peewee.TextField(null=True)
     fault_at = peewee.FloatField(null=True)
@@ -102,6 +104,9 @@ class ServiceStatus(BaseModel):
     disk_used_bytes = peewee.BigIntegerField(null=True)
     last_sent_at = peewee.FloatField(null=True)
     last_received_at = peewee.FloatField(null=True)
+    # When the guest last said HEALTHY: a source silent or failing since longer than the
+    # failover limit is failed over (trove_svc.taskmanager.failover).
+    healthy_at = peewee.FloatField(null=True)
 
 
 class Task(BaseModel):

@@ -28,7 +28,7 @@ from trove_svc.caller import Caller
 from trove_svc.instances import InstanceService
 from trove_svc.store.models import Backup, Instance, Schedule, ServiceStatus, database_proxy
 from trove_svc.taskmanager import backup_store, object_store
-from trove_svc.taskmanager.flows import Claim, FlowDeps
+from trove_svc.taskmanager.deps import Claim, FlowDeps
 from trove_wire import contract
 from trove_wire.envelope import Context
 

@@ -8,7 +8,8 @@ import logging
 
 from trove_svc import configurations, errors, parameter_rules, tasks
 from trove_svc.store.models import Instance
-from trove_svc.taskmanager.flows import Claim, FlowDeps, run_playbook
+from trove_svc.taskmanager.deps import Claim, FlowDeps
+from trove_svc.taskmanager.flows import run_playbook
 from trove_wire import contract, datastores
 from trove_wire.envelope import Context
 

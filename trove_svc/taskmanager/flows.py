@@ -9,49 +9,21 @@ from __future__ import annotations
 
 import logging
 import shutil
-import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
-from trove_svc import configurations, metrics, status, tasks
-from trove_svc.bus.broker import BrokerAdmin
-from trove_svc.bus.client import Bus
-from trove_svc.keys import ServiceKeys
-from trove_svc.settings import Settings
+from trove_svc import configurations, errors, metrics, status, tasks
 from trove_svc.store.models import Flavor, Instance, ServiceStatus, Task, database_proxy
-from trove_svc.taskmanager import faults, ports, provisioning, restoring
-from trove_svc.taskmanager.runner import PlaybookRunner, RunResult, StepCallback
+from trove_svc.taskmanager import faults, ports, provisioning, replicas, restoring
+from trove_svc.taskmanager.deps import Claim, FlowDeps
+from trove_svc.taskmanager.runner import RunResult, StepCallback
 from trove_wire.seal import encode_key
 
 LOG = logging.getLogger(__name__)
 
 # A port another process took between allocation and start is given up this many times.
 PORT_ATTEMPTS = 3
-
-
-@dataclass(frozen=True)
-class FlowDeps:
-    settings: Settings
-    runner: PlaybookRunner
-    bus: Bus
-    keys: ServiceKeys
-    admin: BrokerAdmin
-    # The broker URL a guest connects with, given its account's user and password.
-    guest_url: Callable[[str, str], str]
-
-
-@dataclass
-class Claim:
-    """A task this task manager holds; `lost` is set once it is no longer ours."""
-
-    task: Task
-    owner: str
-    lost: threading.Event
-
-    def still_ours(self) -> bool:
-        return not self.lost.is_set()
 
 
 def _show_step(instance_id: str) -> StepCallback:
@@ -90,10 +62,15 @@ def _run(
 
 
 def run_playbook(
-    deps: FlowDeps, claim: Claim, playbook: str, instance: Instance, **extravars: Any
+    deps: FlowDeps,
+    claim: Claim,
+    playbook: str,
+    instance: Instance,
+    secrets: dict[str, Any] | None = None,
+    **extravars: Any,
 ) -> RunResult:
     """One Ansible run for a flow outside this module (no steps shown on the instance)."""
-    return _run(deps, claim, playbook, instance, extravars, show_steps=False)
+    return _run(deps, claim, playbook, instance, extravars, secrets, show_steps=False)
 
 
 def _observe(deps: FlowDeps, claim: Claim, outcome: str) -> None:
@@ -141,6 +118,14 @@ def create(deps: FlowDeps, claim: Claim) -> None:
         if tasks.finish(claim.task.id, claim.owner, now, ok=False, message=str(exc)):
             status.record_fault(instance.id, now, str(exc), only_from=(status.BUILD,))
         return
+    try:
+        replica, replica_secrets = replicas.replica_vars(deps, instance)
+    except errors.TroveSvcError as exc:
+        why = f"The replica's source could not be prepared: {exc.message}"
+        now = deps.settings.clock()
+        if tasks.finish(claim.task.id, claim.owner, now, ok=False, message=why):
+            status.record_fault(instance.id, now, why, only_from=(status.BUILD,))
+        return
     secrets = deps.keys.task_secrets(claim.task.id, claim.task.sealed_secrets)
     guest_key = deps.keys.instance_key(instance.id, instance.guest_key)
     guest_password = deps.settings.new_secret()
@@ -163,15 +148,19 @@ def create(deps: FlowDeps, claim: Claim) -> None:
                     "databases", []
                 ),
                 **restore,
+                **replica,
             },
-            provisioning.create_secrets(
-                deps.settings,
-                instance,
-                deps.settings.new_secret(),
-                secrets.get("users", []),
-                guest_url,
-                encode_key(guest_key),
-            ),
+            {
+                **provisioning.create_secrets(
+                    deps.settings,
+                    instance,
+                    deps.settings.new_secret(),
+                    secrets.get("users", []),
+                    guest_url,
+                    encode_key(guest_key),
+                ),
+                **replica_secrets,
+            },
         )
         fault = None if result.ok else faults.explain(claim.task.id, result, log, log_since)
         if fault is None or not fault.port_busy or attempt == PORT_ATTEMPTS or result.canceled:
@@ -259,6 +248,7 @@ def delete(deps: FlowDeps, claim: Claim) -> None:
             only_from=(status.SHUTDOWN,),
         )
         return
+    replicas.leave_source(deps, instance)
     deps.admin.remove_guest(instance.id)
     deps.bus.delete_guest_queue(instance.id)
     with database_proxy.atomic():
@@ -278,7 +268,8 @@ def _run_on_running_instance(
     """Run a playbook on a built instance; it settles to ACTIVE on the next healthy beat."""
     log = provisioning.datastore_log(deps.settings, instance)
     log_since = faults.log_size(log)
-    result = _run(deps, claim, playbook, instance, {})
+    following, secrets = replicas.keep_following(deps, instance)
+    result = _run(deps, claim, playbook, instance, following, secrets)
     now = deps.settings.clock()
     with database_proxy.atomic():
         if not _finish(deps, claim, result):

@@ -98,13 +98,16 @@ def create_secrets(
 ) -> dict[str, Any]:
     """The secrets file's content for a create: read by `no_log` tasks only."""
     datastore = instance.datastore_version.datastore.name
+    over_socket = datastores.get(datastore).admin_over_socket
     return {
         f"{datastore}_admin_password": admin_password,
         f"{datastore}_users": users,
         "guest_agent_transport_url": guest_transport_url,
         "guest_agent_key": guest_key,
         "guest_agent_connection": {
-            "host": "127.0.0.1",
+            "host": str(settings.instances_dir / instance.id / datastore)
+            if over_socket
+            else "127.0.0.1",
             "port": instance.port,
             "user": ADMIN_USER,
             "password": admin_password,

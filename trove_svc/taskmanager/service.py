@@ -21,7 +21,14 @@ from trove_svc.audit import redact
 from trove_svc.bus.messages import RunTask, TaskManagerClient
 from trove_svc.caller import Caller
 from trove_svc.store.models import Task, database_proxy
-from trove_svc.taskmanager import backup_flows, configure_flow, flows
+from trove_svc.taskmanager import (
+    backup_flows,
+    configure_flow,
+    failover,
+    flows,
+    replication_flows,
+)
+from trove_svc.taskmanager.deps import Claim, FlowDeps
 from trove_svc.taskmanager.leases import Leases
 from trove_svc.taskmanager.runner import remove_leftovers, remove_path, stop_runs_of
 from trove_wire import logs, seal, topology
@@ -35,6 +42,7 @@ RETRY_PAUSE = 1.0
 
 ALL_FLOWS = {
     **flows.FLOWS,
+    **replication_flows.FLOWS,
     "configure": configure_flow.configure,
     "backup": backup_flows.backup,
     "delete_backup": backup_flows.delete_backup,
@@ -43,7 +51,7 @@ ALL_FLOWS = {
 
 
 class TaskManager:
-    def __init__(self, deps: flows.FlowDeps) -> None:
+    def __init__(self, deps: FlowDeps) -> None:
         settings = deps.settings
         self.deps = deps
         self.worker_id = workers.new_id(workers.TASKMANAGER)
@@ -157,7 +165,7 @@ class TaskManager:
                     f"no flow for {task.action!r}",
                 )
                 return
-            flow(self.deps, flows.Claim(task, self.worker_id, lost))
+            flow(self.deps, Claim(task, self.worker_id, lost))
         except Exception as exc:
             LOG.exception("task %s (%s) failed unexpectedly", task_id, task.action)
             self._after_crash(task, exc, from_message)
@@ -264,10 +272,22 @@ class TaskManager:
             if self._stopping.wait(self.leases.renew_every):
                 return
 
+    def _failover_loop(self) -> None:
+        while True:
+            try:
+                for task_id in failover.start_due(self.deps.settings):
+                    self._pool.submit(self.run_task, task_id, False)
+            except Exception:
+                LOG.exception("looking for sources to fail over failed; trying again")
+            if self._stopping.wait(failover.INTERVAL):
+                return
+
     def run(self) -> None:
         LOG.info("task manager %s started", self.worker_id)
         keeper = threading.Thread(target=self._housekeeping_loop, name="housekeeping", daemon=True)
         keeper.start()
+        watcher = threading.Thread(target=self._failover_loop, name="failover", daemon=True)
+        watcher.start()
         dead = threading.Thread(target=self.dead_letters.run, name="dead-letters", daemon=True)
         dead.start()
         try:

@@ -17,6 +17,7 @@ import pymysql
 from trove_guest.drivers import ERROR, HEALTHY, SHUTDOWN, Conflict, NotFound, typed_value
 from trove_wire import datastores
 from trove_wire.contract import Invalid
+from trove_wire.datastores.base import REPLICATION_PREFIX, replication_account
 from trove_wire.datastores.mariadb import ROOT_HOST, ROOT_USER
 
 SPEC = datastores.get("mariadb")
@@ -120,12 +121,19 @@ class MariaDBDriver:
 
     def _accounts(self, name: str | None = None, host: str | None = None) -> list[tuple[str, str]]:
         rows = self._run(
+            # Accounts of OS users (unix_socket, no password) are servers' own: a replica
+            # has its source's too.
             "SELECT user, host FROM mysql.user WHERE is_role = 'N'"
+            " AND plugin <> 'unix_socket' AND authentication_string <> 'invalid'"
             " AND (%s IS NULL OR user = %s) AND (%s IS NULL OR host = %s)"
             " ORDER BY user, host",
             (name, name, host, host),
         )
-        return [(u, h) for u, h in rows if u not in self._hidden]
+        return [
+            (u, h)
+            for u, h in rows
+            if u not in self._hidden and not u.startswith(REPLICATION_PREFIX)
+        ]
 
     def _databases_of(self, name: str, host: str) -> list[dict[str, Any]]:
         rows = self._run(
@@ -201,6 +209,9 @@ class MariaDBDriver:
         self._run("CREATE USER IF NOT EXISTS %s@%s", (ROOT_USER, ROOT_HOST))
         self._run("ALTER USER %s@%s IDENTIFIED BY %s", (ROOT_USER, ROOT_HOST, password))
         self._run("GRANT ALL PRIVILEGES ON *.* TO %s@%s WITH GRANT OPTION", (ROOT_USER, ROOT_HOST))
+        # Everything but writing past read_only: a replica or a fenced former source stays
+        # read-only for root too.
+        self._run("REVOKE READ_ONLY ADMIN ON *.* FROM %s@%s", (ROOT_USER, ROOT_HOST))
         return {"name": ROOT_USER, "password": password}
 
     def is_root_enabled(self) -> bool:
@@ -246,3 +257,79 @@ class MariaDBDriver:
             rows = self._run(f"SELECT count(*) FROM {quote(schema)}.{quote(table)}")  # noqa: S608
             counts[f"{schema}.{table}"] = int(rows[0][0])
         return counts
+
+    # Replication
+
+    def add_replication_account(self, replica_id: str, password: str) -> dict[str, str]:
+        """An account that may read the binary log. Made in the binary log too, so every
+        replica has it: whichever becomes the source, the others' accounts are there."""
+        name = replication_account(replica_id)
+        self._run("CREATE OR REPLACE USER %s@'%%' IDENTIFIED BY %s", (name, password))
+        self._run("GRANT REPLICATION SLAVE, SLAVE MONITOR ON *.* TO %s@'%%'", (name,))
+        return {"user": name, "slot": ""}
+
+    def remove_replication_account(self, replica_id: str) -> None:
+        self._run("DROP USER IF EXISTS %s@'%%'", (replication_account(replica_id),))
+
+    @staticmethod
+    def _sequence(gtid_position: str) -> int:
+        """A GTID position's transactions ("0-3306-42,1-3307-5": 47): a replica that
+        applied more of its source's transactions is further ahead."""
+        total = 0
+        for gtid in filter(None, (part.strip() for part in gtid_position.split(","))):
+            total += int(gtid.rsplit("-", 1)[-1])
+        return total
+
+    def _replica_status(self) -> dict[str, Any]:
+        conn = pymysql.connect(**self._params, cursorclass=pymysql.cursors.DictCursor)
+        try:
+            with conn.cursor() as cursor:
+                cursor.execute("SHOW SLAVE STATUS")
+                row = cursor.fetchone()
+        finally:
+            conn.close()
+        return dict(row or {})
+
+    def replication_state(self) -> dict[str, Any]:
+        """`position`: the transactions received (a replica's relay log counts: promoted,
+        it applies them first); `applied`: those in its data."""
+        ((read_only, binlog_pos, slave_pos),) = self._run(
+            "SELECT @@read_only, @@gtid_binlog_pos, @@gtid_slave_pos"
+        )
+        status = self._replica_status()
+        replica = bool(status)
+        applied = self._sequence(str(slave_pos if replica else binlog_pos))
+        received = self._sequence(str(status.get("Gtid_IO_Pos") or "")) if replica else 0
+        return {
+            "replica": replica,
+            "read_only": bool(read_only),
+            "position": max(applied, received),
+            "applied": applied,
+            "streaming": status.get("Slave_IO_Running") == "Yes",
+        }
+
+    def promote(self) -> dict[str, Any]:
+        """Stop receiving, let the SQL thread apply what was received, forget the source,
+        take writes."""
+        if self._replica_status():
+            self._run("STOP SLAVE IO_THREAD")
+            deadline = time.monotonic() + 60
+            while True:
+                status = self._replica_status()
+                if status.get("Master_Log_File") == status.get(
+                    "Relay_Master_Log_File"
+                ) and status.get("Read_Master_Log_Pos") == status.get("Exec_Master_Log_Pos"):
+                    break
+                # Forgetting the source drops the relay log: never with writes unapplied.
+                if status.get("Slave_SQL_Running") != "Yes":
+                    raise Invalid(
+                        "the replica cannot apply all it received: "
+                        f"{status.get('Last_SQL_Error') or 'its SQL thread stopped'}"
+                    )
+                if time.monotonic() > deadline:
+                    raise Invalid("the replica did not apply all it received within 60 s")
+                time.sleep(0.1)
+            self._run("STOP SLAVE")
+            self._run("RESET SLAVE ALL")
+        self._run("SET GLOBAL read_only = OFF")
+        return self.replication_state()

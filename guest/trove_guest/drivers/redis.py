@@ -20,6 +20,7 @@ from trove_guest.drivers import (
     NotSupported,
 )
 from trove_wire import datastores
+from trove_wire.datastores.base import REPLICATION_PREFIX, replication_account
 
 SPEC = datastores.get("redis")
 
@@ -68,14 +69,21 @@ class RedisDriver:
         )
 
     def _require(self, name: str) -> None:
-        if name in SPEC.hidden_users or name == self._admin or name not in self._names():
+        if (
+            name in SPEC.hidden_users
+            or name == self._admin
+            or name.startswith(REPLICATION_PREFIX)
+            or name not in self._names()
+        ):
             raise NotFound(f"User {name!r} does not exist.")
 
     def list_users(self) -> list[dict[str, Any]]:
         return [
             {"name": n, "host": "%", "databases": []}
             for n in self._names()
-            if n not in SPEC.hidden_users and n != self._admin
+            if n not in SPEC.hidden_users
+            and n != self._admin
+            and not n.startswith(REPLICATION_PREFIX)
         ]
 
     def get_user(self, name: str, host: str | None) -> dict[str, Any]:
@@ -159,3 +167,39 @@ class RedisDriver:
         """Redis has no tables: the keys of each logical database."""
         keyspace = self._client.info("keyspace")
         return {str(db): int(stats["keys"]) for db, stats in keyspace.items()}
+
+    # Replication
+
+    def add_replication_account(self, replica_id: str, password: str) -> dict[str, str]:
+        """An ACL user that may only sync (PSYNC, REPLCONF, PING); saved to the ACL file."""
+        name = replication_account(replica_id)
+        self._client.acl_setuser(
+            name,
+            enabled=True,
+            reset=True,
+            passwords=[f"+{password}"],
+            commands=["+psync", "+replconf", "+ping"],
+        )
+        self._client.acl_save()
+        return {"user": name, "slot": ""}
+
+    def remove_replication_account(self, replica_id: str) -> None:
+        name = replication_account(replica_id)
+        if name in self._names():
+            self._client.acl_deluser(name)
+            self._client.acl_save()
+
+    def replication_state(self) -> dict[str, Any]:
+        info = self._client.info("replication")
+        replica = info.get("role") == "slave"
+        offset = int(info.get("slave_repl_offset" if replica else "master_repl_offset", 0))
+        return {
+            "replica": replica,
+            "position": offset,
+            "applied": offset,
+            "streaming": replica and info.get("master_link_status") == "up",
+        }
+
+    def promote(self) -> dict[str, Any]:
+        self._client.replicaof("NO", "ONE")
+        return self.replication_state()

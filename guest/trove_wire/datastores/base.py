@@ -10,6 +10,15 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+# Accounts (and slots) replicas stream through, one per replica, named after it; users may
+# not take such names.
+REPLICATION_PREFIX = "os_repl_"
+
+
+def replication_account(replica_id: str) -> str:
+    """The source's account for one replica (also its slot's name, where there are slots)."""
+    return REPLICATION_PREFIX + replica_id.replace("-", "")[:16].lower()
+
 
 @dataclass(frozen=True)
 class NameRule:
@@ -26,7 +35,9 @@ class NameRule:
             shown = name[:64] + "..." if isinstance(name, str) and len(name) > 64 else name
             return f"{kind} name {shown!r} is not valid: {self.description}."
         lowered = name.lower()
-        if lowered in self.reserved or lowered.startswith(self.reserved_prefixes):
+        if lowered in self.reserved or lowered.startswith(
+            (*self.reserved_prefixes, REPLICATION_PREFIX)
+        ):
             return f"{kind} name {name!r} is reserved by the datastore."
         return None
 
@@ -192,6 +203,8 @@ class Capabilities:
     point_in_time: bool = False
     backup_layout: BackupLayout = field(default_factory=lambda: BackupLayout.FILE)
     replicas: bool = False
+    # A source that fails is failed over to its most advanced replica by itself.
+    failover: bool = False
 
 
 @dataclass(frozen=True)
@@ -231,6 +244,10 @@ class DatastoreSpec:
     # is shared: <name>_port, <name>_base_dir, ...).
     binary_vars: Callable[[Discovered], dict[str, Any]] = field(default=lambda _found: {})
     password_rule: PasswordRule = PasswordRule()
+    # The guest logs in over the unix socket in the role's base directory, by the OS
+    # account it runs as (peer), not over TCP with a password: a replica's data, with its
+    # admin's password, is its source's.
+    admin_over_socket: bool = False
     # How the engine's configuration spells true and false.
     boolean_words: tuple[str, str] = ("on", "off")
     # A reload re-reads the whole file, so a value taken out of it goes back at once
@@ -246,6 +263,9 @@ class DatastoreSpec:
     restore_vars: Callable[[list[dict[str, Any]], float | None], dict[str, Any]] = field(
         default=lambda _chain, _time: {}
     )
+    # What a replica's role reads of its source's files, given the source's base directory
+    # (the role's defaults for those paths), besides the address and account.
+    replica_source_files: Callable[[str], dict[str, Any]] = field(default=lambda _base: {})
 
 
 def version_of(binary: str, pattern: str) -> str | None:

@@ -63,6 +63,8 @@ TUNABLES = frozenset({
     "innodb_flush_log_at_trx_commit", "innodb_io_capacity", "innodb_lock_wait_timeout",
     "innodb_file_per_table", "sync_binlog", "sql_mode", "character_set_server",
     "collation_server", "tx_isolation", "performance_schema", "max_sp_recursion_depth",
+    "rpl_semi_sync_master_enabled", "rpl_semi_sync_master_timeout",
+    "rpl_semi_sync_master_wait_point", "rpl_semi_sync_slave_enabled",
 })  # fmt: skip
 
 _TYPES = {"BOOLEAN": "boolean", "ENUM": "enum", "SET": "set", "DOUBLE": "float"}
@@ -114,6 +116,12 @@ def binary_vars(found: Discovered) -> dict[str, Any]:
     return {"mariadb_server_bin": str(Path(found.bin_dir) / "mariadbd")}
 
 
+def replica_source_files(base_dir: str) -> dict[str, Any]:
+    """A replica's data is copied with mariadb-backup, through the source's socket and
+    from its data directory (the role's default places for both)."""
+    return {"socket": f"{base_dir}/mariadbd.sock", "data_dir": f"{base_dir}/data"}
+
+
 SPEC = DatastoreSpec(
     name="mariadb",
     default_port=3306,
@@ -124,6 +132,8 @@ SPEC = DatastoreSpec(
         backups=True,
         incremental_backups=True,
         point_in_time=True,
+        replicas=True,
+        failover=True,
     ),
     user_rule=identifier_rule(
         "A-Za-z_",
@@ -145,6 +155,7 @@ SPEC = DatastoreSpec(
     describe_parameters=describe_parameters,
     log_file="mariadb.log",
     driver="trove_guest.drivers.mariadb:MariaDBDriver",
+    replica_source_files=replica_source_files,
     discover=discover,
     binary_vars=binary_vars,
     backup_settings=backup_settings,

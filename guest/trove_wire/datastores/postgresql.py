@@ -76,6 +76,8 @@ TUNABLES = frozenset({
     "checkpoint_timeout", "checkpoint_completion_target", "max_wal_size", "min_wal_size",
     "wal_buffers", "synchronous_commit", "max_worker_processes", "max_parallel_workers",
     "max_parallel_workers_per_gather", "default_transaction_isolation", "jit", "timezone",
+    # Commits wait for a replica named here ('*': any) to have them: no loss on failover.
+    "synchronous_standby_names",
 })  # fmt: skip
 
 _TYPES = {"bool": "boolean", "integer": "integer", "real": "float", "string": "string",
@@ -137,6 +139,8 @@ SPEC = DatastoreSpec(
         incremental_backups=True,
         point_in_time=True,
         backup_layout=BackupLayout.REPOSITORY,
+        replicas=True,
+        failover=True,
     ),
     user_rule=_IDENTIFIER,
     database_rule=_IDENTIFIER,
@@ -145,6 +149,7 @@ SPEC = DatastoreSpec(
     tunables=TUNABLES,
     describe_parameters=describe_parameters,
     reload_rereads_file=True,
+    admin_over_socket=True,
     log_file="postgresql.log",
     driver="trove_guest.drivers.postgresql:PostgresDriver",
     discover=discover,

@@ -110,7 +110,7 @@ def binary_vars(found: Discovered) -> dict[str, Any]:
 SPEC = DatastoreSpec(
     name="redis",
     default_port=6379,
-    capabilities=Capabilities(databases=False, users=True, root=False, backups=True),
+    capabilities=Capabilities(databases=False, users=True, root=False, backups=True, replicas=True),
     user_rule=identifier_rule(
         "A-Za-z_",
         "A-Za-z0-9_-",

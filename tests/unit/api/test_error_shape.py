@@ -85,14 +85,14 @@ def test_unbuilt_action_is_a_clear_4xx(client: falcon.testing.TestClient, token:
     result = client.simulate_post(
         "/v1.0/p1/instances/i-1/action",
         headers={"X-Auth-Token": token},
-        json={"promote_to_replica_source": {}},
+        json={"stop": {}},
     )
     message = assert_trove_error(result, 400, "badRequest")
     assert "not support" in message
     missing = client.simulate_post(
         "/v1.0/p1/instances/i-2/action",
         headers={"X-Auth-Token": token},
-        json={"promote_to_replica_source": {}},
+        json={"stop": {}},
     )
     assert_trove_error(missing, 404, "itemNotFound")
 

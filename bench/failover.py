@@ -1,0 +1,243 @@
+"""Automatic failover: time from killing a source to the first write its replica accepts,
+and committed rows lost, for PostgreSQL and MariaDB, with asynchronous and synchronous
+replication.
+
+Runs a private trove-svc on its default failover settings (a source not healthy for
+10 s is failed over; guests report every 3 s). Each run makes a source (a user and a
+table) and a replica, starts a writer that inserts numbered rows into the source one
+commit at a time and remembers each acknowledged commit, then SIGKILLs the source's
+datastore and guest agent together. It then tries to write to the replica until one
+write is accepted, and counts the acknowledged rows the new source does not have.
+
+Synchronous: PostgreSQL with `synchronous_standby_names = '*'` on the source;
+MariaDB with semi-synchronous replication (AFTER_SYNC) between source and replica.
+Both through configuration groups, as a user would set them.
+
+The time splits into detection (kill to the failover task's start: the failover limit,
+less the age of the last healthy report, plus up to a second of polling) and promotion
+(the task's start to the first accepted write): the floor is the limit itself.
+
+    .venv/bin/python bench/failover.py [--runs 5] [--datastores postgresql,mariadb]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import statistics
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import psycopg
+import pymysql
+
+from bench.client import ApiClient
+from tests import support
+
+PROJECT = "bench"
+USER = {"name": "app", "password": "bench-pw-1-long"}
+DATABASE = "app"
+
+SYNC_GROUPS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
+    # (the source's group values, the replica's)
+    "postgresql": ({"synchronous_standby_names": "*"}, {}),
+    "mariadb": (
+        {"rpl_semi_sync_master_enabled": True, "rpl_semi_sync_master_wait_point": "AFTER_SYNC",
+         "rpl_semi_sync_master_timeout": 60000},
+        {"rpl_semi_sync_slave_enabled": True},
+    ),
+}  # fmt: skip
+
+
+class Writer(threading.Thread):
+    """Inserts 1, 2, 3, ... into `items`, one commit each, until a commit fails."""
+
+    def __init__(self, insert: Callable[[int], None]) -> None:
+        super().__init__(daemon=True)
+        self._insert = insert
+        self.acknowledged: list[int] = []
+
+    def run(self) -> None:
+        n = 0
+        while True:
+            n += 1
+            try:
+                self._insert(n)
+            except Exception:
+                return
+            self.acknowledged.append(n)
+
+
+def pg_session(port: int) -> Any:
+    return psycopg.connect(
+        host="127.0.0.1", port=port, dbname=DATABASE, user=USER["name"],
+        password=USER["password"], autocommit=True, connect_timeout=2,
+    )  # fmt: skip
+
+
+def maria_session(port: int) -> Any:
+    return pymysql.connect(host="127.0.0.1", port=port, user=USER["name"],
+                           password=USER["password"], database=DATABASE, autocommit=True,
+                           connect_timeout=2, read_timeout=5, write_timeout=5)  # fmt: skip
+
+
+def execute(datastore: str, port: int, sql: str, args: tuple[Any, ...] = ()) -> list[Any]:
+    if datastore == "postgresql":
+        with pg_session(port) as conn:
+            cursor = conn.execute(sql.replace("?", "%s"), args)
+            return list(cursor.fetchall()) if cursor.description else []
+    conn = maria_session(port)
+    try:
+        with conn.cursor() as cursor:
+            cursor.execute(sql.replace("?", "%s"), args)
+            return list(cursor.fetchall())
+    finally:
+        conn.close()
+
+
+def kept_inserter(datastore: str, port: int) -> Callable[[int], None]:
+    """An insert function over one connection (a writer's commits in a row)."""
+    if datastore == "postgresql":
+        conn = pg_session(port)
+        return lambda n: conn.execute("INSERT INTO items VALUES (%s)", (n,)) and None
+    maria = maria_session(port)
+
+    def insert(n: int) -> None:
+        with maria.cursor() as cursor:
+            cursor.execute("INSERT INTO items VALUES (%s)", (n,))
+
+    return insert
+
+
+class Bench(ApiClient):
+    def create_healthy(self, name: str, **spec: Any) -> dict[str, Any]:
+        return self.wait_healthy(self.create(name, "1", 1, **spec)["id"], timeout=600)
+
+    def group(self, datastore: str, values: dict[str, Any]) -> str | None:
+        if not values:
+            return None
+        body = {"configuration": {"name": f"{datastore}-sync", "values": values,
+                                  "datastore": {"type": datastore}}}  # fmt: skip
+        return str(self.request("POST", "/configurations", body)["configuration"]["id"])
+
+    def eject_started(self, instance_id: str) -> float | None:
+        """When the failover task started (the store's own time; the API shows seconds)."""
+        from trove_svc.store.db import open_store
+        from trove_svc.store.models import Task
+
+        database = open_store(self.service.settings().effective_database_url)
+        try:
+            task = Task.get_or_none((Task.instance_id == instance_id) & (Task.action == "eject"))
+            return float(task.started_at) if task and task.started_at else None
+        finally:
+            database.close()
+
+    def one_run(self, datastore: str, groups: tuple[str | None, str | None]) -> dict[str, float]:
+        source = self.create_healthy(
+            f"{datastore}-src", datastore={"type": datastore}, databases=[{"name": DATABASE}],
+            users=[{**USER, "databases": [{"name": DATABASE}]}],
+            **({"configuration": groups[0]} if groups[0] else {}),
+        )  # fmt: skip
+        execute(datastore, source["port"], "CREATE TABLE items (n INT PRIMARY KEY)")
+        replica = self.create_healthy(
+            f"{datastore}-rep", replica_of=source["id"],
+            **({"configuration": groups[1]} if groups[1] else {}),
+        )  # fmt: skip
+        writer = Writer(kept_inserter(datastore, source["port"]))
+        writer.start()
+        time.sleep(3)
+        instance_dir = self.service.state_dir / "instances" / source["id"]
+        pid_file = (
+            instance_dir / "postgresql" / "data" / "postmaster.pid"
+            if datastore == "postgresql"
+            else instance_dir / "mariadb" / "mariadbd.pid"
+        )
+        killed_wall = time.time()
+        killed = time.monotonic()
+        os.kill(int(pid_file.read_text().split()[0]), signal.SIGKILL)
+        os.kill(int((instance_dir / "guest.pid").read_text()), signal.SIGKILL)
+        writer.join(timeout=30)
+        while True:
+            try:
+                execute(datastore, replica["port"], "INSERT INTO items VALUES (?)", (-1,))
+                break
+            except Exception:
+                if time.monotonic() - killed > 300:
+                    raise
+                time.sleep(0.05)
+        to_write = time.monotonic() - killed
+        rows = {row[0] for row in execute(datastore, replica["port"], "SELECT n FROM items")}
+        lost = len([n for n in writer.acknowledged if n not in rows])
+        started = self.eject_started(source["id"])
+        detection = (started - killed_wall) if started else float("nan")
+        # The old source now follows the new one: delete it first.
+        self.wait_healthy(source["id"], timeout=600)
+        self.delete_instance(source["id"])
+        self.delete_instance(replica["id"])
+        return {
+            "seconds": to_write,
+            "detection": detection,
+            "lost": float(lost),
+            "committed": float(len(writer.acknowledged)),
+        }
+
+
+def summary(runs: list[dict[str, float]]) -> str:
+    seconds = sorted(r["seconds"] for r in runs)
+    detection = [r["detection"] for r in runs]
+    return (
+        f"to first write: p50 {statistics.median(seconds):.1f} s (min {seconds[0]:.1f}, "
+        f"max {seconds[-1]:.1f}); detection p50 {statistics.median(detection):.1f} s; "
+        f"rows lost {[int(r['lost']) for r in runs]} of "
+        f"{[int(r['committed']) for r in runs]} committed"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--datastores", default="postgresql,mariadb")
+    args = parser.parse_args()
+
+    # The service's own defaults for heartbeats and failover, not the tests' quicker ones.
+    service = support.Service(
+        extra_env={"TROVE_SVC_HEARTBEAT_INTERVAL": "3", "TROVE_SVC_HEARTBEAT_EXPIRY": "15"}
+    )
+    service.start()
+    results: dict[str, list[dict[str, float]]] = {}
+    try:
+        bench = Bench(service, PROJECT)
+        settings = service.settings()
+        print(f"failover_after {settings.failover_after:g} s; load {os.getloadavg()[0]:.2f}",
+              flush=True)  # fmt: skip
+        for datastore in args.datastores.split(","):
+            sync_groups = (
+                bench.group(datastore, SYNC_GROUPS[datastore][0]),
+                bench.group(datastore, SYNC_GROUPS[datastore][1]),
+            )
+            for mode, groups in (("async", (None, None)), ("sync", sync_groups)):
+                key = f"{datastore} {mode}"
+                results[key] = []
+                for number in range(args.runs):
+                    outcome = bench.one_run(datastore, groups)
+                    results[key].append(outcome)
+                    print(f"{key} run {number + 1}: {outcome['seconds']:.1f} s to write "
+                          f"(detection {outcome['detection']:.1f} s), lost "
+                          f"{int(outcome['lost'])} of {int(outcome['committed'])}; "
+                          f"load {os.getloadavg()[0]:.2f}", flush=True)  # fmt: skip
+        print()
+        for key, runs in results.items():
+            print(f"{key}: {summary(runs)}")
+    finally:
+        service.cleanup()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,359 @@
+"""Replicas end to end, for each datastore: a replica receives its source's writes and
+refuses its own; a switchover (promote) loses no committed write and the old source
+follows the new one; a detach makes a replica stand alone; and when a source's datastore
+and guest are killed, the task manager fails it over by itself and the old source, started
+again, takes no writes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pymysql
+import pytest
+import redis
+
+from tests import support
+
+pytestmark = pytest.mark.integration
+
+PROJECT = "replicas"
+USER = {"name": "writer", "password": "Writer-pw-1-long"}
+
+
+@pytest.fixture(scope="module")
+def token(service: support.Service) -> str:
+    return service.token(PROJECT)
+
+
+def _api(service: support.Service, token: str, method: str, path: str, body: Any = None) -> Any:
+    return service.request(method, f"/v1.0/{PROJECT}{path}", token, body)
+
+
+def _create(service: support.Service, token: str, name: str, **spec: Any) -> dict[str, Any]:
+    body = {"instance": {"name": name, "flavorRef": "1", "volume": {"size": 1}, **spec}}
+    made = _api(service, token, "POST", "/instances", body)
+    assert made.status == 200, made.body
+    return dict(made.body["instance"])
+
+
+def _healthy(service: support.Service, token: str, instance_id: str) -> dict[str, Any]:
+    return service.wait_for(token, PROJECT, instance_id, support.active_and_healthy, timeout=180)
+
+
+def _show(service: support.Service, token: str, instance_id: str) -> dict[str, Any]:
+    return dict(_api(service, token, "GET", f"/instances/{instance_id}").body["instance"])
+
+
+def _action(service: support.Service, token: str, instance_id: str, action: str) -> None:
+    resp = _api(service, token, "POST", f"/instances/{instance_id}/action", {action: {}})
+    assert resp.status == 202, resp.body
+
+
+def _eventually(check: Callable[[], bool], what: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return
+        except Exception:
+            pass
+        time.sleep(0.3)
+    raise AssertionError(f"never: {what}")
+
+
+def _tasks(service: support.Service, token: str, instance_id: str) -> list[dict[str, Any]]:
+    return list(_api(service, token, "GET", f"/instances/{instance_id}/tasks").body["tasks"])
+
+
+def _delete_all(service: support.Service, token: str, ids: list[str]) -> None:
+    """Replicas before their source (a source with replicas is not deleted)."""
+    for instance_id in ids:
+        assert _api(service, token, "DELETE", f"/instances/{instance_id}").status == 202
+        service.wait_gone(token, PROJECT, instance_id, timeout=120)
+
+
+def _kill(pid_file: Path) -> None:
+    os.kill(int(pid_file.read_text().split()[0]), signal.SIGKILL)
+
+
+# PostgreSQL
+
+
+def _pg(port: int) -> psycopg.Connection[Any]:
+    login = {"user": USER["name"], "password": USER["password"], "dbname": "app"}
+    return psycopg.connect(host="127.0.0.1", port=port, autocommit=True, connect_timeout=3,
+                           **login)  # fmt: skip
+
+
+def _pg_rows(port: int) -> list[int]:
+    with _pg(port) as conn:
+        return [row[0] for row in conn.execute("SELECT n FROM items ORDER BY n")]
+
+
+def _pg_write(port: int, n: int) -> None:
+    with _pg(port) as conn:
+        conn.execute("INSERT INTO items VALUES (%s)", (n,))
+
+
+def _pg_refuses_writes(port: int) -> bool:
+    try:
+        _pg_write(port, -1)
+    except psycopg.errors.ReadOnlySqlTransaction:
+        return True
+    return False
+
+
+def test_replica_requests_that_cannot_work_are_refused(
+    service: support.Service, token: str
+) -> None:
+    unknown = _api(service, token, "POST", "/instances", {"instance": {
+        "name": "r", "flavorRef": "1", "volume": {"size": 1}, "replica_of": "nope"}})  # fmt: skip
+    assert unknown.status == 404 and "replica_of" in unknown.body["itemNotFound"]["message"]
+    lonely = _api(service, token, "POST", "/instances", {"instance": {
+        "name": "r", "flavorRef": "1", "volume": {"size": 1}, "replica_count": 2}})  # fmt: skip
+    assert lonely.status == 400 and "replica_of" in lonely.body["badRequest"]["message"]
+
+
+def test_postgresql_replica_switchover_and_detach(service: support.Service, token: str) -> None:
+    source = _healthy(service, token, _create(
+        service, token, "pg-source", datastore={"type": "postgresql"},
+        databases=[{"name": "app"}], users=[{**USER, "databases": [{"name": "app"}]}],
+    )["id"])  # fmt: skip
+    with _pg(source["port"]) as conn:
+        conn.execute("CREATE TABLE items (n int PRIMARY KEY)")
+        conn.execute("INSERT INTO items SELECT generate_series(1, 100)")
+
+    # What a replica cannot take from a request is refused before anything is built.
+    bad = _api(service, token, "POST", "/instances", {"instance": {
+        "name": "r", "flavorRef": "1", "volume": {"size": 1}, "replica_of": source["id"],
+        "databases": [{"name": "more"}]}})  # fmt: skip
+    assert bad.status == 400 and "databases" in bad.body["badRequest"]["message"]
+    other = service.token("replicas-other")
+    wanted = {"instance": {"name": "r", "replica_of": source["id"]}}
+    foreign = service.request("POST", "/v1.0/replicas-other/instances", other, wanted)
+    assert foreign.status == 404, foreign.body  # another project's instance is not there
+    not_replica = _api(service, token, "POST", f"/instances/{source['id']}/action",
+                       {"promote_to_replica_source": {}})  # fmt: skip
+    assert not_replica.status == 400, not_replica.body
+
+    replica = _healthy(service, token, _create(
+        service, token, "pg-replica", replica_of=source["id"])["id"])  # fmt: skip
+    assert replica["replica_of"]["id"] == source["id"]
+    assert replica["datastore"] == source["datastore"]
+    assert [r["id"] for r in _show(service, token, source["id"])["replicas"]] == [replica["id"]]
+    assert _pg_rows(replica["port"]) == list(range(1, 101))
+    _pg_write(source["port"], 101)
+    _eventually(lambda: _pg_rows(replica["port"])[-1] == 101, "row 101 on the replica")
+    assert _pg_refuses_writes(replica["port"])
+    # A resize rewrites the server's settings: the replica goes on following its source.
+    resize = {"resize": {"flavorRef": "2"}}
+    assert _api(service, token, "POST", f"/instances/{replica['id']}/action", resize).status == 202
+    _eventually(lambda: _show(service, token, replica["id"])["flavor"]["id"] == "2", "resized")
+    _healthy(service, token, replica["id"])
+    _pg_write(source["port"], 100_000)
+    _eventually(lambda: _pg_rows(replica["port"])[-1] == 100_000, "a row after the resize")
+    with _pg(source["port"]) as conn:
+        conn.execute("DELETE FROM items WHERE n = 100000")
+    backup = _api(service, token, "POST", "/backups",
+                  {"backup": {"name": "b", "instance": replica["id"]}})  # fmt: skip
+    assert backup.status == 400 and "its source" in backup.body["badRequest"]["message"]
+    # The replication account is the service's own: not among the users.
+    users = _api(service, token, "GET", f"/instances/{source['id']}/users").body["users"]
+    assert [u["name"] for u in users] == [USER["name"]]
+    busy = _api(service, token, "DELETE", f"/instances/{source['id']}")
+    assert busy.status == 409 and "replicas" in busy.body["conflictingRequest"]["message"]
+    healthy_source = _api(service, token, "POST", f"/instances/{source['id']}/action",
+                          {"eject_replica_source": {}})  # fmt: skip
+    assert healthy_source.status == 409, healthy_source.body
+
+    # Switchover: every committed row is on the new source, and the old one follows it.
+    _pg_write(source["port"], 102)
+    _action(service, token, replica["id"], "promote_to_replica_source")
+    _healthy(service, token, replica["id"])
+    assert _pg_rows(replica["port"])[-2:] == [101, 102]
+    _pg_write(replica["port"], 103)
+    shown = _show(service, token, source["id"])
+    assert shown["replica_of"]["id"] == replica["id"]
+    assert "replica_of" not in _show(service, token, replica["id"])
+    _eventually(lambda: _pg_rows(source["port"])[-1] == 103, "row 103 on the old source")
+    assert _pg_refuses_writes(source["port"])
+    done = [t for t in _tasks(service, token, replica["id"]) if t["action"] == "promote"]
+    assert done and done[0]["state"] == "SUCCEEDED", done
+    followed = [t for t in _tasks(service, token, source["id"]) if t["action"] == "replication"]
+    assert followed and replica["id"] in followed[0]["message"], followed
+
+    # Detach: the old source stands alone and takes writes.
+    detach = {"instance": {"replica_of": None}}
+    assert _api(service, token, "PATCH", f"/instances/{source['id']}", detach).status == 202
+    _eventually(lambda: "replica_of" not in _healthy(service, token, source["id"]), "detached")
+    _pg_write(source["port"], 104)
+    assert _pg_rows(source["port"])[-1] == 104
+    _pg_write(replica["port"], 105)
+    time.sleep(1)
+    assert 105 not in _pg_rows(source["port"])
+    _delete_all(service, token, [source["id"], replica["id"]])
+
+
+def test_postgresql_source_killed_fails_over_by_itself(
+    service: support.Service, token: str
+) -> None:
+    source = _healthy(service, token, _create(
+        service, token, "pg-doomed", datastore={"type": "postgresql"},
+        databases=[{"name": "app"}], users=[{**USER, "databases": [{"name": "app"}]}],
+    )["id"])  # fmt: skip
+    with _pg(source["port"]) as conn:
+        conn.execute("CREATE TABLE items (n int PRIMARY KEY)")
+        conn.execute("INSERT INTO items SELECT generate_series(1, 50)")
+    replica = _healthy(service, token, _create(
+        service, token, "pg-standby", replica_of=source["id"])["id"])  # fmt: skip
+    _eventually(lambda: len(_pg_rows(replica["port"])) == 50, "the replica has every row")
+
+    instance_dir = service.state_dir / "instances" / source["id"]
+    _kill(instance_dir / "postgresql" / "data" / "postmaster.pid")
+    _kill(instance_dir / "guest.pid")
+    killed = time.monotonic()
+    _eventually(lambda: _pg_write(replica["port"], 51) is None, "the replica takes writes", 60)
+    LOG_LINE = f"failover took {time.monotonic() - killed:.1f} s"
+    assert _pg_rows(replica["port"]) == list(range(1, 52)), LOG_LINE
+
+    # The old source is fenced: started again, it follows the new source, read-only.
+    old = service.wait_for(token, PROJECT, source["id"],
+                           lambda i: i["status"] in ("ACTIVE", "ERROR"), timeout=180)  # fmt: skip
+    assert old["replica_of"]["id"] == replica["id"], old
+    _eventually(lambda: _pg_rows(source["port"])[-1] == 51, "the old source follows the new")
+    assert _pg_refuses_writes(source["port"])
+    ejected = [t for t in _tasks(service, token, source["id"]) if t["action"] == "eject"]
+    assert ejected and ejected[0]["requested_by"] == "trove-svc (automatic failover)", ejected
+    promoted = [t for t in _tasks(service, token, replica["id"]) if t["action"] == "promote"]
+    assert promoted and "position" in promoted[0]["message"], promoted
+    _delete_all(service, token, [source["id"], replica["id"]])
+
+
+# MariaDB
+
+
+def _maria(port: int) -> pymysql.connections.Connection[Any]:
+    return pymysql.connect(host="127.0.0.1", port=port, user=USER["name"],
+                           password=USER["password"], database="shop", autocommit=True,
+                           connect_timeout=3)  # fmt: skip
+
+
+def _maria_rows(port: int) -> list[int]:
+    conn = _maria(port)
+    try:
+        with conn.cursor() as cursor:
+            cursor.execute("SELECT n FROM items ORDER BY n")
+            return [row[0] for row in cursor.fetchall()]
+    finally:
+        conn.close()
+
+
+def _maria_write(port: int, n: int) -> None:
+    conn = _maria(port)
+    try:
+        with conn.cursor() as cursor:
+            cursor.execute("INSERT INTO items VALUES (%s)", (n,))
+    finally:
+        conn.close()
+
+
+def _maria_refuses_writes(port: int) -> bool:
+    try:
+        _maria_write(port, -1)
+    except pymysql.err.OperationalError as exc:
+        return exc.args[0] == 1290  # ER_OPTION_PREVENTS_STATEMENT: --read-only
+    return False
+
+
+def test_mariadb_replica_switchover_then_failover(service: support.Service, token: str) -> None:
+    source = _healthy(service, token, _create(
+        service, token, "maria-source", datastore={"type": "mariadb"},
+        databases=[{"name": "shop"}], users=[{**USER, "databases": [{"name": "shop"}]}],
+    )["id"])  # fmt: skip
+    conn = _maria(source["port"])
+    with conn.cursor() as cursor:
+        cursor.execute("CREATE TABLE items (n INT PRIMARY KEY)")
+        cursor.executemany("INSERT INTO items VALUES (%s)", [(n,) for n in range(1, 21)])
+    conn.close()
+
+    replica = _healthy(service, token, _create(
+        service, token, "maria-replica", replica_of=source["id"])["id"])  # fmt: skip
+    assert _maria_rows(replica["port"]) == list(range(1, 21))
+    _maria_write(source["port"], 21)
+    _eventually(lambda: _maria_rows(replica["port"])[-1] == 21, "row 21 on the replica")
+    assert _maria_refuses_writes(replica["port"])
+    users = _api(service, token, "GET", f"/instances/{replica['id']}/users").body["users"]
+    assert [u["name"] for u in users] == [USER["name"]]
+
+    _maria_write(source["port"], 22)
+    _action(service, token, replica["id"], "promote_to_replica_source")
+    _healthy(service, token, replica["id"])
+    assert _maria_rows(replica["port"])[-2:] == [21, 22]
+    _maria_write(replica["port"], 23)
+    _eventually(lambda: _maria_rows(source["port"])[-1] == 23, "row 23 on the old source")
+    assert _maria_refuses_writes(source["port"])
+    assert _show(service, token, source["id"])["replica_of"]["id"] == replica["id"]
+
+    # Now the new source dies: the old one (its replica) is promoted by itself.
+    new_dir = service.state_dir / "instances" / replica["id"]
+    _kill(new_dir / "mariadb" / "mariadbd.pid")
+    _kill(new_dir / "guest.pid")
+    _eventually(lambda: _maria_write(source["port"], 24) is None, "failover to the first", 60)
+    assert _maria_rows(source["port"])[-2:] == [23, 24]
+    fenced = service.wait_for(
+        token, PROJECT, replica["id"], lambda i: i["status"] in ("ACTIVE", "ERROR"), timeout=180
+    )
+    assert fenced["replica_of"]["id"] == source["id"], fenced
+    assert _maria_refuses_writes(replica["port"])
+    _eventually(lambda: _maria_rows(replica["port"])[-1] == 24, "the fenced one follows")
+    _delete_all(service, token, [replica["id"], source["id"]])
+
+
+# Redis
+
+
+def test_redis_replica_and_switchover(service: support.Service, token: str) -> None:
+    source = _healthy(service, token, _create(
+        service, token, "redis-source", datastore={"type": "redis"}, users=[USER],
+    )["id"])  # fmt: skip
+
+    def client(port: int) -> redis.Redis:
+        return redis.Redis(host="127.0.0.1", port=port, username=USER["name"],
+                           password=USER["password"], socket_timeout=3)  # fmt: skip
+
+    client(source["port"]).set("k1", "v1")
+    replica = _healthy(service, token, _create(
+        service, token, "redis-replica", replica_of=source["id"], users=[])["id"])  # fmt: skip
+    assert replica["replica_of"]["id"] == source["id"]
+    # Redis copies no ACL users: the replica's own admin sees the data.
+    reader = _redis_admin(service, replica["id"], replica["port"])
+    _eventually(lambda: reader.get("k1") == b"v1", "k1 on the replica")
+    client(source["port"]).set("k2", "v2")
+    _eventually(lambda: reader.get("k2") == b"v2", "k2 on the replica")
+    with pytest.raises(redis.ReadOnlyError):
+        reader.set("mine", "no")
+
+    _action(service, token, replica["id"], "promote_to_replica_source")
+    _healthy(service, token, replica["id"])
+    reader.set("k3", "v3")
+    old = _redis_admin(service, source["id"], source["port"])
+    _eventually(lambda: old.get("k3") == b"v3", "k3 on the old source")
+    with pytest.raises(redis.ReadOnlyError):
+        old.set("mine", "no")
+    _delete_all(service, token, [source["id"], replica["id"]])
+
+
+def _redis_admin(service: support.Service, instance_id: str, port: int) -> redis.Redis:
+    """The instance's admin, from its guest's own settings (the test is the operator)."""
+    import json
+
+    config = json.loads((service.state_dir / "instances" / instance_id / "guest.json").read_text())
+    connection = config["connection"]
+    return redis.Redis(host="127.0.0.1", port=port, username=connection["user"],
+                       password=connection["password"], socket_timeout=3)  # fmt: skip

@@ -1,0 +1,86 @@
+"""Which sources the task manager fails over by itself, and when a replication set is too
+busy to move, against a real (SQLite) store."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from trove_svc import catalog, errors, replication, status, tasks
+from trove_svc.settings import Settings
+from trove_svc.store.db import open_store
+from trove_svc.store.models import DatastoreVersion, Instance, ServiceStatus, Task
+from trove_svc.taskmanager import failover
+
+NOW = 1000.0
+AFTER = 10.0
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Settings]:
+    settings = Settings(state_dir=tmp_path, clock=lambda: NOW, failover_after=AFTER)
+    database = open_store(settings.effective_database_url)
+    catalog.ensure_defaults([catalog.HostDatastore("postgresql", "15", "/usr/bin")])
+    yield settings
+    database.close()
+
+
+def _add(instance_id: str, healthy_at: float | None, replica_of: str | None = None) -> None:
+    instance = Instance.create(
+        id=instance_id, name=instance_id, project_id="p", datastore_version=DatastoreVersion.get(),
+        flavor="1", volume_size=1, status=status.ACTIVE, status_since=NOW - 100,
+        provisioned=True, replica_of_id=replica_of, created_at=1, updated_at=1,
+    )  # fmt: skip
+    ServiceStatus.create(instance=instance, operating_status="HEALTHY", healthy_at=healthy_at)
+
+
+def _failed(settings: Settings) -> list[str]:
+    return [row.id for row in replication.failed_sources(NOW, settings.failover_after)]
+
+
+def test_a_silent_source_with_a_heard_replica_is_failed_over(store: Settings) -> None:
+    _add("src", NOW - AFTER - 1)
+    _add("rep", NOW - 1, replica_of="src")
+    assert _failed(store) == ["src"]
+    started = failover.start_due(store)
+    assert len(started) == 1
+    assert Instance.get_by_id("src").status == status.EJECT
+    task = Task.get_by_id(started[0])
+    assert (task.action, task.requested_by) == ("eject", failover.REQUESTED_BY)
+    assert failover.start_due(store) == []  # one failover per failure
+
+
+@pytest.mark.parametrize(
+    ("source_healthy", "replica_healthy", "why"),
+    [
+        (NOW - AFTER + 1, NOW - 1, "the source was healthy within the limit"),
+        (NOW - AFTER - 1, NOW - AFTER - 1, "no replica is heard either: the control plane"),
+        (None, NOW - 1, "the source was never healthy (still being built)"),
+    ],
+)
+def test_no_failover_when(
+    store: Settings, source_healthy: float | None, replica_healthy: float, why: str
+) -> None:
+    _add("src", source_healthy)
+    _add("rep", replica_healthy, replica_of="src")
+    assert _failed(store) == [], why
+
+
+def test_no_failover_right_after_a_restart_or_while_the_set_is_busy(store: Settings) -> None:
+    _add("src", NOW - AFTER - 1)
+    _add("rep", NOW - 1, replica_of="src")
+    Instance.update(status_since=NOW - 2).where(Instance.id == "src").execute()
+    assert _failed(store) == []  # ACTIVE again only just: a heartbeat may be late
+    Instance.update(status_since=NOW - 100).where(Instance.id == "src").execute()
+    tasks.record("t-1", "rep", "p", "restart", "u", "", NOW)
+    assert failover.start_due(store) == []
+    with pytest.raises(errors.Conflict, match="busy"):
+        replication.require_set_idle(Instance.get_by_id("src"))
+
+
+def test_failover_can_be_turned_off(store: Settings) -> None:
+    _add("src", NOW - AFTER - 1)
+    _add("rep", NOW - 1, replica_of="src")
+    assert failover.start_due(store.with_overrides(failover_after=0.0)) == []

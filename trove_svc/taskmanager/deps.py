@@ -1,0 +1,37 @@
+"""What every flow is given: the task manager's parts, and the claim on its task."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from trove_svc.bus.broker import BrokerAdmin
+from trove_svc.bus.client import Bus
+from trove_svc.keys import ServiceKeys
+from trove_svc.settings import Settings
+from trove_svc.store.models import Task
+from trove_svc.taskmanager.runner import PlaybookRunner
+
+
+@dataclass(frozen=True)
+class FlowDeps:
+    settings: Settings
+    runner: PlaybookRunner
+    bus: Bus
+    keys: ServiceKeys
+    admin: BrokerAdmin
+    # The broker URL a guest connects with, given its account's user and password.
+    guest_url: Callable[[str, str], str]
+
+
+@dataclass
+class Claim:
+    """A task this task manager holds; `lost` is set once it is no longer ours."""
+
+    task: Task
+    owner: str
+    lost: threading.Event
+
+    def still_ours(self) -> bool:
+        return not self.lost.is_set()

@@ -1,0 +1,366 @@
+"""Flows that move writes within a replication set: a switchover (promote a replica), a
+failover (eject a failed source, by hand or by the task manager itself), and a detach.
+
+Each changes the datastores first and `Instance.replica_of_id` with them. The fast part of
+a failover (asking the replicas how far they are, promoting the most advanced one) goes
+through the guests; following a new source and fencing the old one go through the role
+(`instance_replication.yml`), which writes what each server follows into its own files,
+so a server started again by hand comes back as what it was made, never as a second
+writable source.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import time
+from collections.abc import Callable
+from typing import Any
+
+from trove_svc import errors, replication, status, tasks
+from trove_svc.store.models import Instance, database_proxy
+from trove_svc.taskmanager.deps import Claim, FlowDeps
+from trove_svc.taskmanager.flows import run_playbook
+from trove_svc.taskmanager.replicas import follow_vars
+from trove_wire import contract
+from trove_wire.envelope import Context
+
+LOG = logging.getLogger(__name__)
+
+# How long a replica may take to receive and apply what its fenced source wrote.
+CATCH_UP_TIMEOUT = 60.0
+# How long a server told to follow a source may take to stream from it.
+FOLLOW_TIMEOUT = 30.0
+# A replica that does not answer this quickly is not a candidate for a failover.
+STATE_TIMEOUT = 5.0
+
+
+class ReplicationFailed(Exception):
+    """A step of the flow failed; the message says which, for the task and the fault."""
+
+
+def _call(deps: FlowDeps, instance_id: str, call: contract.Call[Any], timeout: float = 0) -> Any:
+    try:
+        return deps.bus.call_guest(
+            instance_id, call, Context(), timeout or deps.settings.call_timeout
+        )
+    except errors.TroveSvcError as exc:
+        raise ReplicationFailed(f"{call.method} on {instance_id}: {exc.message}") from exc
+
+
+def _set_following(
+    deps: FlowDeps,
+    claim: Claim,
+    instance: Instance,
+    replication_vars: dict[str, Any],
+    secrets: dict[str, Any] | None = None,
+) -> None:
+    """Run the role's replication entry point on `instance` (see the playbook)."""
+    result = run_playbook(
+        deps, claim, "instance_replication.yml", instance, secrets, **replication_vars
+    )
+    if not result.ok:
+        raise ReplicationFailed(f"instance {instance.id}: {result.describe_failure()}")
+
+
+def _datastore(instance: Instance) -> str:
+    return str(instance.datastore_version.datastore.name)
+
+
+def _follow(deps: FlowDeps, claim: Claim, replica: Instance, source: Instance) -> None:
+    """Make `replica` follow `source`, and see it stream: a server whose data went further
+    than its new source's (a failed-over source that took writes the replica never had)
+    cannot follow it, and stays read-only until it is rebuilt."""
+    extravars, secrets = follow_vars(deps, replica, source)
+    _set_following(deps, claim, replica, extravars, secrets)
+    deadline = time.monotonic() + FOLLOW_TIMEOUT
+    why = "it does not stream"
+    while time.monotonic() < deadline:
+        try:
+            if _call(deps, replica.id, contract.ReplicationState())["streaming"]:
+                return
+        except ReplicationFailed as exc:  # its guest may still be starting
+            why = str(exc)
+        time.sleep(0.5)
+    raise ReplicationFailed(
+        f"instance {replica.id} does not follow {source.id} ({why}); it takes no writes, and "
+        "may have to be recreated from its source if its data went further"
+    )
+
+
+def _fence(deps: FlowDeps, claim: Claim, instance: Instance) -> None:
+    _set_following(deps, claim, instance, {f"{_datastore(instance)}_replication": {"fenced": True}})
+
+
+def _take_writes(deps: FlowDeps, claim: Claim, instance: Instance) -> None:
+    """Write down that a promoted server takes writes (its next start keeps it so)."""
+    _set_following(deps, claim, instance, {f"{_datastore(instance)}_replication": {}})
+
+
+def _wait_caught_up(deps: FlowDeps, replica: Instance, position: int) -> int:
+    deadline = time.monotonic() + CATCH_UP_TIMEOUT
+    while True:
+        state = _call(deps, replica.id, contract.ReplicationState())
+        if int(state["applied"]) >= position:
+            return int(state["applied"])
+        if time.monotonic() > deadline:
+            raise ReplicationFailed(
+                f"replica {replica.id} did not catch up with its source within "
+                f"{CATCH_UP_TIMEOUT:g} s (at {state['applied']}, source at {position})"
+            )
+        time.sleep(0.2)
+
+
+def _record(
+    deps: FlowDeps, claim: Claim, instance: Instance, action: str, ok: bool, message: str
+) -> None:
+    """The event in the audit trail of an instance the task is not on."""
+    now = deps.settings.clock()
+    tasks.record_done(
+        deps.settings.new_id(), instance.id, instance.project_id, action,
+        claim.task.requested_by, claim.task.request_id, now, now, ok, message,
+    )  # fmt: skip
+
+
+def _repoint(
+    deps: FlowDeps, claim: Claim, new_source: Instance, followers: list[Instance], why: str
+) -> list[str]:
+    """Have `followers` follow `new_source`; returns what failed (each also in the
+    follower's audit trail, and as its fault)."""
+    problems = []
+    for follower in followers:
+        try:
+            _follow(deps, claim, follower, new_source)
+            _record(deps, claim, follower, "replication", True,
+                    f"now follows {new_source.id} ({why})")  # fmt: skip
+        except (ReplicationFailed, errors.TroveSvcError) as exc:
+            text = str(exc) if isinstance(exc, ReplicationFailed) else exc.message
+            problems.append(f"{follower.id}: {text}")
+            _record(deps, claim, follower, "replication", False,
+                    f"could not follow {new_source.id} ({why}): {text}")  # fmt: skip
+            status.record_fault(
+                follower.id,
+                deps.settings.clock(),
+                f"This instance could not be made to follow {new_source.id} ({why}): {text}",
+            )
+    return problems
+
+
+def _finish(
+    deps: FlowDeps, claim: Claim, instance: Instance, waiting: str, failure: str | None, done: str
+) -> None:
+    now = deps.settings.clock()
+    with database_proxy.atomic():
+        if not tasks.finish(claim.task.id, claim.owner, now, ok=failure is None,
+                            message=failure or done):  # fmt: skip
+            return
+        if failure is not None:
+            status.record_fault(instance.id, now, failure, only_from=(waiting,))
+    if failure is None:
+        status.promote_if_ready(instance.id, now)
+
+
+def promote(deps: FlowDeps, claim: Claim) -> None:
+    """Switchover: fence the source (a clean stop for PostgreSQL, read-only for MariaDB,
+    refusing writes for Redis), wait until the replica has applied all it wrote, promote
+    the replica, then have the old source and the other replicas follow it."""
+    replica = Instance.get_or_none(Instance.id == claim.task.instance_id)
+    if replica is None or replica.status != status.PROMOTE or not replica.replica_of_id:
+        tasks.skip(claim.task.id, claim.owner, deps.settings.clock(),
+                   "the instance is no longer waiting to be promoted")  # fmt: skip
+        return
+    source = Instance.get_by_id(replica.replica_of_id)
+    others = [r for r in replication.replicas_of(source.id) if r.id != replica.id]
+    try:
+        _call(deps, replica.id, contract.ReplicationState())
+        _fence(deps, claim, source)
+    except (ReplicationFailed, errors.TroveSvcError) as exc:
+        _finish(deps, claim, replica, status.PROMOTE, f"Switchover not started: {exc}", "")
+        return
+    try:
+        position = int(_call(deps, source.id, contract.ReplicationState())["position"])
+        _wait_caught_up(deps, replica, position)
+        promoted = _call(deps, replica.id, contract.Promote(), timeout=90)
+    except ReplicationFailed as exc:
+        promoted = _undo_switchover(deps, claim, source, replica, exc)
+        if promoted is None:
+            return
+    now = deps.settings.clock()
+    with database_proxy.atomic():
+        replication.set_source([replica.id], None, now)
+        replication.set_source([source.id] + [o.id for o in others], replica.id, now)
+    LOG.info("switchover: %s is the source at position %s", replica.id, promoted["position"])
+    replica = Instance.get_by_id(replica.id)
+    problems = _after_promotion(deps, claim, replica, [source, *others], "a switchover")
+    _finish(
+        deps, claim, replica, status.PROMOTE,
+        f"Promoted, but: {'; '.join(problems)}" if problems else None,
+        f"switchover: this instance is the source (position {promoted['position']}); "
+        f"{source.id} follows it",
+    )  # fmt: skip
+
+
+def _undo_switchover(
+    deps: FlowDeps, claim: Claim, source: Instance, replica: Instance, failure: Exception
+) -> dict[str, Any] | None:
+    """A switchover step failed. If the replica did take writes after all (a promotion
+    that answered late), go on: its state, returned. If it surely still follows, nothing
+    moved: the source takes writes again. If that cannot be known, the source stays fenced
+    (never two writable sources): an operator looks."""
+    try:
+        state = _call(deps, replica.id, contract.ReplicationState())
+    except ReplicationFailed as unknown:
+        why = f"{failure}; the replica's state is unknown ({unknown}), so the source stays fenced"
+        _finish(deps, claim, replica, status.PROMOTE, f"Switchover failed: {why}", "")
+        return None
+    if not state["replica"]:
+        LOG.warning("switchover to %s: the promotion answered late; going on", replica.id)
+        return dict(state)
+    LOG.warning("switchover to %s failed (%s); the source takes writes again", replica.id, failure)
+    try:
+        _call(deps, source.id, contract.Promote(), timeout=90)
+        _take_writes(deps, claim, source)
+    except ReplicationFailed as undo:
+        failure = ReplicationFailed(
+            f"{failure}; and the source could not take writes again: {undo}"
+        )
+    _finish(deps, claim, replica, status.PROMOTE, f"Switchover failed: {failure}", "")
+    return None
+
+
+def _after_promotion(
+    deps: FlowDeps, claim: Claim, new_source: Instance, followers: list[Instance], why: str
+) -> list[str]:
+    """The slow part, once writes go to `new_source`: its files say it takes writes, the
+    followers follow it, and the accounts it copied from its old source are dropped."""
+    problems = []
+    try:
+        _take_writes(deps, claim, new_source)
+    except ReplicationFailed as exc:
+        problems.append(str(exc))
+    problems += _repoint(deps, claim, new_source, followers, why)
+    try:
+        _call(deps, new_source.id, contract.RemoveReplicationAccount(new_source.id))
+    except ReplicationFailed as exc:
+        LOG.warning("%s keeps its old replication account (%s)", new_source.id, exc)
+    return problems
+
+
+def _listens(port: int) -> bool:
+    """Whether something accepts connections on the source's port (the local provider's
+    instances are on this host)."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def _most_advanced(deps: FlowDeps, replicas: list[Instance]) -> tuple[Instance, int] | None:
+    best: tuple[Instance, int] | None = None
+    for replica in replicas:
+        try:
+            state = _call(deps, replica.id, contract.ReplicationState(), timeout=STATE_TIMEOUT)
+        except ReplicationFailed as exc:
+            LOG.warning("failover: replica %s is no candidate (%s)", replica.id, exc)
+            continue
+        if best is None or int(state["position"]) > best[1]:
+            best = (replica, int(state["position"]))
+    return best
+
+
+def eject(deps: FlowDeps, claim: Claim) -> None:
+    """Failover: promote the most advanced replica of a source that stopped working, have
+    the others follow it, and fence the old source: it follows the new one (in standby,
+    or read-only), so it never takes writes again, even when it comes back."""
+    source = Instance.get_or_none(Instance.id == claim.task.instance_id)
+    if source is None or source.status != status.EJECT:
+        tasks.skip(claim.task.id, claim.owner, deps.settings.clock(),
+                   "the instance is no longer waiting to be failed over")  # fmt: skip
+        return
+    candidates = replication.replicas_of(source.id)
+    if source.port and _listens(source.port):
+        # Only its guest is silent, or its datastore hangs: it may still take writes.
+        # Fenced first, or not failed over at all.
+        try:
+            _fence(deps, claim, source)
+        except ReplicationFailed as exc:
+            _finish(deps, claim, source, status.EJECT,
+                    f"Failover not started: the source still listens and could not be "
+                    f"fenced ({exc}).", "")  # fmt: skip
+            return
+    chosen = _most_advanced(deps, candidates)
+    if chosen is None:
+        _finish(deps, claim, source, status.EJECT,
+                "Failover failed: no replica of this instance answered.", "")  # fmt: skip
+        return
+    new_source, position = chosen
+    try:
+        promoted = _call(deps, new_source.id, contract.Promote(), timeout=90)
+    except ReplicationFailed as exc:
+        _finish(deps, claim, source, status.EJECT, f"Failover failed: {exc}", "")
+        return
+    now = deps.settings.clock()
+    others = [r for r in candidates if r.id != new_source.id]
+    with database_proxy.atomic():
+        replication.set_source([new_source.id], None, now)
+        replication.set_source([source.id] + [o.id for o in others], new_source.id, now)
+    LOG.warning(
+        "failover: %s replaces %s as the source, at position %s (received %s)",
+        new_source.id, source.id, promoted["position"], position,
+    )  # fmt: skip
+    at = promoted["position"]
+    _record(deps, claim, new_source, "promote", True,
+            f"promoted in place of {source.id} (failover) at position {at}")  # fmt: skip
+    new_source = Instance.get_by_id(new_source.id)
+    problems = _after_promotion(deps, claim, new_source, others, "a failover")
+    # The old source last: fenced, it follows the new one (if its data allows).
+    try:
+        _fence(deps, claim, source)
+        _follow(deps, claim, source, new_source)
+    except (ReplicationFailed, errors.TroveSvcError) as exc:
+        problems.append(f"the old source could not be fenced yet: {exc}")
+    _finish(
+        deps, claim, source, status.EJECT,
+        f"Failed over to {new_source.id}, but: {'; '.join(problems)}" if problems else None,
+        f"failover: {new_source.id} is the source (position {promoted['position']}); "
+        "this instance is fenced and follows it",
+    )  # fmt: skip
+
+
+def detach(deps: FlowDeps, claim: Claim) -> None:
+    """The replica stops following and takes writes; its account on the source goes."""
+    replica = Instance.get_or_none(Instance.id == claim.task.instance_id)
+    if replica is None or replica.status != status.DETACH or not replica.replica_of_id:
+        tasks.skip(claim.task.id, claim.owner, deps.settings.clock(),
+                   "the instance is no longer waiting to be detached")  # fmt: skip
+        return
+    source_id = replica.replica_of_id
+    try:
+        _call(deps, replica.id, contract.Promote(), timeout=90)
+    except ReplicationFailed as exc:
+        _finish(deps, claim, replica, status.DETACH, f"Detach failed: {exc}", "")
+        return
+    replication.set_source([replica.id], None, deps.settings.clock())
+    problems = []
+    try:
+        _take_writes(deps, claim, replica)
+    except ReplicationFailed as exc:
+        problems.append(str(exc))
+    for instance_id, account_of in ((source_id, replica.id), (replica.id, replica.id)):
+        try:
+            _call(deps, instance_id, contract.RemoveReplicationAccount(account_of))
+        except ReplicationFailed as exc:
+            LOG.warning("detach of %s: an account stays (%s)", replica.id, exc)
+    _finish(
+        deps, claim, replica, status.DETACH,
+        f"Detached, but: {'; '.join(problems)}" if problems else None,
+        f"detached from {source_id}: this instance takes writes on its own",
+    )  # fmt: skip
+
+
+FLOWS: dict[str, Callable[[FlowDeps, Claim], None]] = {
+    "promote": promote,
+    "eject": eject,
+    "detach": detach,
+}
