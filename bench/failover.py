@@ -127,6 +127,19 @@ class Bench(ApiClient):
                                   "datastore": {"type": datastore}}}  # fmt: skip
         return str(self.request("POST", "/configurations", body)["configuration"]["id"])
 
+    def attach(self, instance_id: str, group_id: str) -> None:
+        """Attach a configuration group and wait until its values are applied."""
+        self.request("PUT", f"/instances/{instance_id}", {"instance": {"configuration": group_id}})
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            tasks = self.request("GET", f"/instances/{instance_id}/tasks")["tasks"]
+            done = [t for t in tasks if t["action"] == "configure" and t["finished"]]
+            if done:
+                assert done[0]["state"] == "SUCCEEDED", done
+                return
+            time.sleep(0.3)
+        raise AssertionError("the configuration group was never applied")
+
     def eject_started(self, instance_id: str) -> float | None:
         """When the failover task started (the store's own time; the API shows seconds)."""
         from trove_svc.store.db import open_store
@@ -143,13 +156,15 @@ class Bench(ApiClient):
         source = self.create_healthy(
             f"{datastore}-src", datastore={"type": datastore}, databases=[{"name": DATABASE}],
             users=[{**USER, "databases": [{"name": DATABASE}]}],
-            **({"configuration": groups[0]} if groups[0] else {}),
         )  # fmt: skip
         execute(datastore, source["port"], "CREATE TABLE items (n INT PRIMARY KEY)")
         replica = self.create_healthy(
             f"{datastore}-rep", replica_of=source["id"],
             **({"configuration": groups[1]} if groups[1] else {}),
         )  # fmt: skip
+        if groups[0]:
+            # Synchronous from now on: with no replica yet, every commit would wait.
+            self.attach(source["id"], groups[0])
         writer = Writer(kept_inserter(datastore, source["port"]))
         writer.start()
         time.sleep(3)
@@ -177,8 +192,13 @@ class Bench(ApiClient):
         lost = len([n for n in writer.acknowledged if n not in rows])
         started = self.eject_started(source["id"])
         detection = (started - killed_wall) if started else float("nan")
-        # The old source now follows the new one: delete it first.
-        self.wait_healthy(source["id"], timeout=600)
+        # The old source follows the new one, or, if it wrote what the replica never
+        # received (asynchronous), stays fenced in ERROR; either way it goes first.
+        old = self.service.wait_for(
+            self.token, PROJECT, source["id"],
+            lambda i: i["status"] == "ERROR" or support.active_and_healthy(i), timeout=600,
+        )  # fmt: skip
+        rejoined = old["status"] != "ERROR"
         self.delete_instance(source["id"])
         self.delete_instance(replica["id"])
         return {
@@ -186,6 +206,7 @@ class Bench(ApiClient):
             "detection": detection,
             "lost": float(lost),
             "committed": float(len(writer.acknowledged)),
+            "rejoined": float(rejoined),
         }
 
 
@@ -196,7 +217,8 @@ def summary(runs: list[dict[str, float]]) -> str:
         f"to first write: p50 {statistics.median(seconds):.1f} s (min {seconds[0]:.1f}, "
         f"max {seconds[-1]:.1f}); detection p50 {statistics.median(detection):.1f} s; "
         f"rows lost {[int(r['lost']) for r in runs]} of "
-        f"{[int(r['committed']) for r in runs]} committed"
+        f"{[int(r['committed']) for r in runs]} committed; old source followed the new in "
+        f"{int(sum(r['rejoined'] for r in runs))} of {len(runs)}"
     )
 
 
@@ -204,6 +226,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--datastores", default="postgresql,mariadb")
+    parser.add_argument("--modes", default="async,sync", help="replication: async, sync")
     args = parser.parse_args()
 
     # The service's own defaults for heartbeats and failover, not the tests' quicker ones.
@@ -222,7 +245,9 @@ def main() -> None:
                 bench.group(datastore, SYNC_GROUPS[datastore][0]),
                 bench.group(datastore, SYNC_GROUPS[datastore][1]),
             )
-            for mode, groups in (("async", (None, None)), ("sync", sync_groups)):
+            modes = {"async": (None, None), "sync": sync_groups}
+            for mode in args.modes.split(","):
+                groups = modes[mode]
                 key = f"{datastore} {mode}"
                 results[key] = []
                 for number in range(args.runs):
@@ -230,7 +255,8 @@ def main() -> None:
                     results[key].append(outcome)
                     print(f"{key} run {number + 1}: {outcome['seconds']:.1f} s to write "
                           f"(detection {outcome['detection']:.1f} s), lost "
-                          f"{int(outcome['lost'])} of {int(outcome['committed'])}; "
+                          f"{int(outcome['lost'])} of {int(outcome['committed'])}; old source "
+                          f"{'follows' if outcome['rejoined'] else 'fenced, diverged'}; "
                           f"load {os.getloadavg()[0]:.2f}", flush=True)  # fmt: skip
         print()
         for key, runs in results.items():

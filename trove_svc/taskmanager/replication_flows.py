@@ -31,6 +31,7 @@ LOG = logging.getLogger(__name__)
 CATCH_UP_TIMEOUT = 60.0
 # How long a server told to follow a source may take to stream from it.
 FOLLOW_TIMEOUT = 30.0
+STREAMING_LOOKS = 4
 # A replica that does not answer this quickly is not a candidate for a failover.
 STATE_TIMEOUT = 5.0
 
@@ -75,12 +76,18 @@ def _follow(deps: FlowDeps, claim: Claim, replica: Instance, source: Instance) -
     _set_following(deps, claim, replica, extravars, secrets)
     deadline = time.monotonic() + FOLLOW_TIMEOUT
     why = "it does not stream"
+    # A server that cannot follow connects, is refused, and tries again: streaming counts
+    # when it holds for a few looks in a row.
+    held = 0
     while time.monotonic() < deadline:
         try:
-            if _call(deps, replica.id, contract.ReplicationState())["streaming"]:
+            streaming = _call(deps, replica.id, contract.ReplicationState())["streaming"]
+            held = held + 1 if streaming else 0
+            if held >= STREAMING_LOOKS:
                 return
         except ReplicationFailed as exc:  # its guest may still be starting
             why = str(exc)
+            held = 0
         time.sleep(0.5)
     raise ReplicationFailed(
         f"instance {replica.id} does not follow {source.id} ({why}); it takes no writes, and "

@@ -85,7 +85,7 @@ class PasswordRule:
 
 
 # String values go into the engine's configuration file: no quotes, comments or newlines.
-_PLAIN_TEXT = re.compile(r"[A-Za-z0-9_.,:/+ -]{0,256}")
+_PLAIN_TEXT = re.compile(r"[A-Za-z0-9_.,:/+*() -]{0,256}")
 BOOLEAN_WORDS = {"true": True, "on": True, "yes": True, "1": True,
                  "false": False, "off": False, "no": False, "0": False}  # fmt: skip
 
@@ -125,7 +125,9 @@ class Parameter:
                 return None
             return f"it must be a comma-separated list of {', '.join(self.choices)}"
         if not _PLAIN_TEXT.fullmatch(str(value)):
-            return "it must be at most 256 characters: letters, digits, spaces and _ . , : / + -"
+            return (
+                "it must be at most 256 characters: letters, digits, spaces and _ . , : / + * ( ) -"
+            )
         return None
 
     def _number_problem(self, value: object) -> str | None:
