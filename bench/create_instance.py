@@ -5,7 +5,13 @@ each datastore one after another, and times POST to ACTIVE + HEALTHY. In the sam
 times the physical floor: the datastore's own init + start + first query by hand, with
 nothing around it. Prints both medians, their ratio, and where the create's time went.
 
+With `--provider ssh`, the same creates run on an SSH host pool as well (two hosts, each an
+sshd of its own on a loopback address, tests/ssh_pool.py), beside the local provider, in
+one run: the difference is what reaching a host over SSH costs. The first create on each
+pool host also installs the guest agent's environment there; its time is shown apart.
+
     .venv/bin/python bench/create_instance.py [--runs 5] [--datastore postgresql ...]
+        [--provider ssh]
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ import itertools
 
 import psycopg
 
-from tests import bare, support
+from tests import bare, ssh_pool, support
 from trove_svc import catalog
 from trove_wire.datastores import postgresql
 
@@ -102,66 +108,101 @@ def step_times(state_dir: Path, task_ids: list[str]) -> dict[str, list[float]]:
     return steps
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--datastore", action="append", choices=sorted(FLOORS))
-    args = parser.parse_args()
-    datastores = args.datastore or [d.name for d in catalog.host_datastores()]
+def _creates(
+    service: support.Service, token: str, datastore: str, runs: int
+) -> tuple[list[float], list[str]]:
+    creates, task_ids = [], []
+    for _ in range(runs):
+        body = {
+            "instance": {
+                "name": "bench",
+                "flavorRef": "1",
+                "volume": {"size": 1},
+                "datastore": {"type": datastore},
+                **BODIES[datastore],
+            }
+        }
+        started = time.monotonic()
+        resp = service.request("POST", "/v1.0/bench/instances", token, body)
+        assert resp.status == 200, resp.body
+        instance_id = resp.body["instance"]["id"]
+        service.wait_for(token, "bench", instance_id, support.active_and_healthy, timeout=300)
+        creates.append(time.monotonic() - started)
+        task_ids.append(_create_task_id(service, instance_id))
+        service.request("DELETE", f"/v1.0/bench/instances/{instance_id}", token)
+        service.wait_gone(token, "bench", instance_id, timeout=120)
+    return creates, task_ids
 
-    service = support.Service()
-    results = {}
+
+def _run_provider(
+    provider: str, datastores: list[str], runs: int
+) -> dict[str, tuple[list[float], dict[str, list[float]]]]:
+    """Create-to-HEALTHY times (and Ansible step times) per datastore on one provider."""
+    pool = None
+    extra_env: dict[str, str] = {}
+    if provider == "ssh":
+        # A short directory: PostgreSQL's socket path below it stays under 108 bytes.
+        pool = ssh_pool.two_hosts(support.shared_tmp_dir("tsb-"), first_port=24970)
+        pool.start()
+        extra_env = {
+            "TROVE_SVC_COMPUTE_PROVIDER": "ssh",
+            "TROVE_SVC_HOST_POOL": str(pool.inventory),
+        }
+    service = support.Service(extra_env=extra_env)
+    found = {}
     try:
         service.start()
         token = service.token("bench")
         for datastore in datastores:
-            floor_name, floor = FLOORS[datastore]
-            bare = [floor() for _ in range(args.runs)]
-            creates, task_ids = [], []
-            for _ in range(args.runs):
-                body = {
-                    "instance": {
-                        "name": "bench",
-                        "flavorRef": "1",
-                        "volume": {"size": 1},
-                        "datastore": {"type": datastore},
-                        **BODIES[datastore],
-                    }
-                }
-                started = time.monotonic()
-                resp = service.request("POST", "/v1.0/bench/instances", token, body)
-                assert resp.status == 200, resp.body
-                instance_id = resp.body["instance"]["id"]
-                service.wait_for(token, "bench", instance_id, support.active_and_healthy)
-                creates.append(time.monotonic() - started)
-                task_ids.append(_create_task_id(service, instance_id))
-                service.request("DELETE", f"/v1.0/bench/instances/{instance_id}", token)
-                service.wait_gone(token, "bench", instance_id)
-            results[datastore] = (
-                floor_name,
-                bare,
-                creates,
-                step_times(service.state_dir, task_ids),
-            )
+            creates, task_ids = _creates(service, token, datastore, runs)
+            found[datastore] = (creates, step_times(service.state_dir, task_ids))
     finally:
         service.cleanup()
+        if pool is not None:
+            pool.cleanup()
+    return found
 
-    for datastore, (floor_name, bare, creates, steps) in results.items():
-        create_median, bare_median = statistics.median(creates), statistics.median(bare)
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--datastore", action="append", choices=sorted(FLOORS))
+    parser.add_argument(
+        "--provider",
+        action="append",
+        choices=["local", "ssh"],
+        help="ssh: also on an SSH host pool, beside the local provider",
+    )
+    args = parser.parse_args()
+    datastores = args.datastore or [d.name for d in catalog.host_datastores()]
+    providers = ["local", *sorted(set(args.provider or []) - {"local"})]
+
+    floors = {}
+    for datastore in datastores:
+        floor_name, floor = FLOORS[datastore]
+        floors[datastore] = (floor_name, [floor() for _ in range(args.runs)])
+    measured = {provider: _run_provider(provider, datastores, args.runs) for provider in providers}
+
+    for datastore in datastores:
+        floor_name, bare = floors[datastore]
+        bare_median = statistics.median(bare)
         print(f"{datastore}, {args.runs} runs each")
         print(
-            f"  create, POST -> ACTIVE+HEALTHY : median {create_median:6.2f} s  "
-            f"(runs: {', '.join(f'{c:.2f}' for c in creates)})"
-        )
-        print(
-            f"  bare {floor_name:26s}: median {bare_median:6.3f} s  "
+            f"  bare {floor_name:34s}: median {bare_median:6.3f} s  "
             f"(runs: {', '.join(f'{b:.3f}' for b in bare)})"
         )
-        print(f"  ratio                          : {create_median / bare_median:6.1f}")
-        print("  where the create's time goes (median seconds per Ansible step):")
-        ranked = sorted(steps.items(), key=lambda kv: statistics.median(kv[1]), reverse=True)
-        for name, times in ranked[:8]:
-            print(f"    {statistics.median(times):5.2f}  {name}")
+        for provider in providers:
+            creates, steps = measured[provider][datastore]
+            create_median = statistics.median(creates)
+            print(
+                f"  {provider:5s} create, POST -> ACTIVE+HEALTHY: median {create_median:6.2f} s  "
+                f"ratio {create_median / bare_median:5.1f}  "
+                f"(runs: {', '.join(f'{c:.2f}' for c in creates)})"
+            )
+            print(f"    where the {provider} create's time goes (median s per Ansible step):")
+            ranked = sorted(steps.items(), key=lambda kv: statistics.median(kv[1]), reverse=True)
+            for name, times in ranked[:6]:
+                print(f"      {statistics.median(times):5.2f}  {name}")
 
 
 def _create_task_id(service: support.Service, instance_id: str) -> str:

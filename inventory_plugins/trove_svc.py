@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +15,10 @@ short_description: The database instances trove-svc manages
 description:
   - Lists every instance in trove-svc's store as a host named after its id, grouped by
     datastore (C(datastore_postgresql)), project (C(project_<id>)) and status
-    (C(status_active)), with the variables the instance's roles take (ports, directories,
-    the OS account, memory sizing) and how to reach it.
+    (C(status_active)) and compute provider (C(provider_ssh)), with the variables the
+    instance's roles take (ports, directories, the OS account, memory sizing) and how to
+    reach it: this machine, the pool host (as the pool's inventory says) or the server it
+    lives on (C(trove_server), C(trove_host)).
   - The source file's name must end in C(trove_svc.yml) or C(trove_svc.yaml).
   - Needs trove-svc importable by the Python that runs Ansible.
 options:
@@ -66,6 +67,7 @@ class InventoryModule(BaseInventoryPlugin):  # type: ignore[misc]
         super().parse(inventory, loader, path, cache)
         self._read_config_data(path)
         try:
+            from trove_svc import compute
             from trove_svc.settings import Settings
             from trove_svc.store.db import open_store
             from trove_svc.store.models import Instance
@@ -76,32 +78,37 @@ class InventoryModule(BaseInventoryPlugin):  # type: ignore[misc]
         overrides: dict[str, Any] = {"database_url": self.get_option("database_url") or ""}
         if self.get_option("state_dir"):
             overrides["state_dir"] = Path(self.get_option("state_dir"))
-        settings = Settings(**overrides)
+        # An entry point of its own: the rest (the host pool, say) from TROVE_SVC_* as the
+        # service reads it.
+        settings = Settings.from_env().with_overrides(**overrides)
         database = open_store(settings.effective_database_url)
         try:
             for instance in Instance.select().order_by(Instance.created_at):
-                self._add(instance, instance_vars(settings, instance))
+                connection = compute.place_of(settings, instance).connection
+                self._add(instance, connection, instance_vars(settings, instance))
         finally:
             database.close()
 
-    def _add(self, instance: Any, role_vars: dict[str, Any]) -> None:
+    def _add(self, instance: Any, connection: dict[str, Any], role_vars: dict[str, Any]) -> None:
         host = str(instance.id)
         self.inventory.add_host(host)
         for group in (
             _group("datastore", role_vars["trove_datastore"]),
             _group("project", str(instance.project_id)),
             _group("status", str(instance.status)),
+            _group("provider", str(instance.provider)),
         ):
             self.inventory.add_group(group)
             self.inventory.add_child(group, host)
         facts = {
-            # The local provider: the instance lives on this host.
-            "ansible_connection": "local",
-            "ansible_python_interpreter": sys.executable,
+            # Reached as its compute provider says: this machine, a pool host, a server.
+            **connection,
             "trove_name": instance.name,
             "trove_project": instance.project_id,
             "trove_status": instance.status,
             "trove_host": instance.host,
+            "trove_provider": instance.provider,
+            "trove_server": instance.server,
             "trove_port": instance.port,
             **role_vars,
         }

@@ -22,6 +22,9 @@ command -v pgbackrest >/dev/null || missing+=(pgbackrest)
 command -v mariadb-backup >/dev/null || missing+=(mariadb-backup)
 command -v zstd >/dev/null || missing+=(zstd)
 command -v setfacl >/dev/null || missing+=(acl)
+# SSH host pools: the control plane's ssh client, and the tests' own pool hosts' sshd.
+command -v ssh >/dev/null || missing+=(openssh-client)
+[ -x /usr/sbin/sshd ] || missing+=(openssh-server)
 # The OS's own Python: instances' accounts run the guest agent from .venv, and a Python
 # under a private home (pyenv in /root, say) is out of their reach.
 [ -x /usr/bin/python3 ] || missing+=(python3)

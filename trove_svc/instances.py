@@ -8,6 +8,7 @@ from typing import Any
 from trove_svc import (
     audit,
     catalog,
+    compute,
     configurations,
     errors,
     instance_reads,
@@ -146,7 +147,9 @@ class InstanceService:
         task_id = self._settings.new_id()
         _, sealed_key = self._keys.new_instance_key(instance_id)
         with database_proxy.atomic():
+            place = compute.new_place(self._settings, flavor, spec["volume"]["size"], source)
             instance = Instance.create(
+                **place,
                 id=instance_id,
                 name=name,
                 replica_of_id=source.id if source is not None else None,
@@ -335,6 +338,7 @@ class InstanceService:
         if flavor.id == instance.flavor_id:
             raise errors.BadRequest(f"Instance {instance_id} already has flavor {flavor.id}.")
         status.require_active(instance.id, instance.status)
+        compute.require_room_to_grow(self._settings, instance, flavor, None)
         self._start_task(caller, instance, "resize", status.RESIZE, {"flavor_id": flavor.id})
 
     def update_access(self, caller: Caller, instance_id: str, access: dict[str, Any]) -> None:
@@ -368,6 +372,7 @@ class InstanceService:
                 f"The new volume size {size} GB must be larger than the current "
                 f"{instance.volume_size} GB; volumes do not shrink."
             )
+        compute.require_room_to_grow(self._settings, instance, None, size)
         summary = f"volume {instance.volume_size} GB to {size} GB"
         with self._recorded(caller, instance_id, "resize_volume", summary):
             quotas.check(self._settings, caller.project_id, 0, size - instance.volume_size)

@@ -4,7 +4,7 @@ the service key, the deployment's broker account and URL, and the parts made fro
 from __future__ import annotations
 
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from trove_svc.bus.broker import Account, BrokerAdmin, amqp_url, load_account
 from trove_svc.bus.client import Bus
@@ -45,8 +45,16 @@ class Runtime:
         return BrokerAdmin(self.settings.management_url, self.account)
 
     def guest_url(self, user: str, password: str) -> str:
-        """The URL a guest of this deployment connects with, under its own account."""
-        return amqp_url(self.settings, Account(user, password), named_account_wins=False)
+        """The URL a guest of this deployment connects with, under its own account, at the
+        address guests on other hosts reach the broker at (if one is set)."""
+        url = amqp_url(self.settings, Account(user, password), named_account_wins=False)
+        if not self.settings.guest_broker_address:
+            return url
+        parts = urlsplit(url)
+        credentials = parts.netloc.rsplit("@", 1)[0]
+        return urlunsplit(
+            parts._replace(netloc=f"{credentials}@{self.settings.guest_broker_address}")
+        )
 
     def flow_deps(self) -> FlowDeps:
         return FlowDeps(

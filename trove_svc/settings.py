@@ -47,6 +47,21 @@ class Settings:
     # Files made by `trove-svc setup` (0600); empty: in the state directory.
     broker_credentials_file: str = ""
     service_key_file: str = ""
+    # Where instances live (docs/compute-providers.md): local (this machine), ssh (a pool
+    # of hosts named by host_pool) or openstack (Nova servers in openstack_cloud).
+    compute_provider: str = "local"
+    # The ssh provider's pool: an Ansible inventory file (hosts with ansible_host, ...).
+    host_pool: str = ""
+    # host[:port] where guests on other hosts reach the broker; empty: the transport URL's.
+    guest_broker_address: str = ""
+    # The openstack provider: a clouds.yaml cloud name, and what every server is made of.
+    # A trove-svc flavor maps to the Nova flavor of the same name.
+    openstack_cloud: str = ""
+    openstack_image: str = ""
+    openstack_network: str = ""
+    openstack_key_name: str = ""
+    openstack_ssh_user: str = "debian"
+    openstack_ssh_key_file: str = ""
     host: str = "127.0.0.1"
     port: int = 8779
     api_workers: int = 2
@@ -222,6 +237,12 @@ class Settings:
         for name, (check, why) in _RULES.items():
             if not check(getattr(self, name)):
                 found.append(f"{ENV_PREFIX}{name.upper()}={getattr(self, name)!r}: {why}")
+        if self.compute_provider == "ssh" and not self.host_pool:
+            found.append(f"{ENV_PREFIX}COMPUTE_PROVIDER=ssh needs {ENV_PREFIX}HOST_POOL")
+        if self.compute_provider == "openstack" and not self.openstack_cloud:
+            found.append(
+                f"{ENV_PREFIX}COMPUTE_PROVIDER=openstack needs {ENV_PREFIX}OPENSTACK_CLOUD"
+            )
         if self.port_range_start > self.port_range_end:
             found.append(
                 f"{ENV_PREFIX}PORT_RANGE_START={self.port_range_start} is above "
@@ -281,6 +302,10 @@ _RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "ansible_strategy": (
         lambda v: v in ("mitogen_linear", "linear", "free"),
         "mitogen_linear, linear or free",
+    ),
+    "compute_provider": (
+        lambda v: v in ("local", "ssh", "openstack"),
+        "local, ssh or openstack",
     ),
     "transport_url": (lambda v: urlsplit(v).scheme in ("amqp", "amqps"), "an amqp:// URL"),
 }

@@ -8,6 +8,7 @@ from trove_svc import status as instance_status
 from trove_svc.clock import iso
 
 if TYPE_CHECKING:  # rows the domain hands over; the API never queries them itself
+    from trove_svc.compute.placement import HostUse
     from trove_svc.store.models import (
         Backup,
         BackupStrategy,
@@ -153,10 +154,33 @@ def replicas(base: str, row: Instance, rows: list[Instance]) -> dict[str, Any]:
 def mgmt_instance(base: str, row: Instance, status: ServiceStatus | None) -> dict[str, Any]:
     """The admin's view: the instance plus where it runs and what it is doing."""
     body = instance(base, row, status)
-    body["server"] = {"host": row.host, "local_id": row.id}
+    # Where it lives: the pool host or Nova server (this machine on the local provider).
+    body["server"] = {
+        "host": row.server or ("localhost" if row.provider == "local" else None),
+        "address": row.host,
+        "provider": row.provider,
+        "local_id": row.id,
+    }
     body["task_description"] = row.current_step or "No tasks for the instance."
     body["deleted"] = False
     return body
+
+
+def pool_host(use: HostUse) -> dict[str, Any]:
+    """A pool host with what trove-svc may use of it, what its instances take, and whether
+    it answers (placements skip one that does not)."""
+    host = use.host
+    return {
+        "name": host.name,
+        "address": host.address,
+        "ssh_port": host.ssh_port,
+        "instances": use.instances,
+        "memory_mb": {"total": host.memory_mb, "used": use.memory_mb},
+        "disk_gb": {"total": host.disk_gb, "used": use.disk_gb},
+        "reachable": use.unreachable_since is None,
+        "unreachable_since": timestamp(use.unreachable_since) if use.unreachable_since else None,
+        "unreachable_reason": use.unreachable_reason,
+    }
 
 
 def backup(base: str, row: Backup) -> dict[str, Any]:

@@ -76,6 +76,15 @@ def _replication(migrator: SchemaMigrator) -> None:
         migrate(migrator.add_column("service_status", "healthy_at", ServiceStatus.healthy_at))
 
 
+def _compute_providers(migrator: SchemaMigrator) -> None:
+    """Instances say which compute provider built them and where; pool hosts (a new
+    table) say when they stopped answering."""
+    migrate(
+        migrator.add_column("instance", "provider", Instance.provider),
+        migrator.add_column("instance", "server", Instance.server),  # (indexed as said)
+    )
+
+
 MIGRATIONS: list[Callable[[SchemaMigrator], None]] = [
     _leases_and_keys,
     _list_indexes,
@@ -83,6 +92,7 @@ MIGRATIONS: list[Callable[[SchemaMigrator], None]] = [
     _backups,
     _configurations,
     _replication,
+    _compute_providers,
 ]
 LATEST = len(MIGRATIONS)
 

@@ -67,8 +67,13 @@ class Instance(BaseModel):
     # The playbook that builds the instance has finished; ACTIVE waits on a heartbeat too.
     provisioned = peewee.BooleanField(default=False)
     current_step = peewee.CharField(null=True, max_length=255)
+    # The address clients reach the instance at, and the port its datastore listens on.
     host = peewee.CharField(null=True, max_length=255)
     port = peewee.IntegerField(null=True, unique=True)
+    # The compute provider that built it (trove_svc.compute), and its place there: the
+    # pool host's name (ssh) or the Nova server's id (openstack); none on the local one.
+    provider = peewee.CharField(max_length=16, default="local")
+    server = peewee.CharField(null=True, max_length=255, index=True)
     access = JSONField(default=dict)
     # When `status` last changed: waiting states are timed from here.
     status_since = peewee.FloatField(default=0)
@@ -243,6 +248,15 @@ class SchemaVersion(BaseModel):
     version = peewee.IntegerField()
 
 
+class PoolHost(BaseModel):
+    """What the ssh provider learned about a pool host: it did not answer (since when,
+    why). Hosts themselves come from the pool's inventory, not from the store."""
+
+    name = peewee.CharField(primary_key=True, max_length=255)
+    unreachable_since = peewee.FloatField(null=True)
+    unreachable_reason = peewee.TextField(null=True)
+
+
 MODELS: list[type[BaseModel]] = [
     Datastore,
     DatastoreVersion,
@@ -256,5 +270,6 @@ MODELS: list[type[BaseModel]] = [
     BackupStrategy,
     Configuration,
     Worker,
+    PoolHost,
     SchemaVersion,
 ]

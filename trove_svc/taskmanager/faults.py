@@ -62,3 +62,13 @@ def explain(task_id: str, result: RunResult, log: Path | None, log_since: int) -
         details=details[:4000],
         port_busy=any(marker in seen for marker in _PORT_BUSY),
     )
+
+
+def unreachable(task_id: str, host: str, result: RunResult) -> Fault:
+    """The fault of a run whose host never answered: which host, and what ssh said."""
+    said = redact(result.failed_message or "no answer")[:500]
+    return Fault(
+        message=f"Host {host} is unreachable: {said}",
+        details=f"Task {task_id} ({result.status}, rc {result.rc}), step '{result.failed_step}'.",
+        port_busy=False,
+    )

@@ -13,7 +13,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from trove_svc import configurations, errors, metrics, status, tasks
+from trove_svc import compute, configurations, errors, metrics, status, tasks
+from trove_svc.compute import placement
 from trove_svc.store.models import Flavor, Instance, ServiceStatus, Task, database_proxy
 from trove_svc.taskmanager import faults, ports, provisioning, replicas, restoring
 from trove_svc.taskmanager.deps import Claim, FlowDeps
@@ -49,7 +50,7 @@ def _run(
     runs = Task.select(Task.runs).where(Task.id == task.id).scalar() or 0
     tasks.start_run(task.id, claim.owner, playbook)
     ident = task.id if runs == 0 and not suffix else f"{task.id}-{suffix or runs + 1}"
-    return deps.runner.run(
+    result = deps.runner.run(
         ident=ident,
         playbook=playbook,
         instance_id=instance.id,
@@ -58,7 +59,22 @@ def _run(
         on_step=_show_step(instance.id) if show_steps else None,
         timeout=timeout,
         cancel=claim.lost.is_set,
+        connection=compute.place_of(deps.settings, instance).connection,
     )
+    _note_host(deps, instance, result)
+    return result
+
+
+def _note_host(deps: FlowDeps, instance: Instance, result: RunResult) -> None:
+    """A pool host that did not answer is skipped by placements until it answers again."""
+    if instance.provider != "ssh" or not instance.server:
+        return
+    if result.unreachable:
+        placement.mark_unreachable(
+            instance.server, deps.settings.clock(), result.failed_message or "no answer"
+        )
+    elif result.ok:
+        placement.mark_reachable(instance.server)
 
 
 def run_playbook(
@@ -149,6 +165,7 @@ def create(deps: FlowDeps, claim: Claim) -> None:
                 ),
                 **restore,
                 **replica,
+                **provisioning.guest_install_vars(deps.settings, instance),
             },
             {
                 **provisioning.create_secrets(
@@ -163,13 +180,15 @@ def create(deps: FlowDeps, claim: Claim) -> None:
             },
         )
         fault = None if result.ok else faults.explain(claim.task.id, result, log, log_since)
+        if fault is not None and result.unreachable:
+            fault = faults.unreachable(claim.task.id, _host_name(instance), result)
         if fault is None or not fault.port_busy or attempt == PORT_ATTEMPTS or result.canceled:
             break
         port = ports.reallocate(deps.settings, instance.id)
         LOG.warning("instance %s: port busy at start; trying port %d", instance.id, port)
 
     shutil.rmtree(restoring.staging_dir(deps.settings, claim.task.id), ignore_errors=True)
-    if fault is not None and not result.canceled and claim.still_ours():
+    if fault is not None and not result.canceled and not result.unreachable and claim.still_ours():
         LOG.info("create of %s failed: %s", instance.id, fault.message)
         # Stop what the failed build started before saying ERROR (and while the task is
         # still ours): once a client sees ERROR, nothing of the instance runs. Its files
@@ -180,6 +199,7 @@ def create(deps: FlowDeps, claim: Claim) -> None:
         if not _finish(deps, claim, result):
             return
         if fault is None:
+            _record_place(instance.id, result)
             Instance.update(
                 provisioned=True,
                 current_step=None,
@@ -195,6 +215,24 @@ def create(deps: FlowDeps, claim: Claim) -> None:
         status.promote_if_ready(instance.id, now)
 
 
+def _host_name(instance: Instance) -> str:
+    if instance.server and instance.host:
+        return f"{instance.server} ({instance.host})"
+    return str(instance.server or instance.host or "of the instance")
+
+
+def _record_place(instance_id: str, result: RunResult) -> None:
+    """Where a provider that learns it while building (a new server) put the instance."""
+    place = result.reported.get("trove_place") or {}
+    found = {
+        column: place[key]
+        for key, column in (("address", Instance.host), ("server", Instance.server))
+        if place.get(key)
+    }
+    if found:
+        Instance.update(found).where(Instance.id == instance_id).execute()
+
+
 def _tear_down(
     deps: FlowDeps, claim: Claim, instance: Instance, purge: bool, suffix: str = ""
 ) -> RunResult:
@@ -204,7 +242,7 @@ def _tear_down(
         claim,
         "instance_delete.yml",
         instance,
-        {"compute_local_purge": purge},
+        compute.purge_vars(instance, purge),
         suffix=suffix,
         timeout=deps.settings.cleanup_timeout,
         show_steps=False,

@@ -1,4 +1,5 @@
-"""Port allocation for local instances: unique in the store, free on the host."""
+"""Port allocation: unique in the store (across every host, so that two instances never
+meet on one address), and free on this machine."""
 
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ def allocate(settings: Settings, instance_id: str) -> int:
         if port in taken or not _free_on_host(port):
             continue
         try:
-            Instance.update(port=port, host="127.0.0.1").where(Instance.id == instance_id).execute()
+            Instance.update(port=port).where(Instance.id == instance_id).execute()
         except peewee.IntegrityError:
             continue
         return port

@@ -7,11 +7,11 @@ rest below under its own name as prefix, so flows never branch on the datastore.
 from __future__ import annotations
 
 import getpass
-import sys
 from pathlib import Path
 from typing import Any
 
-from trove_svc import configurations
+from trove_svc import compute, configurations
+from trove_svc.compute import guest_wheels
 from trove_svc.settings import Settings
 from trove_svc.store.models import Instance
 from trove_wire import datastores
@@ -22,10 +22,25 @@ ADMIN_USER = "os_admin"
 
 
 def os_user(settings: Settings, instance: Instance) -> str:
-    """The unprivileged account an instance's datastore runs as (the service's own if not root)."""
-    if not settings.runs_as_root:
+    """The unprivileged account an instance's datastore runs as: its own, except on this
+    machine when the service does not run as root (then the service's)."""
+    if instance.provider == "local" and not settings.runs_as_root:
         return getpass.getuser()
     return settings.instance_user_prefix + str(instance.id).replace("-", "")[:16]
+
+
+def _own_account(settings: Settings, instance: Instance) -> bool:
+    """Whether the instance has an account of its own (made, and removed, with it)."""
+    return instance.provider != "local" or settings.runs_as_root
+
+
+def _bind_addresses(place: compute.Place, is_public: bool) -> list[str]:
+    if is_public:
+        return ["*"]
+    # On another host: its own address for clients, loopback for its guest agent.
+    if place.remote and place.address and place.address != "127.0.0.1":
+        return ["127.0.0.1", place.address]
+    return ["127.0.0.1"]
 
 
 def instance_vars(settings: Settings, instance: Instance) -> dict[str, Any]:
@@ -33,51 +48,76 @@ def instance_vars(settings: Settings, instance: Instance) -> dict[str, Any]:
     version = instance.datastore_version
     datastore = version.datastore.name
     spec = datastores.get(datastore)
-    instance_dir = settings.instances_dir / instance.id
+    place = compute.place_of(settings, instance)
+    instance_dir = place.instance_dir
     access: dict[str, Any] = instance.access or {}
     is_public = bool(access.get("is_public", False))
     cidrs = list(access.get("allowed_cidrs", []))
     if is_public and not cidrs:
         cidrs = ["0.0.0.0/0", "::/0"]
     user = os_user(settings, instance)
-    repository = str(settings.backups_dir / instance.id) if spec.capabilities.backups else ""
+    run_as_user = _own_account(settings, instance)
+    # Backups live in this machine's repository: instances elsewhere have none yet.
+    repository = (
+        str(settings.backups_dir / instance.id)
+        if spec.capabilities.backups and not place.remote
+        else ""
+    )
     base_dir = str(instance_dir / datastore)
     return {
         "trove_instance_id": instance.id,
         "trove_datastore": datastore,
-        "compute_local_instance_dir": str(instance_dir),
-        "compute_local_os_user": user,
-        "compute_local_create_user": settings.runs_as_root,
-        "compute_local_backup_dir": repository,
+        "trove_compute_provider": place.provider,
+        **compute.role_vars(place, user, run_as_user, repository),
         f"{datastore}_os_user": user,
-        f"{datastore}_run_as_os_user": settings.runs_as_root,
+        f"{datastore}_run_as_os_user": run_as_user,
         **spec.binary_vars(Discovered(version.name, version.bin_dir)),
         f"{datastore}_base_dir": base_dir,
         f"{datastore}_backup_dir": repository,
         f"{datastore}_port": instance.port,
         f"{datastore}_admin_user": ADMIN_USER,
-        f"{datastore}_bind_addresses": ["*"] if is_public else ["127.0.0.1"],
+        f"{datastore}_bind_addresses": _bind_addresses(place, is_public),
         f"{datastore}_allowed_cidrs": cidrs,
         f"{datastore}_memory_mb": instance.flavor.ram,
         f"{datastore}_vcpus": instance.flavor.vcpus,
         f"{datastore}_configuration": configurations.engine_values(instance),
         "guest_agent_dir": str(instance_dir),
-        "guest_agent_python": sys.executable,
+        "guest_agent_python": place.guest_python,
+        "trove_system_python": place.system_python,
         "guest_agent_instance_id": instance.id,
         "guest_agent_datastore": datastore,
-        "guest_agent_data_dir": str(instance_dir / datastore),
+        "guest_agent_data_dir": base_dir,
         "guest_agent_heartbeat_interval": settings.heartbeat_interval,
         "guest_agent_log_format": settings.log_format,
         "guest_agent_backup": spec.backup_settings(base_dir, repository) if repository else {},
         "guest_agent_os_user": user,
-        "guest_agent_run_as_os_user": settings.runs_as_root,
+        "guest_agent_run_as_os_user": run_as_user,
+        # This machine's agents are detached daemons; another host's run under systemd
+        # where it has it.
+        "guest_agent_supervisor": "auto" if place.remote else "daemon",
     }
 
 
-def datastore_log(settings: Settings, instance: Instance) -> Path:
-    """The datastore's own log: where a failed start says why."""
+def guest_install_vars(settings: Settings, instance: Instance) -> dict[str, Any]:
+    """What installs the guest agent on another host (nothing on this machine)."""
+    place = compute.place_of(settings, instance)
+    if not place.remote:
+        return {}
+    return {
+        "guest_agent_wheelhouse": str(guest_wheels.wheelhouse(settings)),
+        "guest_agent_venv": place.guest_venv,
+        "guest_agent_system_python": place.system_python,
+    }
+
+
+def datastore_log(settings: Settings, instance: Instance) -> Path | None:
+    """The datastore's own log, where a failed start says why; None if it is on another
+    host (its fault then says what the run saw)."""
     datastore = instance.datastore_version.datastore.name
-    return settings.instances_dir / instance.id / datastore / datastores.get(datastore).log_file
+    place = compute.place_of(settings, instance)
+    if place.remote:
+        return None
+    return place.instance_dir / datastore / datastores.get(datastore).log_file
 
 
 def create_vars(
@@ -105,7 +145,7 @@ def create_secrets(
         "guest_agent_transport_url": guest_transport_url,
         "guest_agent_key": guest_key,
         "guest_agent_connection": {
-            "host": str(settings.instances_dir / instance.id / datastore)
+            "host": str(compute.place_of(settings, instance).instance_dir / datastore)
             if over_socket
             else "127.0.0.1",
             "port": instance.port,

@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from trove_svc import errors
+from trove_svc import compute, errors
 from trove_svc.store.models import Instance
 from trove_svc.taskmanager.deps import FlowDeps
 from trove_wire import contract, datastores
@@ -19,9 +19,9 @@ LOG = logging.getLogger(__name__)
 def source_address(deps: FlowDeps, source: Instance, account: dict[str, str]) -> dict[str, Any]:
     """The role's `<datastore>_replication` for a replica of `source` (never a secret)."""
     datastore = source.datastore_version.datastore.name
-    base_dir = str(deps.settings.instances_dir / source.id / datastore)
+    base_dir = str(compute.place_of(deps.settings, source).instance_dir / datastore)
     return {
-        "host": "127.0.0.1",
+        "host": source.host or "127.0.0.1",
         "port": source.port,
         "user": account["user"],
         "slot": account.get("slot", ""),

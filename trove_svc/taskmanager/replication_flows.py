@@ -253,11 +253,10 @@ def _after_promotion(
     return problems
 
 
-def _listens(port: int) -> bool:
-    """Whether something accepts connections on the source's port (the local provider's
-    instances are on this host)."""
+def _listens(host: str, port: int) -> bool:
+    """Whether something accepts connections on the source's address and port."""
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout=1):
+        with socket.create_connection((host, port), timeout=1):
             return True
     except OSError:
         return False
@@ -286,7 +285,7 @@ def eject(deps: FlowDeps, claim: Claim) -> None:
                    "the instance is no longer waiting to be failed over")  # fmt: skip
         return
     candidates = replication.replicas_of(source.id)
-    if source.port and _listens(source.port):
+    if source.port and _listens(source.host or "127.0.0.1", source.port):
         # Only its guest is silent, or its datastore hangs: it may still take writes.
         # Fenced first, or not failed over at all.
         try:

@@ -16,7 +16,7 @@ import shutil
 import signal
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,10 @@ class RunResult:
     artifact_dir: str
     failed_step: str | None = None
     failed_message: str | None = None
+    # The instance's host did not answer (ssh): the run never reached it.
+    unreachable: bool = False
+    # What the play reported with set_stats (a compute role's `trove_place`, say).
+    reported: dict[str, Any] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -64,6 +68,10 @@ def _step_name(event_data: dict[str, Any]) -> str:
 
 def _failure_message(event_data: dict[str, Any]) -> str | None:
     res = event_data.get("res") or {}
+    # A loop's own message only says "One or more items failed": its failed item's says why.
+    failed_items = [r for r in res.get("results") or [] if isinstance(r, dict) and r.get("failed")]
+    if failed_items:
+        res = failed_items[0]
     message = str(res.get("msg") or "").strip()
     # A command's own words say more than Ansible's "non-zero return code".
     stderr = str(res.get("stderr") or "").strip()
@@ -84,10 +92,13 @@ def write_private_file(path: Path, content: str) -> None:
     tmp.replace(path)
 
 
-def inventory(instance_id: str) -> dict[str, Any]:
-    """The run's inventory: its one instance, on this host (the local provider)."""
-    host = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
-    return {"all": {"hosts": {instance_id: host}}}
+LOCAL_CONNECTION = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
+
+
+def inventory(instance_id: str, connection: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The run's inventory: its one instance, reached as its compute provider says (this
+    machine unless told otherwise)."""
+    return {"all": {"hosts": {instance_id: dict(connection or LOCAL_CONNECTION)}}}
 
 
 def remove_leftovers(secrets_dir: Path, task_id: str) -> int:
@@ -157,6 +168,7 @@ class PlaybookRunner:
         on_step: StepCallback | None = None,
         timeout: float | None = None,
         cancel: Callable[[], bool] | None = None,
+        connection: dict[str, Any] | None = None,
     ) -> RunResult:
         """Run `playbook` on one instance through a static inventory of that instance.
 
@@ -171,8 +183,9 @@ class PlaybookRunner:
         secrets_file = settings.secrets_dir / f"{ident}.json"
         write_private_file(secrets_file, json.dumps(secrets))
         inventory_file = data_dir / f"{ident}.hosts.json"
-        write_private_file(inventory_file, json.dumps(inventory(instance_id)))
+        write_private_file(inventory_file, json.dumps(inventory(instance_id, connection)))
         failure: dict[str, str | None] = {}
+        reported: dict[str, Any] = {}
 
         def on_event(event: dict[str, Any]) -> bool:
             data = event.get("event_data") or {}
@@ -184,7 +197,10 @@ class PlaybookRunner:
                 failure.setdefault("message", _failure_message(data))
             elif kind == "runner_on_unreachable":
                 failure.setdefault("step", _step_name(data))
-                failure.setdefault("message", "host unreachable")
+                failure.setdefault("message", _failure_message(data) or "host unreachable")
+                failure["unreachable"] = "yes"
+            elif kind == "playbook_on_stats":
+                reported.update(data.get("artifact_data") or {})
             return True
 
         try:
@@ -216,6 +232,8 @@ class PlaybookRunner:
             artifact_dir=str(runner.config.artifact_dir),
             failed_step=failure.get("step"),
             failed_message=failure.get("message"),
+            unreachable=bool(failure.get("unreachable")),
+            reported=reported,
         )
 
     def _prune(self) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from trove_svc import catalog
+from trove_svc import catalog, compute
 from trove_svc.settings import PROJECT_ROOT, Settings
 from trove_svc.store.db import open_store
 from trove_svc.store.models import DatastoreVersion, Flavor, Instance
@@ -19,10 +19,12 @@ from trove_svc.taskmanager import provisioning
 
 ROLES = PROJECT_ROOT / "roles"
 DATASTORES = ["postgresql", "mariadb", "redis"]
-# Which entry point of which role each playbook runs ("{datastore}" is the instance's).
+PROVIDERS = ["local", "ssh"]
+# Which entry point of which role each playbook runs ("{datastore}" is the instance's,
+# "{provider}" its compute provider's).
 PLAYBOOKS = {
-    "instance_create.yml": [("compute_local", "main"), ("{datastore}", "main"), ("guest_agent", "main")],
-    "instance_delete.yml": [("guest_agent", "stop"), ("{datastore}", "stop"), ("compute_local", "teardown")],
+    "instance_create.yml": [("compute_{provider}", "main"), ("guest_agent", "install"), ("{datastore}", "main"), ("guest_agent", "main")],
+    "instance_delete.yml": [("guest_agent", "stop"), ("{datastore}", "stop"), ("compute_{provider}", "teardown")],
     "instance_restart.yml": [("{datastore}", "restart"), ("guest_agent", "service")],
     "instance_reconfigure.yml": [("{datastore}", "reconfigure")],
 }  # fmt: skip
@@ -32,6 +34,13 @@ def specs(role: str) -> dict[str, dict[str, Any]]:
     path = ROLES / role / "meta" / "argument_specs.yml"
     loaded: dict[str, dict[str, Any]] = yaml.safe_load(path.read_text())["argument_specs"]
     return loaded
+
+
+POOL = """
+all:
+  hosts:
+    h1: {ansible_host: 192.0.2.10, ansible_user: root, trove_instances_dir: /srv/trove}
+"""
 
 
 @pytest.fixture
@@ -57,29 +66,43 @@ def instances(tmp_path: Path) -> Iterator[dict[str, Instance]]:
     database.close()
 
 
-def given(playbook: str, instance: Instance) -> dict[str, Any]:
+def given(playbook: str, instance: Instance, pool_file: Path) -> dict[str, Any]:
     """Everything a run of `playbook` on `instance` gets: extravars and secrets."""
-    settings = Settings(state_dir=Path("/var/lib/trove-svc"))
+    settings = Settings(state_dir=Path("/var/lib/trove-svc"), host_pool=str(pool_file))
     given = provisioning.instance_vars(settings, instance)
     if playbook == "instance_create.yml":
         given.update(provisioning.create_vars(settings, instance, []))
         given.update(
             provisioning.create_secrets(settings, instance, "pw", [], "amqp://g:p@h/v", "key")
         )
+        if instance.provider != "local":  # what flows.create adds (without building wheels)
+            given.update(
+                guest_agent_wheelhouse="/var/lib/trove-svc/guest-wheels/x",
+                guest_agent_venv="/srv/guest-agent/x",
+                guest_agent_system_python="/usr/bin/python3",
+            )
     if playbook == "instance_delete.yml":
-        given["compute_local_purge"] = True
+        given.update(compute.purge_vars(instance, True))
     return given
 
 
+@pytest.mark.parametrize("provider", PROVIDERS)
 @pytest.mark.parametrize("datastore", DATASTORES)
 @pytest.mark.parametrize("playbook", sorted(PLAYBOOKS))
 def test_playbooks_give_roles_only_what_they_declare_and_all_they_require(
-    instances: dict[str, Instance], playbook: str, datastore: str
+    instances: dict[str, Instance], playbook: str, datastore: str, provider: str, tmp_path: Path
 ) -> None:
     assert datastore in instances, f"{datastore} is not installed (scripts/bootstrap.sh does)"
-    variables = given(playbook, instances[datastore])
+    pool_file = tmp_path / "pool.yml"
+    pool_file.write_text(POOL)
+    instance = instances[datastore]
+    instance.provider, instance.server = provider, ("h1" if provider == "ssh" else None)
+    variables = given(playbook, instance, pool_file)
+    assert variables["trove_compute_provider"] == provider
     for role_template, entry in PLAYBOOKS[playbook]:
-        role = role_template.format(datastore=datastore)
+        if entry == "install" and provider == "local":
+            continue  # this machine's agent runs from the service's own environment
+        role = role_template.format(datastore=datastore, provider=provider)
         role_specs = specs(role)
         declared = {name for spec in role_specs.values() for name in spec.get("options", {})}
         passed = {name for name in variables if name.startswith(f"{role}_")}

@@ -1,0 +1,292 @@
+"""The ssh provider end to end, on a pool of two hosts: each an sshd of its own on a
+loopback address (tests/ssh_pool.py), reached only through SSH as an operator's inventory
+says. Instances are placed by room, built, used with their own users, restarted, resized
+and deleted through the API, and leave nothing on their host; a create that fits nowhere
+answers 409; a host that stops answering in the middle of a create fails it with a fault
+that names the host, and the next create goes to the other host."""
+
+from __future__ import annotations
+
+import json
+import pwd
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pymysql
+import pytest
+
+from tests import ssh_pool, support
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+
+PROJECT = "pool"
+USER = {"name": "clerk", "password": "Clerk-pw-1-long", "databases": [{"name": "shop"}]}
+# The pool lends trove-svc 2048 MB on pool-a and 1024 MB on pool-b (4 GB of disk each);
+# flavors small, medium and large take 512, 1024 and 2048 MB.
+SMALL, MEDIUM, LARGE = "1", "2", "3"
+
+
+@pytest.fixture(scope="module")
+def pool() -> Iterator[ssh_pool.Pool]:
+    # A short directory: PostgreSQL's socket path below it must stay under 108 bytes.
+    hosts = ssh_pool.two_hosts(support.shared_tmp_dir("tsp-"), first_port=24990)
+    hosts.start()
+    yield hosts
+    hosts.cleanup()
+
+
+@pytest.fixture(scope="module")
+def service(pool: ssh_pool.Pool) -> Iterator[support.Service]:
+    svc = support.Service(
+        extra_env={
+            "TROVE_SVC_COMPUTE_PROVIDER": "ssh",
+            "TROVE_SVC_HOST_POOL": str(pool.inventory),
+            "TROVE_SVC_PORT_RANGE_START": "24900",
+            "TROVE_SVC_PORT_RANGE_END": "24949",
+        }
+    )
+    svc.start()
+    yield svc
+    svc.cleanup()
+
+
+@pytest.fixture(scope="module")
+def token(service: support.Service) -> str:
+    return service.token(PROJECT)
+
+
+@pytest.fixture(scope="module")
+def admin(service: support.Service) -> str:
+    return service.token("operators", admin=True)
+
+
+def _api(service: support.Service, token: str, method: str, path: str, body: Any = None) -> Any:
+    return service.request(method, f"/v1.0/{PROJECT}{path}", token, body)
+
+
+def _create(
+    service: support.Service, token: str, name: str, datastore: str, flavor: str = SMALL
+) -> Any:
+    body = {
+        "instance": {
+            "name": name,
+            "flavorRef": flavor,
+            "volume": {"size": 1},
+            "datastore": {"type": datastore},
+            "databases": [{"name": "shop"}],
+            "users": [USER],
+        }
+    }
+    return _api(service, token, "POST", "/instances", body)
+
+
+def _healthy(service: support.Service, token: str, instance_id: str) -> dict[str, Any]:
+    return service.wait_for(token, PROJECT, instance_id, support.active_and_healthy, timeout=240)
+
+
+def _settled(service: support.Service, token: str, instance_id: str) -> dict[str, Any]:
+    """ACTIVE and HEALTHY again after an action that first leaves ACTIVE."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if (
+            _api(service, token, "GET", f"/instances/{instance_id}").body["instance"]["status"]
+            != "ACTIVE"
+        ):
+            break
+        time.sleep(0.1)
+    return _healthy(service, token, instance_id)
+
+
+def _server(service: support.Service, admin: str, instance_id: str) -> dict[str, Any]:
+    found = service.request("GET", f"/v1.0/operators/mgmt/instances/{instance_id}", admin)
+    assert found.status == 200, found.body
+    return dict(found.body["instance"]["server"])
+
+
+def _hosts(service: support.Service, admin: str) -> dict[str, dict[str, Any]]:
+    listed = service.request("GET", "/v1.0/operators/mgmt/hosts", admin)
+    assert listed.status == 200, listed.body
+    return {h["name"]: h for h in listed.body["hosts"]}
+
+
+def _query(datastore: str, instance: dict[str, Any]) -> Any:
+    """Log in as the created user at the address the API gives, and ask who we are."""
+    address, port = instance["ip"][0], instance["port"]
+    if datastore == "postgresql":
+        with psycopg.connect(
+            host=address, port=port, user=USER["name"], password=USER["password"], dbname="shop"
+        ) as conn:
+            return conn.execute("SELECT current_user, inet_server_addr()::text").fetchone()
+    conn = pymysql.connect(
+        host=address, port=port, user=USER["name"], password=USER["password"], database="shop"
+    )
+    try:
+        with conn.cursor() as cursor:
+            cursor.execute("SELECT SUBSTRING_INDEX(CURRENT_USER(), '@', 1), @@bind_address")
+            return cursor.fetchone()
+    finally:
+        conn.close()
+
+
+def _inventory_lists_them_on_their_hosts(
+    service: support.Service,
+    made: dict[str, str],
+    servers: dict[str, dict[str, Any]],
+    pool: ssh_pool.Pool,
+) -> None:
+    """The inventory plugin gives each instance its pool host's address and connection."""
+    config = pool.directory / "trove_svc.yml"
+    config.write_text(f"plugin: trove_svc\nstate_dir: {service.state_dir}\n")
+    env = {**service.env(), "ANSIBLE_INVENTORY_PLUGINS": str(ROOT / "inventory_plugins")}
+    listed = subprocess.run(
+        [str(support.VENV_BIN / "ansible-inventory"), "-i", str(config), "--list"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    hostvars = json.loads(listed.stdout)["_meta"]["hostvars"]
+    for datastore, instance_id in made.items():
+        host = pool.host(servers[datastore]["host"])
+        found = hostvars[instance_id]
+        assert (found["trove_server"], found["ansible_host"]) == (host.name, host.address)
+        assert found["ansible_port"] == host.port
+        assert found["ansible_ssh_private_key_file"] == str(pool.client_key)
+        assert found["trove_provider"] == "ssh"
+
+
+def _left_on(host: ssh_pool.PoolHost, instance_id: str) -> list[str]:
+    """What of an instance is still on its host: files, processes, its OS account."""
+    left = [str(p) for p in host.instances_dir.glob(f"{instance_id}*")]
+    left += support.processes_mentioning(instance_id)
+    account = "trove-" + instance_id.replace("-", "")[:16]
+    try:
+        pwd.getpwnam(account)
+        left.append(f"account {account}")
+    except KeyError:
+        pass
+    return left
+
+
+def test_instances_are_placed_built_used_resized_and_removed_on_pool_hosts(
+    service: support.Service, token: str, admin: str, pool: ssh_pool.Pool
+) -> None:
+    made = {}
+    for datastore, flavor in (("postgresql", MEDIUM), ("mariadb", SMALL)):
+        created = _create(service, token, f"on-pool-{datastore}", datastore, flavor)
+        assert created.status == 200, created.body
+        made[datastore] = created.body["instance"]["id"]
+    instances = {ds: _healthy(service, token, iid) for ds, iid in made.items()}
+
+    # Most free memory first: the first went to pool-a (2048 MB free), the second to pool-b
+    # (1024 MB free on each; the one with fewer instances).
+    servers = {ds: _server(service, admin, iid) for ds, iid in made.items()}
+    assert servers["postgresql"]["host"] == "pool-a", servers
+    assert servers["mariadb"]["host"] == "pool-b", servers
+    assert servers["postgresql"]["provider"] == "ssh"
+    for datastore, instance in instances.items():
+        host = pool.host(servers[datastore]["host"])
+        assert instance["ip"] == [host.address]
+        assert (host.instances_dir / instance["id"]).is_dir()
+        assert _query(datastore, instance)[0] == USER["name"]
+
+    _inventory_lists_them_on_their_hosts(service, made, servers, pool)
+
+    # Resize postgresql to large: pool-a has exactly the room for it.
+    resize = {"resize": {"flavorRef": LARGE}}
+    resp = _api(service, token, "POST", f"/instances/{made['postgresql']}/action", resize)
+    assert resp.status == 202, resp.body
+    resized = _settled(service, token, made["postgresql"])
+    assert resized["flavor"]["id"] == LARGE
+    assert _query("postgresql", resized)[0] == USER["name"]
+    # A resize the host has no room for is refused before anything runs.
+    too_big = {"resize": {"flavorRef": LARGE}}
+    resp = _api(service, token, "POST", f"/instances/{made['mariadb']}/action", too_big)
+    assert resp.status == 409, resp.body
+    assert "pool-b" in resp.body["conflictingRequest"]["message"]
+
+    hosts = _hosts(service, admin)
+    assert hosts["pool-a"]["memory_mb"] == {"total": 2048, "used": 2048}
+    assert hosts["pool-b"]["memory_mb"] == {"total": 1024, "used": 512}
+    assert hosts["pool-a"]["instances"] == 1 and hosts["pool-a"]["reachable"] is True
+
+    # A medium instance fits on neither host now: 409, and nothing is made.
+    resp = _create(service, token, "does-not-fit", "postgresql", flavor=MEDIUM)
+    assert resp.status == 409, resp.body
+    assert "No host in the pool has room" in resp.body["conflictingRequest"]["message"]
+    listed = _api(service, token, "GET", "/instances").body["instances"]
+    assert sorted(i["name"] for i in listed) == ["on-pool-mariadb", "on-pool-postgresql"]
+
+    for datastore, instance_id in made.items():
+        resp = _api(service, token, "POST", f"/instances/{instance_id}/action", {"restart": {}})
+        assert resp.status == 202, resp.body
+        restarted = _settled(service, token, instance_id)
+        assert _query(datastore, restarted)[0] == USER["name"]
+
+    for instance_id in made.values():
+        assert _api(service, token, "DELETE", f"/instances/{instance_id}").status == 202
+    for datastore, instance_id in made.items():
+        service.wait_gone(token, PROJECT, instance_id, timeout=120)
+        host = pool.host(servers[datastore]["host"])
+        assert _left_on(host, instance_id) == []
+    assert {h["instances"] for h in _hosts(service, admin).values()} == {0}
+
+
+def _wait_for_step(
+    service: support.Service, token: str, instance_id: str, prefix: str
+) -> dict[str, Any]:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        instance = _api(service, token, "GET", f"/instances/{instance_id}").body["instance"]
+        if str(instance.get("current_step", "")).startswith(prefix):
+            return dict(instance)
+        assert instance["status"] == "BUILD", instance
+        time.sleep(0.05)
+    raise AssertionError(f"{instance_id} never reached a step of {prefix}")
+
+
+def test_a_host_that_stops_answering_fails_its_create_and_is_skipped(
+    service: support.Service, token: str, admin: str, pool: ssh_pool.Pool
+) -> None:
+    created = _create(service, token, "on-a-host-that-goes", "postgresql")
+    assert created.status == 200, created.body
+    lost_id = created.body["instance"]["id"]
+    assert _server(service, admin, lost_id)["host"] == "pool-a"
+    # The build is on the host, setting up the datastore, when the host goes away.
+    _wait_for_step(service, token, lost_id, "postgresql :")
+    pool.host("pool-a").stop()
+
+    failed = service.wait_for(
+        token, PROJECT, lost_id, lambda i: i["status"] == "ERROR", timeout=120
+    )
+    assert "pool-a" in failed["fault"]["message"], failed["fault"]
+    assert "unreachable" in failed["fault"]["message"], failed["fault"]
+    hosts = _hosts(service, admin)
+    assert hosts["pool-a"]["reachable"] is False, hosts
+    assert hosts["pool-a"]["unreachable_reason"]
+
+    # pool-a still has the most room (1536 MB free to pool-b's 1024) but does not answer:
+    # the next create goes to pool-b, and is built there.
+    created = _create(service, token, "on-the-other-host", "mariadb")
+    assert created.status == 200, created.body
+    other_id = created.body["instance"]["id"]
+    assert _server(service, admin, other_id)["host"] == "pool-b"
+    other = _healthy(service, token, other_id)
+    assert _query("mariadb", other)[0] == USER["name"]
+
+    # Once pool-a answers again, it is used again; the failed instance is deleted from it
+    # and leaves nothing there.
+    pool.host("pool-a").start(pool.client_key)
+    assert _api(service, token, "DELETE", f"/instances/{lost_id}").status == 202
+    service.wait_gone(token, PROJECT, lost_id, timeout=120)
+    assert _left_on(pool.host("pool-a"), lost_id) == []
+    assert _hosts(service, admin)["pool-a"]["reachable"] is True
+    assert _api(service, token, "DELETE", f"/instances/{other_id}").status == 202
+    service.wait_gone(token, PROJECT, other_id, timeout=120)
+    assert _left_on(pool.host("pool-b"), other_id) == []

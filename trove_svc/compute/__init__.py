@@ -1,0 +1,167 @@
+"""Compute providers: where an instance lives, and how a playbook reaches it.
+
+Every per-provider decision is made here (docs/compute-providers.md): flows and playbooks
+ask this module and never branch on the provider. A provider is a role,
+``compute_<provider>``, that the playbooks include by name; this module hands that role
+its variables (``compute_<provider>_*``) and the run its inventory host.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from trove_svc.compute import guest_wheels, placement, pool
+from trove_svc.settings import Settings
+from trove_svc.store.models import Flavor, Instance
+
+PROVIDERS = ("local", "ssh", "openstack")
+# Where instances live on a server the openstack provider made (its volume is mounted at
+# each instance's directory), and the guest agent's environments beside them.
+SERVER_INSTANCES_DIR = "/var/lib/trove-svc/instances"
+SERVER_GUEST_AGENT_DIR = "/var/lib/trove-svc/guest-agent"
+
+
+@dataclass(frozen=True)
+class Place:
+    """Where one instance lives."""
+
+    provider: str
+    # The directory on its host that holds the instance's own (data, config, logs).
+    instance_dir: Path
+    # The inventory variables of a run on it (connection, user, interpreter).
+    connection: dict[str, Any]
+    # The address clients reach it at, if known before it is built.
+    address: str | None = None
+    role_vars: dict[str, Any] = field(default_factory=dict)
+    # On another host: the guest agent's own environment (it has the datastores' drivers,
+    # so Ansible's modules run in it too), and the host's Python that makes it.
+    guest_venv: str = ""
+    system_python: str = sys.executable
+
+    @property
+    def guest_python(self) -> str:
+        return f"{self.guest_venv}/bin/python" if self.guest_venv else sys.executable
+
+    @property
+    def remote(self) -> bool:
+        return self.provider != "local"
+
+
+def _local(settings: Settings, instance: Instance) -> Place:
+    return Place(
+        provider="local",
+        instance_dir=settings.instances_dir / instance.id,
+        connection={"ansible_connection": "local", "ansible_python_interpreter": sys.executable},
+        address="127.0.0.1",
+    )
+
+
+def _remote_connection(connection: dict[str, Any], guest_venv: str) -> dict[str, Any]:
+    """A run on another host: its modules run in the guest agent's environment (the
+    create's first steps, which make that environment, are told the host's Python)."""
+    return {**connection, "ansible_python_interpreter": f"{guest_venv}/bin/python"}
+
+
+def _ssh(settings: Settings, instance: Instance) -> Place:
+    host = pool.host(settings.host_pool, str(instance.server))
+    guest_venv = f"{host.guest_agent_dir}/{guest_wheels.digest(settings)}"
+    return Place(
+        provider="ssh",
+        instance_dir=Path(host.instances_dir) / instance.id,
+        connection=_remote_connection(host.connection, guest_venv),
+        guest_venv=guest_venv,
+        system_python=host.python,
+        address=host.address,
+        role_vars={"compute_ssh_instances_root": host.instances_dir},
+    )
+
+
+def _openstack(settings: Settings, instance: Instance) -> Place:
+    access: dict[str, Any] = instance.access or {}
+    guest_venv = f"{SERVER_GUEST_AGENT_DIR}/{guest_wheels.digest(settings)}"
+    connection: dict[str, Any] = {
+        "ansible_user": settings.openstack_ssh_user,
+        "ansible_become": settings.openstack_ssh_user != "root",
+    }
+    if instance.host:
+        connection["ansible_host"] = instance.host
+    if settings.openstack_ssh_key_file:
+        connection["ansible_ssh_private_key_file"] = settings.openstack_ssh_key_file
+    return Place(
+        provider="openstack",
+        instance_dir=Path(SERVER_INSTANCES_DIR) / instance.id,
+        connection=_remote_connection(connection, guest_venv),
+        guest_venv=guest_venv,
+        system_python="/usr/bin/python3",
+        address=instance.host,
+        role_vars={
+            "compute_openstack_cloud": settings.openstack_cloud,
+            "compute_openstack_name": f"trove-{instance.id}",
+            "compute_openstack_flavor": instance.flavor.name,
+            "compute_openstack_image": settings.openstack_image,
+            "compute_openstack_network": settings.openstack_network,
+            "compute_openstack_key_name": settings.openstack_key_name,
+            "compute_openstack_volume_size": instance.volume_size,
+            "compute_openstack_port": instance.port,
+            "compute_openstack_allowed_cidrs": list(access.get("allowed_cidrs", [])),
+        },
+    )
+
+
+def place_of(settings: Settings, instance: Instance) -> Place:
+    """Where `instance` lives, by the provider that built it."""
+    provider = instance.provider or "local"
+    if provider == "ssh":
+        return _ssh(settings, instance)
+    if provider == "openstack":
+        return _openstack(settings, instance)
+    return _local(settings, instance)
+
+
+def role_vars(place: Place, os_user: str, create_user: bool, backup_dir: str) -> dict[str, Any]:
+    """The provider role's variables: where the instance's directory and account are."""
+    prefix = f"compute_{place.provider}_"
+    return {
+        prefix + "instance_dir": str(place.instance_dir),
+        prefix + "os_user": os_user,
+        prefix + "create_user": create_user,
+        prefix + "backup_dir": backup_dir,
+        **place.role_vars,
+    }
+
+
+def purge_vars(instance: Instance, purge: bool) -> dict[str, Any]:
+    """Tell the provider's teardown whether to remove the instance's files and account."""
+    return {f"compute_{instance.provider or 'local'}_purge": purge}
+
+
+def new_place(
+    settings: Settings, flavor: Flavor, volume_gb: int, away_from: Instance | None
+) -> dict[str, Any]:
+    """The columns that say where a new instance goes, chosen before anything is built
+    (the ssh pool answers 409 when no host has room). A replica is kept off its source's
+    host when another has room."""
+    provider = settings.compute_provider
+    if provider == "ssh":
+        avoid = away_from.server if away_from is not None else None
+        host = placement.place(settings.host_pool, flavor, volume_gb, avoid)
+        return {"provider": "ssh", "server": host.name, "host": host.address}
+    if provider == "openstack":
+        # The server and its address are known once it is made.
+        return {"provider": "openstack"}
+    return {"provider": "local", "host": "127.0.0.1"}
+
+
+def require_room_to_grow(
+    settings: Settings, instance: Instance, flavor: Flavor | None, volume_gb: int | None
+) -> None:
+    """A resize where the instance lives: a pool host must have room for what it adds
+    (409 if not). This machine and clouds are not counted here."""
+    if instance.provider != "ssh" or not instance.server:
+        return
+    more_memory = flavor.ram - instance.flavor.ram if flavor is not None else 0
+    more_disk = volume_gb - instance.volume_size if volume_gb is not None else 0
+    placement.require_room_to_grow(settings.host_pool, instance.server, more_memory, more_disk)
