@@ -177,7 +177,7 @@ class Bench(ApiClient):
         killed_wall = time.time()
         killed = time.monotonic()
         os.kill(int(pid_file.read_text().split()[0]), signal.SIGKILL)
-        os.kill(int((instance_dir / "guest.pid").read_text()), signal.SIGKILL)
+        support.kill_guest(instance_dir / "guest.pid")
         writer.join(timeout=30)
         while True:
             try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import shutil
@@ -419,3 +420,15 @@ def leftovers(service: Service, instance_id: str, os_user: str | None) -> list[s
         if subprocess.run(["id", os_user], capture_output=True).returncode == 0:
             found.append(f"account {os_user}")
     return found
+
+
+def kill_guest(pid_file: Path) -> None:
+    """Kill an instance's guest agent as a dead host would: the agent and the supervisor
+    that would start it again."""
+    from trove_guest import daemon
+
+    pid = int(pid_file.read_text().split()[0])
+    for victim in (daemon.supervisor_of(pid), pid):
+        if victim is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(victim, signal.SIGKILL)

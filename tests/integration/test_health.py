@@ -92,8 +92,7 @@ def test_killed_datastore_shows_and_restart_brings_it_back(
     assert read(instance) == [(1,)]
 
     # A silent guest: after the expiry (5 s in the tests) the instance shows SHUTDOWN.
-    guest_pid = _pid(service.state_dir / "instances" / instance["id"] / "guest.pid")
-    os.kill(guest_pid, signal.SIGKILL)
+    support.kill_guest(service.state_dir / "instances" / instance["id"] / "guest.pid")
     shown = _not_healthy_within(service, token, instance, seconds=5 + 5)
     assert shown["operating_status"] == "SHUTDOWN"
     _restart(service, token, instance)  # brings the guest back too

@@ -1,0 +1,90 @@
+"""The detached agent is supervised where no systemd is: killed, it is started again;
+stopped, it stays stopped with its supervisor; one that never starts is not retried."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from trove_guest import daemon
+
+
+def _agent(pid_file: Path) -> Callable[[Callable[[], None]], None]:
+    """A stand-in for the agent: writes its pid file, says ready, runs until SIGTERM."""
+
+    def run(ready: Callable[[], None]) -> None:
+        stopping = []
+        signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
+        pid_file.write_text(f"{os.getpid()}\n")
+        ready()
+        while not stopping:
+            time.sleep(0.05)
+        pid_file.unlink(missing_ok=True)
+
+    return run
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def _wait(check: Callable[[], bool], timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def pid_file(tmp_path: Path) -> Path:
+    return tmp_path / "guest.pid"
+
+
+def test_a_killed_agent_is_started_again_and_stop_ends_both(
+    pid_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(daemon, "_is_agent", _alive)
+    first = daemon.detach(tmp_path / "guest.log", _agent(pid_file))
+    supervisor = daemon.supervisor_of(first)
+    try:
+        _killed_and_started_again(pid_file, first, supervisor)
+    finally:  # whatever failed, nothing of the test outlives it
+        for pid in (daemon.running_pid(pid_file), supervisor):
+            if pid is not None and pid != os.getpid():
+                os.kill(pid, signal.SIGKILL)
+
+
+def _killed_and_started_again(pid_file: Path, first: int, supervisor: int | None) -> None:
+    assert daemon.running_pid(pid_file) == first
+    assert supervisor is not None and supervisor != os.getpid()
+
+    os.kill(first, signal.SIGKILL)
+    _wait(lambda: daemon.running_pid(pid_file) not in (None, first))
+    second = daemon.running_pid(pid_file)
+    assert second is not None and daemon.supervisor_of(second) == supervisor
+
+    assert daemon.stop(pid_file) is True
+    _wait(lambda: not _alive(second) and not _alive(supervisor))
+    assert daemon.running_pid(pid_file) is None
+
+
+def test_an_agent_that_never_starts_is_not_retried(
+    pid_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(ready: Callable[[], None]) -> None:
+        raise RuntimeError("no config")
+
+    started = time.monotonic()
+    with pytest.raises(RuntimeError, match="did not start"):
+        daemon.detach(tmp_path / "guest.log", broken)
+    # Told at once: the supervisor, the pipe's last writer, gave up instead of retrying.
+    assert time.monotonic() - started < 5
