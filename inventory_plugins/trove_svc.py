@@ -17,8 +17,8 @@ description:
     datastore (C(datastore_postgresql)), project (C(project_<id>)) and status
     (C(status_active)) and compute provider (C(provider_ssh)), with the variables the
     instance's roles take (ports, directories, the OS account, memory sizing) and how to
-    reach it: this machine, the pool host (as the pool's inventory says) or the server it
-    lives on (C(trove_server), C(trove_host)).
+    reach it (this machine, the pool host as the pool's inventory says, or the server it
+    lives on; C(trove_server) and C(trove_host) name them).
   - The source file's name must end in C(trove_svc.yml) or C(trove_svc.yaml).
   - Needs trove-svc importable by the Python that runs Ansible.
 options:

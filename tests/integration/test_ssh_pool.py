@@ -154,7 +154,13 @@ def _inventory_lists_them_on_their_hosts(
     hostvars = json.loads(listed.stdout)["_meta"]["hostvars"]
     for datastore, instance_id in made.items():
         host = pool.host(servers[datastore]["host"])
-        found = hostvars[instance_id]
+        # ansible-inventory marks values read from the store as unsafe (not templated).
+        found = {
+            name: value["__ansible_unsafe"]
+            if isinstance(value, dict) and "__ansible_unsafe" in value
+            else value
+            for name, value in hostvars[instance_id].items()
+        }
         assert (found["trove_server"], found["ansible_host"]) == (host.name, host.address)
         assert found["ansible_port"] == host.port
         assert found["ansible_ssh_private_key_file"] == str(pool.client_key)

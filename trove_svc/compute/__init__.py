@@ -22,6 +22,7 @@ PROVIDERS = ("local", "ssh", "openstack")
 # each instance's directory), and the guest agent's environments beside them.
 SERVER_INSTANCES_DIR = "/var/lib/trove-svc/instances"
 SERVER_GUEST_AGENT_DIR = "/var/lib/trove-svc/guest-agent"
+OPENSTACK_SDK_SHIM = "roles/compute_openstack/files/sdk_compat"
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,8 @@ class Place:
     # so Ansible's modules run in it too), and the host's Python that makes it.
     guest_venv: str = ""
     system_python: str = sys.executable
+    # Added to the environment of the run's ansible-playbook (and so of its modules).
+    environment: dict[str, str] = field(default_factory=dict)
 
     @property
     def guest_python(self) -> str:
@@ -60,9 +63,12 @@ def _local(settings: Settings, instance: Instance) -> Place:
 
 
 def _remote_connection(connection: dict[str, Any], guest_venv: str) -> dict[str, Any]:
-    """A run on another host: its modules run in the guest agent's environment (the
-    create's first steps, which make that environment, are told the host's Python)."""
-    return {**connection, "ansible_python_interpreter": f"{guest_venv}/bin/python"}
+    """A run on another host: its modules run in the guest agent's environment, which has
+    the datastores' drivers. The create's first steps, which make that environment, set
+    `trove_python` to the host's own Python (a fact, so that tasks the provider's role
+    delegates to the controller keep the controller's Python)."""
+    interpreter = f"{{{{ trove_python | default('{guest_venv}/bin/python') }}}}"
+    return {**connection, "ansible_python_interpreter": interpreter}
 
 
 def _ssh(settings: Settings, instance: Instance) -> Place:
@@ -97,6 +103,10 @@ def _openstack(settings: Settings, instance: Instance) -> Place:
         guest_venv=guest_venv,
         system_python="/usr/bin/python3",
         address=instance.host,
+        # The openstack.cloud modules the ansible package carries read openstack.version,
+        # which openstacksdk no longer imports; the role's shim puts it back. Mitogen runs
+        # modules in interpreters of its own, which only the process environment reaches.
+        environment={"PYTHONPATH": str(settings.ansible_dir / OPENSTACK_SDK_SHIM)},
         role_vars={
             "compute_openstack_cloud": settings.openstack_cloud,
             "compute_openstack_name": f"trove-{instance.id}",
@@ -128,7 +138,8 @@ def role_vars(place: Place, os_user: str, create_user: bool, backup_dir: str) ->
         prefix + "instance_dir": str(place.instance_dir),
         prefix + "os_user": os_user,
         prefix + "create_user": create_user,
-        prefix + "backup_dir": backup_dir,
+        # Only this machine keeps backup repositories for now.
+        **({prefix + "backup_dir": backup_dir} if backup_dir else {}),
         **place.role_vars,
     }
 

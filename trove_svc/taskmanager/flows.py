@@ -50,6 +50,7 @@ def _run(
     runs = Task.select(Task.runs).where(Task.id == task.id).scalar() or 0
     tasks.start_run(task.id, claim.owner, playbook)
     ident = task.id if runs == 0 and not suffix else f"{task.id}-{suffix or runs + 1}"
+    place = compute.place_of(deps.settings, instance)
     result = deps.runner.run(
         ident=ident,
         playbook=playbook,
@@ -59,7 +60,8 @@ def _run(
         on_step=_show_step(instance.id) if show_steps else None,
         timeout=timeout,
         cancel=claim.lost.is_set,
-        connection=compute.place_of(deps.settings, instance).connection,
+        connection=place.connection,
+        environment=place.environment,
     )
     _note_host(deps, instance, result)
     return result

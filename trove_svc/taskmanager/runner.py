@@ -141,7 +141,7 @@ class PlaybookRunner:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
 
-    def _environment(self) -> dict[str, str]:
+    def environment(self) -> dict[str, str]:
         venv_bin = str(Path(sys.executable).parent)
         env = {
             "PATH": venv_bin + os.pathsep + os.environ.get("PATH", "/usr/bin:/bin"),
@@ -169,6 +169,7 @@ class PlaybookRunner:
         timeout: float | None = None,
         cancel: Callable[[], bool] | None = None,
         connection: dict[str, Any] | None = None,
+        environment: dict[str, str] | None = None,
     ) -> RunResult:
         """Run `playbook` on one instance through a static inventory of that instance.
 
@@ -211,7 +212,7 @@ class PlaybookRunner:
                 inventory=str(inventory_file),
                 limit=instance_id,
                 extravars={**extravars, "trove_secrets_file": str(secrets_file)},
-                envvars=self._environment(),
+                envvars={**self.environment(), **(environment or {})},
                 event_handler=on_event,
                 cancel_callback=cancel or (lambda: False),
                 quiet=True,

@@ -19,7 +19,7 @@ from trove_svc.taskmanager import provisioning
 
 ROLES = PROJECT_ROOT / "roles"
 DATASTORES = ["postgresql", "mariadb", "redis"]
-PROVIDERS = ["local", "ssh"]
+PROVIDERS = ["local", "ssh", "openstack"]
 # Which entry point of which role each playbook runs ("{datastore}" is the instance's,
 # "{provider}" its compute provider's).
 PLAYBOOKS = {
@@ -68,7 +68,9 @@ def instances(tmp_path: Path) -> Iterator[dict[str, Instance]]:
 
 def given(playbook: str, instance: Instance, pool_file: Path) -> dict[str, Any]:
     """Everything a run of `playbook` on `instance` gets: extravars and secrets."""
-    settings = Settings(state_dir=Path("/var/lib/trove-svc"), host_pool=str(pool_file))
+    settings = Settings(
+        state_dir=Path("/var/lib/trove-svc"), host_pool=str(pool_file), openstack_cloud="c"
+    )
     given = provisioning.instance_vars(settings, instance)
     if playbook == "instance_create.yml":
         given.update(provisioning.create_vars(settings, instance, []))
