@@ -11,7 +11,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any
 
-from trove_svc import errors, status, tasks
+from trove_svc import compute, errors, status, tasks
 from trove_svc.bus.messages import RunTask, TaskManagerClient
 from trove_svc.caller import Caller
 from trove_svc.instances import InstanceService
@@ -189,6 +189,7 @@ class BackupService:
                 f"Instance {instance.id} is a replica; back up its source "
                 f"({instance.replica_of_id}), which holds the same data."
             )
+        compute.require_this_machine("Backups", instance.provider)
         status.require_active(instance.id, instance.status)
         parent = self._parent(instance, spec)
         self._quota(caller.project_id)

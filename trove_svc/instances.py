@@ -89,6 +89,9 @@ class InstanceService:
             else None
         )
         if source is not None:
+            compute.require_this_machine(
+                "Replicas", source.provider, self._settings.compute_provider
+            )
             spec = {
                 "flavorRef": source.flavor_id,
                 "volume": {"size": source.volume_size},
@@ -194,6 +197,7 @@ class InstanceService:
         """What a create restores from (`restorePoint`), checked; None for an empty one."""
         if not point:
             return None
+        compute.require_this_machine("Restores", self._settings.compute_provider)
         backup, restore_time = restores.restore_source(self._settings, caller, point)
         if requested.get("type") and requested["type"] != backup.datastore:
             raise errors.BadRequest(

@@ -204,6 +204,16 @@ def test_instances_are_placed_built_used_resized_and_removed_on_pool_hosts(
 
     _inventory_lists_them_on_their_hosts(service, made, servers, pool)
 
+    # Replication and backups reach across hosts not yet: refused, saying so.
+    body = {"instance": {"name": "a-replica", "replica_of": made["postgresql"]}}
+    resp = _api(service, token, "POST", "/instances", body)
+    assert resp.status == 400, resp.body
+    assert "not available yet" in resp.body["badRequest"]["message"]
+    body = {"backup": {"name": "b", "instance": made["postgresql"]}}
+    resp = service.request("POST", f"/v1.0/{PROJECT}/backups", token, body)
+    assert resp.status == 400, resp.body
+    assert "Backups are not available yet" in resp.body["badRequest"]["message"]
+
     # Resize postgresql to large: pool-a has exactly the room for it.
     resize = {"resize": {"flavorRef": LARGE}}
     resp = _api(service, token, "POST", f"/instances/{made['postgresql']}/action", resize)

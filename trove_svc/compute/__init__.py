@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from trove_svc import errors
 from trove_svc.compute import guest_wheels, placement, pool
 from trove_svc.settings import Settings
 from trove_svc.store.models import Flavor, Instance
@@ -176,3 +177,16 @@ def require_room_to_grow(
     more_memory = flavor.ram - instance.flavor.ram if flavor is not None else 0
     more_disk = volume_gb - instance.volume_size if volume_gb is not None else 0
     placement.require_room_to_grow(settings.host_pool, instance.server, more_memory, more_disk)
+
+
+def require_this_machine(what: str, *providers: str) -> None:
+    """Backups, restores and replicas are set up for instances on this machine (their
+    repositories are here; replication's access rules admit loopback only, and a MariaDB
+    replica is copied from its source's files): on pool hosts or cloud servers they are
+    refused, saying so, until they reach across hosts."""
+    elsewhere = sorted({p for p in providers if p != "local"})
+    if elsewhere:
+        raise errors.NotImplementedYet(
+            f"{what} are not available yet for instances on other hosts (compute provider "
+            f"{', '.join(elsewhere)}); they are on the local provider."
+        )

@@ -66,6 +66,24 @@ def _optional_int(name: str, host: str, value: Any) -> int | None:
         ) from exc
 
 
+# ansible_* names Ansible itself adds to a host's variables: not the operator's settings.
+_NOT_CONNECTION = frozenset(
+    {
+        "ansible_facts",
+        "ansible_playbook_python",
+        "ansible_version",
+        "ansible_config_file",
+        "ansible_check_mode",
+        "ansible_diff_mode",
+        "ansible_forks",
+        "ansible_verbosity",
+        "ansible_run_tags",
+        "ansible_skip_tags",
+        "ansible_inventory_sources",
+    }
+)
+
+
 def _read(path: Path) -> list[PoolHost]:
     from ansible.inventory.manager import InventoryManager
     from ansible.parsing.dataloader import DataLoader
@@ -77,16 +95,10 @@ def _read(path: Path) -> list[PoolHost]:
     hosts = []
     for host in inventory.get_hosts():
         found = _plain(variables.get_vars(host=host, include_hostvars=False))
-        connection = {k: v for k, v in found.items() if k.startswith("ansible_")}
         connection = {
             key: value
-            for key, value in connection.items()
-            if key not in {"ansible_playbook_python", "ansible_version", "ansible_config_file"}
-            and not key.startswith("ansible_run_tags")
-            and not key.startswith("ansible_skip_tags")
-            and key not in {"ansible_check_mode", "ansible_diff_mode", "ansible_forks"}
-            and not key.startswith("ansible_inventory_sources")
-            and key != "ansible_verbosity"
+            for key, value in found.items()
+            if key.startswith("ansible_") and key not in _NOT_CONNECTION
         }
         connection.setdefault("ansible_python_interpreter", "/usr/bin/python3")
         address = str(found.get("ansible_host") or host.name)

@@ -1,0 +1,54 @@
+"""The host pool is the operator's own Ansible inventory, read as Ansible reads it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from trove_svc import errors
+from trove_svc.compute import pool
+
+INI = """
+[databases]
+db1 ansible_host=10.0.0.11 trove_memory_mb=4096
+db2 ansible_host=10.0.0.12 ansible_port=2222 trove_instances_dir=/srv/trove/instances
+
+[databases:vars]
+ansible_user=deploy
+ansible_become=true
+ansible_ssh_private_key_file=/etc/trove-svc/pool_key
+"""
+
+
+def test_an_ini_inventory_with_group_vars(tmp_path: Path) -> None:
+    path = tmp_path / "pool.ini"
+    path.write_text(INI)
+    db1, db2 = pool.hosts(str(path))
+    assert (db1.name, db1.address, db1.ssh_port, db1.memory_mb, db1.disk_gb) == (
+        "db1", "10.0.0.11", 22, 4096, None,
+    )  # fmt: skip
+    assert db1.instances_dir == pool.DEFAULT_INSTANCES_DIR
+    assert (db2.ssh_port, db2.instances_dir) == (2222, "/srv/trove/instances")
+    assert db2.guest_agent_dir == "/srv/trove/guest-agent"
+    # What a run needs to reach the host, and nothing Ansible adds by itself.
+    assert db2.connection == {
+        "ansible_host": "10.0.0.12",
+        "ansible_port": 2222,
+        "ansible_user": "deploy",
+        "ansible_become": "true",  # as INI group vars are: Ansible converts it
+        "ansible_ssh_private_key_file": "/etc/trove-svc/pool_key",
+        "ansible_python_interpreter": "/usr/bin/python3",
+    }
+    assert pool.host(str(path), "db2") == db2
+    with pytest.raises(errors.Conflict, match="no longer in the host pool"):
+        pool.host(str(path), "db3")
+
+
+def test_a_pool_that_cannot_be_used_says_why(tmp_path: Path) -> None:
+    with pytest.raises(errors.ServiceUnavailable, match="cannot be read"):
+        pool.hosts(str(tmp_path / "missing.yml"))
+    bad = tmp_path / "bad.yml"
+    bad.write_text("all:\n  hosts:\n    db1: {trove_memory_mb: lots}\n")
+    with pytest.raises(errors.ServiceUnavailable, match="trove_memory_mb='lots' for db1"):
+        pool.hosts(str(bad))
