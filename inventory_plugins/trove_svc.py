@@ -8,6 +8,7 @@ from typing import Any
 
 from ansible.errors import AnsibleParserError
 from ansible.plugins.inventory import BaseInventoryPlugin
+from ansible.utils.display import Display
 
 DOCUMENTATION = r"""
 name: trove_svc
@@ -67,7 +68,7 @@ class InventoryModule(BaseInventoryPlugin):  # type: ignore[misc]
         super().parse(inventory, loader, path, cache)
         self._read_config_data(path)
         try:
-            from trove_svc import compute
+            from trove_svc import compute, errors
             from trove_svc.settings import Settings
             from trove_svc.store.db import open_store
             from trove_svc.store.models import Instance
@@ -75,7 +76,9 @@ class InventoryModule(BaseInventoryPlugin):  # type: ignore[misc]
         except ImportError as exc:
             raise AnsibleParserError(f"trove_svc: trove-svc is not importable: {exc}") from exc
 
-        overrides: dict[str, Any] = {"database_url": self.get_option("database_url") or ""}
+        overrides: dict[str, Any] = {}
+        if self.get_option("database_url"):
+            overrides["database_url"] = self.get_option("database_url")
         if self.get_option("state_dir"):
             overrides["state_dir"] = Path(self.get_option("state_dir"))
         # An entry point of its own: the rest (the host pool, say) from TROVE_SVC_* as the
@@ -84,8 +87,13 @@ class InventoryModule(BaseInventoryPlugin):  # type: ignore[misc]
         database = open_store(settings.effective_database_url)
         try:
             for instance in Instance.select().order_by(Instance.created_at):
-                connection = compute.place_of(settings, instance).connection
-                self._add(instance, connection, instance_vars(settings, instance))
+                try:
+                    connection = compute.place_of(settings, instance).connection
+                    role_vars = instance_vars(settings, instance)
+                except errors.TroveSvcError as exc:  # its pool host is gone, say
+                    Display().warning(f"trove_svc: instance {instance.id} left out: {exc}")
+                    continue
+                self._add(instance, connection, role_vars)
         finally:
             database.close()
 

@@ -92,7 +92,7 @@ def processes_of(service: support.Service, instance_id: str) -> dict[str, int]:
     instance_dir = str(service.state_dir / "instances" / instance_id)
     found = support.processes_mentioning(instance_dir)
     return {
-        "guest": sum("trove_guest" in cmd for cmd in found),
+        "guest": support.guest_agents_mentioning(instance_dir),
         "server": sum(("postgres" in cmd or "mariadbd" in cmd) and "runuser" not in cmd
                       for cmd in found),
     }  # fmt: skip

@@ -136,6 +136,10 @@ class Pool:
     def inventory(self) -> Path:
         return self.directory / "pool.yml"
 
+    @property
+    def known_hosts(self) -> Path:
+        return self.directory / "known_hosts"
+
     def start(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
         self.directory.chmod(0o711)
@@ -146,6 +150,12 @@ class Pool:
             )
         for host in self.hosts:
             host.start(self.client_key)
+        self.known_hosts.write_text(
+            "".join(
+                f"[{h.address}]:{h.port} {(h.directory / 'host_key.pub').read_text()}"
+                for h in self.hosts
+            )
+        )
         self.inventory.write_text(
             yaml.safe_dump(
                 {
@@ -153,8 +163,9 @@ class Pool:
                         "vars": {
                             "ansible_user": "root",
                             "ansible_ssh_private_key_file": str(self.client_key),
-                            "ansible_ssh_common_args": "-o StrictHostKeyChecking=no "
-                            "-o UserKnownHostsFile=/dev/null -o ConnectTimeout=5",
+                            # The hosts' keys are known, as an operator's are.
+                            "ansible_ssh_common_args": f"-o UserKnownHostsFile={self.known_hosts} "
+                            "-o StrictHostKeyChecking=yes -o ConnectTimeout=5",
                         },
                         "hosts": {
                             host.name: {

@@ -376,6 +376,24 @@ def processes_mentioning(text: str) -> list[str]:
     return found
 
 
+def guest_agents_mentioning(text: str) -> int:
+    """How many guest agents run with `text` on their command line: each a supervisor with
+    its agent (or an agent alone), counted once."""
+    from trove_guest import daemon
+
+    count = 0
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"trove_guest" in cmdline and text.encode() in cmdline:
+            count += daemon.supervisor_of(int(proc.name)) is None
+    return count
+
+
 def guest_queue_exists(amqp_url: str, instance_id: str) -> bool:
     import pika
     import pika.exceptions

@@ -149,7 +149,7 @@ class InstanceService:
         instance_id = self._settings.new_id()
         task_id = self._settings.new_id()
         _, sealed_key = self._keys.new_instance_key(instance_id)
-        with database_proxy.atomic():
+        with compute.placing(self._settings):
             place = compute.new_place(self._settings, flavor, spec["volume"]["size"], source)
             instance = Instance.create(
                 **place,

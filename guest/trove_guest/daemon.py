@@ -34,13 +34,22 @@ def _is_agent(pid: int) -> bool:
     return b"trove_guest" in cmdline or b"trove-guest" in cmdline
 
 
-def running_pid(pid_file: Path) -> int | None:
-    """The pid in `pid_file` if that process is alive and is a guest agent."""
+def _pid_in(path: Path) -> int | None:
     try:
-        pid = int(pid_file.read_text().strip())
+        pid = int(path.read_text().strip())
     except (OSError, ValueError):
         return None
     return pid if _is_agent(pid) else None
+
+
+def supervisor_file(pid_file: Path) -> Path:
+    """Where an agent's supervisor keeps its own pid, beside the agent's pid file."""
+    return pid_file.with_name(pid_file.name + ".supervisor")
+
+
+def running_pid(pid_file: Path) -> int | None:
+    """The running agent's pid; or, while it is between restarts, its supervisor's."""
+    return _pid_in(pid_file) or _pid_in(supervisor_file(pid_file))
 
 
 def supervisor_of(pid: int) -> int | None:
@@ -62,27 +71,35 @@ def _kill(pid: int | None, signum: int) -> None:
 
 
 def stop(pid_file: Path, timeout: float = 15.0) -> bool:
-    """SIGTERM the agent (through its supervisor, which then stops too), SIGKILL both after
-    `timeout`; False if none was running."""
-    pid = running_pid(pid_file)
-    if pid is None:
-        pid_file.unlink(missing_ok=True)
-        return False
-    supervisor = supervisor_of(pid)
-    _kill(supervisor or pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while _is_agent(pid) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    if _is_agent(pid):
-        _kill(supervisor, signal.SIGKILL)
-        _kill(pid, signal.SIGKILL)
+    """SIGTERM the supervisor (which stops its agent) or a lone agent, SIGKILL what is left
+    after `timeout`; False if none was running."""
+    agent = _pid_in(pid_file)
+    supervisor = _pid_in(supervisor_file(pid_file)) or (
+        supervisor_of(agent) if agent is not None else None
+    )
+    running = [pid for pid in (supervisor, agent) if pid is not None]
+    if running:
+        _kill(running[0], signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while any(_is_agent(pid) for pid in running) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        for pid in running:
+            if _is_agent(pid):
+                _kill(pid, signal.SIGKILL)
     pid_file.unlink(missing_ok=True)
-    return True
+    supervisor_file(pid_file).unlink(missing_ok=True)
+    return bool(running)
 
 
-def supervise(run: Callable[[Callable[[], None]], None], ready: Callable[[], None]) -> None:
-    """Run `run` in a child process, again and again until it ends cleanly or this process
-    is told to stop (SIGTERM or SIGINT, passed on to the child)."""
+_STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
+
+
+def supervise(
+    run: Callable[[Callable[[], None]], None], ready: Callable[[], None], pid_file: Path
+) -> None:
+    """Run `run` in a child process, again and again until it ends cleanly, its instance's
+    directory is gone, or this process is told to stop (SIGTERM or SIGINT, passed on to
+    the child)."""
     stopping = False
     child = 0
 
@@ -94,50 +111,73 @@ def supervise(run: Callable[[Callable[[], None]], None], ready: Callable[[], Non
 
     signal.signal(signal.SIGTERM, on_stop)
     signal.signal(signal.SIGINT, on_stop)
+    own_file = supervisor_file(pid_file)
+    own_file.write_text(f"{os.getpid()}\n")
     delay = RESTART_DELAY
     ever_ready = False
-    while not stopping:
-        started = time.monotonic()
-        told_r, told_w = os.pipe()
-        child = os.fork()
-        if child == 0:
+    try:
+        while not stopping and pid_file.parent.is_dir():
+            started = time.monotonic()
+            told_r, told_w = os.pipe()
+            # A stop signal between the fork and knowing the child's pid would be lost:
+            # held until then (the child takes the default handlers before it lets go).
+            signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+            child = os.fork()
+            if child == 0:
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)
+                signal.signal(signal.SIGINT, signal.SIG_DFL)
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
+                os.close(told_r)
+                _run_child(run, ready if not ever_ready else None, told_w)
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
+            os.close(told_w)
+            _, status = os.waitpid(child, 0)
+            child = 0
+            ever_ready = ever_ready or bool(os.read(told_r, 16))
             os.close(told_r)
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
-            signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-            def child_ready(first_start: bool = not ever_ready, told: int = told_w) -> None:
-                os.write(told, b"ready")
-                os.close(told)
-                if first_start:
-                    ready()
-
-            code = 0
-            try:
-                run(child_ready)
-            except BaseException:
-                LOG.exception("the guest agent failed")
-                code = 1
-            os._exit(code)
-        os.close(told_w)
-        _, status = os.waitpid(child, 0)
-        child = 0
-        ever_ready = ever_ready or bool(os.read(told_r, 16))
-        os.close(told_r)
-        code = os.waitstatus_to_exitcode(status)
-        # An agent that never got started is not started again: whoever started it is
-        # told (its pipe closes) and says why.
-        if stopping or code == 0 or not ever_ready:
-            return
-        if time.monotonic() - started >= STABLE_AFTER:
-            delay = RESTART_DELAY
-        LOG.warning("the guest agent ended (%s); starting it again in %.0f s", code, delay)
-        deadline = time.monotonic() + delay
-        while not stopping and time.monotonic() < deadline:
-            time.sleep(0.1)
-        delay = min(delay * 2, RESTART_DELAY_MAX)
+            code = os.waitstatus_to_exitcode(status)
+            # An agent that never got started is not started again: whoever started it
+            # is told (its pipe closes) and says why.
+            if stopping or code == 0 or not ever_ready:
+                return
+            if time.monotonic() - started >= STABLE_AFTER:
+                delay = RESTART_DELAY
+            LOG.warning("the guest agent ended (%s); starting it again in %.0f s", code, delay)
+            deadline = time.monotonic() + delay
+            while not stopping and time.monotonic() < deadline:
+                time.sleep(0.1)
+            delay = min(delay * 2, RESTART_DELAY_MAX)
+    finally:
+        own_file.unlink(missing_ok=True)
 
 
-def detach(log_file: Path, run: Callable[[Callable[[], None]], None], timeout: float = 20.0) -> int:
+def _run_child(
+    run: Callable[[Callable[[], None]], None], ready: Callable[[], None] | None, told: int
+) -> None:
+    """The agent's process: tell the supervisor (and, the first time, the starter) once it
+    is ready; exit 0 when it ends cleanly, 1 when it fails."""
+
+    def child_ready() -> None:
+        os.write(told, b"ready")
+        os.close(told)
+        if ready is not None:
+            ready()
+
+    code = 0
+    try:
+        run(child_ready)
+    except BaseException:
+        LOG.exception("the guest agent failed")
+        code = 1
+    os._exit(code)
+
+
+def detach(
+    log_file: Path,
+    run: Callable[[Callable[[], None]], None],
+    pid_file: Path,
+    timeout: float = 20.0,
+) -> int:
     """Start a detached, supervised agent; return its pid once it says it started.
 
     `run` receives a callback to call once the agent is ready (pid file written).
@@ -160,7 +200,7 @@ def detach(log_file: Path, run: Callable[[Callable[[], None]], None], timeout: f
             os.close(ready_w)
 
         try:
-            supervise(run, ready)
+            supervise(run, ready, pid_file)
         finally:
             os._exit(0)
     os.close(ready_w)

@@ -225,7 +225,7 @@ def test_instances_are_placed_built_used_resized_and_removed_on_pool_hosts(
     too_big = {"resize": {"flavorRef": LARGE}}
     resp = _api(service, token, "POST", f"/instances/{made['mariadb']}/action", too_big)
     assert resp.status == 409, resp.body
-    assert "pool-b" in resp.body["conflictingRequest"]["message"]
+    assert "host has no room" in resp.body["conflictingRequest"]["message"]
 
     hosts = _hosts(service, admin)
     assert hosts["pool-a"]["memory_mb"] == {"total": 2048, "used": 2048}
@@ -306,3 +306,37 @@ def test_a_host_that_stops_answering_fails_its_create_and_is_skipped(
     assert _api(service, token, "DELETE", f"/instances/{other_id}").status == 202
     service.wait_gone(token, PROJECT, other_id, timeout=120)
     assert _left_on(pool.host("pool-b"), other_id) == []
+
+
+def test_a_host_that_answers_with_another_key_is_not_trusted(
+    service: support.Service, token: str, pool: ssh_pool.Pool
+) -> None:
+    """A man in the middle (here: a known_hosts that knows another key for pool-a) gets
+    no build, and so none of the instance's secrets."""
+    known = pool.known_hosts.read_text()
+    stranger = pool.directory / "stranger_key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(stranger)], check=True)
+    other_key = Path(f"{stranger}.pub").read_text()
+    host = pool.host("pool-a")
+    pool.known_hosts.write_text(
+        "".join(
+            f"[{host.address}]:{host.port} {other_key}"
+            if line.startswith(f"[{host.address}]")
+            else line + "\n"
+            for line in known.splitlines()
+        )
+    )
+    try:
+        created = _create(service, token, "behind-a-stranger", "postgresql")
+        assert created.status == 200, created.body
+        instance_id = created.body["instance"]["id"]
+        failed = service.wait_for(
+            token, PROJECT, instance_id, lambda i: i["status"] == "ERROR", timeout=120
+        )
+        assert "pool-a" in failed["fault"]["message"], failed["fault"]
+        assert not (host.instances_dir / instance_id).exists()
+    finally:
+        pool.known_hosts.write_text(known)
+    assert _api(service, token, "DELETE", f"/instances/{instance_id}").status == 202
+    service.wait_gone(token, PROJECT, instance_id, timeout=120)
+    assert _left_on(host, instance_id) == []

@@ -9,14 +9,15 @@ its variables (``compute_<provider>_*``) and the run its inventory host.
 from __future__ import annotations
 
 import sys
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from trove_svc import errors
-from trove_svc.compute import guest_wheels, placement, pool
+from trove_svc.compute import placement, pool
 from trove_svc.settings import Settings
-from trove_svc.store.models import Flavor, Instance
+from trove_svc.store.models import Flavor, Instance, database_proxy
 
 PROVIDERS = ("local", "ssh", "openstack")
 # Where instances live on a server the openstack provider made (its volume is mounted at
@@ -24,6 +25,9 @@ PROVIDERS = ("local", "ssh", "openstack")
 SERVER_INSTANCES_DIR = "/var/lib/trove-svc/instances"
 SERVER_GUEST_AGENT_DIR = "/var/lib/trove-svc/guest-agent"
 OPENSTACK_SDK_SHIM = "roles/compute_openstack/files/sdk_compat"
+# The guest agent's environment on another host: one path, whatever the agent's version
+# (upgraded in place), so runs on instances made by an older trove-svc still find it.
+GUEST_VENV = "venv"
 
 
 @dataclass(frozen=True)
@@ -74,7 +78,7 @@ def _remote_connection(connection: dict[str, Any], guest_venv: str) -> dict[str,
 
 def _ssh(settings: Settings, instance: Instance) -> Place:
     host = pool.host(settings.host_pool, str(instance.server))
-    guest_venv = f"{host.guest_agent_dir}/{guest_wheels.digest(settings)}"
+    guest_venv = f"{host.guest_agent_dir}/{GUEST_VENV}"
     return Place(
         provider="ssh",
         instance_dir=Path(host.instances_dir) / instance.id,
@@ -82,13 +86,16 @@ def _ssh(settings: Settings, instance: Instance) -> Place:
         guest_venv=guest_venv,
         system_python=host.python,
         address=host.address,
+        # A pool host is known: its key must be in the operator's known_hosts (a host
+        # that answers with another key is refused, not trusted with the secrets).
+        environment={"ANSIBLE_HOST_KEY_CHECKING": "True"},
         role_vars={"compute_ssh_instances_root": host.instances_dir},
     )
 
 
 def _openstack(settings: Settings, instance: Instance) -> Place:
     access: dict[str, Any] = instance.access or {}
-    guest_venv = f"{SERVER_GUEST_AGENT_DIR}/{guest_wheels.digest(settings)}"
+    guest_venv = f"{SERVER_GUEST_AGENT_DIR}/{GUEST_VENV}"
     connection: dict[str, Any] = {
         "ansible_user": settings.openstack_ssh_user,
         "ansible_become": settings.openstack_ssh_user != "root",
@@ -148,6 +155,14 @@ def role_vars(place: Place, os_user: str, create_user: bool, backup_dir: str) ->
 def purge_vars(instance: Instance, purge: bool) -> dict[str, Any]:
     """Tell the provider's teardown whether to remove the instance's files and account."""
     return {f"compute_{instance.provider or 'local'}_purge": purge}
+
+
+def placing(settings: Settings) -> AbstractContextManager[Any]:
+    """The transaction a create is placed and recorded in: on the ssh pool, one placement
+    at a time, so that two creates never both take a host's last room."""
+    if settings.compute_provider == "ssh":
+        return placement.placing()
+    return database_proxy.atomic()
 
 
 def new_place(

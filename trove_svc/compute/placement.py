@@ -7,16 +7,22 @@ room (a replica), never on a host that stopped answering until it answers again.
 
 from __future__ import annotations
 
+import logging
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import peewee
 
 from trove_svc import errors
+from trove_svc.audit import redact
 from trove_svc.compute import pool
 from trove_svc.compute.pool import PoolHost
-from trove_svc.store.models import Flavor, Instance
+from trove_svc.store.models import Flavor, Instance, database_proxy
 from trove_svc.store.models import PoolHost as HostMark
+
+LOG = logging.getLogger(__name__)
 
 # How long a host that stopped answering gets to answer before it is skipped again.
 PROBE_TIMEOUT = 1.0
@@ -41,6 +47,32 @@ class HostUse:
 
     def fits(self, memory_mb: int, disk_gb: int) -> bool:
         return self.free_memory_mb >= memory_mb and self.free_disk_gb >= disk_gb
+
+
+# Placements on the pool happen one at a time, across API processes: what one reads of a
+# host's use, no other changes until it has recorded its own instance.
+_LOCK_KEY = 7301447  # PostgreSQL's advisory lock for placements
+_LOCK_NAME = "trove-svc-placement"  # MySQL's
+
+
+@contextmanager
+def placing() -> Iterator[None]:
+    """A transaction that holds the placement lock from its start."""
+    database = database_proxy.obj
+    if isinstance(database, peewee.SqliteDatabase):
+        with database.atomic(lock_type="IMMEDIATE"):  # the write lock, taken at once
+            yield
+    elif isinstance(database, peewee.PostgresqlDatabase):
+        with database.atomic():
+            database.execute_sql("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
+            yield
+    else:
+        with database.atomic():
+            database.execute_sql("SELECT GET_LOCK(%s, 30)", (_LOCK_NAME,))
+            try:
+                yield
+            finally:
+                database.execute_sql("SELECT RELEASE_LOCK(%s)", (_LOCK_NAME,))
 
 
 def use_of(hosts: list[PoolHost]) -> list[HostUse]:
@@ -99,24 +131,33 @@ def place(pool_file: str, flavor: Flavor, volume_gb: int, away_from: str | None)
     used = use_of(pool.hosts(pool_file))
     fitting = [u for u in used if u.fits(flavor.ram, volume_gb)]
     if not fitting:
-        room = "; ".join(
+        # The pool's hosts and their use are the operator's to see (/mgmt/hosts, the log).
+        LOG.info("no room for %s MB and %s GB: %s", flavor.ram, volume_gb, _room(used))
+        raise errors.Conflict(
+            f"No host in the pool has room for flavor {flavor.name} ({flavor.ram} MB) and a "
+            f"{volume_gb} GB volume."
+        )
+    answering = [u for u in fitting if usable(u)]
+    if not answering:
+        LOG.warning(
+            "no host with room answers: %s",
+            "; ".join(f"{u.host.name}: {u.unreachable_reason}" for u in fitting),
+        )
+        raise errors.Conflict("No host in the pool with room for this instance answers.")
+    elsewhere = [u for u in answering if u.host.name != away_from] or answering
+    best = min(elsewhere, key=lambda u: (-u.free_memory_mb, u.instances, u.host.name))
+    return best.host
+
+
+def _room(used: list[HostUse]) -> str:
+    return (
+        "; ".join(
             f"{u.host.name}: {_amount(u.free_memory_mb, 'MB')} memory, "
             f"{_amount(u.free_disk_gb, 'GB')} disk free"
             for u in used
         )
-        raise errors.Conflict(
-            f"No host in the pool has room for flavor {flavor.name} ({flavor.ram} MB) and a "
-            f"{volume_gb} GB volume ({room or 'the pool has no hosts'})."
-        )
-    answering = [u for u in fitting if usable(u)]
-    if not answering:
-        raise errors.Conflict(
-            "No host with room answers: "
-            + "; ".join(f"{u.host.name}: {u.unreachable_reason}" for u in fitting)
-        )
-    elsewhere = [u for u in answering if u.host.name != away_from] or answering
-    best = min(elsewhere, key=lambda u: (-u.free_memory_mb, u.instances, u.host.name))
-    return best.host
+        or "the pool has no hosts"
+    )
 
 
 def _amount(value: float, unit: str) -> str:
@@ -125,6 +166,7 @@ def _amount(value: float, unit: str) -> str:
 
 def mark_unreachable(name: str, now: float, reason: str) -> None:
     """Skip the host for placements until it answers again."""
+    reason = redact(reason)[:1000]
     try:
         HostMark.create(name=name, unreachable_since=now, unreachable_reason=reason)
     except peewee.IntegrityError:
@@ -143,8 +185,8 @@ def require_room_to_grow(pool_file: str, server: str, memory_mb: int, disk_gb: i
     """A resize on a pool host: 409 unless the host has room for what it adds."""
     (use,) = use_of([pool.host(pool_file, server)])
     if not use.fits(memory_mb, disk_gb):
+        LOG.info("no room on %s for a resize: %s", server, _room([use]))
         raise errors.Conflict(
-            f"Host {server} has no room for this resize: it needs {max(memory_mb, 0)} MB more "
-            f"memory and {max(disk_gb, 0)} GB more disk; {_amount(use.free_memory_mb, 'MB')} "
-            f"and {_amount(use.free_disk_gb, 'GB')} are free."
+            f"The instance's host has no room for this resize ({max(memory_mb, 0)} MB more "
+            f"memory, {max(disk_gb, 0)} GB more disk)."
         )

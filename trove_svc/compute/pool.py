@@ -84,6 +84,18 @@ _NOT_CONNECTION = frozenset(
 )
 
 
+_PASSWORDS = frozenset(
+    {
+        "ansible_password",
+        "ansible_ssh_pass",
+        "ansible_ssh_password",
+        "ansible_become_password",
+        "ansible_become_pass",
+        "ansible_sudo_pass",
+    }
+)
+
+
 def _read(path: Path) -> list[PoolHost]:
     from ansible.inventory.manager import InventoryManager
     from ansible.parsing.dataloader import DataLoader
@@ -95,6 +107,12 @@ def _read(path: Path) -> list[PoolHost]:
     hosts = []
     for host in inventory.get_hosts():
         found = _plain(variables.get_vars(host=host, include_hostvars=False))
+        passwords = sorted(_PASSWORDS & found.keys())
+        if passwords:
+            raise errors.ServiceUnavailable(
+                f"The host pool gives {host.name} a password ({', '.join(passwords)}): use a "
+                "key and passwordless become; a password would reach each run's files."
+            )
         connection = {
             key: value
             for key, value in found.items()

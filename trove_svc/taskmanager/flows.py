@@ -190,6 +190,10 @@ def create(deps: FlowDeps, claim: Claim) -> None:
         LOG.warning("instance %s: port busy at start; trying port %d", instance.id, port)
 
     shutil.rmtree(restoring.staging_dir(deps.settings, claim.task.id), ignore_errors=True)
+    # Where a provider that learns it while building put the instance, failed or not: the
+    # clean-up and a later delete must reach (and remove) it.
+    _record_place(instance.id, result)
+    instance = Instance.get_or_none(Instance.id == instance.id) or instance
     if fault is not None and not result.canceled and not result.unreachable and claim.still_ours():
         LOG.info("create of %s failed: %s", instance.id, fault.message)
         # Stop what the failed build started before saying ERROR (and while the task is
@@ -201,7 +205,6 @@ def create(deps: FlowDeps, claim: Claim) -> None:
         if not _finish(deps, claim, result):
             return
         if fault is None:
-            _record_place(instance.id, result)
             Instance.update(
                 provisioned=True,
                 current_step=None,

@@ -105,6 +105,7 @@ def guest_install_vars(settings: Settings, instance: Instance) -> dict[str, Any]
         return {}
     return {
         "guest_agent_wheelhouse": str(guest_wheels.wheelhouse(settings)),
+        "guest_agent_version": guest_wheels.digest(settings),
         "guest_agent_venv": place.guest_venv,
         "guest_agent_system_python": place.system_python,
     }

@@ -3,14 +3,16 @@ when nothing fits, and hosts that stopped answering skipped until they answer.""
 
 from __future__ import annotations
 
+import contextlib
 import socket
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from trove_svc import catalog, compute, errors
-from trove_svc.compute import placement
+from trove_svc.compute import placement, pool
 from trove_svc.settings import Settings
 from trove_svc.store.db import open_store
 from trove_svc.store.models import DatastoreVersion, Flavor, Instance
@@ -84,10 +86,17 @@ def test_a_replica_goes_elsewhere_when_another_host_has_room(settings: Settings)
     assert _place(settings, "1", source=source).server == "big"
 
 
-def test_nothing_fits_answers_409_with_each_hosts_room(settings: Settings) -> None:
+def test_nothing_fits_answers_409_and_logs_each_hosts_room(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("INFO")
     with pytest.raises(errors.Conflict) as refused:
         _place(settings, "3", volume_gb=11)  # 2048 MB fits big, 11 GB fits nowhere
-    assert "big: 2048 MB memory, 10 GB disk free" in refused.value.message
+    # The tenant learns what did not fit; the pool's hosts are the operator's to see.
+    assert refused.value.message == (
+        "No host in the pool has room for flavor large (2048 MB) and a 11 GB volume."
+    )
+    assert "big: 2048 MB memory, 10 GB disk free" in caplog.text
     assert Instance.select().count() == 0
 
 
@@ -109,8 +118,40 @@ def test_an_unreachable_host_is_skipped_until_it_answers(
     silent_settings = settings.with_overrides(host_pool=str(silent))
     placement.mark_unreachable("big", 2.0, "timed out")
     placement.mark_unreachable("small", 2.0, "timed out")
-    with pytest.raises(errors.Conflict) as refused:
+    with pytest.raises(errors.Conflict, match="with room for this instance answers"):
         _place(silent_settings, "1")
-    assert "big: timed out" in refused.value.message
     placement.mark_reachable("small")
     assert _place(silent_settings, "1").server == "small"
+
+
+def test_two_creates_at_once_never_both_take_a_hosts_last_room(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first to read a host's use holds the placement lock until its row is in."""
+    _place(settings, "2")  # big: 1024 of 2048 used; small: 0 of 1024
+    _place(settings, "2")  # small full; big has room for one more medium instance
+    read_use = placement.use_of
+    both_reading = threading.Barrier(2, timeout=2)
+
+    def slow_use_of(hosts: list[pool.PoolHost]) -> list[placement.HostUse]:
+        found = read_use(hosts)
+        with contextlib.suppress(threading.BrokenBarrierError):
+            both_reading.wait()  # without the lock both would read the same room
+        return found
+
+    monkeypatch.setattr(placement, "use_of", slow_use_of)
+    outcomes: list[str] = []
+
+    def create() -> None:
+        try:
+            with compute.placing(settings):
+                outcomes.append(str(_place(settings, "2").server))
+        except errors.Conflict:
+            outcomes.append("409")
+
+    threads = [threading.Thread(target=create) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert sorted(outcomes) == ["409", "big"]

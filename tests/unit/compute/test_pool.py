@@ -52,3 +52,11 @@ def test_a_pool_that_cannot_be_used_says_why(tmp_path: Path) -> None:
     bad.write_text("all:\n  hosts:\n    db1: {trove_memory_mb: lots}\n")
     with pytest.raises(errors.ServiceUnavailable, match="trove_memory_mb='lots' for db1"):
         pool.hosts(str(bad))
+
+
+def test_a_pool_with_passwords_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "pool.yml"
+    path.write_text("all:\n  hosts:\n    db1: {ansible_become_password: hunter2hunter2}\n")
+    with pytest.raises(errors.ServiceUnavailable, match="db1 a password") as refused:
+        pool.hosts(str(path))
+    assert "hunter2" not in refused.value.message

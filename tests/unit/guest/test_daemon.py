@@ -53,14 +53,41 @@ def test_a_killed_agent_is_started_again_and_stop_ends_both(
     pid_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(daemon, "_is_agent", _alive)
-    first = daemon.detach(tmp_path / "guest.log", _agent(pid_file))
+    first = daemon.detach(tmp_path / "guest.log", _agent(pid_file), pid_file)
     supervisor = daemon.supervisor_of(first)
     try:
         _killed_and_started_again(pid_file, first, supervisor)
     finally:  # whatever failed, nothing of the test outlives it
-        for pid in (daemon.running_pid(pid_file), supervisor):
-            if pid is not None and pid != os.getpid():
-                os.kill(pid, signal.SIGKILL)
+        _kill_all(pid_file, supervisor)
+
+
+def _kill_all(pid_file: Path, supervisor: int | None) -> None:
+    for pid in (daemon.running_pid(pid_file), supervisor):
+        if pid is not None and pid != os.getpid() and _alive(pid):
+            os.kill(pid, signal.SIGKILL)
+
+
+def test_stop_between_restarts_stops_the_supervisor(
+    pid_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Killed, the agent leaves its pid file behind and its supervisor waits to start it
+    again: it still counts as running, and a stop then ends the supervisor."""
+    monkeypatch.setattr(daemon, "_is_agent", _alive)
+    monkeypatch.setattr(daemon, "RESTART_DELAY", 5.0)
+    first = daemon.detach(tmp_path / "guest.log", _agent(pid_file), pid_file)
+    supervisor = daemon.supervisor_of(first)
+    try:
+        assert supervisor is not None
+        assert daemon.supervisor_file(pid_file).read_text().strip() == str(supervisor)
+        os.kill(first, signal.SIGKILL)
+        _wait(lambda: not _alive(first))
+        assert daemon.running_pid(pid_file) == supervisor  # waiting to restart it
+        assert daemon.stop(pid_file) is True
+        _wait(lambda: not _alive(supervisor))
+        assert not daemon.supervisor_file(pid_file).exists()
+        assert daemon.running_pid(pid_file) is None
+    finally:
+        _kill_all(pid_file, supervisor)
 
 
 def _killed_and_started_again(pid_file: Path, first: int, supervisor: int | None) -> None:
@@ -68,7 +95,7 @@ def _killed_and_started_again(pid_file: Path, first: int, supervisor: int | None
     assert supervisor is not None and supervisor != os.getpid()
 
     os.kill(first, signal.SIGKILL)
-    _wait(lambda: daemon.running_pid(pid_file) not in (None, first))
+    _wait(lambda: daemon.running_pid(pid_file) not in (None, first, supervisor))
     second = daemon.running_pid(pid_file)
     assert second is not None and daemon.supervisor_of(second) == supervisor
 
@@ -85,6 +112,6 @@ def test_an_agent_that_never_starts_is_not_retried(
 
     started = time.monotonic()
     with pytest.raises(RuntimeError, match="did not start"):
-        daemon.detach(tmp_path / "guest.log", broken)
+        daemon.detach(tmp_path / "guest.log", broken, pid_file)
     # Told at once: the supervisor, the pipe's last writer, gave up instead of retrying.
     assert time.monotonic() - started < 5

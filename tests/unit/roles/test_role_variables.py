@@ -80,7 +80,8 @@ def given(playbook: str, instance: Instance, pool_file: Path) -> dict[str, Any]:
         if instance.provider != "local":  # what flows.create adds (without building wheels)
             given.update(
                 guest_agent_wheelhouse="/var/lib/trove-svc/guest-wheels/x",
-                guest_agent_venv="/srv/guest-agent/x",
+                guest_agent_venv="/srv/guest-agent/venv",
+                guest_agent_version="x",
                 guest_agent_system_python="/usr/bin/python3",
             )
     if playbook == "instance_delete.yml":
