@@ -19,7 +19,6 @@ from trove_svc.compute import placement, pool
 from trove_svc.settings import Settings
 from trove_svc.store.models import Flavor, Instance, database_proxy
 
-PROVIDERS = ("local", "ssh", "openstack")
 # Where instances live on a server the openstack provider made (its volume is mounted at
 # each instance's directory), and the guest agent's environments beside them.
 SERVER_INSTANCES_DIR = "/var/lib/trove-svc/instances"

@@ -92,13 +92,10 @@ def write_private_file(path: Path, content: str) -> None:
     tmp.replace(path)
 
 
-LOCAL_CONNECTION = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
-
-
-def inventory(instance_id: str, connection: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The run's inventory: its one instance, reached as its compute provider says (this
-    machine unless told otherwise)."""
-    return {"all": {"hosts": {instance_id: dict(connection or LOCAL_CONNECTION)}}}
+def inventory(instance_id: str, connection: dict[str, Any]) -> dict[str, Any]:
+    """The run's inventory: its one instance, reached as its compute provider says
+    (trove_svc.compute)."""
+    return {"all": {"hosts": {instance_id: dict(connection)}}}
 
 
 def remove_leftovers(secrets_dir: Path, task_id: str) -> int:
@@ -168,7 +165,8 @@ class PlaybookRunner:
         on_step: StepCallback | None = None,
         timeout: float | None = None,
         cancel: Callable[[], bool] | None = None,
-        connection: dict[str, Any] | None = None,
+        *,
+        connection: dict[str, Any],
         environment: dict[str, str] | None = None,
     ) -> RunResult:
         """Run `playbook` on one instance through a static inventory of that instance.
