@@ -44,8 +44,11 @@ def parse_duration(text: str) -> float:
 def issue(
     project_id: str, user: str, is_admin: bool, now: float, expires_in: float | None = None
 ) -> str:
-    """Create a token and return it; this is the only time it is ever visible."""
-    token = secrets.token_urlsafe(32)
+    """Create a token and return it; this is the only time it is ever visible.
+
+    Hexadecimal, so a token never begins with "-": command lines such as
+    `openstack --os-token <token>` would take one that did for an option."""
+    token = secrets.token_hex(32)
     Token.create(
         token_hash=_digest(token),
         project_id=project_id,

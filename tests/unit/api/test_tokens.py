@@ -33,6 +33,13 @@ def test_a_revoked_token_is_refused_and_listing_never_shows_a_token(
     assert tokens.revoke(row["id"], now=6.0) == 0
 
 
+def test_a_token_reads_as_a_value_on_a_command_line(client: falcon.testing.TestClient) -> None:
+    # A token after "--os-token" that began with "-" would be read as an option.
+    issued = [tokens.issue("p1", "alice", False, now=0.0) for _ in range(200)]
+    assert not [token for token in issued if token.startswith("-")]
+    assert len(set(issued)) == 200 and all(len(token) >= 43 for token in issued)
+
+
 @pytest.mark.parametrize(("text", "seconds"), [("3600", 3600), ("90m", 5400), ("30d", 2592000)])
 def test_durations(text: str, seconds: int) -> None:
     assert tokens.parse_duration(text) == seconds
