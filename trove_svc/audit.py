@@ -24,9 +24,12 @@ _SECRET_ASSIGNMENT = re.compile(
     r"(?i)((?:password|passwd|secret|token|credential)[\w-]*[\"']?\s*[:=]\s*[\"']?)[^\s\"',}]+"
 )
 _URL_CREDENTIALS = re.compile(r"(\w+://[^:/\s@]+:)[^@\s]+@")
+# As SQL writes them, in a datastore's statement log: PASSWORD 'x', IDENTIFIED BY 'x'.
+_SQL_PASSWORD = re.compile(r"(?i)((?:\bPASSWORD|\bIDENTIFIED\s+BY)\s*\(?\s*)'(?:[^']|'')*'")
 
 
 def redact(text: str) -> str:
+    text = _SQL_PASSWORD.sub(r"\1'********'", text)
     text = _SECRET_ASSIGNMENT.sub(r"\1********", text)
     return _URL_CREDENTIALS.sub(r"\1********@", text)
 

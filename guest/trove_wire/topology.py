@@ -4,8 +4,9 @@ Every deployment has a vhost of its own, so the names below never meet another
 deployment's. The control plane declares everything; a guest declares nothing and may
 only consume its own queue and publish to `FROM_GUEST`.
 
-- `TASKMANAGER`: casts to the task managers (a quorum queue). A message delivered
-  `MAX_DELIVERIES` times without being acked is dead-lettered to `TASKMANAGER_DEAD`.
+- `TASKMANAGER`: casts to the task managers (a quorum queue). A message redelivered
+  `MAX_DELIVERIES` times without being acked (`MAX_ATTEMPTS` deliveries in all) is
+  dead-lettered to `TASKMANAGER_DEAD`.
 - `TO_GUEST`: calls to guests, routed by instance id to `guestagent.<id>`.
 - `FROM_GUEST`: everything a guest sends: reports (routed to `CONDUCTOR`) and replies
   (routed to the caller's reply queue). Never the default exchange, which reaches every
@@ -22,7 +23,9 @@ DEAD_LETTERS = "dead-letters"
 CONDUCTOR = "conductor"
 TO_GUEST = "guest.in"
 FROM_GUEST = "guest.out"
+# The quorum queues' x-delivery-limit: redeliveries allowed after the first delivery.
 MAX_DELIVERIES = 5
+MAX_ATTEMPTS = MAX_DELIVERIES + 1
 
 _QUORUM = {"x-queue-type": "quorum"}
 

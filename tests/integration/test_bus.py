@@ -187,7 +187,7 @@ def test_a_message_that_fails_every_time_is_dead_lettered(own_vhost: str) -> Non
     consumer.stop()
     thread.join(5)
     publisher.close()
-    assert len(counts) == topology.MAX_DELIVERIES + 1
+    assert len(counts) == topology.MAX_ATTEMPTS
     assert counts == sorted(counts)
     assert _depth(transport_url, topology.TASKMANAGER)[0] == 0
 

@@ -153,8 +153,17 @@ def test_leftovers_of_a_run_are_removed_files_and_scratch_directories(tmp_path: 
     (secrets / "t-1-abc" / "pgbackrest.log").write_text("x")
     (secrets / "t-1.json").write_text("{}")
     (secrets / "t-2.json").write_text("{}")
-    assert remove_leftovers(secrets, "t-1") == 2
+    runs = tmp_path / "runs"
+    for ident in ("t-1", "t-1-2", "t-2"):
+        (runs / ident / "artifacts").mkdir(parents=True)
+        (runs / ident / f"{ident}.hosts.json").write_text("{}")
+    assert remove_leftovers(secrets, runs, "t-1") == 4
     assert [p.name for p in secrets.iterdir()] == ["t-2.json"]
+    # The inventories go; the runs' artifacts (the audit trail's steps) stay.
+    assert sorted(str(p.relative_to(runs)) for p in runs.rglob("*")) == [
+        "t-1", "t-1-2", "t-1-2/artifacts", "t-1/artifacts",
+        "t-2", "t-2/artifacts", "t-2/t-2.hosts.json",
+    ]  # fmt: skip
 
 
 def test_a_backup_nothing_watches_ends_failed_and_its_instance_active() -> None:

@@ -98,14 +98,17 @@ def inventory(instance_id: str, connection: dict[str, Any]) -> dict[str, Any]:
     return {"all": {"hosts": {instance_id: dict(connection)}}}
 
 
-def remove_leftovers(secrets_dir: Path, task_id: str) -> int:
-    """Remove the secrets files that runs of `task_id` left (a run killed with its task
-    manager never removed its own); returns how many."""
-    removed = 0
-    for path in secrets_dir.glob(f"{task_id}*"):
+def remove_leftovers(secrets_dir: Path, runs_dir: Path, task_id: str) -> int:
+    """Remove the secrets files and inventories that runs of `task_id` left (a run killed
+    with its task manager never removed its own); returns how many. The runs' artifacts
+    stay: they are the audit trail's steps."""
+    leftovers = [
+        *secrets_dir.glob(f"{task_id}*"),
+        *runs_dir.glob(f"{task_id}*/{task_id}*.hosts.json"),
+    ]
+    for path in leftovers:
         remove_path(path)
-        removed += 1
-    return removed
+    return len(leftovers)
 
 
 def remove_path(path: Path) -> None:
@@ -224,6 +227,7 @@ class PlaybookRunner:
             # line names this run's inventory, which no other run shares.
             _kill_processes_naming(str(inventory_file))
             secrets_file.unlink(missing_ok=True)
+            inventory_file.unlink(missing_ok=True)
             self._prune()
         return RunResult(
             status=str(runner.status),

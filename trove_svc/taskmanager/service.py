@@ -114,7 +114,7 @@ class TaskManager:
             return None
         now = self.deps.settings.clock()
         why = (
-            f"The {task.action} task failed on each of {topology.MAX_DELIVERIES} attempts "
+            f"The {task.action} task failed on each of {topology.MAX_ATTEMPTS} attempts "
             f"and was given up (dead-lettered). Last attempt: {task.message or 'no detail'}"
         )
         with database_proxy.atomic():
@@ -152,7 +152,7 @@ class TaskManager:
             # its attempt failed). Nothing of it may go on beside ours, nor stay on disk.
             settings = self.deps.settings
             stop_runs_of(settings.runs_dir, task_id)
-            removed = remove_leftovers(settings.secrets_dir, task_id)
+            removed = remove_leftovers(settings.secrets_dir, settings.runs_dir, task_id)
             LOG.warning("took over task %s (removed %d leftover files)", task_id, removed)
         lost = self.leases.hold(task_id)
         try:
@@ -176,7 +176,7 @@ class TaskManager:
         why = redact(f"{type(exc).__name__}: {exc}")[:500]
         if from_message:
             # Give the task back and have the message delivered again (to any task
-            # manager); after MAX_DELIVERIES it is dead-lettered.
+            # manager); after MAX_ATTEMPTS deliveries it is dead-lettered.
             tasks.release(task.id, self.worker_id, f"Attempt failed: {why}")
             time.sleep(RETRY_PAUSE)
             raise Requeue from exc
