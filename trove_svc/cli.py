@@ -70,7 +70,7 @@ def cmd_setup(args: argparse.Namespace) -> None:
     settings = _settings(args, "setup")
     _prepare(settings)
     try:
-        setup.run(settings, args.broker_admin_url)
+        setup.run(settings, args.broker_admin_url, args.retire_stock_guest)
     except errors.TroveSvcError as exc:
         sys.exit(f"trove-svc: set-up failed: {exc.message}")
     print(f"trove-svc is set up (state in {settings.state_dir}, vhost {settings.vhost}).")
@@ -209,6 +209,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--broker-admin-url",
         help="a RabbitMQ administrator, used once: http://USER:PASSWORD@HOST:15672 "
         "(default: the broker's stock guest account on the management port)",
+    )
+    setup_parser.add_argument(
+        "--retire-stock-guest",
+        action="store_true",
+        help="remove the broker's stock guest account (guest/guest), with which any local "
+        "process could administer the broker; only when nothing else uses it",
     )
     setup_parser.set_defaults(func=cmd_setup)
     for name, func, text in (

@@ -15,7 +15,14 @@ from trove_svc import catalog, errors, parameter_rules, status, tasks
 from trove_svc.bus.messages import RunTask, TaskManagerClient
 from trove_svc.caller import Caller
 from trove_svc.settings import Settings
-from trove_svc.store.models import Configuration, Instance, Task, database_proxy
+from trove_svc.store.models import (
+    Configuration,
+    Datastore,
+    DatastoreVersion,
+    Instance,
+    Task,
+    database_proxy,
+)
 from trove_wire import datastores
 
 # Instances a group's change reaches now; the others get its values when next built.
@@ -90,7 +97,13 @@ class ConfigurationService:
     def page(
         self, caller: Caller, limit: int, marker: str | None
     ) -> tuple[list[Configuration], str | None]:
-        query = Configuration.select().where(Configuration.project_id == caller.project_id)
+        # The version and datastore come in the same query: a view names both.
+        query = (
+            Configuration.select(Configuration, DatastoreVersion, Datastore)
+            .join(DatastoreVersion)
+            .join(Datastore)
+            .where(Configuration.project_id == caller.project_id)
+        )
         if marker is not None:
             marked = self.get(caller, marker)
             query = query.where(

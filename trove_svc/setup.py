@@ -7,6 +7,9 @@
   (by default the broker's stock `guest` account on loopback, used for nothing else): the
   deployment's vhost and its own account with a generated password, kept in a 0600 file.
 - The deployment's queues and exchanges.
+- A word on the broker's stock `guest` account: while guest/guest works, any process on
+  the broker's machine (an instance's datastore on the local provider, under a tenant
+  with root) can administer the broker. `--retire-stock-guest` removes it.
 """
 
 from __future__ import annotations
@@ -82,6 +85,27 @@ def ensure_broker_account(settings: Settings, admin_url: str | None = None) -> A
     return account
 
 
+def check_stock_guest(settings: Settings, account: Account, retire: bool) -> bool:
+    """Remove the broker's stock `guest` account when asked, else warn while guest/guest
+    still logs in; True when it is gone. Uses the deployment's own (administrator)
+    account, so it works after the stock one was the admin that made it."""
+    admin = BrokerAdmin(settings.management_url, account)
+    if DEFAULT_ADMIN.user not in admin.users():
+        return True
+    if retire:
+        admin.delete_user(DEFAULT_ADMIN.user)
+        LOG.warning("removed the broker's stock account %r", DEFAULT_ADMIN.user)
+        return True
+    if _account_works(settings, DEFAULT_ADMIN):
+        LOG.warning(
+            "RabbitMQ's stock account guest/guest still logs in at %s: any process on the "
+            "broker's machine, an instance's datastore included, can administer the broker "
+            "with it. Run `trove-svc setup --retire-stock-guest` once nothing else uses it.",
+            settings.management_url,
+        )
+    return False
+
+
 def declare_topology(settings: Settings, account: Account | None) -> None:
     publisher = Publisher(amqp_url(settings, account))
     try:
@@ -92,12 +116,16 @@ def declare_topology(settings: Settings, account: Account | None) -> None:
         publisher.close()
 
 
-def run(settings: Settings, admin_url: str | None = None) -> Account | None:
+def run(
+    settings: Settings, admin_url: str | None = None, retire_stock_guest: bool = False
+) -> Account | None:
     prepare_state_dir(settings)
     if keys.create_service_key(settings.service_key_path):
         LOG.info("made the service key %s", settings.service_key_path)
     account = ensure_broker_account(settings, admin_url)
     declare_topology(settings, account)
+    if account is not None:
+        check_stock_guest(settings, account, retire_stock_guest)
     return account
 
 

@@ -246,6 +246,21 @@ def test_no_password_is_anywhere_in_the_clear(world: dict[str, Any]) -> None:
     token = world["token"]
     create_password = "Zebra-Create-Pass-8137"
     user_password = "Yak-UserCreate-Pass-4462"
+    changed_password = "Gnu-ChangedUser-Pass-5521"
+    # A tenant who logs every statement still finds no password in the server's log.
+    group = service.request(
+        "POST",
+        f"/v1.0/{PROJECT}/configurations",
+        token,
+        {
+            "configuration": {
+                "name": "log-everything",
+                "values": {"log_statement": "all", "log_min_duration_statement": 0},
+                "datastore": {"type": "postgresql"},
+            }
+        },
+    )
+    assert group.status == 200, group.body
     body = {
         "instance": {
             "name": "secretive",
@@ -253,6 +268,7 @@ def test_no_password_is_anywhere_in_the_clear(world: dict[str, Any]) -> None:
             "volume": {"size": 1},
             "datastore": {"type": "postgresql"},
             "users": [{"name": "app", "password": create_password}],
+            "configuration": group.body["configuration"]["id"],
         }
     }
     created = service.request("POST", f"/v1.0/{PROJECT}/instances", token, body)
@@ -266,16 +282,36 @@ def test_no_password_is_anywhere_in_the_clear(world: dict[str, Any]) -> None:
         {"users": [{"name": "other", "password": user_password}]},
     )
     assert answer.status == 202, answer.body
-    # Both work ...
     port = instance_row(service, instance_id)["port"]
-    for user, password in (("app", create_password), ("other", user_password)):
+    psycopg.connect(
+        host="127.0.0.1", port=port, user="other", password=user_password, dbname="postgres"
+    ).close()
+    answer = service.request(
+        "PUT",
+        f"/v1.0/{PROJECT}/instances/{instance_id}/users",
+        token,
+        {"users": [{"name": "other", "password": changed_password}]},
+    )
+    assert answer.status == 202, answer.body
+    # Both work ...
+    for user, password in (("app", create_password), ("other", changed_password)):
         psycopg.connect(
             host="127.0.0.1", port=port, user=user, password=password, dbname="postgres"
         ).close()
+    # ... the server logs what the users do ...
+    with psycopg.connect(
+        host="127.0.0.1", port=port, user="app", password=create_password, dbname="postgres"
+    ) as conn:
+        conn.execute("SELECT 'a statement the log shows'")
+    server_log = "".join(
+        path.read_text(errors="replace")
+        for path in (service.state_dir / "instances" / instance_id).rglob("*.log")
+    )
+    assert "a statement the log shows" in server_log
     # ... and neither is written anywhere in the clear: the broker's data, the store, the
     # Ansible artifacts, every log.
     node: BrokerNode = world["node"]
-    needles = [create_password, user_password]
+    needles = [create_password, user_password, changed_password]
     assert _grep(node.base, needles) == []
     assert _grep(service.state_dir, needles) == []
     # The instance's own key and broker password are in its guest's config, and only there.
@@ -285,6 +321,42 @@ def test_no_password_is_anywhere_in_the_clear(world: dict[str, Any]) -> None:
     found = _grep(service.state_dir, [config["key"], broker_password])
     assert found == [str(config_path)]
     assert _grep(node.base, [config["key"], broker_password]) == []
+
+
+def test_the_brokers_stock_guest_account_can_be_retired(world: dict[str, Any]) -> None:
+    """The broker as Debian installs it has guest/guest, an administrator that logs in
+    from loopback, where a local instance's datastore runs."""
+    service: support.Service = world["service"]
+    node: BrokerNode = world["node"]
+    assert node.api("PUT", "/api/users/guest", {"password": "guest", "tags": "administrator"})[
+        0
+    ] in (201, 204)
+    whoami = (
+        "curl -s -o /dev/null -w '%{http_code}' -u guest:guest "
+        f"{node.management_url()}/api/whoami"
+    )
+    assert _as_root(world, whoami) == "200"  # the attack, as it stands on such a broker
+
+    def setup(*flags: str) -> str:
+        out = subprocess.run(
+            [str(support.VENV_BIN / "trove-svc"), "setup", *flags],
+            env=service.env(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert out.returncode == 0, out.stderr
+        return out.stderr
+
+    assert "guest/guest still logs in" in setup()
+    assert "still logs in" not in setup("--retire-stock-guest")
+    assert _as_root(world, whoami) == "401"
+    assert node.api("GET", "/api/users/guest")[0] == 404
+    # The deployment goes on with its own account: a guest call still answers.
+    listed = service.request(
+        "GET", f"/v1.0/{PROJECT}/instances/{world['a']}/databases", world["token"]
+    )
+    assert listed.status == 200, listed.body
 
 
 def test_deleting_an_instance_removes_its_broker_account_and_key(world: dict[str, Any]) -> None:

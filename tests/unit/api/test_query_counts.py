@@ -10,7 +10,16 @@ import falcon.testing
 import pytest
 
 from trove_svc import tokens
-from trove_svc.store.models import DatastoreVersion, Instance, ServiceStatus, Task, database_proxy
+from trove_svc.store.models import (
+    Backup,
+    Configuration,
+    DatastoreVersion,
+    Instance,
+    Schedule,
+    ServiceStatus,
+    Task,
+    database_proxy,
+)
 
 
 def _add_instances(count: int, start: int) -> None:
@@ -37,6 +46,37 @@ def _add_instances(count: int, start: int) -> None:
             project_id="p1",
             action="create",
             state="SUCCEEDED",
+            created_at=float(n),
+        )
+        # Each instance brings a configuration group, a backup and, on the first
+        # instance, a schedule: their lists must not grow per row either.
+        Configuration.create(
+            id=f"c-{n:05d}",
+            project_id="p1",
+            name=f"group{n}",
+            datastore_version=version,
+            values={},
+            created_at=float(n),
+            updated_at=float(n),
+        )
+        Backup.create(
+            id=f"b-{n:05d}",
+            name=f"backup{n}",
+            project_id="p1",
+            instance_id="i-00001" if n else instance.id,
+            datastore=version.datastore.name,
+            datastore_version=version.name,
+            state="COMPLETED",
+            created_at=float(n),
+            updated_at=float(n),
+        )
+        Schedule.create(
+            id=f"s-{n:05d}",
+            instance_id="i-00001",
+            project_id="p1",
+            name=f"every{n}",
+            cron="0 3 * * *",
+            next_run_at=float(n),
             created_at=float(n),
         )
 
@@ -74,7 +114,16 @@ ROUTES = [
     "/v1.0/p1/mgmt/instances/i-00001",
     "/v1.0/p1/flavors",
     "/v1.0/p1/datastores",
+    "/v1.0/p1/datastores/postgresql/versions",
     "/v1.0/p1/limits",
+    "/v1.0/p1/configurations",
+    "/v1.0/p1/configurations/c-00001",
+    "/v1.0/p1/configurations/c-00001/instances",
+    "/v1.0/p1/backups",
+    "/v1.0/p1/backups/b-00001",
+    "/v1.0/p1/instances/i-00001/backups",
+    "/v1.0/p1/instances/i-00001/schedules",
+    "/v1.0/p1/mgmt/hosts",
 ]
 
 
