@@ -8,10 +8,13 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import psycopg
 import pytest
 
 from tests import support
 from tests.broker_node import BrokerNode
+
+SCHEDULED_PASSWORD = "Scheduled-test-pw-1"
 
 
 @pytest.fixture(scope="module")
@@ -66,12 +69,22 @@ def scheduled() -> Iterator[dict[str, Any]]:
             "volume": {"size": 1},
             "datastore": {"type": "postgresql"},
             "databases": [{"name": "app"}],
+            "users": [
+                {"name": "app", "password": SCHEDULED_PASSWORD, "databases": [{"name": "app"}]}
+            ],
         }
     }
     created = service.request("POST", "/v1.0/scheduled/instances", token, body)
     instance = service.wait_for(
         token, "scheduled", created.body["instance"]["id"], support.active_and_healthy
     )
+    # Rows for the restore checks to find.
+    with psycopg.connect(
+        host="127.0.0.1", port=instance["port"], user="app", password=SCHEDULED_PASSWORD,
+        dbname="app", autocommit=True,
+    ) as conn:  # fmt: skip
+        conn.execute("CREATE TABLE kept (v int)")
+        conn.execute("INSERT INTO kept SELECT generate_series(1, 3)")
     schedule = service.request(
         "POST",
         f"/v1.0/scheduled/instances/{instance['id']}/schedules",

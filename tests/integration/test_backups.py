@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -125,7 +126,9 @@ def test_full_incremental_and_point_in_time_restores(
     sql(source, "INSERT INTO t VALUES (1)")
     full = backup(service, token, source, "full")
     assert full["status"] == "COMPLETED" and full["checksum"].startswith("sha256:")
-    assert full["size"] > 0 and full["tool"]
+    assert full["size"] > 0
+    # The tool's own name and version, as it says them.
+    assert re.search(r"(pgBackRest|MariaDB server) \d+\.\d+", full["tool"]), full["tool"]
     sql(source, "INSERT INTO t VALUES (2)")
     incremental = backup(service, token, source, "incremental", incremental=1)
     assert incremental["status"] == "COMPLETED", incremental

@@ -214,6 +214,8 @@ def backup(base: str, row: Backup) -> dict[str, Any]:
     if row.verified_at is not None:
         body["verified_at"] = timestamp(row.verified_at)
         body["verify_outcome"] = row.verify_outcome
+        # What the check found in the restored copy: rows per table.
+        body["verify_row_counts"] = dict(row.details.get("row_counts") or {})
     return body
 
 

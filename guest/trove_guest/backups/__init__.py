@@ -85,6 +85,14 @@ def run(argv: list[str], what: str, timeout: float = 3600) -> str:
     return done.stdout
 
 
+def tool_version(argv: list[str], name: str) -> str:
+    """The first line a tool says of its version, on stdout or, as mariadb-backup does,
+    on stderr; its bare name when it says nothing."""
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+    said = (done.stdout.strip() or done.stderr.strip()).splitlines()
+    return said[0][:200] if said else name
+
+
 def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():

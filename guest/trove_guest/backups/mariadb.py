@@ -15,7 +15,7 @@ from typing import Any
 
 import pymysql
 
-from trove_guest.backups import BackupFailed, Made, compressed_to, run
+from trove_guest.backups import BackupFailed, Made, compressed_to, tool_version
 
 
 class MariaDBBackup:
@@ -70,10 +70,9 @@ class MariaDBBackup:
             info = _key_values((lsn_dir / "xtrabackup_info").read_text())
             # binlog_pos = filename 'mariadb-bin.000003', position '453', GTID of ...
             binlog = re.findall(r"'([^']*)'", info.get("binlog_pos", ""))
-        version = run(["mariadb-backup", "--version"], "mariadb-backup --version")
         return Made(
             label=f"lsn:{checkpoints['to_lsn']}",
-            tool=version.strip().splitlines()[0][:200] if version.strip() else "mariadb-backup",
+            tool=tool_version(["mariadb-backup", "--version"], "mariadb-backup"),
             location=str(target),
             size=size,
             checksum=checksum,
