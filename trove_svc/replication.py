@@ -117,7 +117,7 @@ def require_failed_source(instance: Instance, now: float, failover_after: float)
 
 
 def failed_sources(now: float, failover_after: float) -> list[Instance]:
-    """ACTIVE sources not healthy for longer than `failover_after`, while a replica of
+    """ACTIVE (or BACKUP) sources not healthy for longer than `failover_after`, while a replica of
     theirs was healthy within it (so the silence is the source's, not the control plane's),
     of datastores that fail over by themselves."""
     recent_replica = (
@@ -133,7 +133,8 @@ def failed_sources(now: float, failover_after: float) -> list[Instance]:
         .join(ServiceStatus, on=ServiceStatus.instance == Instance.id)
         .where(
             Instance.id.in_(recent_replica)
-            & (Instance.status == status.ACTIVE)
+            # In BACKUP too: a backup does not keep a dead source from being failed over.
+            & Instance.status.in_((status.ACTIVE, status.BACKUP))
             # ACTIVE for a while: a heartbeat that was due during a restart may be late.
             & (Instance.status_since < now - failover_after)
             & Instance.provisioned

@@ -9,6 +9,7 @@ another task manager takes the task over and runs it again (playbooks are idempo
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from enum import StrEnum
 from typing import Any
 
@@ -204,10 +205,12 @@ def fail_queued(task_id: str, now: float, why: str) -> bool:
     return failed == 1
 
 
-def is_busy(instance_id: str) -> bool:
-    return bool(
-        Task.select().where((Task.instance_id == instance_id) & Task.state.in_(OPEN)).exists()
-    )
+def is_busy(instance_id: str, ignoring: Collection[str] = ()) -> bool:
+    """Whether a task of the instance is open, apart from those of the actions `ignoring`."""
+    condition = (Task.instance_id == instance_id) & Task.state.in_(OPEN)
+    if ignoring:
+        condition &= Task.action.not_in(list(ignoring))
+    return bool(Task.select().where(condition).exists())
 
 
 def others_held(instance_id: str, task_id: str, now: float) -> bool:

@@ -84,3 +84,17 @@ def test_failover_can_be_turned_off(store: Settings) -> None:
     _add("src", NOW - AFTER - 1)
     _add("rep", NOW - 1, replica_of="src")
     assert failover.start_due(store.with_overrides(failover_after=0.0)) == []
+
+
+@pytest.mark.parametrize("action", ["backup", "verify_backup", "delete_backup"])
+def test_a_backup_on_the_source_does_not_hold_off_failover(store: Settings, action: str) -> None:
+    """A schedule's backups, checks and prunes run often and long; a source that dies
+    during one is failed over all the same."""
+    _add("src", NOW - AFTER - 1)
+    _add("rep", NOW - 1, replica_of="src")
+    if action == "backup":
+        Instance.update(status=status.BACKUP).where(Instance.id == "src").execute()
+    tasks.record("t-1", "src", "p", action, "schedule nightly", "", NOW - 50)
+    assert _failed(store) == ["src"]
+    assert len(failover.start_due(store)) == 1
+    assert Instance.get_by_id("src").status == status.EJECT

@@ -14,6 +14,10 @@ from trove_svc.store.models import Instance, database_proxy
 LOG = logging.getLogger(__name__)
 
 REQUESTED_BY = "trove-svc (automatic failover)"
+# A source's backups, restore checks and prunes change no one's role in the set, and a
+# schedule runs them often and long: a source that dies during one is failed over all the
+# same (the backup then fails, its guest being silent).
+BESIDE_FAILOVER = ("backup", "verify_backup", "delete_backup")
 # How often the task manager looks.
 INTERVAL = 1.0
 
@@ -22,11 +26,11 @@ def _start(settings: Settings, source: Instance, now: float) -> str | None:
     """Record the eject task and move the source to EJECT; None if another task manager
     (or a request) got there first, or the set is busy (a switchover stops its source on
     purpose; a replica still being built has nothing to offer)."""
-    if any(tasks.is_busy(member) for member in replication.members(source)):
+    if any(tasks.is_busy(m, ignoring=BESIDE_FAILOVER) for m in replication.members(source)):
         return None
     task_id = settings.new_id()
     with database_proxy.atomic():
-        if not status.move(source.id, status.ACTIVE, status.EJECT, now):
+        if not status.move(source.id, source.status, status.EJECT, now):
             return None
         tasks.record(task_id, source.id, source.project_id, "eject", REQUESTED_BY, "", now,
                      args={"automatic": True})  # fmt: skip
