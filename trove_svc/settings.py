@@ -127,7 +127,7 @@ class Settings:
     clock: Callable[[], float] = field(default=time.time, compare=False, repr=False)
     new_id: Callable[[], str] = field(default=lambda: str(uuid.uuid4()), compare=False, repr=False)
     new_secret: Callable[[], str] = field(
-        default=lambda: secrets.token_urlsafe(24), compare=False, repr=False
+        default=lambda: secrets.token_urlsafe(GENERATED_SECRET_BYTES), compare=False, repr=False
     )
 
     @property
@@ -267,6 +267,12 @@ def _port(value: int) -> bool:
     return 1 <= value <= 65535
 
 
+# Generated passwords (root, guests, replication) are 32 characters: the password policy's
+# minimum may not ask for more.
+GENERATED_SECRET_BYTES = 24
+GENERATED_SECRET_LENGTH = 32
+
+
 def _positive(value: float) -> bool:
     return value > 0
 
@@ -296,7 +302,10 @@ _RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "failover_after": (lambda v: v >= 0, "seconds, 0 (never) or more"),
     "max_body_bytes": (_positive, "bytes, more than 0"),
     "max_body_depth": (_positive, "levels, at least 1"),
-    "password_min_length": (_positive, "characters, at least 1"),
+    "password_min_length": (
+        lambda v: 1 <= v <= GENERATED_SECRET_LENGTH,
+        f"characters, 1 to {GENERATED_SECRET_LENGTH} (the length of generated passwords)",
+    ),
     "runs_kept": (_positive, "at least 1"),
     "log_format": (lambda v: v in ("text", "json"), "text or json"),
     "ansible_strategy": (

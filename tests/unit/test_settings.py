@@ -80,3 +80,18 @@ def test_a_misspelled_setting_is_warned_about() -> None:
     assert found == [
         "TROVE_SVC_STAET_DIR is not a setting of trove-svc; did you mean TROVE_SVC_STATE_DIR?"
     ]
+
+
+def test_generated_passwords_meet_the_strictest_policy_allowed() -> None:
+    from trove_svc.settings import GENERATED_SECRET_LENGTH, SettingsError
+    from trove_wire import datastores
+
+    strictest = Settings.from_env({"TROVE_SVC_PASSWORD_MIN_LENGTH": str(GENERATED_SECRET_LENGTH)})
+    for name in ("postgresql", "mariadb", "redis"):
+        rule = datastores.get(name).password_rule
+        for _ in range(50):
+            secret = strictest.new_secret()
+            assert rule.problem(secret, strictest.password_min_length) is None, (name, secret)
+    with pytest.raises(SettingsError) as raised:
+        Settings.from_env({"TROVE_SVC_PASSWORD_MIN_LENGTH": str(GENERATED_SECRET_LENGTH + 1)})
+    assert "1 to 32 (the length of generated passwords)" in raised.value.problems[0]

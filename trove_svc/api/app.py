@@ -150,8 +150,23 @@ def not_built() -> list[Route]:
     i = f"{P}/instances/{{instance_id}}"
     features = {
         "guest logs": [f"{i}/log"],
-        "clusters": [f"{P}/clusters", f"{P}/clusters/{{cluster_id}}"],
-        "modules": [f"{P}/modules", f"{P}/modules/{{module_id}}", f"{i}/modules"],
+        "clusters": [
+            f"{P}/clusters",
+            f"{P}/clusters/{{cluster_id}}",
+            f"{P}/clusters/{{cluster_id}}/instances/{{member_id}}",
+        ],
+        "modules": [
+            f"{P}/modules",
+            f"{P}/modules/{{module_id}}",
+            f"{P}/modules/{{module_id}}/instances",
+            f"{i}/modules",
+            f"{i}/modules/{{module_id}}",
+        ],
+        "volume types": [
+            f"{P}/volume-types",
+            f"{P}/volume-types/{{volume_type_id}}",
+            f"{P}/datastores/{{datastore}}/versions/{{version}}/volume-types",
+        ],
         "quota management": [f"{P}/mgmt/quotas/{{tenant_id}}"],
     }
     return [

@@ -28,7 +28,7 @@ from trove_svc.caller import Caller
 from trove_svc.instances import InstanceService
 from trove_svc.store.models import Backup, Instance, Schedule, ServiceStatus, database_proxy
 from trove_svc.taskmanager import backup_store, object_store
-from trove_svc.taskmanager.deps import Claim, FlowDeps
+from trove_svc.taskmanager.deps import Claim, FlowDeps, guest_context
 from trove_wire import contract
 from trove_wire.envelope import Context
 
@@ -236,7 +236,10 @@ def _check(deps: FlowDeps, claim: Claim, instance_id: str) -> tuple[str, dict[st
         if row.status == status.ACTIVE and health and health.operating_status == status.HEALTHY:
             try:
                 counts = deps.bus.call_guest(
-                    instance_id, contract.TableRowCounts(), Context(), deps.settings.call_timeout
+                    instance_id,
+                    contract.TableRowCounts(),
+                    guest_context(),
+                    deps.settings.call_timeout,
                 )
             except errors.TroveSvcError as exc:
                 return f"failed: the restored datastore did not answer ({exc.message})", {}

@@ -8,10 +8,9 @@ import logging
 
 from trove_svc import configurations, errors, parameter_rules, tasks
 from trove_svc.store.models import Instance
-from trove_svc.taskmanager.deps import Claim, FlowDeps
+from trove_svc.taskmanager.deps import Claim, FlowDeps, guest_context
 from trove_svc.taskmanager.flows import run_playbook
 from trove_wire import contract, datastores
-from trove_wire.envelope import Context
 
 LOG = logging.getLogger(__name__)
 
@@ -60,7 +59,7 @@ def configure(deps: FlowDeps, claim: Claim) -> None:
     failure = None
     try:
         request = contract.ApplyConfiguration(dynamic)
-        deps.bus.call_guest(instance.id, request, Context(), deps.settings.call_timeout)
+        deps.bus.call_guest(instance.id, request, guest_context(), deps.settings.call_timeout)
     except errors.TroveSvcError as exc:
         failure = f"The values are written, but applying them failed: {exc.message}"
         waiting |= set(dynamic)

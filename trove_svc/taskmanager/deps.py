@@ -12,6 +12,8 @@ from trove_svc.keys import ServiceKeys
 from trove_svc.settings import Settings
 from trove_svc.store.models import Task
 from trove_svc.taskmanager.runner import PlaybookRunner
+from trove_wire import logs
+from trove_wire.envelope import Context
 
 
 @dataclass(frozen=True)
@@ -35,3 +37,9 @@ class Claim:
 
     def still_ours(self) -> bool:
         return not self.lost.is_set()
+
+
+def guest_context() -> Context:
+    """For a guest call a flow makes: the request id of the task being served (its runs
+    are `logs.serving` it), so the guest's lines for that request share it."""
+    return Context(request_id=logs.current_request_id())

@@ -9,9 +9,8 @@ from typing import Any
 
 from trove_svc import compute, errors
 from trove_svc.store.models import Instance
-from trove_svc.taskmanager.deps import FlowDeps
+from trove_svc.taskmanager.deps import FlowDeps, guest_context
 from trove_wire import contract, datastores
-from trove_wire.envelope import Context
 
 LOG = logging.getLogger(__name__)
 
@@ -39,7 +38,7 @@ def follow_vars(
     account = deps.bus.call_guest(
         source.id,
         contract.AddReplicationAccount(replica.id, password),
-        Context(),
+        guest_context(),
         deps.settings.call_timeout,
     )
     return (
@@ -86,7 +85,7 @@ def leave_source(deps: FlowDeps, instance: Instance) -> None:
         deps.bus.call_guest(
             instance.replica_of_id,
             contract.RemoveReplicationAccount(instance.id),
-            Context(),
+            guest_context(),
             deps.settings.call_timeout,
         )
     except errors.TroveSvcError as exc:

@@ -19,11 +19,10 @@ from typing import Any
 
 from trove_svc import errors, replication, status, tasks
 from trove_svc.store.models import Instance, database_proxy
-from trove_svc.taskmanager.deps import Claim, FlowDeps
+from trove_svc.taskmanager.deps import Claim, FlowDeps, guest_context
 from trove_svc.taskmanager.flows import run_playbook
 from trove_svc.taskmanager.replicas import follow_vars
 from trove_wire import contract
-from trove_wire.envelope import Context
 
 LOG = logging.getLogger(__name__)
 
@@ -43,7 +42,7 @@ class ReplicationFailed(Exception):
 def _call(deps: FlowDeps, instance_id: str, call: contract.Call[Any], timeout: float = 0) -> Any:
     try:
         return deps.bus.call_guest(
-            instance_id, call, Context(), timeout or deps.settings.call_timeout
+            instance_id, call, guest_context(), timeout or deps.settings.call_timeout
         )
     except errors.TroveSvcError as exc:
         raise ReplicationFailed(f"{call.method} on {instance_id}: {exc.message}") from exc

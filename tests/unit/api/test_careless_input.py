@@ -132,6 +132,12 @@ def test_short_passwords_are_refused_with_the_rule(
         ("/v1.0/p1/clusters", "Clusters"),
         ("/v1.0/p1/instances/i-1/log", "Guest logs"),
         ("/v1.0/p1/modules", "Modules"),
+        ("/v1.0/p1/modules/m-1/instances", "Modules"),
+        ("/v1.0/p1/instances/i-1/modules/m-1", "Modules"),
+        ("/v1.0/p1/clusters/c-1/instances/i-1", "Clusters"),
+        ("/v1.0/p1/volume-types", "Volume types"),
+        ("/v1.0/p1/volume-types/v-1", "Volume types"),
+        ("/v1.0/p1/datastores/postgresql/versions/15/volume-types", "Volume types"),
     ],
 )
 def test_trove_routes_not_built_yet_say_so(
