@@ -229,6 +229,17 @@ def test_a_root_tenant_finds_no_credentials_but_its_own(world: dict[str, Any]) -
     )
     assert found.strip() == ""
     assert "trove-" in _as_root(world, "id -un")  # the instance's own account, not root
+    # A's guest agent runs as A's own account too (the owner of A's directory), not root.
+    agent = int((a_dir / "guest.pid").read_text().split()[0])
+    uids = next(
+        line.split()[1:]
+        for line in Path(f"/proc/{agent}/status").read_text().splitlines()
+        if line.startswith("Uid:")
+    )
+    assert {int(uid) for uid in uids} == {a_dir.stat().st_uid} and a_dir.stat().st_uid != 0
+    # The deployment's secrets and store are the service's alone.
+    for private in ("broker.json", "service.key", "trove-svc.db", "trove-svc.db-wal"):
+        assert (state / private).stat().st_mode & 0o077 == 0, private
 
 
 def _grep(root: Path, needles: list[str]) -> list[str]:

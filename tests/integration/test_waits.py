@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from typing import Any
 
 import pytest
@@ -21,6 +22,7 @@ from tests.deployments import (
     error_fault,
     instance_row,
     start,
+    store,
     tasks_of,
     wait_until,
 )
@@ -98,10 +100,49 @@ def test_every_wait_has_a_limit_and_delete_works_from_any_state(
     stuck("delete", None, "SHUTDOWN", limit=25)
     assert all(t["state"] in ("SUCCEEDED", "FAILED") for t in tasks_of(service, active))
 
+    # A build whose task manager stops answering: BUILD has its limit too (60 s here; the
+    # store is told the build began long ago rather than the test waiting a minute).
+    stalled = create(service, token, "stalled-build")
+    wait_until(
+        lambda: instance_row(service, stalled)["current_step"] is not None, 60, "a build starts"
+    )
+    os.kill(taskmanager, signal.SIGSTOP)
+    with store(service) as db:
+        db.execute("UPDATE instance SET status_since = status_since - 600 WHERE id = ?", (stalled,))
+    message = error_fault(service, token, stalled)
+    assert "stayed BUILD for more than 60 s" in message, message
+    os.kill(taskmanager, signal.SIGCONT)
+
     # Delete works from ERROR, and from BUILD (while the create still runs).
     building = create(service, token, "deleted-while-building")
     wait_until(
         lambda: instance_row(service, building)["current_step"] is not None, 60, "a build starts"
     )
-    delete_all(service, token, [active, never_built, building])
+    delete_all(service, token, [active, never_built, building, stalled])
     assert [t["state"] for t in tasks_of(service, building)] == ["CANCELED", "SUCCEEDED"]
+
+
+def test_the_healthcheck_names_what_is_missing(
+    node: BrokerNode, started: list[support.Service]
+) -> None:
+    """For a load balancer: 200 only when the store and the broker answer and a task
+    manager and a conductor were seen lately; else 503 naming what is missing."""
+    service = start(started, deployment(node, parts=("api", "conductor")))
+
+    def health() -> tuple[int, list[str]]:
+        answer = service.request("GET", "/healthcheck", None)
+        return answer.status, list(answer.body.get("missing", []))
+
+    wait_until(lambda: _answers(service), 30, "the API answers")
+    assert health() == (503, ["taskmanager"])
+    service.start_part("taskmanager")
+    wait_until(lambda: health() == (200, []), 30, "the task manager is seen")
+    node.stop()
+    try:
+        began = time.monotonic()
+        wait_until(lambda: health()[0] == 503, 30, "the broker's absence shows")
+        assert "broker" in health()[1]
+        assert time.monotonic() - began < 15
+    finally:
+        node.start()
+    wait_until(lambda: health() == (200, []), 60, "healthy again once the broker is back")
