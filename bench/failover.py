@@ -39,7 +39,7 @@ import psycopg
 import pymysql
 
 from bench.client import ApiClient
-from tests import support
+from tests import processes, support
 
 PROJECT = "bench"
 USER = {"name": "app", "password": "bench-pw-1-long"}
@@ -177,7 +177,7 @@ class Bench(ApiClient):
         killed_wall = time.time()
         killed = time.monotonic()
         os.kill(int(pid_file.read_text().split()[0]), signal.SIGKILL)
-        support.kill_guest(instance_dir / "guest.pid")
+        processes.kill_guest(instance_dir / "guest.pid")
         writer.join(timeout=30)
         while True:
             try:

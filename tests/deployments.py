@@ -7,7 +7,7 @@ import sqlite3
 import time
 from typing import Any
 
-from tests import support
+from tests import processes, support
 from tests.broker_node import BrokerNode
 
 PROJECT = "faults"
@@ -90,9 +90,9 @@ def wait_until(predicate: Any, timeout: float, what: str) -> None:
 def processes_of(service: support.Service, instance_id: str) -> dict[str, int]:
     """How many guest agents and datastore servers run for the instance."""
     instance_dir = str(service.state_dir / "instances" / instance_id)
-    found = support.processes_mentioning(instance_dir)
+    found = processes.processes_mentioning(instance_dir)
     return {
-        "guest": support.guest_agents_mentioning(instance_dir),
+        "guest": processes.guest_agents_mentioning(instance_dir),
         "server": sum(("postgres" in cmd or "mariadbd" in cmd) and "runuser" not in cmd
                       for cmd in found),
     }  # fmt: skip

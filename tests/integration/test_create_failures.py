@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests import support
+from tests import processes, support
 
 pytestmark = pytest.mark.integration
 
@@ -120,7 +120,7 @@ def test_failed_playbook_leaves_error_with_the_step_and_nothing_running(
     assert not (instance_dir / "postgresql" / "data" / "postmaster.pid").exists()
     assert not (instance_dir / "guest.pid").exists()
     port = str(failed["port"])
-    ps = support.processes_mentioning(str(instance_dir)) + support.processes_mentioning(
+    ps = processes.processes_mentioning(str(instance_dir)) + processes.processes_mentioning(
         f"port={port}"
     )
     assert ps == []
@@ -147,7 +147,7 @@ def test_a_task_past_its_time_limit_is_stopped_and_cleaned_up() -> None:
         )
         assert "time limit" in failed["fault"]["message"]
         instance_dir = service.state_dir / "instances" / instance_id
-        assert support.processes_mentioning(str(instance_dir)) == []
+        assert processes.processes_mentioning(str(instance_dir)) == []
         tasks = service.request(
             "GET", f"/v1.0/{PROJECT}/instances/{instance_id}/tasks", token
         ).body["tasks"]

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from tests import support
+from tests import processes, support
 from tests.broker_node import BrokerNode
 from tests.deployments import (
     PROJECT,
@@ -125,7 +125,7 @@ def test_a_killed_task_manager_run_is_taken_over(
 
     # The same create delivered again after it succeeded changes nothing.
     before = (tasks_of(service, instance_id), instance_row(service, instance_id))
-    processes = sorted(support.processes_mentioning(str(service.state_dir / "instances")))
+    running = sorted(processes.processes_mentioning(str(service.state_dir / "instances")))
     task_id = before[0][0]["id"]
     cast_again(service, task_id, instance_id)
     wait_until(
@@ -134,7 +134,7 @@ def test_a_killed_task_manager_run_is_taken_over(
         "the task manager drops the redelivery",
     )
     assert (tasks_of(service, instance_id), instance_row(service, instance_id)) == before
-    assert sorted(support.processes_mentioning(str(service.state_dir / "instances"))) == processes
+    assert sorted(processes.processes_mentioning(str(service.state_dir / "instances"))) == running
 
 
 def test_two_deployments_on_one_broker_keep_apart(

@@ -11,7 +11,7 @@ import psycopg
 import pymysql
 import pytest
 
-from tests import support
+from tests import processes, support
 
 pytestmark = pytest.mark.integration
 
@@ -92,11 +92,11 @@ def test_killed_datastore_shows_and_restart_brings_it_back(
     assert read(instance) == [(1,)]
 
     # A silent guest: after the expiry (5 s in the tests) the instance shows SHUTDOWN.
-    support.kill_guest(service.state_dir / "instances" / instance["id"] / "guest.pid")
+    processes.kill_guest(service.state_dir / "instances" / instance["id"] / "guest.pid")
     shown = _not_healthy_within(service, token, instance, seconds=5 + 5)
     assert shown["operating_status"] == "SHUTDOWN"
     _restart(service, token, instance)  # brings the guest back too
-    assert support.pid_alive(_pid(service.state_dir / "instances" / instance["id"] / "guest.pid"))
+    assert processes.pid_alive(_pid(service.state_dir / "instances" / instance["id"] / "guest.pid"))
 
     resp = service.request("DELETE", f"/v1.0/{PROJECT}/instances/{instance['id']}", token)
     assert resp.status == 202

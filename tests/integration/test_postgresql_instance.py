@@ -13,7 +13,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from tests import support
+from tests import processes, support
 from tests.support import orders_instance
 
 pytestmark = pytest.mark.integration
@@ -308,7 +308,7 @@ def test_delete_leaves_nothing_behind(
     )
     guest_pid = int((instance_dir / "guest.pid").read_text())
     owner = instance_dir.joinpath("postgresql").owner()
-    assert support.pid_alive(postgres_pid) and support.pid_alive(guest_pid)
+    assert processes.pid_alive(postgres_pid) and processes.pid_alive(guest_pid)
     assert support.guest_queue_exists(service.amqp_url, instance["id"])
 
     resp = service.request("DELETE", f"/v1.0/{PROJECT}/instances/{instance['id']}", token)
@@ -322,8 +322,8 @@ def test_delete_leaves_nothing_behind(
     else:
         pytest.fail("the instance is still listed")
 
-    assert not support.pid_alive(postgres_pid)
-    assert not support.pid_alive(guest_pid)
+    assert not processes.pid_alive(postgres_pid)
+    assert not processes.pid_alive(guest_pid)
     assert not instance_dir.exists()
     assert not support.guest_queue_exists(service.amqp_url, instance["id"])
     if owner != "root":

@@ -18,7 +18,7 @@ import pymysql
 import pytest
 import redis
 
-from tests import support
+from tests import processes, support
 
 pytestmark = pytest.mark.integration
 
@@ -216,7 +216,7 @@ def test_postgresql_source_killed_fails_over_by_itself(
 
     instance_dir = service.state_dir / "instances" / source["id"]
     _kill(instance_dir / "postgresql" / "data" / "postmaster.pid")
-    support.kill_guest(instance_dir / "guest.pid")
+    processes.kill_guest(instance_dir / "guest.pid")
     killed = time.monotonic()
     _eventually(lambda: _pg_write(replica["port"], 51) is None, "the replica takes writes", 60)
     LOG_LINE = f"failover took {time.monotonic() - killed:.1f} s"
@@ -303,7 +303,7 @@ def test_mariadb_replica_switchover_then_failover(service: support.Service, toke
     # Now the new source dies: the old one (its replica) is promoted by itself.
     new_dir = service.state_dir / "instances" / replica["id"]
     _kill(new_dir / "mariadb" / "mariadbd.pid")
-    support.kill_guest(new_dir / "guest.pid")
+    processes.kill_guest(new_dir / "guest.pid")
     _eventually(lambda: _maria_write(source["port"], 24) is None, "failover to the first", 60)
     assert _maria_rows(source["port"])[-2:] == [23, 24]
     fenced = service.wait_for(

@@ -19,7 +19,7 @@ import psycopg
 import pymysql
 import pytest
 
-from tests import ssh_pool, support
+from tests import processes, ssh_pool, support
 
 pytestmark = pytest.mark.integration
 
@@ -170,7 +170,7 @@ def _inventory_lists_them_on_their_hosts(
 def _left_on(host: ssh_pool.PoolHost, instance_id: str) -> list[str]:
     """What of an instance is still on its host: files, processes, its OS account."""
     left = [str(p) for p in host.instances_dir.glob(f"{instance_id}*")]
-    left += support.processes_mentioning(instance_id)
+    left += processes.processes_mentioning(instance_id)
     account = "trove-" + instance_id.replace("-", "")[:16]
     try:
         pwd.getpwnam(account)
