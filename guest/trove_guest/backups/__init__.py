@@ -14,17 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Protocol
 
+from trove_wire import datastores
 from trove_wire.checksums import tree_checksum
 
 __all__ = ["BackupFailed", "Engine", "Made", "compressed_to", "load_engine", "run", "tree_checksum"]
 
 CHUNK = 1 << 20
-
-ENGINES = {
-    "postgresql": "trove_guest.backups.postgresql:PgBackRest",
-    "mariadb": "trove_guest.backups.mariadb:MariaDBBackup",
-    "redis": "trove_guest.backups.redis:RedisSnapshot",
-}
 
 
 class BackupFailed(Exception):
@@ -50,7 +45,7 @@ class Engine(Protocol):
 
 
 def load_engine(datastore: str, settings: dict[str, Any], connection: dict[str, Any]) -> Engine:
-    module_name, class_name = ENGINES[datastore].split(":")
+    module_name, class_name = datastores.get(datastore).backup_engine.split(":")
     engine: Engine = getattr(importlib.import_module(module_name), class_name)(settings, connection)
     return engine
 

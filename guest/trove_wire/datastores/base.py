@@ -240,6 +240,8 @@ class DatastoreSpec:
     log_file: str
     # The guest's driver, as "module:Class".
     driver: str
+    # The guest's backup engine (its tool's way to back up), as "module:Class".
+    backup_engine: str
     # The binaries and version the host has (None: not installed).
     discover: Callable[[], Discovered | None]
     # The role's own variables naming the binaries to run (the rest of the role contract

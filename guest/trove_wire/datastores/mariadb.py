@@ -155,6 +155,7 @@ SPEC = DatastoreSpec(
     describe_parameters=describe_parameters,
     log_file="mariadb.log",
     driver="trove_guest.drivers.mariadb:MariaDBDriver",
+    backup_engine="trove_guest.backups.mariadb:MariaDBBackup",
     replica_source_files=replica_source_files,
     discover=discover,
     binary_vars=binary_vars,

@@ -152,6 +152,7 @@ SPEC = DatastoreSpec(
     admin_over_socket=True,
     log_file="postgresql.log",
     driver="trove_guest.drivers.postgresql:PostgresDriver",
+    backup_engine="trove_guest.backups.postgresql:PgBackRest",
     discover=discover,
     binary_vars=binary_vars,
     backup_settings=backup_settings,

@@ -126,6 +126,7 @@ SPEC = DatastoreSpec(
     boolean_words=("yes", "no"),
     log_file="redis.log",
     driver="trove_guest.drivers.redis:RedisDriver",
+    backup_engine="trove_guest.backups.redis:RedisSnapshot",
     discover=discover,
     binary_vars=binary_vars,
     restore_vars=restore_vars,

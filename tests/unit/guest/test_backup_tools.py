@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import importlib
+
+import pytest
+
 from trove_guest.backups import tool_version
+from trove_wire import datastores
 
 
 def test_a_version_said_on_stdout_or_on_stderr_is_kept() -> None:
@@ -18,3 +23,12 @@ def test_mariadb_backups_own_version_is_read() -> None:
     assert tool_version(["mariadb-backup", "--version"], "mariadb-backup").startswith(
         "mariadb-backup based on MariaDB server"
     )
+
+
+@pytest.mark.parametrize("spec", datastores.REGISTRY.values(), ids=lambda s: s.name)
+def test_each_datastore_names_a_backup_engine_that_has_the_engines_calls(
+    spec: datastores.DatastoreSpec,
+) -> None:
+    module_name, class_name = spec.backup_engine.split(":")
+    engine = getattr(importlib.import_module(module_name), class_name)
+    assert callable(engine.backup) and callable(engine.archive_logs)
