@@ -25,6 +25,8 @@ def of_version(version: DatastoreVersion) -> dict[str, Parameter]:
     spec = datastores.get(version.datastore.name)
     if records and {record["name"] for record in records} - spec.tunables:
         records = None  # described when the registry knew other tunables: again
+    if records and "pattern" not in records[0]:
+        records = None  # described before strings had their engine's forms: again
     if not records:
         try:
             described = spec.describe_parameters(Discovered(version.name, version.bin_dir))

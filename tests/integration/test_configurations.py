@@ -89,6 +89,13 @@ def _refused(service: support.Service, token: str, datastore: str, values: dict[
         ("redis", {"maxmemory-policy": "lru"}, ["'maxmemory-policy'", "allkeys-lru"]),
         ("redis", {"hz": -1}, ["'hz'", "between 0 and"]),
         ("redis", {"dir": "/etc"}, ["'dir'", "cannot be set"]),
+        # Strings in a form of the engine's own: a bad one would stop the next start.
+        ("postgresql", {"timezone": "Nowhere/Land"}, ["'timezone'", "time zone the engine"]),
+        ("postgresql", {"synchronous_standby_names": "FIRST x (a)"}, ["FIRST n (...)"]),
+        ("mariadb", {"character_set_server": "klingon"}, ["character set the engine knows"]),
+        ("mariadb", {"collation_server": "utf8mb4_nope"}, ["collation the engine knows"]),
+        ("redis", {"save": "soon"}, ["'save'", "pairs of seconds"]),
+        ("redis", {"notify-keyspace-events": "KG"}, ["'notify-keyspace-events'", "letters of"]),
     ],
 )
 def test_values_the_engine_refuses_are_refused(

@@ -104,6 +104,11 @@ class Parameter:
     choices: tuple[str, ...] = ()
     unit: str = ""
     default: str = ""
+    # A string the engine takes only in a form of its own: a regular expression the whole
+    # value must match (case aside), and `hint`, that form in words ("a time zone ...").
+    # `hint` also stands for a long list of choices (the engine's time zones).
+    pattern: str = ""
+    hint: str = ""
 
     def problem(self, value: object) -> str | None:
         """Why the engine would refuse `value` (the rule, in words), or None."""
@@ -124,6 +129,10 @@ class Parameter:
             if all(item.strip().lower() in allowed for item in str(value).split(",") if item):
                 return None
             return f"it must be a comma-separated list of {', '.join(self.choices)}"
+        if allowed and str(value).lower() not in allowed:
+            return f"it must be {self.hint or 'one of ' + ', '.join(self.choices)}"
+        if self.pattern and not re.fullmatch(self.pattern, str(value), re.IGNORECASE):
+            return f"it must be {self.hint}"
         if not _PLAIN_TEXT.fullmatch(str(value)):
             return (
                 "it must be at most 256 characters: letters, digits, spaces and _ . , : / + * ( ) -"
@@ -168,7 +177,9 @@ class Parameter:
             body["min"] = self.min
         if self.max is not None:
             body["max"] = self.max
-        if self.choices:
+        if self.hint:
+            body["form"] = self.hint  # in words: a long list (time zones) or a grammar
+        elif self.choices:
             body["choices"] = list(self.choices)
         if self.unit:
             body["unit"] = self.unit
@@ -177,7 +188,8 @@ class Parameter:
     def record(self) -> dict[str, Any]:
         return {"name": self.name, "type": self.type, "restart_required": self.restart_required,
                 "min": self.min, "max": self.max, "choices": list(self.choices),
-                "unit": self.unit, "default": self.default}  # fmt: skip
+                "unit": self.unit, "default": self.default, "pattern": self.pattern,
+                "hint": self.hint}  # fmt: skip
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> Parameter:

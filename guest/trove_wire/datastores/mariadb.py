@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -89,7 +90,33 @@ def describe_parameters(found: Discovered) -> list[Parameter]:
                     " WHERE LOWER(variable_name) IN %s", (sorted(TUNABLES),),
                 )  # fmt: skip
                 rows = cursor.fetchall()
-    return [_parameter(*row) for row in rows]
+                # Character sets and collations: the engine's own tables list them.
+                named = {}
+                for variable, (query, _hint) in _NAMED_BY_TABLE.items():
+                    cursor.execute(query)
+                    named[variable] = tuple(sorted(str(row[0]) for row in cursor.fetchall()))
+    return [_with_choices(_parameter(*row), named) for row in rows]
+
+
+# Strings the engine takes only from a table of its own: the query, and the form in words.
+_NAMED_BY_TABLE = {
+    "character_set_server": (
+        "SELECT character_set_name FROM information_schema.CHARACTER_SETS",
+        "a character set the engine knows (information_schema), such as utf8mb4",
+    ),
+    "collation_server": (
+        "SELECT collation_name FROM information_schema.COLLATIONS",
+        "a collation the engine knows (information_schema), such as utf8mb4_general_ci",
+    ),
+}
+
+
+def _with_choices(parameter: Parameter, named: dict[str, tuple[str, ...]]) -> Parameter:
+    if parameter.name not in named:
+        return parameter
+    return replace(
+        parameter, choices=named[parameter.name], hint=_NAMED_BY_TABLE[parameter.name][1]
+    )
 
 
 def _parameter(

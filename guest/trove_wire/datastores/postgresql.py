@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import glob
 import shutil
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -103,7 +104,34 @@ def describe_parameters(found: Discovered) -> list[Parameter]:
                     " boot_val"
                     " FROM pg_settings WHERE lower(name) = ANY(%s)", (sorted(TUNABLES),),
                 ).fetchall()  # fmt: skip
-    return [_parameter(*row) for row in rows]
+                zones = [row[0] for row in conn.execute("SELECT name FROM pg_timezone_names")]
+    return [_with_form(_parameter(*row), zones) for row in rows]
+
+
+# synchronous_standby_names: names (or *), alone or as FIRST n (...) / ANY n (...).
+_STANDBY = r"(?:\*|[a-z_][a-z0-9_]*)"
+_STANDBYS = rf"{_STANDBY}(?:\s*,\s*{_STANDBY})*"
+_SYNCHRONOUS_STANDBY_NAMES = (
+    rf"\s*(?:|{_STANDBYS}|(?:(?:first|any)\s+)?\d+\s*\(\s*{_STANDBYS}\s*\))\s*"
+)
+
+
+def _with_form(parameter: Parameter, zones: list[str]) -> Parameter:
+    """Strings the engine takes only in a form of its own get that form: a time zone from
+    the engine's own list, standby names in their grammar."""
+    if parameter.name == "timezone":
+        return replace(
+            parameter,
+            choices=tuple(sorted(zones)),
+            hint="a time zone the engine knows (pg_timezone_names), such as UTC",
+        )
+    if parameter.name == "synchronous_standby_names":
+        return replace(
+            parameter,
+            pattern=_SYNCHRONOUS_STANDBY_NAMES,
+            hint="standby names or *, alone or as FIRST n (...) or ANY n (...)",
+        )
+    return parameter
 
 
 def _parameter(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import shutil
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -66,7 +67,24 @@ def describe_parameters(found: Discovered) -> list[Parameter]:
             throwaway.until_ready(client.ping, process)
             described = [_probe(client, name) for name in sorted(TUNABLES)]
             client.close()
-    return [parameter for parameter in described if parameter is not None]
+    return [_with_form(parameter) for parameter in described if parameter is not None]
+
+
+# Free-form strings the engine parses by a grammar of its own.
+_FORMS = {
+    "save": (r"\s*(?:\d+\s+\d+(?:\s+\d+\s+\d+)*)?\s*", "pairs of seconds and changes, or empty"),
+    "notify-keyspace-events": (
+        r"(?-i:[KEglshzxetmdnA]*)",  # case matters here
+        "letters of K E g l s h z x e t m d n A (see Redis' notify-keyspace-events)",
+    ),
+}
+
+
+def _with_form(parameter: Parameter) -> Parameter:
+    if parameter.name not in _FORMS or parameter.type != "string":
+        return parameter
+    pattern, hint = _FORMS[parameter.name]
+    return replace(parameter, pattern=pattern, hint=hint)
 
 
 def _probe(client: Any, name: str) -> Parameter | None:

@@ -65,3 +65,31 @@ def test_booleans_are_spelled_as_the_engine_spells_them() -> None:
 
 def test_a_described_rule_survives_the_store() -> None:
     assert Parameter.from_record(MODE.record()) == MODE
+
+
+ZONES = Parameter(
+    "timezone", "string", False, choices=("UTC", "Europe/Paris"), hint="a time zone, such as UTC"
+)
+STANDBYS = Parameter(
+    "synchronous_standby_names", "string", False, pattern=r"\*|[a-z]+", hint="names or *"
+)
+EVENTS = Parameter("notify-keyspace-events", "string", False, pattern=r"(?-i:[KEA]*)", hint="KEA")
+
+
+@pytest.mark.parametrize(
+    ("rule", "value", "problem"),
+    [
+        (ZONES, "europe/paris", None),
+        (ZONES, "Nowhere/Land", "it must be a time zone, such as UTC"),
+        (STANDBYS, "*", None),
+        (STANDBYS, "Replica", None),
+        (STANDBYS, "two words", "it must be names or *"),
+        (EVENTS, "KEA", None),
+        (EVENTS, "kea", "it must be KEA"),  # the engine tells K from k
+    ],
+)
+def test_strings_in_a_form_of_the_engines_own(
+    rule: Parameter, value: str, problem: str | None
+) -> None:
+    assert rule.problem(value) == problem
+    assert Parameter.from_record(rule.record()) == rule
