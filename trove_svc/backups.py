@@ -31,6 +31,8 @@ class BackupState(StrEnum):
 
 FINAL = (BackupState.COMPLETED, BackupState.FAILED)
 RUNNING = (BackupState.NEW, BackupState.BUILDING, BackupState.SAVING)
+# The guest's part: until it made the backup (SAVING on is the task manager's).
+MAKING = (BackupState.NEW, BackupState.BUILDING)
 BACKUP = status.BACKUP  # the instance's status while its backup runs
 
 
@@ -61,7 +63,8 @@ def record_report(report: dict[str, Any], instance_id: str, now: float) -> bool:
     if state not in BackupState.__members__:
         return False
     fields: dict[str, Any] = {"state": state, "updated_at": now}
-    if state == BackupState.COMPLETED:
+    # SAVING: the guest made it (what it made comes along) and the task manager stores it.
+    if state in (BackupState.SAVING, BackupState.COMPLETED):
         for name in ("label", "tool", "location", "size", "checksum", "consistent_at"):
             fields[name] = report.get(name)
         fields["details"] = report.get("details") or {}

@@ -76,10 +76,11 @@ class BackupRunner:
             message = f"the guest failed: {type(exc).__name__}"
             self._send(contract.BackupReport(backup_id=backup_id, state="FAILED", message=message))
             return
+        # Made: the control plane stores it where its strategy says, then calls it COMPLETED.
         self._send(
             contract.BackupReport(
                 backup_id=backup_id,
-                state="COMPLETED",
+                state="SAVING",
                 label=made.label,
                 tool=made.tool,
                 location=made.location,

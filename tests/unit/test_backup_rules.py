@@ -62,6 +62,19 @@ def test_a_report_moves_a_backup_forward_and_never_back() -> None:
     )  # fmt: skip
 
 
+def test_a_made_backup_is_saving_with_what_the_guest_made() -> None:
+    """The guest says SAVING with what it made; the task manager stores it and calls it
+    COMPLETED (trove_svc.taskmanager.backup_flows)."""
+    _backup("b-1", 1.0, state="BUILDING")
+    made = _report(state="SAVING", size=42, checksum="ab", tool="pgBackRest 2.45", label="L")
+    assert backups.record_report(made, "i-1", 2.0)
+    assert not backups.record_report(_report(state="BUILDING"), "i-1", 3.0)
+    row = Backup.get_by_id("b-1")
+    assert (row.state, row.size, row.checksum, row.tool, row.label) == (
+        "SAVING", 42, "ab", "pgBackRest 2.45", "L"
+    )  # fmt: skip
+
+
 def test_a_guest_reports_only_on_its_own_instance() -> None:
     _backup("b-1", 1.0, state="NEW")
     assert not backups.record_report(_report(state="FAILED", message="x"), "i-2", 2.0)

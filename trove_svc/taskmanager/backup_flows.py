@@ -18,6 +18,7 @@ from typing import Any
 from trove_svc import errors, schedules, status, tasks
 from trove_svc.backups import (
     BACKUP,
+    MAKING,
     RUNNING,
     BackupService,
     BackupState,
@@ -64,12 +65,12 @@ def _guest_silent(deps: FlowDeps, instance_id: str, now: float) -> bool:
 
 
 def _wait_for_outcome(deps: FlowDeps, claim: Claim, backup: Backup) -> Backup | None:
-    """The backup once it ended (the flow fails it if its guest goes silent or it takes too
-    long); None if the task was taken from this run."""
+    """The backup once its guest made it (SAVING) or it ended (the flow fails it if its
+    guest goes silent or it takes too long); None if the task was taken from this run."""
     deadline = time.monotonic() + deps.settings.limit_backup
     while claim.still_ours():
         current = Backup.get_by_id(backup.id)
-        if current.state not in RUNNING:
+        if current.state not in MAKING:
             return current
         now = deps.settings.clock()
         if _guest_silent(deps, backup.instance_id, now):
@@ -101,7 +102,7 @@ def backup(deps: FlowDeps, claim: Claim) -> None:
     ended = _wait_for_outcome(deps, claim, made)
     if ended is None:
         return
-    if ended.state == BackupState.COMPLETED:
+    if ended.state in (BackupState.SAVING, BackupState.COMPLETED):
         ended = _store_away(deps, ended)
     ok = ended.state == BackupState.COMPLETED
     with database_proxy.atomic():
@@ -113,13 +114,12 @@ def backup(deps: FlowDeps, claim: Claim) -> None:
 
 
 def _store_away(deps: FlowDeps, made: Backup) -> Backup:
-    """Copy a completed backup out to its strategy's bucket, if it has one; a backup that
-    cannot be stored where it was asked to be is FAILED."""
+    """Copy a made backup out to its strategy's bucket, if it has one, and call it
+    COMPLETED; a backup that cannot be stored where it was asked to be is FAILED."""
     try:
         bucket = object_store.bucket_for(deps.settings, made)
-        if bucket is None:
-            return made
-        object_store.upload(bucket, made)
+        if bucket is not None:
+            object_store.upload(bucket, made)
     except (errors.TroveSvcError, OSError, Exception) as exc:
         LOG.exception("backup %s could not be stored in S3", made.id)
         reason = exc.message if isinstance(exc, errors.TroveSvcError) else type(exc).__name__
@@ -127,8 +127,14 @@ def _store_away(deps: FlowDeps, made: Backup) -> Backup:
             Backup.id == made.id
         ).execute()
         return Backup.get_by_id(made.id)
-    details = {**made.details, "s3": {"bucket": bucket.name, "prefix": bucket.prefix}}
-    Backup.update(details=details).where(Backup.id == made.id).execute()
+    details = dict(made.details)
+    if bucket is not None:
+        details["s3"] = {"bucket": bucket.name, "prefix": bucket.prefix}
+    Backup.update(
+        state=BackupState.COMPLETED, details=details, updated_at=deps.settings.clock()
+    ).where(
+        (Backup.id == made.id) & Backup.state.in_((BackupState.SAVING, BackupState.COMPLETED))
+    ).execute()
     return Backup.get_by_id(made.id)
 
 
