@@ -93,13 +93,17 @@ def backup(deps: FlowDeps, claim: Claim) -> None:
             _fail(made, "The instance was no longer waiting for this backup.", now)
         tasks.skip(claim.task.id, claim.owner, now, "the instance is no longer waiting for it")
         return
-    parent = Backup.get_or_none(Backup.id == made.parent_id) if made.parent_id else None
-    request = contract.StartBackup(made.id, made.kind, parent.label if parent else None)
-    try:
-        deps.bus.call_guest(instance.id, request, _context(claim), deps.settings.call_timeout)
-    except errors.TroveSvcError as exc:
-        _fail(made, f"The guest agent could not start it: {exc.message}", now)
-    ended = _wait_for_outcome(deps, claim, made)
+    if made.state == BackupState.NEW:
+        parent = Backup.get_or_none(Backup.id == made.parent_id) if made.parent_id else None
+        request = contract.StartBackup(made.id, made.kind, parent.label if parent else None)
+        try:
+            deps.bus.call_guest(instance.id, request, _context(claim), deps.settings.call_timeout)
+        except errors.Conflict:
+            LOG.info("backup %s already runs (a run before this one started it)", made.id)
+        except errors.TroveSvcError as exc:
+            _fail(made, f"The guest agent could not start it: {exc.message}", now)
+    # Taken over from a run that died, the backup may be further on: go on from there.
+    ended = _wait_for_outcome(deps, claim, made) if made.state in MAKING else made
     if ended is None:
         return
     if ended.state in (BackupState.SAVING, BackupState.COMPLETED):
