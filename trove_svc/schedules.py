@@ -9,6 +9,7 @@ from typing import Any
 from croniter import CroniterBadCronError, croniter
 
 from trove_svc import errors
+from trove_svc.backups import chain, newest_completed
 from trove_svc.caller import Caller
 from trove_svc.instances import InstanceService
 from trove_svc.settings import Settings
@@ -111,3 +112,20 @@ def beyond_retention(schedule: Schedule, now: float) -> list[Backup]:
             found = Backup.get_or_none(Backup.id == parent)
             parent = found.parent_id if found else None
     return [b for b in reversed(made) if b.id not in needed]
+
+
+# An incremental schedule without a retention count starts a new chain this often.
+FULL_EVERY = 7
+
+
+def next_is_incremental(schedule: Schedule) -> bool:
+    """Whether the schedule's next backup builds on the newest one. An incremental schedule
+    starts a new chain with a full backup once the newest backup's chain holds as many
+    backups as its retention keeps: else every kept backup would need the whole chain, and
+    retention could never prune."""
+    if not schedule.incremental:
+        return False
+    newest = newest_completed(schedule.instance_id)
+    if newest is None:
+        return True  # the first is full all the same
+    return len(chain(newest)) < (schedule.retention_count or FULL_EVERY)

@@ -93,6 +93,25 @@ def test_retention_keeps_the_newest_and_every_backup_they_build_on() -> None:
     assert [b.id for b in dropped] == ["full-1", "incr-1"]
 
 
+def test_an_incremental_schedule_keeps_its_chains_prunable() -> None:
+    """With retention 2, an incremental schedule makes full, incremental, full, ... and
+    after each run retention prunes down to the newest two and what they build on."""
+    schedule = Schedule(
+        id="s-1", instance_id="i-1", incremental=True, retention_count=2, retention_days=None
+    )
+    made: list[str] = []
+    for run in range(6):
+        incremental = schedules.next_is_incremental(schedule)
+        parent = made[-1] if incremental and made else None
+        _backup(f"b-{run}", float(run), parent=parent, kind="incremental" if parent else "full")
+        made.append(f"b-{run}")
+        for dropped in schedules.beyond_retention(schedule, now=float(run)):
+            dropped.delete_instance()
+    kinds = [(b.id, b.kind) for b in Backup.select().order_by(Backup.created_at)]
+    assert kinds == [("b-4", "full"), ("b-5", "incremental")]
+    assert not schedules.next_is_incremental(Schedule(id="s-2", instance_id="i-1"))
+
+
 def test_retention_by_age() -> None:
     day = 86400.0
     _backup("old", 0.0)

@@ -224,7 +224,7 @@ class TaskManager:
                 "backup": {
                     "name": f"{schedule.name} {stamp}",
                     "instance": schedule.instance_id,
-                    "incremental": schedule.incremental,
+                    "incremental": schedules.next_is_incremental(schedule),
                 }
             }
             service = backups.BackupService(
