@@ -138,6 +138,10 @@ def test_full_incremental_and_point_in_time_restores(
     between = _now()
     time.sleep(1.2)
     sql(source, "INSERT INTO t VALUES (4)")
+    time.sleep(1.2)
+    late = _now()  # after the last backup: only the logs reach it
+    time.sleep(1.2)
+    sql(source, "INSERT INTO t VALUES (5)")
 
     restored = [
         restore(service, token, full),
@@ -149,7 +153,7 @@ def test_full_incremental_and_point_in_time_restores(
     listed = service.request("GET", f"/v1.0/{PROJECT}/instances/{source['id']}/backups", token)
     assert {b["id"] for b in listed.body["backups"]} == {full["id"], incremental["id"]}
     delete(service, token, *restored)
-    _delete_in_order(service, token, source, full, incremental)
+    _delete_in_order(service, token, source, full, incremental, late)
 
 
 def _delete_backup(service: support.Service, token: str, made: dict[str, Any]) -> int:
@@ -169,9 +173,11 @@ def _delete_in_order(
     source: dict[str, Any],
     full: dict[str, Any],
     incremental: dict[str, Any],
+    late: str,
 ) -> None:
     """A base goes after what builds on it; a live instance keeps its newest full backup
-    when its tool needs it; the last backup of a deleted instance takes its repository."""
+    when its tool needs it; a deleted instance's logs still reach a time after its last
+    backup; the last backup of a deleted instance takes its repository."""
     refused = service.request("DELETE", f"/v1.0/{PROJECT}/backups/{full['id']}", token)
     assert refused.status == 409, refused.body
     assert "is the base of backup" in refused.body["conflictingRequest"]["message"]
@@ -182,6 +188,11 @@ def _delete_in_order(
         assert kept.status == 409 and "newest full backup" in str(kept.body), kept.body
     delete(service, token, source)
     service.wait_gone(token, PROJECT, source["id"])
+    datastore = full["datastore"]["type"]
+    after_delete = restore(service, token, full, late)
+    assert _sql(datastore, after_delete, "SELECT v FROM t ORDER BY v") == [(1,), (2,), (3,), (4,)]
+    delete(service, token, after_delete)
+    service.wait_gone(token, PROJECT, after_delete["id"])
     assert _delete_backup(service, token, full) == 202
     _gone(service, token, full)
     assert not (service.state_dir / "backups" / source["id"]).exists()

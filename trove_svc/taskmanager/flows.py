@@ -279,6 +279,7 @@ def delete(deps: FlowDeps, claim: Claim) -> None:
         _skip(deps, claim, "the instance is already gone")
         return
     _cancel_other_tasks(deps, claim, instance.id)
+    restoring.archive_before_delete(deps.settings, deps.bus, instance)
     result = _tear_down(deps, claim, instance, purge=True)
     if not _finish(deps, claim, result):
         return

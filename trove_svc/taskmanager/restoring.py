@@ -4,6 +4,7 @@ source's logs archived up to now."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -12,8 +13,11 @@ from trove_svc.bus.client import Bus
 from trove_svc.settings import Settings
 from trove_svc.store.models import Backup, Instance, Task
 from trove_svc.taskmanager import backup_store, object_store
+from trove_svc.taskmanager.deps import guest_context
 from trove_wire import contract, datastores
 from trove_wire.envelope import Context
+
+LOG = logging.getLogger(__name__)
 
 
 class RestoreRefused(Exception):
@@ -76,6 +80,35 @@ def _archive_source_logs(settings: Settings, bus: Bus, found: Backup, task: Task
         raise RestoreRefused(
             f"The source instance could not archive its logs for the restore: {exc.message}"
         ) from exc
-    until = float(archived.get("archived_until") or 0)
-    details = {**found.details, "logs_until": max(until, found.details.get("logs_until") or 0)}
-    Backup.update(details=details).where(Backup.id == found.id).execute()
+    _record_reach(found, float(archived.get("archived_until") or 0))
+
+
+def _record_reach(backup: Backup, archived_until: float) -> None:
+    """The backup's logs reach at least `archived_until` (epoch seconds)."""
+    reach = max(archived_until, backup.details.get("logs_until") or 0)
+    details = {**backup.details, "logs_until": reach}
+    Backup.update(details=details).where(Backup.id == backup.id).execute()
+
+
+def archive_before_delete(settings: Settings, bus: Bus, instance: Instance) -> None:
+    """An instance about to be deleted archives its logs once more and its backups record
+    how far they reach: restores to a time after its last backup then still reach up to
+    its delete. Best effort: a guest that does not answer archives nothing."""
+    if not datastores.get(instance.datastore_version.datastore.name).capabilities.point_in_time:
+        return
+    kept = list(
+        Backup.select().where(
+            (Backup.instance_id == instance.id) & (Backup.state == backups.BackupState.COMPLETED)
+        )
+    )
+    if not kept:
+        return
+    try:
+        archived = bus.call_guest(
+            instance.id, contract.ArchiveLogs(), guest_context(), settings.call_timeout * 6
+        )
+    except errors.TroveSvcError as exc:
+        LOG.warning("instance %s archived no logs before its delete: %s", instance.id, exc.message)
+        return
+    for backup in kept:
+        _record_reach(backup, float(archived.get("archived_until") or 0))
