@@ -12,43 +12,28 @@ import sys
 import time
 from typing import Any
 
-from trove_svc import catalog, commands, errors, metrics, setup
+from trove_svc import catalog, commands, errors, metrics, setup, startup
 from trove_svc.runtime import Runtime
 from trove_svc.settings import (
-    ENV_PREFIX,
     Settings,
-    SettingsError,
     environment_for,
-    unknown_variables,
 )
 from trove_svc.store.db import open_store
-from trove_wire import logs
 
 LOG = logging.getLogger("trove_svc")
 PARTS = ("api", "taskmanager", "conductor")
 
 
 def _settings(args: argparse.Namespace, part: str) -> Settings:
-    """Build the settings once (every bad one named, unknown variables warned about), set
-    up logging, then drop the settings from the environment: child processes (ansible-runner
-    records the whole environment in its artifacts) must not see them."""
-    try:
-        settings = Settings.from_env()
-    except SettingsError as exc:
-        sys.exit("trove-svc: bad settings:\n  " + "\n  ".join(exc.problems))
-    warnings = unknown_variables()
-    for key in [k for k in os.environ if k.startswith(ENV_PREFIX)]:
-        del os.environ[key]
+    """The settings, as every entry point loads them (trove_svc.startup), with the
+    command line's host and port."""
+    settings = startup.load_settings(part)
     overrides: dict[str, Any] = {}
     if getattr(args, "host", None):
         overrides["host"] = args.host
     if getattr(args, "port", None):
         overrides["port"] = args.port
-    settings = settings.with_overrides(**overrides) if overrides else settings
-    logs.configure(part, settings.log_format)
-    for warning in warnings:
-        LOG.warning("%s", warning)
-    return settings
+    return settings.with_overrides(**overrides) if overrides else settings
 
 
 def _prepare(settings: Settings) -> None:
