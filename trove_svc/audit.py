@@ -130,10 +130,13 @@ def recorded(
     started = settings.clock()
     try:
         yield
-    except errors.TroveSvcError as exc:
+    except Exception as exc:
+        # An unexpected failure is recorded too, by its kind only (its text may hold
+        # anything); the API answers it as it answers any.
+        why = exc.message if isinstance(exc, errors.TroveSvcError) else type(exc).__name__
         tasks.record_done(
             settings.new_id(), instance_id, project_id, action, context.user,
-            context.request_id, started, settings.clock(), False, f"{summary}: {exc.message}",
+            context.request_id, started, settings.clock(), False, f"{summary}: {why}",
         )  # fmt: skip
         raise
     tasks.record_done(

@@ -8,7 +8,7 @@ from typing import Any
 
 from croniter import CroniterBadCronError, croniter
 
-from trove_svc import errors
+from trove_svc import audit, errors
 from trove_svc.backups import chain, newest_completed
 from trove_svc.caller import Caller
 from trove_svc.instances import InstanceService
@@ -40,18 +40,26 @@ class ScheduleService:
         if spec.get("incremental") and not capabilities.incremental_backups:
             raise errors.BadRequest("Incremental backups are not supported for this datastore.")
         now = self._settings.clock()
-        return Schedule.create(
-            id=str(uuid.uuid4()),
-            instance_id=instance.id,
-            project_id=caller.project_id,
-            name=spec["name"],
-            cron=spec["cron"],
-            incremental=bool(spec.get("incremental", False)),
-            retention_count=spec.get("retention_count"),
-            retention_days=spec.get("retention_days"),
-            verify=bool(spec.get("verify", False)),
-            next_run_at=next_run(spec["cron"], now),
-            created_at=now,
+        first_run = next_run(spec["cron"], now)  # a request refused as careless records nothing
+        summary = f"schedule {spec['name'][:64]!r} ({spec['cron'][:64]})"
+        with self._recorded(caller, instance.id, "schedule_create", summary):
+            return Schedule.create(
+                id=str(uuid.uuid4()),
+                instance_id=instance.id,
+                project_id=caller.project_id,
+                name=spec["name"],
+                cron=spec["cron"],
+                incremental=bool(spec.get("incremental", False)),
+                retention_count=spec.get("retention_count"),
+                retention_days=spec.get("retention_days"),
+                verify=bool(spec.get("verify", False)),
+                next_run_at=first_run,
+                created_at=now,
+            )
+
+    def _recorded(self, caller: Caller, instance_id: str, action: str, summary: str) -> Any:
+        return audit.recorded(
+            self._settings, instance_id, caller.project_id, caller.context, action, summary
         )
 
     def listing(self, caller: Caller, instance_id: str) -> list[Schedule]:
@@ -66,17 +74,18 @@ class ScheduleService:
 
     def delete(self, caller: Caller, instance_id: str, schedule_id: str) -> None:
         self._instances.get(caller, instance_id)
-        removed = (
-            Schedule.delete()
-            .where(
-                (Schedule.id == schedule_id)
-                & (Schedule.instance_id == instance_id)
-                & (Schedule.project_id == caller.project_id)
+        with self._recorded(caller, instance_id, "schedule_delete", f"schedule {schedule_id}"):
+            removed = (
+                Schedule.delete()
+                .where(
+                    (Schedule.id == schedule_id)
+                    & (Schedule.instance_id == instance_id)
+                    & (Schedule.project_id == caller.project_id)
+                )
+                .execute()
             )
-            .execute()
-        )
-        if not removed:
-            raise errors.NotFound(f"Schedule {schedule_id} could not be found.")
+            if not removed:
+                raise errors.NotFound(f"Schedule {schedule_id} could not be found.")
 
 
 def due(now: float) -> list[Schedule]:

@@ -173,6 +173,30 @@ def test_a_volume_resize_is_in_the_audit_trail(
     ]
 
 
+def test_schedules_made_and_removed_are_in_the_audit_trail(
+    client: falcon.testing.TestClient, token: str
+) -> None:
+    _active_instance()
+    made = _post(
+        client,
+        token,
+        "/v1.0/p1/instances/i-1/schedules",
+        b'{"schedule": {"name": "nightly", "cron": "0 3 * * *", "retention_count": 7}}',
+    )
+    assert made.status_code == 200, made.text
+    schedule_id = made.json["schedule"]["id"]
+    headers = {"X-Auth-Token": token}
+    for _ in range(2):  # the second finds nothing to remove: recorded as failed
+        client.simulate_delete(f"/v1.0/p1/instances/i-1/schedules/{schedule_id}", headers=headers)
+    tasks = client.simulate_get("/v1.0/p1/instances/i-1/tasks", headers=headers).json["tasks"]
+    assert [(t["action"], t["state"], t["requested_by"]) for t in tasks] == [
+        ("schedule_create", "SUCCEEDED", "alice"),
+        ("schedule_delete", "SUCCEEDED", "alice"),
+        ("schedule_delete", "FAILED", "alice"),
+    ]
+    assert tasks[0]["message"] == "schedule 'nightly' (0 3 * * *)"
+
+
 @pytest.mark.parametrize(
     ("path", "body", "status", "words"),
     [
