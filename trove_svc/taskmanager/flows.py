@@ -308,8 +308,9 @@ def _run_on_running_instance(
     instance: Instance,
     playbook: str,
     failure_prefix: str,
-) -> bool:
-    """Run a playbook on a built instance; it settles to ACTIVE on the next healthy beat."""
+) -> RunResult | None:
+    """Run a playbook on a built instance; it settles to ACTIVE on the next healthy beat.
+    The run's result if it succeeded (None if it failed: the fault is recorded)."""
     log = provisioning.datastore_log(deps.settings, instance)
     log_since = faults.log_size(log)
     following, secrets = replicas.keep_following(deps, instance)
@@ -317,13 +318,13 @@ def _run_on_running_instance(
     now = deps.settings.clock()
     with database_proxy.atomic():
         if not _finish(deps, claim, result):
-            return False
+            return None
         if result.ok:
             Instance.update(current_step=None, updated_at=now).where(
                 Instance.id == instance.id
             ).execute()
     if result.ok:
-        return True
+        return result
     fault = faults.explain(claim.task.id, result, log, log_since)
     status.record_fault(
         instance.id,
@@ -332,7 +333,7 @@ def _run_on_running_instance(
         fault.details,
         only_from=(status.REBOOT, status.RESIZE),
     )
-    return False
+    return None
 
 
 def restart(deps: FlowDeps, claim: Claim) -> None:
@@ -341,11 +342,15 @@ def restart(deps: FlowDeps, claim: Claim) -> None:
         _skip(deps, claim, "the instance is no longer waiting to restart")
         return
     if _run_on_running_instance(deps, claim, instance, "instance_restart.yml", "Restart failed"):
-        # The restart put every value of the configuration group's file in effect.
-        Instance.update(
-            restart_pending=False, configuration_values=configurations.engine_values(instance)
-        ).where(Instance.id == instance.id).execute()
+        _restarted(instance)
         status.promote_if_ready(instance.id, deps.settings.clock())
+
+
+def _restarted(instance: Instance) -> None:
+    """A restart put every value of the configuration group's file in effect."""
+    Instance.update(
+        restart_pending=False, configuration_values=configurations.engine_values(instance)
+    ).where(Instance.id == instance.id).execute()
 
 
 def reconfigure(deps: FlowDeps, claim: Claim) -> None:
@@ -360,10 +365,16 @@ def reconfigure(deps: FlowDeps, claim: Claim) -> None:
         instance.flavor = Flavor.get_by_id(args["flavor_id"])
     if args.get("access") is not None:
         instance.access = args["access"]
-    if _run_on_running_instance(deps, claim, instance, "instance_reconfigure.yml", "Change failed"):
+    done = _run_on_running_instance(
+        deps, claim, instance, "instance_reconfigure.yml", "Change failed"
+    )
+    if done is not None:
         Instance.update(flavor=instance.flavor_id, access=instance.access).where(
             Instance.id == instance.id
         ).execute()
+        datastore = instance.datastore_version.datastore.name
+        if done.reported.get(f"{datastore}_restarted"):
+            _restarted(instance)  # a new flavor's memory, say, needed a restart
         status.promote_if_ready(instance.id, deps.settings.clock())
 
 
