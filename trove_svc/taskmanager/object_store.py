@@ -39,8 +39,13 @@ def open_bucket(settings: Settings, name: str, prefix: str) -> Bucket:
 
     if not settings.s3_endpoint:
         raise errors.Unprocessable("No S3 endpoint is set (TROVE_SVC_S3_ENDPOINT).")
+    path = settings.s3_credentials_path
     try:
-        credentials = json.loads(settings.s3_credentials_path.read_text())
+        if path.stat().st_mode & 0o077:
+            raise errors.Unprocessable(
+                f"The S3 credentials file {path} is readable by others: make it 0600."
+            )
+        credentials = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
         raise errors.Unprocessable(
             f"The S3 credentials file {settings.s3_credentials_path} cannot be read."
