@@ -36,13 +36,12 @@ MAKING = (BackupState.NEW, BackupState.BUILDING)
 BACKUP = status.BACKUP  # the instance's status while its backup runs
 
 
-def newest_completed(instance_id: str) -> Backup | None:
-    return (
-        Backup.select()
-        .where((Backup.instance_id == instance_id) & (Backup.state == BackupState.COMPLETED))
-        .order_by(Backup.created_at.desc())
-        .first()
-    )
+def newest_completed(instance_id: str, kind: str | None = None) -> Backup | None:
+    """The instance's newest completed backup (of that kind, if one is named)."""
+    condition = (Backup.instance_id == instance_id) & (Backup.state == BackupState.COMPLETED)
+    if kind is not None:
+        condition &= Backup.kind == kind
+    return Backup.select().where(condition).order_by(Backup.created_at.desc()).first()
 
 
 def chain(backup: Backup) -> list[Backup]:
@@ -163,9 +162,15 @@ class BackupService:
             raise errors.OverLimit("Quota exceeded for resources: ['backups'].")
 
     def _parent(self, instance: Instance, spec: dict[str, Any]) -> Backup | None:
+        datastore = instance.datastore_version.datastore.name
+        if spec.get("differential"):
+            if spec.get("incremental") or spec.get("parent_id"):
+                raise errors.BadRequest("A backup is differential or incremental, not both.")
+            if not datastores.get(datastore).capabilities.differential_backups:
+                raise errors.BadRequest(f"Differential backups are not supported for {datastore}.")
+            return newest_completed(instance.id, kind="full")  # none yet: this one is full
         if not (spec.get("incremental") or spec.get("parent_id")):
             return None
-        datastore = instance.datastore_version.datastore.name
         if not datastores.get(datastore).capabilities.incremental_backups:
             raise errors.BadRequest(f"Incremental backups are not supported for {datastore}.")
         newest = newest_completed(instance.id)
@@ -210,7 +215,9 @@ class BackupService:
                 datastore=datastore,
                 datastore_version=instance.datastore_version.name,
                 parent_id=parent.id if parent else None,
-                kind="incremental" if parent else "full",
+                kind=("differential" if spec.get("differential") else "incremental")
+                if parent
+                else "full",
                 state=BackupState.NEW,
                 schedule_id=schedule_id,
                 created_at=now,

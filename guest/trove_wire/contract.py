@@ -182,7 +182,8 @@ class StartBackup(Call[dict[str, Any]]):
     method = "start_backup"
     by_agent = True
     backup_id: str
-    # full or incremental; an incremental one builds on the backup labelled `parent_label`.
+    # full, incremental or differential; the latter two build on the backup labelled
+    # `parent_label` (the newest backup, or the newest full one).
     kind: str
     parent_label: str | None = None
 

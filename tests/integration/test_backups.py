@@ -134,6 +134,12 @@ def test_full_incremental_and_point_in_time_restores(
     assert incremental["status"] == "COMPLETED", incremental
     assert incremental["parent_id"] == full["id"] and incremental["kind"] == "incremental"
     sql(source, "INSERT INTO t VALUES (3)")
+    made = [full, incremental]
+    if datastore == "postgresql":  # pgBackRest's diff: all changes since the full backup
+        differential = backup(service, token, source, "differential", differential=True)
+        assert differential["status"] == "COMPLETED", differential
+        assert (differential["kind"], differential["parent_id"]) == ("differential", full["id"])
+        made.append(differential)
     time.sleep(1.2)
     between = _now()
     time.sleep(1.2)
@@ -147,11 +153,16 @@ def test_full_incremental_and_point_in_time_restores(
         restore(service, token, full),
         restore(service, token, incremental),
         restore(service, token, incremental, between),
+        *[restore(service, token, b) for b in made[2:]],
     ]
     seen = [sql(r, "SELECT v FROM t ORDER BY v") for r in restored]
-    assert seen == [[(1,)], [(1,), (2,)], [(1,), (2,), (3,)]]
+    expected = [[(1,)], [(1,), (2,)], [(1,), (2,), (3,)]]
+    assert seen == expected + [[(1,), (2,), (3,)]] * len(made[2:])
     listed = service.request("GET", f"/v1.0/{PROJECT}/instances/{source['id']}/backups", token)
-    assert {b["id"] for b in listed.body["backups"]} == {full["id"], incremental["id"]}
+    assert {b["id"] for b in listed.body["backups"]} == {b["id"] for b in made}
+    for extra in made[2:]:
+        assert _delete_backup(service, token, extra) == 202
+        _gone(service, token, extra)
     delete(service, token, *restored)
     _delete_in_order(service, token, source, full, incremental, late)
 

@@ -259,6 +259,8 @@ BACKUP_CREATE: dict[str, Any] = {
                 "description": {"type": ["string", "null"], "maxLength": 1024},
                 "parent_id": {"type": ["string", "null"], "maxLength": 64},
                 "incremental": {"type": ["integer", "boolean", "null"]},
+                # Beyond Trove: changes since the newest full backup (pgBackRest's diff).
+                "differential": {"type": ["boolean", "null"]},
                 # Accepted for client compatibility: where backups go is the strategy's.
                 "swift_container": {"type": ["string", "null"], "maxLength": 255},
                 "restore_from": {"type": ["object", "null"]},

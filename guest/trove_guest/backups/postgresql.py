@@ -11,6 +11,10 @@ import psycopg
 
 from trove_guest.backups import BackupFailed, Made, run, tree_checksum, wait_for
 
+# Our kinds as pgBackRest calls them: an incremental backup holds the changes since the
+# newest backup, a differential one those since the newest full backup.
+_TYPES = {"full": "full", "incremental": "incr", "differential": "diff"}
+
 
 class PgBackRest:
     def __init__(self, settings: dict[str, Any], connection: dict[str, Any]) -> None:
@@ -30,12 +34,9 @@ class PgBackRest:
 
     def backup(self, backup_id: str, kind: str, parent_label: str | None) -> Made:
         before = {b["label"] for b in self._info().get("backup", [])}
-        if kind == "incremental" and parent_label not in before:
+        if kind != "full" and parent_label not in before:
             raise BackupFailed(f"the parent backup {parent_label} is not in the repository")
-        run(
-            self._pgbackrest("--type=" + ("incr" if kind == "incremental" else "full"), "backup"),
-            "pgbackrest backup",
-        )
+        run(self._pgbackrest(f"--type={_TYPES[kind]}", "backup"), "pgbackrest backup")
         made = [b for b in self._info().get("backup", []) if b["label"] not in before]
         if len(made) != 1:
             raise BackupFailed("pgbackrest made no new backup set")

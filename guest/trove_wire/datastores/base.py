@@ -213,6 +213,8 @@ class Capabilities:
     root: bool
     backups: bool = False
     incremental_backups: bool = False
+    # Changes since the newest full backup (not the newest backup).
+    differential_backups: bool = False
     # Restores to a time (continuous log archiving).
     point_in_time: bool = False
     backup_layout: BackupLayout = field(default_factory=lambda: BackupLayout.FILE)

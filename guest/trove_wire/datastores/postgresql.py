@@ -165,6 +165,7 @@ SPEC = DatastoreSpec(
         root=True,
         backups=True,
         incremental_backups=True,
+        differential_backups=True,
         point_in_time=True,
         backup_layout=BackupLayout.REPOSITORY,
         replicas=True,

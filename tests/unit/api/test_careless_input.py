@@ -204,6 +204,12 @@ def test_schedules_made_and_removed_are_in_the_audit_trail(
         ("/v1.0/p1/backups", {"backup": {"name": "b"}}, 400, "instance"),
         (
             "/v1.0/p1/backups",
+            {"backup": {"name": "b", "instance": "i-1", "differential": True, "incremental": 1}},
+            400,
+            "differential or incremental, not both",
+        ),
+        (
+            "/v1.0/p1/backups",
             {"backup": {"name": "b", "instance": "i-1", "parent_id": "b-0"}},
             400,
             "has none yet",
