@@ -210,17 +210,41 @@ def test_postgresql_source_killed_fails_over_by_itself(
     with _pg(source["port"]) as conn:
         conn.execute("CREATE TABLE items (n int PRIMARY KEY)")
         conn.execute("INSERT INTO items SELECT generate_series(1, 50)")
-    replica = _healthy(service, token, _create(
-        service, token, "pg-standby", replica_of=source["id"])["id"])  # fmt: skip
-    _eventually(lambda: len(_pg_rows(replica["port"])) == 50, "the replica has every row")
+    # Two replicas in one request (Trove's replica_count): the first is answered.
+    first = _create(service, token, "pg-standby", replica_of=source["id"], replica_count=2)
+    listed = _api(service, token, "GET", "/instances?limit=1000").body["instances"]
+    second = next(i for i in listed if i["name"] == "pg-standby-2")
+    standbys = [_healthy(service, token, made["id"]) for made in (first, second)]
+    for standby in standbys:
+        _eventually(lambda s=standby: len(_pg_rows(s["port"])) == 50, "each replica has every row")
+    assert {r["id"] for r in _show(service, token, source["id"])["replicas"]} == {
+        s["id"] for s in standbys
+    }
 
     instance_dir = service.state_dir / "instances" / source["id"]
     _kill(instance_dir / "postgresql" / "data" / "postmaster.pid")
     processes.kill_guest(instance_dir / "guest.pid")
     killed = time.monotonic()
+
+    def promoted_one() -> dict[str, Any]:
+        return next(s for s in standbys if not _show(service, token, s["id"]).get("replica_of"))
+
+    _eventually(lambda: promoted_one() is not None, "one replica is promoted", 60)
+    replica = promoted_one()
     _eventually(lambda: _pg_write(replica["port"], 51) is None, "the replica takes writes", 60)
     LOG_LINE = f"failover took {time.monotonic() - killed:.1f} s"
     assert _pg_rows(replica["port"]) == list(range(1, 52)), LOG_LINE
+    # The other follows the new source, and has what it takes.
+    (other,) = [s for s in standbys if s["id"] != replica["id"]]
+    _eventually(
+        lambda: (
+            (_show(service, token, other["id"]).get("replica_of") or {}).get("id") == replica["id"]
+        ),
+        "the other replica follows the new source",
+        120,
+    )
+    _eventually(lambda: _pg_rows(other["port"])[-1] == 51, "the other replica has row 51", 60)
+    assert _pg_refuses_writes(other["port"])
 
     # The old source is fenced: started again, it follows the new source, read-only.
     old = service.wait_for(token, PROJECT, source["id"],
@@ -232,7 +256,7 @@ def test_postgresql_source_killed_fails_over_by_itself(
     assert ejected and ejected[0]["requested_by"] == "trove-svc (automatic failover)", ejected
     promoted = [t for t in _tasks(service, token, replica["id"]) if t["action"] == "promote"]
     assert promoted and "position" in promoted[0]["message"], promoted
-    _delete_all(service, token, [source["id"], replica["id"]])
+    _delete_all(service, token, [source["id"], other["id"], replica["id"]])
 
 
 # MariaDB
