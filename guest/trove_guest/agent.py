@@ -191,7 +191,9 @@ def main(argv: list[str] | None = None) -> None:
         print(f"already running (pid {pid})")
         return
     log_file = args.log_file or pid_file.with_suffix(".log")
-    pid = daemon.detach(log_file, lambda ready: serve(config, ready), pid_file)
+    pid = daemon.detach(
+        log_file, lambda ready: serve(config, ready), pid_file, log_format=config.log_format
+    )
     print(f"started (pid {pid})")
 
 

@@ -17,6 +17,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from trove_wire import logs
+
 LOG = logging.getLogger(__name__)
 
 # A dead agent is started again after this long, doubled each time it dies young, up to
@@ -177,10 +179,12 @@ def detach(
     run: Callable[[Callable[[], None]], None],
     pid_file: Path,
     timeout: float = 20.0,
+    log_format: str = "text",
 ) -> int:
     """Start a detached, supervised agent; return its pid once it says it started.
 
-    `run` receives a callback to call once the agent is ready (pid file written).
+    `run` receives a callback to call once the agent is ready (pid file written). The
+    supervisor logs to `log_file` in `log_format`, as the agent does.
     """
     ready_r, ready_w = os.pipe()
     first = os.fork()
@@ -194,6 +198,7 @@ def detach(
         os.dup2(null_fd, 0)
         os.dup2(log_fd, 1)
         os.dup2(log_fd, 2)
+        logs.configure("guest", log_format, stream=os.fdopen(2, "w", closefd=False))
 
         def ready() -> None:
             os.write(ready_w, f"{os.getpid()}\n".encode())

@@ -115,3 +115,22 @@ def test_an_agent_that_never_starts_is_not_retried(
         daemon.detach(tmp_path / "guest.log", broken, pid_file)
     # Told at once: the supervisor, the pipe's last writer, gave up instead of retrying.
     assert time.monotonic() - started < 5
+
+
+def test_the_supervisor_logs_in_the_agents_format(
+    pid_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In a JSON-format deployment the supervisor's own lines are JSON too."""
+    import json
+
+    monkeypatch.setattr(daemon, "_is_agent", _alive)
+    log_file = tmp_path / "guest.log"
+    first = daemon.detach(log_file, _agent(pid_file), pid_file, log_format="json")
+    supervisor = daemon.supervisor_of(first)
+    try:
+        os.kill(first, signal.SIGKILL)
+        _wait(lambda: "starting it again" in log_file.read_text())
+    finally:
+        _kill_all(pid_file, supervisor)
+    lines = [json.loads(line) for line in log_file.read_text().splitlines() if line.strip()]
+    assert any("starting it again" in line["message"] for line in lines), lines
