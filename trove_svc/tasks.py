@@ -159,9 +159,12 @@ def skip(task_id: str, owner: str, now: float, why: str) -> bool:
     return _end(task_id, owner, state=TaskState.SKIPPED, message=why, finished_at=now)
 
 
-def release(task_id: str, owner: str, why: str) -> None:
-    """Give a claimed task back after an attempt that failed unexpectedly, for a retry."""
-    Task.update(state=TaskState.QUEUED, owner=None, lease_expires_at=None, message=why).where(
+def release(task_id: str, owner: str, why: str, now: float) -> None:
+    """Give a claimed task back after an attempt that failed unexpectedly, for a retry
+    (its wait for a task manager starts again now)."""
+    Task.update(
+        state=TaskState.QUEUED, owner=None, lease_expires_at=None, message=why, queued_at=now
+    ).where(
         (Task.id == task_id) & (Task.owner == owner) & (Task.state == TaskState.RUNNING)
     ).execute()
 
@@ -237,6 +240,8 @@ def expired_leases(now: float) -> list[str]:
 
 
 def stale_queued(older_than: float) -> list[Task]:
+    """Tasks waiting for a task manager since before `older_than`."""
+    waiting_since = peewee.fn.COALESCE(Task.queued_at, Task.created_at)
     return list(
-        Task.select().where((Task.state == TaskState.QUEUED) & (Task.created_at < older_than))
+        Task.select().where((Task.state == TaskState.QUEUED) & (waiting_since < older_than))
     )

@@ -58,5 +58,14 @@ def test_canceling_takes_the_task_from_its_owner(task: str) -> None:
 
 def test_a_released_task_is_claimed_again(task: str) -> None:
     assert tasks.claim(task, "tm-1", now=10.0, lease=30.0)
-    tasks.release(task, "tm-1", "attempt failed")
+    tasks.release(task, "tm-1", "attempt failed", now=11.0)
     assert tasks.claim(task, "tm-2", now=11.0, lease=30.0)
+
+
+def test_a_released_task_waits_for_a_task_manager_from_its_release(task: str) -> None:
+    """A long attempt that failed is given back: its wait is timed from then, not from
+    its creation (else the watchdog would fail it at once)."""
+    assert tasks.claim(task, "tm-1", now=10.0, lease=30.0)
+    tasks.release(task, "tm-1", "attempt failed", now=500.0)
+    assert tasks.stale_queued(older_than=400.0) == []
+    assert [t.id for t in tasks.stale_queued(older_than=501.0)] == [task]

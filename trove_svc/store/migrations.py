@@ -85,6 +85,11 @@ def _compute_providers(migrator: SchemaMigrator) -> None:
     )
 
 
+def _requeued_tasks(migrator: SchemaMigrator) -> None:
+    """A task given back after a failed attempt waits for a task manager from then."""
+    migrate(migrator.add_column("task", "queued_at", Task.queued_at))
+
+
 MIGRATIONS: list[Callable[[SchemaMigrator], None]] = [
     _leases_and_keys,
     _list_indexes,
@@ -93,6 +98,7 @@ MIGRATIONS: list[Callable[[SchemaMigrator], None]] = [
     _configurations,
     _replication,
     _compute_providers,
+    _requeued_tasks,
 ]
 LATEST = len(MIGRATIONS)
 

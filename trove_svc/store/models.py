@@ -139,6 +139,9 @@ class Task(BaseModel):
     message = peewee.TextField(null=True)
     artifact_dir = peewee.CharField(max_length=1024, null=True)
     created_at = peewee.FloatField()
+    # When it was last given back to wait for a task manager (an attempt failed); the
+    # wait for one is timed from here, else from created_at.
+    queued_at = peewee.FloatField(null=True)
     started_at = peewee.FloatField(null=True)
     finished_at = peewee.FloatField(null=True)
 

@@ -177,7 +177,8 @@ class TaskManager:
         if from_message:
             # Give the task back and have the message delivered again (to any task
             # manager); after MAX_ATTEMPTS deliveries it is dead-lettered.
-            tasks.release(task.id, self.worker_id, f"Attempt failed: {why}")
+            now = self.deps.settings.clock()
+            tasks.release(task.id, self.worker_id, f"Attempt failed: {why}", now)
             time.sleep(RETRY_PAUSE)
             raise Requeue from exc
         now = self.deps.settings.clock()
