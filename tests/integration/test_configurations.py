@@ -129,7 +129,7 @@ def test_postgresql_group_applied_shown_changed_detached(
             row = conn.execute("SELECT setting FROM pg_settings WHERE name = %s", (name,))
             return str(row.fetchone()[0])  # type: ignore[index]
 
-    before, base_work_mem = setting("max_connections"), setting("work_mem")
+    before = setting("max_connections")
     attach = {"instance": {"configuration": group["id"]}}
     assert _api(service, token, "PUT", f"/instances/{instance['id']}", attach).status == 202
     _configured(service, token, instance["id"], 1)
@@ -164,7 +164,8 @@ def test_postgresql_group_applied_shown_changed_detached(
     detach = {"instance": {"configuration": None}}
     assert _api(service, token, "PUT", f"/instances/{instance['id']}", detach).status == 202
     _configured(service, token, instance["id"], 3)
-    assert setting("work_mem") == base_work_mem  # the reload took the group's value away
+    # The reload took the group's value away: back to what the flavor (now 2) sizes.
+    assert setting("work_mem") == "16384"
     assert _api(service, token, "DELETE", f"/configurations/{group['id']}").status == 202
     assert _api(service, token, "DELETE", f"/instances/{instance['id']}").status == 202
 
@@ -202,6 +203,25 @@ def test_mariadb_group_from_create_then_changed(service: support.Service, token:
     assert variable("performance_schema") == 1
     assert variable("long_query_time") == 2.5
     assert _status(service, token, instance["id"]) == "ACTIVE"
+
+    # A tenant who logs every statement (the slow log, at 0 s) finds no password there.
+    patch = {"configuration": {"values": {"slow_query_log": True, "long_query_time": 0}}}
+    assert _api(service, token, "PATCH", f"/configurations/{group['id']}", patch).status == 200
+    _configured(service, token, instance["id"], 2)
+    assert variable("slow_query_log") == 1
+    secret = "Quokka-SlowLog-Pass-7731"
+    users = {"users": [{"name": "logged", "password": secret}]}
+    added = _api(service, token, "POST", f"/instances/{instance['id']}/users", users)
+    assert added.status == 202, added.body
+    conn = pymysql.connect(host="127.0.0.1", port=instance["port"], user=USER["name"],
+                           password=USER["password"], database="shop")  # fmt: skip
+    with conn.cursor() as cursor:
+        cursor.execute("SELECT 'a statement the slow log shows'")
+    conn.close()
+    instance_dir = service.state_dir / "instances" / instance["id"]
+    logged = "".join(p.read_text(errors="replace") for p in instance_dir.rglob("*.log"))
+    assert "a statement the slow log shows" in logged  # the log is on ...
+    assert secret not in logged  # ... and the guest's statements are not in it
 
     assert _api(service, token, "DELETE", f"/instances/{instance['id']}").status == 202
     service.wait_gone(token, PROJECT, instance["id"])

@@ -343,8 +343,7 @@ def test_the_brokers_stock_guest_account_can_be_retired(world: dict[str, Any]) -
         0
     ] in (201, 204)
     whoami = (
-        "curl -s -o /dev/null -w '%{http_code}' -u guest:guest "
-        f"{node.management_url()}/api/whoami"
+        f"curl -s -o /dev/null -w '%{{http_code}}' -u guest:guest {node.management_url}/api/whoami"
     )
     assert _as_root(world, whoami) == "200"  # the attack, as it stands on such a broker
 
