@@ -275,6 +275,29 @@ def test_a_damaged_backup_is_refused_and_a_failed_one_leaves_the_instance_active
     delete(service, token, source, failed)
 
 
+def test_a_damaged_pgbackrest_set_is_refused(service: support.Service, token: str) -> None:
+    """A pgBackRest set is checked file by file against the backup's checksum too."""
+    source = _instance(service, token, "postgresql")
+    made = backup(service, token, source, "set-to-damage")
+    sets = sorted(Path(made["locationRef"]).glob("backup/*/*F/pg_data/global/pg_control*"))
+    assert sets, made["locationRef"]
+    with sets[-1].open("r+b") as handle:
+        handle.seek(8)
+        handle.write(b"\0garbage\0")
+    created = service.request(
+        "POST",
+        f"/v1.0/{PROJECT}/instances",
+        token,
+        {"instance": {"name": "from-damaged-set", "flavorRef": "1", "volume": {"size": 1},
+                      "restorePoint": {"backupRef": made["id"]}}},
+    )  # fmt: skip
+    failed = service.wait_for(
+        token, PROJECT, created.body["instance"]["id"], lambda i: i["status"] == "ERROR"
+    )
+    assert "failed its checksum" in failed["fault"]["message"]
+    delete(service, token, source, failed)
+
+
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
