@@ -27,6 +27,8 @@ PLAYBOOKS = {
     "instance_delete.yml": [("guest_agent", "stop"), ("{datastore}", "stop"), ("compute_{provider}", "teardown")],
     "instance_restart.yml": [("{datastore}", "restart"), ("guest_agent", "service")],
     "instance_reconfigure.yml": [("{datastore}", "reconfigure")],
+    "instance_configure.yml": [("{datastore}", "configuration")],
+    "instance_replication.yml": [("{datastore}", "replication"), ("guest_agent", "service")],
 }  # fmt: skip
 
 
@@ -86,6 +88,8 @@ def given(playbook: str, instance: Instance, pool_file: Path) -> dict[str, Any]:
             )
     if playbook == "instance_delete.yml":
         given.update(compute.purge_vars(instance, True))
+    if playbook == "instance_replication.yml":  # what a fence gives (replication_flows)
+        given[f"{instance.datastore_version.datastore.name}_replication"] = {"fenced": True}
     return given
 
 
