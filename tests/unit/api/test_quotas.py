@@ -49,3 +49,27 @@ def test_limits_report_quota_and_use(client: falcon.testing.TestClient, token: s
         50,
     )
     assert (absolute["used_instances"], absolute["used_volumes"]) == (2, 6)
+
+
+def test_backup_quota(client: falcon.testing.TestClient, token: str) -> None:
+    """The 51st backup of a project is refused before anything is recorded."""
+    from trove_svc.store.models import Backup, Task
+
+    Instance.create(
+        id="i-1", name="x", project_id="p1", datastore_version=DatastoreVersion.get(),
+        flavor="1", volume_size=1, status="ACTIVE", provisioned=True, created_at=0, updated_at=0,
+    )  # fmt: skip
+    for n in range(50):
+        Backup.create(
+            id=f"b-{n}", name="b", project_id="p1", instance_id="i-1", datastore="postgresql",
+            datastore_version="15", state="COMPLETED", created_at=n, updated_at=n,
+        )  # fmt: skip
+    result = client.simulate_post(
+        "/v1.0/p1/backups",
+        json={"backup": {"name": "one-too-many", "instance": "i-1"}},
+        headers={"X-Auth-Token": token},
+    )
+    assert result.status_code == 413
+    assert result.json["overLimit"]["message"] == "Quota exceeded for resources: ['backups']."
+    assert Backup.select().count() == 50 and Task.select().count() == 0
+    assert Instance.get_by_id("i-1").status == "ACTIVE"
