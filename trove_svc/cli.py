@@ -12,8 +12,7 @@ import sys
 import time
 from typing import Any
 
-from trove_svc import catalog, commands, errors, metrics, setup, startup
-from trove_svc.runtime import Runtime
+from trove_svc import commands, errors, metrics, setup, startup
 from trove_svc.settings import (
     Settings,
     environment_for,
@@ -36,24 +35,9 @@ def _settings(args: argparse.Namespace, part: str) -> Settings:
     return settings.with_overrides(**overrides) if overrides else settings
 
 
-def _prepare(settings: Settings) -> None:
-    # Everything the service writes is its own unless a role says otherwise.
-    os.umask(0o077)
-    setup.prepare_state_dir(settings)
-    open_store(settings.effective_database_url)
-    catalog.ensure_defaults(catalog.host_datastores())
-
-
-def _runtime(settings: Settings) -> Runtime:
-    try:
-        return Runtime.load(settings)
-    except ValueError as exc:
-        sys.exit(f"trove-svc: {exc}")
-
-
 def cmd_setup(args: argparse.Namespace) -> None:
     settings = _settings(args, "setup")
-    _prepare(settings)
+    startup.prepare(settings)
     try:
         setup.run(settings, args.broker_admin_url, args.retire_stock_guest)
     except errors.TroveSvcError as exc:
@@ -64,7 +48,7 @@ def cmd_setup(args: argparse.Namespace) -> None:
 def cmd_operator(args: argparse.Namespace) -> None:
     """Token and task commands: they read and write the store, on the service's host."""
     settings = _settings(args, "cli")
-    _prepare(settings)
+    startup.prepare(settings)
     args.command_func(settings, args)
 
 
@@ -75,9 +59,9 @@ def cmd_api(args: argparse.Namespace) -> None:
     from trove_svc.api.gunicorn_logs import GunicornLogs
 
     settings = _settings(args, "api")
-    _prepare(settings)
+    startup.prepare(settings)
     metrics.configure(settings.metrics_dir)
-    runtime = _runtime(settings)
+    runtime = startup.runtime(settings)
 
     class Api(BaseApplication):  # type: ignore[misc]
         def load_config(self) -> None:
@@ -111,9 +95,9 @@ def cmd_taskmanager(args: argparse.Namespace) -> None:
     from trove_svc.taskmanager.service import TaskManager
 
     settings = _settings(args, "taskmanager")
-    _prepare(settings)
+    startup.prepare(settings)
     metrics.configure(settings.metrics_dir)
-    deps = _runtime(settings).flow_deps()
+    deps = startup.runtime(settings).flow_deps()
     _run_until_signal(TaskManager(deps), settings, settings.taskmanager_metrics_port)
 
 
@@ -121,16 +105,16 @@ def cmd_conductor(args: argparse.Namespace) -> None:
     from trove_svc.conductor.service import Conductor
 
     settings = _settings(args, "conductor")
-    _prepare(settings)
+    startup.prepare(settings)
     metrics.configure(settings.metrics_dir)
-    runtime = _runtime(settings)
+    runtime = startup.runtime(settings)
     conductor = Conductor(settings, runtime.url, runtime.keyring)
     _run_until_signal(conductor, settings, settings.conductor_metrics_port)
 
 
 def cmd_up(args: argparse.Namespace) -> None:
     settings = _settings(args, "up")
-    _prepare(settings)
+    startup.prepare(settings)
     try:
         setup.run(settings)
     except errors.TroveSvcError as exc:

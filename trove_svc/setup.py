@@ -85,17 +85,17 @@ def ensure_broker_account(settings: Settings, admin_url: str | None = None) -> A
     return account
 
 
-def check_stock_guest(settings: Settings, account: Account, retire: bool) -> bool:
+def check_stock_guest(settings: Settings, account: Account, retire: bool) -> None:
     """Remove the broker's stock `guest` account when asked, else warn while guest/guest
-    still logs in; True when it is gone. Uses the deployment's own (administrator)
-    account, so it works after the stock one was the admin that made it."""
+    still logs in. Uses the deployment's own (administrator) account, so it works after
+    the stock one was the admin that made it."""
     admin = BrokerAdmin(settings.management_url, account)
     if DEFAULT_ADMIN.user not in admin.users():
-        return True
+        return
     if retire:
         admin.delete_user(DEFAULT_ADMIN.user)
         LOG.warning("removed the broker's stock account %r", DEFAULT_ADMIN.user)
-        return True
+        return
     if _account_works(settings, DEFAULT_ADMIN):
         LOG.warning(
             "RabbitMQ's stock account guest/guest still logs in at %s: any process on the "
@@ -103,7 +103,6 @@ def check_stock_guest(settings: Settings, account: Account, retire: bool) -> boo
             "with it. Run `trove-svc setup --retire-stock-guest` once nothing else uses it.",
             settings.management_url,
         )
-    return False
 
 
 def declare_topology(settings: Settings, account: Account | None) -> None:

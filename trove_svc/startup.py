@@ -1,7 +1,8 @@
 """How every entry point starts: the settings built once (every bad one named, unknown
 variables warned about), logging set up, and the settings dropped from the environment,
 since child processes (ansible-runner records the whole environment in its artifacts)
-must not see them."""
+must not see them; then the state directory and the store made ready, and the runtime
+(bus and keys) loaded."""
 
 from __future__ import annotations
 
@@ -9,7 +10,10 @@ import logging
 import os
 import sys
 
+from trove_svc import catalog, setup
+from trove_svc.runtime import Runtime
 from trove_svc.settings import ENV_PREFIX, Settings, SettingsError, unknown_variables
+from trove_svc.store.db import open_store
 from trove_wire import logs
 
 LOG = logging.getLogger("trove_svc")
@@ -28,3 +32,20 @@ def load_settings(part: str) -> Settings:
     for warning in warnings:
         LOG.warning("%s", warning)
     return settings
+
+
+def prepare(settings: Settings) -> None:
+    """The state directory and the store, ready; the catalog knows the host's datastores."""
+    # Everything the service writes is its own unless a role says otherwise.
+    os.umask(0o077)
+    setup.prepare_state_dir(settings)
+    open_store(settings.effective_database_url)
+    catalog.ensure_defaults(catalog.host_datastores())
+
+
+def runtime(settings: Settings) -> Runtime:
+    """The bus and keys of a set-up deployment; exits saying what is missing."""
+    try:
+        return Runtime.load(settings)
+    except ValueError as exc:
+        sys.exit(f"trove-svc: {exc}")

@@ -4,23 +4,15 @@ settings' bind and workers)."""
 
 from __future__ import annotations
 
-import os
-
 import falcon
 
 from trove_svc import metrics, startup
 from trove_svc.api.app import create_app
-from trove_svc.runtime import Runtime
-from trove_svc.store.db import open_store
 
 
 def application() -> falcon.App[falcon.Request, falcon.Response]:
     settings = startup.load_settings("api")
-    os.umask(0o077)
-    open_store(settings.effective_database_url)
+    startup.prepare(settings)
     metrics.configure(settings.metrics_dir)
-    try:
-        runtime = Runtime.load(settings)
-    except ValueError as exc:
-        raise SystemExit(f"trove-svc: {exc}") from exc
+    runtime = startup.runtime(settings)
     return create_app(settings, runtime.bus(), runtime.keys)

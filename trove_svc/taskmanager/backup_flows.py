@@ -29,17 +29,12 @@ from trove_svc.caller import Caller
 from trove_svc.instances import InstanceService
 from trove_svc.store.models import Backup, Instance, Schedule, ServiceStatus, database_proxy
 from trove_svc.taskmanager import backup_store, object_store
-from trove_svc.taskmanager.deps import Claim, FlowDeps, guest_context
+from trove_svc.taskmanager.deps import Claim, FlowDeps, guest_context, task_context
 from trove_wire import contract
 from trove_wire.envelope import Context
 
 LOG = logging.getLogger(__name__)
 POLL = 1.0
-
-
-def _context(claim: Claim) -> Context:
-    task = claim.task
-    return Context(project=task.project_id, user=task.requested_by, request_id=task.request_id)
 
 
 def _finish(deps: FlowDeps, claim: Claim, ok: bool, message: str | None = None) -> bool:
@@ -97,7 +92,9 @@ def backup(deps: FlowDeps, claim: Claim) -> None:
         parent = Backup.get_or_none(Backup.id == made.parent_id) if made.parent_id else None
         request = contract.StartBackup(made.id, made.kind, parent.label if parent else None)
         try:
-            deps.bus.call_guest(instance.id, request, _context(claim), deps.settings.call_timeout)
+            deps.bus.call_guest(
+                instance.id, request, task_context(claim.task), deps.settings.call_timeout
+            )
         except errors.Conflict:
             LOG.info("backup %s already runs (a run before this one started it)", made.id)
         except errors.TroveSvcError as exc:

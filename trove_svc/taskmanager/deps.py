@@ -39,6 +39,11 @@ class Claim:
         return not self.lost.is_set()
 
 
+def task_context(task: Task) -> Context:
+    """Who asked for `task`: carried with the guest calls made for it."""
+    return Context(project=task.project_id, user=task.requested_by, request_id=task.request_id)
+
+
 def guest_context() -> Context:
     """For a guest call a flow makes: the request id of the task being served (its runs
     are `logs.serving` it), so the guest's lines for that request share it."""

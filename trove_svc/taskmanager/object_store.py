@@ -47,9 +47,7 @@ def open_bucket(settings: Settings, name: str, prefix: str) -> Bucket:
             )
         credentials = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
-        raise errors.Unprocessable(
-            f"The S3 credentials file {settings.s3_credentials_path} cannot be read."
-        ) from exc
+        raise errors.Unprocessable(f"The S3 credentials file {path} cannot be read.") from exc
     client = boto3.client(
         "s3",
         endpoint_url=settings.s3_endpoint,

@@ -13,9 +13,8 @@ from trove_svc.bus.client import Bus
 from trove_svc.settings import Settings
 from trove_svc.store.models import Backup, Instance, Task
 from trove_svc.taskmanager import backup_store, object_store
-from trove_svc.taskmanager.deps import guest_context
+from trove_svc.taskmanager.deps import guest_context, task_context
 from trove_wire import contract, datastores
-from trove_wire.envelope import Context
 
 LOG = logging.getLogger(__name__)
 
@@ -71,7 +70,7 @@ def _archive_source_logs(settings: Settings, bus: Bus, found: Backup, task: Task
     holds everything up to now."""
     if Instance.get_or_none(Instance.id == found.instance_id) is None:
         return
-    context = Context(project=task.project_id, user=task.requested_by, request_id=task.request_id)
+    context = task_context(task)
     try:
         archived = bus.call_guest(
             found.instance_id, contract.ArchiveLogs(), context, settings.call_timeout * 6
@@ -110,5 +109,6 @@ def archive_before_delete(settings: Settings, bus: Bus, instance: Instance) -> N
     except errors.TroveSvcError as exc:
         LOG.warning("instance %s archived no logs before its delete: %s", instance.id, exc.message)
         return
+    until = float(archived.get("archived_until") or 0)
     for backup in kept:
-        _record_reach(backup, float(archived.get("archived_until") or 0))
+        _record_reach(backup, until)

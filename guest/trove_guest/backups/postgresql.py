@@ -9,7 +9,7 @@ from typing import Any
 
 import psycopg
 
-from trove_guest.backups import BackupFailed, Made, run, tree_checksum, wait_for
+from trove_guest.backups import BackupFailed, Made, run, tool_version, tree_checksum, wait_for
 
 # Our kinds as pgBackRest calls them: an incremental backup holds the changes since the
 # newest backup, a differential one those since the newest full backup.
@@ -43,10 +43,9 @@ class PgBackRest:
         entry = made[0]
         label = str(entry["label"])
         size, checksum = tree_checksum(self._repository / "backup" / self._stanza / label)
-        version = run(["pgbackrest", "version"], "pgbackrest version").strip()
         return Made(
             label=label,
-            tool=version,
+            tool=tool_version(["pgbackrest", "version"], "pgbackrest"),
             location=str(self._repository),
             size=size,
             checksum=checksum,
