@@ -9,6 +9,7 @@ from typing import Any
 from ansible.errors import AnsibleParserError
 from ansible.plugins.inventory import BaseInventoryPlugin
 from ansible.utils.display import Display
+from ansible.utils.unsafe_proxy import wrap_var
 
 DOCUMENTATION = r"""
 name: trove_svc
@@ -108,9 +109,9 @@ class InventoryModule(BaseInventoryPlugin):  # type: ignore[misc]
         ):
             self.inventory.add_group(group)
             self.inventory.add_child(group, host)
-        facts = {
-            # Reached as its compute provider says: this machine, a pool host, a server.
-            **connection,
+        # What the store holds is data (a tenant's names and settings among it): marked
+        # unsafe, so no template evaluates it. Only how to reach the host is ours.
+        recorded = {
             "trove_name": instance.name,
             "trove_project": instance.project_id,
             "trove_status": instance.status,
@@ -120,5 +121,6 @@ class InventoryModule(BaseInventoryPlugin):  # type: ignore[misc]
             "trove_port": instance.port,
             **role_vars,
         }
+        facts = {**wrap_var(recorded), **connection}
         for key, value in facts.items():
             self.inventory.set_variable(host, key, value)

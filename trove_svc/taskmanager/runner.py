@@ -1,10 +1,12 @@
 """The one wrapper around `ansible_runner.run()`.
 
 Each run gets a private data dir (0700) named after its task (and its attempt, if the task
-runs again), a static inventory of its one instance, and its secrets in a 0600 vars file
-outside that dir, which the playbook reads in a `no_log` task and which is removed when the
-run ends. Secrets never enter extravars, the environment or the artifacts. Old run dirs
-are pruned so artifacts never fill the disk.
+runs again), a static inventory of its one instance, its variables in that dir's
+`env/extravars`, and its secrets in a 0600 vars file outside that dir, which the playbook
+reads in a `no_log` task and which is removed when the run ends. Variables and secrets are
+written by `run_inputs`, every string marked unsafe; none is on a command line. Secrets
+never enter extravars, the environment or the artifacts. Old run dirs are pruned so
+artifacts never fill the disk.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import ansible_mitogen
 import ansible_runner
 
 from trove_svc.settings import Settings
+from trove_svc.taskmanager import run_inputs
 
 LOG = logging.getLogger(__name__)
 
@@ -81,15 +84,6 @@ def _failure_message(event_data: dict[str, Any]) -> str | None:
     if not message:
         return None
     return message if len(message) <= 500 else message[:500] + "..."
-
-
-def write_private_file(path: Path, content: str) -> None:
-    """Write `content` to a new 0600 file, atomically (tmp, then rename)."""
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(content)
-    tmp.replace(path)
 
 
 def inventory(instance_id: str, connection: dict[str, Any]) -> dict[str, Any]:
@@ -182,10 +176,18 @@ class PlaybookRunner:
             directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         data_dir = settings.runs_dir / ident
         data_dir.mkdir(mode=0o700, exist_ok=True)
-        secrets_file = settings.secrets_dir / f"{ident}.json"
-        write_private_file(secrets_file, json.dumps(secrets))
+        secrets_file = settings.secrets_dir / f"{ident}.yml"
+        run_inputs.write_unsafe(secrets_file, secrets)
+        # ansible-runner hands the playbook this file (`-e @env/extravars`).
+        env_dir = data_dir / "env"
+        env_dir.mkdir(mode=0o700, exist_ok=True)
+        run_inputs.write_unsafe(
+            env_dir / "extravars", {**extravars, "trove_secrets_file": str(secrets_file)}
+        )
         inventory_file = data_dir / f"{ident}.hosts.json"
-        write_private_file(inventory_file, json.dumps(inventory(instance_id, connection)))
+        run_inputs.write_private_file(
+            inventory_file, json.dumps(inventory(instance_id, connection))
+        )
         failure: dict[str, str | None] = {}
         reported: dict[str, Any] = {}
 
@@ -211,8 +213,6 @@ class PlaybookRunner:
                 ident=ident,
                 playbook=str(settings.ansible_dir / "playbooks" / playbook),
                 inventory=str(inventory_file),
-                limit=instance_id,
-                extravars={**extravars, "trove_secrets_file": str(secrets_file)},
                 envvars={**self.environment(), **(environment or {})},
                 event_handler=on_event,
                 cancel_callback=cancel or (lambda: False),
