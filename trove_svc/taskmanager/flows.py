@@ -7,7 +7,9 @@ watchdog or taken over by another task manager meanwhile is left as the other pa
 
 from __future__ import annotations
 
+import ipaddress
 import logging
+import re
 import shutil
 import time
 from collections.abc import Callable
@@ -226,14 +228,23 @@ def _host_name(instance: Instance) -> str:
     return str(instance.server or instance.host or "of the instance")
 
 
+# A cloud's server id: what later runs name the server by (and never a path or markup).
+_SERVER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+
 def _record_place(instance_id: str, result: RunResult) -> None:
-    """Where a provider that learns it while building (a new server) put the instance."""
+    """Where a provider that learns it while building (a new server) put the instance: an
+    IP address and a server id, or nothing (a later run reaches the address as its host)."""
     place = result.reported.get("trove_place") or {}
-    found = {
-        column: place[key]
-        for key, column in (("address", Instance.host), ("server", Instance.server))
-        if place.get(key)
-    }
+    found: dict[Any, str] = {}
+    address, server = place.get("address"), place.get("server")
+    if isinstance(address, str) and address:
+        try:
+            found[Instance.host] = str(ipaddress.ip_address(address))
+        except ValueError:
+            LOG.error("instance %s: its provider reported a host that is no address", instance_id)
+    if isinstance(server, str) and _SERVER_ID.fullmatch(server):
+        found[Instance.server] = server
     if found:
         Instance.update(found).where(Instance.id == instance_id).execute()
 
