@@ -55,5 +55,5 @@ def checked(version: DatastoreVersion, values: dict[str, Any]) -> dict[str, Any]
             )
         problem = rule.problem(value)
         if problem:
-            raise errors.BadRequest(f"The value {value!r} of parameter {name!r}: {problem}.")
+            raise errors.BadRequest(f"The value of parameter {name!r}: {problem}.")
     return dict(values)

@@ -314,12 +314,13 @@ SCHEDULE_CREATE: dict[str, Any] = {
 }
 
 
-# Configuration groups: values are checked against the engine's rules by the service.
+# Configuration groups: values are checked against the engine's rules by the service;
+# here, only their size, and that a parameter's name is a word (it is quoted in answers).
 _VALUES = {
     "type": "object",
     "maxProperties": 128,
-    "propertyNames": {"type": "string", "minLength": 1, "maxLength": 64},
-    "additionalProperties": {"type": ["string", "integer", "number", "boolean"]},
+    "propertyNames": {"type": "string", "pattern": "^[A-Za-z0-9_.-]{1,64}$"},
+    "additionalProperties": {"type": ["string", "integer", "number", "boolean"], "maxLength": 1024},
 }
 
 CONFIGURATION_CREATE: dict[str, Any] = {
