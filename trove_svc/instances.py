@@ -13,6 +13,7 @@ from trove_svc import (
     errors,
     instance_reads,
     names,
+    parameter_rules,
     passwords,
     quotas,
     replication,
@@ -63,13 +64,15 @@ def _checked_access(access: dict[str, Any] | None) -> dict[str, Any]:
 
 
 def _checked_databases_and_users(
-    datastore: str,
+    version: DatastoreVersion,
     databases: list[dict[str, Any]],
     users: list[dict[str, Any]],
     password_min_length: int,
 ) -> None:
+    datastore = version.datastore.name
     for database in databases:
         names.check_database_name(datastore, database["name"])
+        parameter_rules.check_database_options(version, database)
     known = {d["name"] for d in databases}
     seen_users: set[str] = set()
     for user in users:
@@ -129,9 +132,7 @@ class InstanceService:
         )
         databases = spec.get("databases", [])
         users = spec.get("users", [])
-        _checked_databases_and_users(
-            version.datastore.name, databases, users, self._settings.password_min_length
-        )
+        _checked_databases_and_users(version, databases, users, self._settings.password_min_length)
         access = _checked_access(spec.get("access"))
         group = (
             configurations.for_create(caller.project_id, spec["configuration"], version.id)

@@ -4,29 +4,28 @@ rule, never quoting the value."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from trove_svc import catalog, errors, parameter_rules
 from trove_svc.store.db import open_store
 from trove_svc.store.models import DatastoreVersion
-from trove_wire.datastores.base import Parameter
 
-# As a MariaDB engine could describe them (no upper bound, to show that infinity is
-# refused for what it is, not as out of range); only tunables, so none is described again.
-DESCRIBED = [
-    Parameter("sql_mode", "set", False, choices=("STRICT_ALL_TABLES", "ANSI", "ANSI_QUOTES")),
-    Parameter("long_query_time", "float", False, 0.0),
-]
+Keep = Callable[[str, list[dict[str, Any]]], None]
 
 
 @pytest.fixture
-def version(tmp_path: Path) -> Iterator[DatastoreVersion]:
+def version(
+    tmp_path: Path, keep_description: Keep, mariadb_described: list[dict[str, Any]]
+) -> Iterator[DatastoreVersion]:
+    """A MariaDB version described as the host's MariaDB describes itself; its binaries
+    are nowhere, so that a test asking its engine again fails instead of starting one."""
     database = open_store(f"sqlite:///{tmp_path / 'store.db'}")
-    catalog.ensure_defaults([catalog.HostDatastore("mariadb", "10.11", "/usr/sbin")])
-    DatastoreVersion.update(parameters=[rule.record() for rule in DESCRIBED]).execute()
+    catalog.ensure_defaults([catalog.HostDatastore("mariadb", "10.11", "/nonexistent")])
+    keep_description("mariadb", mariadb_described)
     yield DatastoreVersion.get()
     database.close()
 

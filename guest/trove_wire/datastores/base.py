@@ -6,7 +6,7 @@ import math
 import re
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -277,6 +277,10 @@ class DatastoreSpec:
     # is shared: <name>_port, <name>_base_dir, ...).
     binary_vars: Callable[[Discovered], dict[str, Any]] = field(default=lambda _found: {})
     password_rule: PasswordRule = PasswordRule()
+    # What a new database may be made with (`character_set`, `collate`), each the name
+    # of a rule `describe_parameters` gives (a tunable, or one described for this alone):
+    # a database takes what its engine lists. None at all: databases take no such option.
+    database_options: Mapping[str, str] = field(default_factory=dict)
     # The guest logs in over the unix socket in the role's base directory, by the OS
     # account it runs as (peer), not over TCP with a password: a replica's data, with its
     # admin's password, is its source's.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from trove_wire.datastores import postgresql
 from trove_wire.datastores.base import Parameter
 
 WORK_MEM = Parameter("work_mem", "integer", False, 64, 2_147_483_647, unit="kB")
@@ -110,3 +111,21 @@ def test_strings_in_a_form_of_the_engines_own(
 ) -> None:
     assert rule.problem(value) == problem
     assert Parameter.from_record(rule.record()) == rule
+
+
+def test_postgresql_databases_take_the_engines_locales_exactly_and_their_encodings() -> None:
+    # As pg_collation lists them: C and POSIX go with any encoding ('').
+    locales = [("C", ""), ("POSIX", ""), ("C", "UTF8"), ("C.utf8", "UTF8"), ("de_DE", "LATIN1")]
+    encoding, collate = postgresql.database_rules(locales)
+    assert encoding.choices == ("LATIN1", "UTF8")
+    assert [v for v in ("utf8", "latin1", "SQL_ASCII", "EUC_JP") if not encoding.problem(v)] == [
+        "utf8",
+        "latin1",
+    ]
+    taken = ("C", "POSIX", "C.utf8", "de_DE")
+    assert all(collate.problem(name) is None for name in taken)
+    for refused in ("c.utf8", "de_de", "C.utf8|POSIX", "C.", "ucs_basic", ""):
+        assert collate.problem(refused) == "it must be a locale the engine knows " + (
+            "(pg_collation): C, C.utf8, POSIX, de_DE"
+        )
+    assert Parameter.from_record(collate.record()) == collate
