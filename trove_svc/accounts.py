@@ -145,6 +145,8 @@ class AccountService:
         for user in users:
             names.check_user_name(datastore, user["name"])
             self._password(datastore, user["password"], f"user {user['name']}")
+            if user.get("host"):
+                names.check_host(user["host"])
         summary = f"passwords of {_listed([u['name'] for u in users])}"
         self._change(caller, instance_id, contract.ChangePasswords(users), summary)
 

@@ -78,6 +78,8 @@ def _checked_databases_and_users(
     for user in users:
         names.check_user_name(datastore, user["name"])
         passwords.check(datastore, user["password"], password_min_length, f"user {user['name']}")
+        if user.get("host"):
+            names.check_host(user["host"])
         if user["name"] in seen_users:
             raise errors.BadRequest(f"User {user['name']!r} is given twice.")
         seen_users.add(user["name"])

@@ -88,3 +88,15 @@ def test_a_zone_id_is_refused_on_update_too(service: InstanceService) -> None:
     with pytest.raises(errors.BadRequest, match="zone id"):
         service.update_access(CALLER, made.id, {"allowed_cidrs": ["fe80::1%lo/128"]})
     assert Instance.get_by_id(made.id).access["allowed_cidrs"] == []
+
+
+def test_a_users_host_is_checked_at_create_as_it_is_later(
+    service: InstanceService, taskmanager: RecordingTaskManager
+) -> None:
+    users = [{"name": "shop", "password": "Long-enough-pw-1", "host": "10.0.0.1'@'%"}]
+    with pytest.raises(errors.BadRequest, match="A user's host is not valid"):
+        service.create(CALLER, _create(users=users))
+    assert Instance.select().count() == 0 and taskmanager.sent == []
+    users[0]["host"] = "10.0.0.0/255.0.0.0"
+    service.create(CALLER, _create(users=users))
+    assert len(taskmanager.sent) == 1
