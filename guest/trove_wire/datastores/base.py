@@ -277,9 +277,10 @@ class DatastoreSpec:
     # is shared: <name>_port, <name>_base_dir, ...).
     binary_vars: Callable[[Discovered], dict[str, Any]] = field(default=lambda _found: {})
     password_rule: PasswordRule = PasswordRule()
-    # What a new database may be made with (`character_set`, `collate`), each the name
-    # of a rule `describe_parameters` gives (a tunable, or one described for this alone):
-    # a database takes what its engine lists. None at all: databases take no such option.
+    # The options a new database may be made with (`character_set`, `collate`), each
+    # mapped to the rule `describe_parameters` gives for it (a tunable's, or one described
+    # for this alone), so a database takes only what its engine lists. An option left out
+    # is refused (400).
     database_options: Mapping[str, str] = field(default_factory=dict)
     # The guest logs in over the unix socket in the role's base directory, by the OS
     # account it runs as (peer), not over TCP with a password: a replica's data, with its
