@@ -10,7 +10,7 @@ import contextlib
 from collections.abc import Iterator
 from typing import Any, TypeVar
 
-from trove_svc import audit, errors, names, passwords, status
+from trove_svc import audit, errors, names, parameter_rules, passwords, status
 from trove_svc.bus.messages import GuestClient
 from trove_svc.caller import Caller
 from trove_svc.instances import InstanceService
@@ -98,9 +98,10 @@ class AccountService:
     def create_databases(
         self, caller: Caller, instance_id: str, databases: list[dict[str, Any]]
     ) -> None:
-        _, datastore = self._ready(caller, instance_id, "databases")
+        instance, datastore = self._ready(caller, instance_id, "databases")
         for database in databases:
             names.check_database_name(datastore, database["name"])
+            parameter_rules.check_database_options(instance.datastore_version, database)
         summary = f"databases {_listed([d['name'] for d in databases])}"
         self._change(caller, instance_id, contract.CreateDatabases(databases), summary)
 
@@ -144,6 +145,8 @@ class AccountService:
         for user in users:
             names.check_user_name(datastore, user["name"])
             self._password(datastore, user["password"], f"user {user['name']}")
+            if user.get("host"):
+                names.check_host(user["host"])
         summary = f"passwords of {_listed([u['name'] for u in users])}"
         self._change(caller, instance_id, contract.ChangePasswords(users), summary)
 

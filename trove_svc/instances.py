@@ -13,6 +13,7 @@ from trove_svc import (
     errors,
     instance_reads,
     names,
+    parameter_rules,
     passwords,
     quotas,
     replication,
@@ -35,30 +36,50 @@ from trove_svc.store.models import (
 )
 
 
+def _plain_network(cidr: object, where: str) -> str:
+    """`cidr` as a plain IP network in its normal form (10.1.2.3/24 is 10.1.2.0/24).
+
+    An IPv6 zone id (fe80::1%eth0) is refused: it names an interface of whichever host
+    reads it, and Python takes any text there (fe80::1%{{ x }}), which would then reach
+    pg_hba.conf, the host's rules and Ansible as part of a "network"."""
+    refusal = f"{where}: is not a CIDR (an IP network, such as 192.0.2.0/24 or 2001:db8::/32)."
+    if not isinstance(cidr, str):  # ip_network would take a number as an address
+        raise errors.BadRequest(refusal)
+    try:
+        network = ipaddress.ip_network(cidr, strict=False)
+    except ValueError as exc:
+        raise errors.BadRequest(refusal) from exc
+    if isinstance(network, ipaddress.IPv6Network) and network.network_address.scope_id is not None:
+        raise errors.BadRequest(f"{where}: must not hold a zone id (%...): only a CIDR.")
+    return network.with_prefixlen
+
+
 def _checked_access(access: dict[str, Any] | None) -> dict[str, Any]:
     access = access or {}
-    cidrs = []
-    for cidr in access.get("allowed_cidrs", []):
-        try:
-            cidrs.append(str(ipaddress.ip_network(cidr, strict=False)))
-        except ValueError as exc:
-            raise errors.BadRequest(f"allowed_cidrs: {cidr!r} is not a CIDR.") from exc
+    cidrs = [
+        _plain_network(cidr, f"instance.access.allowed_cidrs.{index}")
+        for index, cidr in enumerate(access.get("allowed_cidrs", []))
+    ]
     return {"is_public": bool(access.get("is_public", False)), "allowed_cidrs": cidrs}
 
 
 def _checked_databases_and_users(
-    datastore: str,
+    version: DatastoreVersion,
     databases: list[dict[str, Any]],
     users: list[dict[str, Any]],
     password_min_length: int,
 ) -> None:
+    datastore = version.datastore.name
     for database in databases:
         names.check_database_name(datastore, database["name"])
+        parameter_rules.check_database_options(version, database)
     known = {d["name"] for d in databases}
     seen_users: set[str] = set()
     for user in users:
         names.check_user_name(datastore, user["name"])
         passwords.check(datastore, user["password"], password_min_length, f"user {user['name']}")
+        if user.get("host"):
+            names.check_host(user["host"])
         if user["name"] in seen_users:
             raise errors.BadRequest(f"User {user['name']!r} is given twice.")
         seen_users.add(user["name"])
@@ -113,9 +134,7 @@ class InstanceService:
         )
         databases = spec.get("databases", [])
         users = spec.get("users", [])
-        _checked_databases_and_users(
-            version.datastore.name, databases, users, self._settings.password_min_length
-        )
+        _checked_databases_and_users(version, databases, users, self._settings.password_min_length)
         access = _checked_access(spec.get("access"))
         group = (
             configurations.for_create(caller.project_id, spec["configuration"], version.id)

@@ -31,8 +31,9 @@ def check_user_name(datastore: str, name: object) -> None:
 
 
 def check_host(host: str) -> None:
+    """The rule, never the host (which may be anything a client sent)."""
     if not HOST_PATTERN.fullmatch(host):
         raise BadRequest(
-            f"Host {host[:64]!r} is not valid: use %, localhost, an IPv4 address or "
-            "address/netmask."
+            "A user's host is not valid: use %, localhost, an IPv4 address or "
+            "address/netmask, or a host name (letters, digits, . _ - %; at most 60)."
         )

@@ -2,7 +2,8 @@
 
 The body's size is checked by `BodySizeLimit` before it is read; here its nesting depth is
 checked before it is parsed (a body of 100,000 brackets would exhaust the parser's stack),
-and what is not UTF-8 or not JSON is refused with a short 400 that quotes nothing of it.
+what is not UTF-8 or not JSON is refused with a short 400 that quotes nothing of it, and
+so is JSON holding a character or a number no field takes (`validation.unfit_value`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import falcon
 import falcon.media
 
 from trove_svc import errors
+from trove_svc.api import validation
 
 _OPEN = frozenset(b"[{")
 _CLOSE = frozenset(b"]}")
@@ -64,10 +66,14 @@ class LimitedJSON(falcon.media.BaseHandler):
         except UnicodeDecodeError as exc:
             raise errors.BadRequest("The body is not UTF-8.") from exc
         try:
-            return json.loads(text)
+            parsed = json.loads(text)
         except ValueError as exc:
             reason = exc.msg if isinstance(exc, json.JSONDecodeError) else "not JSON"
             raise errors.BadRequest(f"The body is not valid JSON ({reason}).") from exc
+        unfit = validation.unfit_value(parsed)
+        if unfit:
+            raise errors.BadRequest(unfit)
+        return parsed
 
     def serialize(self, media: object, content_type: str | None) -> bytes:
         return json.dumps(media, ensure_ascii=False).encode()

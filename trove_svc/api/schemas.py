@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 _NAME = {"type": "string", "minLength": 1, "maxLength": 255}
+_ID = {"type": "string", "minLength": 1, "maxLength": 64}
+_OPTIONAL_ID = {"type": ["string", "null"], "maxLength": 64}
 _REF = {
     "oneOf": [
         {"type": "string", "minLength": 1, "maxLength": 64},
@@ -17,8 +19,9 @@ DATABASE = {
     "required": ["name"],
     "properties": {
         "name": {"type": "string", "minLength": 1, "maxLength": 64},
-        "character_set": {"type": "string", "maxLength": 64},
-        "collate": {"type": "string", "maxLength": 64},
+        # Checked against the engine's own lists (parameter_rules.check_database_options).
+        "character_set": {"type": "string", "minLength": 1, "maxLength": 64},
+        "collate": {"type": "string", "minLength": 1, "maxLength": 64},
     },
     "additionalProperties": False,
 }
@@ -57,6 +60,15 @@ ACCESS = {
     "additionalProperties": False,
 }
 
+# A network for the instance, as Trove's clients name one (net-id, v4-fixed-ip, port-id,
+# or network_id, subnet_id, ip_address).
+_NIC = {
+    "type": "object",
+    "maxProperties": 8,
+    "propertyNames": {"pattern": "^[a-z0-9_-]{1,32}$"},
+    "additionalProperties": {"type": "string", "maxLength": 255},
+}
+
 INSTANCE_CREATE: dict[str, Any] = {
     "type": "object",
     "required": ["instance"],
@@ -75,7 +87,7 @@ INSTANCE_CREATE: dict[str, Any] = {
                     "required": ["size"],
                     "properties": {
                         "size": {"type": "integer", "minimum": 1, "maximum": 1024},
-                        "type": {"type": ["string", "null"]},
+                        "type": _OPTIONAL_ID,
                     },
                     "additionalProperties": False,
                 },
@@ -103,9 +115,9 @@ INSTANCE_CREATE: dict[str, Any] = {
                     "additionalProperties": False,
                 },
                 # Accepted for client compatibility; the local provider has no use for them.
-                "availability_zone": {"type": ["string", "null"]},
-                "region_name": {"type": ["string", "null"]},
-                "nics": {"type": "array", "maxItems": 16},
+                "availability_zone": {"type": ["string", "null"], "maxLength": 255},
+                "region_name": {"type": ["string", "null"], "maxLength": 255},
+                "nics": {"type": "array", "maxItems": 16, "items": _NIC},
             },
             "additionalProperties": False,
         }
@@ -200,10 +212,10 @@ INSTANCE_UPDATE: dict[str, Any] = {
             "type": "object",
             "properties": {
                 "name": _NAME,
-                "configuration": {"type": ["string", "null"]},
+                "configuration": _OPTIONAL_ID,
                 "access": ACCESS,
-                "replica_of": {"type": ["string", "null"]},
-                "slave_of": {"type": ["string", "null"]},
+                "replica_of": _OPTIONAL_ID,
+                "slave_of": _OPTIONAL_ID,
             },
             "additionalProperties": False,
         }
@@ -257,13 +269,22 @@ BACKUP_CREATE: dict[str, Any] = {
                 "name": _NAME,
                 "instance": {"type": "string", "minLength": 1, "maxLength": 64},
                 "description": {"type": ["string", "null"], "maxLength": 1024},
-                "parent_id": {"type": ["string", "null"], "maxLength": 64},
+                "parent_id": _OPTIONAL_ID,
                 "incremental": {"type": ["integer", "boolean", "null"]},
                 # Beyond Trove: changes since the newest full backup (pgBackRest's diff).
                 "differential": {"type": ["boolean", "null"]},
                 # Accepted for client compatibility: where backups go is the strategy's.
                 "swift_container": {"type": ["string", "null"], "maxLength": 255},
-                "restore_from": {"type": ["object", "null"]},
+                # Trove's copy of a backup from elsewhere, as its clients send it.
+                "restore_from": {
+                    "type": ["object", "null"],
+                    "properties": {
+                        "remote_location": {"type": "string", "maxLength": 1024},
+                        "local_datastore_version_id": _ID,
+                        "size": {"type": "number", "minimum": 0},
+                    },
+                    "additionalProperties": False,
+                },
             },
             "additionalProperties": False,
         }
@@ -278,7 +299,7 @@ BACKUP_STRATEGY_CREATE: dict[str, Any] = {
         "backup_strategy": {
             "type": "object",
             "properties": {
-                "instance_id": {"type": ["string", "null"], "maxLength": 64},
+                "instance_id": _OPTIONAL_ID,
                 # An S3 bucket name: 3 to 63 lower-case letters, digits, dots and dashes.
                 "swift_container": {
                     "type": ["string", "null"],
@@ -301,7 +322,14 @@ SCHEDULE_CREATE: dict[str, Any] = {
             "required": ["name", "cron"],
             "properties": {
                 "name": _NAME,
-                "cron": {"type": "string", "minLength": 9, "maxLength": 128},
+                # Fields of numbers, names (jan, mon) and * / , - ? L W #, or a word
+                # such as @midnight; croniter checks the rest.
+                "cron": {
+                    "type": "string",
+                    "minLength": 9,
+                    "maxLength": 128,
+                    "pattern": "^[A-Za-z0-9*/,?#@ -]+$",
+                },
                 "incremental": {"type": "boolean"},
                 "retention_count": {"type": "integer", "minimum": 1, "maximum": 1000},
                 "retention_days": {"type": "number", "exclusiveMinimum": 0, "maximum": 3650},
@@ -314,12 +342,13 @@ SCHEDULE_CREATE: dict[str, Any] = {
 }
 
 
-# Configuration groups: values are checked against the engine's rules by the service.
+# Configuration groups: values are checked against the engine's rules by the service;
+# here, only their size, and that a parameter's name is a word (it is quoted in answers).
 _VALUES = {
     "type": "object",
     "maxProperties": 128,
-    "propertyNames": {"type": "string", "minLength": 1, "maxLength": 64},
-    "additionalProperties": {"type": ["string", "integer", "number", "boolean"]},
+    "propertyNames": {"type": "string", "pattern": "^[A-Za-z0-9_.-]{1,64}$"},
+    "additionalProperties": {"type": ["string", "integer", "number", "boolean"], "maxLength": 1024},
 }
 
 CONFIGURATION_CREATE: dict[str, Any] = {

@@ -3,12 +3,20 @@
 Like falcon's own jsonschema validator, but the message names the field at fault and the
 rule it breaks ("instance.volume.size: must be at least 1"), never the value sent (it may be
 a password, or 10,000 characters), and stays short.
+
+Before any schema, every string of every body (values and property names, at any depth)
+is held to one rule, and every number to another (`unfit_value`, which the JSON media
+handler applies to each body it parses): so a field added tomorrow is covered without a
+word in its schema.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+import math
+import re
+import unicodedata
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import falcon
@@ -33,8 +41,56 @@ def _short(text: object) -> str:
     return shown if len(shown) <= _PART else shown[:_PART] + "..."
 
 
+def _place(path: Sequence[object]) -> str:
+    return ".".join(_short(part) for part in path) or "body"
+
+
 def _where(error: jsonschema.ValidationError) -> str:
-    return ".".join(_short(part) for part in error.absolute_path) or "body"
+    return _place(error.absolute_path)
+
+
+# No field has a use for these, and each changes what a file, a command line or a template
+# means once a string reaches it: control characters (a newline starts a new line of a
+# configuration file), the line breaks YAML and JavaScript also honour, and halves of
+# surrogate pairs (no UTF-8 file can hold one).
+_UNFIT_CHARACTER = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+_UNFIT_WORDS = {
+    "Cc": "control characters",
+    "Zl": "line separators",
+    "Zp": "paragraph separators",
+    "Cs": "unpaired surrogates",
+}
+
+
+def _unfit_text(text: str) -> str | None:
+    found = _UNFIT_CHARACTER.search(text)
+    return _UNFIT_WORDS[unicodedata.category(found.group())] if found else None
+
+
+def unfit_value(body: object) -> str | None:
+    """Where `body` holds a string (a value or a property name) with a character no field
+    takes, or a number that is not finite (NaN, or 1e999 overflowing to infinity), and the
+    rule it breaks, as a message ("instance.name: must not hold control characters."); None
+    if it holds neither. The message never quotes the value."""
+    pending: list[tuple[object, tuple[object, ...]]] = [(body, ())]
+    while pending:
+        value, path = pending.pop()
+        if isinstance(value, str):
+            words = _unfit_text(value)
+            if words:
+                return f"{_place(path)}: must not hold {words}."
+        elif isinstance(value, float) and not math.isfinite(value):
+            return f"{_place(path)}: must be a finite number."
+        elif isinstance(value, dict):
+            for key in value:
+                words = _unfit_text(key)
+                if words:
+                    return f"{_place(path)}: property names must not hold {words}."
+            # Reversed onto the stack: the body's first offence is the one named.
+            pending.extend((value[key], (*path, key)) for key in reversed(value))
+        elif isinstance(value, list):
+            pending.extend((value[i], (*path, i)) for i in reversed(range(len(value))))
+    return None
 
 
 def _kinds(schema: Any) -> str:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import math
 import re
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -86,6 +87,11 @@ class PasswordRule:
 
 # String values go into the engine's configuration file: no quotes, comments or newlines.
 _PLAIN_TEXT = re.compile(r"[A-Za-z0-9_.,:/+*() -]{0,256}")
+# A fractional number given as a string is written as given: only in a form every
+# engine's configuration reads ("1_000", " 2", "0x1p3" and "inf" are Python's forms).
+_FRACTIONAL = re.compile(
+    r"[+-]?(?:[0-9]{1,20}(?:\.[0-9]{0,20})?|\.[0-9]{1,20})(?:[eE][+-]?[0-9]{1,3})?"
+)
 BOOLEAN_WORDS = {"true": True, "on": True, "yes": True, "1": True,
                  "false": False, "off": False, "no": False, "0": False}  # fmt: skip
 
@@ -126,7 +132,9 @@ class Parameter:
                 return None
             return f"it must be one of {', '.join(self.choices)}"
         if self.type == "set":
-            if all(item.strip().lower() in allowed for item in str(value).split(",") if item):
+            # Each member exactly as the engine lists it (case aside): the engine refuses
+            # one with a space around it, and skips an empty one.
+            if all(member.lower() in allowed for member in str(value).split(",") if member):
                 return None
             return f"it must be a comma-separated list of {', '.join(self.choices)}"
         if allowed and str(value).lower() not in allowed:
@@ -141,12 +149,19 @@ class Parameter:
 
     def _number_problem(self, value: object) -> str | None:
         integer = self.type == "integer"
+        kind = "an integer" if integer else "a number"
         if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-            return f"it must be {'an integer' if integer else 'a number'}"
+            return f"it must be {kind}"
+        if not integer and isinstance(value, str) and not _FRACTIONAL.fullmatch(value):
+            return f"it must be {kind}"
         try:
             number = int(value) if integer else float(value)
-        except ValueError:
-            return f"it must be {'an integer' if integer else 'a number'}"
+        except (ValueError, OverflowError):  # int() of an infinity overflows
+            return f"it must be {kind}"
+        # Infinity (1e999 overflows to it) passes an open bound, and NaN would be refused
+        # only as "out of range": neither is a setting.
+        if not math.isfinite(number):
+            return f"it must be a finite {'integer' if integer else 'number'}"
         if integer and isinstance(value, float) and not value.is_integer():
             return "it must be an integer"
         low = self.min if self.min is not None else float("-inf")
@@ -262,6 +277,11 @@ class DatastoreSpec:
     # is shared: <name>_port, <name>_base_dir, ...).
     binary_vars: Callable[[Discovered], dict[str, Any]] = field(default=lambda _found: {})
     password_rule: PasswordRule = PasswordRule()
+    # The options a new database may be made with (`character_set`, `collate`), each
+    # mapped to the rule `describe_parameters` gives for it (a tunable's, or one described
+    # for this alone), so a database takes only what its engine lists. An option left out
+    # is refused (400).
+    database_options: Mapping[str, str] = field(default_factory=dict)
     # The guest logs in over the unix socket in the role's base directory, by the OS
     # account it runs as (peer), not over TCP with a password: a replica's data, with its
     # admin's password, is its source's.

@@ -83,18 +83,24 @@ def describe_parameters(found: Discovered) -> list[Parameter]:
         with throwaway.server(argv) as process:
             connect = lambda: pymysql.connect(unix_socket=socket, user="root")  # noqa: E731
             with throwaway.until_ready(connect, process) as conn, conn.cursor() as cursor:
-                cursor.execute(
-                    "SELECT LOWER(variable_name), variable_type, numeric_min_value,"
-                    " numeric_max_value, enum_value_list, read_only, default_value"
-                    " FROM information_schema.SYSTEM_VARIABLES"
-                    " WHERE LOWER(variable_name) IN %s", (sorted(TUNABLES),),
-                )  # fmt: skip
-                rows = cursor.fetchall()
-                # Character sets and collations: the engine's own tables list them.
-                named = {}
-                for variable, (query, _hint) in _NAMED_BY_TABLE.items():
-                    cursor.execute(query)
-                    named[variable] = tuple(sorted(str(row[0]) for row in cursor.fetchall()))
+                return described_by(cursor)
+
+
+def described_by(cursor: Any) -> list[Parameter]:
+    """The tunables as a running engine describes them (`cursor`: a PyMySQL cursor on it)."""
+    cursor.execute(
+        "SELECT LOWER(variable_name), variable_type, numeric_min_value,"
+        " numeric_max_value, enum_value_list, read_only, default_value"
+        " FROM information_schema.SYSTEM_VARIABLES"
+        " WHERE LOWER(variable_name) IN %s",
+        (sorted(TUNABLES),),
+    )
+    rows = cursor.fetchall()
+    # Character sets and collations: the engine's own tables list them.
+    named = {}
+    for variable, (query, _hint) in _NAMED_BY_TABLE.items():
+        cursor.execute(query)
+        named[variable] = tuple(sorted(str(row[0]) for row in cursor.fetchall()))
     return [_with_choices(_parameter(*row), named) for row in rows]
 
 
@@ -180,6 +186,8 @@ SPEC = DatastoreSpec(
     hidden_users=HIDDEN_USERS,
     tunables=TUNABLES,
     describe_parameters=describe_parameters,
+    # A database's character set and collation are the server's to choose from.
+    database_options={"character_set": "character_set_server", "collate": "collation_server"},
     log_file="mariadb.log",
     driver="trove_guest.drivers.mariadb:MariaDBDriver",
     backup_engine="trove_guest.backups.mariadb:MariaDBBackup",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import glob
+import re
 import shutil
 from dataclasses import replace
 from pathlib import Path
@@ -86,7 +87,8 @@ _TYPES = {"bool": "boolean", "integer": "integer", "real": "float", "string": "s
 
 
 def describe_parameters(found: Discovered) -> list[Parameter]:
-    """The tunables as `pg_settings` of a throwaway cluster of this version describes them."""
+    """The tunables as `pg_settings` of a throwaway cluster of this version describes
+    them, and what a new database may be made with (`described_by`)."""
     import psycopg  # only the control plane describes; the guest never needs it here
 
     bin_dir = Path(found.bin_dir)
@@ -99,13 +101,56 @@ def describe_parameters(found: Discovered) -> list[Parameter]:
         with throwaway.server(argv) as process:
             connect = lambda: psycopg.connect(host=str(work), user="postgres", dbname="postgres")  # noqa: E731
             with throwaway.until_ready(connect, process) as conn:
-                rows = conn.execute(
-                    "SELECT lower(name), vartype, context, min_val, max_val, enumvals, unit,"
-                    " boot_val"
-                    " FROM pg_settings WHERE lower(name) = ANY(%s)", (sorted(TUNABLES),),
-                ).fetchall()  # fmt: skip
-                zones = [row[0] for row in conn.execute("SELECT name FROM pg_timezone_names")]
-    return [_with_form(_parameter(*row), zones) for row in rows]
+                return described_by(conn)
+
+
+def described_by(conn: Any) -> list[Parameter]:
+    """The rules a running engine describes (`conn`: a psycopg connection to it)."""
+    rows = conn.execute(
+        "SELECT lower(name), vartype, context, min_val, max_val, enumvals, unit, boot_val"
+        " FROM pg_settings WHERE lower(name) = ANY(%s)",
+        (sorted(TUNABLES),),
+    ).fetchall()
+    zones = [row[0] for row in conn.execute("SELECT name FROM pg_timezone_names")]
+    locales = conn.execute(LOCALES_QUERY).fetchall()
+    return [_with_form(_parameter(*row), zones) for row in rows] + database_rules(locales)
+
+
+# The locales the engine knows, each with its encoding ('' for C and POSIX, which go with
+# any): those of the host that initdb found, as LC_COLLATE takes them (ICU's collations
+# and SQL-level names such as ucs_basic are no locale to it).
+LOCALES_QUERY = (
+    "SELECT DISTINCT collcollate, pg_encoding_to_char(collencoding) FROM pg_collation"
+    " WHERE collprovider = 'c' AND collcollate IS NOT NULL"
+)
+
+
+def database_rules(locales: list[tuple[str, str]]) -> list[Parameter]:
+    """What CREATE DATABASE takes as its ENCODING and LC_COLLATE (the guest's and the
+    role's `character_set` and `collate`), from the engine's locales (`LOCALES_QUERY`).
+
+    An encoding must match the locale a database is made with, so only the encodings of
+    the engine's locales can be had. A locale name is matched exactly, case and all:
+    the C library tells c.utf8 from C.utf8, and refuses the one it does not know."""
+    encodings = sorted({encoding for _, encoding in locales if encoding})
+    names = sorted({name for name, _ in locales})
+    return [
+        Parameter(
+            name="server_encoding",
+            type="string",
+            restart_required=True,
+            choices=tuple(encodings),
+            hint="an encoding of a locale the engine knows (pg_collation), such as UTF8",
+        ),
+        Parameter(
+            name="lc_collate",
+            type="string",
+            restart_required=True,
+            pattern="(?-i:" + "|".join(re.escape(name) for name in names) + ")",
+            hint=f"a locale the engine knows (pg_collation): {', '.join(names[:12])}"
+            + (", ..." if len(names) > 12 else ""),
+        ),
+    ]
 
 
 # synchronous_standby_names: names (or *), alone or as FIRST n (...) / ANY n (...).
@@ -177,6 +222,7 @@ SPEC = DatastoreSpec(
     hidden_users=frozenset({ADMIN_USER, ROOT_USER}),
     tunables=TUNABLES,
     describe_parameters=describe_parameters,
+    database_options={"character_set": "server_encoding", "collate": "lc_collate"},
     reload_rereads_file=True,
     admin_over_socket=True,
     log_file="postgresql.log",

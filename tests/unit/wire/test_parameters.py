@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import pytest
 
+from trove_wire.datastores import postgresql
 from trove_wire.datastores.base import Parameter
 
 WORK_MEM = Parameter("work_mem", "integer", False, 64, 2_147_483_647, unit="kB")
 COST = Parameter("random_page_cost", "float", False, 0.0, 100.0)
+UNBOUNDED = Parameter("long_query_time", "float", False, 0.0)
 LOG = Parameter("log_statement", "enum", False, choices=("none", "ddl", "mod", "all"))
 MODE = Parameter("sql_mode", "set", False, choices=("STRICT_TRANS_TABLES", "ANSI_QUOTES"))
 SWITCH = Parameter("autovacuum", "boolean", False)
@@ -23,8 +25,20 @@ ZONE = Parameter("timezone", "string", False)
         (WORK_MEM, 63, "between 64 and 2147483647 (kB)"),
         (COST, "steep", "a number"),
         (COST, 101, "between 0.0 and 100.0"),
+        (UNBOUNDED, "1e999", "a finite number"),
+        (UNBOUNDED, float("inf"), "a finite number"),
+        (UNBOUNDED, float("nan"), "a finite number"),
+        (UNBOUNDED, "inf", "a number"),
+        (UNBOUNDED, "nan", "a number"),
+        (UNBOUNDED, "1_000", "a number"),  # Python reads it; the engine would not
+        (UNBOUNDED, " 2", "a number"),
+        (WORK_MEM, float("inf"), "an integer"),
+        (WORK_MEM, "1e999", "an integer"),
         (LOG, "everything", "one of none, ddl, mod, all"),
         (MODE, "STRICT_TRANS_TABLES,NOPE", "comma-separated list"),
+        (MODE, "STRICT_TRANS_TABLES,\nANSI_QUOTES", "comma-separated list"),
+        (MODE, "STRICT_TRANS_TABLES, ANSI_QUOTES", "comma-separated list"),  # as the engine
+        (MODE, "ANSI_QUOTES\x00", "comma-separated list"),
         (SWITCH, "maybe", "boolean"),
         (ZONE, "UTC'; archive_command = 'x", "letters, digits"),
         (ZONE, "a\nb", "letters, digits"),
@@ -46,6 +60,10 @@ def test_a_value_outside_the_rule_is_refused_with_the_rule(
         (COST, 1.5, "1.5"),
         (LOG, "DDL", "DDL"),
         (MODE, "ansi_quotes,STRICT_TRANS_TABLES", "ansi_quotes,STRICT_TRANS_TABLES"),
+        (MODE, "ANSI_QUOTES,,STRICT_TRANS_TABLES", "ANSI_QUOTES,,STRICT_TRANS_TABLES"),
+        (MODE, "", ""),
+        (UNBOUNDED, "2.5e-3", "2.5e-3"),
+        (UNBOUNDED, ".5", ".5"),
         (SWITCH, True, "on"),
         (SWITCH, "off", "off"),
         (ZONE, "Europe/Paris", "Europe/Paris"),
@@ -93,3 +111,21 @@ def test_strings_in_a_form_of_the_engines_own(
 ) -> None:
     assert rule.problem(value) == problem
     assert Parameter.from_record(rule.record()) == rule
+
+
+def test_postgresql_databases_take_the_engines_locales_exactly_and_their_encodings() -> None:
+    # As pg_collation lists them: C and POSIX go with any encoding ('').
+    locales = [("C", ""), ("POSIX", ""), ("C", "UTF8"), ("C.utf8", "UTF8"), ("de_DE", "LATIN1")]
+    encoding, collate = postgresql.database_rules(locales)
+    assert encoding.choices == ("LATIN1", "UTF8")
+    assert [v for v in ("utf8", "latin1", "SQL_ASCII", "EUC_JP") if not encoding.problem(v)] == [
+        "utf8",
+        "latin1",
+    ]
+    taken = ("C", "POSIX", "C.utf8", "de_DE")
+    assert all(collate.problem(name) is None for name in taken)
+    for refused in ("c.utf8", "de_de", "C.utf8|POSIX", "C.", "ucs_basic", ""):
+        assert collate.problem(refused) == "it must be a locale the engine knows " + (
+            "(pg_collation): C, C.utf8, POSIX, de_DE"
+        )
+    assert Parameter.from_record(collate.record()) == collate
