@@ -343,6 +343,22 @@ def orders_instance(service: Service, token: str, project: str, password: str) -
     return service.wait_for(token, project, created.body["instance"]["id"], active_and_healthy)
 
 
+def unstartable_group(service: Service, token: str, project: str) -> str:
+    """A PostgreSQL configuration group the API takes (a value in the engine's own range)
+    with which no server here can start: shared_buffers of 8 TB. A create that names it
+    fails inside its playbook, at the server's start."""
+    body = {
+        "configuration": {
+            "name": "unstartable",
+            "datastore": {"type": "postgresql"},
+            "values": {"shared_buffers": 1073741823},
+        }
+    }
+    made = service.request("POST", f"/v1.0/{project}/configurations", token, body)
+    assert made.status == 200, made.body
+    return str(made.body["configuration"]["id"])
+
+
 def active_and_healthy(instance: dict[str, Any]) -> bool:
     return instance["status"] == "ACTIVE" and instance["operating_status"] == "HEALTHY"
 

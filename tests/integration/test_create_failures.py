@@ -106,16 +106,19 @@ def test_failed_playbook_leaves_error_with_the_step_and_nothing_running(
     service: support.Service,
     token: str,
 ) -> None:
-    # A collation the host does not have passes the API and fails inside PostgreSQL,
-    # after the cluster was started: the clean-up must stop it again.
-    body = _body(databases=[{"name": "db1", "collate": "xx_NOWHERE.UTF-8"}])
+    # A group the API takes fails inside the playbook, at the server's start, after the
+    # cluster was made: the clean-up must stop whatever it started.
+    group = support.unstartable_group(service, token, PROJECT)
+    body = _body(databases=[{"name": "db1"}], configuration=group)
     created = service.request("POST", f"/v1.0/{PROJECT}/instances", token, body)
     assert created.status == 200, created.body
     instance_id = created.body["instance"]["id"]
     failed = service.wait_for(
         token, PROJECT, instance_id, lambda i: i["status"] == "ERROR", timeout=120
     )
-    assert "Create the databases" in failed["fault"]["message"]
+    assert "Start PostgreSQL" in failed["fault"]["message"], failed["fault"]
+    # The datastore's own words, from its log.
+    assert "shared memory" in failed["fault"]["details"], failed["fault"]
     instance_dir = service.state_dir / "instances" / instance_id
     assert not (instance_dir / "postgresql" / "data" / "postmaster.pid").exists()
     assert not (instance_dir / "guest.pid").exists()

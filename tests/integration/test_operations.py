@@ -64,7 +64,8 @@ def test_metrics_count_what_happened_and_promtool_accepts_them(
 ) -> None:
     before = _counters(service)
     good = _create(service, token, "metered")
-    bad = _create(service, token, "fails", databases=[{"name": "d", "collate": "xx_NO.UTF-8"}])
+    group = support.unstartable_group(service, token, PROJECT)
+    bad = _create(service, token, "fails", configuration=group)
     service.wait_for(token, PROJECT, good, support.active_and_healthy)
     service.wait_for(token, PROJECT, bad, lambda i: i["status"] == "ERROR")
     restarted = service.request(
