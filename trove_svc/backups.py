@@ -9,6 +9,7 @@ the archived logs cover; the API refuses other times with the range there is.
 from __future__ import annotations
 
 from enum import StrEnum
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from trove_svc import compute, errors, status, tasks
@@ -17,8 +18,8 @@ from trove_svc.caller import Caller
 from trove_svc.instances import InstanceService
 from trove_svc.settings import Settings
 from trove_svc.store.models import Backup, Instance, Task, database_proxy
-from trove_wire import datastores
-from trove_wire.datastores.base import BackupLayout
+from trove_wire import contract, datastores
+from trove_wire.datastores.base import BackupLayout, plain_id
 
 
 class BackupState(StrEnum):
@@ -55,33 +56,50 @@ def chain(backup: Backup) -> list[Backup]:
     return found
 
 
-def record_report(report: dict[str, Any], instance_id: str, now: float) -> bool:
+def record_report(args: dict[str, Any], instance_id: str, now: float, backups_dir: Path) -> bool:
     """A guest's report on a backup of its own instance; only forward moves count, and a
-    final state is never changed. Returns whether anything changed."""
-    state = str(report.get("state", ""))
-    if state not in BackupState.__members__:
+    final state is never changed. Returns whether anything changed; BadReport (and nothing
+    changed) for a report not of the contract's shape, or whose label or details are not
+    the datastore's.
+
+    A report names no path: what the store shows as the backup's location is derived from
+    its ids here, and whatever acts on its files derives it again."""
+    report = contract.read_backup_report(args)
+    backup = Backup.get_or_none(
+        (Backup.id == report.backup_id) & (Backup.instance_id == instance_id)
+    )
+    if backup is None:
         return False
+    state = BackupState(report.state)
     fields: dict[str, Any] = {"state": state, "updated_at": now}
     # SAVING: the guest made it (what it made comes along) and the task manager stores it.
     if state in (BackupState.SAVING, BackupState.COMPLETED):
-        for name in ("label", "tool", "location", "size", "checksum", "consistent_at"):
-            fields[name] = report.get(name)
-        fields["details"] = report.get("details") or {}
+        naming = datastores.get(backup.datastore).backup_naming
+        problem = naming.label_problem(report.label, backup.id) or naming.details_problem(
+            report.details
+        )
+        if problem is not None:
+            raise contract.BadReport(problem)
+        fields.update(
+            label=report.label,
+            tool=report.tool,
+            size=report.size,
+            checksum=report.checksum,
+            consistent_at=report.consistent_at,
+            details=naming.restore_details(report.details or {}),
+            location=str(location(backups_dir, backup)),
+        )
     if state == BackupState.FAILED:
-        fields["fail_reason"] = str(report.get("message") or "the guest gave no reason")[:1000]
+        fields["fail_reason"] = report.message or "the guest gave no reason"
     allowed_from = {
         BackupState.BUILDING: (BackupState.NEW,),
         BackupState.SAVING: (BackupState.NEW, BackupState.BUILDING),
         BackupState.COMPLETED: RUNNING,
         BackupState.FAILED: RUNNING,
-    }.get(BackupState(state), ())
+    }.get(state, ())
     changed: int = (
         Backup.update(**fields)
-        .where(
-            (Backup.id == str(report.get("backup_id", "")))
-            & (Backup.instance_id == instance_id)
-            & Backup.state.in_(allowed_from)
-        )
+        .where((Backup.id == backup.id) & Backup.state.in_(allowed_from))
         .execute()
     )
     return changed == 1
@@ -104,6 +122,38 @@ def abandon(instance_id: str, now: float, reason: str) -> bool:
 def in_repository(backup: Backup) -> bool:
     """Whether the backup is a set in its tool's repository (else one file of its own)."""
     return datastores.get(backup.datastore).capabilities.backup_layout == BackupLayout.REPOSITORY
+
+
+def repository(backups_dir: Path, instance_id: str) -> Path:
+    """An instance's backup repository: its backups, and the logs archived for restores
+    to a time. Derived from the deployment's backups directory and the instance's id."""
+    return backups_dir / plain_id(instance_id)
+
+
+def path_in_repository(backup: Backup) -> PurePosixPath:
+    """The backup in its repository, relative to it: its set's directory, named by its
+    label (which must be of the tool's grammar: ValueError if not), or its own file, named
+    by its id."""
+    naming = datastores.get(backup.datastore).backup_naming
+    if in_repository(backup):
+        return naming.set_path(str(backup.label))
+    return PurePosixPath(naming.file_name(backup.id))
+
+
+def location_in(repository: Path, backup: Backup) -> Path:
+    """Where the backup is in a repository (its instance's, or a copy of it): the
+    repository itself for a set in its tool's repository, else its own file there."""
+    return repository if in_repository(backup) else repository / path_in_repository(backup)
+
+
+def location(backups_dir: Path, backup: Backup) -> Path:
+    """Where the backup is: derived from its ids, never taken from a report."""
+    return location_in(repository(backups_dir, backup.instance_id), backup)
+
+
+def files_in(repository: Path, backup: Backup) -> Path:
+    """What the backup's checksum covers in a repository: its set's directory or its file."""
+    return repository / path_in_repository(backup)
 
 
 def others_in_repository(backup: Backup) -> int:

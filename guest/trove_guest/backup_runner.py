@@ -69,7 +69,8 @@ class BackupRunner:
             made = engine.backup(backup_id, kind, parent_label)
         except (BackupFailed, OSError) as exc:
             LOG.error("backup %s failed: %s", backup_id, exc)
-            self._send(contract.BackupReport(backup_id=backup_id, state="FAILED", message=str(exc)))
+            message = str(exc)[: contract.MESSAGE_MAX]
+            self._send(contract.BackupReport(backup_id=backup_id, state="FAILED", message=message))
             return
         except Exception as exc:
             LOG.exception("backup %s failed", backup_id)
@@ -83,7 +84,6 @@ class BackupRunner:
                 state="SAVING",
                 label=made.label,
                 tool=made.tool,
-                location=made.location,
                 size=made.size,
                 checksum=made.checksum,
                 consistent_at=made.consistent_at,

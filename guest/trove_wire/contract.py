@@ -9,6 +9,9 @@ lists the calls (a test checks every driver against `CALLS`).
 
 from __future__ import annotations
 
+import math
+import re
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import Any, ClassVar, Generic, TypeVar
@@ -313,19 +316,104 @@ class Heartbeat:
 @dataclass(frozen=True)
 class BackupReport:
     """How a backup goes: BUILDING, SAVING, then COMPLETED (with what the tool made) or
-    FAILED (with why)."""
+    FAILED (with why). It names no path: where a backup's files are follows from its id
+    and its instance's (trove_wire.datastores.base.BackupNaming)."""
 
     method: ClassVar[str] = "backup_report"
     backup_id: str
     state: str
+    # The tool's own name for the backup (pgBackRest's set label, say).
     label: str | None = None
+    # The tool's name and version, as it says them.
     tool: str | None = None
-    location: str | None = None
     size: int | None = None
+    # SHA-256 of the backup's files, hex (trove_wire.checksums).
     checksum: str | None = None
+    # Epoch seconds the data is consistent as of.
     consistent_at: float | None = None
+    # What a restore reads besides (the datastore's BackupNaming lists the keys).
     details: dict[str, Any] | None = None
     message: str | None = None
+
+
+class BadReport(ValueError):
+    """A report not of the contract's shape; the message names the field and the rule,
+    never the value (it is logged)."""
+
+
+BACKUP_STATES = ("BUILDING", "SAVING", "COMPLETED", "FAILED")
+# A backup made (SAVING, COMPLETED) comes with what the tool made.
+MADE_STATES = ("SAVING", "COMPLETED")
+MESSAGE_MAX = 1000
+TOOL_MAX = 255
+LABEL_MAX = 255
+# What the store keeps (a signed 64-bit integer).
+SIZE_MAX = 2**63 - 1
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+def _text(args: Mapping[str, Any], name: str, longest: int, printable: bool) -> str | None:
+    """A short name (printable, not empty) or a free text (a message) of at most `longest`."""
+    value = args.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) > longest:
+        raise BadReport(f"{name} must be a string of at most {longest} characters")
+    if printable and not (value and value.isprintable()):
+        raise BadReport(f"{name} must be printable and not empty")
+    return value
+
+
+def read_backup_report(args: Mapping[str, Any]) -> BackupReport:
+    """The backup report in a message's arguments, each field of its type and within its
+    bounds (BadReport says which is not); arguments the contract does not name are
+    ignored. A made backup's report says what was made: label, tool, size, checksum,
+    consistent_at. Its label and details are the datastore's to check."""
+    backup_id = args.get("backup_id")
+    if not isinstance(backup_id, str) or not 0 < len(backup_id) <= 64:
+        raise BadReport("backup_id must be a string of 1 to 64 characters")
+    state = args.get("state")
+    if state not in BACKUP_STATES:
+        raise BadReport(f"state must be one of {', '.join(BACKUP_STATES)}")
+    size = args.get("size")
+    if size is not None and (
+        isinstance(size, bool) or not isinstance(size, int) or not 0 <= size <= SIZE_MAX
+    ):
+        raise BadReport(f"size must be an integer from 0 to {SIZE_MAX}")
+    checksum = args.get("checksum")
+    if checksum is not None and (not isinstance(checksum, str) or not _SHA256.fullmatch(checksum)):
+        raise BadReport("checksum must be a SHA-256 in 64 lowercase hex digits")
+    consistent_at = args.get("consistent_at")
+    if consistent_at is not None and (
+        isinstance(consistent_at, bool)
+        or not isinstance(consistent_at, int | float)
+        or not math.isfinite(consistent_at)
+        or consistent_at < 0
+    ):
+        raise BadReport("consistent_at must be a finite, non-negative number (epoch seconds)")
+    details = args.get("details")
+    if details is not None and not isinstance(details, dict):
+        raise BadReport("details must be an object")
+    report = BackupReport(
+        backup_id=backup_id,
+        state=str(state),
+        label=_text(args, "label", LABEL_MAX, printable=True),
+        tool=_text(args, "tool", TOOL_MAX, printable=True),
+        size=size,
+        checksum=checksum,
+        consistent_at=None if consistent_at is None else float(consistent_at),
+        details=details,
+        message=_text(args, "message", MESSAGE_MAX, printable=False),
+    )
+    if report.state in MADE_STATES:
+        missing = [
+            name
+            for name in ("label", "tool", "size", "checksum", "consistent_at")
+            if getattr(report, name) is None
+        ]
+        if missing:
+            raise BadReport(f"a made backup's report needs {', '.join(missing)}")
+    return report
 
 
 REPORTS: dict[str, type[Any]] = {Heartbeat.method: Heartbeat, BackupReport.method: BackupReport}

@@ -1,6 +1,7 @@
 """Backups and restores for each datastore, end to end: exactly the rows of the backup, the
 increments in order, a time between two writes; damaged backups refused; failures that
-leave the instance ACTIVE; S3 storage against a local S3-compatible server."""
+leave the instance ACTIVE; S3 storage against a local S3-compatible server; forged backup
+reports that reach nothing outside their instance's repository."""
 
 from __future__ import annotations
 
@@ -15,12 +16,17 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pika
 import psycopg
 import pymysql
 import pytest
 import redis
 
 from tests import support
+from tests.deployments import store
+from tests.processes import processes_mentioning
+from trove_wire import seal, topology
+from trove_wire.envelope import Envelope
 
 pytestmark = pytest.mark.integration
 
@@ -355,5 +361,121 @@ def test_backups_kept_in_s3_restore_when_the_repository_lost_them(s3_server: str
         Path(made["locationRef"]).unlink()  # the repository lost it; the bucket has it
         copy = restore(service, token, made)
         assert _sql("mariadb", copy, "SELECT v FROM t") == [(7,)]
+    finally:
+        service.cleanup()
+
+
+def _forge_backup_report(service: support.Service, instance_id: str, args: dict[str, Any]) -> None:
+    """A backup report as whoever holds the instance can send one: sealed with the key in
+    its guest's config, published with its guest's broker account."""
+    config = json.loads((service.state_dir / "instances" / instance_id / "guest.json").read_text())
+    envelope = Envelope.new("backup_report", args)
+    key = seal.decode_key(config["key"])
+    sealed = seal.seal(key, seal.report_from(instance_id), envelope.to_json())
+    connection = pika.BlockingConnection(pika.URLParameters(config["transport_url"]))
+    try:
+        channel = connection.channel()
+        channel.confirm_delivery()
+        channel.basic_publish(topology.FROM_GUEST, topology.CONDUCTOR, sealed)
+    finally:
+        connection.close()
+
+
+def _forged_backup(
+    service: support.Service, token: str, instance: dict[str, Any], forged: dict[str, Any]
+) -> dict[str, Any]:
+    """A backup whose guest's report is forged: it lands before the guest's own."""
+    body = {"backup": {"name": "forged", "instance": instance["id"]}}
+    answer = service.request("POST", f"/v1.0/{PROJECT}/backups", token, body)
+    assert answer.status == 202, answer.body
+    backup_id = answer.body["backup"]["id"]
+    _forge_backup_report(service, instance["id"], {"backup_id": backup_id, **forged})
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        shown = service.request("GET", f"/v1.0/{PROJECT}/backups/{backup_id}", token).body
+        if shown["backup"]["status"] in ("COMPLETED", "FAILED"):
+            break
+        time.sleep(0.2)
+    service.wait_for(token, PROJECT, instance["id"], support.active_and_healthy)
+    return dict(shown["backup"])
+
+
+def _named_acl_entries(path: Path) -> list[str]:
+    """The ACL entries `path` gives accounts by name (a loan to a restored instance's)."""
+    listed = subprocess.run(
+        ["getfacl", "--absolute-names", "--omit-header", "--physical", str(path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    return [e for e in listed if e.startswith(("user:", "group:")) and e.split(":")[1]]
+
+
+def test_forged_backup_reports_reach_nothing_outside_their_instances_repository() -> None:
+    """Whoever holds an instance can read its guest's key and forge its backup reports:
+    one naming /, the state directory, ../.. or another directory as the backup's location
+    (and a stanza and a bucket besides) gets a backup at the location the control plane
+    derives, and instance delete, restore and backup delete act on that instance's
+    repository alone."""
+    service = support.Service()
+    service.start()
+    try:
+        token = service.token(PROJECT)
+        state = service.state_dir
+        canary = state / "canary"
+        canary.mkdir()
+        (canary / "keep").write_text("another project's")
+        source = _instance(service, token, "postgresql")
+        repository = state / "backups" / source["id"]
+        _sql("postgresql", source, "CREATE TABLE t (v int)")
+        _sql("postgresql", source, "INSERT INTO t VALUES (1)")
+        real = backup(service, token, source, "real")
+        assert real["status"] == "COMPLETED", real
+        with store(service) as db:
+            label, checksum = db.execute(
+                "SELECT label, checksum FROM backup WHERE id = ?", (real["id"],)
+            ).fetchone()
+        _sql("postgresql", source, "INSERT INTO t VALUES (2)")
+        forged = []
+        for where in ("/", str(state), "../..", str(canary)):
+            made = _forged_backup(
+                service,
+                token,
+                source,
+                {
+                    "state": "SAVING",
+                    "label": label,
+                    "tool": "pgBackRest 2.45",
+                    "size": 1,
+                    "checksum": checksum,
+                    "consistent_at": time.time(),
+                    "location": where,
+                    "details": {"stanza": "../../..", "s3": {"bucket": "x", "prefix": where}},
+                },
+            )
+            # Derived from the ids, whatever the report said (each step below acts there).
+            assert (made["status"], made["locationRef"]) == ("COMPLETED", str(repository)), made
+            forged.append(made)
+        deadline = time.monotonic() + 120
+        while any("pgbackrest" in p for p in processes_mentioning(source["id"])):
+            assert time.monotonic() < deadline, "the guest's own backups did not end"
+            time.sleep(0.5)
+
+        copy = restore(service, token, forged[1])
+        assert _sql("postgresql", copy, "SELECT v FROM t ORDER BY v") == [(1,)]
+        for outside in (Path("/"), state, canary, state / "instances"):
+            assert _named_acl_entries(outside) == [], outside
+        delete(service, token, copy, source)
+        service.wait_gone(token, PROJECT, copy["id"])
+        service.wait_gone(token, PROJECT, source["id"])
+        # The newest full backup of a deleted instance goes last, and takes the repository.
+        for made in [real, *forged]:
+            assert _delete_backup(service, token, made) == 202, made
+            _gone(service, token, made)
+        assert not repository.exists()
+        assert (canary / "keep").read_text() == "another project's"
+        for kept in ("trove-svc.db", "service.key", "broker.json", "instances", "backups"):
+            assert (state / kept).exists(), kept
+        assert service.request("GET", f"/v1.0/{PROJECT}/backups", token).status == 200
     finally:
         service.cleanup()

@@ -17,6 +17,7 @@ from trove_svc.store.db import open_store
 from trove_svc.store.models import Backup, DatastoreVersion, Instance, Schedule, Task
 from trove_svc.taskmanager.runner import remove_leftovers
 from trove_svc.tasks import TaskState
+from trove_wire import contract
 from trove_wire.envelope import Context
 
 
@@ -45,41 +46,127 @@ def _backup(backup_id: str, at: float, parent: str | None = None, **fields: Any)
     return Backup.create(**values)
 
 
+BACKUPS_DIR = Path("/srv/trove-svc/backups")
+SHA = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+
+
 def _report(**fields: Any) -> dict[str, Any]:
     return {"backup_id": "b-1", **fields}
 
 
+def _made(**fields: Any) -> dict[str, Any]:
+    """What a PostgreSQL guest says of a backup it made."""
+    made = {
+        "state": "SAVING",
+        "label": "20261126-214130F",
+        "tool": "pgBackRest 2.45",
+        "size": 42,
+        "checksum": SHA,
+        "consistent_at": 1.5,
+    }
+    return _report(**{**made, **fields})
+
+
+def _record(report: dict[str, Any], instance_id: str = "i-1", now: float = 2.0) -> bool:
+    return backups.record_report(report, instance_id, now, BACKUPS_DIR)
+
+
 def test_a_report_moves_a_backup_forward_and_never_back() -> None:
     _backup("b-1", 1.0, state="NEW")
-    assert backups.record_report(_report(state="BUILDING"), "i-1", 2.0)
-    assert not backups.record_report(_report(state="NEW"), "i-1", 3.0)
-    done = _report(state="COMPLETED", size=42, checksum="sha256:ab", tool="pgbackrest 2.4")
-    assert backups.record_report(done, "i-1", 4.0)
-    assert not backups.record_report(_report(state="FAILED", message="late"), "i-1", 5.0)
+    assert _record(_report(state="BUILDING"))
+    assert not _record(_report(state="BUILDING"), now=3.0)
+    assert _record(_made(state="COMPLETED"), now=4.0)
+    assert not _record(_report(state="FAILED", message="late"), now=5.0)
     row = Backup.get_by_id("b-1")
-    assert (row.state, row.size, row.checksum, row.fail_reason) == (
-        "COMPLETED", 42, "sha256:ab", None
-    )  # fmt: skip
+    assert (row.state, row.size, row.checksum, row.fail_reason) == ("COMPLETED", 42, SHA, None)
 
 
 def test_a_made_backup_is_saving_with_what_the_guest_made() -> None:
     """The guest says SAVING with what it made; the task manager stores it and calls it
     COMPLETED (trove_svc.taskmanager.backup_flows)."""
     _backup("b-1", 1.0, state="BUILDING")
-    made = _report(state="SAVING", size=42, checksum="ab", tool="pgBackRest 2.45", label="L")
-    assert backups.record_report(made, "i-1", 2.0)
-    assert not backups.record_report(_report(state="BUILDING"), "i-1", 3.0)
+    assert _record(_made())
+    assert not _record(_report(state="BUILDING"), now=3.0)
     row = Backup.get_by_id("b-1")
-    assert (row.state, row.size, row.checksum, row.tool, row.label) == (
-        "SAVING", 42, "ab", "pgBackRest 2.45", "L"
-    )  # fmt: skip
+    assert (row.state, row.size, row.checksum, row.tool, row.label, row.consistent_at) == (
+        "SAVING",
+        42,
+        SHA,
+        "pgBackRest 2.45",
+        "20261126-214130F",
+        1.5,
+    )
 
 
 def test_a_guest_reports_only_on_its_own_instance() -> None:
     _backup("b-1", 1.0, state="NEW")
-    assert not backups.record_report(_report(state="FAILED", message="x"), "i-2", 2.0)
-    assert not backups.record_report(_report(state="DONE"), "i-1", 2.0)
+    assert not _record(_report(state="FAILED", message="x"), instance_id="i-2")
     assert Backup.get_by_id("b-1").state == "NEW"
+
+
+@pytest.mark.parametrize(
+    ("datastore", "label", "where"),
+    [
+        ("postgresql", "20261126-214130F", BACKUPS_DIR / "i-1"),
+        ("mariadb", "lsn:1234", BACKUPS_DIR / "i-1" / "b-1.xbstream.zst"),
+        ("redis", "b-1", BACKUPS_DIR / "i-1" / "b-1.tar.zst"),
+    ],
+)
+@pytest.mark.parametrize("forged", ["/", "/var/lib/trove-svc", "../..", str(BACKUPS_DIR)])
+def test_a_backups_location_is_derived_whatever_its_report_says(
+    datastore: str, label: str, where: Path, forged: str
+) -> None:
+    _backup("b-1", 1.0, state="BUILDING", datastore=datastore)
+    assert _record(_made(label=label, location=forged))
+    assert Backup.get_by_id("b-1").location == str(where)
+
+
+@pytest.mark.parametrize(
+    "forged",
+    [
+        {"label": "../.."},
+        {"label": "20261126-214130F/../../.."},
+        {"label": "/"},
+        {"checksum": "not hex"},
+        {"size": -1},
+        {"size": 2**64},
+        {"consistent_at": float("nan")},
+        {"tool": "pgBackRest\x1b[2J"},
+        {"state": "DELETING"},
+        {"details": "everything"},
+    ],
+)
+def test_a_report_not_of_its_shape_is_refused_and_changes_nothing(forged: dict[str, Any]) -> None:
+    _backup("b-1", 1.0, state="BUILDING")
+    with pytest.raises(contract.BadReport):
+        _record(_made(**forged))
+    row = Backup.get_by_id("b-1")
+    assert (row.state, row.label, row.location, row.checksum) == ("BUILDING", None, None, None)
+
+
+def test_a_mariadb_reports_binary_log_position_must_be_of_its_shape() -> None:
+    _backup("b-1", 1.0, state="BUILDING", datastore="mariadb")
+    escape = {"binlog_file": "../../../../etc/shadow", "binlog_position": "4"}
+    with pytest.raises(contract.BadReport, match="binlog_file"):
+        _record(_made(label="lsn:1234", details=escape))
+    assert Backup.get_by_id("b-1").state == "BUILDING"
+
+
+def test_details_the_restore_does_not_read_are_dropped() -> None:
+    """What the control plane itself keeps in details (the bucket, how far the logs reach,
+    the check's row counts) is never a guest's to set."""
+    _backup("b-1", 1.0, state="BUILDING", datastore="mariadb")
+    details = {
+        "binlog_file": "mariadb-bin.000003",
+        "binlog_position": 453,
+        "s3": {"bucket": "someone-elses", "prefix": "x"},
+        "logs_until": 1e12,
+        "row_counts": {"t": 1},
+        "stanza": "../..",
+    }
+    assert _record(_made(label="lsn:1234", details=details))
+    row = Backup.get_by_id("b-1")
+    assert row.details == {"binlog_file": "mariadb-bin.000003", "binlog_position": "453"}
 
 
 def test_retention_keeps_the_newest_and_every_backup_they_build_on() -> None:

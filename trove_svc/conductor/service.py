@@ -1,10 +1,10 @@
 """The conductor's process: check guest reports, drop stale or forged ones, record the rest.
 
 Every report is opened with the key of the instance it claims to come from; one that fails
-(wrong key, another instance's id, replayed, dated outside the window) is dropped, counted
-by reason and logged without its contents, and never changes the store. Besides, every
-few seconds the conductor marks instances whose guests fell silent and ends waits that ran
-past their limits (`trove_svc.watchdog`).
+(wrong key, another instance's id, replayed, dated outside the window, not of the
+contract's shape) is dropped, counted by reason and logged without its contents, and never
+changes the store. Besides, every few seconds the conductor marks instances whose guests
+fell silent and ends waits that ran past their limits (`trove_svc.watchdog`).
 """
 
 from __future__ import annotations
@@ -109,8 +109,18 @@ class Conductor:
             status.promote_if_ready(instance_id, now)
 
     def on_backup_report(self, instance_id: str, envelope: Envelope) -> None:
-        """A guest's word on a backup of its own instance (never another's)."""
-        if not backups.record_report(envelope.args, instance_id, self._clock()):
+        """A guest's word on a backup of its own instance (never another's); one that is
+        not of the contract's shape, or names what the datastore's tool never would, is
+        refused and changes nothing."""
+        try:
+            changed = backups.record_report(
+                envelope.args, instance_id, self._clock(), self._settings.backups_dir
+            )
+        except contract.BadReport as exc:
+            self._refuse("malformed", instance_id)
+            LOG.warning("the backup report refused for %s: %s", instance_id, exc)
+            return
+        if not changed:
             LOG.info("dropped a backup report for %s that changes nothing", instance_id)
 
     def sweep(self) -> int:

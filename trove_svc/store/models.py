@@ -162,7 +162,9 @@ class Token(BaseModel):
 
 class Backup(BaseModel):
     """A backup of an instance, made by its guest with the datastore's own tool. It outlives
-    the instance; `location` is where its files are (in the instance's repository)."""
+    the instance. Its files are in the instance's repository, at a path derived from its ids
+    (trove_svc.backups.location): `location` shows that path (as locationRef) and is written
+    by the control plane, never taken from a report; nothing acts on it."""
 
     id = peewee.CharField(primary_key=True, max_length=36)
     name = peewee.CharField(max_length=255)
@@ -174,7 +176,8 @@ class Backup(BaseModel):
     parent_id = peewee.CharField(max_length=36, null=True)
     kind = peewee.CharField(max_length=16, default="full")  # full, incremental
     state = peewee.CharField(max_length=16, default="NEW", index=True)
-    # What the tool reported: its own id for the backup, its version, the artifact.
+    # What the guest reported, checked: the tool's own id for the backup (of the tool's
+    # grammar) and its version; the size and checksum of what it made. (Not `location`.)
     label = peewee.CharField(max_length=255, null=True)
     tool = peewee.CharField(max_length=255, null=True)
     location = peewee.CharField(max_length=1024, null=True)

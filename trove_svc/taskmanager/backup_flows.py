@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from trove_svc import errors, schedules, status, tasks
+from trove_svc import backups, errors, schedules, status, tasks
 from trove_svc.backups import (
     BACKUP,
     MAKING,
@@ -120,7 +120,8 @@ def _store_away(deps: FlowDeps, made: Backup) -> Backup:
     try:
         bucket = object_store.bucket_for(deps.settings, made)
         if bucket is not None:
-            object_store.upload(bucket, made)
+            repository = backups.repository(deps.settings.backups_dir, made.instance_id)
+            object_store.upload(bucket, repository, made)
     except (errors.TroveSvcError, OSError, Exception) as exc:
         LOG.exception("backup %s could not be stored in S3", made.id)
         reason = exc.message if isinstance(exc, errors.TroveSvcError) else type(exc).__name__
@@ -183,7 +184,7 @@ def delete_backup(deps: FlowDeps, claim: Claim) -> None:
         with tempfile.TemporaryDirectory(
             prefix=f"{claim.task.id}-", dir=deps.settings.secrets_dir
         ) as scratch:
-            backup_store.remove(found, Path(scratch), last)
+            backup_store.remove(deps.settings.backups_dir, found, Path(scratch), last)
         if "s3" in found.details:
             bucket = object_store.open_bucket(
                 deps.settings, found.details["s3"]["bucket"], found.details["s3"]["prefix"]

@@ -1,10 +1,12 @@
 """What a create that restores from a backup hands its datastore's role: the backup chain,
 its files checked against their checksums first, and (for a restore to a time) the
-source's logs archived up to now."""
+source's logs archived up to now. Every path it hands over is derived from the backups'
+ids: the instance's repository, or a copy of it staged from the backups' bucket."""
 
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -32,16 +34,16 @@ def restore_vars(settings: Settings, bus: Bus, task: Task) -> dict[str, Any]:
     if found is None:
         raise RestoreRefused(f"Backup {wanted['backup_id']} is gone.")
     try:
-        chain = [_at_hand(settings, link, task.id) for link in backups.chain(found)]
-        for link in chain:
-            backup_store.check(link)
+        chain = [(link, _at_hand(settings, link, task.id)) for link in backups.chain(found)]
+        for link, repository in chain:
+            backup_store.check(link, repository)
     except (backup_store.BackupDamaged, errors.TroveSvcError) as exc:
         raise RestoreRefused(getattr(exc, "message", str(exc))) from exc
     target = wanted.get("restore_time")
     if target is not None:
         _archive_source_logs(settings, bus, found, task)
     spec = datastores.get(found.datastore)
-    sources = [backup_store.as_restore_source(link) for link in chain]
+    sources = [backup_store.as_restore_source(link, repository) for link, repository in chain]
     return {f"{found.datastore}_restore": spec.restore_vars(sources, target)}
 
 
@@ -49,20 +51,28 @@ def staging_dir(settings: Settings, task_id: str) -> Path:
     return settings.state_dir / "staging" / task_id
 
 
-def _at_hand(settings: Settings, backup: Backup, task_id: str) -> Backup:
-    """The backup with its files where the restore can read them: in its repository, or
-    fetched from its bucket when the repository no longer has them."""
-    if Path(str(backup.location)).exists() or "s3" not in backup.details:
-        return backup
+def _at_hand(settings: Settings, backup: Backup, task_id: str) -> Path:
+    """The repository the restore reads the backup from: its instance's, or a copy of it
+    fetched from its bucket when that no longer has the backup's files."""
+    repository = backups.repository(settings.backups_dir, backup.instance_id)
+    if os.path.islink(repository):
+        raise backup_store.BackupDamaged(f"Backup {backup.id}'s repository is a link.")
+    try:
+        here = os.path.lexists(backups.files_in(repository, backup))
+    except ValueError as exc:
+        raise backup_store.BackupDamaged(f"Backup {backup.id} cannot be found: {exc}.") from exc
+    if here or "s3" not in backup.details:
+        return repository
     s3 = backup.details["s3"]
     bucket = object_store.open_bucket(settings, s3["bucket"], s3["prefix"])
     staging = staging_dir(settings, task_id)
     for directory in (staging.parent, staging):
         # The restored instance's account passes through, to what it is lent by ACL.
         directory.mkdir(exist_ok=True)
+        if os.path.islink(directory):
+            raise backup_store.BackupDamaged(f"The staging directory {directory} is a link.")
         directory.chmod(0o711)
-    backup.location = str(object_store.fetch(bucket, backup, staging))
-    return backup
+    return object_store.fetch(bucket, backup, staging)
 
 
 def _archive_source_logs(settings: Settings, bus: Bus, found: Backup, task: Task) -> None:

@@ -28,11 +28,10 @@ class BackupFailed(Exception):
 
 @dataclass(frozen=True)
 class Made:
-    """What a backup made, for its record."""
+    """What a backup made, for its record (where it is follows from the backup's id)."""
 
     label: str
     tool: str
-    location: str
     size: int
     checksum: str
     consistent_at: float

@@ -16,6 +16,7 @@ from typing import Any
 import pymysql
 
 from trove_guest.backups import BackupFailed, Made, compressed_to, tool_version
+from trove_wire.datastores.mariadb import BACKUP_NAMING
 
 
 class MariaDBBackup:
@@ -55,7 +56,7 @@ class MariaDBBackup:
                 if not parent_label or not parent_label.startswith("lsn:"):
                     raise BackupFailed("an incremental backup needs its parent's LSN")
                 argv.append(f"--incremental-lsn={parent_label.removeprefix('lsn:')}")
-            target = self._repository / f"{backup_id}.xbstream.zst"
+            target = self._repository / BACKUP_NAMING.file_name(backup_id)
             log = (workdir / "backup.log").open("w")
             tool = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=log)
             assert tool.stdout is not None
@@ -73,13 +74,10 @@ class MariaDBBackup:
         return Made(
             label=f"lsn:{checkpoints['to_lsn']}",
             tool=tool_version(["mariadb-backup", "--version"], "mariadb-backup"),
-            location=str(target),
             size=size,
             checksum=checksum,
             consistent_at=time.time(),
             details={
-                "from_lsn": checkpoints.get("from_lsn"),
-                "to_lsn": checkpoints.get("to_lsn"),
                 "binlog_file": binlog[0] if binlog else None,
                 "binlog_position": binlog[1] if len(binlog) > 1 else None,
             },

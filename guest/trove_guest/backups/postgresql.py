@@ -10,6 +10,7 @@ from typing import Any
 import psycopg
 
 from trove_guest.backups import BackupFailed, Made, run, tool_version, tree_checksum, wait_for
+from trove_wire.datastores.postgresql import BACKUP_NAMING
 
 # Our kinds as pgBackRest calls them: an incremental backup holds the changes since the
 # newest backup, a differential one those since the newest full backup.
@@ -42,20 +43,17 @@ class PgBackRest:
             raise BackupFailed("pgbackrest made no new backup set")
         entry = made[0]
         label = str(entry["label"])
-        size, checksum = tree_checksum(self._repository / "backup" / self._stanza / label)
+        try:
+            made_set = self._repository / BACKUP_NAMING.set_path(label)
+        except ValueError as exc:
+            raise BackupFailed(f"pgbackrest made a set labelled {label[:64]!r}: {exc}") from exc
+        size, checksum = tree_checksum(made_set)
         return Made(
             label=label,
             tool=tool_version(["pgbackrest", "version"], "pgbackrest"),
-            location=str(self._repository),
             size=size,
             checksum=checksum,
             consistent_at=float(entry["timestamp"]["stop"]),
-            details={
-                "stanza": self._stanza,
-                "type": entry["type"],
-                "reference": entry.get("reference") or [],
-                "database_size": entry.get("info", {}).get("size"),
-            },
         )
 
     def archive_logs(self) -> dict[str, Any]:

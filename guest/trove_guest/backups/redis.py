@@ -11,6 +11,7 @@ from typing import Any
 import redis
 
 from trove_guest.backups import BackupFailed, Made, compressed_to, wait_for
+from trove_wire.datastores.redis import BACKUP_NAMING
 
 
 class RedisSnapshot:
@@ -34,7 +35,7 @@ class RedisSnapshot:
         snapshot = str(self._client.config_get("dbfilename").get("dbfilename"))
         acl = Path(str(self._client.config_get("aclfile").get("aclfile")))
         self._repository.mkdir(parents=True, exist_ok=True)
-        target = self._repository / f"{backup_id}.tar.zst"
+        target = self._repository / BACKUP_NAMING.file_name(backup_id)
         # The users live beside the data, in the ACL file: a restore brings both back.
         pack = subprocess.Popen(
             ["tar", "-c", "-C", str(where), snapshot, "-C", str(acl.parent), acl.name],
@@ -50,11 +51,9 @@ class RedisSnapshot:
         return Made(
             label=backup_id,
             tool=f"redis {info.get('redis_version', '?')} BGSAVE",
-            location=str(target),
             size=size,
             checksum=checksum,
             consistent_at=self._client.lastsave().timestamp(),
-            details={"keys": int(self._client.dbsize())},
         )
 
     def archive_logs(self) -> dict[str, Any]:

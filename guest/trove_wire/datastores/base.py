@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from pathlib import PurePosixPath
 from typing import Any
 
 # Accounts (and slots) replicas stream through, one per replica, named after it; users may
@@ -221,6 +222,85 @@ class BackupLayout(StrEnum):
     REPOSITORY = "repository"
 
 
+# The control plane's ids (of instances, backups): each names a file or directory of its
+# own, so nothing else may pass for one.
+_PLAIN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+
+
+def plain_id(value: str) -> str:
+    """`value`, if it is an id that can name a file of its own; ValueError otherwise."""
+    if not isinstance(value, str) or not _PLAIN_ID.fullmatch(value):
+        raise ValueError("not an id: letters, digits, - and _ only, at most 64")
+    return value
+
+
+@dataclass(frozen=True)
+class BackupNaming:
+    """What a datastore's backups are called in their instance's repository: the one
+    account of it that the guest (which writes them) and the control plane (which finds,
+    checks, copies and removes them) share. Every name comes from the backup's id, or
+    from a label of the tool's own grammar; a guest's report names no path."""
+
+    # A backup of its own file is "<backup id><file_suffix>" (BackupLayout.FILE).
+    file_suffix: str = ""
+    # A set in the tool's repository is "<sets_dir>/<label>" (BackupLayout.REPOSITORY).
+    sets_dir: str = ""
+    # The labels the tool gives its backups; None: a backup's label is its id.
+    label_pattern: re.Pattern[str] | None = None
+    # What a report's details may hold: the keys a restore reads, and each value's shape.
+    details: Mapping[str, re.Pattern[str]] = field(default_factory=dict)
+
+    def file_name(self, backup_id: str) -> str:
+        """The file a backup is made into, named from its id alone."""
+        if not self.file_suffix:
+            raise ValueError("this datastore keeps its backups as sets in a repository")
+        return plain_id(backup_id) + self.file_suffix
+
+    def set_path(self, label: str) -> PurePosixPath:
+        """A set's directory, relative to the repository; ValueError for a label that is
+        not the tool's."""
+        if not self.sets_dir:
+            raise ValueError("this datastore keeps each backup in a file of its own")
+        if self.label_pattern is None or not self.label_pattern.fullmatch(str(label)):
+            raise ValueError("the backup's label is not one its tool gives")
+        return PurePosixPath(self.sets_dir, label)
+
+    def label_problem(self, label: object, backup_id: str) -> str | None:
+        """Why `label` is not one the tool gives backup `backup_id`, or None."""
+        if self.label_pattern is None:
+            return None if label == backup_id else "the label must be the backup's id"
+        if not isinstance(label, str) or not self.label_pattern.fullmatch(label):
+            return f"the label is not of the tool's grammar ({self.label_pattern.pattern})"
+        return None
+
+    def details_problem(self, details: object) -> str | None:
+        """Why a report's details are refused (a value the restore reads is not of its
+        shape), or None. Keys the restore does not read are ignored."""
+        if details is None:
+            return None
+        if not isinstance(details, dict):
+            return "details must be an object"
+        for key, shape in self.details.items():
+            value = details.get(key)
+            if value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, str | int):
+                return f"details.{key} must be a string or an integer"
+            if not shape.fullmatch(str(value)):
+                return f"details.{key} is not of its shape ({shape.pattern})"
+        return None
+
+    def restore_details(self, details: Mapping[str, Any]) -> dict[str, str]:
+        """Of `details`, what a restore reads: the keys it knows, with values of their
+        shape (as text)."""
+        kept = {}
+        for key, shape in self.details.items():
+            value = details.get(key)
+            if value is not None and not isinstance(value, bool) and shape.fullmatch(str(value)):
+                kept[key] = str(value)
+        return kept
+
+
 @dataclass(frozen=True)
 class Capabilities:
     databases: bool
@@ -297,13 +377,16 @@ class DatastoreSpec:
         default=lambda _base, repository: {"dir": repository}
     )
     # The role's `<name>_restore` from a backup chain (oldest first: each a dict of label,
-    # location, details) and the time to replay to (epoch seconds, or None).
+    # location and the details a restore reads, all checked or derived by the control
+    # plane) and the time to replay to (epoch seconds, or None).
     restore_vars: Callable[[list[dict[str, Any]], float | None], dict[str, Any]] = field(
         default=lambda _chain, _time: {}
     )
     # What a replica's role reads of its source's files, given the source's base directory
     # (the role's defaults for those paths), besides the address and account.
     replica_source_files: Callable[[str], dict[str, Any]] = field(default=lambda _base: {})
+    # How its backups are named (a datastore with backups sets it).
+    backup_naming: BackupNaming = BackupNaming()
 
 
 def version_of(binary: str, pattern: str) -> str | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from dataclasses import replace
 from pathlib import Path
@@ -9,6 +10,7 @@ from typing import Any
 
 from trove_wire.datastores import throwaway
 from trove_wire.datastores.base import (
+    BackupNaming,
     Capabilities,
     DatastoreSpec,
     Discovered,
@@ -38,6 +40,19 @@ def backup_settings(base_dir: str, repository: str) -> dict[str, Any]:
         "socket": f"{base_dir}/mariadbd.sock",
         "data_dir": f"{base_dir}/data",
     }
+
+
+# mariadb-backup's xbstream, compressed, one file per backup; its label is the LSN it
+# reached (an incremental backup starts there). A restore to a time replays the binary
+# logs from the newest backup's position on.
+BACKUP_NAMING = BackupNaming(
+    file_suffix=".xbstream.zst",
+    label_pattern=re.compile(r"lsn:\d{1,20}"),
+    details={
+        "binlog_file": re.compile(r"[A-Za-z0-9_-]{1,200}\.\d{6,10}"),
+        "binlog_position": re.compile(r"\d{1,20}"),
+    },
+)
 
 
 def restore_vars(chain: list[dict[str, Any]], target: float | None) -> dict[str, Any]:
@@ -196,4 +211,5 @@ SPEC = DatastoreSpec(
     binary_vars=binary_vars,
     backup_settings=backup_settings,
     restore_vars=restore_vars,
+    backup_naming=BACKUP_NAMING,
 )

@@ -12,6 +12,7 @@ from typing import Any
 from trove_wire.datastores import throwaway
 from trove_wire.datastores.base import (
     BackupLayout,
+    BackupNaming,
     Capabilities,
     DatastoreSpec,
     Discovered,
@@ -49,6 +50,11 @@ def discover() -> Discovered | None:
 
 
 STANZA = "trove"
+# pgBackRest's labels: a full backup's start, then a differential or incremental one's
+# (20261126-214130F, 20261126-214130F_20261127-030000D).
+PGBACKREST_LABEL = re.compile(r"\d{8}-\d{6}F(?:_\d{8}-\d{6}[DI])?")
+# pgBackRest names its sets itself; a restore needs no details beyond the set's label.
+BACKUP_NAMING = BackupNaming(sets_dir=f"backup/{STANZA}", label_pattern=PGBACKREST_LABEL)
 
 
 def backup_settings(base_dir: str, repository: str) -> dict[str, Any]:
@@ -60,7 +66,7 @@ def restore_vars(chain: list[dict[str, Any]], target: float | None) -> dict[str,
     newest = chain[-1]
     return {
         "repository": newest["location"],
-        "stanza": newest["details"].get("stanza", STANZA),
+        "stanza": STANZA,
         "set": newest["label"],
         "target_time": f"{restore_time_text(target)}+00" if target is not None else "",
     }
@@ -232,4 +238,5 @@ SPEC = DatastoreSpec(
     binary_vars=binary_vars,
     backup_settings=backup_settings,
     restore_vars=restore_vars,
+    backup_naming=BACKUP_NAMING,
 )

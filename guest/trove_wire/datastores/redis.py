@@ -10,6 +10,7 @@ from typing import Any
 
 from trove_wire.datastores import throwaway
 from trove_wire.datastores.base import (
+    BackupNaming,
     Capabilities,
     DatastoreSpec,
     Discovered,
@@ -32,6 +33,11 @@ def discover() -> Discovered | None:
     if not version or int(version.split(".")[0]) < 6:
         return None
     return Discovered(version, str(Path(server).parent))
+
+
+# The snapshot and ACL file, packed and compressed, one file per backup, labelled with
+# the backup's id.
+BACKUP_NAMING = BackupNaming(file_suffix=".tar.zst")
 
 
 def restore_vars(chain: list[dict[str, Any]], target: float | None) -> dict[str, Any]:
@@ -148,6 +154,7 @@ SPEC = DatastoreSpec(
     discover=discover,
     binary_vars=binary_vars,
     restore_vars=restore_vars,
+    backup_naming=BACKUP_NAMING,
     # ACL rules are words: a space or a '>' would read as the start of another rule.
     password_rule=PasswordRule(forbidden=" >"),
 )
