@@ -52,6 +52,17 @@ class BackupRunner:
             self._running.start()
         return {"started": backup_id}
 
+    def remove_backup(self, backup_id: str, label: str) -> dict[str, Any]:
+        engine = self._engine_for_instance()
+        with self._lock:
+            if self._running is not None and self._running.is_alive():
+                raise contract.Conflict("A backup of this instance is running.")
+            try:
+                engine.remove(backup_id, label)
+            except (BackupFailed, ValueError) as exc:
+                raise contract.GuestError(str(exc)[:1000]) from exc
+        return {"removed": backup_id}
+
     def archive_logs(self) -> dict[str, Any]:
         try:
             return self._engine_for_instance().archive_logs()

@@ -192,6 +192,18 @@ class StartBackup(Call[dict[str, Any]]):
 
 
 @dataclass(frozen=True)
+class RemoveBackup(Call[dict[str, Any]]):
+    """Remove one backup from the instance's own repository (as the account that owns
+    it): its file, or its set in the tool's repository (expired, so the tool's books stay
+    right). A backup already gone is no error."""
+
+    method = "remove_backup"
+    by_agent = True
+    backup_id: str
+    label: str
+
+
+@dataclass(frozen=True)
 class ArchiveLogs(Call[dict[str, Any]]):
     """Close and archive the current WAL segment or binary log: a restore to a time
     before now then finds everything up to now in the repository."""
@@ -278,6 +290,7 @@ CALLS: dict[str, type[Call[Any]]] = {
         IsRootEnabled,
         DisableRoot,
         StartBackup,
+        RemoveBackup,
         ArchiveLogs,
         TableRowCounts,
         ApplyConfiguration,

@@ -176,15 +176,23 @@ def delete_backup(deps: FlowDeps, claim: Claim) -> None:
     if found is None:
         tasks.skip(claim.task.id, claim.owner, deps.settings.clock(), "the backup is gone")
         return
-    last = (
-        Instance.get_or_none(Instance.id == found.instance_id) is None
-        and others_in_repository(found) == 0
-    )
+    owner = Instance.get_or_none(Instance.id == found.instance_id)
+    last = owner is None and others_in_repository(found) == 0
     try:
-        with tempfile.TemporaryDirectory(
-            prefix=f"{claim.task.id}-", dir=deps.settings.secrets_dir
-        ) as scratch:
-            backup_store.remove(deps.settings.backups_dir, found, Path(scratch), last)
+        if owner is not None:
+            # The repository is the instance's: its guest removes the backup, as the
+            # account that owns it.
+            deps.bus.call_guest(
+                owner.id,
+                contract.RemoveBackup(found.id, str(found.label)),
+                task_context(claim.task),
+                deps.settings.call_timeout * 6,
+            )
+        else:
+            with tempfile.TemporaryDirectory(
+                prefix=f"{claim.task.id}-", dir=deps.settings.secrets_dir
+            ) as scratch:
+                backup_store.remove(deps.settings.backups_dir, found, Path(scratch), last)
         if "s3" in found.details:
             bucket = object_store.open_bucket(
                 deps.settings, found.details["s3"]["bucket"], found.details["s3"]["prefix"]
@@ -193,7 +201,10 @@ def delete_backup(deps: FlowDeps, claim: Claim) -> None:
     except Exception as exc:
         LOG.exception("could not remove backup %s", found.id)
         Backup.update(state=BackupState.COMPLETED).where(Backup.id == found.id).execute()
-        why = str(exc) if isinstance(exc, backup_store.NotRemoved) else type(exc).__name__
+        if isinstance(exc, errors.TroveSvcError):
+            why = f"its instance's guest: {exc.message}"
+        else:
+            why = str(exc) if isinstance(exc, backup_store.NotRemoved) else type(exc).__name__
         _finish(deps, claim, False, f"Its files could not be removed: {why}")
         return
     with database_proxy.atomic():

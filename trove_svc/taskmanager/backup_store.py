@@ -73,10 +73,10 @@ def _real_directory(path: Path) -> bool:
 
 
 def remove(backups_dir: Path, backup: Backup, scratch: Path, last: bool) -> None:
-    """Remove the backup's files. The last backup of an instance that is gone takes its
-    whole repository along (the archived logs there serve nothing else). Otherwise
-    pgBackRest expires its set (keeping the repository's books right), and the repository
-    stays its owner's."""
+    """Remove the files of a backup whose instance is gone (a live instance's guest
+    removes its own). The last backup takes the whole repository along (the archived logs
+    there serve nothing else). Otherwise pgBackRest expires its set (keeping the
+    repository's books right), and the repository stays its owner's."""
     repository = backups.repository(backups_dir, backup.instance_id)
     if os.path.islink(repository):
         raise NotRemoved(f"the repository of instance {backup.instance_id} is a link")

@@ -16,8 +16,18 @@ from typing import IO, Any, Protocol
 
 from trove_wire import datastores
 from trove_wire.checksums import tree_checksum
+from trove_wire.datastores.base import BackupNaming
 
-__all__ = ["BackupFailed", "Engine", "Made", "compressed_to", "load_engine", "run", "tree_checksum"]
+__all__ = [
+    "BackupFailed",
+    "Engine",
+    "Made",
+    "compressed_to",
+    "load_engine",
+    "remove_file",
+    "run",
+    "tree_checksum",
+]
 
 CHUNK = 1 << 20
 
@@ -40,7 +50,13 @@ class Made:
 
 class Engine(Protocol):
     def backup(self, backup_id: str, kind: str, parent_label: str | None) -> Made: ...
+    def remove(self, backup_id: str, label: str) -> None: ...
     def archive_logs(self) -> dict[str, Any]: ...
+
+
+def remove_file(repository: Path, naming: BackupNaming, backup_id: str) -> None:
+    """Remove the file a backup was made into (named from its id alone)."""
+    (repository / naming.file_name(backup_id)).unlink(missing_ok=True)
 
 
 def load_engine(datastore: str, settings: dict[str, Any], connection: dict[str, Any]) -> Engine:

@@ -15,7 +15,7 @@ from typing import Any
 
 import pymysql
 
-from trove_guest.backups import BackupFailed, Made, compressed_to, tool_version
+from trove_guest.backups import BackupFailed, Made, compressed_to, remove_file, tool_version
 from trove_wire.datastores.mariadb import BACKUP_NAMING
 
 
@@ -82,6 +82,9 @@ class MariaDBBackup:
                 "binlog_position": binlog[1] if len(binlog) > 1 else None,
             },
         )
+
+    def remove(self, backup_id: str, label: str) -> None:
+        remove_file(self._repository, BACKUP_NAMING, backup_id)
 
     def archive_logs(self) -> dict[str, Any]:
         """Close the current binary log and copy every closed one into the repository."""

@@ -56,6 +56,14 @@ class PgBackRest:
             consistent_at=float(entry["timestamp"]["stop"]),
         )
 
+    def remove(self, backup_id: str, label: str) -> None:
+        """Expire the set (its WAL goes with it where nothing else needs it), once it is
+        checked to be a label pgBackRest gives."""
+        BACKUP_NAMING.set_path(label)
+        if label not in {b["label"] for b in self._info().get("backup", [])}:
+            return
+        run(self._pgbackrest(f"--set={label}", "expire"), "pgbackrest expire")
+
     def archive_logs(self) -> dict[str, Any]:
         """Switch to a new WAL segment and wait until the closed one is archived."""
         params = {k: self._connection[k] for k in ("host", "port", "user", "password")}

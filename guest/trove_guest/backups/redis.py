@@ -10,7 +10,7 @@ from typing import Any
 
 import redis
 
-from trove_guest.backups import BackupFailed, Made, compressed_to, wait_for
+from trove_guest.backups import BackupFailed, Made, compressed_to, remove_file, wait_for
 from trove_wire.datastores.redis import BACKUP_NAMING
 
 
@@ -55,6 +55,9 @@ class RedisSnapshot:
             checksum=checksum,
             consistent_at=self._client.lastsave().timestamp(),
         )
+
+    def remove(self, backup_id: str, label: str) -> None:
+        remove_file(self._repository, BACKUP_NAMING, backup_id)
 
     def archive_logs(self) -> dict[str, Any]:
         return {"archived_until": time.time()}
