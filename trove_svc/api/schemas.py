@@ -5,6 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 _NAME = {"type": "string", "minLength": 1, "maxLength": 255}
+# An S3 bucket name (a backup strategy's, or Trove's Swift container): 3 to 63 lower-case
+# letters, digits, dots and dashes.
+_BUCKET = {"type": ["string", "null"], "pattern": "^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"}
 _ID = {"type": "string", "minLength": 1, "maxLength": 64}
 _OPTIONAL_ID = {"type": ["string", "null"], "maxLength": 64}
 _REF = {
@@ -274,7 +277,7 @@ BACKUP_CREATE: dict[str, Any] = {
                 # Beyond Trove: changes since the newest full backup (pgBackRest's diff).
                 "differential": {"type": ["boolean", "null"]},
                 # Accepted for client compatibility: where backups go is the strategy's.
-                "swift_container": {"type": ["string", "null"], "maxLength": 255},
+                "swift_container": _BUCKET,
                 # Trove's copy of a backup from elsewhere, as its clients send it.
                 "restore_from": {
                     "type": ["object", "null"],
@@ -300,11 +303,7 @@ BACKUP_STRATEGY_CREATE: dict[str, Any] = {
             "type": "object",
             "properties": {
                 "instance_id": _OPTIONAL_ID,
-                # An S3 bucket name: 3 to 63 lower-case letters, digits, dots and dashes.
-                "swift_container": {
-                    "type": ["string", "null"],
-                    "pattern": "^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$",
-                },
+                "swift_container": _BUCKET,
                 "backend": {"enum": ["local", "s3"]},
             },
             "additionalProperties": False,
