@@ -3,18 +3,28 @@
 A failed step's message often only says "could not start server"; the reason ("Address
 already in use", a bad setting) is in the datastore's log. The fault carries the module's
 message and the log lines the failed run wrote, secrets redacted.
+
+The log is in the instance's directory, which is its tenant's: it is read through
+`trove_svc.tenant_files`, never through a link, and never more than its tail.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePath
 
+from trove_svc import tenant_files
 from trove_svc.audit import redact
 from trove_svc.taskmanager.runner import RunResult
 
+LOG = logging.getLogger(__name__)
+
 _TAIL_LINES = 6
 _TAIL_BYTES = 64 * 1024
+# The log is `<instance dir>/<datastore>/<file>` (provisioning.datastore_log): its last
+# three names, from the instance's directory down, are the tenant's.
+_TENANT_NAMES = 3
 _PORT_BUSY = ("address already in use", "port is busy", "eaddrinuse")
 
 
@@ -25,10 +35,18 @@ class Fault:
     port_busy: bool
 
 
+def _in_instance(path: Path) -> tuple[Path, PurePath]:
+    """The log's path split where the tenant's names begin."""
+    top = path.parents[min(_TENANT_NAMES, len(path.parents)) - 1]
+    return top, path.relative_to(top)
+
+
 def log_size(path: Path | None) -> int:
     """Where the log ends now: a later `explain` reads only what came after."""
+    if path is None:
+        return 0
     try:
-        return path.stat().st_size if path is not None else 0
+        return tenant_files.size(*_in_instance(path))
     except OSError:
         return 0
 
@@ -37,12 +55,14 @@ def _new_log_lines(path: Path | None, since: int) -> list[str]:
     if path is None:
         return []
     try:
-        with path.open("rb") as handle:
-            size = handle.seek(0, 2)
-            handle.seek(max(since, size - _TAIL_BYTES))
-            text = handle.read().decode(errors="replace")
+        tail = tenant_files.read_tail(*_in_instance(path), limit=_TAIL_BYTES, start=since)
+    except tenant_files.UnsafeFile as exc:
+        # Its tenant put something else there: the fault goes without the log's words.
+        LOG.warning("the datastore's log was not read: %s", exc.strerror)
+        return []
     except OSError:
         return []
+    text = tail.decode(errors="replace")
     lines = [line.rstrip() for line in text.splitlines() if line.strip()]
     return lines[-_TAIL_LINES:]
 
