@@ -9,9 +9,9 @@ from typing import Any
 import falcon.testing
 import pytest
 
-from tests import support
+from tests import rows, support
 from trove_svc.settings import Settings
-from trove_svc.store.models import DatastoreVersion, Instance, Task
+from trove_svc.store.models import Instance, Task
 
 CREATE = "/v1.0/p1/instances"
 
@@ -44,18 +44,7 @@ def _post(
 
 
 def _active_instance() -> None:
-    Instance.create(
-        id="i-1",
-        name="x",
-        project_id="p1",
-        datastore_version=DatastoreVersion.get(),
-        flavor="1",
-        volume_size=1,
-        status="ACTIVE",
-        provisioned=True,
-        created_at=0,
-        updated_at=0,
-    )
+    rows.instance()
 
 
 def test_a_deep_body_is_refused_before_it_is_parsed(

@@ -4,22 +4,12 @@ from __future__ import annotations
 
 import falcon.testing
 
-from trove_svc.store.models import DatastoreVersion, Instance, Task
+from tests import rows
+from trove_svc.store.models import Instance, Task
 
 
 def _instance(status: str) -> None:
-    Instance.create(
-        id="i-1",
-        name="x",
-        project_id="p1",
-        datastore_version=DatastoreVersion.get(),
-        flavor="1",
-        volume_size=1,
-        status=status,
-        provisioned=True,
-        created_at=0,
-        updated_at=0,
-    )
+    rows.instance(status=status)
 
 
 def _post_action(

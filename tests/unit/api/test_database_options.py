@@ -10,6 +10,7 @@ from typing import Any
 import falcon.testing
 import pytest
 
+from tests import rows
 from trove_svc import catalog
 from trove_svc.store.models import Datastore, DatastoreVersion, Instance, Task
 
@@ -44,18 +45,7 @@ def _create(datastore: str, database: dict[str, Any]) -> dict[str, Any]:
 
 def _active(datastore: str) -> str:
     version = DatastoreVersion.select().join(Datastore).where(Datastore.name == datastore).get()
-    Instance.create(
-        id=f"i-{datastore}",
-        name="x",
-        project_id="p1",
-        datastore_version=version,
-        flavor="1",
-        volume_size=1,
-        status="ACTIVE",
-        provisioned=True,
-        created_at=0,
-        updated_at=0,
-    )
+    rows.instance(id=f"i-{datastore}", datastore_version=version)
     return f"/v1.0/p1/instances/i-{datastore}/databases"
 
 

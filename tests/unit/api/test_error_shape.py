@@ -5,7 +5,7 @@ from __future__ import annotations
 import falcon.testing
 import pytest
 
-from trove_svc.store.models import DatastoreVersion, Instance
+from tests import rows
 
 
 def assert_trove_error(result: falcon.testing.Result, status: int, kind: str) -> str:
@@ -71,17 +71,7 @@ def test_admin_routes_need_the_admin_role(client: falcon.testing.TestClient, tok
 
 
 def test_unbuilt_action_is_a_clear_4xx(client: falcon.testing.TestClient, token: str) -> None:
-    Instance.create(
-        id="i-1",
-        name="x",
-        project_id="p1",
-        datastore_version=DatastoreVersion.get(),
-        flavor="1",
-        volume_size=1,
-        status="ACTIVE",
-        created_at=0,
-        updated_at=0,
-    )
+    rows.instance(provisioned=False)
     result = client.simulate_post(
         "/v1.0/p1/instances/i-1/action",
         headers={"X-Auth-Token": token},

@@ -8,7 +8,8 @@ from typing import Any
 import falcon.testing
 import pytest
 
-from trove_svc.store.models import DatastoreVersion, Instance, Task
+from tests import rows
+from trove_svc.store.models import Instance, Task
 
 LONG = "x" * 300
 
@@ -20,18 +21,7 @@ def _create(**changes: Any) -> dict[str, Any]:
 
 @pytest.fixture
 def active(client: falcon.testing.TestClient) -> str:
-    Instance.create(
-        id="i-1",
-        name="x",
-        project_id="p1",
-        datastore_version=DatastoreVersion.get(),
-        flavor="1",
-        volume_size=1,
-        status="ACTIVE",
-        provisioned=True,
-        created_at=0,
-        updated_at=0,
-    )
+    rows.instance()
     return "/v1.0/p1/instances/i-1"
 
 

@@ -13,7 +13,7 @@ from typing import Any
 import falcon.testing
 import pytest
 
-from tests import support
+from tests import rows, support
 from trove_svc import catalog, tokens
 from trove_svc.api import app as api_app
 from trove_svc.api.openapi import METHODS
@@ -22,7 +22,7 @@ from trove_svc.bus.client import Bus
 from trove_svc.keys import KeyRing, ServiceKeys
 from trove_svc.settings import Settings
 from trove_svc.store.db import open_store
-from trove_svc.store.models import DatastoreVersion, Instance, Task
+from trove_svc.store.models import Task
 from trove_wire.seal import new_key
 
 # A key for a map whose keys the client picks (configuration values, say).
@@ -219,18 +219,7 @@ def test_numbers_that_are_not_finite_are_refused_naming_the_field(
 def test_a_refused_body_records_nothing(
     roomy_client: falcon.testing.TestClient, admin_token: str
 ) -> None:
-    Instance.create(
-        id="i-1",
-        name="x",
-        project_id="p1",
-        datastore_version=DatastoreVersion.get(),
-        flavor="1",
-        volume_size=1,
-        status="ACTIVE",
-        provisioned=True,
-        created_at=0,
-        updated_at=0,
-    )
+    rows.instance()
     schedules = "/v1.0/p1/instances/i-1/schedules"
     schedule = {"name": "nightly\n- hosts: all", "cron": "0 3 * * *"}
     result = _send(roomy_client, admin_token, "post", schedules, {"schedule": schedule})

@@ -12,12 +12,13 @@ from typing import Any
 
 import pytest
 
+from tests import rows
 from trove_svc import catalog
 from trove_svc.conductor.service import Conductor
 from trove_svc.keys import KeyRing, ServiceKeys
 from trove_svc.settings import Settings
 from trove_svc.store.db import open_store
-from trove_svc.store.models import Backup, DatastoreVersion, Instance
+from trove_svc.store.models import Backup
 from trove_wire import seal
 from trove_wire.amqp import Delivery
 from trove_wire.envelope import Envelope
@@ -44,16 +45,10 @@ def guest(tmp_path: Path) -> Iterator[Guest]:
     catalog.ensure_defaults([catalog.HostDatastore("mariadb", "10.11", "/usr/sbin")])
     keys = ServiceKeys(seal.new_key())
     key, sealed = keys.new_instance_key("i-1")
-    Instance.create(
-        id="i-1",
-        name="x",
+    rows.instance(
         project_id="p",
-        datastore_version=DatastoreVersion.get(),
-        flavor="1",
-        volume_size=1,
         status="BACKUP",
         status_since=1.0,
-        provisioned=True,
         guest_key=sealed,
         created_at=1,
         updated_at=1,

@@ -8,9 +8,10 @@ from typing import Any
 
 import pytest
 
+from tests import rows
 from trove_svc import catalog
 from trove_svc.store.db import open_store
-from trove_svc.store.models import DatastoreVersion, Flavor, Instance
+from trove_svc.store.models import Instance
 from trove_svc.taskmanager.flows import _record_place
 from trove_svc.taskmanager.runner import RunResult
 
@@ -19,18 +20,13 @@ from trove_svc.taskmanager.runner import RunResult
 def instance(tmp_path: Path) -> Iterator[Instance]:
     database = open_store(f"sqlite:///{tmp_path / 'store.db'}")
     catalog.ensure_defaults(catalog.host_datastores())
-    yield Instance.create(
-        id="i-1",
+    yield rows.instance(
         name="n",
         project_id="p",
-        datastore_version=DatastoreVersion.select().first(),
-        flavor=Flavor.get_by_id("1"),
-        volume_size=1,
         status="BUILD",
         port=24000,
         provider="openstack",
-        created_at=0,
-        updated_at=0,
+        provisioned=False,
     )
     database.close()
 
