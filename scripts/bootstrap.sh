@@ -22,6 +22,9 @@ command -v pgbackrest >/dev/null || missing+=(pgbackrest)
 command -v mariadb-backup >/dev/null || missing+=(mariadb-backup)
 command -v zstd >/dev/null || missing+=(zstd)
 command -v setfacl >/dev/null || missing+=(acl)
+# Started as root, the service runs as its own account and reaches root through sudo
+# (Ansible's become), in the steps that need it.
+command -v sudo >/dev/null || missing+=(sudo)
 # SSH host pools: the control plane's ssh client, and the tests' own pool hosts' sshd.
 command -v ssh >/dev/null || missing+=(openssh-client)
 [ -x /usr/sbin/sshd ] || missing+=(openssh-server)

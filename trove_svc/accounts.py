@@ -10,7 +10,7 @@ import contextlib
 from collections.abc import Iterator
 from typing import Any, TypeVar
 
-from trove_svc import audit, errors, names, parameter_rules, passwords, status
+from trove_svc import audit, compute, errors, names, parameter_rules, passwords, status
 from trove_svc.bus.messages import GuestClient
 from trove_svc.caller import Caller
 from trove_svc.instances import InstanceService
@@ -189,7 +189,15 @@ class AccountService:
     # Root
 
     def enable_root(self, caller: Caller, instance_id: str, password: str | None) -> dict[str, str]:
-        _, datastore = self._ready(caller, instance_id, "root")
+        instance, datastore = self._ready(caller, instance_id, "root")
+        if not compute.has_own_account(self._settings, instance):
+            # Root on a datastore runs programs as the account the server runs as
+            # (PostgreSQL's COPY ... TO PROGRAM, say): here, the service's own.
+            raise errors.Forbidden(
+                "Root is not available here: this deployment's instances run as the "
+                "service's own account (it was not started as root), so root on a "
+                "datastore would reach the service's files."
+            )
         if password is not None:
             self._password(datastore, password, "root")
         chosen = password or self._settings.new_secret()

@@ -65,6 +65,10 @@ def cmd_api(args: argparse.Namespace) -> None:
 
     class Api(BaseApplication):  # type: ignore[misc]
         def load_config(self) -> None:
+            # gunicorn took its user and group when it was imported, which may have been
+            # before this process gave root up: its workers are this process's account.
+            self.cfg.set("user", os.geteuid())
+            self.cfg.set("group", os.getegid())
             self.cfg.set("bind", f"{settings.host}:{settings.port}")
             self.cfg.set("workers", settings.api_workers)
             self.cfg.set("timeout", int(settings.call_timeout * 3))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import os
+import re
 import secrets
 import time
 import tomllib
@@ -115,6 +116,14 @@ class Settings:
     # JSON bodies nesting arrays or objects deeper than this are refused before parsing.
     max_body_depth: int = 32
     instance_user_prefix: str = "trove-"
+    # Started as root, the service's own processes (API, task manager, conductor, the
+    # operator's commands) run as this unprivileged account, which `trove-svc setup` makes;
+    # root is reached only through Ansible's become (sudo), in the steps that need it.
+    service_user: str = "trove-svc"
+    # Instances on this machine run as accounts of their own (made, and started, through
+    # Ansible's become); without, they run as the service's account. Default: when the
+    # service is started as root.
+    instance_accounts: bool = field(default_factory=lambda: os.geteuid() == 0)
     # Users' and root's passwords must be at least this long.
     password_min_length: int = 12
     keystone_url: str = ""
@@ -185,10 +194,6 @@ class Settings:
         if self.rabbit_management_url:
             return self.rabbit_management_url.rstrip("/")
         return f"http://{urlsplit(self.transport_url).hostname or '127.0.0.1'}:15672"
-
-    @property
-    def runs_as_root(self) -> bool:
-        return os.geteuid() == 0
 
     def with_overrides(self, **overrides: Any) -> Settings:
         return replace(self, **overrides)
@@ -317,6 +322,10 @@ _RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
         "local, ssh or openstack",
     ),
     "transport_url": (lambda v: urlsplit(v).scheme in ("amqp", "amqps"), "an amqp:// URL"),
+    "service_user": (
+        lambda v: bool(re.fullmatch(r"[a-z_][a-z0-9_-]{0,31}", v)),
+        "an account name: lower-case letters, digits, _ and -, at most 32",
+    ),
 }
 
 

@@ -1,5 +1,6 @@
 """`trove-svc setup`: what a deployment needs before it runs, made once and safe to repeat.
 
+- As root, the service's own unprivileged account (`trove_svc.service_account`).
 - The state directory, private to the service's account (instances' own accounts may only
   pass through to their own directories).
 - The service key (0600).
@@ -15,11 +16,12 @@
 from __future__ import annotations
 
 import logging
+import os
 import secrets
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from trove_svc import errors, keys
+from trove_svc import errors, keys, service_account
 from trove_svc.bus.broker import Account, BrokerAdmin, amqp_url, load_account, save_account
 from trove_svc.settings import Settings
 from trove_wire import topology
@@ -30,9 +32,11 @@ DEFAULT_ADMIN = Account("guest", "guest")
 
 
 def prepare_state_dir(settings: Settings) -> None:
-    """Private to the service's account; as root, instance accounts may pass through (not
-    list) to reach their own directories, which are theirs alone."""
-    passable = 0o711 if settings.runs_as_root else 0o700
+    """Private to the service's account; where instances have accounts of their own, they
+    may pass through (not list) to reach their own directories, which are theirs alone.
+    As root: the service's account made first, and the state directory handed to it."""
+    account = service_account.ensure(settings) if os.geteuid() == 0 else None
+    passable = 0o711 if settings.instance_accounts else 0o700
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     settings.state_dir.chmod(passable)
     settings.instances_dir.mkdir(exist_ok=True)
@@ -42,6 +46,8 @@ def prepare_state_dir(settings: Settings) -> None:
     for private in (settings.runs_dir, settings.secrets_dir, settings.log_dir):
         private.mkdir(exist_ok=True)
         private.chmod(0o700)
+    if account is not None:
+        service_account.hand_over(settings, account)
 
 
 def _admin_account(admin_url: str | None) -> tuple[str | None, Account]:

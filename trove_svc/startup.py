@@ -2,7 +2,8 @@
 variables warned about), logging set up, and the settings dropped from the environment,
 since child processes (ansible-runner records the whole environment in its artifacts)
 must not see them; then the state directory and the store made ready, and the runtime
-(bus and keys) loaded."""
+(bus and keys) loaded. Started as root, every entry point gives root up for the
+service's own account before it opens the store (`trove_svc.service_account`)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import logging
 import os
 import sys
 
-from trove_svc import catalog, setup
+from trove_svc import catalog, service_account, setup
 from trove_svc.runtime import Runtime
 from trove_svc.settings import ENV_PREFIX, Settings, SettingsError, unknown_variables
 from trove_svc.store.db import open_store
@@ -35,10 +36,13 @@ def load_settings(part: str) -> Settings:
 
 
 def prepare(settings: Settings) -> None:
-    """The state directory and the store, ready; the catalog knows the host's datastores."""
+    """The state directory and the store, ready; the catalog knows the host's datastores.
+    Started as root, the process is the service's unprivileged account from here on."""
     # Everything the service writes is its own unless a role says otherwise.
     os.umask(0o077)
     setup.prepare_state_dir(settings)
+    if os.geteuid() == 0:
+        service_account.become(settings)
     open_store(settings.effective_database_url)
     catalog.ensure_defaults(catalog.host_datastores())
 

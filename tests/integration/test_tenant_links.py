@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import json
 import os
-import resource
+import pwd
 import shutil
+import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -172,6 +173,16 @@ def _repair(world: dict[str, Any], put_back: tuple[str, ...] = ()) -> None:
     service.wait_for(world["token"], PROJECT, world["id"], support.active_and_healthy)
 
 
+def _cap_address_space(pid: int, cap: int) -> None:
+    """Cap a process's address space as its own account does (root here may lack
+    CAP_SYS_RESOURCE, which setting another account's limit takes)."""
+    owner = pwd.getpwuid(Path(f"/proc/{pid}").stat().st_uid).pw_name
+    subprocess.run(
+        ["runuser", "-u", owner, "--", "prlimit", f"--pid={pid}", f"--as={cap}:{cap}"],
+        check=True,
+    )
+
+
 def _rss(pid: int, field: str) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith(f"{field}:"):
@@ -187,7 +198,7 @@ def test_links_in_the_instance_directory_show_nothing_of_the_control_plane(
     log, data = paths["log"], paths["data"]
     # A task manager that reads /dev/zero to its end fails this test, not the machine.
     cap = _rss(taskmanager, "VmSize") + 3 * 1024 * MiB
-    resource.prlimit(taskmanager, resource.RLIMIT_AS, (cap, cap))
+    _cap_address_space(taskmanager, cap)
     Path(f"/proc/{taskmanager}/clear_refs").write_text("5")  # the peak starts from now
     rss_before = _rss(taskmanager, "VmRSS")
 

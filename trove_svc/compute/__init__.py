@@ -8,6 +8,7 @@ its variables (``compute_<provider>_*``) and the run its inventory host.
 
 from __future__ import annotations
 
+import os
 import sys
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -47,6 +48,9 @@ class Place:
     system_python: str = sys.executable
     # Added to the environment of the run's ansible-playbook (and so of its modules).
     environment: dict[str, str] = field(default_factory=dict)
+    # A group that may read the instance's directory, its datastore's log and its backups:
+    # the control plane's, where it reads them there (this machine) as an account of its own.
+    reader_group: str = ""
 
     @property
     def guest_python(self) -> str:
@@ -57,12 +61,34 @@ class Place:
         return self.provider != "local"
 
 
+def has_own_account(settings: Settings, instance: Instance) -> bool:
+    """Whether the instance's datastore runs as an account of its own (made, and removed,
+    with it): always on other hosts; on this machine, where the deployment makes them."""
+    return instance.provider not in (None, "", "local") or settings.instance_accounts
+
+
 def _local(settings: Settings, instance: Instance) -> Place:
+    connection: dict[str, Any] = {
+        "ansible_connection": "local",
+        "ansible_python_interpreter": sys.executable,
+    }
+    if settings.instance_accounts and os.geteuid() != 0:
+        # Instances' accounts, directories and processes are root's to make: the run
+        # reaches root through become, and the service itself stays unprivileged.
+        connection["ansible_become"] = True
+    # Instances of their own accounts: the service's account reads (checks, copies, quotes)
+    # through its group, and keeps a deleted instance's backups.
+    service = settings.service_user if settings.instance_accounts else ""
     return Place(
         provider="local",
         instance_dir=settings.instances_dir / instance.id,
-        connection={"ansible_connection": "local", "ansible_python_interpreter": sys.executable},
+        connection=connection,
         address="127.0.0.1",
+        reader_group=service,
+        role_vars={
+            "compute_local_reader_group": service,
+            "compute_local_backup_keeper": service or "root",
+        },
     )
 
 

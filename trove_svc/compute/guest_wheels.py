@@ -54,9 +54,17 @@ def wheelhouse(settings: Settings) -> Path:
         if (target / COMPLETE).exists():
             return target
         building = root / f"{name}.building"
-        shutil.rmtree(building, ignore_errors=True)
-        # setuptools reuses build/ beside the sources: a stale one would add old modules.
-        shutil.rmtree(_source(settings) / "build", ignore_errors=True)
+        sources = root / f"{name}.sources"
+        for leftover in (building, sources):
+            shutil.rmtree(leftover, ignore_errors=True)
+        # Built from a copy: setuptools writes build/ and egg-info beside the sources, in a
+        # checkout the service's account may not write to (and a stale build/ there would
+        # add old modules).
+        shutil.copytree(
+            _source(settings),
+            sources,
+            ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"),
+        )
         done = subprocess.run(
             [
                 sys.executable,
@@ -66,12 +74,13 @@ def wheelhouse(settings: Settings) -> Path:
                 "--quiet",
                 "--wheel-dir",
                 str(building),
-                str(_source(settings)),
+                str(sources),
             ],
             capture_output=True,
             text=True,
             check=False,
         )
+        shutil.rmtree(sources, ignore_errors=True)
         if done.returncode != 0:
             raise RuntimeError(f"building the guest agent's wheels failed: {done.stderr[-500:]}")
         (building / COMPLETE).touch()

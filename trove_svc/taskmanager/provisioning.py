@@ -23,15 +23,10 @@ ADMIN_USER = "os_admin"
 
 def os_user(settings: Settings, instance: Instance) -> str:
     """The unprivileged account an instance's datastore runs as: its own, except on this
-    machine when the service does not run as root (then the service's)."""
-    if instance.provider == "local" and not settings.runs_as_root:
+    machine when the deployment makes no accounts for instances (then the service's)."""
+    if not compute.has_own_account(settings, instance):
         return getpass.getuser()
     return settings.instance_user_prefix + str(instance.id).replace("-", "")[:16]
-
-
-def _own_account(settings: Settings, instance: Instance) -> bool:
-    """Whether the instance has an account of its own (made, and removed, with it)."""
-    return instance.provider != "local" or settings.runs_as_root
 
 
 def _bind_addresses(place: compute.Place, is_public: bool) -> list[str]:
@@ -56,7 +51,7 @@ def instance_vars(settings: Settings, instance: Instance) -> dict[str, Any]:
     if is_public and not cidrs:
         cidrs = ["0.0.0.0/0", "::/0"]
     user = os_user(settings, instance)
-    run_as_user = _own_account(settings, instance)
+    run_as_user = compute.has_own_account(settings, instance)
     # Backups live in this machine's repository: instances elsewhere have none yet.
     repository = (
         str(settings.backups_dir / instance.id)
@@ -76,6 +71,7 @@ def instance_vars(settings: Settings, instance: Instance) -> dict[str, Any]:
         f"{datastore}_backup_dir": repository,
         f"{datastore}_port": instance.port,
         f"{datastore}_admin_user": ADMIN_USER,
+        f"{datastore}_log_group": place.reader_group,
         f"{datastore}_bind_addresses": _bind_addresses(place, is_public),
         f"{datastore}_allowed_cidrs": cidrs,
         f"{datastore}_memory_mb": instance.flavor.ram,

@@ -30,6 +30,11 @@ __all__ = [
 ]
 
 CHUNK = 1 << 20
+# What a backup is made with in its repository: its account's, and readable by the
+# repository's group (the control plane's, which checks, copies and restores it), as
+# pgBackRest makes its own. Set explicitly: the agent's umask may be stricter.
+READABLE_FILE = 0o640
+READABLE_DIRECTORY = 0o750
 
 
 class BackupFailed(Exception):
@@ -66,15 +71,15 @@ def load_engine(datastore: str, settings: dict[str, Any], connection: dict[str, 
 
 
 def compressed_to(source: IO[bytes], target: Path) -> tuple[int, str]:
-    """Stream `source` through zstd into `target` (0600); returns (size, SHA-256) of what
-    was written."""
+    """Stream `source` through zstd into `target` (READABLE_FILE); returns (size, SHA-256)
+    of what was written."""
     digest = hashlib.sha256()
     size = 0
     zstd = subprocess.Popen(["zstd", "-q", "-c", "-T0", "-3"], stdin=source, stdout=subprocess.PIPE)
     assert zstd.stdout is not None
     tmp = target.with_name(target.name + ".part")
     with tmp.open("wb") as out:
-        tmp.chmod(0o600)
+        tmp.chmod(READABLE_FILE)
         while chunk := zstd.stdout.read(CHUNK):
             digest.update(chunk)
             out.write(chunk)

@@ -15,7 +15,15 @@ from typing import Any
 
 import pymysql
 
-from trove_guest.backups import BackupFailed, Made, compressed_to, remove_file, tool_version
+from trove_guest.backups import (
+    READABLE_DIRECTORY,
+    READABLE_FILE,
+    BackupFailed,
+    Made,
+    compressed_to,
+    remove_file,
+    tool_version,
+)
 from trove_wire.datastores.mariadb import BACKUP_NAMING
 
 
@@ -104,10 +112,13 @@ class MariaDBBackup:
             conn.close()
         archive = self._repository / "binlogs"
         archive.mkdir(parents=True, exist_ok=True)
+        archive.chmod(READABLE_DIRECTORY)
         for name in names[:-1]:  # the last one is still being written
             if not (archive / name).exists():
-                shutil.copyfile(self._data_dir / name, archive / (name + ".part"))
-                (archive / (name + ".part")).replace(archive / name)
+                part = archive / (name + ".part")
+                shutil.copyfile(self._data_dir / name, part)
+                part.chmod(READABLE_FILE)
+                part.replace(archive / name)
         return {"archived_until": now, "binlogs": names[:-1]}
 
 
