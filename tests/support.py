@@ -102,6 +102,15 @@ class Response:
     request_id: str = ""
 
 
+def _instance_ports() -> tuple[int, int]:
+    first, _, last = os.environ.get("TROVE_SVC_TEST_INSTANCE_PORTS", "24000-24999").partition("-")
+    return int(first), int(last)
+
+
+# The ports the test deployments' instances take.
+INSTANCE_PORTS = _instance_ports()
+
+
 @dataclass
 class Service:
     """`trove-svc up` in a subprocess, with its own state dir, port and vhost.
@@ -138,9 +147,10 @@ class Service:
             TROVE_SVC_TRANSPORT_URL=self.transport_url,
             TROVE_SVC_RABBIT_MANAGEMENT_URL=self.management_url,
             TROVE_SVC_PORT=str(self.port),
-            # Disjoint from the service's default range (21000-21999).
-            TROVE_SVC_PORT_RANGE_START="24000",
-            TROVE_SVC_PORT_RANGE_END="24999",
+            # Disjoint from the service's default range (21000-21999); two suites run at
+            # once on one machine (two checkouts) each set a range of their own.
+            TROVE_SVC_PORT_RANGE_START=str(INSTANCE_PORTS[0]),
+            TROVE_SVC_PORT_RANGE_END=str(INSTANCE_PORTS[1]),
             TROVE_SVC_HEARTBEAT_INTERVAL="1",
             TROVE_SVC_HEARTBEAT_EXPIRY="5",
         )
