@@ -10,18 +10,20 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import peewee
 
 from trove_svc import compute, errors, quotas, status, strategies, tasks
 from trove_svc.bus.messages import RunTask, TaskManagerClient
 from trove_svc.caller import Caller
-from trove_svc.instances import InstanceService
 from trove_svc.settings import Settings
 from trove_svc.store.models import Backup, Instance, Task, database_proxy
 from trove_wire import contract, datastores
 from trove_wire.datastores.base import BackupLayout, plain_id
+
+if TYPE_CHECKING:  # the instances' service refers to backups' rules (reset_status)
+    from trove_svc.instances import InstanceService
 
 
 class BackupState(StrEnum):

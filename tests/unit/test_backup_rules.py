@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from tests import rows
 from trove_svc import backups, catalog, errors, restores, schedules, strategies, tasks, watchdog
 from trove_svc.caller import Caller
 from trove_svc.settings import Settings
@@ -361,3 +362,15 @@ def test_only_backups_that_can_be_restored_keep_a_repository() -> None:
     assert backups.repository_kept("i-1")
     assert backups.others_in_repository(Backup.get_by_id("done")) == 0
     assert backups.others_in_repository(Backup.get_by_id("failed")) == 1
+
+
+def test_a_backup_whose_task_no_task_manager_took_ends_failed() -> None:
+    catalog.ensure_defaults([catalog.HostDatastore("postgresql", "15", "/usr/bin")])
+    rows.instance(status="BACKUP", status_since=95.0)
+    _backup("b-1", 0.0, state="NEW")
+    _open_task("t-1", "backup", "b-1")
+    settings = Settings(limit_queued=60.0, clock=lambda: 100.0)
+    assert watchdog.sweep(settings) == 1
+    row = Backup.get_by_id("b-1")
+    assert row.state == "FAILED" and "No task manager took the backup task" in row.fail_reason
+    assert Task.get_by_id("t-1").state == TaskState.FAILED
