@@ -10,16 +10,20 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from trove_svc import compute, errors, status, tasks
+import peewee
+
+from trove_svc import compute, errors, quotas, status, strategies, tasks
 from trove_svc.bus.messages import RunTask, TaskManagerClient
 from trove_svc.caller import Caller
-from trove_svc.instances import InstanceService
 from trove_svc.settings import Settings
 from trove_svc.store.models import Backup, Instance, Task, database_proxy
 from trove_wire import contract, datastores
 from trove_wire.datastores.base import BackupLayout, plain_id
+
+if TYPE_CHECKING:  # the instances' service refers to backups' rules (reset_status)
+    from trove_svc.instances import InstanceService
 
 
 class BackupState(StrEnum):
@@ -28,6 +32,7 @@ class BackupState(StrEnum):
     SAVING = "SAVING"
     COMPLETED = "COMPLETED"
     FAILED = "FAILED"
+    DELETING = "DELETING"  # its delete task removes its files
 
 
 FINAL = (BackupState.COMPLETED, BackupState.FAILED)
@@ -119,6 +124,65 @@ def abandon(instance_id: str, now: float, reason: str) -> bool:
     return True
 
 
+INSTANCE_DELETED = "The instance was deleted while its backup ran."
+
+
+def _served_by_open_tasks(instance_id: str) -> set[str]:
+    """The backups an open backup or delete_backup task of the instance works on."""
+    rows = Task.select(Task.args).where(
+        (Task.instance_id == instance_id)
+        & Task.state.in_(tasks.OPEN)
+        & Task.action.in_(("backup", "delete_backup"))
+    )
+    return {str(row.args.get("backup_id")) for row in rows}
+
+
+def _made_and_safe(backup: Backup) -> bool:
+    """Whether the guest made the backup and reported its checksum, and nothing is left
+    but to call it COMPLETED: its repository outlives the instance, and its strategy asks
+    for no copy in a bucket (which only its backup task makes)."""
+    if backup.state != BackupState.SAVING or not backup.checksum:
+        return False
+    return strategies.bucket_of(backup.project_id, backup.instance_id) is None
+
+
+def settle_left_behind(instance_id: str, now: float, reason: str) -> None:
+    """End what the instance's backup tasks left when they ended without their flow (a
+    delete canceled them, say): a backup still running is FAILED with the reason, or
+    COMPLETED if its guest had already made it safely; a backup whose delete was canceled
+    is COMPLETED again (still there, and deletable)."""
+    with database_proxy.atomic():
+        served = _served_by_open_tasks(instance_id)
+        left = Backup.select().where(
+            (Backup.instance_id == instance_id)
+            & Backup.state.in_((*RUNNING, BackupState.DELETING))
+            & Backup.id.not_in(list(served) or [""])
+        )
+        for backup in left:
+            if backup.state == BackupState.DELETING:
+                outcome: dict[str, Any] = {"state": BackupState.COMPLETED}
+            elif _made_and_safe(backup):
+                outcome = {"state": BackupState.COMPLETED}
+            else:
+                outcome = {"state": BackupState.FAILED, "fail_reason": reason[:1000]}
+            Backup.update(updated_at=now, **outcome).where(
+                (Backup.id == backup.id) & (Backup.state == backup.state)
+            ).execute()
+
+
+def _kept_in_repository(instance_id: str) -> peewee.ModelSelect:
+    """The backups that keep the instance's repository: all but the FAILED ones, which
+    nothing restores from (and the archived logs serve restores from backups only)."""
+    return Backup.select().where(
+        (Backup.instance_id == instance_id) & (Backup.state != BackupState.FAILED)
+    )
+
+
+def repository_kept(instance_id: str) -> bool:
+    """Whether a backup still keeps the instance's repository."""
+    return bool(_kept_in_repository(instance_id).exists())
+
+
 def in_repository(backup: Backup) -> bool:
     """Whether the backup is a set in its tool's repository (else one file of its own)."""
     return datastores.get(backup.datastore).capabilities.backup_layout == BackupLayout.REPOSITORY
@@ -157,16 +221,8 @@ def files_in(repository: Path, backup: Backup) -> Path:
 
 
 def others_in_repository(backup: Backup) -> int:
-    """How many other backups (of any state but FAILED) share the backup's repository."""
-    return int(
-        Backup.select()
-        .where(
-            (Backup.instance_id == backup.instance_id)
-            & (Backup.id != backup.id)
-            & (Backup.state != BackupState.FAILED)
-        )
-        .count()
-    )
+    """How many other backups keep the backup's repository."""
+    return int(_kept_in_repository(backup.instance_id).where(Backup.id != backup.id).count())
 
 
 def _refuse_if_kept(backup: Backup) -> None:
@@ -205,11 +261,6 @@ class BackupService:
         self._settings = settings
         self._taskmanager = taskmanager
         self._instances = instances
-
-    def _quota(self, project_id: str) -> None:
-        used = Backup.select().where(Backup.project_id == project_id).count()
-        if used + 1 > self._settings.quota_backups:
-            raise errors.OverLimit("Quota exceeded for resources: ['backups'].")
 
     def _parent(self, instance: Instance, spec: dict[str, Any]) -> Backup | None:
         datastore = instance.datastore_version.datastore.name
@@ -250,7 +301,7 @@ class BackupService:
         compute.require_this_machine("Backups", instance.provider)
         status.require_active(instance.id, instance.status)
         parent = self._parent(instance, spec)
-        self._quota(caller.project_id)
+        quotas.check(self._settings, caller.project_id, 0, 0, new_backups=1)
         now = self._settings.clock()
         backup_id, task_id = self._settings.new_id(), self._settings.new_id()
         with database_proxy.atomic():
@@ -357,7 +408,7 @@ class BackupService:
         task_id = self._settings.new_id()
         with database_proxy.atomic():
             claimed = (
-                Backup.update(state="DELETING", updated_at=now)
+                Backup.update(state=BackupState.DELETING, updated_at=now)
                 .where((Backup.id == backup.id) & (Backup.state == BackupState.COMPLETED))
                 .execute()
             )

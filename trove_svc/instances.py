@@ -7,6 +7,7 @@ from typing import Any
 
 from trove_svc import (
     audit,
+    backups,
     catalog,
     compute,
     configurations,
@@ -411,6 +412,7 @@ class InstanceService:
         now = self._settings.clock()
         with database_proxy.atomic():
             tasks.end_open(instance_id, now, tasks.TaskState.FAILED, "Reset by an administrator.")
+            backups.settle_left_behind(instance_id, now, "Reset by an administrator.")
             status.record_fault(instance_id, now, "Status reset by an administrator.")
             tasks.record_done(
                 self._settings.new_id(), instance_id, instance.project_id, "reset_status",

@@ -8,17 +8,19 @@ import peewee
 
 from trove_svc import errors
 from trove_svc.settings import Settings
-from trove_svc.store.models import Instance
+from trove_svc.store.models import Backup, Instance
 
 
 @dataclass(frozen=True)
 class Usage:
     instances: int
     volume_gb: int
-    backups: int = 0  # backups arrive with the backup feature
+    backups: int
 
 
 def usage(project_id: str) -> Usage:
+    """What the project holds. Every backup it has counts, whatever its state (a FAILED
+    one too, until it is deleted); a backup that outlived its instance counts as well."""
     row = (
         Instance.select(
             peewee.fn.COUNT(Instance.id), peewee.fn.COALESCE(peewee.fn.SUM(Instance.volume_size), 0)
@@ -27,10 +29,17 @@ def usage(project_id: str) -> Usage:
         .tuples()
         .first()
     )
-    return Usage(instances=int(row[0]), volume_gb=int(row[1]))
+    backups = Backup.select().where(Backup.project_id == project_id).count()
+    return Usage(instances=int(row[0]), volume_gb=int(row[1]), backups=int(backups))
 
 
-def check(settings: Settings, project_id: str, new_instances: int, new_volume_gb: int) -> None:
+def check(
+    settings: Settings,
+    project_id: str,
+    new_instances: int,
+    new_volume_gb: int,
+    new_backups: int = 0,
+) -> None:
     """Raise OverLimit naming every resource the request would take past its quota."""
     used = usage(project_id)
     over = []
@@ -38,6 +47,8 @@ def check(settings: Settings, project_id: str, new_instances: int, new_volume_gb
         over.append("instances")
     if used.volume_gb + new_volume_gb > settings.quota_volume_gb:
         over.append("volumes")
+    if new_backups and used.backups + new_backups > settings.quota_backups:
+        over.append("backups")
     if over:
         raise errors.OverLimit(f"Quota exceeded for resources: {over}.")
 

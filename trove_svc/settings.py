@@ -96,6 +96,10 @@ class Settings:
     s3_credentials_file: str = ""
     # A backup's guest that reports nothing for this long: the backup FAILED.
     limit_backup: float = 3600.0
+    # MariaDB and Redis backups write no more than this many bytes a second to their
+    # repository (0: as fast as they go), so a backup leaves its instance's disk the room
+    # to serve. pgBackRest has no such limit.
+    backup_max_rate: int = 0
     # The health check wants a task manager and a conductor seen within this long.
     worker_seen_within: float = 30.0
     # A guest message older than this (or replayed within it) is refused.
@@ -303,6 +307,7 @@ _RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "limit_resize": (_positive, "seconds, more than 0"),
     "limit_shutdown": (_positive, "seconds, more than 0"),
     "limit_backup": (_positive, "seconds, more than 0"),
+    "backup_max_rate": (lambda v: v >= 0, "bytes a second, 0 (no limit) or more"),
     "limit_replication": (_positive, "seconds, more than 0"),
     "failover_after": (lambda v: v >= 0, "seconds, 0 (never) or more"),
     "max_body_bytes": (_positive, "bytes, more than 0"),

@@ -52,3 +52,11 @@ def for_instance(project_id: str, instance_id: str) -> BackupStrategy | None:
         .first()
     )
     return found
+
+
+def bucket_of(project_id: str, instance_id: str) -> str | None:
+    """The bucket the instance's backups are copied to, or None (kept locally only)."""
+    strategy = for_instance(project_id, instance_id)
+    if strategy is None or strategy.backend != "s3":
+        return None
+    return str(strategy.container)

@@ -46,6 +46,7 @@ def give_up(instance_id: str, now: float, message: str, waiting: str | None = No
         ):
             return
         tasks.end_open(instance_id, now, TaskState.FAILED, message)
+        backups.settle_left_behind(instance_id, now, message)
     LOG.warning("instance %s: %s", instance_id, message)
 
 

@@ -23,7 +23,7 @@ import pytest
 import redis
 
 from tests import support
-from tests.deployments import store
+from tests.deployments import store, tasks_of
 from tests.processes import processes_mentioning
 from trove_wire import seal, topology
 from trove_wire.envelope import Envelope
@@ -302,6 +302,65 @@ def test_a_damaged_pgbackrest_set_is_refused(service: support.Service, token: st
     )
     assert "failed its checksum" in failed["fault"]["message"]
     delete(service, token, source, failed)
+
+
+def _used_backups(service: support.Service, token: str) -> int:
+    limits = service.request("GET", f"/v1.0/{PROJECT}/limits", token).body["limits"]
+    return int(next(entry for entry in limits if entry["verb"] == "ABSOLUTE")["used_backups"])
+
+
+# Slow enough that a fresh MariaDB's backup (a few MB once compressed) streams for longer
+# than a delete takes to land.
+SLOW_RATE = 48 * 1024
+
+
+def test_an_instance_deleted_while_its_backup_runs_releases_its_backup() -> None:
+    """A backup slowed (TROVE_SVC_BACKUP_MAX_RATE) so that its instance's delete lands
+    while the guest still writes it: the backup ends (FAILED, saying why) within the
+    waiting limit, its task ends, it can be deleted, and the backup quota and the
+    instance's repository are released."""
+    service = support.Service(extra_env={"TROVE_SVC_BACKUP_MAX_RATE": str(SLOW_RATE)})
+    service.start()
+    try:
+        token = service.token(PROJECT)
+        source = _instance(service, token, "mariadb")
+        repository = service.state_dir / "backups" / source["id"]
+        body = {"backup": {"name": "cut-short", "instance": source["id"]}}
+        answer = service.request("POST", f"/v1.0/{PROJECT}/backups", token, body)
+        assert answer.status == 202, answer.body
+        backup_id = answer.body["backup"]["id"]
+        path = f"/v1.0/{PROJECT}/backups/{backup_id}"
+        deadline = time.monotonic() + 60
+        while not list(repository.glob("*.part")):  # the guest is writing it
+            assert time.monotonic() < deadline, service.request("GET", path, token).body
+            time.sleep(0.2)
+        assert service.request("GET", path, token).body["backup"]["status"] == "BUILDING"
+        assert _used_backups(service, token) == 1
+
+        delete(service, token, source)
+        deadline = time.monotonic() + 60
+        while (shown := service.request("GET", path, token).body["backup"])["status"] not in (
+            "FAILED",
+            "COMPLETED",
+        ):
+            assert time.monotonic() < deadline, shown
+            time.sleep(0.3)
+        # Cut short mid-stream: it was not made, and says why.
+        assert shown["status"] == "FAILED", shown
+        assert "deleted while its backup ran" in shown["fail_reason"], shown
+        service.wait_gone(token, PROJECT, source["id"])
+        ended = {t["action"]: t["state"] for t in tasks_of(service, source["id"])}
+        assert ended == {"create": "SUCCEEDED", "backup": "CANCELED", "delete": "SUCCEEDED"}
+        assert not any(t["owner"] for t in tasks_of(service, source["id"]))
+        # Nothing keeps the repository (a failed backup restores nothing): it is gone.
+        assert not repository.exists()
+        assert _used_backups(service, token) == 1  # until the backup is deleted
+
+        assert _delete_backup(service, token, shown) == 202
+        _gone(service, token, shown)
+        assert _used_backups(service, token) == 0
+    finally:
+        service.cleanup()
 
 
 def _free_port() -> int:

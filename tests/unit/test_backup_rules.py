@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from trove_svc import backups, catalog, errors, restores, schedules, tasks, watchdog
+from tests import rows
+from trove_svc import backups, catalog, errors, restores, schedules, strategies, tasks, watchdog
 from trove_svc.caller import Caller
 from trove_svc.settings import Settings
 from trove_svc.store.db import open_store
@@ -299,4 +300,77 @@ def test_a_backup_nothing_watches_ends_failed_and_its_instance_active() -> None:
     row = Backup.get_by_id("b-1")
     assert row.state == "FAILED" and "stayed BACKUP for more than 110 s" in row.fail_reason
     assert Instance.get_by_id("i-1").status == "ACTIVE"
+    assert Task.get_by_id("t-1").state == TaskState.FAILED
+
+
+def _open_task(task_id: str, action: str, backup_id: str, instance_id: str = "i-1") -> Task:
+    return tasks.record(
+        task_id, instance_id, "p1", action, "alice", "req-1", 0.0, {"backup_id": backup_id}
+    )
+
+
+def test_an_instance_deleted_mid_backup_leaves_no_backup_running_or_deleting() -> None:
+    """What the instance's canceled tasks left ends: a backup not yet made FAILED saying
+    why, one made and checksummed (nothing more to store) COMPLETED, one whose delete was
+    canceled COMPLETED again (still there, deletable); what an open task still works on,
+    what has ended, and other instances' backups stay as they are."""
+    _backup("new", 1.0, state="NEW")
+    _backup("building", 1.0, state="BUILDING")
+    _backup("made", 1.0, state="SAVING", checksum=SHA)
+    _backup("unmade", 1.0, state="SAVING")  # no checksum: not known to be whole
+    _backup("deleting", 1.0, state="DELETING")
+    _backup("being-deleted", 1.0, state="DELETING")
+    _backup("done", 1.0, state="COMPLETED")
+    _backup("failed", 1.0, state="FAILED", fail_reason="earlier")
+    _backup("elsewhere", 1.0, state="BUILDING", instance_id="i-2")
+    for n, backup_id in enumerate(["new", "building", "made", "unmade"]):
+        _open_task(f"t-{n}", "backup", backup_id)
+    _open_task("t-deleting", "delete_backup", "deleting")
+    _open_task("t-other", "backup", "elsewhere", instance_id="i-2")
+    tasks.end_open("i-1", 2.0, TaskState.CANCELED, "Canceled: the instance is being deleted.")
+    _open_task("t-still", "delete_backup", "being-deleted")  # asked for since
+
+    backups.settle_left_behind("i-1", 3.0, backups.INSTANCE_DELETED)
+
+    states = {b.id: (b.state, b.fail_reason) for b in Backup.select()}
+    assert states == {
+        "new": ("FAILED", backups.INSTANCE_DELETED),
+        "building": ("FAILED", backups.INSTANCE_DELETED),
+        "made": ("COMPLETED", None),
+        "unmade": ("FAILED", backups.INSTANCE_DELETED),
+        "deleting": ("COMPLETED", None),
+        "being-deleted": ("DELETING", None),
+        "done": ("COMPLETED", None),
+        "failed": ("FAILED", "earlier"),
+        "elsewhere": ("BUILDING", None),
+    }
+
+
+def test_a_made_backup_its_strategy_copies_to_a_bucket_is_not_safe_until_copied() -> None:
+    strategies.choose("p1", None, "s3", "bucket", 0.0)
+    _backup("made", 1.0, state="SAVING", checksum=SHA)
+    backups.settle_left_behind("i-1", 3.0, backups.INSTANCE_DELETED)
+    row = Backup.get_by_id("made")
+    assert (row.state, row.fail_reason) == ("FAILED", backups.INSTANCE_DELETED)
+
+
+def test_only_backups_that_can_be_restored_keep_a_repository() -> None:
+    assert not backups.repository_kept("i-1")
+    _backup("failed", 1.0, state="FAILED")
+    assert not backups.repository_kept("i-1")
+    _backup("done", 2.0, state="COMPLETED")
+    assert backups.repository_kept("i-1")
+    assert backups.others_in_repository(Backup.get_by_id("done")) == 0
+    assert backups.others_in_repository(Backup.get_by_id("failed")) == 1
+
+
+def test_a_backup_whose_task_no_task_manager_took_ends_failed() -> None:
+    catalog.ensure_defaults([catalog.HostDatastore("postgresql", "15", "/usr/bin")])
+    rows.instance(status="BACKUP", status_since=95.0)
+    _backup("b-1", 0.0, state="NEW")
+    _open_task("t-1", "backup", "b-1")
+    settings = Settings(limit_queued=60.0, clock=lambda: 100.0)
+    assert watchdog.sweep(settings) == 1
+    row = Backup.get_by_id("b-1")
+    assert row.state == "FAILED" and "No task manager took the backup task" in row.fail_reason
     assert Task.get_by_id("t-1").state == TaskState.FAILED

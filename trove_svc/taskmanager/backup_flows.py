@@ -126,7 +126,7 @@ def _store_away(deps: FlowDeps, made: Backup) -> Backup:
         LOG.exception("backup %s could not be stored in S3", made.id)
         reason = exc.message if isinstance(exc, errors.TroveSvcError) else type(exc).__name__
         Backup.update(state=BackupState.FAILED, fail_reason=f"Not stored in S3: {reason}").where(
-            Backup.id == made.id
+            (Backup.id == made.id) & (Backup.state == BackupState.SAVING)
         ).execute()
         return Backup.get_by_id(made.id)
     details = dict(made.details)
@@ -200,16 +200,19 @@ def delete_backup(deps: FlowDeps, claim: Claim) -> None:
             object_store.remove(bucket, found, last)
     except Exception as exc:
         LOG.exception("could not remove backup %s", found.id)
-        Backup.update(state=BackupState.COMPLETED).where(Backup.id == found.id).execute()
+        Backup.update(state=BackupState.COMPLETED).where(
+            (Backup.id == found.id) & (Backup.state == BackupState.DELETING)
+        ).execute()
         if isinstance(exc, errors.TroveSvcError):
             why = f"its instance's guest: {exc.message}"
         else:
             why = str(exc) if isinstance(exc, backup_store.NotRemoved) else type(exc).__name__
         _finish(deps, claim, False, f"Its files could not be removed: {why}")
         return
+    # Its files are gone, so the backup goes, even if its task was canceled meanwhile.
     with database_proxy.atomic():
-        if _finish(deps, claim, True, f"backup {found.name} ({found.id})"):
-            Backup.delete().where(Backup.id == found.id).execute()
+        _finish(deps, claim, True, f"backup {found.name} ({found.id})")
+        Backup.delete().where(Backup.id == found.id).execute()
 
 
 def verify_backup(deps: FlowDeps, claim: Claim) -> None:

@@ -77,15 +77,12 @@ def remove(backups_dir: Path, backup: Backup, scratch: Path, last: bool) -> None
     removes its own). The last backup takes the whole repository along (the archived logs
     there serve nothing else). Otherwise pgBackRest expires its set (keeping the
     repository's books right), and the repository stays its owner's."""
+    if last:
+        remove_repository(backups_dir, backup.instance_id)
+        return
     repository = backups.repository(backups_dir, backup.instance_id)
     if os.path.islink(repository):
         raise NotRemoved(f"the repository of instance {backup.instance_id} is a link")
-    if last:
-        if _real_directory(repository):
-            # The walk goes by open directories, so a link put in mid-walk is removed, not
-            # followed (shutil.rmtree.avoids_symlink_attacks on this platform).
-            shutil.rmtree(repository)
-        return
     if not in_repository(backup):
         backups.location_in(repository, backup).unlink(missing_ok=True)
         return
@@ -119,6 +116,18 @@ def remove(backups_dir: Path, backup: Backup, scratch: Path, last: bool) -> None
         said = " ".join((expired.stderr + expired.stdout).split()) or "no message"
         raise NotRemoved(f"pgbackrest expire: {said[:500]}")
     _give_back(repository)
+
+
+def remove_repository(backups_dir: Path, instance_id: str) -> None:
+    """Remove a deleted instance's whole repository, once nothing keeps it: its backups
+    and the logs archived beside them (which serve nothing else)."""
+    repository = backups.repository(backups_dir, instance_id)
+    if os.path.islink(repository):
+        raise NotRemoved(f"the repository of instance {instance_id} is a link")
+    if _real_directory(repository):
+        # The walk goes by open directories, so a link put in mid-walk is removed, not
+        # followed (shutil.rmtree.avoids_symlink_attacks on this platform).
+        shutil.rmtree(repository)
 
 
 def _give_back(repository: Path) -> None:

@@ -15,10 +15,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from trove_svc import compute, configurations, errors, metrics, status, tasks
+from trove_svc import backups, compute, configurations, errors, metrics, status, tasks
 from trove_svc.compute import placement
 from trove_svc.store.models import Flavor, Instance, ServiceStatus, Task, database_proxy
-from trove_svc.taskmanager import faults, ports, provisioning, replicas, restoring
+from trove_svc.taskmanager import backup_store, faults, ports, provisioning, replicas, restoring
 from trove_svc.taskmanager.deps import Claim, FlowDeps
 from trove_svc.taskmanager.runner import RunResult, StepCallback
 from trove_wire.seal import encode_key
@@ -290,6 +290,7 @@ def delete(deps: FlowDeps, claim: Claim) -> None:
         _skip(deps, claim, "the instance is already gone")
         return
     _cancel_other_tasks(deps, claim, instance.id)
+    backups.settle_left_behind(instance.id, deps.settings.clock(), backups.INSTANCE_DELETED)
     restoring.archive_before_delete(deps.settings, deps.bus, instance)
     result = _tear_down(deps, claim, instance, purge=True)
     if not _finish(deps, claim, result):
@@ -310,7 +311,19 @@ def delete(deps: FlowDeps, claim: Claim) -> None:
         ServiceStatus.delete().where(ServiceStatus.instance == instance.id).execute()
         Instance.delete().where(Instance.id == instance.id).execute()
     deps.bus.keyring.forget(instance.id)
+    _release_repository(deps, instance.id)
     LOG.info("instance %s deleted", instance.id)
+
+
+def _release_repository(deps: FlowDeps, instance_id: str) -> None:
+    """A deleted instance's repository goes with it when no backup keeps it (else it goes
+    with its last backup)."""
+    if backups.repository_kept(instance_id):
+        return
+    try:
+        backup_store.remove_repository(deps.settings.backups_dir, instance_id)
+    except (backup_store.NotRemoved, OSError) as exc:
+        LOG.error("the repository of deleted instance %s stays: %s", instance_id, exc)
 
 
 def _run_on_running_instance(

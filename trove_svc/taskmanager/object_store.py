@@ -35,10 +35,10 @@ class Bucket:
 
 def bucket_for(settings: Settings, backup: Backup) -> Bucket | None:
     """Where the backup's strategy keeps it in S3, or None for the local repository."""
-    strategy = strategies.for_instance(backup.project_id, backup.instance_id)
-    if strategy is None or strategy.backend != "s3":
+    name = strategies.bucket_of(backup.project_id, backup.instance_id)
+    if name is None:
         return None
-    return open_bucket(settings, str(strategy.container), settings.vhost)
+    return open_bucket(settings, name, settings.vhost)
 
 
 def open_bucket(settings: Settings, name: str, prefix: str) -> Bucket:

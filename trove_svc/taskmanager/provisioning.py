@@ -85,7 +85,11 @@ def instance_vars(settings: Settings, instance: Instance) -> dict[str, Any]:
         "guest_agent_data_dir": base_dir,
         "guest_agent_heartbeat_interval": settings.heartbeat_interval,
         "guest_agent_log_format": settings.log_format,
-        "guest_agent_backup": spec.backup_settings(base_dir, repository) if repository else {},
+        "guest_agent_backup": (
+            {**spec.backup_settings(base_dir, repository), "max_rate": settings.backup_max_rate}
+            if repository
+            else {}
+        ),
         "guest_agent_os_user": user,
         "guest_agent_run_as_os_user": run_as_user,
         # This machine's agents are detached daemons; another host's run under systemd

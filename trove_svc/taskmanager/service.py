@@ -171,6 +171,16 @@ class TaskManager:
             self._after_crash(task, exc, from_message)
         finally:
             self.leases.drop(task_id)
+            self._let_go_if_ended(task_id)
+
+    def _let_go_if_ended(self, task_id: str) -> None:
+        """A flow that stopped because its task was canceled or failed by another party
+        drops its claim at once: a delete waiting for the run need not wait for its lease
+        to run out."""
+        try:
+            tasks.let_go(task_id, self.worker_id)
+        except peewee.DatabaseError as exc:
+            LOG.warning("could not drop the claim on task %s (%s)", task_id, exc)
 
     def _after_crash(self, task: Task, exc: Exception, from_message: bool) -> None:
         why = redact(f"{type(exc).__name__}: {exc}")[:500]

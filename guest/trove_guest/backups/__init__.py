@@ -24,6 +24,7 @@ __all__ = [
     "Made",
     "compressed_to",
     "load_engine",
+    "rate_limit",
     "remove_file",
     "run",
     "tree_checksum",
@@ -70,20 +71,34 @@ def load_engine(datastore: str, settings: dict[str, Any], connection: dict[str, 
     return engine
 
 
-def compressed_to(source: IO[bytes], target: Path) -> tuple[int, str]:
+def rate_limit(settings: dict[str, Any]) -> int:
+    """The bytes a second a backup may write to its repository (0: no limit)."""
+    return max(0, int(settings.get("max_rate") or 0))
+
+
+def compressed_to(source: IO[bytes], target: Path, max_rate: int = 0) -> tuple[int, str]:
     """Stream `source` through zstd into `target` (READABLE_FILE); returns (size, SHA-256)
-    of what was written."""
+    of what was written. With `max_rate`, no more than that many bytes a second are
+    written: the pipes fill and the tool waits, so that a backup leaves its instance's
+    disk the room to serve."""
     digest = hashlib.sha256()
     size = 0
     zstd = subprocess.Popen(["zstd", "-q", "-c", "-T0", "-3"], stdin=source, stdout=subprocess.PIPE)
     assert zstd.stdout is not None
     tmp = target.with_name(target.name + ".part")
+    # Under a limit, reads small enough that the writes come at an even pace.
+    step = CHUNK if max_rate <= 0 else max(4096, min(CHUNK, max_rate // 4))
+    started = time.monotonic()
     with tmp.open("wb") as out:
         tmp.chmod(READABLE_FILE)
-        while chunk := zstd.stdout.read(CHUNK):
+        while chunk := zstd.stdout.read(step):
             digest.update(chunk)
             out.write(chunk)
             size += len(chunk)
+            if max_rate > 0:
+                ahead = size / max_rate - (time.monotonic() - started)
+                if ahead > 0:
+                    time.sleep(ahead)
     if zstd.wait() != 0:
         tmp.unlink(missing_ok=True)
         raise BackupFailed("zstd failed to compress the backup stream")

@@ -21,6 +21,7 @@ from trove_guest.backups import (
     BackupFailed,
     Made,
     compressed_to,
+    rate_limit,
     remove_file,
     tool_version,
 )
@@ -32,6 +33,7 @@ class MariaDBBackup:
         self._repository = Path(settings["dir"])
         self._socket = str(settings["socket"])
         self._data_dir = Path(settings["data_dir"])
+        self._max_rate = rate_limit(settings)
         self._connection = connection
 
     def _client_file(self, directory: Path) -> Path:
@@ -68,7 +70,7 @@ class MariaDBBackup:
             log = (workdir / "backup.log").open("w")
             tool = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=log)
             assert tool.stdout is not None
-            size, checksum = compressed_to(tool.stdout, target)
+            size, checksum = compressed_to(tool.stdout, target, self._max_rate)
             if tool.wait() != 0:
                 target.unlink(missing_ok=True)
                 log.close()

@@ -10,13 +10,21 @@ from typing import Any
 
 import redis
 
-from trove_guest.backups import BackupFailed, Made, compressed_to, remove_file, wait_for
+from trove_guest.backups import (
+    BackupFailed,
+    Made,
+    compressed_to,
+    rate_limit,
+    remove_file,
+    wait_for,
+)
 from trove_wire.datastores.redis import BACKUP_NAMING
 
 
 class RedisSnapshot:
     def __init__(self, settings: dict[str, Any], connection: dict[str, Any]) -> None:
         self._repository = Path(settings["dir"])
+        self._max_rate = rate_limit(settings)
         self._client = redis.Redis(
             host=connection["host"],
             port=int(connection["port"]),
@@ -43,7 +51,7 @@ class RedisSnapshot:
             stderr=subprocess.DEVNULL,
         )
         assert pack.stdout is not None
-        size, checksum = compressed_to(pack.stdout, target)
+        size, checksum = compressed_to(pack.stdout, target, self._max_rate)
         if pack.wait() != 0:
             target.unlink(missing_ok=True)
             raise BackupFailed("tar could not pack the snapshot and the ACL users")

@@ -73,3 +73,32 @@ def test_backup_quota(client: falcon.testing.TestClient, token: str) -> None:
     assert result.json["overLimit"]["message"] == "Quota exceeded for resources: ['backups']."
     assert Backup.select().count() == 50 and Task.select().count() == 0
     assert Instance.get_by_id("i-1").status == "ACTIVE"
+
+
+def test_limits_count_each_backup_of_the_project_until_it_is_deleted(
+    client: falcon.testing.TestClient, token: str
+) -> None:
+    """A failed backup, and one whose instance is gone, count until deleted; another
+    project's do not."""
+    from trove_svc.store.models import Backup
+
+    _existing(1, 1)
+    for backup_id, project, instance, state in [
+        ("b-1", "p1", "i-0", "COMPLETED"),
+        ("b-2", "p1", "i-0", "FAILED"),
+        ("b-3", "p1", "i-gone", "COMPLETED"),
+        ("b-4", "p2", "i-other", "COMPLETED"),
+    ]:
+        Backup.create(
+            id=backup_id, name="b", project_id=project, instance_id=instance,
+            datastore="postgresql", datastore_version="15", state=state, created_at=0,
+            updated_at=0,
+        )  # fmt: skip
+
+    def used() -> int:
+        result = client.simulate_get("/v1.0/p1/limits", headers={"X-Auth-Token": token})
+        return int(result.json["limits"][0]["used_backups"])
+
+    assert used() == 3
+    Backup.delete().where(Backup.id == "b-2").execute()
+    assert used() == 2
