@@ -329,8 +329,8 @@ class InstanceService:
         )
         if instance.status == status.SHUTDOWN and deleting.exists():
             return
-        replication.require_no_replicas(instance)
         replication.require_no_set_operation(instance)
+        replication.require_no_replicas(instance)
         self._record_and_send(caller, instance, "delete", status.SHUTDOWN, {})
 
     def restart(self, caller: Caller, instance_id: str) -> None:
