@@ -9,9 +9,10 @@ instance's audit trail.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
-from trove_svc import catalog, errors, parameter_rules, status, tasks
+from trove_svc import catalog, errors, hot_standby, parameter_rules, replication, status, tasks
 from trove_svc.bus.messages import RunTask, TaskManagerClient
 from trove_svc.caller import Caller
 from trove_svc.settings import Settings
@@ -44,6 +45,16 @@ def engine_values(instance: Instance) -> dict[str, str]:
         for name, value in group.values.items()
         if name in rules
     }
+
+
+def group_of(instance: Instance) -> Configuration | None:
+    """The instance's configuration group (a replica is made with its source's)."""
+    if not instance.configuration_id:
+        return None
+    found: Configuration | None = Configuration.get_or_none(
+        Configuration.id == instance.configuration_id
+    )
+    return found
 
 
 def owned(project_id: str, configuration_id: str) -> Configuration:
@@ -127,21 +138,31 @@ class ConfigurationService:
         self, caller: Caller, configuration_id: str, body: dict[str, Any], merge: bool
     ) -> None:
         """PUT replaces the values (and name, description); PATCH merges values in. Every
-        running instance attached gets the new values."""
+        running instance attached gets the new values (a replication set's in the order
+        its engine requires)."""
         group = self.get(caller, configuration_id)
         spec = body["configuration"]
         given = spec.get("values", {})
         values = {**group.values, **given} if merge else given
         values = parameter_rules.checked(group.datastore_version, values)
+        attached = self.instances_of(caller, group.id)
+        in_sets = _set_changes({instance.id: values for instance in attached})
         changes: dict[str, Any] = {"values": values, "updated_at": self._settings.clock()}
         for field in ("name", "description"):
             if field in spec:
                 changes[field] = spec[field]
         Configuration.update(**changes).where(Configuration.id == group.id).execute()
         if values != group.values:
-            for instance in self.instances_of(caller, group.id):
-                if instance.status in RUNNING and instance.provisioned:
-                    self._cast(caller, instance, f"group {group.id} changed")
+            summary = f"group {group.id} changed"
+            ordered = {member.id for change in in_sets for member in change.members}
+            for change in in_sets:
+                self._taskmanager.run_task(
+                    RunTask(self._record_set(caller, change, summary), change.source.id),
+                    caller.context,
+                )
+            for instance in attached:
+                if instance.id not in ordered and _running(instance):
+                    self._cast(caller, instance, summary)
 
     def delete(self, caller: Caller, configuration_id: str) -> None:
         group = self.get(caller, configuration_id)
@@ -174,20 +195,57 @@ class ConfigurationService:
     def _switch(
         self, caller: Caller, instance: Instance, group_id: str | None, summary: str
     ) -> None:
+        """Attach (or, with None, detach) a group: on a source, its replicas that share
+        its group follow it."""
+        switching = [instance] + [
+            replica
+            for replica in replication.replicas_of(instance.id)
+            if replica.configuration_id == instance.configuration_id
+        ]
+        group = Configuration.get_or_none(Configuration.id == group_id) if group_id else None
+        values = dict(group.values) if group is not None else {}
+        in_sets = _set_changes({member.id: values for member in switching})
+        ordered = {member.id for change in in_sets for member in change.members}
+        now = self._settings.clock()
+        casts: list[tuple[str, str]] = []
         with database_proxy.atomic():
-            Instance.update(configuration_id=group_id, updated_at=self._settings.clock()).where(
-                Instance.id == instance.id
+            Instance.update(configuration_id=group_id, updated_at=now).where(
+                Instance.id.in_([member.id for member in switching])
             ).execute()
-            task_id = self._record(caller, instance, summary)
+            for change in in_sets:
+                casts.append((self._record_set(caller, change, summary), change.source.id))
+            for member in switching:
+                if member.id not in ordered and (member.id == instance.id or _running(member)):
+                    casts.append((self._record(caller, member, summary), member.id))
         try:
-            self._taskmanager.run_task(RunTask(task_id, instance.id), caller.context)
+            for task_id, instance_id in casts:
+                self._taskmanager.run_task(RunTask(task_id, instance_id), caller.context)
         except errors.ServiceUnavailable:
             with database_proxy.atomic():
-                Task.delete().where(Task.id == task_id).execute()
+                Task.delete().where(Task.id.in_([task_id for task_id, _ in casts])).execute()
                 Instance.update(configuration_id=instance.configuration_id).where(
-                    Instance.id == instance.id
+                    Instance.id.in_([member.id for member in switching])
                 ).execute()
             raise
+
+    def _record_set(self, caller: Caller, change: SetChange, summary: str) -> str:
+        """One task, on the set's source, that changes its members in order."""
+        task_id = self._settings.new_id()
+        tasks.record(
+            task_id,
+            change.source.id,
+            caller.project_id,
+            "configure_set",
+            caller.context.user,
+            caller.context.request_id,
+            self._settings.clock(),
+            args={
+                "summary": summary,
+                "order": change.order.value,
+                "members": [member.id for member in change.members],
+            },
+        )
+        return task_id
 
     def _record(self, caller: Caller, instance: Instance, summary: str) -> str:
         task_id = self._settings.new_id()
@@ -206,3 +264,43 @@ class ConfigurationService:
     def _cast(self, caller: Caller, instance: Instance, summary: str) -> None:
         task_id = self._record(caller, instance, summary)
         self._taskmanager.run_task(RunTask(task_id, instance.id), caller.context)
+
+
+def _running(instance: Instance) -> bool:
+    return bool(instance.status in RUNNING and instance.provisioned)
+
+
+@dataclass(frozen=True)
+class SetChange:
+    """A change of hot-standby settings on several members of a replication set: one task
+    on its source changes them, in `order`."""
+
+    source: Instance
+    order: hot_standby.Order
+    members: list[Instance]
+
+
+def _set_changes(changing: dict[str, dict[str, Any]]) -> list[SetChange]:
+    """For each replication set that instances getting new group values (by id) are in: 400
+    unless each replica can follow its source afterwards. The sets where the change moves
+    settings replicas must hold at least as high as their source on more than one member,
+    each with its running members in the order the engine requires (409 if the set is
+    busy: that order is one task's)."""
+    found = []
+    sources = {
+        instance.replica_of_id or instance.id
+        for instance in Instance.select().where(Instance.id.in_(list(changing)))
+    }
+    for source in Instance.select().where(Instance.id.in_(sorted(sources))):
+        replicas = replication.replicas_of(source.id)
+        if not replicas:
+            continue
+        in_set = {source.id} | {replica.id for replica in replicas}
+        order, members = hot_standby.plan(
+            source, replicas, {i: v for i, v in changing.items() if i in in_set}
+        )
+        running = [member for member in members if _running(member)]
+        if order is not hot_standby.Order.ANY and len(running) > 1:
+            replication.require_set_idle(source)
+            found.append(SetChange(source, order, running))
+    return found

@@ -12,6 +12,7 @@ from trove_svc import (
     compute,
     configurations,
     errors,
+    hot_standby,
     instance_reads,
     names,
     parameter_rules,
@@ -142,6 +143,15 @@ class InstanceService:
             if spec.get("configuration")
             else None
         )
+        if source is not None:
+            group = group or configurations.group_of(source)
+            hot_standby.require_can_follow(
+                "A replica of this flavor and configuration group",
+                hot_standby.of_instance(source),
+                hot_standby.expected(
+                    version.datastore.name, flavor, dict(group.values) if group else {}
+                ),
+            )
         count = spec.get("replica_count") or 1
         quotas.check(self._settings, caller.project_id, count, spec["volume"]["size"] * count)
         names_of = [spec["name"]] + [f"{spec['name']}-{n}" for n in range(2, count + 1)]
@@ -320,6 +330,7 @@ class InstanceService:
         )
         if instance.status == status.SHUTDOWN and deleting.exists():
             return
+        replication.require_no_set_operation(instance)
         replication.require_no_replicas(instance)
         self._record_and_send(caller, instance, "delete", status.SHUTDOWN, {})
 
@@ -362,6 +373,7 @@ class InstanceService:
         if flavor.id == instance.flavor_id:
             raise errors.BadRequest(f"Instance {instance_id} already has flavor {flavor.id}.")
         status.require_active(instance.id, instance.status)
+        hot_standby.require_flavor_fits_set(instance, flavor)
         compute.require_room_to_grow(self._settings, instance, flavor, None)
         self._start_task(caller, instance, "resize", status.RESIZE, {"flavor_id": flavor.id})
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from trove_svc import errors, status, tasks
-from trove_svc.store.models import Instance, ServiceStatus
+from trove_svc.store.models import Instance, ServiceStatus, Task
 from trove_wire import datastores
 
 # Replicas one create may ask for (Trove's replica_count).
@@ -84,6 +84,34 @@ def require_set_idle(instance: Instance) -> None:
         raise errors.Conflict(
             f"The replication set of {instance.id} is busy ({', '.join(busy)}); try again "
             "when its tasks are done."
+        )
+
+
+# The operations that change a whole set, as a refusal names them.
+SET_OPERATIONS = {
+    "promote": "switched over (promote_to_replica_source)",
+    "eject": "failed over (eject_replica_source)",
+    "configure_set": "reconfigured (a configuration group's change, member by member)",
+}
+
+
+def require_no_set_operation(instance: Instance) -> None:
+    """A member leaves its set only while nothing changes the whole set: 409 naming the
+    operation under way (its replicas would otherwise follow an instance that is gone)."""
+    running = (
+        Task.select()
+        .where(
+            Task.instance_id.in_(members(instance))
+            & Task.state.in_(tasks.OPEN)
+            & Task.action.in_(list(SET_OPERATIONS))
+        )
+        .order_by(Task.created_at)
+        .first()
+    )
+    if running is not None:
+        raise errors.Conflict(
+            f"The replication set of {instance.id} is being {SET_OPERATIONS[running.action]}: "
+            f"task {running.id} on {running.instance_id}. Try again when it is done."
         )
 
 

@@ -116,6 +116,24 @@ def renew(task_id: str, owner: str, now: float, lease: float) -> bool:
     return renewed == 1
 
 
+def owns(task_id: str, owner: str) -> bool:
+    """Whether the task is still running as `owner`'s, as the store says now."""
+    return bool(
+        Task.select()
+        .where((Task.id == task_id) & (Task.owner == owner) & (Task.state == TaskState.RUNNING))
+        .exists()
+    )
+
+
+def run_elsewhere(task_id: str, owner: str) -> bool:
+    """Whether another owner now runs the task (it was taken over, not ended)."""
+    return bool(
+        Task.select()
+        .where((Task.id == task_id) & (Task.owner != owner) & (Task.state == TaskState.RUNNING))
+        .exists()
+    )
+
+
 def start_run(task_id: str, owner: str, playbook: str) -> None:
     """Count one more Ansible run of the task (the audit trail shows retries and takeovers)."""
     Task.update(runs=Task.runs + 1, playbook=playbook).where(

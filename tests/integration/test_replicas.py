@@ -259,6 +259,122 @@ def test_postgresql_source_killed_fails_over_by_itself(
     _delete_all(service, token, [source["id"], other["id"], replica["id"]])
 
 
+def _pg_setting(port: int, name: str) -> str:
+    with _pg(port) as conn:
+        row = conn.execute("SELECT setting FROM pg_settings WHERE name = %s", (name,)).fetchone()
+        return str(row[0])  # type: ignore[index]
+
+
+def _configuration(service: support.Service, token: str, values: dict[str, Any]) -> str:
+    body = {"configuration": {"name": "set-tuning", "values": values,
+                              "datastore": {"type": "postgresql"}}}  # fmt: skip
+    made = _api(service, token, "POST", "/configurations", body)
+    assert made.status == 200, made.body
+    return str(made.body["configuration"]["id"])
+
+
+def _ended(service: support.Service, token: str, instance_id: str, action: str) -> dict[str, Any]:
+    """The instance's newest task of `action`, once it ended."""
+    found: list[dict[str, Any]] = []
+
+    def ended() -> bool:
+        found[:] = [t for t in _tasks(service, token, instance_id) if t["action"] == action]
+        return bool(found) and found[-1]["finished"] is not None
+
+    _eventually(ended, f"a {action} task of {instance_id} ends", 180)
+    return found[-1]
+
+
+def test_postgresql_replica_takes_its_sources_group_and_a_raise_goes_replicas_first(
+    service: support.Service, token: str
+) -> None:
+    group = _configuration(service, token, {"max_connections": 123})
+    source = _healthy(service, token, _create(
+        service, token, "pg-tuned-source", datastore={"type": "postgresql"},
+        configuration=group, databases=[{"name": "app"}],
+        users=[{**USER, "databases": [{"name": "app"}]}],
+    )["id"])  # fmt: skip
+    assert _pg_setting(source["port"], "max_connections") == "123"
+
+    # A replica that would start below its source is refused before anything is built.
+    lower = _configuration(service, token, {"max_connections": 110})
+    refused = _api(service, token, "POST", "/instances", {"instance": {
+        "name": "pg-too-small", "replica_of": source["id"], "configuration": lower}})  # fmt: skip
+    assert refused.status == 400, refused.body
+    assert (
+        "max_connections = 110 is lower than the source's 123"
+        in (refused.body["badRequest"]["message"])
+    )
+    listed = _api(service, token, "GET", "/instances?limit=1000").body["instances"]
+    assert "pg-too-small" not in [i["name"] for i in listed]
+
+    replica = _healthy(service, token, _create(
+        service, token, "pg-tuned-replica", replica_of=source["id"])["id"])  # fmt: skip
+    assert replica["configuration"]["id"] == group
+    assert _pg_setting(replica["port"], "max_connections") == "123"
+
+    # Raised on the set: the replica restarts with it first, then the source.
+    patch = {"configuration": {"values": {"max_connections": 150}}}
+    assert _api(service, token, "PATCH", f"/configurations/{group}", patch).status == 200
+    done = _ended(service, token, source["id"], "configure_set")
+    assert done["state"] == "SUCCEEDED", done
+    on_replica = _ended(service, token, replica["id"], "configure")
+    on_source = _ended(service, token, source["id"], "configure")
+    assert on_replica["state"] == on_source["state"] == "SUCCEEDED", (on_replica, on_source)
+    assert on_replica["finished"] <= on_source["started"], (on_replica, on_source)
+    for member in (source, replica):
+        shown = _healthy(service, token, member["id"])
+        assert shown["status"] == "ACTIVE"  # restarted: nothing waits for a restart
+        assert _pg_setting(member["port"], "max_connections") == "150"
+    with _pg(source["port"]) as conn:
+        conn.execute("CREATE TABLE items (n int PRIMARY KEY)")
+    _pg_write(source["port"], 1)
+    _eventually(lambda: _pg_rows(replica["port"]) == [1], "the replica still follows")
+
+    # Without the group the replica would hold less than its source: refused.
+    detach = {"instance": {"configuration": None}}
+    refused = _api(service, token, "PUT", f"/instances/{replica['id']}", detach)
+    assert refused.status == 400, refused.body
+    assert (
+        "max_connections = 100 is lower than the source's 150"
+        in (refused.body["badRequest"]["message"])
+    )
+    assert _show(service, token, replica["id"])["configuration"]["id"] == group
+    _delete_all(service, token, [replica["id"], source["id"]])
+    for made in (group, lower):
+        assert _api(service, token, "DELETE", f"/configurations/{made}").status == 202
+
+
+def test_postgresql_replica_delete_during_switchover_is_refused(
+    service: support.Service, token: str
+) -> None:
+    source = _healthy(service, token, _create(
+        service, token, "pg-switch-source", datastore={"type": "postgresql"},
+        databases=[{"name": "app"}], users=[{**USER, "databases": [{"name": "app"}]}],
+    )["id"])  # fmt: skip
+    with _pg(source["port"]) as conn:
+        conn.execute("CREATE TABLE items (n int PRIMARY KEY)")
+    replica = _healthy(service, token, _create(
+        service, token, "pg-switch-replica", replica_of=source["id"])["id"])  # fmt: skip
+
+    _action(service, token, replica["id"], "promote_to_replica_source")
+    for member in (replica, source):
+        busy = _api(service, token, "DELETE", f"/instances/{member['id']}")
+        assert busy.status == 409, busy.body
+        message = busy.body["conflictingRequest"]["message"]
+        assert "is being switched over (promote_to_replica_source)" in message, message
+
+    # The switchover ends with one writable source, the other following it.
+    promoted = _ended(service, token, replica["id"], "promote")
+    assert promoted["state"] == "SUCCEEDED", promoted
+    _healthy(service, token, replica["id"])
+    _pg_write(replica["port"], 1)
+    assert _pg_refuses_writes(source["port"])
+    _eventually(lambda: _pg_rows(source["port"]) == [1], "the old source follows")
+    assert _show(service, token, source["id"])["replica_of"]["id"] == replica["id"]
+    _delete_all(service, token, [source["id"], replica["id"]])
+
+
 # MariaDB
 
 

@@ -3,6 +3,7 @@ busy to move, against a real (SQLite) store."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -98,3 +99,34 @@ def test_a_backup_on_the_source_does_not_hold_off_failover(store: Settings, acti
     assert _failed(store) == ["src"]
     assert len(failover.start_due(store)) == 1
     assert Instance.get_by_id("src").status == status.EJECT
+
+
+@pytest.mark.parametrize(
+    ("action", "on", "words"),
+    [
+        ("promote", "rep", "being switched over (promote_to_replica_source)"),
+        ("eject", "src", "being failed over (eject_replica_source)"),
+        ("configure_set", "src", "being reconfigured"),
+    ],
+)
+def test_no_member_is_deleted_while_the_set_is_changed(
+    store: Settings, action: str, on: str, words: str
+) -> None:
+    _add("src", NOW)
+    _add("rep", NOW, replica_of="src")
+    _add("other", NOW, replica_of="src")
+    tasks.record("t-1", on, "p", action, "u", "", NOW)
+    for member in ("src", "rep", "other"):
+        with pytest.raises(errors.Conflict, match=re.escape(words)) as refused:
+            replication.require_no_set_operation(Instance.get_by_id(member))
+        assert f"task t-1 on {on}" in refused.value.message
+    Task.update(state=tasks.TaskState.SUCCEEDED).where(Task.id == "t-1").execute()
+    replication.require_no_set_operation(Instance.get_by_id("rep"))
+
+
+def test_a_members_own_task_does_not_hold_its_set(store: Settings) -> None:
+    _add("src", NOW)
+    _add("rep", NOW, replica_of="src")
+    tasks.record("t-1", "src", "p", "backup", "u", "", NOW)
+    tasks.record("t-2", "rep", "p", "configure", "u", "", NOW)
+    replication.require_no_set_operation(Instance.get_by_id("rep"))

@@ -1,61 +1,91 @@
-"""The flow that puts an instance's configuration group in effect: the role writes the
-values to the datastore's own file, the guest applies the dynamic ones at once, and the
-instance shows RESTART_REQUIRED while values wait for a restart."""
+"""The flows that put configuration groups in effect: the role writes the values to the
+datastore's own file, the guest applies the dynamic ones at once, and the instance shows
+RESTART_REQUIRED while values wait for a restart.
+
+A change of the settings a replica must hold at least as high as its source
+(`trove_svc.hot_standby`) goes to a replication set as one task, member by member in the
+order the engine requires, each restarted so the values are in effect before the next
+member gets them."""
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 from trove_svc import configurations, errors, parameter_rules, tasks
 from trove_svc.store.models import Instance
+from trove_svc.taskmanager import replicas
 from trove_svc.taskmanager.deps import Claim, FlowDeps, guest_context
 from trove_svc.taskmanager.flows import run_playbook
 from trove_wire import contract, datastores
 
 LOG = logging.getLogger(__name__)
 
+NOT_RUNNING = "the instance is not running; its next start or resize writes the group's values"
+
 
 def _changed(before: dict[str, str], wanted: dict[str, str]) -> set[str]:
     return {name for name in set(before) | set(wanted) if before.get(name) != wanted.get(name)}
 
 
-def _summary(applied: set[str], waiting: set[str]) -> str:
+def _summary(applied: set[str], waiting: set[str], restarted: bool = False) -> str:
+    if restarted:
+        return f"restarted with {', '.join(sorted(applied))}"
     parts = [f"applied {', '.join(sorted(applied))}" if applied else "nothing to apply now"]
     if waiting:
         parts.append(f"a restart puts {', '.join(sorted(waiting))} in effect")
     return "; ".join(parts)
 
 
-def configure(deps: FlowDeps, claim: Claim) -> None:
-    instance = Instance.get_or_none(Instance.id == claim.task.instance_id)
-    now = deps.settings.clock()
-    if (
-        instance is None
-        or not instance.provisioned
-        or instance.status not in configurations.RUNNING
-    ):
-        tasks.skip(claim.task.id, claim.owner, now, "the instance is not running; its next "
-                   "start or resize writes the group's values")  # fmt: skip
-        return
+@dataclass(frozen=True)
+class Applied:
+    """How putting the group in effect on one instance ended."""
+
+    ok: bool
+    message: str
+    rc: int | None = None
+    artifact_dir: str | None = None
+
+
+def _running(instance: Instance | None) -> bool:
+    return (
+        instance is not None and instance.provisioned and instance.status in configurations.RUNNING
+    )
+
+
+def _apply(deps: FlowDeps, claim: Claim, instance: Instance, restart: bool) -> Applied | None:
+    """Write the group's values on `instance` and put them in effect: the dynamic ones
+    through its guest, or (with `restart`, if a value that needs one changed) all of them
+    by a restart. None once the claim is lost."""
     version = instance.datastore_version
     spec = datastores.get(version.datastore.name)
     rules = parameter_rules.of_version(version)
     wanted = configurations.engine_values(instance)
     before: dict[str, str] = instance.configuration_values or {}
     result = run_playbook(deps, claim, "instance_configure.yml", instance)
-    if not result.ok or not claim.still_ours():
-        if claim.still_ours():
-            why = "Writing the values failed: " + result.describe_failure()
-            tasks.finish(claim.task.id, claim.owner, deps.settings.clock(), ok=False,
-                         rc=result.rc, artifact_dir=result.artifact_dir, message=why)  # fmt: skip
-        else:
-            tasks.let_go(claim.task.id, claim.owner)
-        return
+    if not claim.still_ours():
+        return None
+    if not result.ok:
+        why = f"Writing the values failed: {result.describe_failure()}"
+        return Applied(False, why, result.rc, result.artifact_dir)
     changed = _changed(before, wanted)
     dynamic = {n: wanted[n] for n in changed if n in wanted and not rules[n].restart_required}
     waiting = {n for n in changed if n in rules and rules[n].restart_required}
     if not spec.reload_rereads_file:
         waiting |= {n for n in changed if n not in wanted}  # removed: back at the next start
+    if restart and waiting:
+        following, secrets = replicas.keep_following(deps, instance)
+        restarted = run_playbook(
+            deps, claim, "instance_restart.yml", instance, secrets, **following
+        )
+        if not claim.still_ours():
+            return None
+        if not restarted.ok:
+            why = f"The values are written, but the restart failed: {restarted.describe_failure()}"
+            return Applied(False, why, restarted.rc, restarted.artifact_dir)
+        _record_values(deps, instance, wanted, restart_pending=False)
+        return Applied(True, _summary(changed, set(), restarted=True), restarted.rc,
+                       restarted.artifact_dir)  # fmt: skip
     failure = None
     try:
         request = contract.ApplyConfiguration(dynamic)
@@ -64,12 +94,86 @@ def configure(deps: FlowDeps, claim: Claim) -> None:
         failure = f"The values are written, but applying them failed: {exc.message}"
         waiting |= set(dynamic)
         dynamic = {}
+    _record_values(deps, instance, wanted, bool(instance.restart_pending or waiting))
+    LOG.info("instance %s configured: %s", instance.id, _summary(set(dynamic), waiting))
+    return Applied(failure is None, failure or _summary(set(dynamic), waiting), result.rc,
+                   result.artifact_dir)  # fmt: skip
+
+
+def _record_values(
+    deps: FlowDeps, instance: Instance, written: dict[str, str], restart_pending: bool
+) -> None:
     Instance.update(
-        configuration_values=wanted,
-        restart_pending=bool(instance.restart_pending or waiting),
+        configuration_values=written,
+        restart_pending=restart_pending,
         updated_at=deps.settings.clock(),
     ).where(Instance.id == instance.id).execute()
-    LOG.info("instance %s configured: %s", instance.id, _summary(set(dynamic), waiting))
-    tasks.finish(claim.task.id, claim.owner, deps.settings.clock(), ok=failure is None,
-                 rc=result.rc, artifact_dir=result.artifact_dir,
-                 message=failure or _summary(set(dynamic), waiting))  # fmt: skip
+
+
+def configure(deps: FlowDeps, claim: Claim) -> None:
+    instance = Instance.get_or_none(Instance.id == claim.task.instance_id)
+    if instance is None or not _running(instance):
+        tasks.skip(claim.task.id, claim.owner, deps.settings.clock(), NOT_RUNNING)
+        return
+    applied = _apply(deps, claim, instance, restart=False)
+    if applied is None:
+        tasks.let_go(claim.task.id, claim.owner)
+        return
+    tasks.finish(claim.task.id, claim.owner, deps.settings.clock(), ok=applied.ok,
+                 rc=applied.rc, artifact_dir=applied.artifact_dir,
+                 message=applied.message)  # fmt: skip
+
+
+def configure_set(deps: FlowDeps, claim: Claim) -> None:
+    """A change of hot-standby settings on a replication set (the task is its source's):
+    each member in turn (`members`, in the order the engine requires) has the values
+    written and is restarted with them before the next one gets them. A member that fails
+    stops the change there, so no replica is ever left below its source."""
+    order = claim.task.args.get("order", "")
+    members: list[str] = claim.task.args.get("members", [])
+    done: list[str] = []
+    for member_id in members:
+        if not claim.still_ours():
+            tasks.let_go(claim.task.id, claim.owner)
+            return
+        member = Instance.get_or_none(Instance.id == member_id)
+        if member is None or not _running(member):
+            _record(deps, claim, member_id, member, True, f"skipped: {NOT_RUNNING}")
+            continue
+        started = deps.settings.clock()
+        applied = _apply(deps, claim, member, restart=True)
+        if applied is None:
+            tasks.let_go(claim.task.id, claim.owner)
+            return
+        _record(deps, claim, member_id, member, applied.ok, applied.message, started)
+        if not applied.ok:
+            left = "; the members after it keep their values" if member_id != members[-1] else ""
+            tasks.finish(claim.task.id, claim.owner, deps.settings.clock(), ok=False,
+                         message=f"{member_id}: {applied.message}{left} ({order})")  # fmt: skip
+            return
+        done.append(member_id)
+    tasks.finish(claim.task.id, claim.owner, deps.settings.clock(), ok=True,
+                 message=f"applied on {', '.join(done) or 'no member'} ({order})")  # fmt: skip
+
+
+def _record(
+    deps: FlowDeps,
+    claim: Claim,
+    member_id: str,
+    member: Instance | None,
+    ok: bool,
+    message: str,
+    started: float | None = None,
+) -> None:
+    """The member's part of a set's change, in its own audit trail."""
+    if member is None:
+        return
+    now = deps.settings.clock()
+    tasks.record_done(
+        deps.settings.new_id(), member_id, member.project_id, "configure",
+        claim.task.requested_by, claim.task.request_id, started or now, now, ok,
+        f"{message} (with its replication set: task {claim.task.id})",
+    )  # fmt: skip
+
+
+FLOWS = {"configure": configure, "configure_set": configure_set}

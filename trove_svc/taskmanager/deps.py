@@ -6,6 +6,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from trove_svc import tasks
 from trove_svc.bus.broker import BrokerAdmin
 from trove_svc.bus.client import Bus
 from trove_svc.keys import ServiceKeys
@@ -37,6 +38,16 @@ class Claim:
 
     def still_ours(self) -> bool:
         return not self.lost.is_set()
+
+    def confirmed(self) -> bool:
+        """Whether the task is still ours as the store says now, not as the last renewal
+        did: asked before a step that must not be taken by a run that lost its task."""
+        if self.lost.is_set():
+            return False
+        if not tasks.owns(self.task.id, self.owner):
+            self.lost.set()
+            return False
+        return True
 
 
 def task_context(task: Task) -> Context:

@@ -166,10 +166,22 @@ def _finish(
         status.promote_if_ready(instance.id, now)
 
 
+def _lost(claim: Claim, step: str) -> bool:
+    """Asked before each step of a switchover: True (and the claim dropped) once the task
+    is no longer this run's (ended by someone else, or taken over)."""
+    if claim.confirmed():
+        return False
+    tasks.let_go(claim.task.id, claim.owner)
+    LOG.warning("task %s is no longer ours; stopping before %s", claim.task.id, step)
+    return True
+
+
 def promote(deps: FlowDeps, claim: Claim) -> None:
     """Switchover: fence the source (a clean stop for PostgreSQL, read-only for MariaDB,
     refusing writes for Redis), wait until the replica has applied all it wrote, promote
-    the replica, then have the old source and the other replicas follow it."""
+    the replica, then have the old source and the other replicas follow it. Before each
+    step it checks that the task is still its own, so a task ended or taken over
+    meanwhile is never carried on by two runs."""
     replica = Instance.get_or_none(Instance.id == claim.task.instance_id)
     if replica is None or replica.status != status.PROMOTE or not replica.replica_of_id:
         tasks.skip(claim.task.id, claim.owner, deps.settings.clock(),
@@ -177,11 +189,17 @@ def promote(deps: FlowDeps, claim: Claim) -> None:
         return
     source = Instance.get_by_id(replica.replica_of_id)
     others = [r for r in replication.replicas_of(source.id) if r.id != replica.id]
+    if _lost(claim, "fencing the source"):
+        return
     try:
         _call(deps, replica.id, contract.ReplicationState())
         _fence(deps, claim, source)
     except (ReplicationFailed, errors.TroveSvcError) as exc:
-        _finish(deps, claim, replica, status.PROMOTE, f"Switchover not started: {exc}", "")
+        if not _lost(claim, "recording the outcome"):
+            _finish(deps, claim, replica, status.PROMOTE, f"Switchover not started: {exc}", "")
+        return
+    if _lost(claim, "promoting the replica"):
+        _unfence_unless_taken_over(deps, claim, source)
         return
     try:
         position = int(_call(deps, source.id, contract.ReplicationState())["position"])
@@ -192,10 +210,13 @@ def promote(deps: FlowDeps, claim: Claim) -> None:
         if promoted is None:
             return
     now = deps.settings.clock()
+    # The records follow what the datastores now are, whoever holds the task.
     with database_proxy.atomic():
         replication.set_source([replica.id], None, now)
         replication.set_source([source.id] + [o.id for o in others], replica.id, now)
     LOG.info("switchover: %s is the source at position %s", replica.id, promoted["position"])
+    if _lost(claim, "having the old source follow"):
+        return
     replica = Instance.get_by_id(replica.id)
     problems = _after_promotion(deps, claim, replica, [source, *others], "a switchover")
     _finish(
@@ -204,6 +225,20 @@ def promote(deps: FlowDeps, claim: Claim) -> None:
         f"switchover: this instance is the source (position {promoted['position']}); "
         f"{source.id} follows it",
     )  # fmt: skip
+
+
+def _unfence_unless_taken_over(deps: FlowDeps, claim: Claim, source: Instance) -> None:
+    """The task was ended after the source was fenced and before the replica took writes:
+    the source takes writes again (unless another task manager now runs the switchover),
+    so the set never stays without a writable source."""
+    if tasks.run_elsewhere(claim.task.id, claim.owner):
+        return
+    try:
+        _call(deps, source.id, contract.Promote(), timeout=90)
+        LOG.warning("switchover of %s stopped: its source takes writes again", source.id)
+    except ReplicationFailed as exc:
+        LOG.error("switchover stopped, and source %s could not take writes again: %s",
+                  source.id, exc)  # fmt: skip
 
 
 def _undo_switchover(

@@ -43,7 +43,7 @@ RETRY_PAUSE = 1.0
 ALL_FLOWS = {
     **flows.FLOWS,
     **replication_flows.FLOWS,
-    "configure": configure_flow.configure,
+    **configure_flow.FLOWS,
     "backup": backup_flows.backup,
     "delete_backup": backup_flows.delete_backup,
     "verify_backup": backup_flows.verify_backup,

@@ -387,6 +387,10 @@ class DatastoreSpec:
     replica_source_files: Callable[[str], dict[str, Any]] = field(default=lambda _base: {})
     # How its backups are named (a datastore with backups sets it).
     backup_naming: BackupNaming = BackupNaming()
+    # The settings a replica must hold at least as high as its source (the engine refuses
+    # to run it below), each as the role sets it where no configuration group does, given
+    # the flavor's vCPUs. Empty: the engine has no such rule.
+    hot_standby_settings: Callable[[int], dict[str, int]] = field(default=lambda _vcpus: {})
 
 
 def version_of(binary: str, pattern: str) -> str | None:
