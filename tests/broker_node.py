@@ -4,6 +4,7 @@
         url = node.amqp_url()                         # administrator credentials
         node.api("PUT", "/api/vhosts/v1")             # management HTTP API
         node.stop(); node.start()                     # an outage: queues and messages kept
+        node.block_publishes(); node.unblock_publishes()  # a memory alarm raised, lifted
 
 Everything the node owns lives under ``base``: HOME (its own Erlang cookie), config,
 enabled plugins (management), data, logs, pid file. It listens on loopback only, on ports
@@ -231,6 +232,29 @@ class BrokerNode:
                 f"{result.stderr.strip() or result.stdout.strip()}"
             )
         return result
+
+    def block_publishes(self) -> None:
+        """Raise a memory alarm (a high watermark of 0): the node blocks every connection
+        that publishes, consumers go on. Returns once the alarm is up."""
+        self.ctl("set_vm_memory_high_watermark", "0")
+        self._wait_for_memory_alarm(True)
+
+    def unblock_publishes(self) -> None:
+        """Lift the alarm block_publishes() raised (the stock watermark again)."""
+        self.ctl("set_vm_memory_high_watermark", "0.4")
+        self._wait_for_memory_alarm(False)
+
+    def _wait_for_memory_alarm(self, up: bool, timeout: float = 30) -> None:
+        # The management API's node stats lag by seconds; the alarm server answers now.
+        deadline = time.monotonic() + timeout
+        while (
+            "resource_limit,memory" in self.ctl("eval", "rabbit_alarm:get_alarms().").stdout
+        ) != up:
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"the memory alarm of {self.name} is not {'up' if up else 'down'}"
+                )
+            time.sleep(0.1)
 
     def api(
         self,

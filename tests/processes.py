@@ -1,11 +1,12 @@
 """Processes of the tests' deployments, as /proc shows them: which live, which name an
-instance, and killing a guest agent as a dead host would."""
+instance, and stopping or killing them as a slow or dead host would."""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import signal
+from collections.abc import Iterator
 from pathlib import Path
 
 
@@ -24,9 +25,8 @@ def _proc_state(pid: int) -> str:
         return "Z"
 
 
-def processes_mentioning(text: str) -> list[str]:
-    """Command lines of live processes that contain `text`."""
-    found = []
+def _command_lines() -> Iterator[tuple[int, str]]:
+    """(pid, command line) of every live process but this one."""
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit() or int(proc.name) == os.getpid():
             continue
@@ -34,9 +34,24 @@ def processes_mentioning(text: str) -> list[str]:
             cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
         except OSError:
             continue
-        if text in cmdline:
-            found.append(cmdline)
-    return found
+        yield int(proc.name), cmdline
+
+
+def processes_mentioning(text: str) -> list[str]:
+    """Command lines of live processes that contain `text`."""
+    return [cmdline for _, cmdline in _command_lines() if text in cmdline]
+
+
+def pids_mentioning(text: str) -> list[int]:
+    """Ids of live processes whose command line contains `text`."""
+    return [pid for pid, cmdline in _command_lines() if text in cmdline]
+
+
+def signal_all(pids: list[int], sig: signal.Signals) -> None:
+    """Send `sig` to each of `pids` that still runs."""
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, sig)
 
 
 def guest_agents_mentioning(text: str) -> int:

@@ -75,7 +75,8 @@ class Settings:
     cleanup_timeout: float = 300.0
     # The datastore of a create that names none (Trove's default_datastore).
     default_datastore: str = "postgresql"
-    # A task manager's claim on a task lasts this long unless renewed (every third of it).
+    # A task manager's claim on a task lasts this long unless renewed (every third of it, at
+    # most 2 s apart); a run that could not renew stops itself shortly before it runs out.
     task_lease: float = 30.0
     # Limits on waiting: an instance (or task) still waiting after this long goes to ERROR.
     limit_queued: float = 600.0

@@ -3,8 +3,9 @@
 A task is recorded QUEUED by the API and claimed by one task manager before its playbook
 starts: one conditional update sets the owner and a lease, which the owner renews while it
 runs. Only the owner may finish it. A delivery that finds the task finished, or claimed by
-an owner whose lease holds, changes nothing. A lease that ran out means the owner died:
-another task manager takes the task over and runs it again (playbooks are idempotent).
+an owner whose lease holds, changes nothing. A lease that ran out means the owner died or
+stopped its run, unable to renew: another task manager takes the task over and runs it
+again (playbooks are idempotent).
 """
 
 from __future__ import annotations
@@ -107,10 +108,16 @@ def claim(task_id: str, owner: str, now: float, lease: float) -> bool:
 
 
 def renew(task_id: str, owner: str, now: float, lease: float) -> bool:
-    """Extend our lease; False once the task is no longer ours (canceled, failed, taken)."""
+    """Extend our lease; False once the task is no longer ours (canceled, failed, taken)
+    or its lease ran out (another may be taking it over: our run has stopped itself)."""
     renewed: int = (
         Task.update(lease_expires_at=now + lease)
-        .where((Task.id == task_id) & (Task.owner == owner) & (Task.state == TaskState.RUNNING))
+        .where(
+            (Task.id == task_id)
+            & (Task.owner == owner)
+            & (Task.state == TaskState.RUNNING)
+            & (Task.lease_expires_at >= now)
+        )
         .execute()
     )
     return renewed == 1

@@ -137,6 +137,97 @@ def test_a_killed_task_manager_run_is_taken_over(
     assert sorted(processes.processes_mentioning(str(service.state_dir / "instances"))) == running
 
 
+def test_a_broker_alarm_longer_than_the_lease_runs_a_create_once(
+    node: BrokerNode, started: list[support.Service]
+) -> None:
+    """Publishes blocked (a memory alarm) for three leases while a create runs on task
+    manager A, whose schedules meanwhile wait to cast a backup; task manager B runs
+    throughout. A keeps its lease, B never takes the create over: one run, SUCCEEDED."""
+    lease = 3
+    service = start(
+        started,
+        deployment(
+            node,
+            parts=("api", "conductor", "taskmanager"),
+            TROVE_SVC_TASK_LEASE=str(lease),
+            # Ports of its own: its create holds a port, unused, while other tests build.
+            TROVE_SVC_PORT_RANGE_START="25600",
+            TROVE_SVC_PORT_RANGE_END="25699",
+        ),
+    )
+    token = service.token(PROJECT)
+    scheduled = create(service, token, "scheduled", "redis")
+    service.wait_for(token, PROJECT, scheduled, support.active_and_healthy, timeout=60)
+    made = service.request(
+        "POST",
+        f"/v1.0/{PROJECT}/instances/{scheduled}/schedules",
+        token,
+        {"schedule": {"name": "during-the-alarm", "cron": "0 0 1 1 *"}},
+    )
+    assert made.status == 200, made.body
+    schedule_id = made.body["schedule"]["id"]
+
+    instance_id = create(service, token, "leased")
+    wait_until(
+        lambda: "postgresql" in (instance_row(service, instance_id)["current_step"] or ""),
+        60,
+        "the create's playbook reaches the datastore",
+    )
+    (task,) = tasks_of(service, instance_id)
+    run_dir = service.state_dir / "runs" / task["id"]
+    # The playbook goes no further until the alarm is over, as on a slow host.
+    playbook = processes.pids_mentioning(str(run_dir))
+    assert playbook
+    processes.signal_all(playbook, signal.SIGSTOP)
+    node.block_publishes()
+    blocked_at = time.time()
+    try:
+        with store(service) as db:
+            db.execute(
+                "UPDATE schedule SET next_run_at = ? WHERE id = ?", (blocked_at, schedule_id)
+            )
+        # A, alone so far, takes the schedule's run: it records the backup's task, then
+        # the task's cast waits on the alarm.
+        wait_until(
+            lambda: backup_states(service, scheduled) == ["QUEUED"],
+            15,
+            "task manager A starts the scheduled backup",
+        )
+        service.start_part("taskmanager")
+        time.sleep(3 * lease)
+        assert backup_states(service, scheduled) == ["QUEUED"]
+        assert tasks_of(service, instance_id) == [task]
+        with store(service) as db:
+            (renewed_until,) = db.execute(
+                "SELECT lease_expires_at FROM task WHERE id = ?", (task["id"],)
+            ).fetchone()
+        assert renewed_until > blocked_at + 2 * lease
+    finally:
+        node.unblock_publishes()
+        processes.signal_all(playbook, signal.SIGCONT)
+
+    service.wait_for(token, PROJECT, instance_id, support.active_and_healthy, timeout=90)
+    said = [line for line in service.log_path.read_text().splitlines()
+            if "gunicorn.access" not in line]  # fmt: skip
+    assert [(t["action"], t["state"], t["runs"]) for t in tasks_of(service, instance_id)] == [
+        ("create", "SUCCEEDED", 1)
+    ], "\n".join(said[-60:])
+    assert [p.name for p in run_dir.parent.glob(f"{task['id']}*")] == [run_dir.name]
+    with store(service) as db:
+        (live_task_managers,) = db.execute(
+            "SELECT count(*) FROM worker WHERE kind = 'taskmanager' AND seen_at > ?",
+            (blocked_at,),
+        ).fetchone()
+    assert live_task_managers == 2
+    log = service.log_path.read_text()
+    assert "took over" not in log and "no longer ours" not in log
+    assert processes_of(service, instance_id) == {"guest": 1, "server": 1}
+
+
+def backup_states(service: support.Service, instance_id: str) -> list[str]:
+    return [t["state"] for t in tasks_of(service, instance_id) if t["action"] == "backup"]
+
+
 def test_two_deployments_on_one_broker_keep_apart(
     node: BrokerNode, started: list[support.Service]
 ) -> None:

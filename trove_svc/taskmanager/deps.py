@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -12,6 +11,7 @@ from trove_svc.bus.client import Bus
 from trove_svc.keys import ServiceKeys
 from trove_svc.settings import Settings
 from trove_svc.store.models import Task
+from trove_svc.taskmanager.leases import Lease
 from trove_svc.taskmanager.runner import PlaybookRunner
 from trove_wire import logs
 from trove_wire.envelope import Context
@@ -30,14 +30,20 @@ class FlowDeps:
 
 @dataclass
 class Claim:
-    """A task this task manager holds; `lost` is set once it is no longer ours."""
+    """A task this task manager holds, for as long as its lease does."""
 
     task: Task
     owner: str
-    lost: threading.Event
+    lease: Lease
 
     def still_ours(self) -> bool:
-        return not self.lost.is_set()
+        """Whether the flow may go on: false once the task was taken from us, or once our
+        lease, unrenewed, nears its end (another task manager may soon take it over)."""
+        return self.lease.holds()
+
+    def gone(self) -> bool:
+        """A run's cancel check: true once the flow may not go on."""
+        return not self.still_ours()
 
     def confirmed(self) -> bool:
         """Whether the task is still ours as the store says now, not as the last renewal

@@ -47,7 +47,7 @@ def _run(
     timeout: float | None = None,
     show_steps: bool = True,
 ) -> RunResult:
-    """One Ansible run for the claimed task, stopped as soon as the claim is lost."""
+    """One Ansible run for the claimed task, stopped as soon as the claim stops holding."""
     task = claim.task
     runs = Task.select(Task.runs).where(Task.id == task.id).scalar() or 0
     tasks.start_run(task.id, claim.owner, playbook)
@@ -61,7 +61,7 @@ def _run(
         secrets=secrets or {},
         on_step=_show_step(instance.id) if show_steps else None,
         timeout=timeout,
-        cancel=claim.lost.is_set,
+        cancel=claim.gone,
         connection=place.connection,
         environment=place.environment,
     )

@@ -1,10 +1,10 @@
-"""The claims this task manager holds, renewed while their runs go on.
+"""The claims this task manager holds, renewed in the store on a thread of their own.
 
-Every two seconds (or third of a lease, if shorter), each held claim is renewed in the
-store. A claim that can no longer be renewed (the task was canceled, failed by the
-watchdog, taken over) is marked lost, and its run stops. If the store cannot be reached, a
-claim is marked lost before its lease would run out, so that a takeover never finds this
-run still going: never two runs of one task at once.
+Renewal touches the store only: a blocked publish (a broker alarm) or a slow schedule never
+delays it. A claim that can no longer be renewed (the task was canceled, failed by the
+watchdog, taken over) is marked lost. A lease that was not renewed in time stops holding a
+margin before it runs out, whether or not the store can be reached: its run is canceled and
+gone before another task manager may take the task over. Never two runs of one task at once.
 """
 
 from __future__ import annotations
@@ -19,13 +19,46 @@ from trove_svc import tasks
 
 LOG = logging.getLogger(__name__)
 
+# A run stops this long before its lease runs out: time for its cancel to be seen (the
+# runner checks every quarter second) and its processes killed.
+STOP_MARGIN = 2.0
+
+
+class Lease:
+    """One claim this task manager made: until when it holds, and whether it was lost."""
+
+    def __init__(
+        self, task_id: str, expires_at: float, margin: float, clock: Callable[[], float]
+    ) -> None:
+        self.task_id = task_id
+        self.expires_at = expires_at
+        self._margin = margin
+        self._clock = clock
+        self._lost = threading.Event()
+
+    def holds(self) -> bool:
+        """True while the task is ours with time to spare; false once it was lost or its
+        lease is within the margin of running out."""
+        return not self._lost.is_set() and self._clock() < self.expires_at - self._margin
+
+    @property
+    def lost(self) -> bool:
+        """The store said the task is no longer ours."""
+        return self._lost.is_set()
+
+    def renewed(self, expires_at: float) -> None:
+        self.expires_at = expires_at
+
+    def lose(self) -> None:
+        self._lost.set()
+
 
 class Leases:
     def __init__(self, owner: str, lease: float, clock: Callable[[], float]) -> None:
         self.owner = owner
         self._lease = lease
         self._clock = clock
-        self._held: dict[str, tuple[threading.Event, float]] = {}
+        self._held: dict[str, Lease] = {}
         self._lock = threading.Lock()
 
     @property
@@ -33,12 +66,18 @@ class Leases:
         """Often enough that a canceled task's run stops within a couple of seconds."""
         return max(min(self._lease / 3, 2.0), 0.2)
 
-    def hold(self, task_id: str) -> threading.Event:
-        """Start renewing a claim just made; the event is set once it is lost."""
-        lost = threading.Event()
+    @property
+    def stop_margin(self) -> float:
+        """How long before its lease runs out an unrenewed run stops: a short lease (a
+        test's) keeps two renewals' worth of time before it."""
+        return min(STOP_MARGIN, self._lease / 3)
+
+    def hold(self, task_id: str, claimed_at: float) -> Lease:
+        """Start renewing a claim made at `claimed_at` (its lease runs from then)."""
+        lease = Lease(task_id, claimed_at + self._lease, self.stop_margin, self._clock)
         with self._lock:
-            self._held[task_id] = (lost, self._clock() + self._lease)
-        return lost
+            self._held[task_id] = lease
+        return lease
 
     def drop(self, task_id: str) -> None:
         with self._lock:
@@ -50,21 +89,28 @@ class Leases:
 
     def renew_all(self) -> None:
         with self._lock:
-            held = dict(self._held)
-        for task_id, (lost, expires_at) in held.items():
+            held = list(self._held.values())
+        for lease in held:
+            # The lease runs from before the store is asked: a slow answer shortens it.
             now = self._clock()
             try:
-                renewed = tasks.renew(task_id, self.owner, now, self._lease)
+                renewed = tasks.renew(lease.task_id, self.owner, now, self._lease)
             except peewee.DatabaseError as exc:
-                # Stop before the lease runs out: by then another may take the task over.
-                if now > expires_at - self.renew_every:
-                    LOG.error("cannot renew task %s (%s); stopping its run", task_id, exc)
-                    lost.set()
+                # Nothing more to do: unrenewed, the lease stops holding before it runs out.
+                LOG.error("cannot renew task %s (%s)", lease.task_id, exc)
                 continue
             if renewed:
-                with self._lock:
-                    if task_id in self._held:
-                        self._held[task_id] = (lost, now + self._lease)
-            elif not lost.is_set():
-                LOG.warning("task %s is no longer ours; stopping its run", task_id)
-                lost.set()
+                lease.renewed(now + self._lease)
+            elif not lease.lost:
+                LOG.warning("task %s is no longer ours; stopping its run", lease.task_id)
+                lease.lose()
+
+    def keep_renewing(self, stopping: threading.Event) -> None:
+        """Renew every held claim every `renew_every` seconds until `stopping` is set."""
+        while True:
+            try:
+                self.renew_all()
+            except Exception:
+                LOG.exception("renewing leases failed; trying again")
+            if stopping.wait(self.renew_every):
+                return

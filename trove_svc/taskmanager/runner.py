@@ -32,6 +32,11 @@ LOG = logging.getLogger(__name__)
 
 StepCallback = Callable[[str], None]
 
+# ansible-runner asks a run's cancel callback once per wait on the playbook's output, every
+# `pexpect_timeout` seconds (5 by default): a run whose task was taken from it stops within
+# this long.
+RUNNER_SETTINGS = {"pexpect_timeout": 0.25}
+
 
 @dataclass(frozen=True)
 class RunResult:
@@ -184,6 +189,9 @@ class PlaybookRunner:
         run_inputs.write_unsafe(
             env_dir / "extravars", {**extravars, "trove_secrets_file": str(secrets_file)}
         )
+        # Read from here only: ansible-runner drops a `settings` argument when this file
+        # is missing.
+        run_inputs.write_private_file(env_dir / "settings", json.dumps(RUNNER_SETTINGS))
         inventory_file = data_dir / f"{ident}.hosts.json"
         run_inputs.write_private_file(
             inventory_file, json.dumps(inventory(instance_id, connection))

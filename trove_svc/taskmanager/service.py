@@ -1,9 +1,11 @@
 """The task manager's process: consume casts, claim each task, run its flow.
 
 Besides the casts it consumes the dead-letter queue (a cast that failed on every delivery:
-its instance goes to ERROR saying so) and keeps house every few seconds: it renews its
-claims, takes over tasks whose owner died (their lease ran out), removes the secrets files
-dead runs left behind, and says it is alive (for the health check).
+its instance goes to ERROR saying so). Each on a thread of its own, so that none waits on
+another: it renews its claims (`Leases`), starts the backups whose schedule is due (a
+publish, which a broker alarm can block), and keeps house every few seconds: it takes over
+tasks whose owner died (their lease ran out), removes the secrets files dead runs left
+behind, and says it is alive (for the health check).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -128,9 +131,10 @@ class TaskManager:
     def run_task(self, task_id: str, from_message: bool) -> None:
         """Claim the task and run its flow; a claim we cannot make means there is nothing
         to do (finished, or another task manager's run is going)."""
+        claimed_at = self.deps.settings.clock()
         try:
             claimed = tasks.claim(
-                task_id, self.worker_id, self.deps.settings.clock(), self.deps.settings.task_lease
+                task_id, self.worker_id, claimed_at, self.deps.settings.task_lease
             )
         except peewee.DatabaseError as exc:
             LOG.error("cannot claim task %s (%s)", task_id, exc)
@@ -143,9 +147,9 @@ class TaskManager:
             return
         task = Task.get_by_id(task_id)
         with logs.serving(task.request_id):
-            self._run_claimed(task, from_message)
+            self._run_claimed(task, from_message, claimed_at)
 
-    def _run_claimed(self, task: Task, from_message: bool) -> None:
+    def _run_claimed(self, task: Task, from_message: bool, claimed_at: float) -> None:
         task_id = task.id
         if task.runs:
             # A run of this task went before and did not finish: its task manager died (or
@@ -154,7 +158,7 @@ class TaskManager:
             stop_runs_of(settings.runs_dir, task_id)
             removed = remove_leftovers(settings.secrets_dir, settings.runs_dir, task_id)
             LOG.warning("took over task %s (removed %d leftover files)", task_id, removed)
-        lost = self.leases.hold(task_id)
+        lease = self.leases.hold(task_id, claimed_at)
         try:
             flow = ALL_FLOWS.get(task.action)
             if flow is None:
@@ -165,7 +169,7 @@ class TaskManager:
                     f"no flow for {task.action!r}",
                 )
                 return
-            flow(self.deps, Claim(task, self.worker_id, lost))
+            flow(self.deps, Claim(task, self.worker_id, lease))
         except Exception as exc:
             LOG.exception("task %s (%s) failed unexpectedly", task_id, task.action)
             self._after_crash(task, exc, from_message)
@@ -209,7 +213,6 @@ class TaskManager:
     def housekeeping(self) -> None:
         settings = self.deps.settings
         now = settings.clock()
-        self.leases.renew_all()
         workers.seen(self.worker_id, workers.TASKMANAGER, now)
         for task_id in tasks.expired_leases(now):
             with self._lock:
@@ -219,10 +222,10 @@ class TaskManager:
             LOG.warning("task %s: its owner stopped renewing; taking it over", task_id)
             self._pool.submit(self._take_over, task_id)
         self._remove_orphan_secrets(now)
-        self._run_schedules(now)
 
-    def _run_schedules(self, now: float) -> None:
+    def run_schedules(self) -> None:
         """Start the backups whose schedule is due (one task manager wins each run)."""
+        now = self.deps.settings.clock()
         for schedule in schedules.due(now):
             if not schedules.claim(schedule, now):
                 continue
@@ -274,33 +277,33 @@ class TaskManager:
                 remove_path(path)
                 LOG.warning("removed %s, left behind by a run that is over", path.name)
 
-    def _housekeeping_loop(self) -> None:
+    def _every(self, interval: float, work: Callable[[], object], what: str) -> None:
         while True:
             try:
-                self.housekeeping()
+                work()
             except Exception:
-                LOG.exception("housekeeping failed; trying again")
-            if self._stopping.wait(self.leases.renew_every):
+                LOG.exception("%s failed; trying again", what)
+            if self._stopping.wait(interval):
                 return
 
-    def _failover_loop(self) -> None:
-        while True:
-            try:
-                for task_id in failover.start_due(self.deps.settings):
-                    self._pool.submit(self.run_task, task_id, False)
-            except Exception:
-                LOG.exception("looking for sources to fail over failed; trying again")
-            if self._stopping.wait(failover.INTERVAL):
-                return
+    def _start_failovers(self) -> None:
+        for task_id in failover.start_due(self.deps.settings):
+            self._pool.submit(self.run_task, task_id, False)
 
     def run(self) -> None:
         LOG.info("task manager %s started", self.worker_id)
-        keeper = threading.Thread(target=self._housekeeping_loop, name="housekeeping", daemon=True)
-        keeper.start()
-        watcher = threading.Thread(target=self._failover_loop, name="failover", daemon=True)
-        watcher.start()
-        dead = threading.Thread(target=self.dead_letters.run, name="dead-letters", daemon=True)
-        dead.start()
+        every = self.leases.renew_every
+        loops: dict[str, Callable[[], object]] = {
+            "leases": lambda: self.leases.keep_renewing(self._stopping),
+            "housekeeping": lambda: self._every(every, self.housekeeping, "housekeeping"),
+            "schedules": lambda: self._every(every, self.run_schedules, "running schedules"),
+            "failover": lambda: self._every(
+                failover.INTERVAL, self._start_failovers, "looking for sources to fail over"
+            ),
+            "dead-letters": self.dead_letters.run,
+        }
+        for name, loop in loops.items():
+            threading.Thread(target=loop, name=name, daemon=True).start()
         try:
             self.consumer.run()
         finally:
