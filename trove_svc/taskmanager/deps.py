@@ -48,10 +48,10 @@ class Claim:
     def confirmed(self) -> bool:
         """Whether the task is still ours as the store says now, not as the last renewal
         did: asked before a step that must not be taken by a run that lost its task."""
-        if self.lost.is_set():
+        if self.lease.lost:
             return False
         if not tasks.owns(self.task.id, self.owner):
-            self.lost.set()
+            self.lease.lose()
             return False
         return True
 

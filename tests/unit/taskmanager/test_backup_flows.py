@@ -4,7 +4,6 @@ against a real (SQLite) store, with the guest stood in for."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, cast
@@ -19,6 +18,7 @@ from trove_svc.store.db import open_store
 from trove_svc.store.models import Backup, Task
 from trove_svc.taskmanager import backup_flows
 from trove_svc.taskmanager.deps import Claim, FlowDeps
+from trove_svc.taskmanager.leases import Lease
 from trove_svc.tasks import TaskState
 
 OWNER = "tm-1"
@@ -69,13 +69,13 @@ def _delete_asked(settings: Settings) -> Claim:
     assert Backup.get_by_id("b-1").state == "DELETING"
     task_id = casts.sent[0].task_id
     assert tasks.claim(task_id, OWNER, 1.0, 30.0)
-    return Claim(Task.get_by_id(task_id), OWNER, threading.Event())
+    return Claim(Task.get_by_id(task_id), OWNER, Lease(task_id, 31.0, 2.0, lambda: 1.0))
 
 
 def _cancel(claim: Claim) -> None:
     """The instance's delete cancels its open tasks; the run learns it at its renewal."""
     tasks.end_open("i-1", 5.0, TaskState.CANCELED, CANCELED)
-    claim.lost.set()
+    claim.lease.lose()
 
 
 def _run(settings: Settings, claim: Claim, guest: Guest) -> None:
