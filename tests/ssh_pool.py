@@ -9,6 +9,7 @@ is made unreachable by stopping its sshd with every session it serves.
 from __future__ import annotations
 
 import os
+import pwd
 import signal
 import socket
 import subprocess
@@ -139,6 +140,11 @@ class Pool:
     @property
     def known_hosts(self) -> Path:
         return self.directory / "known_hosts"
+
+    def lend_key_to(self, account: str) -> None:
+        """The service reaches the pool as its own account: the operator hands it the key."""
+        entry = pwd.getpwnam(account)
+        os.chown(self.client_key, entry.pw_uid, entry.pw_gid)
 
     def start(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)

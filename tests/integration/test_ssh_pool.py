@@ -51,6 +51,8 @@ def service(pool: ssh_pool.Pool) -> Iterator[support.Service]:
             "TROVE_SVC_PORT_RANGE_END": "24949",
         }
     )
+    svc.setup()  # makes the service's account, which the pool's key is handed to
+    pool.lend_key_to(svc.settings().service_user)
     svc.start()
     yield svc
     svc.cleanup()
