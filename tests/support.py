@@ -363,19 +363,30 @@ def active_and_healthy(instance: dict[str, Any]) -> bool:
     return instance["status"] == "ACTIVE" and instance["operating_status"] == "HEALTHY"
 
 
-def guest_queue_exists(amqp_url: str, instance_id: str) -> bool:
+def broker_has(amqp_url: str, queue: str = "", exchange: str = "") -> bool:
+    """Whether the vhost of `amqp_url` has `queue` (or `exchange`)."""
     import pika
     import pika.exceptions
 
     connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
     try:
-        connection.channel().queue_declare(f"guestagent.{instance_id}", passive=True)
+        channel = connection.channel()
+        if queue:
+            channel.queue_declare(queue, passive=True)
+        else:
+            channel.exchange_declare(exchange, passive=True)
         return True
     except pika.exceptions.ChannelClosedByBroker:
         return False
     finally:
         if connection.is_open:
             connection.close()
+
+
+def guest_queue_exists(amqp_url: str, instance_id: str) -> bool:
+    from trove_wire import topology
+
+    return broker_has(amqp_url, queue=topology.guest_queue(instance_id))
 
 
 def broker_user_exists(service: Service, user: str) -> bool:
@@ -399,8 +410,13 @@ def leftovers(service: Service, instance_id: str, os_user: str | None) -> list[s
     if instance_dir.exists():
         found.append(f"directory {instance_dir}")
     found += [f"process {p}" for p in processes_mentioning(str(instance_dir))]
-    if guest_queue_exists(service.amqp_url, instance_id):
-        found.append(f"queue guestagent.{instance_id}")
+    from trove_wire import topology
+
+    for queue in (topology.guest_queue(instance_id), topology.reports_queue(instance_id)):
+        if broker_has(service.amqp_url, queue=queue):
+            found.append(f"queue {queue}")
+    if broker_has(service.amqp_url, exchange=topology.guest_exchange(instance_id)):
+        found.append(f"exchange {topology.guest_exchange(instance_id)}")
     if broker_user_exists(service, f"guest-{instance_id}"):
         found.append(f"broker account guest-{instance_id}")
     if os_user and os_user != "root":
