@@ -324,6 +324,20 @@ def remove_deployment_from_broker(settings: Any, admin_url: str) -> None:
             admin.delete_user(user)
 
 
+def metric(service: Service, name: str, **labels: str) -> float:
+    """The sum of the samples of `name` (say `trove_heartbeats_total`) in the service's
+    /metrics whose labels include `labels`."""
+    text = service.request("GET", "/metrics", None).raw.decode()
+    wanted = [f'{key}="{value}"' for key, value in labels.items()]
+    total = 0.0
+    for line in text.splitlines():
+        sample, _, value = line.rpartition(" ")
+        sample_name, _, sample_labels = sample.partition("{")
+        if sample_name == name and all(label in sample_labels for label in wanted):
+            total += float(value)
+    return total
+
+
 def orders_instance(service: Service, token: str, project: str, password: str) -> dict[str, Any]:
     """A PostgreSQL instance with databases orders and audit and a user shop (of orders),
     created through the API and waited for until ACTIVE and HEALTHY."""

@@ -7,7 +7,6 @@ private RabbitMQ node (with the management plugin), with B as the victim.
 from __future__ import annotations
 
 import json
-import re
 import subprocess
 import time
 from collections.abc import Iterator
@@ -104,15 +103,7 @@ def test_a_guest_account_reaches_only_its_own_queue(world: dict[str, Any]) -> No
 
 
 def _metric(service: support.Service, name: str, **labels: str) -> float:
-    text = service.request("GET", "/metrics", None).raw.decode()
-    wanted = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
-    total = 0.0
-    for line in text.splitlines():
-        match = re.fullmatch(rf"{name}_total\{{(.*)\}} (\S+)", line)
-        if match and all(f'{k}="{v}"' in match.group(1) for k, v in labels.items()):
-            total += float(match.group(2))
-    assert wanted is not None
-    return total
+    return support.metric(service, f"{name}_total", **labels)
 
 
 def _capture_a_real_report(world: dict[str, Any], instance_id: str) -> bytes:
