@@ -287,6 +287,32 @@ def test_one_guests_flood_leaves_the_others_reports_on_time(own_vhost: str) -> N
     assert max(got - put for got, put in zip(handled["quiet"], sent, strict=True)) < 1.5
 
 
+def test_the_intake_follows_guests_queues_as_they_come_and_go(own_vhost: str) -> None:
+    """An instance whose queue is made after the intake started (its build had not begun)
+    is consumed once the queue is there; a deleted one's consumer goes with its queue."""
+    publisher = _guest_reports_queue(own_vhost, "early", backlog=10)
+    handled: list[str] = []
+    forgotten: list[str] = []
+    intake = ReportIntake(
+        own_vhost,
+        lambda instance_id, _delivery: handled.append(instance_id),
+        admit=lambda _: True,
+        instances=lambda: ["early", "late"],
+        forget=forgotten.append,
+    )
+    thread = _run(intake)
+    time.sleep(1.5)  # the intake looked for the late queue, and found none
+    publisher.declare(lambda ch: topology.declare_guest(ch, "late"))
+    publisher.publish(topology.guest_exchange("late"), topology.REPORTS, b"late", "l-1")
+    _wait(lambda: handled == ["late"])
+    publisher.declare(lambda ch: topology.delete_guest(ch, "early"))
+    _wait(lambda: forgotten == ["early"])
+    assert _depth(own_vhost, topology.reports_queue("late"))[1] == 1
+    intake.stop()
+    thread.join(5)
+    publisher.close()
+
+
 def test_a_call_nobody_answers_becomes_a_domain_error(transport_url: str, tmp_path: Path) -> None:
     from trove_svc import catalog, errors
     from trove_svc.bus.client import Bus

@@ -11,8 +11,9 @@ delivered again; past its delivery limit the broker dead-letters it
 (`topology.REPORTS_DEAD`), and the intake counts it.
 
 Which queues to consume comes from `instances` (the instances in the store), asked every
-`refresh_every` seconds: a new instance's queue is consumed once it exists; a deleted
-instance's consumer goes with its queue.
+`refresh_every` seconds: a new instance's queue is consumed once it exists (looked for
+less and less often while it does not: an instance waiting for a task manager, or whose
+build failed early, has none); a deleted instance's consumer goes with its queue.
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ LOG = logging.getLogger(__name__)
 
 # Reports of one guest on their way to this conductor at once (acked or not yet).
 PREFETCH = 50
+# Seconds between looks for a queue not made yet: doubling from the first, up to the last.
+MISSING_QUEUE_RETRY = (1.0, 5.0)
 
 ReportHandler = Callable[[str, Delivery], None]
 
@@ -63,6 +66,7 @@ class ReportIntake:
         self._refresh_every = refresh_every
         self._reconnect_delay = reconnect_delay
         self._stopping = threading.Event()
+        self._missing: dict[str, tuple[float, float]] = {}  # id -> (look again at, delay)
         self.ready = threading.Event()
 
     def stop(self) -> None:
@@ -119,10 +123,19 @@ class ReportIntake:
                 channel.basic_cancel(tag)
                 del consuming[instance_id]
                 self._forget(instance_id)
+        now = time.monotonic()
+        for instance_id in list(self._missing):
+            if instance_id not in wanted:
+                del self._missing[instance_id]
         for instance_id in wanted - consuming.keys():
+            look_at, delay = self._missing.get(instance_id, (now, MISSING_QUEUE_RETRY[0]))
+            if now < look_at:
+                continue
             queue = topology.reports_queue(instance_id)
             if not _queue_exists(connection, queue):
-                continue  # not made yet: the instance waits for its build
+                self._missing[instance_id] = (now + delay, min(delay * 2, MISSING_QUEUE_RETRY[1]))
+                continue
+            self._missing.pop(instance_id, None)
             on_message = functools.partial(self._on_message, pool, connection, instance_id)
             consuming[instance_id] = channel.basic_consume(queue, on_message)
 
