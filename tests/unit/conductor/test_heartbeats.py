@@ -166,3 +166,35 @@ def test_reports_over_their_guests_rate_are_dropped_unopened_and_counted(
     assert [conductor.admit("i-1") for _ in range(5)] == [True, True, True, False, False]
     assert conductor.admit("i-2")  # another guest keeps its own rate
     assert conductor.status()["rate_limited"] == 2
+
+
+class _Broker:
+    """The management API's answer: messages in each queue of the vhost."""
+
+    def __init__(self, depths: dict[str, int]) -> None:
+        self.depths = depths
+
+    def queue_depths(self, vhost: str) -> dict[str, int]:
+        return self.depths
+
+
+def test_reports_waiting_full_queues_and_dead_letters_show_in_the_metrics(
+    world: World, tmp_path: Path
+) -> None:
+    from trove_svc import metrics
+
+    broker = _Broker({"reports.a": 1000, "reports.b": 3, "conductor.dead": 2, "taskmanager": 7})
+    settings = Settings(state_dir=tmp_path / "backlog", report_backlog=1000)
+    conductor = Conductor(
+        settings,
+        "amqp://127.0.0.1:1/",
+        KeyRing(ServiceKeys(seal.new_key())),
+        broker,  # type: ignore[arg-type]
+    )
+    conductor.sweep()  # on the store the world opened
+    found = metrics.get()
+    shown = [
+        gauge.collect()[0].samples[0].value
+        for gauge in (found.reports_queued, found.report_queues_full, found.reports_dead_letters)
+    ]
+    assert shown == [1003, 1, 2]
