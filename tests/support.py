@@ -334,6 +334,20 @@ def remove_deployment_from_broker(settings: Any, admin_url: str) -> None:
             admin.delete_user(user)
 
 
+def metric(service: Service, name: str, **labels: str) -> float:
+    """The sum of the samples of `name` (say `trove_heartbeats_total`) in the service's
+    /metrics whose labels include `labels`."""
+    text = service.request("GET", "/metrics", None).raw.decode()
+    wanted = [f'{key}="{value}"' for key, value in labels.items()]
+    total = 0.0
+    for line in text.splitlines():
+        sample, _, value = line.rpartition(" ")
+        sample_name, _, sample_labels = sample.partition("{")
+        if sample_name == name and all(label in sample_labels for label in wanted):
+            total += float(value)
+    return total
+
+
 def orders_instance(service: Service, token: str, project: str, password: str) -> dict[str, Any]:
     """A PostgreSQL instance with databases orders and audit and a user shop (of orders),
     created through the API and waited for until ACTIVE and HEALTHY."""
@@ -373,19 +387,30 @@ def active_and_healthy(instance: dict[str, Any]) -> bool:
     return instance["status"] == "ACTIVE" and instance["operating_status"] == "HEALTHY"
 
 
-def guest_queue_exists(amqp_url: str, instance_id: str) -> bool:
+def broker_has(amqp_url: str, queue: str = "", exchange: str = "") -> bool:
+    """Whether the vhost of `amqp_url` has `queue` (or `exchange`)."""
     import pika
     import pika.exceptions
 
     connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
     try:
-        connection.channel().queue_declare(f"guestagent.{instance_id}", passive=True)
+        channel = connection.channel()
+        if queue:
+            channel.queue_declare(queue, passive=True)
+        else:
+            channel.exchange_declare(exchange, passive=True)
         return True
     except pika.exceptions.ChannelClosedByBroker:
         return False
     finally:
         if connection.is_open:
             connection.close()
+
+
+def guest_queue_exists(amqp_url: str, instance_id: str) -> bool:
+    from trove_wire import topology
+
+    return broker_has(amqp_url, queue=topology.guest_queue(instance_id))
 
 
 def broker_user_exists(service: Service, user: str) -> bool:
@@ -409,8 +434,13 @@ def leftovers(service: Service, instance_id: str, os_user: str | None) -> list[s
     if instance_dir.exists():
         found.append(f"directory {instance_dir}")
     found += [f"process {p}" for p in processes_mentioning(str(instance_dir))]
-    if guest_queue_exists(service.amqp_url, instance_id):
-        found.append(f"queue guestagent.{instance_id}")
+    from trove_wire import topology
+
+    for queue in (topology.guest_queue(instance_id), topology.reports_queue(instance_id)):
+        if broker_has(service.amqp_url, queue=queue):
+            found.append(f"queue {queue}")
+    if broker_has(service.amqp_url, exchange=topology.guest_exchange(instance_id)):
+        found.append(f"exchange {topology.guest_exchange(instance_id)}")
     if broker_user_exists(service, f"guest-{instance_id}"):
         found.append(f"broker account guest-{instance_id}")
     if os_user and os_user != "root":

@@ -112,7 +112,8 @@ def cmd_conductor(args: argparse.Namespace) -> None:
     startup.prepare(settings)
     metrics.configure(settings.metrics_dir)
     runtime = startup.runtime(settings)
-    conductor = Conductor(settings, runtime.url, runtime.keyring)
+    admin = runtime.admin() if runtime.account is not None else None
+    conductor = Conductor(settings, runtime.url, runtime.keyring, admin)
     _run_until_signal(conductor, settings, settings.conductor_metrics_port)
 
 

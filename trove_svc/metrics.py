@@ -38,7 +38,7 @@ def configure(directory: Path, fresh: bool = False) -> None:
 
 class Metrics:
     def __init__(self) -> None:
-        from prometheus_client import Counter, Histogram
+        from prometheus_client import Counter, Gauge, Histogram
 
         self.requests = Histogram(
             "trove_api_requests_seconds",
@@ -64,6 +64,36 @@ class Metrics:
             "trove_messages_refused",
             "Messages refused by a receiver, by reason (auth, replay, clock, key, malformed).",
             ["receiver", "reason"],
+            registry=None,
+        )
+        self.reports_rate_limited = Counter(
+            "trove_reports_rate_limited",
+            "Guest reports dropped unopened: their guest sent more than TROVE_SVC_REPORT_RATE.",
+            registry=None,
+        )
+        self.reports_dead_lettered = Counter(
+            "trove_reports_dead_lettered",
+            "Guest reports that failed on every delivery, given up to the dead-letter queue.",
+            registry=None,
+        )
+        # Read from the broker by the conductor every few seconds.
+        self.reports_queued = Gauge(
+            "trove_reports_queued",
+            "Guest reports waiting in the guests' queues for a conductor.",
+            multiprocess_mode="mostrecent",
+            registry=None,
+        )
+        self.report_queues_full = Gauge(
+            "trove_report_queues_full",
+            "Guests whose queue holds TROVE_SVC_REPORT_BACKLOG reports: the broker refuses "
+            "their new ones.",
+            multiprocess_mode="mostrecent",
+            registry=None,
+        )
+        self.reports_dead_letters = Gauge(
+            "trove_reports_dead_letters",
+            "Guest reports kept in the dead-letter queue.",
+            multiprocess_mode="mostrecent",
             registry=None,
         )
 

@@ -114,6 +114,12 @@ class Settings:
     heartbeat_interval: float = 3.0
     # No heartbeat for this long: the guest (or its host) is gone, operating_status SHUTDOWN.
     heartbeat_expiry: float = 15.0
+    # What one guest may report: this many reports a second, in bursts of up to
+    # report_burst; the conductor drops the rest unopened. At most report_backlog reports
+    # of one guest wait for the conductor; past that the broker refuses new ones.
+    report_rate: float = 5.0
+    report_burst: int = 30
+    report_backlog: int = 1000
     port_range_start: int = 21000
     port_range_end: int = 21999
     runs_kept: int = 200
@@ -302,6 +308,9 @@ _RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "heartbeat_interval": (_positive, "seconds, more than 0"),
     "heartbeat_expiry": (_positive, "seconds, more than 0"),
     "message_window": (_positive, "seconds, more than 0"),
+    "report_rate": (_positive, "reports a second, more than 0"),
+    "report_burst": (_positive, "reports, at least 1"),
+    "report_backlog": (_positive, "reports, at least 1"),
     "limit_queued": (_positive, "seconds, more than 0"),
     "limit_build": (_positive, "seconds, more than 0"),
     "limit_reboot": (_positive, "seconds, more than 0"),

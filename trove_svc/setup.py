@@ -7,7 +7,8 @@
 - On RabbitMQ, through its management API and an administrator's credentials given once
   (by default the broker's stock `guest` account on loopback, used for nothing else): the
   deployment's vhost and its own account with a generated password, kept in a 0600 file.
-- The deployment's queues and exchanges.
+- The deployment's queues and exchanges, and the policy that limits every guest's reports
+  queue (`trove_svc.bus.broker.report_queue_policy`, from TROVE_SVC_REPORT_BACKLOG).
 - A word on the broker's stock `guest` account: while guest/guest works, any process on
   the broker's machine (an instance's datastore on the local provider, under a tenant
   with root) can administer the broker. `--retire-stock-guest` removes it.
@@ -22,7 +23,15 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from trove_svc import errors, keys, service_account
-from trove_svc.bus.broker import Account, BrokerAdmin, amqp_url, load_account, save_account
+from trove_svc.bus.broker import (
+    REPORT_QUEUE_POLICY,
+    Account,
+    BrokerAdmin,
+    amqp_url,
+    load_account,
+    report_queue_policy,
+    save_account,
+)
 from trove_svc.settings import Settings
 from trove_wire import topology
 from trove_wire.amqp import BrokerUnavailable, Publisher
@@ -121,6 +130,24 @@ def declare_topology(settings: Settings, account: Account | None) -> None:
         publisher.close()
 
 
+def limit_report_queues(settings: Settings, account: Account | None) -> None:
+    """The policy on every guest's reports queue, set again on each run (the backlog is a
+    setting). Without an account of the deployment's own, the operator sets it."""
+    policy = report_queue_policy(settings.report_backlog)
+    if account is None:
+        LOG.warning(
+            "the transport URL names its own broker account: set the policy %s on vhost %s "
+            "yourself (%s), or guests' reports queues have no length limit",
+            REPORT_QUEUE_POLICY,
+            settings.vhost,
+            policy,
+        )
+        return
+    BrokerAdmin(settings.management_url, account).set_policy(
+        settings.vhost, REPORT_QUEUE_POLICY, policy
+    )
+
+
 def run(
     settings: Settings, admin_url: str | None = None, retire_stock_guest: bool = False
 ) -> Account | None:
@@ -129,6 +156,7 @@ def run(
         LOG.info("made the service key %s", settings.service_key_path)
     account = ensure_broker_account(settings, admin_url)
     declare_topology(settings, account)
+    limit_report_queues(settings, account)
     if account is not None:
         check_stock_guest(settings, account, retire_stock_guest)
     return account

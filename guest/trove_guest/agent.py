@@ -51,7 +51,7 @@ class Agent:
             config.queue,
             self.handle,
             workers=2,
-            reply_exchange=topology.FROM_GUEST,
+            reply_exchange=config.exchange,
         )
 
     def handle(self, delivery: Delivery) -> bytes | None:
@@ -106,7 +106,7 @@ class Agent:
         body = seal.seal(self._key, seal.report_from(self.config.instance_id), envelope.to_json())
         try:
             with self._report_lock:
-                publisher.publish(topology.FROM_GUEST, topology.CONDUCTOR, body, envelope.id)
+                publisher.publish(self.config.exchange, topology.REPORTS, body, envelope.id)
         except (BrokerUnavailable, NoConsumerQueue, *CONNECTION_ERRORS) as exc:  # type: ignore[misc]
             LOG.warning("%s not sent: %s", report.method, exc)
             return False

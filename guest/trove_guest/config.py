@@ -37,6 +37,11 @@ class GuestConfig:
         return topology.guest_queue(self.instance_id)
 
     @property
+    def exchange(self) -> str:
+        """The only exchange the guest's account may write: reports and replies."""
+        return topology.guest_exchange(self.instance_id)
+
+    @property
     def key_bytes(self) -> bytes:
         return decode_key(self.key)
 

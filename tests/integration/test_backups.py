@@ -435,7 +435,7 @@ def _forge_backup_report(service: support.Service, instance_id: str, args: dict[
     try:
         channel = connection.channel()
         channel.confirm_delivery()
-        channel.basic_publish(topology.FROM_GUEST, topology.CONDUCTOR, sealed)
+        channel.basic_publish(topology.guest_exchange(instance_id), topology.REPORTS, sealed)
     finally:
         connection.close()
 

@@ -13,8 +13,12 @@ import pika
 import pytest
 
 from tests import support
+from trove_svc import metrics
+from trove_svc.bus.broker import REPORT_QUEUE_POLICY, Account, BrokerAdmin, report_queue_policy
+from trove_svc.conductor.intake import ReportIntake
 from trove_wire import topology
 from trove_wire.amqp import (
+    BrokerUnavailable,
     CallTimedOut,
     Consumer,
     Delivery,
@@ -41,7 +45,7 @@ def _declare(publisher: Publisher, queue: str, **arguments: object) -> None:
     publisher.declare(lambda ch: ch.queue_declare(queue, durable=True, arguments=arguments or None))
 
 
-def _run(consumer: Consumer) -> threading.Thread:
+def _run(consumer: Consumer | ReportIntake) -> threading.Thread:
     thread = threading.Thread(target=consumer.run, daemon=True)
     thread.start()
     assert consumer.ready.wait(10)
@@ -192,6 +196,123 @@ def test_a_message_that_fails_every_time_is_dead_lettered(own_vhost: str) -> Non
     assert _depth(transport_url, topology.TASKMANAGER)[0] == 0
 
 
+def _guest_reports_queue(amqp_url: str, instance_id: str, backlog: int) -> Publisher:
+    """A guest's queues and exchange, under the policy `trove-svc setup` sets."""
+    vhost = amqp_url.rsplit("/", 1)[1]
+    admin = BrokerAdmin(support.MANAGEMENT, Account("guest", "guest"))
+    admin.set_policy(vhost, REPORT_QUEUE_POLICY, report_queue_policy(backlog))
+    publisher = Publisher(amqp_url)
+    publisher.declare(topology.declare_control_plane)
+    publisher.declare(lambda ch: topology.declare_guest(ch, instance_id))
+    return publisher
+
+
+def _count(counter: object) -> float:
+    return float(counter.collect()[0].samples[0].value)  # type: ignore[attr-defined]
+
+
+def test_a_report_that_fails_every_time_is_dead_lettered(own_vhost: str) -> None:
+    """A guest's reports queue: the conductor's intake has a report delivered again up to
+    its limit, then the broker keeps it in the dead letters, and the intake counts it."""
+    publisher = _guest_reports_queue(own_vhost, "i-1", backlog=10)
+    publisher.publish(topology.guest_exchange("i-1"), topology.REPORTS, b"poison", "m-1")
+    attempts: list[tuple[str, int]] = []
+
+    def always_fails(instance_id: str, delivery: Delivery) -> None:
+        attempts.append((instance_id, delivery.delivery_count))
+        raise RuntimeError("the store is down")
+
+    dead_before = _count(metrics.get().reports_dead_lettered)
+    intake = ReportIntake(own_vhost, always_fails, admit=lambda _: True, instances=lambda: ["i-1"])
+    thread = _run(intake)
+    _wait(lambda: _depth(own_vhost, topology.REPORTS_DEAD)[0] == 1)
+    intake.stop()
+    thread.join(5)
+    publisher.close()
+    assert attempts == [("i-1", n) for n in range(topology.MAX_ATTEMPTS)]
+    assert _depth(own_vhost, topology.reports_queue("i-1"))[0] == 0
+    assert _count(metrics.get().reports_dead_lettered) == dead_before + 1
+
+
+def test_a_full_reports_queue_refuses_new_reports_and_keeps_the_old(own_vhost: str) -> None:
+    publisher = _guest_reports_queue(own_vhost, "i-1", backlog=10)
+    refused = []
+    for n in range(25):
+        try:
+            publisher.publish(topology.guest_exchange("i-1"), topology.REPORTS, b"%d" % n, str(n))
+        except BrokerUnavailable:
+            refused.append(n)
+    kept = []
+    connection = pika.BlockingConnection(pika.URLParameters(own_vhost))
+    channel = connection.channel()
+    while (body := channel.basic_get(topology.reports_queue("i-1"), auto_ack=True)[2]) is not None:
+        kept.append(int(body))
+    connection.close()
+    publisher.close()
+    # The oldest are kept, the newest refused. A quorum queue applies its limit once it is
+    # over it, so it takes one report past the backlog.
+    assert len(kept) in (10, 11)
+    assert kept == list(range(len(kept)))
+    assert refused == list(range(len(kept), 25))
+
+
+def test_one_guests_flood_leaves_the_others_reports_on_time(own_vhost: str) -> None:
+    """The intake consumes each guest's queue with a prefetch of its own: while one
+    guest's queue is full, another's reports are handled as they come."""
+    publisher = _guest_reports_queue(own_vhost, "flood", backlog=500)
+    publisher.declare(lambda ch: topology.declare_guest(ch, "quiet"))
+    handled: dict[str, list[float]] = {"flood": [], "quiet": []}
+
+    def slow(instance_id: str, delivery: Delivery) -> None:
+        handled[instance_id].append(time.monotonic())
+        time.sleep(0.01)  # opening and recording a report takes time
+
+    for n in range(500):
+        publisher.publish(topology.guest_exchange("flood"), topology.REPORTS, b"x", str(n))
+    intake = ReportIntake(
+        own_vhost, slow, admit=lambda _: True, instances=lambda: ["flood", "quiet"]
+    )
+    thread = _run(intake)
+    sent = []
+    for n in range(5):
+        sent.append(time.monotonic())
+        publisher.publish(topology.guest_exchange("quiet"), topology.REPORTS, b"q", f"q{n}")
+        time.sleep(0.1)
+    _wait(lambda: len(handled["quiet"]) == 5)
+    intake.stop()
+    thread.join(5)
+    publisher.close()
+    # 500 reports of the flood take 5 s to handle; the quiet guest's wait for few of them.
+    assert len(handled["flood"]) < 200
+    assert max(got - put for got, put in zip(handled["quiet"], sent, strict=True)) < 1.5
+
+
+def test_the_intake_follows_guests_queues_as_they_come_and_go(own_vhost: str) -> None:
+    """An instance whose queue is made after the intake started (its build had not begun)
+    is consumed once the queue is there; a deleted one's consumer goes with its queue."""
+    publisher = _guest_reports_queue(own_vhost, "early", backlog=10)
+    handled: list[str] = []
+    forgotten: list[str] = []
+    intake = ReportIntake(
+        own_vhost,
+        lambda instance_id, _delivery: handled.append(instance_id),
+        admit=lambda _: True,
+        instances=lambda: ["early", "late"],
+        forget=forgotten.append,
+    )
+    thread = _run(intake)
+    time.sleep(1.5)  # the intake looked for the late queue, and found none
+    publisher.declare(lambda ch: topology.declare_guest(ch, "late"))
+    publisher.publish(topology.guest_exchange("late"), topology.REPORTS, b"late", "l-1")
+    _wait(lambda: handled == ["late"])
+    publisher.declare(lambda ch: topology.delete_guest(ch, "early"))
+    _wait(lambda: forgotten == ["early"])
+    assert _depth(own_vhost, topology.reports_queue("late"))[1] == 1
+    intake.stop()
+    thread.join(5)
+    publisher.close()
+
+
 def test_a_call_nobody_answers_becomes_a_domain_error(transport_url: str, tmp_path: Path) -> None:
     from trove_svc import catalog, errors
     from trove_svc.bus.client import Bus
@@ -212,9 +333,9 @@ def test_a_call_nobody_answers_becomes_a_domain_error(transport_url: str, tmp_pa
     ).execute()  # fmt: skip
     support.declare_control_plane(transport_url)
     bus = Bus(transport_url, KeyRing(keys))
-    bus.add_guest_queue("i-1")  # a guest queue nobody consumes
+    bus.add_guest_queues("i-1")  # a guest queue nobody consumes
     with pytest.raises(errors.ServiceUnavailable, match="did not answer list_databases"):
         bus.call_guest("i-1", ListDatabases(), Context(), timeout=0.3)
-    bus.delete_guest_queue("i-1")
+    bus.delete_guest_queues("i-1")
     bus.close()
     database.close()

@@ -7,7 +7,6 @@ private RabbitMQ node (with the management plugin), with B as the victim.
 from __future__ import annotations
 
 import json
-import re
 import subprocess
 import time
 from collections.abc import Iterator
@@ -74,7 +73,8 @@ def test_a_guest_account_reaches_only_its_own_queue(world: dict[str, Any]) -> No
 
         b_queue = topology.guest_queue(world["b"])
         assert attempt(lambda ch: ch.basic_consume(b_queue, lambda *_: None)) == 403
-        assert attempt(lambda ch: ch.basic_consume(topology.CONDUCTOR, lambda *_: None)) == 403
+        for queue in (topology.reports_queue(world["a"]), topology.reports_queue(world["b"])):
+            assert attempt(lambda ch, q=queue: ch.basic_consume(q, lambda *_: None)) == 403
         assert attempt(lambda ch: ch.basic_consume(topology.TASKMANAGER, lambda *_: None)) == 403
 
         def publish_to_taskmanager(ch: Any) -> None:
@@ -86,34 +86,35 @@ def test_a_guest_account_reaches_only_its_own_queue(world: dict[str, Any]) -> No
         assert attempt(lambda ch: ch.exchange_declare("attacker.exchange")) == 403
         own_queue = topology.guest_queue(world["a"])
         assert attempt(lambda ch: ch.queue_bind(own_queue, topology.TO_GUEST, "b-key")) == 403
-        assert attempt(lambda ch: ch.queue_bind(own_queue, topology.FROM_GUEST, "conductor")) == 403
-        # What a guest may do still works: publish to the guests' exchange.
-        assert attempt(lambda ch: ch.basic_publish(topology.FROM_GUEST, "conductor", b"x")) == 0
+        own_exchange = topology.guest_exchange(world["a"])
+        assert attempt(lambda ch: ch.queue_bind(own_queue, own_exchange, topology.REPORTS)) == 403
+        # Another guest's exchange (its reports, its replies) is out of reach.
+        b_exchange = topology.guest_exchange(world["b"])
+
+        def publish_to_b(ch: Any) -> None:
+            ch.confirm_delivery()
+            ch.basic_publish(b_exchange, topology.REPORTS, b"x")
+
+        assert attempt(publish_to_b) == 403
+        # What a guest may do still works: publish to its own exchange.
+        assert attempt(lambda ch: ch.basic_publish(own_exchange, topology.REPORTS, b"x")) == 0
     finally:
         connection.close()
 
 
 def _metric(service: support.Service, name: str, **labels: str) -> float:
-    text = service.request("GET", "/metrics", None).raw.decode()
-    wanted = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
-    total = 0.0
-    for line in text.splitlines():
-        match = re.fullmatch(rf"{name}_total\{{(.*)\}} (\S+)", line)
-        if match and all(f'{k}="{v}"' in match.group(1) for k, v in labels.items()):
-            total += float(match.group(2))
-    assert wanted is not None
-    return total
+    return support.metric(service, f"{name}_total", **labels)
 
 
 def _capture_a_real_report(world: dict[str, Any], instance_id: str) -> bytes:
-    """One of B's real heartbeats, copied off the guests' exchange by the broker's admin."""
+    """One of B's real heartbeats, copied off B's exchange by the broker's admin."""
     node: BrokerNode = world["node"]
     vhost = world["service"].settings().vhost
     connection = pika.BlockingConnection(pika.URLParameters(node.amqp_url(vhost=vhost)))
     try:
         channel = connection.channel()
         tap = channel.queue_declare("", exclusive=True).method.queue
-        channel.queue_bind(tap, topology.FROM_GUEST, "conductor")
+        channel.queue_bind(tap, topology.guest_exchange(instance_id), topology.REPORTS)
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
             _method, _props, body = channel.basic_get(tap, auto_ack=True)
@@ -135,24 +136,25 @@ def test_forged_replayed_and_future_reports_change_nothing(world: dict[str, Any]
     }
     real = _capture_a_real_report(world, world["b"])
 
-    connection = pika.BlockingConnection(pika.URLParameters(a["transport_url"]))
-    try:
-        channel = connection.channel()
-        channel.confirm_delivery()
+    def send(config: dict[str, Any], body: bytes) -> None:
+        """Published with the account in `config`, to the only exchange it may write."""
+        connection = pika.BlockingConnection(pika.URLParameters(config["transport_url"]))
+        try:
+            channel = connection.channel()
+            channel.confirm_delivery()
+            exchange = topology.guest_exchange(config["instance_id"])
+            channel.basic_publish(exchange, topology.REPORTS, body)
+        finally:
+            connection.close()
 
-        def send(body: bytes) -> None:
-            channel.basic_publish(topology.FROM_GUEST, topology.CONDUCTOR, body)
-
-        # Under B's id, sealed with A's own key (the only key A has).
-        under_b = Envelope.new("heartbeat", forged_args)
-        send(seal.seal(seal.decode_key(a["key"]), seal.report_from(world["b"]), under_b.to_json()))
-        # B's real report, replayed.
-        send(real)
-        # Dated far in the future (sealed with B's key: even B itself may not do this).
-        future = Envelope("heartbeat", forged_args, sent_at=time.time() + 10**7)
-        send(seal.seal(seal.decode_key(b["key"]), seal.report_from(world["b"]), future.to_json()))
-    finally:
-        connection.close()
+    # By A, under B's id, sealed with A's own key (the only key A has).
+    under_b = Envelope.new("heartbeat", forged_args)
+    send(a, seal.seal(seal.decode_key(a["key"]), seal.report_from(world["b"]), under_b.to_json()))
+    # B's real report, replayed (by whoever holds B's account: a tenant with root on B).
+    send(b, real)
+    # Dated far in the future (sealed with B's key: even B itself may not do this).
+    future = Envelope("heartbeat", forged_args, sent_at=time.time() + 10**7)
+    send(b, seal.seal(seal.decode_key(b["key"]), seal.report_from(world["b"]), future.to_json()))
 
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:

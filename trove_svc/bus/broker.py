@@ -4,7 +4,8 @@
 file, never logged) and a vhost of the deployment's own; the running service uses only
 that account. Each instance gets an account of its own through the management HTTP API
 when it is built, removed with the instance: it may consume its own queue and publish to
-the guests' exchange, nothing else (see `trove_wire.topology`).
+its own exchange, nothing else (see `trove_wire.topology`). A policy limits every guest's
+reports queue (`report_queue_policy`).
 """
 
 from __future__ import annotations
@@ -68,11 +69,32 @@ def guest_user(instance_id: str) -> str:
 
 
 def guest_permissions(instance_id: str) -> dict[str, str]:
-    """Consume its own queue, publish to the guests' exchange; declare and bind nothing."""
+    """Consume its own queue, publish to its own exchange; declare and bind nothing."""
     return {
         "configure": "^$",
-        "write": f"^{re.escape(topology.FROM_GUEST)}$",
+        "write": f"^{re.escape(topology.guest_exchange(instance_id))}$",
         "read": f"^{re.escape(topology.guest_queue(instance_id))}$",
+    }
+
+
+REPORT_QUEUE_POLICY = "trove-svc-reports"
+
+
+def report_queue_policy(backlog: int) -> dict[str, Any]:
+    """Every guest's reports queue: at most `backlog` reports waiting, past which the broker
+    refuses new ones (the old ones stay); a report delivered `MAX_ATTEMPTS` times without
+    being settled goes to the dead letters (`REPORTS_DEAD`)."""
+    return {
+        "pattern": f"^{re.escape(topology.REPORTS_PREFIX)}",
+        "apply-to": "queues",
+        "priority": 0,
+        "definition": {
+            "max-length": backlog,
+            "overflow": "reject-publish",
+            "delivery-limit": topology.MAX_DELIVERIES,
+            "dead-letter-exchange": topology.DEAD_LETTERS,
+            "dead-letter-routing-key": topology.REPORTS,
+        },
     }
 
 
@@ -117,6 +139,17 @@ class BrokerAdmin:
     def set_permissions(self, vhost: str, user: str, permissions: dict[str, str]) -> None:
         path = f"/api/permissions/{quote(vhost, safe='')}/{quote(user, safe='')}"
         self._request("PUT", path, permissions)
+
+    def set_policy(self, vhost: str, name: str, policy: dict[str, Any]) -> None:
+        path = f"/api/policies/{quote(vhost, safe='')}/{quote(name, safe='')}"
+        self._request("PUT", path, policy)
+
+    def queue_depths(self, vhost: str) -> dict[str, int]:
+        """Messages in each queue of `vhost`, as the broker's statistics last saw them
+        (every few seconds)."""
+        path = f"/api/queues/{quote(vhost, safe='')}?columns=name,messages"
+        rows = self._request("GET", path) or []
+        return {str(row["name"]): int(row.get("messages") or 0) for row in rows}
 
     def delete_user(self, user: str) -> None:
         self._request("DELETE", f"/api/users/{quote(user, safe='')}")

@@ -69,7 +69,7 @@ class Bus:
                 body,
                 correlation_id,
                 timeout,
-                reply_exchange=topology.FROM_GUEST,
+                reply_exchange=topology.guest_exchange(instance_id),
             )
         except (CallTimedOut, NoConsumerQueue) as exc:
             raise errors.ServiceUnavailable(
@@ -94,15 +94,16 @@ class Bus:
         result: R = reply.result
         return result
 
-    def add_guest_queue(self, instance_id: str) -> None:
+    def add_guest_queues(self, instance_id: str) -> None:
+        """The instance's queues and exchange (`trove_wire.topology.declare_guest`)."""
         try:
-            self._publisher().declare(lambda ch: topology.declare_guest_queue(ch, instance_id))
+            self._publisher().declare(lambda ch: topology.declare_guest(ch, instance_id))
         except BrokerUnavailable as exc:
             raise errors.ServiceUnavailable("The message bus is unavailable.") from exc
 
-    def delete_guest_queue(self, instance_id: str) -> None:
+    def delete_guest_queues(self, instance_id: str) -> None:
         try:
-            self._publisher().delete_queue(topology.guest_queue(instance_id))
+            self._publisher().declare(lambda ch: topology.delete_guest(ch, instance_id))
         except BrokerUnavailable as exc:
             raise errors.ServiceUnavailable("The message bus is unavailable.") from exc
 

@@ -1,10 +1,14 @@
 """The conductor's process: check guest reports, drop stale or forged ones, record the rest.
 
-Every report is opened with the key of the instance it claims to come from; one that fails
-(wrong key, another instance's id, replayed, dated outside the window, not of the
-contract's shape) is dropped, counted by reason and logged without its contents, and never
-changes the store. Besides, every few seconds the conductor marks instances whose guests
-fell silent and ends waits that ran past their limits (`trove_svc.watchdog`).
+Each guest's reports arrive on a queue of its own, which only that guest's broker account
+can write (`trove_svc.conductor.intake`). A report beyond its guest's rate is dropped
+before it is opened (`trove_svc.conductor.rate`), and counted. The others are opened with
+the key of the instance whose queue they came from; one that fails (wrong key, another
+instance's id, replayed, dated outside the window, not of the contract's shape) is
+dropped, counted by reason and logged without its contents, and never changes the store.
+Besides, every few seconds the conductor marks instances whose guests fell silent, ends
+waits that ran past their limits (`trove_svc.watchdog`), and reads from the broker how many
+reports wait, for the metrics.
 """
 
 from __future__ import annotations
@@ -14,20 +18,36 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from trove_svc import backups, metrics, status, watchdog, workers
+from trove_svc import backups, errors, metrics, status, watchdog, workers
+from trove_svc.bus.broker import BrokerAdmin
+from trove_svc.conductor.intake import ReportIntake
+from trove_svc.conductor.rate import ReportRate
 from trove_svc.keys import KeyRing
 from trove_svc.settings import Settings
-from trove_svc.store.models import ServiceStatus
+from trove_svc.store.models import Instance, ServiceStatus
 from trove_wire import contract, seal, topology
-from trove_wire.amqp import Consumer, Delivery
+from trove_wire.amqp import Delivery
 from trove_wire.envelope import Envelope, MalformedMessage
 
 LOG = logging.getLogger(__name__)
+# A guest over its rate is named in the log at most this often.
+RATE_WARNING_EVERY = 30.0
+
+
+def _instance_ids() -> list[str]:
+    return [row.id for row in Instance.select(Instance.id)]
 
 
 class Conductor:
-    def __init__(self, settings: Settings, url: str, keyring: KeyRing) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        url: str,
+        keyring: KeyRing,
+        broker_admin: BrokerAdmin | None = None,
+    ) -> None:
         self._settings = settings
+        self._broker_admin = broker_admin
         self._clock = settings.clock
         self._keyring = keyring
         self._sweep_every = max(min(settings.heartbeat_interval, 5.0), 0.5)
@@ -36,25 +56,47 @@ class Conductor:
         self.guard = seal.ReplayGuard(settings.message_window, clock=settings.clock)
         self.refused = seal.DropCounter()
         self.dropped_stale = 0
+        self.rate_limited = 0
+        self._rate = ReportRate(settings.report_rate, settings.report_burst, settings.clock)
+        self._rate_warned_at: dict[str, float] = {}
         self._handlers: dict[str, Callable[[str, Envelope], None]] = {
             contract.Heartbeat.method: self.on_heartbeat,
             contract.BackupReport.method: self.on_backup_report,
         }
-        self.consumer = Consumer(
-            url, topology.CONDUCTOR, self.handle, declare=topology.declare_control_plane
+        self.intake = ReportIntake(
+            url, self.handle, self.admit, instances=_instance_ids, forget=self._forget
         )
 
     def _refuse(self, reason: str, party: str) -> None:
         self.refused.add(reason)
         metrics.get().refused.labels("conductor", reason).inc()
-        LOG.warning("refused a report claiming to be from %s (%s)", party[:64], reason)
+        LOG.warning("refused a report from the guest of %s (%s)", party[:64], reason)
 
-    def handle(self, delivery: Delivery) -> None:
-        try:
-            instance_id = seal.party_of(delivery.body)
-        except seal.Refused as exc:
-            self._refuse(exc.reason, "?")
-            return None
+    def admit(self, instance_id: str) -> bool:
+        """Whether a report of this instance's guest is within its rate (it is not opened
+        yet: this runs for every report, a flood's included)."""
+        if self._rate.admit(instance_id):
+            return True
+        self.rate_limited += 1
+        metrics.get().reports_rate_limited.inc()
+        now = self._clock()
+        if now - self._rate_warned_at.get(instance_id, float("-inf")) >= RATE_WARNING_EVERY:
+            self._rate_warned_at[instance_id] = now
+            LOG.warning(
+                "the guest of %s reports more than %g a second; its reports beyond that are "
+                "dropped unopened",
+                instance_id,
+                self._settings.report_rate,
+            )
+        return False
+
+    def _forget(self, instance_id: str) -> None:
+        self._rate.forget(instance_id)
+        self._rate_warned_at.pop(instance_id, None)
+
+    def handle(self, instance_id: str, delivery: Delivery) -> None:
+        """A report from the guest of `instance_id` (the queue it came from says so: no
+        other account can write there)."""
         key = self._keyring.for_instance(instance_id)
         if key is None:
             self._refuse("key", instance_id)
@@ -130,7 +172,36 @@ class Conductor:
         marked = status.expire_silent_guests(now, self._settings.heartbeat_expiry)
         if marked:
             LOG.warning("%d instance(s) stopped sending heartbeats", marked)
-        return marked + watchdog.sweep(self._settings)
+        expired = marked + watchdog.sweep(self._settings)
+        self._observe_backlog()
+        return expired
+
+    def _observe_backlog(self) -> None:
+        """How many reports wait, how many guests' queues are full, how many reports were
+        given up, as the broker's statistics last saw them."""
+        if self._broker_admin is None:
+            return
+        try:
+            depths = self._broker_admin.queue_depths(self._settings.vhost)
+        except errors.ServiceUnavailable as exc:
+            LOG.debug("queue depths unknown: %s", exc.message)
+            return
+        queued = {
+            queue: depth
+            for queue, depth in depths.items()
+            if queue.startswith(topology.REPORTS_PREFIX)
+        }
+        full = [queue for queue, depth in queued.items() if depth >= self._settings.report_backlog]
+        if full:
+            LOG.warning(
+                "%d guest(s) at their report backlog; the broker refuses their new reports: %s",
+                len(full),
+                ", ".join(queue.removeprefix(topology.REPORTS_PREFIX) for queue in full[:10]),
+            )
+        found = metrics.get()
+        found.reports_queued.set(sum(queued.values()))
+        found.report_queues_full.set(len(full))
+        found.reports_dead_letters.set(depths.get(topology.REPORTS_DEAD, 0))
 
     def _sweep_loop(self) -> None:
         while True:
@@ -146,14 +217,18 @@ class Conductor:
         sweeper = threading.Thread(target=self._sweep_loop, name="sweep", daemon=True)
         sweeper.start()
         try:
-            self.consumer.run()
+            self.intake.run()
         finally:
             self._stopping.set()
             workers.gone(self.worker_id)
 
     def stop(self) -> None:
         self._stopping.set()
-        self.consumer.stop()
+        self.intake.stop()
 
     def status(self) -> dict[str, Any]:
-        return {"refused": self.refused.snapshot(), "stale": self.dropped_stale}
+        return {
+            "refused": self.refused.snapshot(),
+            "stale": self.dropped_stale,
+            "rate_limited": self.rate_limited,
+        }

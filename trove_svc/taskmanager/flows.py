@@ -149,7 +149,7 @@ def create(deps: FlowDeps, claim: Claim) -> None:
     secrets = deps.keys.task_secrets(claim.task.id, claim.task.sealed_secrets)
     guest_key = deps.keys.instance_key(instance.id, instance.guest_key)
     guest_password = deps.settings.new_secret()
-    deps.bus.add_guest_queue(instance.id)
+    deps.bus.add_guest_queues(instance.id)
     deps.admin.add_guest(deps.settings.vhost, instance.id, guest_password)
     guest_url = deps.guest_url(f"guest-{instance.id}", guest_password)
 
@@ -306,7 +306,7 @@ def delete(deps: FlowDeps, claim: Claim) -> None:
         return
     replicas.leave_source(deps, instance)
     deps.admin.remove_guest(instance.id)
-    deps.bus.delete_guest_queue(instance.id)
+    deps.bus.delete_guest_queues(instance.id)
     with database_proxy.atomic():
         ServiceStatus.delete().where(ServiceStatus.instance == instance.id).execute()
         Instance.delete().where(Instance.id == instance.id).execute()

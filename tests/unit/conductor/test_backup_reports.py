@@ -35,7 +35,7 @@ class Guest:
     def report(self, **args: Any) -> None:
         envelope = Envelope("backup_report", {"backup_id": "b-1", **args}, sent_at=99.0)
         sealed = seal.seal(self.key, seal.report_from("i-1"), envelope.to_json())
-        self.conductor.handle(Delivery(body=sealed))
+        self.conductor.handle("i-1", Delivery(body=sealed))
 
 
 @pytest.fixture
