@@ -6,11 +6,14 @@ version to the service (the system's own servers are never touched).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from trove_svc import tasks
+from trove_svc.store.db import open_store
 from trove_svc.store.models import Datastore, DatastoreVersion
 from trove_wire import datastores
 
@@ -46,3 +49,12 @@ def keep_description() -> Callable[[str, list[dict[str, Any]]], None]:
     """keep_description(datastore, records): the store's versions of `datastore` get this
     description, as if their engine had been asked already (the open store's)."""
     return _keep_description
+
+
+@pytest.fixture
+def task(tmp_path: Path) -> Iterator[str]:
+    """Task t-1 (a create of instance i-1) recorded in a store of its own."""
+    database = open_store(f"sqlite:///{tmp_path / 'store.db'}")
+    tasks.record("t-1", "i-1", "p", "create", "alice", "req-1", 0.0, {"databases": []}, "sealed")
+    yield "t-1"
+    database.close()

@@ -3,23 +3,9 @@ the owner, against a real (SQLite) store."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
-
 from trove_svc import tasks
-from trove_svc.store.db import open_store
 from trove_svc.store.models import Task
 from trove_svc.tasks import TaskState
-
-
-@pytest.fixture
-def task(tmp_path: Path) -> Iterator[str]:
-    database = open_store(f"sqlite:///{tmp_path / 'store.db'}")
-    tasks.record("t-1", "i-1", "p", "create", "alice", "req-1", 0.0, {"databases": []}, "sealed")
-    yield "t-1"
-    database.close()
 
 
 def test_one_claim_wins_and_a_live_owner_keeps_it(task: str) -> None:

@@ -7,14 +7,13 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from trove_svc import tasks
 from trove_svc.settings import PROJECT_ROOT, Settings
-from trove_svc.store.db import open_store
 from trove_svc.store.models import Task
 from trove_svc.taskmanager.deps import Claim
 from trove_svc.taskmanager.leases import STOP_MARGIN, Leases
@@ -29,14 +28,6 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
-
-
-@pytest.fixture
-def task(tmp_path: Path) -> Iterator[str]:
-    database = open_store(f"sqlite:///{tmp_path / 'store.db'}")
-    tasks.record("t-1", "i-1", "p", "create", "alice", "req-1", 0.0, {"databases": []}, "sealed")
-    yield "t-1"
-    database.close()
 
 
 def claimed(task: str, clock: Callable[[], float], lease: float = LEASE) -> tuple[Leases, Claim]:
