@@ -106,7 +106,9 @@ class Agent:
         body = seal.seal(self._key, seal.report_from(self.config.instance_id), envelope.to_json())
         try:
             with self._report_lock:
-                publisher.publish(self.config.exchange, topology.REPORTS, body, envelope.id)
+                publisher.publish(
+                    self.config.exchange, topology.REPORTS, body, envelope.id, kind=report.method
+                )
         except (BrokerUnavailable, NoConsumerQueue, *CONNECTION_ERRORS) as exc:  # type: ignore[misc]
             LOG.warning("%s not sent: %s", report.method, exc)
             return False

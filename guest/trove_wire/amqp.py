@@ -109,8 +109,10 @@ class Publisher:
         message_id: str,
         persistent: bool = True,
         headers: dict[str, Any] | None = None,
+        kind: str | None = None,
     ) -> None:
-        """Publish and wait for the broker's confirm; NoConsumerQueue if nothing takes it."""
+        """Publish and wait for the broker's confirm; NoConsumerQueue if nothing takes it.
+        `kind` is the message's type, readable before a sealed body is opened."""
 
         def op() -> None:
             channel = self._ensure()
@@ -123,6 +125,7 @@ class Publisher:
                         delivery_mode=pika.DeliveryMode.Persistent if persistent else None,
                         message_id=message_id,
                         headers=headers,
+                        type=kind,
                     ),
                     mandatory=True,
                 )

@@ -223,7 +223,7 @@ def test_a_report_that_fails_every_time_is_dead_lettered(own_vhost: str) -> None
         raise RuntimeError("the store is down")
 
     dead_before = _count(metrics.get().reports_dead_lettered)
-    intake = ReportIntake(own_vhost, always_fails, admit=lambda _: True, instances=lambda: ["i-1"])
+    intake = ReportIntake(own_vhost, always_fails, admit=lambda *_: True, instances=lambda: ["i-1"])
     thread = _run(intake)
     _wait(lambda: _depth(own_vhost, topology.REPORTS_DEAD)[0] == 1)
     intake.stop()
@@ -270,7 +270,7 @@ def test_one_guests_flood_leaves_the_others_reports_on_time(own_vhost: str) -> N
     for n in range(500):
         publisher.publish(topology.guest_exchange("flood"), topology.REPORTS, b"x", str(n))
     intake = ReportIntake(
-        own_vhost, slow, admit=lambda _: True, instances=lambda: ["flood", "quiet"]
+        own_vhost, slow, admit=lambda *_: True, instances=lambda: ["flood", "quiet"]
     )
     thread = _run(intake)
     sent = []
@@ -296,7 +296,7 @@ def test_the_intake_follows_guests_queues_as_they_come_and_go(own_vhost: str) ->
     intake = ReportIntake(
         own_vhost,
         lambda instance_id, _delivery: handled.append(instance_id),
-        admit=lambda _: True,
+        admit=lambda *_: True,
         instances=lambda: ["early", "late"],
         forget=forgotten.append,
     )

@@ -5,8 +5,9 @@ Each guest publishes to a queue of its own (`trove_wire.topology`); the intake c
 all of them on one connection, each consumer with a prefetch of its own, so a guest that
 floods its queue has at most `prefetch` reports on their way here while every other
 guest's reports go on arriving. A report its guest had no right to send yet (`admit` says
-no: over its rate) is acked and dropped on the connection's thread, unopened; the others
-are handled on worker threads and acked once handled. A report whose handling fails is
+no: over its rate for the kind of report the guest declares in the message's type) is
+acked and dropped on the connection's thread, unopened; the others are handled on worker
+threads and acked once handled. A report whose handling fails is
 delivered again; past its delivery limit the broker dead-letters it
 (`topology.REPORTS_DEAD`), and the intake counts it.
 
@@ -48,7 +49,7 @@ class ReportIntake:
         self,
         url: str,
         handler: ReportHandler,
-        admit: Callable[[str], bool],
+        admit: Callable[[str, str], bool],
         instances: Callable[[], Iterable[str]],
         forget: Callable[[str], None] = lambda _instance_id: None,
         workers: int = 2,
@@ -149,7 +150,7 @@ class ReportIntake:
         props: Any,
         body: bytes,
     ) -> None:
-        if not self._admit(instance_id):
+        if not self._admit(instance_id, str(props.type or "")):
             channel.basic_ack(delivery_tag=method.delivery_tag)
             return
         headers = props.headers or {}

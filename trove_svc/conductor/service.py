@@ -72,10 +72,12 @@ class Conductor:
         metrics.get().refused.labels("conductor", reason).inc()
         LOG.warning("refused a report from the guest of %s (%s)", party[:64], reason)
 
-    def admit(self, instance_id: str) -> bool:
-        """Whether a report of this instance's guest is within its rate (it is not opened
-        yet: this runs for every report, a flood's included)."""
-        if self._rate.admit(instance_id):
+    def admit(self, instance_id: str, kind: str) -> bool:
+        """Whether a report of this instance's guest is within its rate for its kind (as
+        the guest declares it: the report is not opened yet, since this runs for every
+        report, a flood's included). A kind the conductor does not handle shares one
+        bucket, so a guest gets no more buckets by making kinds up."""
+        if self._rate.admit(instance_id, kind if kind in self._handlers else ""):
             return True
         self.rate_limited += 1
         metrics.get().reports_rate_limited.inc()

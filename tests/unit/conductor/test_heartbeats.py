@@ -15,7 +15,7 @@ from trove_svc.keys import KeyRing, ServiceKeys
 from trove_svc.settings import Settings
 from trove_svc.store.db import open_store
 from trove_svc.store.models import DatastoreVersion, Instance, ServiceStatus
-from trove_wire import seal
+from trove_wire import contract, seal
 from trove_wire.amqp import Delivery
 from trove_wire.envelope import Envelope
 
@@ -163,9 +163,13 @@ def test_reports_over_their_guests_rate_are_dropped_unopened_and_counted(
 ) -> None:
     settings = Settings(state_dir=tmp_path / "rate", clock=lambda: 100.0, report_burst=3)
     conductor = Conductor(settings, "amqp://127.0.0.1:1/", KeyRing(ServiceKeys(seal.new_key())))
-    assert [conductor.admit("i-1") for _ in range(5)] == [True, True, True, False, False]
-    assert conductor.admit("i-2")  # another guest keeps its own rate
-    assert conductor.status()["rate_limited"] == 2
+    beat, backup = contract.Heartbeat.method, contract.BackupReport.method
+    assert [conductor.admit("i-1", beat) for _ in range(5)] == [True, True, True, False, False]
+    assert conductor.admit("i-2", beat)  # another guest keeps its own rate
+    assert conductor.admit("i-1", backup)  # a backup's report is not behind the heartbeats
+    # Kinds made up share one bucket.
+    assert [conductor.admit("i-1", f"made-up-{n}") for n in range(4)] == [True, True, True, False]
+    assert conductor.status()["rate_limited"] == 3
 
 
 class _Broker:

@@ -39,3 +39,12 @@ def test_a_forgotten_guest_starts_afresh() -> None:
     assert [rate.admit("i-1") for _ in range(3)] == [True, True, False]
     rate.forget("i-1")
     assert rate.admit("i-1")
+
+
+def test_each_kind_of_report_has_its_own_bucket() -> None:
+    now = [0.0]
+    rate = ReportRate(rate=1.0, burst=2, clock=lambda: now[0])
+    assert [rate.admit("i-1", "heartbeat") for _ in range(3)] == [True, True, False]
+    assert rate.admit("i-1", "backup_report")
+    rate.forget("i-1")
+    assert rate.admit("i-1", "heartbeat")
