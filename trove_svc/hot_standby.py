@@ -143,8 +143,9 @@ def require_flavor_fits_set(instance: Instance, flavor: Flavor) -> None:
     if instance.replica_of_id:
         source = Instance.get_or_none(Instance.id == instance.replica_of_id)
         if source is not None:
-            require_can_follow(f"Replica {instance.id} of flavor {flavor.id}",
-                               of_instance(source), resized)  # fmt: skip
+            require_can_follow(
+                f"Replica {instance.id} of flavor {flavor.id}", of_instance(source), resized
+            )
     for replica in Instance.select().where(Instance.replica_of_id == instance.id):
         short = shortfalls(resized, of_instance(replica))
         if short:

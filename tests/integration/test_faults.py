@@ -207,8 +207,9 @@ def test_a_broker_alarm_longer_than_the_lease_runs_a_create_once(
         processes.signal_all(playbook, signal.SIGCONT)
 
     service.wait_for(token, PROJECT, instance_id, support.active_and_healthy, timeout=90)
-    said = [line for line in service.log_path.read_text().splitlines()
-            if "gunicorn.access" not in line]  # fmt: skip
+    said = [
+        line for line in service.log_path.read_text().splitlines() if "gunicorn.access" not in line
+    ]
     assert [(t["action"], t["state"], t["runs"]) for t in tasks_of(service, instance_id)] == [
         ("create", "SUCCEEDED", 1)
     ], "\n".join(said[-60:])

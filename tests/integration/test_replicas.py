@@ -266,8 +266,13 @@ def _pg_setting(port: int, name: str) -> str:
 
 
 def _configuration(service: support.Service, token: str, values: dict[str, Any]) -> str:
-    body = {"configuration": {"name": "set-tuning", "values": values,
-                              "datastore": {"type": "postgresql"}}}  # fmt: skip
+    body = {
+        "configuration": {
+            "name": "set-tuning",
+            "values": values,
+            "datastore": {"type": "postgresql"},
+        }
+    }
     made = _api(service, token, "POST", "/configurations", body)
     assert made.status == 200, made.body
     return str(made.body["configuration"]["id"])
@@ -289,17 +294,30 @@ def test_postgresql_replica_takes_its_sources_group_and_a_raise_goes_replicas_fi
     service: support.Service, token: str
 ) -> None:
     group = _configuration(service, token, {"max_connections": 123})
-    source = _healthy(service, token, _create(
-        service, token, "pg-tuned-source", datastore={"type": "postgresql"},
-        configuration=group, databases=[{"name": "app"}],
-        users=[{**USER, "databases": [{"name": "app"}]}],
-    )["id"])  # fmt: skip
+    source = _healthy(
+        service,
+        token,
+        _create(
+            service,
+            token,
+            "pg-tuned-source",
+            datastore={"type": "postgresql"},
+            configuration=group,
+            databases=[{"name": "app"}],
+            users=[{**USER, "databases": [{"name": "app"}]}],
+        )["id"],
+    )
     assert _pg_setting(source["port"], "max_connections") == "123"
 
     # A replica that would start below its source is refused before anything is built.
     lower = _configuration(service, token, {"max_connections": 110})
-    refused = _api(service, token, "POST", "/instances", {"instance": {
-        "name": "pg-too-small", "replica_of": source["id"], "configuration": lower}})  # fmt: skip
+    refused = _api(
+        service,
+        token,
+        "POST",
+        "/instances",
+        {"instance": {"name": "pg-too-small", "replica_of": source["id"], "configuration": lower}},
+    )
     assert refused.status == 400, refused.body
     assert (
         "max_connections = 110 is lower than the source's 123"
@@ -308,8 +326,9 @@ def test_postgresql_replica_takes_its_sources_group_and_a_raise_goes_replicas_fi
     listed = _api(service, token, "GET", "/instances?limit=1000").body["instances"]
     assert "pg-too-small" not in [i["name"] for i in listed]
 
-    replica = _healthy(service, token, _create(
-        service, token, "pg-tuned-replica", replica_of=source["id"])["id"])  # fmt: skip
+    replica = _healthy(
+        service, token, _create(service, token, "pg-tuned-replica", replica_of=source["id"])["id"]
+    )
     assert replica["configuration"]["id"] == group
     assert _pg_setting(replica["port"], "max_connections") == "123"
 
@@ -348,14 +367,23 @@ def test_postgresql_replica_takes_its_sources_group_and_a_raise_goes_replicas_fi
 def test_postgresql_replica_delete_during_switchover_is_refused(
     service: support.Service, token: str
 ) -> None:
-    source = _healthy(service, token, _create(
-        service, token, "pg-switch-source", datastore={"type": "postgresql"},
-        databases=[{"name": "app"}], users=[{**USER, "databases": [{"name": "app"}]}],
-    )["id"])  # fmt: skip
+    source = _healthy(
+        service,
+        token,
+        _create(
+            service,
+            token,
+            "pg-switch-source",
+            datastore={"type": "postgresql"},
+            databases=[{"name": "app"}],
+            users=[{**USER, "databases": [{"name": "app"}]}],
+        )["id"],
+    )
     with _pg(source["port"]) as conn:
         conn.execute("CREATE TABLE items (n int PRIMARY KEY)")
-    replica = _healthy(service, token, _create(
-        service, token, "pg-switch-replica", replica_of=source["id"])["id"])  # fmt: skip
+    replica = _healthy(
+        service, token, _create(service, token, "pg-switch-replica", replica_of=source["id"])["id"]
+    )
 
     _action(service, token, replica["id"], "promote_to_replica_source")
     for member in (replica, source):

@@ -75,8 +75,13 @@ def test_members_in_the_order_of_the_change() -> None:
 def test_only_postgresql_names_hot_standby_settings(name: str) -> None:
     named = datastores.get(name).hot_standby_settings(1)
     if name == "postgresql":
-        assert set(named) == {"max_connections", "max_worker_processes", "max_wal_senders",
-                              "max_prepared_transactions", "max_locks_per_transaction"}  # fmt: skip
+        assert set(named) == {
+            "max_connections",
+            "max_worker_processes",
+            "max_wal_senders",
+            "max_prepared_transactions",
+            "max_locks_per_transaction",
+        }
     else:
         assert named == {}
 
@@ -114,8 +119,15 @@ def store(tmp_path: Path) -> Iterator[None]:
 
 def _group(group_id: str, values: dict[str, int]) -> str:
     version = DatastoreVersion.get()
-    Configuration.create(id=group_id, project_id="p1", name=group_id, datastore_version=version,
-                         values=values, created_at=0, updated_at=0)  # fmt: skip
+    Configuration.create(
+        id=group_id,
+        project_id="p1",
+        name=group_id,
+        datastore_version=version,
+        values=values,
+        created_at=0,
+        updated_at=0,
+    )
     return group_id
 
 

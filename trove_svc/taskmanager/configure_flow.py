@@ -84,8 +84,9 @@ def _apply(deps: FlowDeps, claim: Claim, instance: Instance, restart: bool) -> A
             why = f"The values are written, but the restart failed: {restarted.describe_failure()}"
             return Applied(False, why, restarted.rc, restarted.artifact_dir)
         _record_values(deps, instance, wanted, restart_pending=False)
-        return Applied(True, _summary(changed, set(), restarted=True), restarted.rc,
-                       restarted.artifact_dir)  # fmt: skip
+        return Applied(
+            True, _summary(changed, set(), restarted=True), restarted.rc, restarted.artifact_dir
+        )
     failure = None
     try:
         request = contract.ApplyConfiguration(dynamic)
@@ -96,8 +97,9 @@ def _apply(deps: FlowDeps, claim: Claim, instance: Instance, restart: bool) -> A
         dynamic = {}
     _record_values(deps, instance, wanted, bool(instance.restart_pending or waiting))
     LOG.info("instance %s configured: %s", instance.id, _summary(set(dynamic), waiting))
-    return Applied(failure is None, failure or _summary(set(dynamic), waiting), result.rc,
-                   result.artifact_dir)  # fmt: skip
+    return Applied(
+        failure is None, failure or _summary(set(dynamic), waiting), result.rc, result.artifact_dir
+    )
 
 
 def _record_values(
@@ -119,9 +121,15 @@ def configure(deps: FlowDeps, claim: Claim) -> None:
     if applied is None:
         tasks.let_go(claim.task.id, claim.owner)
         return
-    tasks.finish(claim.task.id, claim.owner, deps.settings.clock(), ok=applied.ok,
-                 rc=applied.rc, artifact_dir=applied.artifact_dir,
-                 message=applied.message)  # fmt: skip
+    tasks.finish(
+        claim.task.id,
+        claim.owner,
+        deps.settings.clock(),
+        ok=applied.ok,
+        rc=applied.rc,
+        artifact_dir=applied.artifact_dir,
+        message=applied.message,
+    )
 
 
 def configure_set(deps: FlowDeps, claim: Claim) -> None:
@@ -148,12 +156,22 @@ def configure_set(deps: FlowDeps, claim: Claim) -> None:
         _record(deps, claim, member_id, member, applied.ok, applied.message, started)
         if not applied.ok:
             left = "; the members after it keep their values" if member_id != members[-1] else ""
-            tasks.finish(claim.task.id, claim.owner, deps.settings.clock(), ok=False,
-                         message=f"{member_id}: {applied.message}{left} ({order})")  # fmt: skip
+            tasks.finish(
+                claim.task.id,
+                claim.owner,
+                deps.settings.clock(),
+                ok=False,
+                message=f"{member_id}: {applied.message}{left} ({order})",
+            )
             return
         done.append(member_id)
-    tasks.finish(claim.task.id, claim.owner, deps.settings.clock(), ok=True,
-                 message=f"applied on {', '.join(done) or 'no member'} ({order})")  # fmt: skip
+    tasks.finish(
+        claim.task.id,
+        claim.owner,
+        deps.settings.clock(),
+        ok=True,
+        message=f"applied on {', '.join(done) or 'no member'} ({order})",
+    )
 
 
 def _record(
@@ -170,10 +188,17 @@ def _record(
         return
     now = deps.settings.clock()
     tasks.record_done(
-        deps.settings.new_id(), member_id, member.project_id, "configure",
-        claim.task.requested_by, claim.task.request_id, started or now, now, ok,
+        deps.settings.new_id(),
+        member_id,
+        member.project_id,
+        "configure",
+        claim.task.requested_by,
+        claim.task.request_id,
+        started or now,
+        now,
+        ok,
         f"{message} (with its replication set: task {claim.task.id})",
-    )  # fmt: skip
+    )
 
 
 FLOWS = {"configure": configure, "configure_set": configure_set}

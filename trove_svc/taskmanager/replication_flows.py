@@ -237,8 +237,9 @@ def _unfence_unless_taken_over(deps: FlowDeps, claim: Claim, source: Instance) -
         _call(deps, source.id, contract.Promote(), timeout=90)
         LOG.warning("switchover of %s stopped: its source takes writes again", source.id)
     except ReplicationFailed as exc:
-        LOG.error("switchover stopped, and source %s could not take writes again: %s",
-                  source.id, exc)  # fmt: skip
+        LOG.error(
+            "switchover stopped, and source %s could not take writes again: %s", source.id, exc
+        )
 
 
 def _undo_switchover(

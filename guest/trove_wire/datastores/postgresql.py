@@ -204,16 +204,22 @@ def _parameter(
 
 
 # The server's own defaults for the hot-standby settings the role leaves alone.
-_ENGINE_HOT_STANDBY = {"max_wal_senders": 10, "max_prepared_transactions": 0,
-                       "max_locks_per_transaction": 64}  # fmt: skip
+_ENGINE_HOT_STANDBY = {
+    "max_wal_senders": 10,
+    "max_prepared_transactions": 0,
+    "max_locks_per_transaction": 64,
+}
 
 
 def hot_standby_settings(vcpus: int) -> dict[str, int]:
     """What a standby must hold at least as high as its primary ("max_connections = 100 is
     a lower setting than on the primary server"), as templates/postgresql.conf.j2 of the
     role writes it for a flavor of `vcpus`, or the engine's default where it writes none."""
-    return {"max_connections": 100, "max_worker_processes": max(vcpus, 2) * 2,
-            **_ENGINE_HOT_STANDBY}  # fmt: skip
+    return {
+        "max_connections": 100,
+        "max_worker_processes": max(vcpus, 2) * 2,
+        **_ENGINE_HOT_STANDBY,
+    }
 
 
 def binary_vars(found: Discovered) -> dict[str, Any]:

@@ -90,10 +90,16 @@ def test_limits_count_each_backup_of_the_project_until_it_is_deleted(
         ("b-4", "p2", "i-other", "COMPLETED"),
     ]:
         Backup.create(
-            id=backup_id, name="b", project_id=project, instance_id=instance,
-            datastore="postgresql", datastore_version="15", state=state, created_at=0,
+            id=backup_id,
+            name="b",
+            project_id=project,
+            instance_id=instance,
+            datastore="postgresql",
+            datastore_version="15",
+            state=state,
+            created_at=0,
             updated_at=0,
-        )  # fmt: skip
+        )
 
     def used() -> int:
         result = client.simulate_get("/v1.0/p1/limits", headers={"X-Auth-Token": token})

@@ -31,10 +31,17 @@ def settings(tmp_path: Path) -> Iterator[Settings]:
     catalog.ensure_defaults([catalog.HostDatastore("mariadb", "10.11", "/usr/sbin")])
     rows.instance(status="SHUTDOWN")
     Backup.create(
-        id="b-1", name="b", project_id="p1", instance_id="i-1", datastore="mariadb",
-        datastore_version="10.11", state="COMPLETED", label="lsn:1", created_at=1.0,
+        id="b-1",
+        name="b",
+        project_id="p1",
+        instance_id="i-1",
+        datastore="mariadb",
+        datastore_version="10.11",
+        state="COMPLETED",
+        label="lsn:1",
+        created_at=1.0,
         updated_at=1.0,
-    )  # fmt: skip
+    )
     yield Settings(state_dir=tmp_path / "state", clock=lambda: 10.0)
     database.close()
 
@@ -79,8 +86,14 @@ def _cancel(claim: Claim) -> None:
 
 
 def _run(settings: Settings, claim: Claim, guest: Guest) -> None:
-    deps = FlowDeps(settings, cast(Any, None), cast(Any, guest), cast(Any, None), cast(Any, None),
-                    cast(Any, None))  # fmt: skip
+    deps = FlowDeps(
+        settings,
+        cast(Any, None),
+        cast(Any, guest),
+        cast(Any, None),
+        cast(Any, None),
+        cast(Any, None),
+    )
     backup_flows.delete_backup(deps, claim)
 
 
