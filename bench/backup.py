@@ -86,9 +86,13 @@ class Bench(ApiClient):
 def fill(instance: dict[str, Any], gigabytes: float) -> None:
     rows = int(gigabytes * 1024**3 / ROW_BYTES)
     with psycopg.connect(
-        host="127.0.0.1", port=instance["port"], user=USER["name"], password=USER["password"],
-        dbname="app", autocommit=True,
-    ) as conn:  # fmt: skip
+        host="127.0.0.1",
+        port=instance["port"],
+        user=USER["name"],
+        password=USER["password"],
+        dbname="app",
+        autocommit=True,
+    ) as conn:
         conn.execute("CREATE TABLE filler (id bigint, a text, b text, c int)")
         step = 1_000_000
         for start in range(0, rows, step):
@@ -106,18 +110,37 @@ def as_account(owner: str, argv: list[str]) -> list[str]:
 
 def backup_by_hand(base: Path, owner: str) -> None:
     subprocess.run(
-        as_account(owner, ["pgbackrest", f"--config={base / 'pgbackrest.conf'}",
-                           "--stanza=trove", "--type=full", "backup"]),
-        check=True, capture_output=True,
-    )  # fmt: skip
+        as_account(
+            owner,
+            [
+                "pgbackrest",
+                f"--config={base / 'pgbackrest.conf'}",
+                "--stanza=trove",
+                "--type=full",
+                "backup",
+            ],
+        ),
+        check=True,
+        capture_output=True,
+    )
 
 
 def newest_label(base: Path, owner: str) -> str:
     out = subprocess.run(
-        as_account(owner, ["pgbackrest", f"--config={base / 'pgbackrest.conf'}",
-                           "--stanza=trove", "--output=json", "info"]),
-        check=True, capture_output=True, text=True,
-    ).stdout  # fmt: skip
+        as_account(
+            owner,
+            [
+                "pgbackrest",
+                f"--config={base / 'pgbackrest.conf'}",
+                "--stanza=trove",
+                "--output=json",
+                "info",
+            ],
+        ),
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
     return str(json.loads(out)[0]["backup"][-1]["label"])
 
 
@@ -134,23 +157,48 @@ def restore_by_hand(repository: Path, label: str, owner: str, vcpus: int) -> Non
     bin_dir = Path(found.bin_dir)
     try:
         subprocess.run(
-            ["pgbackrest", "--config=/dev/null", "--stanza=trove",
-             f"--repo1-path={repository}", f"--pg1-path={data}", f"--log-path={target}",
-             f"--lock-path={target}", "--log-level-console=warn", "--log-level-file=off",
-             f"--process-max={vcpus}", f"--set={label}", "--target-action=promote",
-             "--type=immediate", "restore"],
-            check=True, capture_output=True,
-        )  # fmt: skip
+            [
+                "pgbackrest",
+                "--config=/dev/null",
+                "--stanza=trove",
+                f"--repo1-path={repository}",
+                f"--pg1-path={data}",
+                f"--log-path={target}",
+                f"--lock-path={target}",
+                "--log-level-console=warn",
+                "--log-level-file=off",
+                f"--process-max={vcpus}",
+                f"--set={label}",
+                "--target-action=promote",
+                "--type=immediate",
+                "restore",
+            ],
+            check=True,
+            capture_output=True,
+        )
         subprocess.run(["chown", "-R", f"{owner}:", str(target)], check=True)
         options = f"-p {free_port()} -k {target} -c archive_mode=off -c listen_addresses=''"
-        start = [str(bin_dir / "pg_ctl"), "-D", str(data), "-o", options, "-w", "-t", "3600",
-                 "-l", str(target / "log"), "start"]  # fmt: skip
+        start = [
+            str(bin_dir / "pg_ctl"),
+            "-D",
+            str(data),
+            "-o",
+            options,
+            "-w",
+            "-t",
+            "3600",
+            "-l",
+            str(target / "log"),
+            "start",
+        ]
         subprocess.run(as_account(owner, start), check=True, capture_output=True)
         subprocess.run(
-            as_account(owner, [str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate",
-                               "-w", "stop"]),
-            check=True, capture_output=True,
-        )  # fmt: skip
+            as_account(
+                owner, [str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"]
+            ),
+            check=True,
+            capture_output=True,
+        )
     finally:
         shutil.rmtree(target, ignore_errors=True)
 
@@ -177,9 +225,11 @@ def main() -> None:
     try:
         bench = Bench(service, PROJECT)
         source = bench.create(
-            "bench-src", datastore={"type": "postgresql"}, databases=[{"name": "app"}],
+            "bench-src",
+            datastore={"type": "postgresql"},
+            databases=[{"name": "app"}],
             users=[{**USER, "databases": [{"name": "app"}]}],
-        )  # fmt: skip
+        )
         source = bench.wait_healthy(source["id"])
         started = time.perf_counter()
         fill(source, args.gb)
@@ -200,8 +250,9 @@ def main() -> None:
             backup_hand.append(timed(lambda: backup_by_hand(base, owner))[0])
             seconds, made = timed(partial(bench.backup, source["id"], f"round-{number}"))
             backup_ours.append(seconds)
-            print(f"backup round {number + 1}: {seconds:.1f} s vs {backup_hand[-1]:.1f} s",
-                  flush=True)  # fmt: skip
+            print(
+                f"backup round {number + 1}: {seconds:.1f} s vs {backup_hand[-1]:.1f} s", flush=True
+            )
         vcpus = 1  # flavor 2's
         label = newest_label(base, owner)  # the last round's backup: the service's
         restore_ours: list[float] = []
@@ -210,12 +261,16 @@ def main() -> None:
             restore_hand.append(timed(lambda: restore_by_hand(repository, label, owner, vcpus))[0])
             seconds, copy = timed(partial(bench.restore, made["id"], f"restored-{number}"))
             restore_ours.append(seconds)
-            print(f"restore round {number + 1}: {seconds:.1f} s vs {restore_hand[-1]:.1f} s",
-                  flush=True)  # fmt: skip
+            print(
+                f"restore round {number + 1}: {seconds:.1f} s vs {restore_hand[-1]:.1f} s",
+                flush=True,
+            )
             bench.delete_instance(copy["id"])
 
-        print(f"\nPostgreSQL, {size / 1024**3:.2f} GB, {args.rounds} rounds, medians; "
-              f"load now {os.getloadavg()[0]:.2f}")  # fmt: skip
+        print(
+            f"\nPostgreSQL, {size / 1024**3:.2f} GB, {args.rounds} rounds, medians; "
+            f"load now {os.getloadavg()[0]:.2f}"
+        )
         report("backup", backup_ours, backup_hand, size)
         report("restore", restore_ours, restore_hand, size)
     finally:

@@ -49,11 +49,14 @@ SYNC_GROUPS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     # (the source's group values, the replica's)
     "postgresql": ({"synchronous_standby_names": "*"}, {}),
     "mariadb": (
-        {"rpl_semi_sync_master_enabled": True, "rpl_semi_sync_master_wait_point": "AFTER_SYNC",
-         "rpl_semi_sync_master_timeout": 60000},
+        {
+            "rpl_semi_sync_master_enabled": True,
+            "rpl_semi_sync_master_wait_point": "AFTER_SYNC",
+            "rpl_semi_sync_master_timeout": 60000,
+        },
         {"rpl_semi_sync_slave_enabled": True},
     ),
-}  # fmt: skip
+}
 
 
 class Writer(threading.Thread):
@@ -77,15 +80,28 @@ class Writer(threading.Thread):
 
 def pg_session(port: int) -> Any:
     return psycopg.connect(
-        host="127.0.0.1", port=port, dbname=DATABASE, user=USER["name"],
-        password=USER["password"], autocommit=True, connect_timeout=2,
-    )  # fmt: skip
+        host="127.0.0.1",
+        port=port,
+        dbname=DATABASE,
+        user=USER["name"],
+        password=USER["password"],
+        autocommit=True,
+        connect_timeout=2,
+    )
 
 
 def maria_session(port: int) -> Any:
-    return pymysql.connect(host="127.0.0.1", port=port, user=USER["name"],
-                           password=USER["password"], database=DATABASE, autocommit=True,
-                           connect_timeout=2, read_timeout=5, write_timeout=5)  # fmt: skip
+    return pymysql.connect(
+        host="127.0.0.1",
+        port=port,
+        user=USER["name"],
+        password=USER["password"],
+        database=DATABASE,
+        autocommit=True,
+        connect_timeout=2,
+        read_timeout=5,
+        write_timeout=5,
+    )
 
 
 def execute(datastore: str, port: int, sql: str, args: tuple[Any, ...] = ()) -> list[Any]:
@@ -123,8 +139,13 @@ class Bench(ApiClient):
     def group(self, datastore: str, values: dict[str, Any]) -> str | None:
         if not values:
             return None
-        body = {"configuration": {"name": f"{datastore}-sync", "values": values,
-                                  "datastore": {"type": datastore}}}  # fmt: skip
+        body = {
+            "configuration": {
+                "name": f"{datastore}-sync",
+                "values": values,
+                "datastore": {"type": datastore},
+            }
+        }
         return str(self.request("POST", "/configurations", body)["configuration"]["id"])
 
     def attach(self, instance_id: str, group_id: str) -> None:
@@ -154,14 +175,17 @@ class Bench(ApiClient):
 
     def one_run(self, datastore: str, groups: tuple[str | None, str | None]) -> dict[str, float]:
         source = self.create_healthy(
-            f"{datastore}-src", datastore={"type": datastore}, databases=[{"name": DATABASE}],
+            f"{datastore}-src",
+            datastore={"type": datastore},
+            databases=[{"name": DATABASE}],
             users=[{**USER, "databases": [{"name": DATABASE}]}],
-        )  # fmt: skip
+        )
         execute(datastore, source["port"], "CREATE TABLE items (n INT PRIMARY KEY)")
         replica = self.create_healthy(
-            f"{datastore}-rep", replica_of=source["id"],
+            f"{datastore}-rep",
+            replica_of=source["id"],
             **({"configuration": groups[1]} if groups[1] else {}),
-        )  # fmt: skip
+        )
         if groups[0]:
             # Synchronous from now on: with no replica yet, every commit would wait.
             self.attach(source["id"], groups[0])
@@ -195,9 +219,12 @@ class Bench(ApiClient):
         # The old source follows the new one, or, if it wrote what the replica never
         # received (asynchronous), stays fenced in ERROR; either way it goes first.
         old = self.service.wait_for(
-            self.token, PROJECT, source["id"],
-            lambda i: i["status"] == "ERROR" or support.active_and_healthy(i), timeout=600,
-        )  # fmt: skip
+            self.token,
+            PROJECT,
+            source["id"],
+            lambda i: i["status"] == "ERROR" or support.active_and_healthy(i),
+            timeout=600,
+        )
         rejoined = old["status"] != "ERROR"
         self.delete_instance(source["id"])
         self.delete_instance(replica["id"])
@@ -238,8 +265,10 @@ def main() -> None:
     try:
         bench = Bench(service, PROJECT)
         settings = service.settings()
-        print(f"failover_after {settings.failover_after:g} s; load {os.getloadavg()[0]:.2f}",
-              flush=True)  # fmt: skip
+        print(
+            f"failover_after {settings.failover_after:g} s; load {os.getloadavg()[0]:.2f}",
+            flush=True,
+        )
         for datastore in args.datastores.split(","):
             sync_groups = (
                 bench.group(datastore, SYNC_GROUPS[datastore][0]),
@@ -253,11 +282,14 @@ def main() -> None:
                 for number in range(args.runs):
                     outcome = bench.one_run(datastore, groups)
                     results[key].append(outcome)
-                    print(f"{key} run {number + 1}: {outcome['seconds']:.1f} s to write "
-                          f"(detection {outcome['detection']:.1f} s), lost "
-                          f"{int(outcome['lost'])} of {int(outcome['committed'])}; old source "
-                          f"{'follows' if outcome['rejoined'] else 'fenced, diverged'}; "
-                          f"load {os.getloadavg()[0]:.2f}", flush=True)  # fmt: skip
+                    print(
+                        f"{key} run {number + 1}: {outcome['seconds']:.1f} s to write "
+                        f"(detection {outcome['detection']:.1f} s), lost "
+                        f"{int(outcome['lost'])} of {int(outcome['committed'])}; old source "
+                        f"{'follows' if outcome['rejoined'] else 'fenced, diverged'}; "
+                        f"load {os.getloadavg()[0]:.2f}",
+                        flush=True,
+                    )
         print()
         for key, runs in results.items():
             print(f"{key}: {summary(runs)}")

@@ -93,9 +93,10 @@ def processes_of(service: support.Service, instance_id: str) -> dict[str, int]:
     found = processes.processes_mentioning(instance_dir)
     return {
         "guest": processes.guest_agents_mentioning(instance_dir),
-        "server": sum(("postgres" in cmd or "mariadbd" in cmd) and "runuser" not in cmd
-                      for cmd in found),
-    }  # fmt: skip
+        "server": sum(
+            ("postgres" in cmd or "mariadbd" in cmd) and "runuser" not in cmd for cmd in found
+        ),
+    }
 
 
 def delete_all(service: support.Service, token: str, ids: list[str]) -> None:

@@ -135,14 +135,30 @@ def recorded(
         # anything); the API answers it as it answers any.
         why = exc.message if isinstance(exc, errors.TroveSvcError) else type(exc).__name__
         tasks.record_done(
-            settings.new_id(), instance_id, project_id, action, context.user,
-            context.request_id, started, settings.clock(), False, f"{summary}: {why}",
-        )  # fmt: skip
+            settings.new_id(),
+            instance_id,
+            project_id,
+            action,
+            context.user,
+            context.request_id,
+            started,
+            settings.clock(),
+            False,
+            f"{summary}: {why}",
+        )
         raise
     tasks.record_done(
-        settings.new_id(), instance_id, project_id, action, context.user,
-        context.request_id, started, settings.clock(), True, summary,
-    )  # fmt: skip
+        settings.new_id(),
+        instance_id,
+        project_id,
+        action,
+        context.user,
+        context.request_id,
+        started,
+        settings.clock(),
+        True,
+        summary,
+    )
 
 
 def task_views(instance_id: str) -> list[dict[str, Any]]:

@@ -325,9 +325,15 @@ class BackupService:
                 updated_at=now,
             )
             tasks.record(
-                task_id, instance.id, caller.project_id, "backup", caller.context.user,
-                caller.context.request_id, now, args={"backup_id": backup_id},
-            )  # fmt: skip
+                task_id,
+                instance.id,
+                caller.project_id,
+                "backup",
+                caller.context.user,
+                caller.context.request_id,
+                now,
+                args={"backup_id": backup_id},
+            )
         try:
             self._taskmanager.run_task(RunTask(task_id, instance.id), caller.context)
         except errors.ServiceUnavailable:
@@ -415,9 +421,15 @@ class BackupService:
             if not claimed:
                 raise errors.Conflict(f"Backup {backup.id} is being deleted already.")
             tasks.record(
-                task_id, backup.instance_id, project_id, "delete_backup", who, request_id, now,
+                task_id,
+                backup.instance_id,
+                project_id,
+                "delete_backup",
+                who,
+                request_id,
+                now,
                 args={"backup_id": backup.id},
-            )  # fmt: skip
+            )
         try:
             self._taskmanager.run_task(
                 RunTask(task_id, backup.instance_id),

@@ -427,6 +427,14 @@ class InstanceService:
             backups.settle_left_behind(instance_id, now, "Reset by an administrator.")
             status.record_fault(instance_id, now, "Status reset by an administrator.")
             tasks.record_done(
-                self._settings.new_id(), instance_id, instance.project_id, "reset_status",
-                "admin", "", now, now, True, "status reset by an administrator",
-            )  # fmt: skip
+                self._settings.new_id(),
+                instance_id,
+                instance.project_id,
+                "reset_status",
+                "admin",
+                "",
+                now,
+                now,
+                True,
+                "status reset by an administrator",
+            )

@@ -80,18 +80,28 @@ def scheduled() -> Iterator[dict[str, Any]]:
     )
     # Rows for the restore checks to find.
     with psycopg.connect(
-        host="127.0.0.1", port=instance["port"], user="app", password=SCHEDULED_PASSWORD,
-        dbname="app", autocommit=True,
-    ) as conn:  # fmt: skip
+        host="127.0.0.1",
+        port=instance["port"],
+        user="app",
+        password=SCHEDULED_PASSWORD,
+        dbname="app",
+        autocommit=True,
+    ) as conn:
         conn.execute("CREATE TABLE kept (v int)")
         conn.execute("INSERT INTO kept SELECT generate_series(1, 3)")
     schedule = service.request(
         "POST",
         f"/v1.0/scheduled/instances/{instance['id']}/schedules",
         token,
-        {"schedule": {"name": "every-minute", "cron": "* * * * *", "retention_count": 2,
-                      "verify": True}},
-    )  # fmt: skip
+        {
+            "schedule": {
+                "name": "every-minute",
+                "cron": "* * * * *",
+                "retention_count": 2,
+                "verify": True,
+            }
+        },
+    )
     assert schedule.status == 200, schedule.body
     # Four runs are what test_zz_schedules looks at; more would only load the machine.
     threading.Thread(

@@ -61,15 +61,23 @@ def _instance(service: support.Service, token: str, datastore: str) -> dict[str,
 def _sql(datastore: str, instance: dict[str, Any], statement: str) -> list[tuple[Any, ...]]:
     if datastore == "postgresql":
         with psycopg.connect(
-            host="127.0.0.1", port=instance["port"], user="app", password=PASSWORD,
-            dbname="app", autocommit=True,
-        ) as conn:  # fmt: skip
+            host="127.0.0.1",
+            port=instance["port"],
+            user="app",
+            password=PASSWORD,
+            dbname="app",
+            autocommit=True,
+        ) as conn:
             cursor = conn.execute(statement)
             return [tuple(r) for r in cursor.fetchall()] if cursor.description else []
     conn = pymysql.connect(
-        host="127.0.0.1", port=instance["port"], user="app", password=PASSWORD, database="app",
+        host="127.0.0.1",
+        port=instance["port"],
+        user="app",
+        password=PASSWORD,
+        database="app",
         autocommit=True,
-    )  # fmt: skip
+    )
     try:
         with conn.cursor() as cursor:
             cursor.execute(statement)
@@ -247,9 +255,13 @@ def test_a_damaged_backup_is_refused_and_a_failed_one_leaves_the_instance_active
         handle.seek(artifact.stat().st_size // 2)
         handle.write(b"\0garbage\0")
     body = {
-        "instance": {"name": "from-damaged", "flavorRef": "1", "volume": {"size": 1},
-                     "restorePoint": {"backupRef": made["id"]}}
-    }  # fmt: skip
+        "instance": {
+            "name": "from-damaged",
+            "flavorRef": "1",
+            "volume": {"size": 1},
+            "restorePoint": {"backupRef": made["id"]},
+        }
+    }
     created = service.request("POST", f"/v1.0/{PROJECT}/instances", token, body)
     failed = service.wait_for(
         token, PROJECT, created.body["instance"]["id"], lambda i: i["status"] == "ERROR"
@@ -261,9 +273,13 @@ def test_a_damaged_backup_is_refused_and_a_failed_one_leaves_the_instance_active
         "POST",
         f"/v1.0/{PROJECT}/instances",
         token,
-        {"instance": {**body["instance"], "restorePoint": {"backupRef": made["id"],
-                                                           "restore_time": "2001-01-01T00:00:00"}}},
-    )  # fmt: skip
+        {
+            "instance": {
+                **body["instance"],
+                "restorePoint": {"backupRef": made["id"], "restore_time": "2001-01-01T00:00:00"},
+            }
+        },
+    )
     assert early.status == 400 and " to " in early.body["badRequest"]["message"]
 
     # A guest that does not answer: the backup FAILED, never RUNNING, the instance ACTIVE.
@@ -294,9 +310,15 @@ def test_a_damaged_pgbackrest_set_is_refused(service: support.Service, token: st
         "POST",
         f"/v1.0/{PROJECT}/instances",
         token,
-        {"instance": {"name": "from-damaged-set", "flavorRef": "1", "volume": {"size": 1},
-                      "restorePoint": {"backupRef": made["id"]}}},
-    )  # fmt: skip
+        {
+            "instance": {
+                "name": "from-damaged-set",
+                "flavorRef": "1",
+                "volume": {"size": 1},
+                "restorePoint": {"backupRef": made["id"]},
+            }
+        },
+    )
     failed = service.wait_for(
         token, PROJECT, created.body["instance"]["id"], lambda i: i["status"] == "ERROR"
     )
@@ -396,9 +418,12 @@ def test_backups_kept_in_s3_restore_when_the_repository_lost_them(s3_server: str
     credentials.write_text(json.dumps({"access_key": "testing", "secret_key": "testing"}))
     credentials.chmod(0o600)
     s3 = boto3.client(
-        "s3", endpoint_url=s3_server, region_name="us-east-1",
-        aws_access_key_id="testing", aws_secret_access_key="testing",
-    )  # fmt: skip
+        "s3",
+        endpoint_url=s3_server,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
     s3.create_bucket(Bucket="trove-backups")
     service.start()
     try:

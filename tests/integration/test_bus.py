@@ -327,10 +327,17 @@ def test_a_call_nobody_answers_becomes_a_domain_error(transport_url: str, tmp_pa
     keys = ServiceKeys(new_key())
     catalog.ensure_defaults([catalog.HostDatastore("postgresql", "15", "/usr/bin")])
     Instance.insert(
-        id="i-1", name="x", project_id="p", datastore_version=DatastoreVersion.get(), flavor="1",
-        volume_size=1, status="ACTIVE", created_at=0, updated_at=0,
+        id="i-1",
+        name="x",
+        project_id="p",
+        datastore_version=DatastoreVersion.get(),
+        flavor="1",
+        volume_size=1,
+        status="ACTIVE",
+        created_at=0,
+        updated_at=0,
         guest_key=keys.new_instance_key("i-1")[1],
-    ).execute()  # fmt: skip
+    ).execute()
     support.declare_control_plane(transport_url)
     bus = Bus(transport_url, KeyRing(keys))
     bus.add_guest_queues("i-1")  # a guest queue nobody consumes

@@ -119,13 +119,22 @@ def test_postgresql_group_applied_shown_changed_detached(
 
     group = _group(service, token, "postgresql", {"work_mem": 12288, "max_connections": 42})
     instance = service.create_healthy(
-        token, PROJECT, "pg-tuned", datastore={"type": "postgresql"},
-        databases=[{"name": "app"}], users=[{**USER, "databases": [{"name": "app"}]}],
-    )  # fmt: skip
+        token,
+        PROJECT,
+        "pg-tuned",
+        datastore={"type": "postgresql"},
+        databases=[{"name": "app"}],
+        users=[{**USER, "databases": [{"name": "app"}]}],
+    )
 
     def setting(name: str) -> str:
-        with psycopg.connect(host="127.0.0.1", port=instance["port"], dbname="app",
-                             user=USER["name"], password=USER["password"]) as conn:  # fmt: skip
+        with psycopg.connect(
+            host="127.0.0.1",
+            port=instance["port"],
+            dbname="app",
+            user=USER["name"],
+            password=USER["password"],
+        ) as conn:
             row = conn.execute("SELECT setting FROM pg_settings WHERE name = %s", (name,))
             return str(row.fetchone()[0])  # type: ignore[index]
 
@@ -174,15 +183,24 @@ def test_mariadb_group_from_create_then_changed(service: support.Service, token:
     group = _group(service, token, "mariadb", {"long_query_time": 2.5})
     # A create that names the group starts with its values in effect, no restart needed.
     instance = service.create_healthy(
-        token, PROJECT, "maria-tuned", datastore={"type": "mariadb"},
-        configuration=group["id"], databases=[{"name": "shop"}],
+        token,
+        PROJECT,
+        "maria-tuned",
+        datastore={"type": "mariadb"},
+        configuration=group["id"],
+        databases=[{"name": "shop"}],
         users=[{**USER, "databases": [{"name": "shop"}]}],
-    )  # fmt: skip
+    )
     assert instance["configuration"]["id"] == group["id"]
 
     def variable(name: str) -> Any:
-        conn = pymysql.connect(host="127.0.0.1", port=instance["port"], user=USER["name"],
-                               password=USER["password"], database="shop")  # fmt: skip
+        conn = pymysql.connect(
+            host="127.0.0.1",
+            port=instance["port"],
+            user=USER["name"],
+            password=USER["password"],
+            database="shop",
+        )
         with conn.cursor() as cursor:
             cursor.execute(f"SELECT @@GLOBAL.{name}")
             value = cursor.fetchone()[0]  # type: ignore[index]
@@ -213,8 +231,13 @@ def test_mariadb_group_from_create_then_changed(service: support.Service, token:
     users = {"users": [{"name": "logged", "password": secret}]}
     added = _api(service, token, "POST", f"/instances/{instance['id']}/users", users)
     assert added.status == 202, added.body
-    conn = pymysql.connect(host="127.0.0.1", port=instance["port"], user=USER["name"],
-                           password=USER["password"], database="shop")  # fmt: skip
+    conn = pymysql.connect(
+        host="127.0.0.1",
+        port=instance["port"],
+        user=USER["name"],
+        password=USER["password"],
+        database="shop",
+    )
     with conn.cursor() as cursor:
         cursor.execute("SELECT 'a statement the slow log shows'")
     conn.close()

@@ -82,8 +82,11 @@ def test_broker_outage_loses_and_duplicates_nothing(
         )
         for instance_id in ids:
             runs = [(t["action"], t["state"], t["runs"]) for t in tasks_of(service, instance_id)]
-            said = [line for line in service.log_path.read_text().splitlines()
-                    if instance_id in line or "took over" in line or "port" in line]  # fmt: skip
+            said = [
+                line
+                for line in service.log_path.read_text().splitlines()
+                if instance_id in line or "took over" in line or "port" in line
+            ]
             assert runs == [("create", "SUCCEEDED", 1)], "\n".join(said[-40:])
             assert processes_of(service, instance_id) == {"guest": 1, "server": 1}
         assert sorted(p.name for p in (service.state_dir / "instances").iterdir()) == sorted(ids)

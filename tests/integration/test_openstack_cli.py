@@ -194,11 +194,27 @@ def _configuration_group(osc: Callable[..., Any], instance_id: str) -> None:
     version = osc("datastore", "version", "list", "postgresql")[0]["Name"]
     parameters = osc("configuration", "parameter", "list", version, "--datastore", "postgresql")
     assert "work_mem" in {p["Name"] for p in parameters}
-    refused = osc("configuration", "create", "bad", '{"work_mem": "lots"}',
-                  "--datastore", "postgresql", parse=False, fails=True)  # fmt: skip
+    refused = osc(
+        "configuration",
+        "create",
+        "bad",
+        '{"work_mem": "lots"}',
+        "--datastore",
+        "postgresql",
+        parse=False,
+        fails=True,
+    )
     assert "work_mem" in refused
-    made = osc("configuration", "create", "tuned", '{"work_mem": 12345}',
-               "--datastore", "postgresql", "--datastore-version", version)  # fmt: skip
+    made = osc(
+        "configuration",
+        "create",
+        "tuned",
+        '{"work_mem": 12345}',
+        "--datastore",
+        "postgresql",
+        "--datastore-version",
+        version,
+    )
     assert [c["ID"] for c in osc("configuration", "list")] == [made["id"]]
     osc("configuration", "attach", "cli-renamed", made["id"], parse=False)
     deadline = time.monotonic() + 90
@@ -243,13 +259,25 @@ def _backup_and_restore(osc: Callable[..., Any], instance_id: str) -> str:
         time.sleep(0.5)
     _wait(osc, "cli-renamed", "ACTIVE")
 
-    osc("instance", "create", "cli-restored", "--flavor", "1", "--size", "1",
-        "--backup", incremental["id"])  # fmt: skip
+    osc(
+        "instance",
+        "create",
+        "cli-restored",
+        "--flavor",
+        "1",
+        "--size",
+        "1",
+        "--backup",
+        incremental["id"],
+    )
     restored = _wait(osc, "cli-restored", "ACTIVE")
     with psycopg.connect(
-        host="127.0.0.1", port=restored["port"], user="app", password="App-pw-123-long",
+        host="127.0.0.1",
+        port=restored["port"],
+        user="app",
+        password="App-pw-123-long",
         dbname="appdb",
-    ) as conn:  # fmt: skip
+    ) as conn:
         assert conn.execute("SELECT v FROM kept").fetchall() == [("before restart",)]
     osc("instance", "delete", "cli-restored", parse=False)
     # The client says only that it could not (test_backups reads the reasons): the full

@@ -87,8 +87,7 @@ def _kill(pid_file: Path) -> None:
 
 def _pg(port: int) -> psycopg.Connection[Any]:
     login = {"user": USER["name"], "password": USER["password"], "dbname": "app"}
-    return psycopg.connect(host="127.0.0.1", port=port, autocommit=True, connect_timeout=3,
-                           **login)  # fmt: skip
+    return psycopg.connect(host="127.0.0.1", port=port, autocommit=True, connect_timeout=3, **login)
 
 
 def _pg_rows(port: int) -> list[int]:
@@ -112,38 +111,74 @@ def _pg_refuses_writes(port: int) -> bool:
 def test_replica_requests_that_cannot_work_are_refused(
     service: support.Service, token: str
 ) -> None:
-    unknown = _api(service, token, "POST", "/instances", {"instance": {
-        "name": "r", "flavorRef": "1", "volume": {"size": 1}, "replica_of": "nope"}})  # fmt: skip
+    unknown = _api(
+        service,
+        token,
+        "POST",
+        "/instances",
+        {"instance": {"name": "r", "flavorRef": "1", "volume": {"size": 1}, "replica_of": "nope"}},
+    )
     assert unknown.status == 404 and "replica_of" in unknown.body["itemNotFound"]["message"]
-    lonely = _api(service, token, "POST", "/instances", {"instance": {
-        "name": "r", "flavorRef": "1", "volume": {"size": 1}, "replica_count": 2}})  # fmt: skip
+    lonely = _api(
+        service,
+        token,
+        "POST",
+        "/instances",
+        {"instance": {"name": "r", "flavorRef": "1", "volume": {"size": 1}, "replica_count": 2}},
+    )
     assert lonely.status == 400 and "replica_of" in lonely.body["badRequest"]["message"]
 
 
 def test_postgresql_replica_switchover_and_detach(service: support.Service, token: str) -> None:
-    source = _healthy(service, token, _create(
-        service, token, "pg-source", datastore={"type": "postgresql"},
-        databases=[{"name": "app"}], users=[{**USER, "databases": [{"name": "app"}]}],
-    )["id"])  # fmt: skip
+    source = _healthy(
+        service,
+        token,
+        _create(
+            service,
+            token,
+            "pg-source",
+            datastore={"type": "postgresql"},
+            databases=[{"name": "app"}],
+            users=[{**USER, "databases": [{"name": "app"}]}],
+        )["id"],
+    )
     with _pg(source["port"]) as conn:
         conn.execute("CREATE TABLE items (n int PRIMARY KEY)")
         conn.execute("INSERT INTO items SELECT generate_series(1, 100)")
 
     # What a replica cannot take from a request is refused before anything is built.
-    bad = _api(service, token, "POST", "/instances", {"instance": {
-        "name": "r", "flavorRef": "1", "volume": {"size": 1}, "replica_of": source["id"],
-        "databases": [{"name": "more"}]}})  # fmt: skip
+    bad = _api(
+        service,
+        token,
+        "POST",
+        "/instances",
+        {
+            "instance": {
+                "name": "r",
+                "flavorRef": "1",
+                "volume": {"size": 1},
+                "replica_of": source["id"],
+                "databases": [{"name": "more"}],
+            }
+        },
+    )
     assert bad.status == 400 and "databases" in bad.body["badRequest"]["message"]
     other = service.token("replicas-other")
     wanted = {"instance": {"name": "r", "replica_of": source["id"]}}
     foreign = service.request("POST", "/v1.0/replicas-other/instances", other, wanted)
     assert foreign.status == 404, foreign.body  # another project's instance is not there
-    not_replica = _api(service, token, "POST", f"/instances/{source['id']}/action",
-                       {"promote_to_replica_source": {}})  # fmt: skip
+    not_replica = _api(
+        service,
+        token,
+        "POST",
+        f"/instances/{source['id']}/action",
+        {"promote_to_replica_source": {}},
+    )
     assert not_replica.status == 400, not_replica.body
 
-    replica = _healthy(service, token, _create(
-        service, token, "pg-replica", replica_of=source["id"])["id"])  # fmt: skip
+    replica = _healthy(
+        service, token, _create(service, token, "pg-replica", replica_of=source["id"])["id"]
+    )
     assert replica["replica_of"]["id"] == source["id"]
     assert replica["datastore"] == source["datastore"]
     assert [r["id"] for r in _show(service, token, source["id"])["replicas"]] == [replica["id"]]
@@ -160,16 +195,18 @@ def test_postgresql_replica_switchover_and_detach(service: support.Service, toke
     _eventually(lambda: _pg_rows(replica["port"])[-1] == 100_000, "a row after the resize")
     with _pg(source["port"]) as conn:
         conn.execute("DELETE FROM items WHERE n = 100000")
-    backup = _api(service, token, "POST", "/backups",
-                  {"backup": {"name": "b", "instance": replica["id"]}})  # fmt: skip
+    backup = _api(
+        service, token, "POST", "/backups", {"backup": {"name": "b", "instance": replica["id"]}}
+    )
     assert backup.status == 400 and "its source" in backup.body["badRequest"]["message"]
     # The replication account is the service's own: not among the users.
     users = _api(service, token, "GET", f"/instances/{source['id']}/users").body["users"]
     assert [u["name"] for u in users] == [USER["name"]]
     busy = _api(service, token, "DELETE", f"/instances/{source['id']}")
     assert busy.status == 409 and "replicas" in busy.body["conflictingRequest"]["message"]
-    healthy_source = _api(service, token, "POST", f"/instances/{source['id']}/action",
-                          {"eject_replica_source": {}})  # fmt: skip
+    healthy_source = _api(
+        service, token, "POST", f"/instances/{source['id']}/action", {"eject_replica_source": {}}
+    )
     assert healthy_source.status == 409, healthy_source.body
 
     # Switchover: every committed row is on the new source, and the old one follows it.
@@ -203,10 +240,18 @@ def test_postgresql_replica_switchover_and_detach(service: support.Service, toke
 def test_postgresql_source_killed_fails_over_by_itself(
     service: support.Service, token: str
 ) -> None:
-    source = _healthy(service, token, _create(
-        service, token, "pg-doomed", datastore={"type": "postgresql"},
-        databases=[{"name": "app"}], users=[{**USER, "databases": [{"name": "app"}]}],
-    )["id"])  # fmt: skip
+    source = _healthy(
+        service,
+        token,
+        _create(
+            service,
+            token,
+            "pg-doomed",
+            datastore={"type": "postgresql"},
+            databases=[{"name": "app"}],
+            users=[{**USER, "databases": [{"name": "app"}]}],
+        )["id"],
+    )
     with _pg(source["port"]) as conn:
         conn.execute("CREATE TABLE items (n int PRIMARY KEY)")
         conn.execute("INSERT INTO items SELECT generate_series(1, 50)")
@@ -247,8 +292,9 @@ def test_postgresql_source_killed_fails_over_by_itself(
     assert _pg_refuses_writes(other["port"])
 
     # The old source is fenced: started again, it follows the new source, read-only.
-    old = service.wait_for(token, PROJECT, source["id"],
-                           lambda i: i["status"] in ("ACTIVE", "ERROR"), timeout=180)  # fmt: skip
+    old = service.wait_for(
+        token, PROJECT, source["id"], lambda i: i["status"] in ("ACTIVE", "ERROR"), timeout=180
+    )
     assert old["replica_of"]["id"] == replica["id"], old
     _eventually(lambda: _pg_rows(source["port"])[-1] == 51, "the old source follows the new")
     assert _pg_refuses_writes(source["port"])
@@ -407,9 +453,15 @@ def test_postgresql_replica_delete_during_switchover_is_refused(
 
 
 def _maria(port: int) -> pymysql.connections.Connection[Any]:
-    return pymysql.connect(host="127.0.0.1", port=port, user=USER["name"],
-                           password=USER["password"], database="shop", autocommit=True,
-                           connect_timeout=3)  # fmt: skip
+    return pymysql.connect(
+        host="127.0.0.1",
+        port=port,
+        user=USER["name"],
+        password=USER["password"],
+        database="shop",
+        autocommit=True,
+        connect_timeout=3,
+    )
 
 
 def _maria_rows(port: int) -> list[int]:
@@ -440,18 +492,27 @@ def _maria_refuses_writes(port: int) -> bool:
 
 
 def test_mariadb_replica_switchover_then_failover(service: support.Service, token: str) -> None:
-    source = _healthy(service, token, _create(
-        service, token, "maria-source", datastore={"type": "mariadb"},
-        databases=[{"name": "shop"}], users=[{**USER, "databases": [{"name": "shop"}]}],
-    )["id"])  # fmt: skip
+    source = _healthy(
+        service,
+        token,
+        _create(
+            service,
+            token,
+            "maria-source",
+            datastore={"type": "mariadb"},
+            databases=[{"name": "shop"}],
+            users=[{**USER, "databases": [{"name": "shop"}]}],
+        )["id"],
+    )
     conn = _maria(source["port"])
     with conn.cursor() as cursor:
         cursor.execute("CREATE TABLE items (n INT PRIMARY KEY)")
         cursor.executemany("INSERT INTO items VALUES (%s)", [(n,) for n in range(1, 21)])
     conn.close()
 
-    replica = _healthy(service, token, _create(
-        service, token, "maria-replica", replica_of=source["id"])["id"])  # fmt: skip
+    replica = _healthy(
+        service, token, _create(service, token, "maria-replica", replica_of=source["id"])["id"]
+    )
     assert _maria_rows(replica["port"]) == list(range(1, 21))
     _maria_write(source["port"], 21)
     _eventually(lambda: _maria_rows(replica["port"])[-1] == 21, "row 21 on the replica")
@@ -487,17 +548,33 @@ def test_mariadb_replica_switchover_then_failover(service: support.Service, toke
 
 
 def test_redis_replica_and_switchover(service: support.Service, token: str) -> None:
-    source = _healthy(service, token, _create(
-        service, token, "redis-source", datastore={"type": "redis"}, users=[USER],
-    )["id"])  # fmt: skip
+    source = _healthy(
+        service,
+        token,
+        _create(
+            service,
+            token,
+            "redis-source",
+            datastore={"type": "redis"},
+            users=[USER],
+        )["id"],
+    )
 
     def client(port: int) -> redis.Redis:
-        return redis.Redis(host="127.0.0.1", port=port, username=USER["name"],
-                           password=USER["password"], socket_timeout=3)  # fmt: skip
+        return redis.Redis(
+            host="127.0.0.1",
+            port=port,
+            username=USER["name"],
+            password=USER["password"],
+            socket_timeout=3,
+        )
 
     client(source["port"]).set("k1", "v1")
-    replica = _healthy(service, token, _create(
-        service, token, "redis-replica", replica_of=source["id"], users=[])["id"])  # fmt: skip
+    replica = _healthy(
+        service,
+        token,
+        _create(service, token, "redis-replica", replica_of=source["id"], users=[])["id"],
+    )
     assert replica["replica_of"]["id"] == source["id"]
     # Redis copies no ACL users: the replica's own admin sees the data.
     reader = _redis_admin(service, replica["id"], replica["port"])
@@ -523,5 +600,10 @@ def _redis_admin(service: support.Service, instance_id: str, port: int) -> redis
 
     config = json.loads((service.state_dir / "instances" / instance_id / "guest.json").read_text())
     connection = config["connection"]
-    return redis.Redis(host="127.0.0.1", port=port, username=connection["user"],
-                       password=connection["password"], socket_timeout=3)  # fmt: skip
+    return redis.Redis(
+        host="127.0.0.1",
+        port=port,
+        username=connection["user"],
+        password=connection["password"],
+        socket_timeout=3,
+    )

@@ -31,9 +31,10 @@ def test_a_schedule_keeps_the_newest_two_and_checks_them(scheduled: dict[str, An
     deadline = time.monotonic() + 330
     while time.monotonic() < deadline:
         runs = [
-            t for t in _tasks(scheduled)
+            t
+            for t in _tasks(scheduled)
             if t["action"] == "backup" and t["requested_by"] == "schedule every-minute"
-        ]  # fmt: skip
+        ]
         prunes = [t for t in _tasks(scheduled) if t["action"] == "delete_backup"]
         if len(runs) >= 4 and all(t["state"] != "RUNNING" for t in runs) and len(prunes) >= 2:
             break

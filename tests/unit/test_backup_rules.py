@@ -258,9 +258,14 @@ def test_cron_is_read_and_a_bad_one_refused() -> None:
 
 def test_a_schedules_run_is_claimed_once() -> None:
     schedule = Schedule.create(
-        id="s-1", instance_id="i-1", project_id="p1", name="nightly", cron="0 3 * * *",
-        next_run_at=100.0, created_at=0.0,
-    )  # fmt: skip
+        id="s-1",
+        instance_id="i-1",
+        project_id="p1",
+        name="nightly",
+        cron="0 3 * * *",
+        next_run_at=100.0,
+        created_at=0.0,
+    )
     assert [s.id for s in schedules.due(now=100.0)] == ["s-1"]
     assert schedules.claim(schedule, now=100.0)
     assert not schedules.claim(schedule, now=100.0)  # a second task manager, same run
@@ -281,18 +286,31 @@ def test_leftovers_of_a_run_are_removed_files_and_scratch_directories(tmp_path: 
     assert [p.name for p in secrets.iterdir()] == ["t-2.json"]
     # The inventories go; the runs' artifacts (the audit trail's steps) stay.
     assert sorted(str(p.relative_to(runs)) for p in runs.rglob("*")) == [
-        "t-1", "t-1-2", "t-1-2/artifacts", "t-1/artifacts",
-        "t-2", "t-2/artifacts", "t-2/t-2.hosts.json",
-    ]  # fmt: skip
+        "t-1",
+        "t-1-2",
+        "t-1-2/artifacts",
+        "t-1/artifacts",
+        "t-2",
+        "t-2/artifacts",
+        "t-2/t-2.hosts.json",
+    ]
 
 
 def test_a_backup_nothing_watches_ends_failed_and_its_instance_active() -> None:
     catalog.ensure_defaults([catalog.HostDatastore("postgresql", "15", "/usr/bin")])
     Instance.create(
-        id="i-1", name="x", project_id="p1", datastore_version=DatastoreVersion.get(),
-        flavor="1", volume_size=1, status="BACKUP", status_since=0.0, provisioned=True,
-        created_at=0.0, updated_at=0.0,
-    )  # fmt: skip
+        id="i-1",
+        name="x",
+        project_id="p1",
+        datastore_version=DatastoreVersion.get(),
+        flavor="1",
+        volume_size=1,
+        status="BACKUP",
+        status_since=0.0,
+        provisioned=True,
+        created_at=0.0,
+        updated_at=0.0,
+    )
     _backup("b-1", 0.0, state="BUILDING")
     tasks.record("t-1", "i-1", "p1", "backup", "alice", "req-1", 0.0, {"backup_id": "b-1"})
     settings = Settings(limit_backup=100.0, cleanup_timeout=10.0, clock=lambda: 111.0)

@@ -30,10 +30,19 @@ def store(tmp_path: Path) -> Iterator[Settings]:
 
 def _add(instance_id: str, healthy_at: float | None, replica_of: str | None = None) -> None:
     instance = Instance.create(
-        id=instance_id, name=instance_id, project_id="p", datastore_version=DatastoreVersion.get(),
-        flavor="1", volume_size=1, status=status.ACTIVE, status_since=NOW - 100,
-        provisioned=True, replica_of_id=replica_of, created_at=1, updated_at=1,
-    )  # fmt: skip
+        id=instance_id,
+        name=instance_id,
+        project_id="p",
+        datastore_version=DatastoreVersion.get(),
+        flavor="1",
+        volume_size=1,
+        status=status.ACTIVE,
+        status_since=NOW - 100,
+        provisioned=True,
+        replica_of_id=replica_of,
+        created_at=1,
+        updated_at=1,
+    )
     ServiceStatus.create(instance=instance, operating_status="HEALTHY", healthy_at=healthy_at)
 
 

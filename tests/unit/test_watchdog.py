@@ -20,10 +20,17 @@ NOW = 10_000.0
 @pytest.fixture
 def settings(tmp_path: Path) -> Iterator[Settings]:
     chosen = Settings(
-        state_dir=tmp_path, clock=lambda: NOW, limit_build=60, limit_reboot=70,
-        limit_resize=80, limit_shutdown=90, limit_replication=100, limit_backup=110,
-        cleanup_timeout=5, limit_queued=1000,
-    )  # fmt: skip
+        state_dir=tmp_path,
+        clock=lambda: NOW,
+        limit_build=60,
+        limit_reboot=70,
+        limit_resize=80,
+        limit_shutdown=90,
+        limit_replication=100,
+        limit_backup=110,
+        cleanup_timeout=5,
+        limit_queued=1000,
+    )
     database = open_store(chosen.effective_database_url)
     catalog.ensure_defaults([catalog.HostDatastore("postgresql", "15", "/usr/bin")])
     yield chosen
@@ -32,10 +39,18 @@ def settings(tmp_path: Path) -> Iterator[Settings]:
 
 def _waiting(state: str, since: float, instance_id: str = "i-1") -> str:
     Instance.create(
-        id=instance_id, name=instance_id, project_id="p", datastore_version=DatastoreVersion.get(),
-        flavor="1", volume_size=1, status=state, status_since=since, provisioned=True,
-        created_at=1, updated_at=1,
-    )  # fmt: skip
+        id=instance_id,
+        name=instance_id,
+        project_id="p",
+        datastore_version=DatastoreVersion.get(),
+        flavor="1",
+        volume_size=1,
+        status=state,
+        status_since=since,
+        provisioned=True,
+        created_at=1,
+        updated_at=1,
+    )
     tasks.record(f"t-{instance_id}", instance_id, "p", "some-action", "alice", "", since)
     return instance_id
 
@@ -75,9 +90,16 @@ def test_a_backup_past_its_limit_fails_and_its_instance_is_active_again(
 ) -> None:
     instance_id = _waiting(status.BACKUP, since=NOW - 110 - 5 - 1)
     Backup.create(
-        id="b-1", name="b", project_id="p", instance_id=instance_id, datastore="postgresql",
-        datastore_version="15", state="BUILDING", created_at=1, updated_at=1,
-    )  # fmt: skip
+        id="b-1",
+        name="b",
+        project_id="p",
+        instance_id=instance_id,
+        datastore="postgresql",
+        datastore_version="15",
+        state="BUILDING",
+        created_at=1,
+        updated_at=1,
+    )
     assert watchdog.sweep(settings) == 1
     assert Instance.get_by_id(instance_id).status == status.ACTIVE
     backup = Backup.get_by_id("b-1")

@@ -32,8 +32,16 @@ def _start(settings: Settings, source: Instance, now: float) -> str | None:
     with database_proxy.atomic():
         if not status.move(source.id, source.status, status.EJECT, now):
             return None
-        tasks.record(task_id, source.id, source.project_id, "eject", REQUESTED_BY, "", now,
-                     args={"automatic": True})  # fmt: skip
+        tasks.record(
+            task_id,
+            source.id,
+            source.project_id,
+            "eject",
+            REQUESTED_BY,
+            "",
+            now,
+            args={"automatic": True},
+        )
     return task_id
 
 
@@ -48,7 +56,9 @@ def start_due(settings: Settings) -> list[str]:
         if task_id is not None:
             LOG.warning(
                 "instance %s not healthy for over %g s: failing it over (task %s)",
-                source.id, settings.failover_after, task_id,
-            )  # fmt: skip
+                source.id,
+                settings.failover_after,
+                task_id,
+            )
             started.append(task_id)
     return started

@@ -70,8 +70,9 @@ def keep_following(deps: FlowDeps, instance: Instance) -> tuple[dict[str, Any], 
             extravars, secrets = follow_vars(deps, instance, source)
             return {**extravars, "trove_keep_following": True}, secrets
         except errors.TroveSvcError as exc:
-            LOG.warning("replica %s: its source does not answer (%s); fenced", instance.id,
-                        exc.message)  # fmt: skip
+            LOG.warning(
+                "replica %s: its source does not answer (%s); fenced", instance.id, exc.message
+            )
     datastore = instance.datastore_version.datastore.name
     return {f"{datastore}_replication": {"fenced": True}, "trove_keep_following": True}, {}
 

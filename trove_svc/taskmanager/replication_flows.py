@@ -123,9 +123,17 @@ def _record(
     """The event in the audit trail of an instance the task is not on."""
     now = deps.settings.clock()
     tasks.record_done(
-        deps.settings.new_id(), instance.id, instance.project_id, action,
-        claim.task.requested_by, claim.task.request_id, now, now, ok, message,
-    )  # fmt: skip
+        deps.settings.new_id(),
+        instance.id,
+        instance.project_id,
+        action,
+        claim.task.requested_by,
+        claim.task.request_id,
+        now,
+        now,
+        ok,
+        message,
+    )
 
 
 def _repoint(
@@ -137,13 +145,20 @@ def _repoint(
     for follower in followers:
         try:
             _follow(deps, claim, follower, new_source)
-            _record(deps, claim, follower, "replication", True,
-                    f"now follows {new_source.id} ({why})")  # fmt: skip
+            _record(
+                deps, claim, follower, "replication", True, f"now follows {new_source.id} ({why})"
+            )
         except (ReplicationFailed, errors.TroveSvcError) as exc:
             text = str(exc) if isinstance(exc, ReplicationFailed) else exc.message
             problems.append(f"{follower.id}: {text}")
-            _record(deps, claim, follower, "replication", False,
-                    f"could not follow {new_source.id} ({why}): {text}")  # fmt: skip
+            _record(
+                deps,
+                claim,
+                follower,
+                "replication",
+                False,
+                f"could not follow {new_source.id} ({why}): {text}",
+            )
             status.record_fault(
                 follower.id,
                 deps.settings.clock(),
@@ -157,8 +172,9 @@ def _finish(
 ) -> None:
     now = deps.settings.clock()
     with database_proxy.atomic():
-        if not tasks.finish(claim.task.id, claim.owner, now, ok=failure is None,
-                            message=failure or done):  # fmt: skip
+        if not tasks.finish(
+            claim.task.id, claim.owner, now, ok=failure is None, message=failure or done
+        ):
             return
         if failure is not None:
             status.record_fault(instance.id, now, failure, only_from=(waiting,))
@@ -184,8 +200,12 @@ def promote(deps: FlowDeps, claim: Claim) -> None:
     meanwhile is never carried on by two runs."""
     replica = Instance.get_or_none(Instance.id == claim.task.instance_id)
     if replica is None or replica.status != status.PROMOTE or not replica.replica_of_id:
-        tasks.skip(claim.task.id, claim.owner, deps.settings.clock(),
-                   "the instance is no longer waiting to be promoted")  # fmt: skip
+        tasks.skip(
+            claim.task.id,
+            claim.owner,
+            deps.settings.clock(),
+            "the instance is no longer waiting to be promoted",
+        )
         return
     source = Instance.get_by_id(replica.replica_of_id)
     others = [r for r in replication.replicas_of(source.id) if r.id != replica.id]
@@ -220,11 +240,14 @@ def promote(deps: FlowDeps, claim: Claim) -> None:
     replica = Instance.get_by_id(replica.id)
     problems = _after_promotion(deps, claim, replica, [source, *others], "a switchover")
     _finish(
-        deps, claim, replica, status.PROMOTE,
+        deps,
+        claim,
+        replica,
+        status.PROMOTE,
         f"Promoted, but: {'; '.join(problems)}" if problems else None,
         f"switchover: this instance is the source (position {promoted['position']}); "
         f"{source.id} follows it",
-    )  # fmt: skip
+    )
 
 
 def _unfence_unless_taken_over(deps: FlowDeps, claim: Claim, source: Instance) -> None:
@@ -316,8 +339,12 @@ def eject(deps: FlowDeps, claim: Claim) -> None:
     or read-only), so it never takes writes again, even when it comes back."""
     source = Instance.get_or_none(Instance.id == claim.task.instance_id)
     if source is None or source.status != status.EJECT:
-        tasks.skip(claim.task.id, claim.owner, deps.settings.clock(),
-                   "the instance is no longer waiting to be failed over")  # fmt: skip
+        tasks.skip(
+            claim.task.id,
+            claim.owner,
+            deps.settings.clock(),
+            "the instance is no longer waiting to be failed over",
+        )
         return
     candidates = replication.replicas_of(source.id)
     if source.port and _listens(source.host or "127.0.0.1", source.port):
@@ -326,14 +353,25 @@ def eject(deps: FlowDeps, claim: Claim) -> None:
         try:
             _fence(deps, claim, source)
         except ReplicationFailed as exc:
-            _finish(deps, claim, source, status.EJECT,
-                    f"Failover not started: the source still listens and could not be "
-                    f"fenced ({exc}).", "")  # fmt: skip
+            _finish(
+                deps,
+                claim,
+                source,
+                status.EJECT,
+                f"Failover not started: the source still listens and could not be fenced ({exc}).",
+                "",
+            )
             return
     chosen = _most_advanced(deps, candidates)
     if chosen is None:
-        _finish(deps, claim, source, status.EJECT,
-                "Failover failed: no replica of this instance answered.", "")  # fmt: skip
+        _finish(
+            deps,
+            claim,
+            source,
+            status.EJECT,
+            "Failover failed: no replica of this instance answered.",
+            "",
+        )
         return
     new_source, position = chosen
     try:
@@ -348,11 +386,20 @@ def eject(deps: FlowDeps, claim: Claim) -> None:
         replication.set_source([source.id] + [o.id for o in others], new_source.id, now)
     LOG.warning(
         "failover: %s replaces %s as the source, at position %s (received %s)",
-        new_source.id, source.id, promoted["position"], position,
-    )  # fmt: skip
+        new_source.id,
+        source.id,
+        promoted["position"],
+        position,
+    )
     at = promoted["position"]
-    _record(deps, claim, new_source, "promote", True,
-            f"promoted in place of {source.id} (failover) at position {at}")  # fmt: skip
+    _record(
+        deps,
+        claim,
+        new_source,
+        "promote",
+        True,
+        f"promoted in place of {source.id} (failover) at position {at}",
+    )
     new_source = Instance.get_by_id(new_source.id)
     problems = _after_promotion(deps, claim, new_source, others, "a failover")
     # The old source last: fenced, it follows the new one (if its data allows).
@@ -362,19 +409,26 @@ def eject(deps: FlowDeps, claim: Claim) -> None:
     except (ReplicationFailed, errors.TroveSvcError) as exc:
         problems.append(f"the old source could not be fenced yet: {exc}")
     _finish(
-        deps, claim, source, status.EJECT,
+        deps,
+        claim,
+        source,
+        status.EJECT,
         f"Failed over to {new_source.id}, but: {'; '.join(problems)}" if problems else None,
         f"failover: {new_source.id} is the source (position {promoted['position']}); "
         "this instance is fenced and follows it",
-    )  # fmt: skip
+    )
 
 
 def detach(deps: FlowDeps, claim: Claim) -> None:
     """The replica stops following and takes writes; its account on the source goes."""
     replica = Instance.get_or_none(Instance.id == claim.task.instance_id)
     if replica is None or replica.status != status.DETACH or not replica.replica_of_id:
-        tasks.skip(claim.task.id, claim.owner, deps.settings.clock(),
-                   "the instance is no longer waiting to be detached")  # fmt: skip
+        tasks.skip(
+            claim.task.id,
+            claim.owner,
+            deps.settings.clock(),
+            "the instance is no longer waiting to be detached",
+        )
         return
     source_id = replica.replica_of_id
     try:
@@ -394,10 +448,13 @@ def detach(deps: FlowDeps, claim: Claim) -> None:
         except ReplicationFailed as exc:
             LOG.warning("detach of %s: an account stays (%s)", replica.id, exc)
     _finish(
-        deps, claim, replica, status.DETACH,
+        deps,
+        claim,
+        replica,
+        status.DETACH,
         f"Detached, but: {'; '.join(problems)}" if problems else None,
         f"detached from {source_id}: this instance takes writes on its own",
-    )  # fmt: skip
+    )
 
 
 FLOWS: dict[str, Callable[[FlowDeps, Claim], None]] = {

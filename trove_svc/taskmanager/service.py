@@ -251,10 +251,17 @@ class TaskManager:
             except errors.TroveSvcError as exc:
                 LOG.warning("schedule %s: no backup this time (%s)", schedule.id, exc.message)
                 tasks.record_done(
-                    self.deps.settings.new_id(), schedule.instance_id, schedule.project_id,
-                    "backup", caller.context.user, "", now, now, False,
+                    self.deps.settings.new_id(),
+                    schedule.instance_id,
+                    schedule.project_id,
+                    "backup",
+                    caller.context.user,
+                    "",
+                    now,
+                    now,
+                    False,
                     f"scheduled backup not taken: {exc.message}",
-                )  # fmt: skip
+                )
 
     def _remove_orphan_secrets(self, now: float) -> None:
         """Secrets files whose run is over: a run killed with its task manager left them."""

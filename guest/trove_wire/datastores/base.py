@@ -93,8 +93,16 @@ _PLAIN_TEXT = re.compile(r"[A-Za-z0-9_.,:/+*() -]{0,256}")
 _FRACTIONAL = re.compile(
     r"[+-]?(?:[0-9]{1,20}(?:\.[0-9]{0,20})?|\.[0-9]{1,20})(?:[eE][+-]?[0-9]{1,3})?"
 )
-BOOLEAN_WORDS = {"true": True, "on": True, "yes": True, "1": True,
-                 "false": False, "off": False, "no": False, "0": False}  # fmt: skip
+BOOLEAN_WORDS = {
+    "true": True,
+    "on": True,
+    "yes": True,
+    "1": True,
+    "false": False,
+    "off": False,
+    "no": False,
+    "0": False,
+}
 
 
 @dataclass(frozen=True)
@@ -202,10 +210,18 @@ class Parameter:
         return body
 
     def record(self) -> dict[str, Any]:
-        return {"name": self.name, "type": self.type, "restart_required": self.restart_required,
-                "min": self.min, "max": self.max, "choices": list(self.choices),
-                "unit": self.unit, "default": self.default, "pattern": self.pattern,
-                "hint": self.hint}  # fmt: skip
+        return {
+            "name": self.name,
+            "type": self.type,
+            "restart_required": self.restart_required,
+            "min": self.min,
+            "max": self.max,
+            "choices": list(self.choices),
+            "unit": self.unit,
+            "default": self.default,
+            "pattern": self.pattern,
+            "hint": self.hint,
+        }
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> Parameter:

@@ -69,19 +69,46 @@ def restore_vars(chain: list[dict[str, Any]], target: float | None) -> dict[str,
 
 
 # What a configuration group may set: tuning, never paths, plugins, ports or replication.
-TUNABLES = frozenset({
-    "max_connections", "max_connect_errors", "max_allowed_packet", "wait_timeout",
-    "interactive_timeout", "net_read_timeout", "net_write_timeout", "lock_wait_timeout",
-    "long_query_time", "slow_query_log", "sort_buffer_size", "join_buffer_size",
-    "read_buffer_size", "tmp_table_size", "max_heap_table_size", "table_open_cache",
-    "thread_cache_size", "key_buffer_size", "innodb_buffer_pool_size",
-    "innodb_log_file_size", "innodb_log_buffer_size",
-    "innodb_flush_log_at_trx_commit", "innodb_io_capacity", "innodb_lock_wait_timeout",
-    "innodb_file_per_table", "sync_binlog", "sql_mode", "character_set_server",
-    "collation_server", "tx_isolation", "performance_schema", "max_sp_recursion_depth",
-    "rpl_semi_sync_master_enabled", "rpl_semi_sync_master_timeout",
-    "rpl_semi_sync_master_wait_point", "rpl_semi_sync_slave_enabled",
-})  # fmt: skip
+TUNABLES = frozenset(
+    {
+        "max_connections",
+        "max_connect_errors",
+        "max_allowed_packet",
+        "wait_timeout",
+        "interactive_timeout",
+        "net_read_timeout",
+        "net_write_timeout",
+        "lock_wait_timeout",
+        "long_query_time",
+        "slow_query_log",
+        "sort_buffer_size",
+        "join_buffer_size",
+        "read_buffer_size",
+        "tmp_table_size",
+        "max_heap_table_size",
+        "table_open_cache",
+        "thread_cache_size",
+        "key_buffer_size",
+        "innodb_buffer_pool_size",
+        "innodb_log_file_size",
+        "innodb_log_buffer_size",
+        "innodb_flush_log_at_trx_commit",
+        "innodb_io_capacity",
+        "innodb_lock_wait_timeout",
+        "innodb_file_per_table",
+        "sync_binlog",
+        "sql_mode",
+        "character_set_server",
+        "collation_server",
+        "tx_isolation",
+        "performance_schema",
+        "max_sp_recursion_depth",
+        "rpl_semi_sync_master_enabled",
+        "rpl_semi_sync_master_timeout",
+        "rpl_semi_sync_master_wait_point",
+        "rpl_semi_sync_slave_enabled",
+    }
+)
 
 _TYPES = {"BOOLEAN": "boolean", "ENUM": "enum", "SET": "set", "DOUBLE": "float"}
 
@@ -92,9 +119,16 @@ def describe_parameters(found: Discovered) -> list[Parameter]:
 
     with throwaway.workdir() as work:
         socket = str(work / "mariadbd.sock")
-        argv = [str(Path(found.bin_dir) / "mariadbd"), "--no-defaults", f"--datadir={work}",
-                f"--socket={socket}", "--skip-networking", "--skip-grant-tables",
-                "--innodb-buffer-pool-size=16M", f"--log-error={work}/error.log"]  # fmt: skip
+        argv = [
+            str(Path(found.bin_dir) / "mariadbd"),
+            "--no-defaults",
+            f"--datadir={work}",
+            f"--socket={socket}",
+            "--skip-networking",
+            "--skip-grant-tables",
+            "--innodb-buffer-pool-size=16M",
+            f"--log-error={work}/error.log",
+        ]
         with throwaway.server(argv) as process:
             connect = lambda: pymysql.connect(unix_socket=socket, user="root")  # noqa: E731
             with throwaway.until_ready(connect, process) as conn, conn.cursor() as cursor:
@@ -141,9 +175,14 @@ def _with_choices(parameter: Parameter, named: dict[str, tuple[str, ...]]) -> Pa
 
 
 def _parameter(
-    name: str, kind: str, low: str | None, high: str | None, choices: str | None,
-    read_only: str, default: str | None,
-) -> Parameter:  # fmt: skip
+    name: str,
+    kind: str,
+    low: str | None,
+    high: str | None,
+    choices: str | None,
+    read_only: str,
+    default: str | None,
+) -> Parameter:
     numeric = "INT" in kind or kind == "DOUBLE"
     number = float if kind == "DOUBLE" else int
     mapped = _TYPES.get(kind, "integer" if numeric else "string")

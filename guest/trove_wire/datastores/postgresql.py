@@ -74,22 +74,54 @@ def restore_vars(chain: list[dict[str, Any]], target: float | None) -> dict[str,
 
 # What a configuration group may set: tuning, never paths, commands, ports or replication
 # (those would let a tenant reach beyond the instance, or break what trove-svc runs).
-TUNABLES = frozenset({
-    "max_connections", "shared_buffers", "work_mem", "maintenance_work_mem", "temp_buffers",
-    "effective_cache_size", "random_page_cost", "seq_page_cost", "effective_io_concurrency",
-    "statement_timeout", "lock_timeout", "idle_in_transaction_session_timeout",
-    "log_min_duration_statement", "log_statement", "log_lock_waits", "track_io_timing",
-    "autovacuum", "autovacuum_naptime", "autovacuum_vacuum_scale_factor",
-    "autovacuum_analyze_scale_factor", "autovacuum_max_workers", "default_statistics_target",
-    "checkpoint_timeout", "checkpoint_completion_target", "max_wal_size", "min_wal_size",
-    "wal_buffers", "synchronous_commit", "max_worker_processes", "max_parallel_workers",
-    "max_parallel_workers_per_gather", "default_transaction_isolation", "jit", "timezone",
-    # Commits wait for a replica named here ('*': any) to have them: no loss on failover.
-    "synchronous_standby_names",
-})  # fmt: skip
+TUNABLES = frozenset(
+    {
+        "max_connections",
+        "shared_buffers",
+        "work_mem",
+        "maintenance_work_mem",
+        "temp_buffers",
+        "effective_cache_size",
+        "random_page_cost",
+        "seq_page_cost",
+        "effective_io_concurrency",
+        "statement_timeout",
+        "lock_timeout",
+        "idle_in_transaction_session_timeout",
+        "log_min_duration_statement",
+        "log_statement",
+        "log_lock_waits",
+        "track_io_timing",
+        "autovacuum",
+        "autovacuum_naptime",
+        "autovacuum_vacuum_scale_factor",
+        "autovacuum_analyze_scale_factor",
+        "autovacuum_max_workers",
+        "default_statistics_target",
+        "checkpoint_timeout",
+        "checkpoint_completion_target",
+        "max_wal_size",
+        "min_wal_size",
+        "wal_buffers",
+        "synchronous_commit",
+        "max_worker_processes",
+        "max_parallel_workers",
+        "max_parallel_workers_per_gather",
+        "default_transaction_isolation",
+        "jit",
+        "timezone",
+        # Commits wait for a replica named here ('*': any) to have them: no loss on failover.
+        "synchronous_standby_names",
+    }
+)
 
-_TYPES = {"bool": "boolean", "integer": "integer", "real": "float", "string": "string",
-          "enum": "enum"}  # fmt: skip
+_TYPES = {
+    "bool": "boolean",
+    "integer": "integer",
+    "real": "float",
+    "string": "string",
+    "enum": "enum",
+}
 
 
 def describe_parameters(found: Discovered) -> list[Parameter]:
@@ -100,10 +132,28 @@ def describe_parameters(found: Discovered) -> list[Parameter]:
     bin_dir = Path(found.bin_dir)
     with throwaway.workdir() as work:
         data = work / "data"
-        throwaway.run([str(bin_dir / "initdb"), "-D", str(data), "-U", "postgres",
-                       "--auth=trust", "--no-sync"])  # fmt: skip
-        argv = [str(bin_dir / "postgres"), "-D", str(data), "-c", "listen_addresses=",
-                "-c", f"unix_socket_directories={work}", "-c", "fsync=off"]  # fmt: skip
+        throwaway.run(
+            [
+                str(bin_dir / "initdb"),
+                "-D",
+                str(data),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "--no-sync",
+            ]
+        )
+        argv = [
+            str(bin_dir / "postgres"),
+            "-D",
+            str(data),
+            "-c",
+            "listen_addresses=",
+            "-c",
+            f"unix_socket_directories={work}",
+            "-c",
+            "fsync=off",
+        ]
         with throwaway.server(argv) as process:
             connect = lambda: psycopg.connect(host=str(work), user="postgres", dbname="postgres")  # noqa: E731
             with throwaway.until_ready(connect, process) as conn:
@@ -186,9 +236,15 @@ def _with_form(parameter: Parameter, zones: list[str]) -> Parameter:
 
 
 def _parameter(
-    name: str, vartype: str, context: str, low: str | None, high: str | None,
-    choices: list[str] | None, unit: str | None, default: str | None,
-) -> Parameter:  # fmt: skip
+    name: str,
+    vartype: str,
+    context: str,
+    low: str | None,
+    high: str | None,
+    choices: list[str] | None,
+    unit: str | None,
+    default: str | None,
+) -> Parameter:
     kind = _TYPES.get(vartype, "string")
     number = int if kind == "integer" else float
     return Parameter(

@@ -45,14 +45,34 @@ def restore_vars(chain: list[dict[str, Any]], target: float | None) -> dict[str,
 
 
 # What a configuration group may set: tuning, never paths, ports, users or replication.
-TUNABLES = frozenset({
-    "maxmemory-policy", "maxmemory-samples", "timeout", "tcp-keepalive", "hz",
-    "slowlog-log-slower-than", "slowlog-max-len", "latency-monitor-threshold",
-    "notify-keyspace-events", "lazyfree-lazy-eviction", "lazyfree-lazy-expire",
-    "appendonly", "appendfsync", "save", "databases", "maxclients", "busy-reply-threshold",
-    "activedefrag", "lfu-log-factor", "lfu-decay-time", "hash-max-listpack-entries",
-    "list-max-listpack-size", "set-max-intset-entries", "zset-max-listpack-entries",
-})  # fmt: skip
+TUNABLES = frozenset(
+    {
+        "maxmemory-policy",
+        "maxmemory-samples",
+        "timeout",
+        "tcp-keepalive",
+        "hz",
+        "slowlog-log-slower-than",
+        "slowlog-max-len",
+        "latency-monitor-threshold",
+        "notify-keyspace-events",
+        "lazyfree-lazy-eviction",
+        "lazyfree-lazy-expire",
+        "appendonly",
+        "appendfsync",
+        "save",
+        "databases",
+        "maxclients",
+        "busy-reply-threshold",
+        "activedefrag",
+        "lfu-log-factor",
+        "lfu-decay-time",
+        "hash-max-listpack-entries",
+        "list-max-listpack-size",
+        "set-max-intset-entries",
+        "zset-max-listpack-entries",
+    }
+)
 
 _RANGE = re.compile(r"between (-?\d+) and (-?\d+)")
 _CHOICES = re.compile(r"one of the following: (.+)$")
@@ -66,8 +86,19 @@ def describe_parameters(found: Discovered) -> list[Parameter]:
 
     with throwaway.workdir() as work:
         socket = str(work / "redis.sock")
-        argv = [str(Path(found.bin_dir) / "redis-server"), "--port", "0", "--unixsocket", socket,
-                "--save", "", "--appendonly", "no", "--dir", str(work)]  # fmt: skip
+        argv = [
+            str(Path(found.bin_dir) / "redis-server"),
+            "--port",
+            "0",
+            "--unixsocket",
+            socket,
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(work),
+        ]
         with throwaway.server(argv) as process:
             client = redis.Redis(unix_socket_path=socket, decode_responses=True)
             throwaway.until_ready(client.ping, process)

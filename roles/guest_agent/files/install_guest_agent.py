@@ -30,7 +30,7 @@ def main() -> None:
             [str(environment / "bin" / "python"), "-m", "pip", "install", "--quiet",
              "--no-index", "--find-links", str(wheels), "--force-reinstall", "trove-guest"],
             check=True,
-        )  # fmt: skip
+        )
         for old in environment.glob(".trove-guest-*"):
             old.unlink()
         marker.write_text(version + "\n")

@@ -229,13 +229,19 @@ def test_schedules_made_and_removed_are_in_the_audit_trail(
         ),
         (
             "/v1.0/p1/instances",
-            {"instance": {"name": "r", "flavorRef": "1", "volume": {"size": 1},
-                          "restorePoint": {"backupRef": "missing"}}},
+            {
+                "instance": {
+                    "name": "r",
+                    "flavorRef": "1",
+                    "volume": {"size": 1},
+                    "restorePoint": {"backupRef": "missing"},
+                }
+            },
             404,
             "missing",
         ),
     ],
-)  # fmt: skip
+)
 def test_careless_backup_requests_are_refused_and_record_nothing(
     client: falcon.testing.TestClient,
     token: str,

@@ -56,14 +56,29 @@ def test_backup_quota(client: falcon.testing.TestClient, token: str) -> None:
     from trove_svc.store.models import Backup, Task
 
     Instance.create(
-        id="i-1", name="x", project_id="p1", datastore_version=DatastoreVersion.get(),
-        flavor="1", volume_size=1, status="ACTIVE", provisioned=True, created_at=0, updated_at=0,
-    )  # fmt: skip
+        id="i-1",
+        name="x",
+        project_id="p1",
+        datastore_version=DatastoreVersion.get(),
+        flavor="1",
+        volume_size=1,
+        status="ACTIVE",
+        provisioned=True,
+        created_at=0,
+        updated_at=0,
+    )
     for n in range(50):
         Backup.create(
-            id=f"b-{n}", name="b", project_id="p1", instance_id="i-1", datastore="postgresql",
-            datastore_version="15", state="COMPLETED", created_at=n, updated_at=n,
-        )  # fmt: skip
+            id=f"b-{n}",
+            name="b",
+            project_id="p1",
+            instance_id="i-1",
+            datastore="postgresql",
+            datastore_version="15",
+            state="COMPLETED",
+            created_at=n,
+            updated_at=n,
+        )
     result = client.simulate_post(
         "/v1.0/p1/backups",
         json={"backup": {"name": "one-too-many", "instance": "i-1"}},

@@ -26,8 +26,12 @@ def test_an_ini_inventory_with_group_vars(tmp_path: Path) -> None:
     path.write_text(INI)
     db1, db2 = pool.hosts(str(path))
     assert (db1.name, db1.address, db1.ssh_port, db1.memory_mb, db1.disk_gb) == (
-        "db1", "10.0.0.11", 22, 4096, None,
-    )  # fmt: skip
+        "db1",
+        "10.0.0.11",
+        22,
+        4096,
+        None,
+    )
     assert db1.instances_dir == pool.DEFAULT_INSTANCES_DIR
     assert (db2.ssh_port, db2.instances_dir) == (2222, "/srv/trove/instances")
     assert db2.guest_agent_dir == "/srv/trove/guest-agent"

@@ -29,7 +29,7 @@ PLAYBOOKS = {
     "instance_reconfigure.yml": [("{datastore}", "reconfigure")],
     "instance_configure.yml": [("{datastore}", "configuration")],
     "instance_replication.yml": [("{datastore}", "replication"), ("guest_agent", "service")],
-}  # fmt: skip
+}
 
 
 def specs(role: str) -> dict[str, dict[str, Any]]:
