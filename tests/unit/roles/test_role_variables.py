@@ -16,15 +16,25 @@ from trove_svc.settings import PROJECT_ROOT, Settings
 from trove_svc.store.db import open_store
 from trove_svc.store.models import DatastoreVersion, Flavor, Instance
 from trove_svc.taskmanager import provisioning
+from trove_wire import datastores
 
 ROLES = PROJECT_ROOT / "roles"
-DATASTORES = ["postgresql", "mariadb", "redis"]
+DATASTORES = sorted(datastores.REGISTRY)
 PROVIDERS = ["local", "ssh", "openstack"]
 # Which entry point of which role each playbook runs ("{datastore}" is the instance's,
 # "{provider}" its compute provider's).
 PLAYBOOKS = {
-    "instance_create.yml": [("compute_{provider}", "main"), ("guest_agent", "install"), ("{datastore}", "main"), ("guest_agent", "main")],
-    "instance_delete.yml": [("guest_agent", "stop"), ("{datastore}", "stop"), ("compute_{provider}", "teardown")],
+    "instance_create.yml": [
+        ("compute_{provider}", "main"),
+        ("guest_agent", "install"),
+        ("{datastore}", "main"),
+        ("guest_agent", "main"),
+    ],
+    "instance_delete.yml": [
+        ("guest_agent", "stop"),
+        ("{datastore}", "stop"),
+        ("compute_{provider}", "teardown"),
+    ],
     "instance_restart.yml": [("{datastore}", "restart"), ("guest_agent", "service")],
     "instance_reconfigure.yml": [("{datastore}", "reconfigure")],
     "instance_configure.yml": [("{datastore}", "configuration")],
