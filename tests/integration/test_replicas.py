@@ -46,6 +46,20 @@ def _healthy(service: support.Service, token: str, instance_id: str) -> dict[str
     return service.wait_for(token, PROJECT, instance_id, support.active_and_healthy, timeout=180)
 
 
+def _healthy_source(
+    service: support.Service, token: str, name: str, datastore: str, database: str = "", **spec: Any
+) -> dict[str, Any]:
+    """A new instance of `datastore`, once HEALTHY, with USER (and `database`, which USER
+    may use)."""
+    if database:
+        databases = [{"name": database}]
+        spec.update(databases=databases, users=[{**USER, "databases": databases}])
+    else:
+        spec.update(users=[USER])
+    made = _create(service, token, name, datastore={"type": datastore}, **spec)
+    return _healthy(service, token, made["id"])
+
+
 def _show(service: support.Service, token: str, instance_id: str) -> dict[str, Any]:
     return dict(_api(service, token, "GET", f"/instances/{instance_id}").body["instance"])
 
@@ -130,18 +144,7 @@ def test_replica_requests_that_cannot_work_are_refused(
 
 
 def test_postgresql_replica_switchover_and_detach(service: support.Service, token: str) -> None:
-    source = _healthy(
-        service,
-        token,
-        _create(
-            service,
-            token,
-            "pg-source",
-            datastore={"type": "postgresql"},
-            databases=[{"name": "app"}],
-            users=[{**USER, "databases": [{"name": "app"}]}],
-        )["id"],
-    )
+    source = _healthy_source(service, token, "pg-source", "postgresql", "app")
     with _pg(source["port"]) as conn:
         conn.execute("CREATE TABLE items (n int PRIMARY KEY)")
         conn.execute("INSERT INTO items SELECT generate_series(1, 100)")
@@ -240,18 +243,7 @@ def test_postgresql_replica_switchover_and_detach(service: support.Service, toke
 def test_postgresql_source_killed_fails_over_by_itself(
     service: support.Service, token: str
 ) -> None:
-    source = _healthy(
-        service,
-        token,
-        _create(
-            service,
-            token,
-            "pg-doomed",
-            datastore={"type": "postgresql"},
-            databases=[{"name": "app"}],
-            users=[{**USER, "databases": [{"name": "app"}]}],
-        )["id"],
-    )
+    source = _healthy_source(service, token, "pg-doomed", "postgresql", "app")
     with _pg(source["port"]) as conn:
         conn.execute("CREATE TABLE items (n int PRIMARY KEY)")
         conn.execute("INSERT INTO items SELECT generate_series(1, 50)")
@@ -340,18 +332,8 @@ def test_postgresql_replica_takes_its_sources_group_and_a_raise_goes_replicas_fi
     service: support.Service, token: str
 ) -> None:
     group = _configuration(service, token, {"max_connections": 123})
-    source = _healthy(
-        service,
-        token,
-        _create(
-            service,
-            token,
-            "pg-tuned-source",
-            datastore={"type": "postgresql"},
-            configuration=group,
-            databases=[{"name": "app"}],
-            users=[{**USER, "databases": [{"name": "app"}]}],
-        )["id"],
+    source = _healthy_source(
+        service, token, "pg-tuned-source", "postgresql", "app", configuration=group
     )
     assert _pg_setting(source["port"], "max_connections") == "123"
 
@@ -413,18 +395,7 @@ def test_postgresql_replica_takes_its_sources_group_and_a_raise_goes_replicas_fi
 def test_postgresql_replica_delete_during_switchover_is_refused(
     service: support.Service, token: str
 ) -> None:
-    source = _healthy(
-        service,
-        token,
-        _create(
-            service,
-            token,
-            "pg-switch-source",
-            datastore={"type": "postgresql"},
-            databases=[{"name": "app"}],
-            users=[{**USER, "databases": [{"name": "app"}]}],
-        )["id"],
-    )
+    source = _healthy_source(service, token, "pg-switch-source", "postgresql", "app")
     with _pg(source["port"]) as conn:
         conn.execute("CREATE TABLE items (n int PRIMARY KEY)")
     replica = _healthy(
@@ -492,18 +463,7 @@ def _maria_refuses_writes(port: int) -> bool:
 
 
 def test_mariadb_replica_switchover_then_failover(service: support.Service, token: str) -> None:
-    source = _healthy(
-        service,
-        token,
-        _create(
-            service,
-            token,
-            "maria-source",
-            datastore={"type": "mariadb"},
-            databases=[{"name": "shop"}],
-            users=[{**USER, "databases": [{"name": "shop"}]}],
-        )["id"],
-    )
+    source = _healthy_source(service, token, "maria-source", "mariadb", "shop")
     conn = _maria(source["port"])
     with conn.cursor() as cursor:
         cursor.execute("CREATE TABLE items (n INT PRIMARY KEY)")
@@ -548,17 +508,7 @@ def test_mariadb_replica_switchover_then_failover(service: support.Service, toke
 
 
 def test_redis_replica_and_switchover(service: support.Service, token: str) -> None:
-    source = _healthy(
-        service,
-        token,
-        _create(
-            service,
-            token,
-            "redis-source",
-            datastore={"type": "redis"},
-            users=[USER],
-        )["id"],
-    )
+    source = _healthy_source(service, token, "redis-source", "redis")
 
     def client(port: int) -> redis.Redis:
         return redis.Redis(
