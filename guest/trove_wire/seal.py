@@ -157,6 +157,11 @@ class ReplayGuard:
                 raise Refused("replay", "message id seen before")
             self._seen[message_id] = now
 
+    def forget(self, message_id: str) -> None:
+        """Take back a message the receiver could not handle: its redelivery is no replay."""
+        with self._lock:
+            self._seen.pop(message_id, None)
+
 
 class DropCounter:
     """Refused messages by reason, for logs and metrics."""

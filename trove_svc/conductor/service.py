@@ -117,7 +117,13 @@ class Conductor:
         if handler is None:
             self._refuse("malformed", instance_id)
             return None
-        handler(instance_id, envelope)
+        try:
+            handler(instance_id, envelope)
+        except Exception:
+            # Not handled: the broker delivers it again (then dead-letters it), and the
+            # same report coming again is no replay.
+            self.guard.forget(envelope.id)
+            raise
         return None
 
     def on_heartbeat(self, instance_id: str, envelope: Envelope) -> None:

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import peewee
 import pytest
 
 from trove_svc import catalog, status
@@ -141,6 +142,28 @@ def test_a_replayed_report_is_refused(world: World) -> None:
     world.conductor.handle("i-1", first)
     _unchanged(world)
     assert world.conductor.refused.snapshot() == {"replay": 1}
+
+
+def test_a_report_whose_handling_failed_is_handled_when_delivered_again(world: World) -> None:
+    """The broker delivers a report again when its handling failed (the store was locked,
+    say): that is no replay."""
+    delivery = world.beat("i-1", 99.0, message_id="m-2")
+    record_heartbeat = world.conductor.on_heartbeat
+    attempts: list[str] = []
+
+    def store_locked_at_first(instance_id: str, envelope: Envelope) -> None:
+        attempts.append(envelope.id)
+        if len(attempts) == 1:
+            raise peewee.OperationalError("database is locked")
+        record_heartbeat(instance_id, envelope)
+
+    world.conductor._handlers["heartbeat"] = store_locked_at_first
+    with pytest.raises(peewee.OperationalError):
+        world.conductor.handle("i-1", delivery)
+    world.conductor.handle("i-1", delivery)
+    assert attempts == ["m-2", "m-2"]
+    assert ServiceStatus.get_by_id("i-1").operating_status == "HEALTHY"
+    assert world.conductor.refused.snapshot() == {}
 
 
 def test_silent_guest_expires_and_recovers(world: World) -> None:
