@@ -48,7 +48,7 @@ class Claim:
     def confirmed(self) -> bool:
         """Whether the task is still ours as the store says now, not as the last renewal
         did: asked before a step that must not be taken by a run that lost its task."""
-        if self.lease.lost:
+        if not self.still_ours():
             return False
         if not tasks.owns(self.task.id, self.owner):
             self.lease.lose()

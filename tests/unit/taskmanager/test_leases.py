@@ -57,6 +57,15 @@ def test_an_unrenewed_run_stops_before_its_lease_runs_out_yet_survives_a_missed_
     assert lease - leases.stop_margin > leases.renew_every
 
 
+def test_a_claim_whose_lease_ran_out_is_not_confirmed_though_no_one_took_it(task: str) -> None:
+    clock = Clock(100.0)
+    _, claim = claimed(task, clock)
+    assert claim.confirmed()
+    clock.now = 100.0 + LEASE + 1
+    assert tasks.owns(task, "tm-1")  # the store still names it ours: nobody took it yet
+    assert not claim.confirmed()
+
+
 def test_renewing_extends_the_lease(task: str) -> None:
     clock = Clock(100.0)
     leases, claim = claimed(task, clock)
