@@ -117,10 +117,8 @@ def abandon(instance_id: str, now: float, reason: str) -> bool:
     with database_proxy.atomic():
         if not status.move(instance_id, BACKUP, status.ACTIVE, now):
             return False
-        Backup.update(state=BackupState.FAILED, fail_reason=reason[:1000], updated_at=now).where(
-            (Backup.instance_id == instance_id) & Backup.state.in_(RUNNING)
-        ).execute()
         tasks.end_open(instance_id, now, tasks.TaskState.FAILED, reason)
+        settle_left_behind(instance_id, now, reason)
     return True
 
 

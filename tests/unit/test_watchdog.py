@@ -104,3 +104,29 @@ def test_a_backup_past_its_limit_fails_and_its_instance_is_active_again(
     assert Instance.get_by_id(instance_id).status == status.ACTIVE
     backup = Backup.get_by_id("b-1")
     assert backup.state == "FAILED" and "TROVE_SVC_LIMIT_BACKUP" in backup.fail_reason
+
+
+def test_a_backup_past_its_limit_settles_what_its_tasks_left(settings: Settings) -> None:
+    """Made and checksummed already: COMPLETED; its delete ended: COMPLETED again, still
+    deletable; still being made: FAILED."""
+    instance_id = _waiting(status.BACKUP, since=NOW - 110 - 5 - 1)
+    for backup_id, state, checksum in (
+        ("b-1", "BUILDING", ""),
+        ("b-2", "SAVING", "sha256:0f"),
+        ("b-3", "DELETING", "sha256:0e"),
+    ):
+        Backup.create(
+            id=backup_id,
+            name=backup_id,
+            project_id="p",
+            instance_id=instance_id,
+            datastore="postgresql",
+            datastore_version="15",
+            state=state,
+            checksum=checksum,
+            created_at=1,
+            updated_at=1,
+        )
+    assert watchdog.sweep(settings) == 1
+    states = {b.id: b.state for b in Backup.select()}
+    assert states == {"b-1": "FAILED", "b-2": "COMPLETED", "b-3": "COMPLETED"}
