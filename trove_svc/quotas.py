@@ -43,9 +43,9 @@ def check(
     """Raise OverLimit naming every resource the request would take past its quota."""
     used = usage(project_id)
     over = []
-    if used.instances + new_instances > settings.quota_instances:
+    if new_instances and used.instances + new_instances > settings.quota_instances:
         over.append("instances")
-    if used.volume_gb + new_volume_gb > settings.quota_volume_gb:
+    if new_volume_gb and used.volume_gb + new_volume_gb > settings.quota_volume_gb:
         over.append("volumes")
     if new_backups and used.backups + new_backups > settings.quota_backups:
         over.append("backups")

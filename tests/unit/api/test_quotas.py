@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import falcon.testing
+import pytest
 
+from trove_svc import errors, quotas
+from trove_svc.settings import Settings
 from trove_svc.store.models import DatastoreVersion, Instance
 
 BODY = {"instance": {"name": "x", "flavorRef": "1", "volume": {"size": 5}}}
@@ -123,3 +126,13 @@ def test_limits_count_each_backup_of_the_project_until_it_is_deleted(
     assert used() == 3
     Backup.delete().where(Backup.id == "b-2").execute()
     assert used() == 2
+
+
+def test_each_resource_is_checked_only_when_a_request_asks_for_more_of_it(
+    client: falcon.testing.TestClient,
+) -> None:
+    """A project over its instance quota (lowered since) may still back up or shrink."""
+    _existing(11, 1)
+    quotas.check(Settings(), "p1", 0, 0, new_backups=1)
+    with pytest.raises(errors.OverLimit, match=r"\['instances'\]"):
+        quotas.check(Settings(), "p1", 1, 1)
