@@ -1,10 +1,10 @@
 """A backup's files in its instance's repository, as the task manager sees them: their
 checksums checked before a restore, removed when the backup is deleted.
 
-pgBackRest keeps a backup as a set in its repository (checked as a tree); mariadb-backup
-and Redis backups are single compressed files. Every path is derived from the backup's
-ids (trove_svc.backups), and the repository belongs to the instance's account: nothing
-here follows a link in it.
+A backup is a set in its tool's repository (checked as a tree) or a single compressed file,
+as its datastore's spec says (`backup_layout`); its datastore's backup engine removes it.
+Every path is derived from the backup's ids (trove_svc.backups), and the repository
+belongs to the instance's account: nothing here follows a link in it.
 """
 
 from __future__ import annotations
@@ -12,16 +12,15 @@ from __future__ import annotations
 import os
 import shutil
 import stat
-import subprocess
 from pathlib import Path
 from typing import Any
 
+import trove_guest.backups as backup_engines
 from trove_svc import backups
 from trove_svc.backups import in_repository
 from trove_svc.store.models import Backup
 from trove_wire import datastores
 from trove_wire.checksums import NotRegular, file_checksum, tree_checksum
-from trove_wire.datastores.postgresql import STANZA
 
 
 class BackupDamaged(Exception):
@@ -75,47 +74,20 @@ def _real_directory(path: Path) -> bool:
 def remove(backups_dir: Path, backup: Backup, scratch: Path, last: bool) -> None:
     """Remove the files of a backup whose instance is gone (a live instance's guest
     removes its own). The last backup takes the whole repository along (the archived logs
-    there serve nothing else). Otherwise pgBackRest expires its set (keeping the
-    repository's books right), and the repository stays its owner's."""
+    there serve nothing else). Otherwise its datastore's backup engine removes it as its
+    tool keeps its books (the tool's logs and locks in `scratch`), and the repository
+    stays its owner's."""
     if last:
         remove_repository(backups_dir, backup.instance_id)
         return
     repository = backups.repository(backups_dir, backup.instance_id)
     if os.path.islink(repository):
         raise NotRemoved(f"the repository of instance {backup.instance_id} is a link")
-    if not in_repository(backup):
-        backups.location_in(repository, backup).unlink(missing_ok=True)
-        return
+    engine = backup_engines.engine_class(backup.datastore)
     try:
-        backup_set = backups.files_in(repository, backup)
-    except ValueError as exc:
+        engine.remove_from(repository, backup.id, str(backup.label), scratch)
+    except (ValueError, backup_engines.BackupFailed) as exc:
         raise NotRemoved(str(exc)) from exc
-    if not os.path.lexists(backup_set):
-        return
-    scratch.mkdir(parents=True, exist_ok=True, mode=0o700)
-    expired = subprocess.run(
-        [
-            "pgbackrest",
-            "--config=/dev/null",
-            f"--stanza={STANZA}",
-            f"--repo1-path={repository}",
-            f"--log-path={scratch}",
-            f"--lock-path={scratch}",
-            "--log-level-console=warn",
-            "--log-level-file=off",
-            "--repo1-retention-full=9999999",
-            f"--set={backup_set.name}",
-            "expire",
-        ],
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    if expired.returncode != 0:
-        said = " ".join((expired.stderr + expired.stdout).split()) or "no message"
-        raise NotRemoved(f"pgbackrest expire: {said[:500]}")
-    _give_back(repository)
 
 
 def remove_repository(backups_dir: Path, instance_id: str) -> None:
@@ -128,13 +100,3 @@ def remove_repository(backups_dir: Path, instance_id: str) -> None:
         # The walk goes by open directories, so a link put in mid-walk is removed, not
         # followed (shutil.rmtree.avoids_symlink_attacks on this platform).
         shutil.rmtree(repository)
-
-
-def _give_back(repository: Path) -> None:
-    """What pgBackRest rewrote as this account goes back to the repository's owner, link
-    by link where there are links (never what one points to)."""
-    owner = os.lstat(repository)
-    for _path, directories, files, directory_fd in os.fwalk(repository, follow_symlinks=False):
-        os.chown(directory_fd, owner.st_uid, owner.st_gid)
-        for name in [*directories, *files]:
-            os.chown(name, owner.st_uid, owner.st_gid, dir_fd=directory_fd, follow_symlinks=False)

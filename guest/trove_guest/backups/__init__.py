@@ -23,6 +23,7 @@ __all__ = [
     "Engine",
     "Made",
     "compressed_to",
+    "engine_class",
     "load_engine",
     "rate_limit",
     "remove_file",
@@ -55,9 +56,20 @@ class Made:
 
 
 class Engine(Protocol):
+    """A datastore's backup tool, as its guest runs it beside the server (`backup`,
+    `remove`, `archive_logs`), and as the control plane runs it on a repository whose
+    instance is gone (`remove_from`)."""
+
+    def __init__(self, settings: dict[str, Any], connection: dict[str, Any]) -> None: ...
     def backup(self, backup_id: str, kind: str, parent_label: str | None) -> Made: ...
     def remove(self, backup_id: str, label: str) -> None: ...
     def archive_logs(self) -> dict[str, Any]: ...
+
+    @staticmethod
+    def remove_from(repository: Path, backup_id: str, label: str, scratch: Path) -> None:
+        """Remove a backup from `repository` with no server beside it, as the tool keeps
+        its books (the tool's logs and locks go to `scratch`); ValueError for a label that
+        is not the tool's, BackupFailed if the tool fails."""
 
 
 def remove_file(repository: Path, naming: BackupNaming, backup_id: str) -> None:
@@ -65,10 +77,15 @@ def remove_file(repository: Path, naming: BackupNaming, backup_id: str) -> None:
     (repository / naming.file_name(backup_id)).unlink(missing_ok=True)
 
 
-def load_engine(datastore: str, settings: dict[str, Any], connection: dict[str, Any]) -> Engine:
+def engine_class(datastore: str) -> type[Engine]:
+    """The backup engine the datastore's spec names."""
     module_name, class_name = datastores.get(datastore).backup_engine.split(":")
-    engine: Engine = getattr(importlib.import_module(module_name), class_name)(settings, connection)
-    return engine
+    found: type[Engine] = getattr(importlib.import_module(module_name), class_name)
+    return found
+
+
+def load_engine(datastore: str, settings: dict[str, Any], connection: dict[str, Any]) -> Engine:
+    return engine_class(datastore)(settings, connection)
 
 
 def rate_limit(settings: dict[str, Any]) -> int:

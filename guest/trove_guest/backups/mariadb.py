@@ -96,6 +96,10 @@ class MariaDBBackup:
     def remove(self, backup_id: str, label: str) -> None:
         remove_file(self._repository, BACKUP_NAMING, backup_id)
 
+    @staticmethod
+    def remove_from(repository: Path, backup_id: str, label: str, scratch: Path) -> None:
+        remove_file(repository, BACKUP_NAMING, backup_id)
+
     def archive_logs(self) -> dict[str, Any]:
         """Close the current binary log and copy every closed one into the repository."""
         conn = pymysql.connect(

@@ -4,13 +4,14 @@ with continuous WAL archiving (archive_command), so a restore can replay to a ti
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
 import psycopg
 
 from trove_guest.backups import BackupFailed, Made, run, tool_version, tree_checksum, wait_for
-from trove_wire.datastores.postgresql import BACKUP_NAMING
+from trove_wire.datastores.postgresql import BACKUP_NAMING, STANZA
 
 # Our kinds as pgBackRest calls them: an incremental backup holds the changes since the
 # newest backup, a differential one those since the newest full backup.
@@ -64,6 +65,33 @@ class PgBackRest:
             return
         run(self._pgbackrest(f"--set={label}", "expire"), "pgbackrest expire")
 
+    @staticmethod
+    def remove_from(repository: Path, backup_id: str, label: str, scratch: Path) -> None:
+        """Expire the set from a repository no server archives to any more: with no
+        configuration but the repository's path (and no retention of its own, so nothing
+        but this set goes), the tool's logs and locks in `scratch`. What pgBackRest
+        rewrote then goes back to the repository's owner (the control plane runs this as
+        its own account)."""
+        backup_set = repository / BACKUP_NAMING.set_path(label)
+        if not os.path.lexists(backup_set):
+            return
+        scratch.mkdir(parents=True, exist_ok=True, mode=0o700)
+        argv = [
+            "pgbackrest",
+            "--config=/dev/null",
+            f"--stanza={STANZA}",
+            f"--repo1-path={repository}",
+            f"--log-path={scratch}",
+            f"--lock-path={scratch}",
+            "--log-level-console=warn",
+            "--log-level-file=off",
+            "--repo1-retention-full=9999999",
+            f"--set={backup_set.name}",
+            "expire",
+        ]
+        run(argv, "pgbackrest expire", timeout=600)
+        give_back(repository)
+
     def archive_logs(self) -> dict[str, Any]:
         """Switch to a new WAL segment and wait until the closed one is archived."""
         params = {k: self._connection[k] for k in ("host", "port", "user", "password")}
@@ -78,3 +106,13 @@ class PgBackRest:
             wait_for(archived, 60, "archiving the current WAL segment")
             now = conn.execute("SELECT extract(epoch FROM now())").fetchone()
         return {"archived_until": float(now[0]) if now else 0.0}
+
+
+def give_back(repository: Path) -> None:
+    """What pgBackRest rewrote as this account goes back to the repository's owner, link
+    by link where there are links (never what one points to)."""
+    owner = os.lstat(repository)
+    for _path, directories, files, directory_fd in os.fwalk(repository, follow_symlinks=False):
+        os.chown(directory_fd, owner.st_uid, owner.st_gid)
+        for name in [*directories, *files]:
+            os.chown(name, owner.st_uid, owner.st_gid, dir_fd=directory_fd, follow_symlinks=False)

@@ -67,5 +67,9 @@ class RedisSnapshot:
     def remove(self, backup_id: str, label: str) -> None:
         remove_file(self._repository, BACKUP_NAMING, backup_id)
 
+    @staticmethod
+    def remove_from(repository: Path, backup_id: str, label: str, scratch: Path) -> None:
+        remove_file(repository, BACKUP_NAMING, backup_id)
+
     def archive_logs(self) -> dict[str, Any]:
         return {"archived_until": time.time()}

@@ -132,24 +132,6 @@ def test_a_file_backup_that_is_a_link_fails_the_check(settings: Settings, canary
         backup_store.check(backup, settings.backups_dir / "i-1")
 
 
-def test_a_repository_goes_back_to_its_owner_link_by_link(tmp_path: Path, canary: Path) -> None:
-    """After `pgbackrest expire` (run as the service's account) the repository is given
-    back to its owner; a link in it changes owner itself, never what it points to."""
-    repository = tmp_path / "repository"
-    (repository / "backup").mkdir(parents=True)
-    (repository / "backup" / "backup.info").write_text("info")
-    (repository / "backup" / "elsewhere").symlink_to(canary)
-    (repository / "keep").symlink_to(canary / "keep")
-    os.chown(repository, 4242, 4242)
-    before = os.stat(canary / "keep")
-    backup_store._give_back(repository)
-    assert os.stat(repository / "backup" / "backup.info").st_uid == 4242
-    assert os.lstat(repository / "keep").st_uid == 4242
-    after = os.stat(canary / "keep")
-    assert (after.st_uid, after.st_gid) == (before.st_uid, before.st_gid)
-    assert os.stat(canary).st_uid == before.st_uid
-
-
 def _restoring(settings: Settings, backup: Backup) -> dict[str, Any]:
     task = Task.create(
         id="t-1",
