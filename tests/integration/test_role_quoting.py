@@ -18,6 +18,7 @@ import redis
 from tests import support
 from trove_svc.settings import PROJECT_ROOT, Settings
 from trove_svc.taskmanager.runner import PlaybookRunner, RunResult
+from trove_wire import datastores
 
 pytestmark = pytest.mark.integration
 
@@ -52,10 +53,14 @@ def write_values(tmp_path: Path, datastore: str, values: dict[str, Any]) -> RunR
         instance_id="i-1",
         extravars={
             "datastore": datastore,
-            f"{datastore}_base_dir": str(base),
-            f"{datastore}_data_dir": str(base),
-            f"{datastore}_os_user": "nobody",
-            f"{datastore}_configuration": values,
+            **datastores.get(datastore).role_vars(
+                {
+                    "base_dir": str(base),
+                    "data_dir": str(base),
+                    "os_user": "nobody",
+                    "configuration": values,
+                }
+            ),
         },
         secrets={},
         connection={"ansible_connection": "local", "ansible_python_interpreter": sys.executable},

@@ -164,9 +164,7 @@ def create(deps: FlowDeps, claim: Claim) -> None:
             "instance_create.yml",
             instance,
             {
-                f"{instance.datastore_version.datastore.name}_databases": claim.task.args.get(
-                    "databases", []
-                ),
+                **provisioning.role_vars(instance, databases=claim.task.args.get("databases", [])),
                 **restore,
                 **replica,
                 **provisioning.guest_install_vars(deps.settings, instance),
@@ -396,8 +394,7 @@ def reconfigure(deps: FlowDeps, claim: Claim) -> None:
         Instance.update(flavor=instance.flavor_id, access=instance.access).where(
             Instance.id == instance.id
         ).execute()
-        datastore = instance.datastore_version.datastore.name
-        if done.reported.get(f"{datastore}_restarted"):
+        if done.reported.get(provisioning.role_var(instance, "restarted")):
             _restarted(instance)  # a new flavor's memory, say, needed a restart
         status.promote_if_ready(instance.id, deps.settings.clock())
 

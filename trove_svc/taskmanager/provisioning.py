@@ -1,7 +1,8 @@
 """What a playbook is told about an instance: one place for paths, users and role vars.
 
-Datastore roles share a contract: each takes ``<role>_port``, ``<role>_data_dir`` and the
-rest below under its own name as prefix, so flows never branch on the datastore.
+Datastore roles share a contract: each takes ``port``, ``base_dir`` and the rest below under
+its own name as prefix (``postgresql_port``: the spec's `role_var` puts it there), so flows
+never branch on the datastore.
 """
 
 from __future__ import annotations
@@ -27,6 +28,16 @@ def os_user(settings: Settings, instance: Instance) -> str:
     if not compute.has_own_account(settings, instance):
         return getpass.getuser()
     return settings.instance_user_prefix + str(instance.id).replace("-", "")[:16]
+
+
+def role_vars(instance: Instance, **values: Any) -> dict[str, Any]:
+    """`values` under the names of the instance's datastore role's variables."""
+    return datastores.get(instance.datastore_version.datastore.name).role_vars(values)
+
+
+def role_var(instance: Instance, name: str) -> str:
+    """The name of the instance's datastore role's variable `name`."""
+    return datastores.get(instance.datastore_version.datastore.name).role_var(name)
 
 
 def _bind_addresses(place: compute.Place, is_public: bool) -> list[str]:
@@ -64,19 +75,23 @@ def instance_vars(settings: Settings, instance: Instance) -> dict[str, Any]:
         "trove_datastore": datastore,
         "trove_compute_provider": place.provider,
         **compute.role_vars(place, user, run_as_user, repository),
-        f"{datastore}_os_user": user,
-        f"{datastore}_run_as_os_user": run_as_user,
-        **spec.binary_vars(Discovered(version.name, version.bin_dir)),
-        f"{datastore}_base_dir": base_dir,
-        f"{datastore}_backup_dir": repository,
-        f"{datastore}_port": instance.port,
-        f"{datastore}_admin_user": ADMIN_USER,
-        f"{datastore}_log_group": place.reader_group,
-        f"{datastore}_bind_addresses": _bind_addresses(place, is_public),
-        f"{datastore}_allowed_cidrs": cidrs,
-        f"{datastore}_memory_mb": instance.flavor.ram,
-        f"{datastore}_vcpus": instance.flavor.vcpus,
-        f"{datastore}_configuration": configurations.engine_values(instance),
+        **spec.role_vars(
+            {
+                "os_user": user,
+                "run_as_os_user": run_as_user,
+                **spec.binary_vars(Discovered(version.name, version.bin_dir)),
+                "base_dir": base_dir,
+                "backup_dir": repository,
+                "port": instance.port,
+                "admin_user": ADMIN_USER,
+                "log_group": place.reader_group,
+                "bind_addresses": _bind_addresses(place, is_public),
+                "allowed_cidrs": cidrs,
+                "memory_mb": instance.flavor.ram,
+                "vcpus": instance.flavor.vcpus,
+                "configuration": configurations.engine_values(instance),
+            }
+        ),
         "guest_agent_dir": str(instance_dir),
         "guest_agent_python": place.guest_python,
         "trove_system_python": place.system_python,
@@ -125,8 +140,7 @@ def create_vars(
     settings: Settings, instance: Instance, databases: list[dict[str, Any]]
 ) -> dict[str, Any]:
     """Extravars for building the instance: the common ones and its first databases."""
-    datastore = instance.datastore_version.datastore.name
-    return {**instance_vars(settings, instance), f"{datastore}_databases": databases}
+    return {**instance_vars(settings, instance), **role_vars(instance, databases=databases)}
 
 
 def create_secrets(
@@ -141,8 +155,7 @@ def create_secrets(
     datastore = instance.datastore_version.datastore.name
     over_socket = datastores.get(datastore).admin_over_socket
     return {
-        f"{datastore}_admin_password": admin_password,
-        f"{datastore}_users": users,
+        **role_vars(instance, admin_password=admin_password, users=users),
         "guest_agent_transport_url": guest_transport_url,
         "guest_agent_key": guest_key,
         "guest_agent_connection": {

@@ -9,10 +9,22 @@ from typing import Any
 
 from trove_svc import compute, errors
 from trove_svc.store.models import Instance
+from trove_svc.taskmanager import provisioning
 from trove_svc.taskmanager.deps import FlowDeps, guest_context
 from trove_wire import contract, datastores
 
 LOG = logging.getLogger(__name__)
+
+
+# What a server follows: a source's address, nothing while it takes writes, or this:
+# nothing, and it takes no writes either.
+FENCED = {"fenced": True}
+TAKES_WRITES: dict[str, Any] = {}
+
+
+def following_vars(instance: Instance, following: dict[str, Any]) -> dict[str, Any]:
+    """The role's `<datastore>_replication`: what `instance` follows."""
+    return provisioning.role_vars(instance, replication=following)
 
 
 def source_address(deps: FlowDeps, source: Instance, account: dict[str, str]) -> dict[str, Any]:
@@ -33,7 +45,6 @@ def follow_vars(
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Extravars and secrets that make `replica` follow `source`: a new password for its
     account on the source, set there through the source's guest first."""
-    datastore = source.datastore_version.datastore.name
     password = deps.settings.new_secret()
     account = deps.bus.call_guest(
         source.id,
@@ -42,8 +53,8 @@ def follow_vars(
         deps.settings.call_timeout,
     )
     return (
-        {f"{datastore}_replication": source_address(deps, source, account)},
-        {f"{datastore}_replication_password": password},
+        following_vars(replica, source_address(deps, source, account)),
+        provisioning.role_vars(replica, replication_password=password),
     )
 
 
@@ -73,8 +84,7 @@ def keep_following(deps: FlowDeps, instance: Instance) -> tuple[dict[str, Any], 
             LOG.warning(
                 "replica %s: its source does not answer (%s); fenced", instance.id, exc.message
             )
-    datastore = instance.datastore_version.datastore.name
-    return {f"{datastore}_replication": {"fenced": True}, "trove_keep_following": True}, {}
+    return {**following_vars(instance, FENCED), "trove_keep_following": True}, {}
 
 
 def leave_source(deps: FlowDeps, instance: Instance) -> None:

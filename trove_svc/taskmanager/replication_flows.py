@@ -21,7 +21,7 @@ from trove_svc import errors, replication, status, tasks
 from trove_svc.store.models import Instance, database_proxy
 from trove_svc.taskmanager.deps import Claim, FlowDeps, guest_context
 from trove_svc.taskmanager.flows import run_playbook
-from trove_svc.taskmanager.replicas import follow_vars
+from trove_svc.taskmanager.replicas import FENCED, TAKES_WRITES, follow_vars, following_vars
 from trove_wire import contract
 
 LOG = logging.getLogger(__name__)
@@ -63,10 +63,6 @@ def _set_following(
         raise ReplicationFailed(f"instance {instance.id}: {result.describe_failure()}")
 
 
-def _datastore(instance: Instance) -> str:
-    return str(instance.datastore_version.datastore.name)
-
-
 def _follow(deps: FlowDeps, claim: Claim, replica: Instance, source: Instance) -> None:
     """Make `replica` follow `source`, and see it stream: a server whose data went further
     than its new source's (a failed-over source that took writes the replica never had)
@@ -95,12 +91,12 @@ def _follow(deps: FlowDeps, claim: Claim, replica: Instance, source: Instance) -
 
 
 def _fence(deps: FlowDeps, claim: Claim, instance: Instance) -> None:
-    _set_following(deps, claim, instance, {f"{_datastore(instance)}_replication": {"fenced": True}})
+    _set_following(deps, claim, instance, following_vars(instance, FENCED))
 
 
 def _take_writes(deps: FlowDeps, claim: Claim, instance: Instance) -> None:
     """Write down that a promoted server takes writes (its next start keeps it so)."""
-    _set_following(deps, claim, instance, {f"{_datastore(instance)}_replication": {}})
+    _set_following(deps, claim, instance, following_vars(instance, TAKES_WRITES))
 
 
 def _wait_caught_up(deps: FlowDeps, replica: Instance, position: int) -> int:

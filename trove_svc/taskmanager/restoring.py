@@ -44,7 +44,7 @@ def restore_vars(settings: Settings, bus: Bus, task: Task) -> dict[str, Any]:
         _archive_source_logs(settings, bus, found, task)
     spec = datastores.get(found.datastore)
     sources = [backup_store.as_restore_source(link, repository) for link, repository in chain]
-    return {f"{found.datastore}_restore": spec.restore_vars(sources, target)}
+    return spec.role_vars({"restore": spec.restore_vars(sources, target)})
 
 
 def staging_dir(settings: Settings, task_id: str) -> Path:

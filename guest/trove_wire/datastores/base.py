@@ -344,7 +344,7 @@ class Discovered:
 
 @dataclass(frozen=True)
 class DatastoreSpec:
-    """Everything trove-svc decides per datastore. Adding one: a spec, a role, a driver."""
+    """Everything trove-svc decides per datastore (docs/adding-a-datastore.md adds one)."""
 
     name: str
     default_port: int
@@ -369,8 +369,14 @@ class DatastoreSpec:
     backup_engine: str
     # The binaries and version the host has (None: not installed).
     discover: Callable[[], Discovered | None]
-    # The role's own variables naming the binaries to run (the rest of the role contract
-    # is shared: <name>_port, <name>_base_dir, ...).
+    # The Debian packages scripts/bootstrap.sh installs for it: its server, and the tools
+    # its role and backup engine run.
+    os_packages: tuple[str, ...]
+    # The Python distribution its guest driver talks through (a dependency of both
+    # pyproject.toml files: the control plane's and the guest's).
+    python_driver: str
+    # The role's own variables naming the binaries to run, without the role's prefix
+    # (`role_vars` adds it; the rest of the role contract is shared: port, base_dir, ...).
     binary_vars: Callable[[Discovered], dict[str, Any]] = field(default=lambda _found: {})
     password_rule: PasswordRule = PasswordRule()
     # The options a new database may be made with (`character_set`, `collate`), each
@@ -407,6 +413,21 @@ class DatastoreSpec:
     # to run it below), each as the role sets it where no configuration group does, given
     # the flavor's vCPUs. Empty: the engine has no such rule.
     hot_standby_settings: Callable[[int], dict[str, int]] = field(default=lambda _vcpus: {})
+
+    @property
+    def role(self) -> str:
+        """Its Ansible role (`roles/<role>/`) and that role's molecule scenario."""
+        return self.name
+
+    def role_var(self, name: str) -> str:
+        """The role's variable `name` ("port": "postgresql_port"). Every variable of a
+        datastore's role carries the role's name as prefix; this is the one place that
+        puts it there."""
+        return f"{self.role}_{name}"
+
+    def role_vars(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """`values` under the role's variable names."""
+        return {self.role_var(name): value for name, value in values.items()}
 
 
 def version_of(binary: str, pattern: str) -> str | None:

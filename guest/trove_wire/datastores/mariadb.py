@@ -200,7 +200,7 @@ def _parameter(
 
 
 def binary_vars(found: Discovered) -> dict[str, Any]:
-    return {"mariadb_server_bin": str(Path(found.bin_dir) / "mariadbd")}
+    return {"server_bin": str(Path(found.bin_dir) / "mariadbd")}
 
 
 def replica_source_files(base_dir: str) -> dict[str, Any]:
@@ -247,6 +247,8 @@ SPEC = DatastoreSpec(
     backup_engine="trove_guest.backups.mariadb:MariaDBBackup",
     replica_source_files=replica_source_files,
     discover=discover,
+    os_packages=("mariadb-server", "mariadb-backup"),
+    python_driver="PyMySQL",
     binary_vars=binary_vars,
     backup_settings=backup_settings,
     restore_vars=restore_vars,

@@ -279,7 +279,7 @@ def hot_standby_settings(vcpus: int) -> dict[str, int]:
 
 
 def binary_vars(found: Discovered) -> dict[str, Any]:
-    return {"postgresql_bin_dir": found.bin_dir, "postgresql_version": found.version}
+    return {"bin_dir": found.bin_dir, "version": found.version}
 
 
 SPEC = DatastoreSpec(
@@ -310,6 +310,8 @@ SPEC = DatastoreSpec(
     driver="trove_guest.drivers.postgresql:PostgresDriver",
     backup_engine="trove_guest.backups.postgresql:PgBackRest",
     discover=discover,
+    os_packages=("postgresql", "postgresql-client", "pgbackrest"),
+    python_driver="psycopg",
     binary_vars=binary_vars,
     backup_settings=backup_settings,
     restore_vars=restore_vars,

@@ -159,7 +159,7 @@ def _from_refusal(name: str, default: str, refusal: str) -> Parameter | None:
 
 
 def binary_vars(found: Discovered) -> dict[str, Any]:
-    return {"redis_server_bin": str(Path(found.bin_dir) / "redis-server")}
+    return {"server_bin": str(Path(found.bin_dir) / "redis-server")}
 
 
 SPEC = DatastoreSpec(
@@ -183,6 +183,8 @@ SPEC = DatastoreSpec(
     driver="trove_guest.drivers.redis:RedisDriver",
     backup_engine="trove_guest.backups.redis:RedisSnapshot",
     discover=discover,
+    os_packages=("redis-server",),
+    python_driver="redis",
     binary_vars=binary_vars,
     restore_vars=restore_vars,
     backup_naming=BACKUP_NAMING,

@@ -99,7 +99,7 @@ def given(playbook: str, instance: Instance, pool_file: Path) -> dict[str, Any]:
     if playbook == "instance_delete.yml":
         given.update(compute.purge_vars(instance, True))
     if playbook == "instance_replication.yml":  # what a fence gives (replication_flows)
-        given[f"{instance.datastore_version.datastore.name}_replication"] = {"fenced": True}
+        given.update(provisioning.role_vars(instance, replication={"fenced": True}))
     return given
 
 
