@@ -25,13 +25,14 @@ import redis
 from tests import support
 from tests.deployments import store, tasks_of
 from tests.processes import processes_mentioning
-from trove_wire import seal, topology
+from trove_wire import datastores, seal, topology
 from trove_wire.envelope import Envelope
 
 pytestmark = pytest.mark.integration
 
 PROJECT = "backups"
 PASSWORD = "Backup-test-pw-1"
+POINT_IN_TIME = [n for n, s in datastores.REGISTRY.items() if s.capabilities.point_in_time]
 
 
 @pytest.fixture(scope="module")
@@ -127,7 +128,7 @@ def _now() -> str:
     )
 
 
-@pytest.mark.parametrize("datastore", ["postgresql", "mariadb"])
+@pytest.mark.parametrize("datastore", POINT_IN_TIME)
 def test_full_incremental_and_point_in_time_restores(
     service: support.Service, token: str, datastore: str
 ) -> None:

@@ -87,8 +87,8 @@ def test_generated_passwords_meet_the_strictest_policy_allowed() -> None:
     from trove_wire import datastores
 
     strictest = Settings.from_env({"TROVE_SVC_PASSWORD_MIN_LENGTH": str(GENERATED_SECRET_LENGTH)})
-    for name in ("postgresql", "mariadb", "redis"):
-        rule = datastores.get(name).password_rule
+    for name, spec in datastores.REGISTRY.items():
+        rule = spec.password_rule
         for _ in range(50):
             secret = strictest.new_secret()
             assert rule.problem(secret, strictest.password_min_length) is None, (name, secret)

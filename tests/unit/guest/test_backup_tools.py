@@ -35,7 +35,8 @@ def test_each_datastore_names_a_backup_engine_that_has_the_engines_calls(
 ) -> None:
     module_name, class_name = spec.backup_engine.split(":")
     engine = getattr(importlib.import_module(module_name), class_name)
-    assert callable(engine.backup) and callable(engine.archive_logs)
+    for call in ("backup", "remove", "archive_logs", "remove_from"):
+        assert callable(getattr(engine, call, None)), f"{spec.backup_engine} has no {call}"
 
 
 def test_a_backup_stream_is_written_no_faster_than_its_rate_limit(tmp_path: Path) -> None:

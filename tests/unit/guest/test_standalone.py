@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from trove_wire import datastores
+
 GUEST_DIR = Path(__file__).resolve().parents[3] / "guest"
 CONTROL_PLANE_ONLY = (
     "trove_svc",
@@ -23,9 +25,11 @@ CONTROL_PLANE_ONLY = (
 def test_guest_modules_import_without_the_control_plane() -> None:
     probe = (
         "import json, sys\n"
-        "import trove_guest.agent, trove_wire.amqp\n"
-        "import trove_guest.drivers.postgresql, trove_guest.drivers.mariadb\n"
-        "import trove_guest.drivers.redis\n"
+        "import importlib, trove_guest.agent, trove_wire.amqp\n"
+        "from trove_wire import datastores\n"
+        "for spec in datastores.REGISTRY.values():\n"
+        "    for target in (spec.driver, spec.backup_engine):\n"
+        "        importlib.import_module(target.split(':')[0])\n"
         "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))\n"
     )
     # -I: ignore the environment and the editable installs' path hooks; only guest/ and
@@ -43,7 +47,7 @@ def test_guest_modules_import_without_the_control_plane() -> None:
         check=True,
     )
     loaded = set(json.loads(out.stdout))
-    assert "trove_guest" in loaded and "pika" in loaded
+    assert {"trove_guest", "pika", "psycopg", "pymysql", "redis"} <= loaded
     assert loaded.isdisjoint(CONTROL_PLANE_ONLY), loaded & set(CONTROL_PLANE_ONLY)
 
 
@@ -52,4 +56,5 @@ def test_guest_distribution_declares_only_its_own_dependencies() -> None:
 
     project = tomllib.loads((GUEST_DIR / "pyproject.toml").read_text())["project"]
     names = {dep.split(">")[0].split("[")[0].split("=")[0] for dep in project["dependencies"]}
-    assert names == {"cryptography", "pika", "psycopg", "PyMySQL", "redis"}
+    drivers = {spec.python_driver for spec in datastores.REGISTRY.values()}
+    assert names == {"cryptography", "pika", *drivers}
