@@ -148,8 +148,21 @@ def test_postgresql_replica_switchover_and_detach(service: support.Service, toke
     with _pg(source["port"]) as conn:
         conn.execute("CREATE TABLE items (n int PRIMARY KEY)")
         conn.execute("INSERT INTO items SELECT generate_series(1, 100)")
+    _check_replica_requests_refused(service, token, source)
+    replica = _healthy(
+        service, token, _create(service, token, "pg-replica", replica_of=source["id"])["id"]
+    )
+    _check_replica_follows_its_source(service, token, source, replica)
+    _check_source_keeps_its_replica(service, token, source, replica)
+    _check_switchover(service, token, source, replica)
+    _check_detach(service, token, source, replica)
+    _delete_all(service, token, [source["id"], replica["id"]])
 
-    # What a replica cannot take from a request is refused before anything is built.
+
+def _check_replica_requests_refused(
+    service: support.Service, token: str, source: dict[str, Any]
+) -> None:
+    """What a replica cannot take from a request is refused before anything is built."""
     bad = _api(
         service,
         token,
@@ -179,9 +192,12 @@ def test_postgresql_replica_switchover_and_detach(service: support.Service, toke
     )
     assert not_replica.status == 400, not_replica.body
 
-    replica = _healthy(
-        service, token, _create(service, token, "pg-replica", replica_of=source["id"])["id"]
-    )
+
+def _check_replica_follows_its_source(
+    service: support.Service, token: str, source: dict[str, Any], replica: dict[str, Any]
+) -> None:
+    """The replica has its source's rows, receives its writes, refuses its own, and goes on
+    following through a resize."""
     assert replica["replica_of"]["id"] == source["id"]
     assert replica["datastore"] == source["datastore"]
     assert [r["id"] for r in _show(service, token, source["id"])["replicas"]] == [replica["id"]]
@@ -198,6 +214,13 @@ def test_postgresql_replica_switchover_and_detach(service: support.Service, toke
     _eventually(lambda: _pg_rows(replica["port"])[-1] == 100_000, "a row after the resize")
     with _pg(source["port"]) as conn:
         conn.execute("DELETE FROM items WHERE n = 100000")
+
+
+def _check_source_keeps_its_replica(
+    service: support.Service, token: str, source: dict[str, Any], replica: dict[str, Any]
+) -> None:
+    """What would break the pair is refused: a backup of the replica, deleting or ejecting
+    a healthy source; the replication account is not among the users."""
     backup = _api(
         service, token, "POST", "/backups", {"backup": {"name": "b", "instance": replica["id"]}}
     )
@@ -212,7 +235,11 @@ def test_postgresql_replica_switchover_and_detach(service: support.Service, toke
     )
     assert healthy_source.status == 409, healthy_source.body
 
-    # Switchover: every committed row is on the new source, and the old one follows it.
+
+def _check_switchover(
+    service: support.Service, token: str, source: dict[str, Any], replica: dict[str, Any]
+) -> None:
+    """Every committed row is on the new source, and the old one follows it."""
     _pg_write(source["port"], 102)
     _action(service, token, replica["id"], "promote_to_replica_source")
     _healthy(service, token, replica["id"])
@@ -228,7 +255,11 @@ def test_postgresql_replica_switchover_and_detach(service: support.Service, toke
     followed = [t for t in _tasks(service, token, source["id"]) if t["action"] == "replication"]
     assert followed and replica["id"] in followed[0]["message"], followed
 
-    # Detach: the old source stands alone and takes writes.
+
+def _check_detach(
+    service: support.Service, token: str, source: dict[str, Any], replica: dict[str, Any]
+) -> None:
+    """The old source, detached from the new one, stands alone and takes writes."""
     detach = {"instance": {"replica_of": None}}
     assert _api(service, token, "PATCH", f"/instances/{source['id']}", detach).status == 202
     _eventually(lambda: "replica_of" not in _healthy(service, token, source["id"]), "detached")
@@ -237,7 +268,6 @@ def test_postgresql_replica_switchover_and_detach(service: support.Service, toke
     _pg_write(replica["port"], 105)
     time.sleep(1)
     assert 105 not in _pg_rows(source["port"])
-    _delete_all(service, token, [source["id"], replica["id"]])
 
 
 def test_postgresql_source_killed_fails_over_by_itself(

@@ -112,11 +112,29 @@ def test_markup_is_refused_or_kept_as_text_through_every_operation(
     service: support.Service, marker: Path
 ) -> None:
     tenant = Tenant(service, marker)
-    first, second, third = markups(marker)
-    for markup in (first, second, third):
+    marks = markups(marker)
+    for markup in marks:
         for body in each_string_of_a_create(markup):
             tenant.refused("POST", "/instances", body)
+    source = create_with_markup_kept(tenant, marks)
+    passwords = check_users_and_passwords(tenant, source, marks)
+    check_access_rules(tenant, source, marks)
+    check_configuration_group(tenant, source, marks)
+    restored = check_backup_and_restore(tenant, source, marks)
+    for user, password in passwords.items():
+        assert connects(restored, user, password, "orders")
+    check_schedules(tenant, source, marks)
 
+    for instance in (restored, source):
+        tenant.call("DELETE", f"/instances/{instance['id']}")
+    for instance in (restored, source):
+        service.wait_gone(tenant.token, PROJECT, instance["id"], timeout=120)
+    assert not marker.exists()
+
+
+def create_with_markup_kept(tenant: Tenant, marks: list[str]) -> dict[str, Any]:
+    """An instance named with markup, whose user's password is markup: both kept as text."""
+    first, second, _ = marks
     password = first + "Aa1-pad"
     created = tenant.call(
         "POST",
@@ -131,12 +149,21 @@ def test_markup_is_refused_or_kept_as_text_through_every_operation(
     source = tenant.settled(created.body["instance"]["id"])
     assert source["name"] == second
     assert connects(source, "shop", password, "orders")
-    at = f"/instances/{source['id']}"
+    return source
 
-    # Users and passwords.
+
+def check_users_and_passwords(
+    tenant: Tenant, source: dict[str, Any], marks: list[str]
+) -> dict[str, str]:
+    """Markup is refused as a user's or a database's name and kept as a password, for a new
+    user and a changed password; answers each user's password."""
+    first, second, third = marks
+    at = f"/instances/{source['id']}"
     clerk_password = second + "Aa1-pad"
     for markup in (first, second):
-        tenant.refused("POST", f"{at}/users", {"users": [{"name": markup, "password": password}]})
+        tenant.refused(
+            "POST", f"{at}/users", {"users": [{"name": markup, "password": clerk_password}]}
+        )
         tenant.refused("POST", f"{at}/databases", {"databases": [{"name": markup}]})
     answer = tenant.call(
         "POST",
@@ -155,15 +182,23 @@ def test_markup_is_refused_or_kept_as_text_through_every_operation(
     )
     assert answer.status == 202, answer.body
     assert connects(source, "shop", new_password, "orders")
+    return {"shop": new_password, "clerk": clerk_password}
 
-    # Access rules.
+
+def check_access_rules(tenant: Tenant, source: dict[str, Any], marks: list[str]) -> None:
+    first, second, third = marks
+    at = f"/instances/{source['id']}"
     for markup in (first, "fe80::%" + second + "/128", "10.0.0.0/8" + third):
         tenant.refused("PUT", at, {"instance": {"access": {"allowed_cidrs": [markup]}}})
     answer = tenant.call("PUT", at, {"instance": {"access": {"allowed_cidrs": ["10.1.0.0/16"]}}})
     assert answer.status == 202, answer.body
     tenant.settled(source["id"])
 
-    # A configuration group: its name and description are kept; markup as a value is not.
+
+def check_configuration_group(tenant: Tenant, source: dict[str, Any], marks: list[str]) -> None:
+    """A configuration group: its name and description are kept; markup as a value is not."""
+    first, second, third = marks
+    at = f"/instances/{source['id']}"
     group_body = {
         "configuration": {
             "name": first,
@@ -193,7 +228,13 @@ def test_markup_is_refused_or_kept_as_text_through_every_operation(
         assert time.monotonic() < deadline, shown
         time.sleep(0.5)
 
-    # A backup named and described with markup, and a restore from it.
+
+def check_backup_and_restore(
+    tenant: Tenant, source: dict[str, Any], marks: list[str]
+) -> dict[str, Any]:
+    """A backup named and described with markup, and a restore from it (answered once
+    HEALTHY)."""
+    first, second, third = marks
     for spec in ({"parent_id": first}, {"swift_container": second}, {"instance": third}):
         tenant.refused(
             "POST", "/backups", {"backup": {"name": "b", "instance": source["id"], **spec}}
@@ -216,11 +257,12 @@ def test_markup_is_refused_or_kept_as_text_through_every_operation(
         "POST", "/instances", instance_body(name=third, restorePoint={"backupRef": made["id"]})
     )
     assert restored_answer.status == 200, restored_answer.body
-    restored = tenant.settled(restored_answer.body["instance"]["id"])
-    assert connects(restored, "shop", new_password, "orders")
-    assert connects(restored, "clerk", clerk_password, "orders")
+    return tenant.settled(restored_answer.body["instance"]["id"])
 
-    # Schedules.
+
+def check_schedules(tenant: Tenant, source: dict[str, Any], marks: list[str]) -> None:
+    first, second, third = marks
+    at = f"/instances/{source['id']}"
     for spec in ({"name": "s", "cron": first}, {"name": "s", "cron": "0 3 * * * " + second}):
         tenant.refused("POST", f"{at}/schedules", {"schedule": spec})
     schedule = tenant.call(
@@ -228,12 +270,6 @@ def test_markup_is_refused_or_kept_as_text_through_every_operation(
     )
     assert schedule.status in (200, 201, 202), schedule.body
     assert schedule.body["schedule"]["name"] == third
-
-    for instance in (restored, source):
-        tenant.call("DELETE", f"/instances/{instance['id']}")
-    for instance in (restored, source):
-        service.wait_gone(tenant.token, PROJECT, instance["id"], timeout=120)
-    assert not marker.exists()
 
 
 def wait_for_backup(tenant: Tenant, backup_id: str) -> dict[str, Any]:

@@ -8,7 +8,9 @@ so is JSON holding a character or a number no field takes (`validation.unfit_val
 
 from __future__ import annotations
 
+import itertools
 import json
+import re
 from typing import Any
 
 import falcon
@@ -17,33 +19,19 @@ import falcon.media
 from trove_svc import errors
 from trove_svc.api import validation
 
-_OPEN = frozenset(b"[{")
-_CLOSE = frozenset(b"]}")
+# A JSON string, escapes honoured; one left open runs to the end of the body.
+_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"?', re.DOTALL)
+_BRACKET = re.compile(rb"[\[\]{}]")
+_OPENING = (b"[", b"{")
 
 
 def too_deep(body: bytes, max_depth: int) -> bool:
     """Whether `body` nests arrays and objects deeper than `max_depth` (strings skipped)."""
     if body.count(b"[") + body.count(b"{") <= max_depth:
         return False
-    depth = 0
-    in_string = escaped = False
-    for byte in body:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif byte == 0x5C:  # backslash
-                escaped = True
-            elif byte == 0x22:  # quote
-                in_string = False
-        elif byte == 0x22:
-            in_string = True
-        elif byte in _OPEN:
-            depth += 1
-            if depth > max_depth:
-                return True
-        elif byte in _CLOSE:
-            depth -= 1
-    return False
+    brackets = _BRACKET.findall(_STRING.sub(b"", body))
+    depths = itertools.accumulate(1 if bracket in _OPENING else -1 for bracket in brackets)
+    return any(depth > max_depth for depth in depths)
 
 
 class LimitedJSON(falcon.media.BaseHandler):

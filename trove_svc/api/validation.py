@@ -102,46 +102,74 @@ def _alternatives(schemas: list[Any]) -> str:
     return " or ".join(_kinds(s.get("type", "something")) for s in schemas if isinstance(s, dict))
 
 
+# Rules whose words quote the rule's value from the schema as it is (a bound, a format).
+_BOUND_WORDS = {
+    "minLength": "must be at least {} characters",
+    "maxLength": "must be at most {} characters",
+    "minimum": "must be at least {}",
+    "maximum": "must be at most {}",
+    "minItems": "must hold at least {} items",
+    "maxItems": "must hold at most {} items",
+    "minProperties": "must hold at least {} properties",
+    "maxProperties": "must hold at most {} properties",
+    "format": "must be a valid {}",
+}
+
+
+def _missing_words(error: jsonschema.ValidationError) -> str:
+    required: Any = error.validator_value
+    present: Any = error.instance or {}
+    missing = [name for name in required if name not in present]
+    return f"{missing[0] if missing else required[0]!r} is required"
+
+
+def _unknown_words(error: jsonschema.ValidationError) -> str:
+    schema: Any = error.schema
+    present: Any = error.instance or {}
+    known = set(schema.get("properties", {}) if isinstance(schema, dict) else {})
+    extra = sorted(str(k) for k in present if k not in known)
+    shown = ", ".join(repr(_short(name)) for name in extra[:3])
+    return f"has unknown properties: {shown}" + (", ..." if len(extra) > 3 else "")
+
+
+def _choice_words(error: jsonschema.ValidationError) -> str:
+    choices: Any = error.validator_value
+    return "must be one of " + ", ".join(repr(v) for v in list(choices)[:10])
+
+
+def _type_words(error: jsonschema.ValidationError) -> str:
+    return f"must be {_kinds(error.validator_value)}"
+
+
+def _alternative_words(error: jsonschema.ValidationError) -> str:
+    schemas: Any = error.validator_value
+    return f"must be {_alternatives(schemas)}"
+
+
+def _pattern_words(error: jsonschema.ValidationError) -> str:
+    return f"must match {_short(error.validator_value)}"
+
+
+# Rules whose words need more: the names the body holds, the schema around the rule, or
+# the rule's value put in words.
+_RULE_WORDS: dict[str, Callable[[jsonschema.ValidationError], str]] = {
+    "required": _missing_words,
+    "additionalProperties": _unknown_words,
+    "enum": _choice_words,
+    "type": _type_words,
+    "oneOf": _alternative_words,
+    "anyOf": _alternative_words,
+    "pattern": _pattern_words,
+}
+
+
 def rule(error: jsonschema.ValidationError) -> str:
     """The rule `error` breaks, in words, quoting only the schema (never the value)."""
-    expected: Any = error.validator_value
-    instance: Any = error.instance
-    schema: Any = error.schema
-    match error.validator:
-        case "required":
-            missing = [name for name in expected if name not in (instance or {})]
-            return f"{missing[0] if missing else expected[0]!r} is required"
-        case "type":
-            return f"must be {_kinds(expected)}"
-        case "minLength":
-            return f"must be at least {expected} characters"
-        case "maxLength":
-            return f"must be at most {expected} characters"
-        case "minimum":
-            return f"must be at least {expected}"
-        case "maximum":
-            return f"must be at most {expected}"
-        case "minItems":
-            return f"must hold at least {expected} items"
-        case "maxItems":
-            return f"must hold at most {expected} items"
-        case "minProperties":
-            return f"must hold at least {expected} properties"
-        case "maxProperties":
-            return f"must hold at most {expected} properties"
-        case "enum":
-            return "must be one of " + ", ".join(repr(v) for v in list(expected)[:10])
-        case "additionalProperties":
-            known = set(schema.get("properties", {}) if isinstance(schema, dict) else {})
-            extra = sorted(str(k) for k in (instance or {}) if k not in known)
-            shown = ", ".join(repr(_short(name)) for name in extra[:3])
-            return f"has unknown properties: {shown}" + (", ..." if len(extra) > 3 else "")
-        case "oneOf" | "anyOf":
-            return f"must be {_alternatives(expected)}"
-        case "pattern":
-            return f"must match {_short(expected)}"
-        case "format":
-            return f"must be a valid {expected}"
+    validator = str(error.validator)
+    if validator in _BOUND_WORDS:
+        return _BOUND_WORDS[validator].format(error.validator_value)
+    if validator in _RULE_WORDS:
+        return _RULE_WORDS[validator](error)
     return f"breaks the schema's {error.validator!r} rule"
 
 

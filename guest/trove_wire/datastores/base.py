@@ -128,57 +128,71 @@ class Parameter:
     def problem(self, value: object) -> str | None:
         """Why the engine would refuse `value` (the rule, in words), or None."""
         if self.type == "boolean":
-            if isinstance(value, bool) or str(value).lower() in BOOLEAN_WORDS:
-                return None
-            return "it must be a boolean (true or false)"
+            return self._boolean_problem(value)
         if self.type in ("integer", "float"):
             return self._number_problem(value)
         if isinstance(value, (dict, list)) or value is None:
             return "it must be a string"
+        if self.type in ("enum", "set"):
+            return self._choice_problem(str(value))
+        return self._text_problem(str(value))
+
+    def _boolean_problem(self, value: object) -> str | None:
+        if isinstance(value, bool) or str(value).lower() in BOOLEAN_WORDS:
+            return None
+        return "it must be a boolean (true or false)"
+
+    def _choice_problem(self, text: str) -> str | None:
         allowed = {c.lower() for c in self.choices}
         if self.type == "enum":
-            if str(value).lower() in allowed:
-                return None
-            return f"it must be one of {', '.join(self.choices)}"
-        if self.type == "set":
+            chosen = [text]
+            rule = f"it must be one of {', '.join(self.choices)}"
+        else:
             # Each member exactly as the engine lists it (case aside): the engine refuses
             # one with a space around it, and skips an empty one.
-            if all(member.lower() in allowed for member in str(value).split(",") if member):
-                return None
-            return f"it must be a comma-separated list of {', '.join(self.choices)}"
-        if allowed and str(value).lower() not in allowed:
+            chosen = [member for member in text.split(",") if member]
+            rule = f"it must be a comma-separated list of {', '.join(self.choices)}"
+        return None if all(member.lower() in allowed for member in chosen) else rule
+
+    def _text_problem(self, text: str) -> str | None:
+        if self.choices and text.lower() not in {c.lower() for c in self.choices}:
             return f"it must be {self.hint or 'one of ' + ', '.join(self.choices)}"
-        if self.pattern and not re.fullmatch(self.pattern, str(value), re.IGNORECASE):
+        if self.pattern and not re.fullmatch(self.pattern, text, re.IGNORECASE):
             return f"it must be {self.hint}"
-        if not _PLAIN_TEXT.fullmatch(str(value)):
+        if not _PLAIN_TEXT.fullmatch(text):
             return (
                 "it must be at most 256 characters: letters, digits, spaces and _ . , : / + * ( ) -"
             )
         return None
 
     def _number_problem(self, value: object) -> str | None:
-        integer = self.type == "integer"
-        kind = "an integer" if integer else "a number"
-        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-            return f"it must be {kind}"
-        if not integer and isinstance(value, str) and not _FRACTIONAL.fullmatch(value):
-            return f"it must be {kind}"
-        try:
-            number = int(value) if integer else float(value)
-        except (ValueError, OverflowError):  # int() of an infinity overflows
-            return f"it must be {kind}"
+        number = self._as_number(value)
+        if number is None:
+            return f"it must be {'an integer' if self.type == 'integer' else 'a number'}"
         # Infinity (1e999 overflows to it) passes an open bound, and NaN would be refused
-        # only as "out of range": neither is a setting.
+        # only as "out of range": neither is a setting (and neither is an integer).
         if not math.isfinite(number):
-            return f"it must be a finite {'integer' if integer else 'number'}"
-        if integer and isinstance(value, float) and not value.is_integer():
-            return "it must be an integer"
+            return "it must be a finite number"
         low = self.min if self.min is not None else float("-inf")
         high = self.max if self.max is not None else float("inf")
         if not low <= number <= high:
             unit = f" ({self.unit})" if self.unit else ""
             return f"it must be between {self.min} and {self.max}{unit}"
         return None
+
+    def _as_number(self, value: object) -> int | float | None:
+        """`value` as a number of the parameter's type, or None if it is not one."""
+        integer = self.type == "integer"
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            return None
+        if integer and isinstance(value, float) and not value.is_integer():
+            return None
+        if not integer and isinstance(value, str) and not _FRACTIONAL.fullmatch(value):
+            return None
+        try:
+            return int(value) if integer else float(value)
+        except (ValueError, OverflowError):  # int() of an infinity overflows
+            return None
 
     def engine_value(self, value: object, truth: tuple[str, str] = ("on", "off")) -> str:
         """The value as the engine's own configuration file spells it (`truth`: how it
