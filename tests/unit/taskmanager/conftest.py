@@ -42,5 +42,6 @@ def effects(tmp_path: Path, clock: FakeClock) -> Iterator[Effects]:
         limit_backup=60.0,
         limit_build=60.0,
     )
+    settings.secrets_dir.mkdir(parents=True, mode=0o700)  # as `trove-svc setup` makes it
     yield Effects(settings)
     database.close()

@@ -191,6 +191,8 @@ class FakeBus:
         self.casts: list[tuple[str, dict[str, Any]]] = []
         self.forgotten: list[str] = []
         self._answers: dict[tuple[str, str | None], Answer] = {}
+        # What the task managers do with a cast (the task's id and instance), if anything.
+        self.on_cast: Callable[[dict[str, Any]], None] = lambda _args: None
         self.url = "amqp://fake/"
 
     def answer(self, method: str, reply: Any | Answer, instance_id: str | None = None) -> None:
@@ -232,6 +234,7 @@ class FakeBus:
 
     def cast_task(self, method: str, args: dict[str, Any], context: Any) -> None:
         self.casts.append((method, args))
+        self.on_cast(args)
 
     @property
     def keyring(self) -> FakeBus:
