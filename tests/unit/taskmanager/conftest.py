@@ -4,6 +4,7 @@ PostgreSQL registered, settings on a clock that waits without sleeping, and the 
 
 from __future__ import annotations
 
+import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,12 +28,23 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
     return fake
 
 
-@pytest.fixture
-def effects(tmp_path: Path, clock: FakeClock) -> Iterator[Effects]:
-    """A store with the host's PostgreSQL 15 and the default flavors, and the fakes a flow
-    is given (a runner, the guests, the broker's accounts) around settings of its own."""
-    database = open_store(f"sqlite:///{tmp_path / 'store.db'}")
+@pytest.fixture(scope="session")
+def store_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A store with the host's PostgreSQL 15 and the default flavors, made once: each test
+    gets a copy (a fresh store's migrations cost several times a copy)."""
+    path = tmp_path_factory.mktemp("store") / "template.db"
+    database = open_store(f"sqlite:///{path}")
     catalog.ensure_defaults([catalog.HostDatastore("postgresql", "15", "/usr/bin")])
+    database.close()
+    return path
+
+
+@pytest.fixture
+def effects(tmp_path: Path, clock: FakeClock, store_template: Path) -> Iterator[Effects]:
+    """A store of its own (a copy of `store_template`), and the fakes a flow is given (a
+    runner, the guests, the broker's accounts) around settings of its own."""
+    shutil.copyfile(store_template, tmp_path / "store.db")
+    database = open_store(f"sqlite:///{tmp_path / 'store.db'}")
     first_port, last_port = INSTANCE_PORTS
     settings = Settings(
         state_dir=tmp_path / "state",

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, cast
 
+from tests.support import INSTANCE_PORTS
 from trove_svc import errors, tasks
 from trove_svc.keys import ServiceKeys
 from trove_svc.settings import Settings
@@ -20,6 +21,9 @@ from trove_svc.taskmanager.runner import RunResult, StepCallback
 from trove_wire.seal import new_key
 
 OWNER = "tm-1"
+# The ports a test's instances are recorded on: the test run's own (a source's is the
+# first, another instance's the next).
+SOURCE_PORT, INSTANCE_PORT = INSTANCE_PORTS[0], INSTANCE_PORTS[0] + 1
 # Far enough that no wait in a test reaches it: a lease is lost only when a test says so.
 LEASE_SECONDS = 1_000_000.0
 # The steps every fake run shows on its instance, one after the other.

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from tests import rows
-from tests.unit.taskmanager.fakes import Effects, canceled_meanwhile
+from tests.unit.taskmanager.fakes import SOURCE_PORT, Effects, canceled_meanwhile
 from trove_svc import status
 from trove_svc.backups import BackupState
 from trove_svc.store.models import Backup, Instance, Task
@@ -74,7 +74,7 @@ def test_a_flow_whose_instance_is_gone_ends_its_task_without_a_run(
 def _waiting(effects: Effects, action: str) -> str:
     """A source and its replica, the task's one waiting for `action`: its id."""
     waiting, task_on = WAITING[action]
-    for port, instance_id in enumerate((SOURCE, REPLICA), start=26001):
+    for port, instance_id in enumerate((SOURCE, REPLICA), start=SOURCE_PORT):
         _, sealed = effects.keys.new_instance_key(instance_id)
         rows.instance(
             id=instance_id,

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from tests import rows
-from tests.unit.taskmanager.fakes import Effects, canceled_meanwhile
+from tests.unit.taskmanager.fakes import INSTANCE_PORT, Effects, canceled_meanwhile
 from trove_svc import backups, errors, status
 from trove_svc.backups import BackupState
 from trove_svc.store.models import (
@@ -77,7 +77,7 @@ def _reported(state: str) -> Any:
 
 
 def _backing_up(effects: Effects, **changes: Any) -> None:
-    rows.instance(status=status.BACKUP, port=26002)
+    rows.instance(status=status.BACKUP, port=INSTANCE_PORT)
     _heard(effects)
     _made(**changes)
 

@@ -13,7 +13,13 @@ from typing import Any
 import pytest
 
 from tests import rows
-from tests.unit.taskmanager.fakes import STEPS, Effects, canceled_meanwhile
+from tests.unit.taskmanager.fakes import (
+    INSTANCE_PORT,
+    SOURCE_PORT,
+    STEPS,
+    Effects,
+    canceled_meanwhile,
+)
 from trove_svc import status
 from trove_svc.store.models import Configuration, DatastoreVersion, Instance, Task
 from trove_svc.taskmanager import configure_flow
@@ -169,8 +175,8 @@ def test_configure_canceled_while_it_ran_writes_no_outcome(
 
 
 def _set(effects: Effects) -> None:
-    _attached(SOURCE, port=26001)
-    _attached(REPLICA, port=26002, replica_of_id=SOURCE)
+    _attached(SOURCE, port=SOURCE_PORT)
+    _attached(REPLICA, port=INSTANCE_PORT, replica_of_id=SOURCE)
 
 
 def _configure_set(effects: Effects, members: list[str]) -> None:

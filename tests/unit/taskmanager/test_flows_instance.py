@@ -9,7 +9,9 @@ import pytest
 
 from tests import rows
 from tests.unit.taskmanager.fakes import (
+    INSTANCE_PORT,
     OWNER,
+    SOURCE_PORT,
     STEPS,
     Effects,
     canceled_meanwhile,
@@ -220,7 +222,7 @@ def test_create_of_a_replica_whose_source_is_gone_faults_the_replica(effects: Ef
 def test_create_of_a_replica_whose_source_guest_fails_faults_the_replica(
     effects: Effects, failure: str
 ) -> None:
-    rows.instance(id=SOURCE, port=26001)
+    rows.instance(id=SOURCE, port=SOURCE_PORT)
     _building(effects, replica_of_id=SOURCE)
     getattr(effects.bus, failure)("add_replication_account", SOURCE)
     _create(effects)
@@ -231,12 +233,12 @@ def test_create_of_a_replica_whose_source_guest_fails_faults_the_replica(
 
 
 def test_create_of_a_replica_hands_its_role_the_source_and_a_password(effects: Effects) -> None:
-    rows.instance(id=SOURCE, port=26001)
+    rows.instance(id=SOURCE, port=SOURCE_PORT)
     _building(effects, replica_of_id=SOURCE)
     _create(effects)
     assert _task().state == TaskState.SUCCEEDED
     (run,) = effects.runner.ran
-    assert run.extravars["postgresql_replication"]["port"] == 26001
+    assert run.extravars["postgresql_replication"]["port"] == SOURCE_PORT
     assert run.secrets["postgresql_replication_password"]
     assert ("add_replication_account", SOURCE) in effects.bus.asked
 
@@ -288,7 +290,7 @@ def test_create_whose_broker_account_cannot_be_made_is_given_back_for_a_retry(
 
 
 def _deleting(effects: Effects, **changes: object) -> None:
-    rows.instance(status=status.SHUTDOWN, port=26002, **changes)
+    rows.instance(status=status.SHUTDOWN, port=INSTANCE_PORT, **changes)
     _healthy(INSTANCE, effects)
     effects.admin.add_guest("", INSTANCE, "pw")
     effects.bus.add_guest_queues(INSTANCE)
@@ -326,7 +328,7 @@ def test_delete_cancels_the_instance_s_other_tasks_and_waits_for_their_runs(
 
 
 def test_delete_of_a_replica_drops_its_account_on_its_source(effects: Effects) -> None:
-    rows.instance(id=SOURCE, port=26001)
+    rows.instance(id=SOURCE, port=SOURCE_PORT)
     _deleting(effects, replica_of_id=SOURCE)
     _delete(effects)
     assert _task().state == TaskState.SUCCEEDED
@@ -336,12 +338,51 @@ def test_delete_of_a_replica_drops_its_account_on_its_source(effects: Effects) -
 def test_delete_of_a_replica_whose_source_does_not_answer_still_deletes(
     effects: Effects,
 ) -> None:
-    rows.instance(id=SOURCE, port=26001)
+    rows.instance(id=SOURCE, port=SOURCE_PORT)
     _deleting(effects, replica_of_id=SOURCE)
     effects.bus.time_out("remove_replication_account", SOURCE)
     _delete(effects)
     assert _task().state == TaskState.SUCCEEDED
     assert Instance.get_or_none(Instance.id == INSTANCE) is None
+
+
+def _kept_backup() -> None:
+    Backup.create(
+        id="b-1",
+        name="b",
+        project_id="p1",
+        instance_id=INSTANCE,
+        datastore="postgresql",
+        datastore_version="15",
+        state="COMPLETED",
+        label="20260101-000000F",
+        created_at=1.0,
+        updated_at=1.0,
+    )
+
+
+def test_delete_has_the_guest_archive_its_logs_for_the_backups_it_leaves(
+    effects: Effects,
+) -> None:
+    _deleting(effects)
+    _kept_backup()
+    effects.bus.answer("archive_logs", {"archived_until": 1234.0}, INSTANCE)
+    _delete(effects)
+    assert _task().state == TaskState.SUCCEEDED
+    assert Backup.get_by_id("b-1").details["logs_until"] == 1234.0
+
+
+@pytest.mark.parametrize("failure", ["fail", "time_out"])
+def test_delete_whose_guest_cannot_archive_its_logs_still_deletes(
+    effects: Effects, failure: str
+) -> None:
+    _deleting(effects)
+    _kept_backup()
+    getattr(effects.bus, failure)("archive_logs", INSTANCE)
+    _delete(effects)
+    assert _task().state == TaskState.SUCCEEDED
+    assert Instance.get_or_none(Instance.id == INSTANCE) is None
+    assert "logs_until" not in Backup.get_by_id("b-1").details
 
 
 def test_delete_of_an_instance_already_gone_is_skipped(effects: Effects) -> None:
@@ -389,7 +430,7 @@ def _restart(effects: Effects) -> None:
 
 
 def test_restart_turns_the_instance_active_with_nothing_waiting(effects: Effects) -> None:
-    rows.instance(status=status.REBOOT, restart_pending=True, port=26002)
+    rows.instance(status=status.REBOOT, restart_pending=True, port=INSTANCE_PORT)
     _healthy(INSTANCE, effects)
     _restart(effects)
     assert (_task().state, _task().playbook) == (TaskState.SUCCEEDED, "instance_restart.yml")
@@ -410,7 +451,7 @@ def test_restart_of_an_instance_no_longer_waiting_is_skipped(effects: Effects) -
 
 
 def test_restart_whose_playbook_fails_faults_the_instance(effects: Effects) -> None:
-    rows.instance(status=status.REBOOT, restart_pending=True, port=26002)
+    rows.instance(status=status.REBOOT, restart_pending=True, port=INSTANCE_PORT)
     effects.runner.fail("instance_restart.yml", FAILED_STEP, "could not start server")
     _restart(effects)
     why = f"Step '{FAILED_STEP}' failed: could not start server"
@@ -420,7 +461,7 @@ def test_restart_whose_playbook_fails_faults_the_instance(effects: Effects) -> N
 
 
 def test_restart_that_runs_past_its_time_limit_faults_the_instance(effects: Effects) -> None:
-    rows.instance(status=status.REBOOT, port=26002)
+    rows.instance(status=status.REBOOT, port=INSTANCE_PORT)
     effects.runner.time_out("instance_restart.yml")
     _restart(effects)
     why = "The task ran past its time limit and was stopped."
@@ -429,8 +470,8 @@ def test_restart_that_runs_past_its_time_limit_faults_the_instance(effects: Effe
 
 
 def test_restart_of_a_replica_whose_source_does_not_answer_fences_it(effects: Effects) -> None:
-    rows.instance(id=SOURCE, port=26001)
-    rows.instance(status=status.REBOOT, port=26002, replica_of_id=SOURCE)
+    rows.instance(id=SOURCE, port=SOURCE_PORT)
+    rows.instance(status=status.REBOOT, port=INSTANCE_PORT, replica_of_id=SOURCE)
     effects.bus.time_out("add_replication_account", SOURCE)
     _restart(effects)
     assert _task().state == TaskState.SUCCEEDED
@@ -441,7 +482,7 @@ def test_restart_of_a_replica_whose_source_does_not_answer_fences_it(effects: Ef
 def test_restart_canceled_while_it_ran_lets_go_and_leaves_the_instance(
     effects: Effects,
 ) -> None:
-    rows.instance(status=status.REBOOT, restart_pending=True, port=26002)
+    rows.instance(status=status.REBOOT, restart_pending=True, port=INSTANCE_PORT)
     _healthy(INSTANCE, effects)
     claim = effects.claim("restart", INSTANCE)
     effects.runner.during("instance_restart.yml", lambda: canceled_meanwhile(claim))
@@ -458,7 +499,7 @@ def _reconfigure(effects: Effects, action: str, args: dict[str, object]) -> None
 
 
 def test_resize_records_the_new_flavor_once_it_is_applied(effects: Effects) -> None:
-    rows.instance(status=status.RESIZE, port=26002)
+    rows.instance(status=status.RESIZE, port=INSTANCE_PORT)
     _healthy(INSTANCE, effects)
     _reconfigure(effects, "resize", {"flavor_id": "2"})
     assert _task().state == TaskState.SUCCEEDED
@@ -474,7 +515,7 @@ def test_resize_records_the_new_flavor_once_it_is_applied(effects: Effects) -> N
 
 
 def test_resize_that_restarted_the_datastore_leaves_nothing_waiting(effects: Effects) -> None:
-    rows.instance(status=status.RESIZE, port=26002, restart_pending=True)
+    rows.instance(status=status.RESIZE, port=INSTANCE_PORT, restart_pending=True)
     effects.runner.script(
         "instance_reconfigure.yml",
         RunResult("successful", 0, "/runs/x", reported={"postgresql_restarted": True}),
@@ -485,7 +526,7 @@ def test_resize_that_restarted_the_datastore_leaves_nothing_waiting(effects: Eff
 
 
 def test_update_access_records_the_new_rules_once_they_are_applied(effects: Effects) -> None:
-    rows.instance(status=status.REBOOT, port=26002)
+    rows.instance(status=status.REBOOT, port=INSTANCE_PORT)
     access = {"is_public": True, "allowed_cidrs": ["10.0.0.0/8"]}
     _reconfigure(effects, "update_access", {"access": access})
     assert _task().state == TaskState.SUCCEEDED
@@ -502,7 +543,7 @@ def test_resize_of_an_instance_no_longer_waiting_is_skipped(effects: Effects) ->
 def test_resize_whose_playbook_fails_faults_the_instance_and_keeps_its_flavor(
     effects: Effects,
 ) -> None:
-    rows.instance(status=status.RESIZE, port=26002)
+    rows.instance(status=status.RESIZE, port=INSTANCE_PORT)
     effects.runner.fail("instance_reconfigure.yml", FAILED_STEP, "not enough memory")
     _reconfigure(effects, "resize", {"flavor_id": "2"})
     why = f"Step '{FAILED_STEP}' failed: not enough memory"
@@ -514,7 +555,7 @@ def test_resize_whose_playbook_fails_faults_the_instance_and_keeps_its_flavor(
 def test_update_access_that_runs_past_its_time_limit_keeps_the_old_rules(
     effects: Effects,
 ) -> None:
-    rows.instance(status=status.REBOOT, port=26002)
+    rows.instance(status=status.REBOOT, port=INSTANCE_PORT)
     effects.runner.time_out("instance_reconfigure.yml")
     _reconfigure(effects, "update_access", {"access": {"is_public": True}})
     why = "The task ran past its time limit and was stopped."
@@ -524,7 +565,7 @@ def test_update_access_that_runs_past_its_time_limit_keeps_the_old_rules(
 
 
 def test_resize_canceled_while_it_ran_lets_go_and_keeps_the_flavor(effects: Effects) -> None:
-    rows.instance(status=status.RESIZE, port=26002)
+    rows.instance(status=status.RESIZE, port=INSTANCE_PORT)
     claim = effects.claim("resize", INSTANCE, {"flavor_id": "2"})
     effects.runner.during("instance_reconfigure.yml", lambda: canceled_meanwhile(claim))
     flows.reconfigure(effects.deps, claim)

@@ -13,8 +13,13 @@ from typing import Any
 import pytest
 
 from tests import rows
-from tests.support import INSTANCE_PORTS
-from tests.unit.taskmanager.fakes import STEPS, Effects, canceled_meanwhile, guest_timeout
+from tests.unit.taskmanager.fakes import (
+    SOURCE_PORT,
+    STEPS,
+    Effects,
+    canceled_meanwhile,
+    guest_timeout,
+)
 from trove_svc import status
 from trove_svc.store.models import Instance, ServiceStatus, Task
 from trove_svc.taskmanager import failover, replication_flows
@@ -23,7 +28,6 @@ from trove_svc.tasks import TaskState
 
 SOURCE, REPLICA, OTHER = "s-1", "r-1", "r-2"
 FAILED_STEP = STEPS[1]
-FIRST_PORT = INSTANCE_PORTS[0]
 CANCELED = "Canceled: the instance is being deleted."
 SUCCESSFUL = RunResult("successful", 0, "/runs/x")
 
@@ -66,7 +70,7 @@ def _set(effects: Effects, moving: str, moving_status: str, replicas: tuple[str,
     for offset, instance_id in enumerate((SOURCE, *replicas)):
         rows.instance(
             id=instance_id,
-            port=FIRST_PORT + offset,
+            port=SOURCE_PORT + offset,
             replica_of_id=None if instance_id == SOURCE else SOURCE,
             status=moving_status if instance_id == moving else status.ACTIVE,
             created_at=offset,
@@ -273,9 +277,9 @@ def source_listening() -> Iterator[int]:
     """Something accepts connections on the source's port: its datastore still runs."""
     with socket.socket() as listener:
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(("127.0.0.1", FIRST_PORT))
+        listener.bind(("127.0.0.1", SOURCE_PORT))
         listener.listen()
-        yield FIRST_PORT
+        yield SOURCE_PORT
 
 
 def test_eject_of_a_source_that_still_listens_fences_it_first(
