@@ -295,6 +295,11 @@ class Effects:
         tasks.record(
             task_id, instance_id, "p1", action, "alice", "req-1", now, args or {}, sealed_secrets
         )
+        return self.take(task_id)
+
+    def take(self, task_id: str) -> Claim:
+        """Claim a task recorded already, as this task manager."""
+        now = self.settings.clock()
         assert tasks.claim(task_id, OWNER, now, LEASE_SECONDS)
         lease = Lease(task_id, now + LEASE_SECONDS, 2.0, self.settings.clock)
         return Claim(Task.get_by_id(task_id), OWNER, lease)
