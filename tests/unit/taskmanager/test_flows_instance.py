@@ -166,6 +166,34 @@ def test_create_gives_up_when_every_port_it_tries_is_taken(effects: Effects) -> 
     assert effects.runner.playbooks().count("instance_create.yml") == flows.PORT_ATTEMPTS
 
 
+def test_create_records_where_its_provider_put_the_instance(effects: Effects) -> None:
+    _building(effects)
+    place = {"address": "192.0.2.9", "server": "srv-1"}
+    effects.runner.script(
+        "instance_create.yml",
+        RunResult("successful", 0, "/runs/x", reported={"trove_place": place}),
+    )
+    _create(effects)
+    assert _task().state == TaskState.SUCCEEDED
+    assert (_instance().host, _instance().server) == ("192.0.2.9", "srv-1")
+
+
+def test_create_that_failed_after_its_server_was_made_tears_that_server_down(
+    effects: Effects,
+) -> None:
+    _building(effects)
+    reported = {"trove_place": {"address": "not an address", "server": "srv-1"}}
+    effects.runner.script(
+        "instance_create.yml",
+        RunResult("failed", 2, "/runs/x", FAILED_STEP, "no", reported=reported),
+    )
+    _create(effects)
+    _assert_failed(_task(), f"Step '{FAILED_STEP}' failed: no", FAILED_STEP)
+    # The server is recorded (the teardown and a later delete reach it); the bad address not.
+    assert (_instance().host, _instance().server) == (None, "srv-1")
+    assert effects.runner.playbooks() == ["instance_create.yml", "instance_delete.yml"]
+
+
 def test_create_on_a_host_that_does_not_answer_says_which_host(effects: Effects) -> None:
     _building(effects, host="192.0.2.7")
     effects.runner.unreachable("instance_create.yml", "ssh: connect to host: No route to host")
