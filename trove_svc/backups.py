@@ -15,12 +15,13 @@ from typing import TYPE_CHECKING, Any
 import peewee
 
 from trove_svc import compute, errors, quotas, status, strategies, tasks
-from trove_svc.bus.messages import RunTask, TaskManagerClient
+from trove_svc.bus.messages import TaskManagerClient
 from trove_svc.caller import Caller
 from trove_svc.settings import Settings
 from trove_svc.store.models import Backup, Instance, Task, database_proxy
 from trove_wire import contract, datastores
 from trove_wire.datastores.base import BackupLayout, plain_id
+from trove_wire.envelope import Context
 
 if TYPE_CHECKING:  # the instances' service refers to backups' rules (reset_status)
     from trove_svc.instances import InstanceService
@@ -302,7 +303,12 @@ class BackupService:
         quotas.check(self._settings, caller.project_id, 0, 0, new_backups=1)
         now = self._settings.clock()
         backup_id, task_id = self._settings.new_id(), self._settings.new_id()
-        with database_proxy.atomic():
+
+        def take_back() -> None:
+            Backup.delete().where(Backup.id == backup_id).execute()
+            status.move(instance.id, BACKUP, status.ACTIVE, now)
+
+        with tasks.starting(self._taskmanager, caller, now, undo=take_back) as start:
             if not status.move(instance.id, status.ACTIVE, BACKUP, now):
                 raise errors.Conflict(f"Instance {instance.id} changed meanwhile; try again.")
             backup = Backup.create(
@@ -322,24 +328,7 @@ class BackupService:
                 created_at=now,
                 updated_at=now,
             )
-            tasks.record(
-                task_id,
-                instance.id,
-                caller.project_id,
-                "backup",
-                caller.context.user,
-                caller.context.request_id,
-                now,
-                args={"backup_id": backup_id},
-            )
-        try:
-            self._taskmanager.run_task(RunTask(task_id, instance.id), caller.context)
-        except errors.ServiceUnavailable:
-            with database_proxy.atomic():
-                Task.delete().where(Task.id == task_id).execute()
-                Backup.delete().where(Backup.id == backup_id).execute()
-                status.move(instance.id, BACKUP, status.ACTIVE, now)
-            raise
+            start.task(task_id, instance.id, "backup", args={"backup_id": backup_id})
         return backup
 
     def get(self, caller: Caller, backup_id: str) -> Backup:
@@ -406,11 +395,14 @@ class BackupService:
 
     def remove(self, project_id: str, backup: Backup, who: str, request_id: str) -> None:
         """Hand a completed backup to the task manager to remove its files and record."""
-        from trove_wire.envelope import Context
-
         now = self._settings.clock()
         task_id = self._settings.new_id()
-        with database_proxy.atomic():
+        caller = Caller(project_id, Context(project=project_id, user=who, request_id=request_id))
+
+        def keep() -> None:
+            Backup.update(state=BackupState.COMPLETED).where(Backup.id == backup.id).execute()
+
+        with tasks.starting(self._taskmanager, caller, now, undo=keep) as start:
             claimed = (
                 Backup.update(state=BackupState.DELETING, updated_at=now)
                 .where((Backup.id == backup.id) & (Backup.state == BackupState.COMPLETED))
@@ -418,23 +410,4 @@ class BackupService:
             )
             if not claimed:
                 raise errors.Conflict(f"Backup {backup.id} is being deleted already.")
-            tasks.record(
-                task_id,
-                backup.instance_id,
-                project_id,
-                "delete_backup",
-                who,
-                request_id,
-                now,
-                args={"backup_id": backup.id},
-            )
-        try:
-            self._taskmanager.run_task(
-                RunTask(task_id, backup.instance_id),
-                Context(project=project_id, user=who, request_id=request_id),
-            )
-        except errors.ServiceUnavailable:
-            with database_proxy.atomic():
-                Task.delete().where(Task.id == task_id).execute()
-                Backup.update(state=BackupState.COMPLETED).where(Backup.id == backup.id).execute()
-            raise
+            start.task(task_id, backup.instance_id, "delete_backup", args={"backup_id": backup.id})

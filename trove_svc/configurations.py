@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from trove_svc import catalog, errors, hot_standby, parameter_rules, replication, status, tasks
-from trove_svc.bus.messages import RunTask, TaskManagerClient
+from trove_svc.bus.messages import TaskManagerClient
 from trove_svc.caller import Caller
 from trove_svc.settings import Settings
 from trove_svc.store.models import (
@@ -21,8 +21,6 @@ from trove_svc.store.models import (
     Datastore,
     DatastoreVersion,
     Instance,
-    Task,
-    database_proxy,
 )
 from trove_wire import datastores
 
@@ -147,22 +145,32 @@ class ConfigurationService:
         values = parameter_rules.checked(group.datastore_version, values)
         attached = self.instances_of(caller, group.id)
         in_sets = _set_changes({instance.id: values for instance in attached})
-        changes: dict[str, Any] = {"values": values, "updated_at": self._settings.clock()}
+        now = self._settings.clock()
+        changes: dict[str, Any] = {"values": values, "updated_at": now}
         for field in ("name", "description"):
             if field in spec:
                 changes[field] = spec[field]
-        Configuration.update(**changes).where(Configuration.id == group.id).execute()
-        if values != group.values:
-            summary = f"group {group.id} changed"
-            ordered = {member.id for change in in_sets for member in change.members}
-            for change in in_sets:
-                self._taskmanager.run_task(
-                    RunTask(self._record_set(caller, change, summary), change.source.id),
-                    caller.context,
-                )
-            for instance in attached:
-                if instance.id not in ordered and _running(instance):
-                    self._cast(caller, instance, summary)
+
+        def put_back() -> None:
+            Configuration.update(**{field: getattr(group, field) for field in changes}).where(
+                Configuration.id == group.id
+            ).execute()
+
+        with tasks.starting(self._taskmanager, caller, now, undo=put_back) as start:
+            Configuration.update(**changes).where(Configuration.id == group.id).execute()
+            if values != group.values:
+                self._start_applying(start, f"group {group.id} changed", attached, in_sets)
+
+    def _start_applying(
+        self, start: tasks.Starts, summary: str, attached: list[Instance], in_sets: list[SetChange]
+    ) -> None:
+        """The tasks that give a group's new values to the running instances attached."""
+        ordered = {member.id for change in in_sets for member in change.members}
+        for change in in_sets:
+            self._start_set_task(start, change, summary)
+        for instance in attached:
+            if instance.id not in ordered and _running(instance):
+                self._start_task(start, instance, summary)
 
     def delete(self, caller: Caller, configuration_id: str) -> None:
         group = self.get(caller, configuration_id)
@@ -207,63 +215,37 @@ class ConfigurationService:
         in_sets = _set_changes({member.id: values for member in switching})
         ordered = {member.id for change in in_sets for member in change.members}
         now = self._settings.clock()
-        casts: list[tuple[str, str]] = []
-        with database_proxy.atomic():
+
+        def put_back() -> None:
+            Instance.update(configuration_id=instance.configuration_id).where(
+                Instance.id.in_([member.id for member in switching])
+            ).execute()
+
+        with tasks.starting(self._taskmanager, caller, now, undo=put_back) as start:
             Instance.update(configuration_id=group_id, updated_at=now).where(
                 Instance.id.in_([member.id for member in switching])
             ).execute()
             for change in in_sets:
-                casts.append((self._record_set(caller, change, summary), change.source.id))
+                self._start_set_task(start, change, summary)
             for member in switching:
                 if member.id not in ordered and (member.id == instance.id or _running(member)):
-                    casts.append((self._record(caller, member, summary), member.id))
-        try:
-            for task_id, instance_id in casts:
-                self._taskmanager.run_task(RunTask(task_id, instance_id), caller.context)
-        except errors.ServiceUnavailable:
-            with database_proxy.atomic():
-                Task.delete().where(Task.id.in_([task_id for task_id, _ in casts])).execute()
-                Instance.update(configuration_id=instance.configuration_id).where(
-                    Instance.id.in_([member.id for member in switching])
-                ).execute()
-            raise
+                    self._start_task(start, member, summary)
 
-    def _record_set(self, caller: Caller, change: SetChange, summary: str) -> str:
+    def _start_set_task(self, start: tasks.Starts, change: SetChange, summary: str) -> None:
         """One task, on the set's source, that changes its members in order."""
-        task_id = self._settings.new_id()
-        tasks.record(
-            task_id,
+        start.task(
+            self._settings.new_id(),
             change.source.id,
-            caller.project_id,
             "configure_set",
-            caller.context.user,
-            caller.context.request_id,
-            self._settings.clock(),
             args={
                 "summary": summary,
                 "order": change.order.value,
                 "members": [member.id for member in change.members],
             },
         )
-        return task_id
 
-    def _record(self, caller: Caller, instance: Instance, summary: str) -> str:
-        task_id = self._settings.new_id()
-        tasks.record(
-            task_id,
-            instance.id,
-            caller.project_id,
-            "configure",
-            caller.context.user,
-            caller.context.request_id,
-            self._settings.clock(),
-            args={"summary": summary},
-        )
-        return task_id
-
-    def _cast(self, caller: Caller, instance: Instance, summary: str) -> None:
-        task_id = self._record(caller, instance, summary)
-        self._taskmanager.run_task(RunTask(task_id, instance.id), caller.context)
+    def _start_task(self, start: tasks.Starts, instance: Instance, summary: str) -> None:
+        start.task(self._settings.new_id(), instance.id, "configure", args={"summary": summary})
 
 
 def _running(instance: Instance) -> bool:

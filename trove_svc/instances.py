@@ -23,7 +23,7 @@ from trove_svc import (
     status,
     tasks,
 )
-from trove_svc.bus.messages import RunTask, TaskManagerClient
+from trove_svc.bus.messages import TaskManagerClient
 from trove_svc.caller import Caller
 from trove_svc.keys import ServiceKeys
 from trove_svc.settings import Settings
@@ -179,7 +179,13 @@ class InstanceService:
         instance_id = self._settings.new_id()
         task_id = self._settings.new_id()
         _, sealed_key = self._keys.new_instance_key(instance_id)
-        with compute.placing(self._settings):
+        with tasks.starting(
+            self._taskmanager,
+            caller,
+            now,
+            undo=lambda: self._forget(instance_id),
+            transaction=lambda: compute.placing(self._settings),
+        ) as start:
             place = compute.new_place(self._settings, flavor, spec["volume"]["size"], source)
             instance = Instance.create(
                 **place,
@@ -199,14 +205,10 @@ class InstanceService:
                 updated_at=now,
             )
             ServiceStatus.create(instance=instance, operating_status=status.NEW)
-            tasks.record(
+            start.task(
                 task_id,
                 instance_id,
-                caller.project_id,
                 "create",
-                caller.context.user,
-                caller.context.request_id,
-                now,
                 args={
                     "databases": databases,
                     "restore": restore,
@@ -214,11 +216,6 @@ class InstanceService:
                 },
                 sealed_secrets=self._keys.seal_secrets(task_id, {"users": users}),
             )
-        try:
-            self._taskmanager.run_task(RunTask(task_id, instance_id), caller.context)
-        except errors.ServiceUnavailable:
-            self._forget(instance_id)
-            raise
         return instance
 
     def _restore(
@@ -242,7 +239,6 @@ class InstanceService:
     def _forget(self, instance_id: str) -> None:
         """Undo a create whose work could not be handed to the task manager."""
         with database_proxy.atomic():
-            Task.delete().where(Task.instance_id == instance_id).execute()
             ServiceStatus.delete().where(ServiceStatus.instance == instance_id).execute()
             Instance.delete().where(Instance.id == instance_id).execute()
 
@@ -294,28 +290,16 @@ class InstanceService:
     ) -> str:
         task_id = self._settings.new_id()
         now = self._settings.clock()
-        with database_proxy.atomic():
+
+        def move_back() -> None:
+            Instance.update(status=instance.status, status_since=instance.status_since).where(
+                Instance.id == instance.id
+            ).execute()
+
+        with tasks.starting(self._taskmanager, caller, now, undo=move_back) as start:
             if not status.move(instance.id, instance.status, new_status, now):
                 raise errors.Conflict(f"Instance {instance.id} changed meanwhile; try again.")
-            tasks.record(
-                task_id,
-                instance.id,
-                caller.project_id,
-                action,
-                caller.context.user,
-                caller.context.request_id,
-                now,
-                args=args,
-            )
-        try:
-            self._taskmanager.run_task(RunTask(task_id, instance.id), caller.context)
-        except errors.ServiceUnavailable:
-            with database_proxy.atomic():
-                Task.delete().where(Task.id == task_id).execute()
-                Instance.update(status=instance.status, status_since=instance.status_since).where(
-                    Instance.id == instance.id
-                ).execute()
-            raise
+            start.task(task_id, instance.id, action, args=args)
         return task_id
 
     def delete(self, caller: Caller, instance_id: str) -> None:

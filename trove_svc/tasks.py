@@ -6,17 +6,24 @@ runs. Only the owner may finish it. A delivery that finds the task finished, or 
 an owner whose lease holds, changes nothing. A lease that ran out means the owner died or
 stopped its run, unable to renew: another task manager takes the task over and runs it
 again (playbooks are idempotent).
+
+A task is started in one way only, `starting`: recorded in the caller's transaction, then
+cast to the task managers (the only cast there is).
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from enum import StrEnum
 from typing import Any
 
 import peewee
 
-from trove_svc.store.models import Task
+from trove_svc import errors
+from trove_svc.bus.messages import RunTask, TaskManagerClient
+from trove_svc.caller import Caller
+from trove_svc.store.models import Task, database_proxy
 
 
 class TaskState(StrEnum):
@@ -42,7 +49,8 @@ def record(
     args: dict[str, Any] | None = None,
     sealed_secrets: str | None = None,
 ) -> Task:
-    """A new QUEUED task; its arguments stay in the store so any task manager can run it."""
+    """A new QUEUED task; its arguments stay in the store so any task manager can run it.
+    Started only through `starting`, which casts it too."""
     return Task.create(
         id=task_id,
         instance_id=instance_id,
@@ -55,6 +63,74 @@ def record(
         args=args or {},
         sealed_secrets=sealed_secrets,
     )
+
+
+class Starts:
+    """The tasks a `starting` block records, to be cast once its transaction is committed."""
+
+    def __init__(self, caller: Caller, now: float) -> None:
+        self._caller = caller
+        self._now = now
+        self.started: list[Task] = []
+
+    def task(
+        self,
+        task_id: str,
+        instance_id: str,
+        action: str,
+        args: dict[str, Any] | None = None,
+        sealed_secrets: str | None = None,
+    ) -> None:
+        """Record a task QUEUED, asked by the block's caller (the id is the caller's, so
+        that secrets can be sealed to it first)."""
+        context = self._caller.context
+        self.started.append(
+            record(
+                task_id,
+                instance_id,
+                self._caller.project_id,
+                action,
+                context.user,
+                context.request_id,
+                self._now,
+                args=args,
+                sealed_secrets=sealed_secrets,
+            )
+        )
+
+
+def _nothing() -> None:
+    return None
+
+
+@contextmanager
+def starting(
+    taskmanager: TaskManagerClient,
+    caller: Caller,
+    now: float,
+    undo: Callable[[], object] = _nothing,
+    transaction: Callable[[], AbstractContextManager[Any]] = database_proxy.atomic,
+) -> Iterator[Starts]:
+    """The one way to start tasks. The block records the caller's own changes and each
+    task (`Starts.task`) in one transaction; a refusal raised in it records nothing. Once
+    it is committed, each task is cast to the task managers, which claim it in the store
+    before they run it (a redelivery or a second cast runs nothing twice). Never inside
+    another transaction: a task manager must find the task once its cast arrives.
+
+    If the bus cannot take a cast, the block's tasks are deleted and `undo` puts the
+    caller's changes back, in one transaction, and ServiceUnavailable is raised: the
+    refused request leaves everything as it was (a cast already sent finds no task)."""
+    starts = Starts(caller, now)
+    with transaction():
+        yield starts
+    try:
+        for task in starts.started:
+            taskmanager.run_task(RunTask(task.id, task.instance_id), caller.context)
+    except errors.ServiceUnavailable:
+        with database_proxy.atomic():
+            Task.delete().where(Task.id.in_([task.id for task in starts.started])).execute()
+            undo()
+        raise
 
 
 def record_done(

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from tests.casts import Casts
 from trove_svc import tasks
 from trove_svc.store.db import open_store
 from trove_svc.store.models import Datastore, DatastoreVersion
@@ -58,3 +59,9 @@ def task(tmp_path: Path) -> Iterator[str]:
     tasks.record("t-1", "i-1", "p", "create", "alice", "req-1", 0.0, {"databases": []}, "sealed")
     yield "t-1"
     database.close()
+
+
+@pytest.fixture
+def casts() -> Casts:
+    """The task managers' queue, stood in for: what was cast to it."""
+    return Casts()

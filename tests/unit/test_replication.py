@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.casts import Casts
 from trove_svc import catalog, errors, replication, status, tasks
 from trove_svc.settings import Settings
 from trove_svc.store.db import open_store
@@ -50,16 +51,30 @@ def _failed(settings: Settings) -> list[str]:
     return [row.id for row in replication.failed_sources(NOW, settings.failover_after)]
 
 
-def test_a_silent_source_with_a_heard_replica_is_failed_over(store: Settings) -> None:
+def test_a_silent_source_with_a_heard_replica_is_failed_over(store: Settings, casts: Casts) -> None:
     _add("src", NOW - AFTER - 1)
     _add("rep", NOW - 1, replica_of="src")
     assert _failed(store) == ["src"]
-    started = failover.start_due(store)
+    started = failover.start_due(store, casts)
     assert len(started) == 1
     assert Instance.get_by_id("src").status == status.EJECT
     task = Task.get_by_id(started[0])
     assert (task.action, task.requested_by) == ("eject", failover.REQUESTED_BY)
-    assert failover.start_due(store) == []  # one failover per failure
+    assert casts.task_ids == started  # cast to the task managers, as a request's eject is
+    assert failover.start_due(store, casts) == []  # one failover per failure
+    assert casts.task_ids == started
+
+
+def test_a_failover_the_bus_cannot_take_is_tried_again(store: Settings, casts: Casts) -> None:
+    _add("src", NOW - AFTER - 1)
+    _add("rep", NOW - 1, replica_of="src")
+    casts.refuse_after = 0
+    with pytest.raises(errors.ServiceUnavailable):
+        failover.start_due(store, casts)
+    assert Instance.get_by_id("src").status == status.ACTIVE
+    assert Task.select().count() == 0
+    casts.refuse_after = None
+    assert len(failover.start_due(store, casts)) == 1
 
 
 @pytest.mark.parametrize(
@@ -78,26 +93,30 @@ def test_no_failover_when(
     assert _failed(store) == [], why
 
 
-def test_no_failover_right_after_a_restart_or_while_the_set_is_busy(store: Settings) -> None:
+def test_no_failover_right_after_a_restart_or_while_the_set_is_busy(
+    store: Settings, casts: Casts
+) -> None:
     _add("src", NOW - AFTER - 1)
     _add("rep", NOW - 1, replica_of="src")
     Instance.update(status_since=NOW - 2).where(Instance.id == "src").execute()
     assert _failed(store) == []  # ACTIVE again only just: a heartbeat may be late
     Instance.update(status_since=NOW - 100).where(Instance.id == "src").execute()
     tasks.record("t-1", "rep", "p", "restart", "u", "", NOW)
-    assert failover.start_due(store) == []
+    assert failover.start_due(store, casts) == []
     with pytest.raises(errors.Conflict, match="busy"):
         replication.require_set_idle(Instance.get_by_id("src"))
 
 
-def test_failover_can_be_turned_off(store: Settings) -> None:
+def test_failover_can_be_turned_off(store: Settings, casts: Casts) -> None:
     _add("src", NOW - AFTER - 1)
     _add("rep", NOW - 1, replica_of="src")
-    assert failover.start_due(store.with_overrides(failover_after=0.0)) == []
+    assert failover.start_due(store.with_overrides(failover_after=0.0), casts) == []
 
 
 @pytest.mark.parametrize("action", ["backup", "verify_backup", "delete_backup"])
-def test_a_backup_on_the_source_does_not_hold_off_failover(store: Settings, action: str) -> None:
+def test_a_backup_on_the_source_does_not_hold_off_failover(
+    store: Settings, casts: Casts, action: str
+) -> None:
     """A schedule's backups, checks and prunes run often and long; a source that dies
     during one is failed over all the same."""
     _add("src", NOW - AFTER - 1)
@@ -106,7 +125,7 @@ def test_a_backup_on_the_source_does_not_hold_off_failover(store: Settings, acti
         Instance.update(status=status.BACKUP).where(Instance.id == "src").execute()
     tasks.record("t-1", "src", "p", action, "schedule nightly", "", NOW - 50)
     assert _failed(store) == ["src"]
-    assert len(failover.start_due(store)) == 1
+    assert len(failover.start_due(store, casts)) == 1
     assert Instance.get_by_id("src").status == status.EJECT
 
 

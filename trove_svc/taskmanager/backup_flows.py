@@ -24,7 +24,7 @@ from trove_svc.backups import (
     BackupState,
     others_in_repository,
 )
-from trove_svc.bus.messages import RunTask, TaskManagerClient
+from trove_svc.bus.messages import TaskManagerClient
 from trove_svc.caller import Caller
 from trove_svc.instances import InstanceService
 from trove_svc.store.models import Backup, Instance, Schedule, ServiceStatus, database_proxy
@@ -163,12 +163,9 @@ def instance_service(deps: FlowDeps) -> InstanceService:
 def _cast(
     deps: FlowDeps, instance_id: str, project_id: str, action: str, args: dict[str, Any]
 ) -> None:
-    now = deps.settings.clock()
-    task_id = deps.settings.new_id()
-    tasks.record(task_id, instance_id, project_id, action, "trove-svc", "", now, args=args)
-    TaskManagerClient(deps.bus).run_task(
-        RunTask(task_id, instance_id), Context(project=project_id, user="trove-svc")
-    )
+    caller = Caller(project_id, Context(project=project_id, user="trove-svc"))
+    with tasks.starting(TaskManagerClient(deps.bus), caller, deps.settings.clock()) as start:
+        start.task(deps.settings.new_id(), instance_id, action, args=args)
 
 
 def delete_backup(deps: FlowDeps, claim: Claim) -> None:

@@ -8,8 +8,11 @@ from __future__ import annotations
 import logging
 
 from trove_svc import replication, status, tasks
+from trove_svc.bus.messages import TaskManagerClient
+from trove_svc.caller import Caller
 from trove_svc.settings import Settings
-from trove_svc.store.models import Instance, database_proxy
+from trove_svc.store.models import Instance
+from trove_wire.envelope import Context
 
 LOG = logging.getLogger(__name__)
 
@@ -22,37 +25,37 @@ BESIDE_FAILOVER = ("backup", "verify_backup", "delete_backup")
 INTERVAL = 1.0
 
 
-def _start(settings: Settings, source: Instance, now: float) -> str | None:
-    """Record the eject task and move the source to EJECT; None if another task manager
+def _start(
+    settings: Settings, taskmanager: TaskManagerClient, source: Instance, now: float
+) -> str | None:
+    """Start the eject task and move the source to EJECT; None if another task manager
     (or a request) got there first, or the set is busy (a switchover stops its source on
     purpose; a replica still being built has nothing to offer)."""
     if any(tasks.is_busy(m, ignoring=BESIDE_FAILOVER) for m in replication.members(source)):
         return None
     task_id = settings.new_id()
-    with database_proxy.atomic():
+    caller = Caller(source.project_id, Context(project=source.project_id, user=REQUESTED_BY))
+
+    def move_back() -> None:
+        Instance.update(status=source.status, status_since=source.status_since).where(
+            Instance.id == source.id
+        ).execute()
+
+    with tasks.starting(taskmanager, caller, now, undo=move_back) as start:
         if not status.move(source.id, source.status, status.EJECT, now):
             return None
-        tasks.record(
-            task_id,
-            source.id,
-            source.project_id,
-            "eject",
-            REQUESTED_BY,
-            "",
-            now,
-            args={"automatic": True},
-        )
+        start.task(task_id, source.id, "eject", args={"automatic": True})
     return task_id
 
 
-def start_due(settings: Settings) -> list[str]:
-    """The eject tasks started for sources that failed; the caller runs them."""
+def start_due(settings: Settings, taskmanager: TaskManagerClient) -> list[str]:
+    """The eject tasks started for sources that failed (cast, as a request's are)."""
     if not settings.failover_after:
         return []
     now = settings.clock()
     started = []
     for source in replication.failed_sources(now, settings.failover_after):
-        task_id = _start(settings, source, now)
+        task_id = _start(settings, taskmanager, source, now)
         if task_id is not None:
             LOG.warning(
                 "instance %s not healthy for over %g s: failing it over (task %s)",

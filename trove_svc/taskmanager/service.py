@@ -294,8 +294,7 @@ class TaskManager:
                 return
 
     def _start_failovers(self) -> None:
-        for task_id in failover.start_due(self.deps.settings):
-            self._pool.submit(self.run_task, task_id, False)
+        failover.start_due(self.deps.settings, TaskManagerClient(self.deps.bus))
 
     def run(self) -> None:
         LOG.info("task manager %s started", self.worker_id)
