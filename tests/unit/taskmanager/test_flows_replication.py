@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from tests import rows
+from tests.casts import Casts
 from tests.unit.taskmanager.fakes import (
     SOURCE_PORT,
     STEPS,
@@ -362,7 +363,9 @@ def test_a_failed_source_is_failed_over_by_itself(effects: Effects) -> None:
     ServiceStatus.create(
         instance=REPLICA, operating_status=status.HEALTHY, healthy_at=settings.clock()
     )
-    (task_id,) = failover.start_due(settings)
+    casts = Casts()
+    (task_id,) = failover.start_due(settings, casts)
+    assert casts.task_ids == [task_id]
     started = Task.get_by_id(task_id)
     assert (started.action, started.requested_by) == ("eject", failover.REQUESTED_BY)
     assert _instance(SOURCE).status == status.EJECT
