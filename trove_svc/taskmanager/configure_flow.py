@@ -16,7 +16,7 @@ from trove_svc import configurations, errors, parameter_rules, tasks
 from trove_svc.store.models import Instance
 from trove_svc.taskmanager import replicas
 from trove_svc.taskmanager.deps import Claim, FlowDeps, guest_context
-from trove_svc.taskmanager.flows import run_playbook
+from trove_svc.taskmanager.runs import run_playbook
 from trove_wire import contract, datastores
 
 LOG = logging.getLogger(__name__)
@@ -75,9 +75,7 @@ def _apply(deps: FlowDeps, claim: Claim, instance: Instance, restart: bool) -> A
         waiting |= {n for n in changed if n not in wanted}  # removed: back at the next start
     if restart and waiting:
         following, secrets = replicas.keep_following(deps, instance)
-        restarted = run_playbook(
-            deps, claim, "instance_restart.yml", instance, secrets, **following
-        )
+        restarted = run_playbook(deps, claim, "instance_restart.yml", instance, following, secrets)
         if not claim.still_ours():
             return None
         if not restarted.ok:

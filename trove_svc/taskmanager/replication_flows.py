@@ -20,8 +20,8 @@ from typing import Any
 from trove_svc import errors, replication, status, tasks
 from trove_svc.store.models import Instance, database_proxy
 from trove_svc.taskmanager.deps import Claim, FlowDeps, guest_context
-from trove_svc.taskmanager.flows import run_playbook
 from trove_svc.taskmanager.replicas import follow_vars
+from trove_svc.taskmanager.runs import run_playbook
 from trove_wire import contract
 
 LOG = logging.getLogger(__name__)
@@ -57,7 +57,7 @@ def _set_following(
 ) -> None:
     """Run the role's replication entry point on `instance` (see the playbook)."""
     result = run_playbook(
-        deps, claim, "instance_replication.yml", instance, secrets, **replication_vars
+        deps, claim, "instance_replication.yml", instance, replication_vars, secrets
     )
     if not result.ok:
         raise ReplicationFailed(f"instance {instance.id}: {result.describe_failure()}")
