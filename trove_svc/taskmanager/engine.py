@@ -160,7 +160,9 @@ def _id(state: FlowState) -> str:
 
 def _enter(claim: Claim, step: str) -> None:
     Task.update(current_step=step).where(
-        (Task.id == claim.task.id) & (Task.owner == claim.owner)
+        (Task.id == claim.task.id)
+        & (Task.owner == claim.owner)
+        & (Task.state == tasks.TaskState.RUNNING)
     ).execute()
 
 
