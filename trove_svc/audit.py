@@ -108,6 +108,8 @@ def task_view(task: Task) -> dict[str, Any]:
         "rc": task.rc,
         # Ansible runs: more than one after a takeover or a retry (a port found busy).
         "runs": task.runs,
+        # The step of its flow the task is at, or ended at.
+        "current_step": task.current_step,
         "failed_step": task.failed_step,
         "message": redact(task.message) if task.message else None,
     }

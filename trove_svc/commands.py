@@ -70,6 +70,7 @@ def task_show(settings: Settings, args: argparse.Namespace) -> None:
         "duration",
         "runs",
         "rc",
+        "current_step",
         "failed_step",
         "message",
     ):

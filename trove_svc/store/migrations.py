@@ -90,6 +90,11 @@ def _requeued_tasks(migrator: SchemaMigrator) -> None:
     migrate(migrator.add_column("task", "queued_at", Task.queued_at))
 
 
+def _flow_steps(migrator: SchemaMigrator) -> None:
+    """A task says which step of its flow it is at, or ended at."""
+    migrate(migrator.add_column("task", "current_step", Task.current_step))
+
+
 MIGRATIONS: list[Callable[[SchemaMigrator], None]] = [
     _leases_and_keys,
     _list_indexes,
@@ -99,6 +104,7 @@ MIGRATIONS: list[Callable[[SchemaMigrator], None]] = [
     _replication,
     _compute_providers,
     _requeued_tasks,
+    _flow_steps,
 ]
 LATEST = len(MIGRATIONS)
 

@@ -136,6 +136,8 @@ class Task(BaseModel):
     playbook = peewee.CharField(max_length=255, null=True)
     rc = peewee.IntegerField(null=True)
     failed_step = peewee.CharField(max_length=255, null=True)
+    # The step of its flow the task is at, or ended at (`trove_svc.taskmanager.engine`).
+    current_step = peewee.CharField(max_length=255, null=True)
     message = peewee.TextField(null=True)
     artifact_dir = peewee.CharField(max_length=1024, null=True)
     created_at = peewee.FloatField()

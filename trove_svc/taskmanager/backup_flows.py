@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,21 +28,16 @@ from trove_svc.backups import (
 from trove_svc.bus.messages import TaskManagerClient
 from trove_svc.caller import Caller
 from trove_svc.instances import InstanceService
-from trove_svc.store.models import Backup, Instance, Schedule, ServiceStatus, database_proxy
+from trove_svc.store.models import Backup, Instance, Schedule, ServiceStatus
 from trove_svc.taskmanager import backup_store, object_store
 from trove_svc.taskmanager.deps import Claim, FlowDeps, guest_context, task_context
+from trove_svc.taskmanager.engine import Flow, FlowState, Lost, Outcome, Skip, Step, StepFailed
+from trove_svc.taskmanager.engine import run as run_flow
 from trove_wire import contract
 from trove_wire.envelope import Context
 
 LOG = logging.getLogger(__name__)
 POLL = 1.0
-
-
-def _finish(deps: FlowDeps, claim: Claim, ok: bool, message: str | None = None) -> bool:
-    if not claim.still_ours():
-        tasks.let_go(claim.task.id, claim.owner)
-        return False
-    return tasks.finish(claim.task.id, claim.owner, deps.settings.clock(), ok, message=message)
 
 
 def _fail(backup: Backup, reason: str, now: float) -> None:
@@ -79,39 +75,84 @@ def _wait_for_outcome(deps: FlowDeps, claim: Claim, backup: Backup) -> Backup | 
     return None
 
 
-def backup(deps: FlowDeps, claim: Claim) -> None:
+@dataclass(kw_only=True)
+class BackingUp(FlowState):
+    made: Backup
+    instance: Instance
+    # The backup once it ended (or was made, and then stored away).
+    ended: Backup | None = None
+
+
+def _waited_for(deps: FlowDeps, claim: Claim) -> BackingUp:
     made = Backup.get_or_none(Backup.id == claim.task.args.get("backup_id"))
     instance = Instance.get_or_none(Instance.id == claim.task.instance_id)
-    now = deps.settings.clock()
     if made is None or instance is None or instance.status != BACKUP:
         if made is not None:
-            _fail(made, "The instance was no longer waiting for this backup.", now)
-        tasks.skip(claim.task.id, claim.owner, now, "the instance is no longer waiting for it")
-        return
-    if made.state == BackupState.NEW:
-        parent = Backup.get_or_none(Backup.id == made.parent_id) if made.parent_id else None
-        request = contract.StartBackup(made.id, made.kind, parent.label if parent else None)
-        try:
-            deps.bus.call_guest(
-                instance.id, request, task_context(claim.task), deps.settings.call_timeout
+            _fail(
+                made, "The instance was no longer waiting for this backup.", deps.settings.clock()
             )
-        except errors.Conflict:
-            LOG.info("backup %s already runs (a run before this one started it)", made.id)
-        except errors.TroveSvcError as exc:
-            _fail(made, f"The guest agent could not start it: {exc.message}", now)
-    # Taken over from a run that died, the backup may be further on: go on from there.
-    ended = _wait_for_outcome(deps, claim, made) if made.state in MAKING else made
-    if ended is None:
+        raise Skip("the instance is no longer waiting for it")
+    return BackingUp(deps=deps, claim=claim, made=made, instance=instance)
+
+
+def _start_in_guest(state: BackingUp) -> None:
+    """The guest starts a NEW backup (taken over from a run that died, the backup may be
+    further on: the flow goes on from there)."""
+    deps, made = state.deps, state.made
+    if made.state != BackupState.NEW:
         return
+    parent = Backup.get_or_none(Backup.id == made.parent_id) if made.parent_id else None
+    request = contract.StartBackup(made.id, made.kind, parent.label if parent else None)
+    try:
+        deps.bus.call_guest(
+            state.instance.id, request, task_context(state.claim.task), deps.settings.call_timeout
+        )
+    except errors.Conflict:
+        LOG.info("backup %s already runs (a run before this one started it)", made.id)
+    except errors.TroveSvcError as exc:
+        _fail(made, f"The guest agent could not start it: {exc.message}", deps.settings.clock())
+
+
+def _wait_for_guest(state: BackingUp) -> None:
+    made = state.made
+    ended = _wait_for_outcome(state.deps, state.claim, made) if made.state in MAKING else made
+    if ended is None:
+        raise Lost
+    state.ended = ended
+
+
+def _store(state: BackingUp) -> None:
+    ended = state.ended or state.made
     if ended.state in (BackupState.SAVING, BackupState.COMPLETED):
-        ended = _store_away(deps, ended)
-    ok = ended.state == BackupState.COMPLETED
-    with database_proxy.atomic():
-        finished = _finish(deps, claim, ok, None if ok else ended.fail_reason)
-        status.move(instance.id, BACKUP, status.ACTIVE, deps.settings.clock())
-    LOG.info("backup %s of %s: %s", made.id, instance.id, ended.state)
-    if finished and ok and ended.schedule_id:
-        _after_scheduled(deps, ended)
+        ended = state.ended = _store_away(state.deps, ended)
+    LOG.info("backup %s of %s: %s", ended.id, state.instance.id, ended.state)
+    if ended.state != BackupState.COMPLETED:
+        raise StepFailed(ended.fail_reason or f"The backup ended {ended.state}.")
+
+
+def _back_to_active(state: BackingUp, ok: bool) -> None:
+    status.move(state.instance.id, BACKUP, status.ACTIVE, state.deps.settings.clock())
+
+
+def _after_success(state: BackingUp) -> None:
+    if state.ended is not None and state.ended.schedule_id:
+        _after_scheduled(state.deps, state.ended)
+
+
+BACKUP_FLOW: Flow[BackingUp] = Flow(
+    begin=_waited_for,
+    steps=(
+        Step("starting it in the guest", _start_in_guest),
+        Step("waiting for the guest to make it", _wait_for_guest),
+        Step("storing it away", _store),
+    ),
+    ended=_back_to_active,
+    after=_after_success,
+)
+
+
+def backup(deps: FlowDeps, claim: Claim) -> None:
+    run_flow(BACKUP_FLOW, deps, claim)
 
 
 def _store_away(deps: FlowDeps, made: Backup) -> Backup:
@@ -168,31 +209,33 @@ def _cast(
         start.task(deps.settings.new_id(), instance_id, action, args=args)
 
 
-def delete_backup(deps: FlowDeps, claim: Claim) -> None:
+@dataclass(kw_only=True)
+class OnBackup(FlowState):
+    found: Backup
+
+
+def _still_kept(deps: FlowDeps, claim: Claim) -> OnBackup:
     found = Backup.get_or_none(Backup.id == claim.task.args.get("backup_id"))
     if found is None:
-        tasks.skip(claim.task.id, claim.owner, deps.settings.clock(), "the backup is gone")
-        return
+        raise Skip("the backup is gone")
+    return OnBackup(deps=deps, claim=claim, found=found)
+
+
+def _remove_files(state: OnBackup) -> None:
+    """Its files go (through its instance's guest if it has one, else from the control
+    plane), then the backup: even if its task was canceled meanwhile."""
+    found = state.found
     owner = Instance.get_or_none(Instance.id == found.instance_id)
+    # The last backup of a deleted instance's repository takes the repository with it.
     last = owner is None and others_in_repository(found) == 0
     try:
         if owner is not None:
-            # The repository is the instance's: its guest removes the backup, as the
-            # account that owns it.
-            deps.bus.call_guest(
-                owner.id,
-                contract.RemoveBackup(found.id, str(found.label)),
-                task_context(claim.task),
-                deps.settings.call_timeout * 6,
-            )
+            _remove_through_guest(state.deps, state.claim, found)
         else:
-            with tempfile.TemporaryDirectory(
-                prefix=f"{claim.task.id}-", dir=deps.settings.secrets_dir
-            ) as scratch:
-                backup_store.remove(deps.settings.backups_dir, found, Path(scratch), last)
+            _remove_from_store(state.deps, state.claim, found, last)
         if "s3" in found.details:
             bucket = object_store.open_bucket(
-                deps.settings, found.details["s3"]["bucket"], found.details["s3"]["prefix"]
+                state.deps.settings, found.details["s3"]["bucket"], found.details["s3"]["prefix"]
             )
             object_store.remove(bucket, found, last)
     except Exception as exc:
@@ -200,27 +243,62 @@ def delete_backup(deps: FlowDeps, claim: Claim) -> None:
         Backup.update(state=BackupState.COMPLETED).where(
             (Backup.id == found.id) & (Backup.state == BackupState.DELETING)
         ).execute()
-        if isinstance(exc, errors.TroveSvcError):
-            why = f"its instance's guest: {exc.message}"
-        else:
-            why = str(exc) if isinstance(exc, backup_store.NotRemoved) else type(exc).__name__
-        _finish(deps, claim, False, f"Its files could not be removed: {why}")
-        return
-    # Its files are gone, so the backup goes, even if its task was canceled meanwhile.
-    with database_proxy.atomic():
-        _finish(deps, claim, True, f"backup {found.name} ({found.id})")
-        Backup.delete().where(Backup.id == found.id).execute()
+        raise StepFailed(f"Its files could not be removed: {_why_not_removed(exc)}") from exc
+    Backup.delete().where(Backup.id == found.id).execute()
+    state.outcome = Outcome(f"backup {found.name} ({found.id})")
 
 
-def verify_backup(deps: FlowDeps, claim: Claim) -> None:
-    """Restore the backup into a throwaway instance, check that it starts and answers,
-    record its tables' row counts on the backup, and remove the throwaway."""
-    found = Backup.get_or_none(Backup.id == claim.task.args.get("backup_id"))
-    if found is None:
-        tasks.skip(claim.task.id, claim.owner, deps.settings.clock(), "the backup is gone")
-        return
+def _remove_through_guest(deps: FlowDeps, claim: Claim, found: Backup) -> None:
+    """The repository is the instance's: its guest removes the backup, as the account
+    that owns it."""
+    deps.bus.call_guest(
+        found.instance_id,
+        contract.RemoveBackup(found.id, str(found.label)),
+        task_context(claim.task),
+        deps.settings.call_timeout * 6,
+    )
+
+
+def _remove_from_store(deps: FlowDeps, claim: Claim, found: Backup, last: bool) -> None:
+    with tempfile.TemporaryDirectory(
+        prefix=f"{claim.task.id}-", dir=deps.settings.secrets_dir
+    ) as scratch:
+        backup_store.remove(deps.settings.backups_dir, found, Path(scratch), last)
+
+
+def _why_not_removed(exc: Exception) -> str:
+    if isinstance(exc, errors.TroveSvcError):
+        return f"its instance's guest: {exc.message}"
+    return str(exc) if isinstance(exc, backup_store.NotRemoved) else type(exc).__name__
+
+
+DELETE_BACKUP: Flow[OnBackup] = Flow(
+    begin=_still_kept,
+    steps=(Step("removing its files", _remove_files),),
+)
+
+
+def delete_backup(deps: FlowDeps, claim: Claim) -> None:
+    run_flow(DELETE_BACKUP, deps, claim)
+
+
+@dataclass(kw_only=True)
+class Verifying(OnBackup):
+    caller: Caller
+    instances: InstanceService
+    throwaway: str | None = None
+
+
+def _to_verify(deps: FlowDeps, claim: Claim) -> Verifying:
+    found = _still_kept(deps, claim).found
     caller = Caller(found.project_id, Context(project=found.project_id, user="restore check"))
-    instances = instance_service(deps)
+    return Verifying(
+        deps=deps, claim=claim, found=found, caller=caller, instances=instance_service(deps)
+    )
+
+
+def _restore_into_throwaway(state: Verifying) -> None:
+    found = state.found
     body = {
         "instance": {
             "name": f"check-{found.id[:8]}",
@@ -231,18 +309,44 @@ def verify_backup(deps: FlowDeps, claim: Claim) -> None:
         }
     }
     try:
-        throwaway = instances.create(caller, body)
+        state.throwaway = state.instances.create(state.caller, body).id
     except errors.TroveSvcError as exc:
-        _record_check(found, deps, f"not checked: {exc.message}", {})
-        _finish(deps, claim, False, exc.message)
+        _record_check(found, state.deps, f"not checked: {exc.message}", {})
+        raise StepFailed(exc.message) from exc
+
+
+def _check_throwaway(state: Verifying) -> None:
+    assert state.throwaway is not None
+    outcome, counts = _check(state.deps, state.claim, state.throwaway)
+    _record_check(state.found, state.deps, outcome, counts)
+    if not outcome.startswith("passed"):
+        raise StepFailed(outcome)
+    state.outcome = Outcome(outcome)
+
+
+def _remove_throwaway(state: Verifying) -> None:
+    if state.throwaway is None:
         return
-    outcome, counts = _check(deps, claim, throwaway.id)
-    _record_check(found, deps, outcome, counts)
     try:
-        instances.delete(caller, throwaway.id)
+        state.instances.delete(state.caller, state.throwaway)
     except errors.TroveSvcError as exc:
-        LOG.warning("could not remove the check's instance %s: %s", throwaway.id, exc.message)
-    _finish(deps, claim, outcome.startswith("passed"), outcome)
+        LOG.warning("could not remove the check's instance %s: %s", state.throwaway, exc.message)
+
+
+VERIFY_BACKUP: Flow[Verifying] = Flow(
+    begin=_to_verify,
+    steps=(
+        Step("restoring it into a throwaway instance", _restore_into_throwaway),
+        Step("checking the restored instance", _check_throwaway),
+    ),
+    cleanup=_remove_throwaway,
+)
+
+
+def verify_backup(deps: FlowDeps, claim: Claim) -> None:
+    """Restore the backup into a throwaway instance, check that it starts and answers,
+    record its tables' row counts on the backup, and remove the throwaway."""
+    run_flow(VERIFY_BACKUP, deps, claim)
 
 
 def _check(deps: FlowDeps, claim: Claim, instance_id: str) -> tuple[str, dict[str, int]]:

@@ -16,7 +16,10 @@ from trove_svc import configurations, errors, parameter_rules, tasks
 from trove_svc.store.models import Instance
 from trove_svc.taskmanager import replicas
 from trove_svc.taskmanager.deps import Claim, FlowDeps, guest_context
-from trove_svc.taskmanager.flows import run_playbook
+from trove_svc.taskmanager.engine import Flow, FlowState, Lost, Outcome, Skip, Step, StepFailed
+from trove_svc.taskmanager.engine import run as run_flow
+from trove_svc.taskmanager.runner import RunResult
+from trove_svc.taskmanager.runs import run_playbook
 from trove_wire import contract, datastores
 
 LOG = logging.getLogger(__name__)
@@ -39,12 +42,11 @@ def _summary(applied: set[str], waiting: set[str], restarted: bool = False) -> s
 
 @dataclass(frozen=True)
 class Applied:
-    """How putting the group in effect on one instance ended."""
+    """How putting the group in effect on one instance ended, and its last run."""
 
     ok: bool
     message: str
-    rc: int | None = None
-    artifact_dir: str | None = None
+    run: RunResult
 
 
 def _running(instance: Instance | None) -> bool:
@@ -53,21 +55,20 @@ def _running(instance: Instance | None) -> bool:
     )
 
 
-def _apply(deps: FlowDeps, claim: Claim, instance: Instance, restart: bool) -> Applied | None:
+def _apply(deps: FlowDeps, claim: Claim, instance: Instance, restart: bool) -> Applied:
     """Write the group's values on `instance` and put them in effect: the dynamic ones
     through its guest, or (with `restart`, if a value that needs one changed) all of them
-    by a restart. None once the claim is lost."""
+    by a restart. Raises `Lost` once the claim is lost."""
     version = instance.datastore_version
     spec = datastores.get(version.datastore.name)
     rules = parameter_rules.of_version(version)
     wanted = configurations.engine_values(instance)
     before: dict[str, str] = instance.configuration_values or {}
     result = run_playbook(deps, claim, "instance_configure.yml", instance)
-    if not claim.still_ours():
-        return None
+    if result.canceled or not claim.still_ours():
+        raise Lost
     if not result.ok:
-        why = f"Writing the values failed: {result.describe_failure()}"
-        return Applied(False, why, result.rc, result.artifact_dir)
+        return Applied(False, f"Writing the values failed: {result.describe_failure()}", result)
     changed = _changed(before, wanted)
     dynamic = {n: wanted[n] for n in changed if n in wanted and not rules[n].restart_required}
     waiting = {n for n in changed if n in rules and rules[n].restart_required}
@@ -75,18 +76,14 @@ def _apply(deps: FlowDeps, claim: Claim, instance: Instance, restart: bool) -> A
         waiting |= {n for n in changed if n not in wanted}  # removed: back at the next start
     if restart and waiting:
         following, secrets = replicas.keep_following(deps, instance)
-        restarted = run_playbook(
-            deps, claim, "instance_restart.yml", instance, secrets, **following
-        )
-        if not claim.still_ours():
-            return None
+        restarted = run_playbook(deps, claim, "instance_restart.yml", instance, following, secrets)
+        if restarted.canceled or not claim.still_ours():
+            raise Lost
         if not restarted.ok:
             why = f"The values are written, but the restart failed: {restarted.describe_failure()}"
-            return Applied(False, why, restarted.rc, restarted.artifact_dir)
+            return Applied(False, why, restarted)
         _record_values(deps, instance, wanted, restart_pending=False)
-        return Applied(
-            True, _summary(changed, set(), restarted=True), restarted.rc, restarted.artifact_dir
-        )
+        return Applied(True, _summary(changed, set(), restarted=True), restarted)
     failure = None
     try:
         request = contract.ApplyConfiguration(dynamic)
@@ -97,9 +94,7 @@ def _apply(deps: FlowDeps, claim: Claim, instance: Instance, restart: bool) -> A
         dynamic = {}
     _record_values(deps, instance, wanted, bool(instance.restart_pending or waiting))
     LOG.info("instance %s configured: %s", instance.id, _summary(set(dynamic), waiting))
-    return Applied(
-        failure is None, failure or _summary(set(dynamic), waiting), result.rc, result.artifact_dir
-    )
+    return Applied(failure is None, failure or _summary(set(dynamic), waiting), result)
 
 
 def _record_values(
@@ -112,66 +107,83 @@ def _record_values(
     ).where(Instance.id == instance.id).execute()
 
 
-def configure(deps: FlowDeps, claim: Claim) -> None:
+@dataclass(kw_only=True)
+class Configuring(FlowState):
+    instance: Instance
+
+
+def _running_instance(deps: FlowDeps, claim: Claim) -> Configuring:
     instance = Instance.get_or_none(Instance.id == claim.task.instance_id)
     if instance is None or not _running(instance):
-        tasks.skip(claim.task.id, claim.owner, deps.settings.clock(), NOT_RUNNING)
-        return
-    applied = _apply(deps, claim, instance, restart=False)
-    if applied is None:
-        tasks.let_go(claim.task.id, claim.owner)
-        return
-    tasks.finish(
-        claim.task.id,
-        claim.owner,
-        deps.settings.clock(),
-        ok=applied.ok,
-        rc=applied.rc,
-        artifact_dir=applied.artifact_dir,
-        message=applied.message,
+        raise Skip(NOT_RUNNING)
+    return Configuring(deps=deps, claim=claim, instance=instance)
+
+
+def _apply_values(state: Configuring) -> None:
+    applied = _apply(state.deps, state.claim, state.instance, restart=False)
+    if not applied.ok:
+        raise StepFailed(applied.message, result=applied.run)
+    state.outcome = Outcome.of_run(applied.run, applied.message)
+
+
+CONFIGURE: Flow[Configuring] = Flow(
+    begin=_running_instance,
+    steps=(Step("applying the group's values", _apply_values),),
+)
+
+
+def configure(deps: FlowDeps, claim: Claim) -> None:
+    run_flow(CONFIGURE, deps, claim)
+
+
+@dataclass(kw_only=True)
+class ConfiguringSet(FlowState):
+    # The members in the order the engine requires, and that order's name.
+    members: list[str]
+    order: str
+
+
+def _replication_set(deps: FlowDeps, claim: Claim) -> ConfiguringSet:
+    args = claim.task.args
+    return ConfiguringSet(
+        deps=deps, claim=claim, members=list(args.get("members", [])), order=args.get("order", "")
     )
 
 
-def configure_set(deps: FlowDeps, claim: Claim) -> None:
-    """A change of hot-standby settings on a replication set (the task is its source's):
-    each member in turn (`members`, in the order the engine requires) has the values
-    written and is restarted with them before the next one gets them. A member that fails
-    stops the change there, so no replica is ever left below its source."""
-    order = claim.task.args.get("order", "")
-    members: list[str] = claim.task.args.get("members", [])
+def _apply_member_by_member(state: ConfiguringSet) -> None:
+    """Each member in turn has the values written and is restarted with them before the
+    next one gets them. A member that fails stops the change there, so no replica is ever
+    left below its source."""
+    deps, claim, members = state.deps, state.claim, state.members
     done: list[str] = []
     for member_id in members:
         if not claim.still_ours():
-            tasks.let_go(claim.task.id, claim.owner)
-            return
+            raise Lost
         member = Instance.get_or_none(Instance.id == member_id)
         if member is None or not _running(member):
             _record(deps, claim, member_id, member, True, f"skipped: {NOT_RUNNING}")
             continue
         started = deps.settings.clock()
         applied = _apply(deps, claim, member, restart=True)
-        if applied is None:
-            tasks.let_go(claim.task.id, claim.owner)
-            return
         _record(deps, claim, member_id, member, applied.ok, applied.message, started)
         if not applied.ok:
             left = "; the members after it keep their values" if member_id != members[-1] else ""
-            tasks.finish(
-                claim.task.id,
-                claim.owner,
-                deps.settings.clock(),
-                ok=False,
-                message=f"{member_id}: {applied.message}{left} ({order})",
-            )
-            return
+            raise StepFailed(f"{member_id}: {applied.message}{left} ({state.order})")
         done.append(member_id)
-    tasks.finish(
-        claim.task.id,
-        claim.owner,
-        deps.settings.clock(),
-        ok=True,
-        message=f"applied on {', '.join(done) or 'no member'} ({order})",
-    )
+    state.outcome = Outcome(f"applied on {', '.join(done) or 'no member'} ({state.order})")
+
+
+CONFIGURE_SET: Flow[ConfiguringSet] = Flow(
+    begin=_replication_set,
+    steps=(Step("applying the values member by member", _apply_member_by_member),),
+)
+
+
+def configure_set(deps: FlowDeps, claim: Claim) -> None:
+    """A change of hot-standby settings on a replication set (the task is its source's):
+    each member in turn (`members`, in the order the engine requires) has the values
+    written and is restarted with them before the next one gets them."""
+    run_flow(CONFIGURE_SET, deps, claim)
 
 
 def _record(

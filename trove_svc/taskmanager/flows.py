@@ -1,4 +1,5 @@
-"""One flow per operation: each is one Ansible run plus the records around it.
+"""The flows of an instance's life: create, delete, restart and reconfigure, each a list
+of steps run by the flow engine (`trove_svc.taskmanager.engine`) around its Ansible run.
 
 A flow runs only on a task its task manager claimed (`trove_svc.tasks`), and records an
 outcome only while the claim is still its own: a task canceled by a delete, failed by the
@@ -13,14 +14,26 @@ import re
 import shutil
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
-from trove_svc import backups, compute, configurations, errors, metrics, status, tasks
-from trove_svc.compute import placement
-from trove_svc.store.models import Flavor, Instance, ServiceStatus, Task, database_proxy
+from trove_svc import backups, configurations, errors, status, tasks
+from trove_svc.compute import purge_vars
+from trove_svc.store.models import Flavor, Instance, ServiceStatus, database_proxy
 from trove_svc.taskmanager import backup_store, faults, ports, provisioning, replicas, restoring
 from trove_svc.taskmanager.deps import Claim, FlowDeps
-from trove_svc.taskmanager.runner import RunResult, StepCallback
+from trove_svc.taskmanager.engine import (
+    Flow,
+    FlowState,
+    Outcome,
+    Skip,
+    Step,
+    StepFailed,
+    lost_if_canceled,
+)
+from trove_svc.taskmanager.engine import run as run_flow
+from trove_svc.taskmanager.runner import RunResult
+from trove_svc.taskmanager.runs import run_playbook
 from trove_wire.seal import encode_key
 
 LOG = logging.getLogger(__name__)
@@ -29,195 +42,170 @@ LOG = logging.getLogger(__name__)
 PORT_ATTEMPTS = 3
 
 
-def _show_step(instance_id: str) -> StepCallback:
-    def on_step(step: str) -> None:
-        Instance.update(current_step=step).where(Instance.id == instance_id).execute()
-
-    return on_step
+# Create
 
 
-def _run(
-    deps: FlowDeps,
-    claim: Claim,
-    playbook: str,
-    instance: Instance,
-    extravars: dict[str, Any],
-    secrets: dict[str, Any] | None = None,
-    suffix: str = "",
-    timeout: float | None = None,
-    show_steps: bool = True,
-) -> RunResult:
-    """One Ansible run for the claimed task, stopped as soon as the claim stops holding."""
-    task = claim.task
-    runs = Task.select(Task.runs).where(Task.id == task.id).scalar() or 0
-    tasks.start_run(task.id, claim.owner, playbook)
-    ident = task.id if runs == 0 and not suffix else f"{task.id}-{suffix or runs + 1}"
-    place = compute.place_of(deps.settings, instance)
-    result = deps.runner.run(
-        ident=ident,
-        playbook=playbook,
-        instance_id=instance.id,
-        extravars={**provisioning.instance_vars(deps.settings, instance), **extravars},
-        secrets=secrets or {},
-        on_step=_show_step(instance.id) if show_steps else None,
-        timeout=timeout,
-        cancel=claim.gone,
-        connection=place.connection,
-        environment=place.environment,
-    )
-    _note_host(deps, instance, result)
-    return result
+@dataclass(kw_only=True)
+class Creating(FlowState):
+    instance: Instance
+    # What the build's run is given besides the instance's own variables.
+    extravars: dict[str, Any] = field(default_factory=dict)
+    secrets: dict[str, Any] = field(default_factory=dict)
+    guest_url: str = ""
 
 
-def _note_host(deps: FlowDeps, instance: Instance, result: RunResult) -> None:
-    """A pool host that did not answer is skipped by placements until it answers again."""
-    if instance.provider != "ssh" or not instance.server:
-        return
-    if result.unreachable:
-        placement.mark_unreachable(
-            instance.server, deps.settings.clock(), result.failed_message or "no answer"
+def _waiting_to_be_built(deps: FlowDeps, claim: Claim) -> Creating:
+    instance = Instance.get_or_none(Instance.id == claim.task.instance_id)
+    if instance is None or instance.status != status.BUILD or instance.provisioned:
+        raise Skip("the instance is no longer waiting to be built")
+    return Creating(deps=deps, claim=claim, instance=instance)
+
+
+def _prepare_restore(state: Creating) -> None:
+    """The backup to restore, brought where the build's run finds it."""
+    try:
+        state.extravars |= restoring.restore_vars(
+            state.deps.settings, state.deps.bus, state.claim.task
         )
-    elif result.ok:
-        placement.mark_reachable(instance.server)
+    except restoring.RestoreRefused as exc:
+        raise StepFailed(str(exc)) from exc
 
 
-def run_playbook(
-    deps: FlowDeps,
-    claim: Claim,
-    playbook: str,
-    instance: Instance,
-    secrets: dict[str, Any] | None = None,
-    **extravars: Any,
-) -> RunResult:
-    """One Ansible run for a flow outside this module (no steps shown on the instance)."""
-    return _run(deps, claim, playbook, instance, extravars, secrets, show_steps=False)
+def _prepare_replica_source(state: Creating) -> None:
+    """A replica's account on its source, and where the source is."""
+    try:
+        extravars, secrets = replicas.replica_vars(state.deps, state.instance)
+    except errors.TroveSvcError as exc:
+        raise StepFailed(f"The replica's source could not be prepared: {exc.message}") from exc
+    state.extravars |= extravars
+    state.secrets |= secrets
 
 
-def _observe(deps: FlowDeps, claim: Claim, outcome: str) -> None:
-    started = claim.task.started_at or deps.settings.clock()
-    metrics.get().tasks.labels(claim.task.action, outcome).observe(
-        max(0.0, deps.settings.clock() - started)
+def _open_guest_account(state: Creating) -> None:
+    """The guest's own queues, and its broker account that may use only them."""
+    deps, instance = state.deps, state.instance
+    password = deps.settings.new_secret()
+    deps.bus.add_guest_queues(instance.id)
+    deps.admin.add_guest(deps.settings.vhost, instance.id, password)
+    state.guest_url = deps.guest_url(f"guest-{instance.id}", password)
+
+
+def _build(state: Creating) -> None:
+    """The build's run, on another port while the one allocated turns out busy; a failed
+    build is stopped before the task ends."""
+    ports.allocate(state.deps.settings, state.instance.id)
+    result, fault = _build_once(state)
+    for _ in range(1, PORT_ATTEMPTS):
+        if fault is None or not fault.port_busy or result.canceled:
+            break
+        port = ports.reallocate(state.deps.settings, state.instance.id)
+        LOG.warning("instance %s: port busy at start; trying port %d", state.instance.id, port)
+        result, fault = _build_once(state)
+    # Where a provider that learns it while building put the instance, failed or not: the
+    # clean-up and a later delete must reach (and remove) it.
+    _record_place(state.instance.id, result)
+    lost_if_canceled(result)
+    if fault is not None:
+        _stop_failed_build(state, result, fault)
+        raise StepFailed(result.describe_failure(), fault.message, fault.details, result)
+    state.outcome = Outcome.of_run(result)
+
+
+def _build_once(state: Creating) -> tuple[RunResult, faults.Fault | None]:
+    deps, claim = state.deps, state.claim
+    instance = state.instance = Instance.get_by_id(state.instance.id)
+    log = provisioning.datastore_log(deps.settings, instance)
+    log_since = faults.log_size(log)
+    extravars = {
+        **provisioning.role_vars(instance, databases=claim.task.args.get("databases", [])),
+        **state.extravars,
+        **provisioning.guest_install_vars(deps.settings, instance),
+    }
+    result = run_playbook(
+        deps,
+        claim,
+        "instance_create.yml",
+        instance,
+        extravars,
+        {**_create_secrets(state), **state.secrets},
+        show_steps=True,
+    )
+    if result.ok:
+        return result, None
+    if result.unreachable:
+        return result, faults.unreachable(claim.task.id, _host_name(instance), result)
+    return result, faults.explain(claim.task.id, result, log, log_since)
+
+
+def _create_secrets(state: Creating) -> dict[str, Any]:
+    deps, instance = state.deps, state.instance
+    secrets = deps.keys.task_secrets(state.claim.task.id, state.claim.task.sealed_secrets)
+    guest_key = deps.keys.instance_key(instance.id, instance.guest_key)
+    return provisioning.create_secrets(
+        deps.settings,
+        instance,
+        deps.settings.new_secret(),
+        secrets.get("users", []),
+        state.guest_url,
+        encode_key(guest_key),
     )
 
 
-def _finish(deps: FlowDeps, claim: Claim, result: RunResult) -> bool:
-    """Record the run's outcome if the task is still ours; False if it was taken."""
-    if result.canceled or not claim.still_ours():
-        tasks.let_go(claim.task.id, claim.owner)
-        _observe(deps, claim, "canceled")
-        LOG.info("task %s was taken from this run; leaving it", claim.task.id)
-        return False
-    _observe(deps, claim, "succeeded" if result.ok else "failed")
-    return tasks.finish(
-        claim.task.id,
-        claim.owner,
-        deps.settings.clock(),
-        ok=result.ok,
-        rc=result.rc,
-        artifact_dir=result.artifact_dir,
-        failed_step=result.failed_step,
-        message=None if result.ok else result.describe_failure(),
+def _stop_failed_build(state: Creating, result: RunResult, fault: faults.Fault) -> None:
+    """Stop what the failed build started before saying ERROR (and while the task is still
+    ours): once a client sees ERROR, nothing of the instance runs. Its files stay, for the
+    logs, until it is deleted. A host that never answered has nothing to stop."""
+    instance = Instance.get_or_none(Instance.id == state.instance.id) or state.instance
+    if result.unreachable or not state.claim.still_ours():
+        return
+    LOG.info("create of %s failed: %s", instance.id, fault.message)
+    _tear_down(state.deps, state.claim, instance, purge=False, suffix="cleanup")
+
+
+def _remove_staging(state: Creating) -> None:
+    shutil.rmtree(
+        restoring.staging_dir(state.deps.settings, state.claim.task.id), ignore_errors=True
     )
 
 
-def _skip(deps: FlowDeps, claim: Claim, why: str) -> None:
-    LOG.info("task %s skipped: %s", claim.task.id, why)
-    _observe(deps, claim, "skipped")
-    tasks.skip(claim.task.id, claim.owner, deps.settings.clock(), why)
+def _built(state: Creating, ok: bool) -> None:
+    if ok:
+        instance = Instance.get_or_none(Instance.id == state.instance.id) or state.instance
+        Instance.update(
+            provisioned=True,
+            current_step=None,
+            updated_at=state.deps.settings.clock(),
+            configuration_values=configurations.engine_values(instance),
+        ).where(Instance.id == instance.id).execute()
+
+
+def _settle(state: FlowState) -> None:
+    """The instance turns ACTIVE once its guest says it is healthy (now, or on a beat)."""
+    status.promote_if_ready(state.claim.task.instance_id, state.deps.settings.clock())
+
+
+def _created(state: Creating) -> None:
+    LOG.info("create of %s: done", state.instance.id)
+    _settle(state)
+
+
+CREATE: Flow[Creating] = Flow(
+    begin=_waiting_to_be_built,
+    steps=(
+        Step("preparing the restore", _prepare_restore),
+        Step("preparing the replica's source", _prepare_replica_source),
+        Step("opening the guest's broker account", _open_guest_account),
+        Step("building", _build),
+    ),
+    waiting=(status.BUILD,),
+    ended=_built,
+    after=_created,
+    cleanup=_remove_staging,
+)
 
 
 def create(deps: FlowDeps, claim: Claim) -> None:
-    instance = Instance.get_or_none(Instance.id == claim.task.instance_id)
-    if instance is None or instance.status != status.BUILD or instance.provisioned:
-        _skip(deps, claim, "the instance is no longer waiting to be built")
-        return
-    try:
-        restore = restoring.restore_vars(deps.settings, deps.bus, claim.task)
-    except restoring.RestoreRefused as exc:
-        now = deps.settings.clock()
-        if tasks.finish(claim.task.id, claim.owner, now, ok=False, message=str(exc)):
-            status.record_fault(instance.id, now, str(exc), only_from=(status.BUILD,))
-        return
-    try:
-        replica, replica_secrets = replicas.replica_vars(deps, instance)
-    except errors.TroveSvcError as exc:
-        why = f"The replica's source could not be prepared: {exc.message}"
-        now = deps.settings.clock()
-        if tasks.finish(claim.task.id, claim.owner, now, ok=False, message=why):
-            status.record_fault(instance.id, now, why, only_from=(status.BUILD,))
-        return
-    secrets = deps.keys.task_secrets(claim.task.id, claim.task.sealed_secrets)
-    guest_key = deps.keys.instance_key(instance.id, instance.guest_key)
-    guest_password = deps.settings.new_secret()
-    deps.bus.add_guest_queues(instance.id)
-    deps.admin.add_guest(deps.settings.vhost, instance.id, guest_password)
-    guest_url = deps.guest_url(f"guest-{instance.id}", guest_password)
-
-    ports.allocate(deps.settings, instance.id)
-    for attempt in range(1, PORT_ATTEMPTS + 1):
-        instance = Instance.get_by_id(instance.id)
-        log = provisioning.datastore_log(deps.settings, instance)
-        log_since = faults.log_size(log)
-        result = _run(
-            deps,
-            claim,
-            "instance_create.yml",
-            instance,
-            {
-                **provisioning.role_vars(instance, databases=claim.task.args.get("databases", [])),
-                **restore,
-                **replica,
-                **provisioning.guest_install_vars(deps.settings, instance),
-            },
-            {
-                **provisioning.create_secrets(
-                    deps.settings,
-                    instance,
-                    deps.settings.new_secret(),
-                    secrets.get("users", []),
-                    guest_url,
-                    encode_key(guest_key),
-                ),
-                **replica_secrets,
-            },
-        )
-        fault = None if result.ok else faults.explain(claim.task.id, result, log, log_since)
-        if fault is not None and result.unreachable:
-            fault = faults.unreachable(claim.task.id, _host_name(instance), result)
-        if fault is None or not fault.port_busy or attempt == PORT_ATTEMPTS or result.canceled:
-            break
-        port = ports.reallocate(deps.settings, instance.id)
-        LOG.warning("instance %s: port busy at start; trying port %d", instance.id, port)
-
-    shutil.rmtree(restoring.staging_dir(deps.settings, claim.task.id), ignore_errors=True)
-    # Where a provider that learns it while building put the instance, failed or not: the
-    # clean-up and a later delete must reach (and remove) it.
-    _record_place(instance.id, result)
-    instance = Instance.get_or_none(Instance.id == instance.id) or instance
-    if fault is not None and not result.canceled and not result.unreachable and claim.still_ours():
-        LOG.info("create of %s failed: %s", instance.id, fault.message)
-        # Stop what the failed build started before saying ERROR (and while the task is
-        # still ours): once a client sees ERROR, nothing of the instance runs. Its files
-        # stay, for the logs, until it is deleted.
-        _tear_down(deps, claim, instance, purge=False, suffix="cleanup")
-    now = deps.settings.clock()
-    with database_proxy.atomic():
-        if not _finish(deps, claim, result):
-            return
-        if fault is None:
-            Instance.update(
-                provisioned=True,
-                current_step=None,
-                updated_at=now,
-                configuration_values=configurations.engine_values(instance),
-            ).where(Instance.id == instance.id).execute()
-        else:
-            status.record_fault(
-                instance.id, now, fault.message, fault.details, only_from=(status.BUILD,)
-            )
-    if fault is None:
-        LOG.info("create of %s: done", instance.id)
-        status.promote_if_ready(instance.id, now)
+    run_flow(CREATE, deps, claim)
 
 
 def _host_name(instance: Instance) -> str:
@@ -247,28 +235,46 @@ def _record_place(instance_id: str, result: RunResult) -> None:
         Instance.update(found).where(Instance.id == instance_id).execute()
 
 
+# Delete
+
+
 def _tear_down(
     deps: FlowDeps, claim: Claim, instance: Instance, purge: bool, suffix: str = ""
 ) -> RunResult:
     """Stop everything the instance runs; with `purge`, remove its files and account too."""
-    result = _run(
+    result = run_playbook(
         deps,
         claim,
         "instance_delete.yml",
         instance,
-        compute.purge_vars(instance, purge),
+        purge_vars(instance, purge),
         suffix=suffix,
         timeout=deps.settings.cleanup_timeout,
-        show_steps=False,
     )
     if not result.ok:
         LOG.error("tear-down of %s failed: %s", instance.id, result.describe_failure())
     return result
 
 
-def _cancel_other_tasks(deps: FlowDeps, claim: Claim, instance_id: str) -> None:
+@dataclass(kw_only=True)
+class OnInstance(FlowState):
+    """A flow's state that is the instance it works on (and its run, once run)."""
+
+    instance: Instance
+    result: RunResult | None = None
+
+
+def _still_there(deps: FlowDeps, claim: Claim) -> OnInstance:
+    instance = Instance.get_or_none(Instance.id == claim.task.instance_id)
+    if instance is None:
+        raise Skip("the instance is already gone")
+    return OnInstance(deps=deps, claim=claim, instance=instance)
+
+
+def _cancel_other_tasks(state: OnInstance) -> None:
     """A delete cancels the instance's other tasks; their runs stop at their next lease
     renewal (or their lease runs out, if their task manager died). Wait for that."""
+    deps, claim, instance_id = state.deps, state.claim, state.instance.id
     tasks.end_open(
         instance_id,
         deps.settings.clock(),
@@ -282,26 +288,33 @@ def _cancel_other_tasks(deps: FlowDeps, claim: Claim, instance_id: str) -> None:
         time.sleep(0.5)
 
 
-def delete(deps: FlowDeps, claim: Claim) -> None:
-    instance = Instance.get_or_none(Instance.id == claim.task.instance_id)
-    if instance is None:
-        _skip(deps, claim, "the instance is already gone")
-        return
-    _cancel_other_tasks(deps, claim, instance.id)
-    backups.settle_left_behind(instance.id, deps.settings.clock(), backups.INSTANCE_DELETED)
-    restoring.archive_before_delete(deps.settings, deps.bus, instance)
-    result = _tear_down(deps, claim, instance, purge=True)
-    if not _finish(deps, claim, result):
-        return
+def _settle_backups(state: OnInstance) -> None:
+    backups.settle_left_behind(
+        state.instance.id, state.deps.settings.clock(), backups.INSTANCE_DELETED
+    )
+
+
+def _archive_logs(state: OnInstance) -> None:
+    restoring.archive_before_delete(state.deps.settings, state.deps.bus, state.instance)
+
+
+def _remove_instance(state: OnInstance) -> None:
+    result = _tear_down(state.deps, state.claim, state.instance, purge=True)
+    lost_if_canceled(result)
     if not result.ok:
-        status.record_fault(
-            instance.id,
-            deps.settings.clock(),
+        raise StepFailed(
+            result.describe_failure(),
             "Delete failed: " + result.describe_failure(),
-            f"Task {claim.task.id} ({result.status}, rc {result.rc}).",
-            only_from=(status.SHUTDOWN,),
+            f"Task {state.claim.task.id} ({result.status}, rc {result.rc}).",
+            result,
         )
-        return
+    state.outcome = Outcome.of_run(result)
+
+
+def _forget_instance(state: OnInstance) -> None:
+    """Once its files are gone: its place in a replication set, its broker account and
+    queues, its records and key, and its backups' repository if no backup keeps it."""
+    deps, instance = state.deps, state.instance
     replicas.leave_source(deps, instance)
     deps.admin.remove_guest(instance.id)
     deps.bus.delete_guest_queues(instance.id)
@@ -324,48 +337,63 @@ def _release_repository(deps: FlowDeps, instance_id: str) -> None:
         LOG.error("the repository of deleted instance %s stays: %s", instance_id, exc)
 
 
-def _run_on_running_instance(
-    deps: FlowDeps,
-    claim: Claim,
-    instance: Instance,
-    playbook: str,
-    failure_prefix: str,
-) -> RunResult | None:
-    """Run a playbook on a built instance; it settles to ACTIVE on the next healthy beat.
-    The run's result if it succeeded (None if it failed: the fault is recorded)."""
-    log = provisioning.datastore_log(deps.settings, instance)
-    log_since = faults.log_size(log)
-    following, secrets = replicas.keep_following(deps, instance)
-    result = _run(deps, claim, playbook, instance, following, secrets)
-    now = deps.settings.clock()
-    with database_proxy.atomic():
-        if not _finish(deps, claim, result):
-            return None
-        if result.ok:
-            Instance.update(current_step=None, updated_at=now).where(
-                Instance.id == instance.id
-            ).execute()
-    if result.ok:
-        return result
-    fault = faults.explain(claim.task.id, result, log, log_since)
-    status.record_fault(
-        instance.id,
-        now,
-        f"{failure_prefix}: {fault.message}",
-        fault.details,
-        only_from=(status.REBOOT, status.RESIZE),
-    )
-    return None
+DELETE: Flow[OnInstance] = Flow(
+    begin=_still_there,
+    steps=(
+        Step("canceling the instance's other tasks", _cancel_other_tasks),
+        Step("settling its backups", _settle_backups),
+        Step("archiving its logs", _archive_logs),
+        Step("removing the instance", _remove_instance),
+    ),
+    waiting=(status.SHUTDOWN,),
+    after=_forget_instance,
+)
 
 
-def restart(deps: FlowDeps, claim: Claim) -> None:
-    instance = Instance.get_or_none(Instance.id == claim.task.instance_id)
-    if instance is None or instance.status != status.REBOOT:
-        _skip(deps, claim, "the instance is no longer waiting to restart")
-        return
-    if _run_on_running_instance(deps, claim, instance, "instance_restart.yml", "Restart failed"):
-        _restarted(instance)
-        status.promote_if_ready(instance.id, deps.settings.clock())
+def delete(deps: FlowDeps, claim: Claim) -> None:
+    run_flow(DELETE, deps, claim)
+
+
+# Restart and reconfigure: a run on a built instance, which settles to ACTIVE on the next
+# healthy beat.
+
+
+def _waiting_in(statuses: tuple[str, ...], why: str) -> Callable[[FlowDeps, Claim], OnInstance]:
+    def begin(deps: FlowDeps, claim: Claim) -> OnInstance:
+        instance = Instance.get_or_none(Instance.id == claim.task.instance_id)
+        if instance is None or instance.status not in statuses:
+            raise Skip(why)
+        return OnInstance(deps=deps, claim=claim, instance=instance)
+
+    return begin
+
+
+def _running_playbook(playbook: str, failure_prefix: str) -> Callable[[OnInstance], None]:
+    """A step that runs `playbook` on the built instance, which keeps following its source
+    if it is a replica; a failure's fault says what the datastore's log says."""
+
+    def run(state: OnInstance) -> None:
+        deps, claim, instance = state.deps, state.claim, state.instance
+        log = provisioning.datastore_log(deps.settings, instance)
+        log_since = faults.log_size(log)
+        following, secrets = replicas.keep_following(deps, instance)
+        result = run_playbook(deps, claim, playbook, instance, following, secrets, show_steps=True)
+        lost_if_canceled(result)
+        if not result.ok:
+            fault = faults.explain(claim.task.id, result, log, log_since)
+            message = f"{failure_prefix}: {fault.message}"
+            raise StepFailed(result.describe_failure(), message, fault.details, result)
+        state.result = result
+        state.outcome = Outcome.of_run(result)
+
+    return run
+
+
+def _step_done(state: OnInstance, ok: bool) -> None:
+    if ok:
+        Instance.update(current_step=None, updated_at=state.deps.settings.clock()).where(
+            Instance.id == state.instance.id
+        ).execute()
 
 
 def _restarted(instance: Instance) -> None:
@@ -375,28 +403,62 @@ def _restarted(instance: Instance) -> None:
     ).where(Instance.id == instance.id).execute()
 
 
+def _after_restart(state: OnInstance) -> None:
+    _restarted(state.instance)
+    _settle(state)
+
+
+RESTART: Flow[OnInstance] = Flow(
+    begin=_waiting_in((status.REBOOT,), "the instance is no longer waiting to restart"),
+    steps=(Step("restarting", _running_playbook("instance_restart.yml", "Restart failed")),),
+    waiting=(status.REBOOT, status.RESIZE),
+    ended=_step_done,
+    after=_after_restart,
+)
+
+
+def restart(deps: FlowDeps, claim: Claim) -> None:
+    run_flow(RESTART, deps, claim)
+
+
+def _as_it_will_be(deps: FlowDeps, claim: Claim) -> OnInstance:
+    """The playbook sees the instance as it will be; the record follows once it is applied."""
+    state = _waiting_in(
+        (status.RESIZE, status.REBOOT), "the instance is no longer waiting for this change"
+    )(deps, claim)
+    args = claim.task.args
+    if args.get("flavor_id") is not None:
+        state.instance.flavor = Flavor.get_by_id(args["flavor_id"])
+    if args.get("access") is not None:
+        state.instance.access = args["access"]
+    return state
+
+
+def _after_reconfigure(state: OnInstance) -> None:
+    instance = state.instance
+    Instance.update(flavor=instance.flavor_id, access=instance.access).where(
+        Instance.id == instance.id
+    ).execute()
+    restarted = provisioning.role_var(instance, "restarted")
+    if state.result is not None and state.result.reported.get(restarted):
+        _restarted(instance)  # a new flavor's memory, say, needed a restart
+    _settle(state)
+
+
+RECONFIGURE: Flow[OnInstance] = Flow(
+    begin=_as_it_will_be,
+    steps=(
+        Step("applying the change", _running_playbook("instance_reconfigure.yml", "Change failed")),
+    ),
+    waiting=(status.REBOOT, status.RESIZE),
+    ended=_step_done,
+    after=_after_reconfigure,
+)
+
+
 def reconfigure(deps: FlowDeps, claim: Claim) -> None:
     """A new flavor or new access rules; the record changes once they are applied."""
-    instance = Instance.get_or_none(Instance.id == claim.task.instance_id)
-    if instance is None or instance.status not in (status.RESIZE, status.REBOOT):
-        _skip(deps, claim, "the instance is no longer waiting for this change")
-        return
-    args = claim.task.args
-    # The playbook sees the instance as it will be; the record follows once it is applied.
-    if args.get("flavor_id") is not None:
-        instance.flavor = Flavor.get_by_id(args["flavor_id"])
-    if args.get("access") is not None:
-        instance.access = args["access"]
-    done = _run_on_running_instance(
-        deps, claim, instance, "instance_reconfigure.yml", "Change failed"
-    )
-    if done is not None:
-        Instance.update(flavor=instance.flavor_id, access=instance.access).where(
-            Instance.id == instance.id
-        ).execute()
-        if done.reported.get(provisioning.role_var(instance, "restarted")):
-            _restarted(instance)  # a new flavor's memory, say, needed a restart
-        status.promote_if_ready(instance.id, deps.settings.clock())
+    run_flow(RECONFIGURE, deps, claim)
 
 
 FLOWS: dict[str, Callable[[FlowDeps, Claim], None]] = {

@@ -15,13 +15,24 @@ import logging
 import socket
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from trove_svc import errors, replication, status, tasks
 from trove_svc.store.models import Instance, database_proxy
 from trove_svc.taskmanager.deps import Claim, FlowDeps, guest_context
-from trove_svc.taskmanager.flows import run_playbook
+from trove_svc.taskmanager.engine import (
+    Flow,
+    FlowState,
+    Outcome,
+    Skip,
+    Step,
+    StepFailed,
+    carry_on,
+)
+from trove_svc.taskmanager.engine import run as run_flow
 from trove_svc.taskmanager.replicas import FENCED, TAKES_WRITES, follow_vars, following_vars
+from trove_svc.taskmanager.runs import run_playbook
 from trove_wire import contract
 
 LOG = logging.getLogger(__name__)
@@ -57,7 +68,7 @@ def _set_following(
 ) -> None:
     """Run the role's replication entry point on `instance` (see the playbook)."""
     result = run_playbook(
-        deps, claim, "instance_replication.yml", instance, secrets, **replication_vars
+        deps, claim, "instance_replication.yml", instance, replication_vars, secrets
     )
     if not result.ok:
         raise ReplicationFailed(f"instance {instance.id}: {result.describe_failure()}")
@@ -163,97 +174,94 @@ def _repoint(
     return problems
 
 
-def _finish(
-    deps: FlowDeps, claim: Claim, instance: Instance, waiting: str, failure: str | None, done: str
-) -> None:
-    now = deps.settings.clock()
-    with database_proxy.atomic():
-        if not tasks.finish(
-            claim.task.id, claim.owner, now, ok=failure is None, message=failure or done
-        ):
-            return
-        if failure is not None:
-            status.record_fault(instance.id, now, failure, only_from=(waiting,))
-    if failure is None:
-        status.promote_if_ready(instance.id, now)
+def _settle(state: FlowState) -> None:
+    status.promote_if_ready(state.claim.task.instance_id, state.deps.settings.clock())
 
 
-def _lost(claim: Claim, step: str) -> bool:
-    """Asked before each step of a switchover: True (and the claim dropped) once the task
-    is no longer this run's (ended by someone else, or taken over)."""
-    if claim.confirmed():
-        return False
-    tasks.let_go(claim.task.id, claim.owner)
-    LOG.warning("task %s is no longer ours; stopping before %s", claim.task.id, step)
-    return True
+def _confirmed(claim: Claim) -> bool:
+    return claim.confirmed()
 
 
-def promote(deps: FlowDeps, claim: Claim) -> None:
-    """Switchover: fence the source (a clean stop for PostgreSQL, read-only for MariaDB,
-    refusing writes for Redis), wait until the replica has applied all it wrote, promote
-    the replica, then have the old source and the other replicas follow it. Before each
-    step it checks that the task is still its own, so a task ended or taken over
-    meanwhile is never carried on by two runs."""
+def _but(done: str, problems: list[str]) -> None:
+    """A step whose main part was done fails if what came with it did not."""
+    if problems:
+        raise StepFailed(f"{done}, but: {'; '.join(problems)}")
+
+
+# Switchover
+
+
+@dataclass(kw_only=True)
+class Switchover(FlowState):
+    replica: Instance
+    source: Instance
+    others: list[Instance]
+    fenced: bool = False
+    # The new source's replication state once it took writes.
+    promoted: dict[str, Any] | None = None
+
+
+def _waiting_to_be_promoted(deps: FlowDeps, claim: Claim) -> Switchover:
     replica = Instance.get_or_none(Instance.id == claim.task.instance_id)
     if replica is None or replica.status != status.PROMOTE or not replica.replica_of_id:
-        tasks.skip(
-            claim.task.id,
-            claim.owner,
-            deps.settings.clock(),
-            "the instance is no longer waiting to be promoted",
-        )
-        return
+        raise Skip("the instance is no longer waiting to be promoted")
     source = Instance.get_by_id(replica.replica_of_id)
     others = [r for r in replication.replicas_of(source.id) if r.id != replica.id]
-    if _lost(claim, "fencing the source"):
-        return
+    return Switchover(deps=deps, claim=claim, replica=replica, source=source, others=others)
+
+
+def _fence_source(state: Switchover) -> None:
+    """The source stops taking writes: a clean stop for PostgreSQL, read-only for MariaDB,
+    refusing writes for Redis (once the replica answered)."""
     try:
-        _call(deps, replica.id, contract.ReplicationState())
-        _fence(deps, claim, source)
+        _call(state.deps, state.replica.id, contract.ReplicationState())
+        _fence(state.deps, state.claim, state.source)
     except (ReplicationFailed, errors.TroveSvcError) as exc:
-        if not _lost(claim, "recording the outcome"):
-            _finish(deps, claim, replica, status.PROMOTE, f"Switchover not started: {exc}", "")
-        return
-    if _lost(claim, "promoting the replica"):
-        _unfence_unless_taken_over(deps, claim, source)
-        return
+        raise StepFailed(f"Switchover not started: {exc}") from exc
+    state.fenced = True
+
+
+def _promote_replica(state: Switchover) -> None:
+    """Once the replica applied all its fenced source wrote, it takes writes; the records
+    follow what the datastores now are, whoever holds the task."""
+    deps, source, replica = state.deps, state.source, state.replica
     try:
         position = int(_call(deps, source.id, contract.ReplicationState())["position"])
         _wait_caught_up(deps, replica, position)
         promoted = _call(deps, replica.id, contract.Promote(), timeout=90)
     except ReplicationFailed as exc:
-        promoted = _undo_switchover(deps, claim, source, replica, exc)
-        if promoted is None:
-            return
+        promoted = _undo_switchover(deps, state.claim, source, replica, exc)
+    state.promoted = promoted
     now = deps.settings.clock()
-    # The records follow what the datastores now are, whoever holds the task.
     with database_proxy.atomic():
         replication.set_source([replica.id], None, now)
-        replication.set_source([source.id] + [o.id for o in others], replica.id, now)
+        replication.set_source([source.id] + [o.id for o in state.others], replica.id, now)
     LOG.info("switchover: %s is the source at position %s", replica.id, promoted["position"])
-    if _lost(claim, "having the old source follow"):
-        return
-    replica = Instance.get_by_id(replica.id)
-    problems = _after_promotion(deps, claim, replica, [source, *others], "a switchover")
-    _finish(
-        deps,
-        claim,
-        replica,
-        status.PROMOTE,
-        f"Promoted, but: {'; '.join(problems)}" if problems else None,
-        f"switchover: this instance is the source (position {promoted['position']}); "
-        f"{source.id} follows it",
+
+
+def _old_source_follows(state: Switchover) -> None:
+    replica = state.replica = Instance.get_by_id(state.replica.id)
+    followers = [state.source, *state.others]
+    problems = _after_promotion(state.deps, state.claim, replica, followers, "a switchover")
+    _but("Promoted", problems)
+    position = state.promoted["position"] if state.promoted else None
+    state.outcome = Outcome(
+        f"switchover: this instance is the source (position {position}); "
+        f"{state.source.id} follows it"
     )
 
 
-def _unfence_unless_taken_over(deps: FlowDeps, claim: Claim, source: Instance) -> None:
+def _unfence_unless_taken_over(state: Switchover) -> None:
     """The task was ended after the source was fenced and before the replica took writes:
     the source takes writes again (unless another task manager now runs the switchover),
     so the set never stays without a writable source."""
-    if tasks.run_elsewhere(claim.task.id, claim.owner):
+    source = state.source
+    if not state.fenced or state.promoted is not None:
+        return
+    if tasks.run_elsewhere(state.claim.task.id, state.claim.owner):
         return
     try:
-        _call(deps, source.id, contract.Promote(), timeout=90)
+        _call(state.deps, source.id, contract.Promote(), timeout=90)
         LOG.warning("switchover of %s stopped: its source takes writes again", source.id)
     except ReplicationFailed as exc:
         LOG.error(
@@ -263,7 +271,7 @@ def _unfence_unless_taken_over(deps: FlowDeps, claim: Claim, source: Instance) -
 
 def _undo_switchover(
     deps: FlowDeps, claim: Claim, source: Instance, replica: Instance, failure: Exception
-) -> dict[str, Any] | None:
+) -> dict[str, Any]:
     """A switchover step failed. If the replica did take writes after all (a promotion
     that answered late), go on: its state, returned. If it surely still follows, nothing
     moved: the source takes writes again. If that cannot be known, the source stays fenced
@@ -272,8 +280,7 @@ def _undo_switchover(
         state = _call(deps, replica.id, contract.ReplicationState())
     except ReplicationFailed as unknown:
         why = f"{failure}; the replica's state is unknown ({unknown}), so the source stays fenced"
-        _finish(deps, claim, replica, status.PROMOTE, f"Switchover failed: {why}", "")
-        return None
+        raise StepFailed(f"Switchover failed: {why}") from unknown
     if not state["replica"]:
         LOG.warning("switchover to %s: the promotion answered late; going on", replica.id)
         return dict(state)
@@ -285,8 +292,30 @@ def _undo_switchover(
         failure = ReplicationFailed(
             f"{failure}; and the source could not take writes again: {undo}"
         )
-    _finish(deps, claim, replica, status.PROMOTE, f"Switchover failed: {failure}", "")
-    return None
+    raise StepFailed(f"Switchover failed: {failure}")
+
+
+SWITCHOVER: Flow[Switchover] = Flow(
+    begin=_waiting_to_be_promoted,
+    steps=(
+        Step("fencing the source", _fence_source),
+        Step("promoting the replica", _promote_replica),
+        Step("having the old source follow", _old_source_follows),
+    ),
+    waiting=(status.PROMOTE,),
+    # Never carried on by two runs: before each step, the store must still name it ours.
+    holds=_confirmed,
+    after=_settle,
+    stopped=_unfence_unless_taken_over,
+)
+
+
+def promote(deps: FlowDeps, claim: Claim) -> None:
+    """Switchover: fence the source, wait until the replica has applied all it wrote,
+    promote the replica, then have the old source and the other replicas follow it. Before
+    each step it checks that the task is still its own, so a task ended or taken over
+    meanwhile is never carried on by two runs."""
+    run_flow(SWITCHOVER, deps, claim)
 
 
 def _after_promotion(
@@ -305,6 +334,9 @@ def _after_promotion(
     except ReplicationFailed as exc:
         LOG.warning("%s keeps its old replication account (%s)", new_source.id, exc)
     return problems
+
+
+# Failover
 
 
 def _listens(host: str, port: int) -> bool:
@@ -329,128 +361,170 @@ def _most_advanced(deps: FlowDeps, replicas: list[Instance]) -> tuple[Instance, 
     return best
 
 
-def eject(deps: FlowDeps, claim: Claim) -> None:
-    """Failover: promote the most advanced replica of a source that stopped working, have
-    the others follow it, and fence the old source: it follows the new one (in standby,
-    or read-only), so it never takes writes again, even when it comes back."""
+@dataclass(kw_only=True)
+class Failover(FlowState):
+    source: Instance
+    candidates: list[Instance]
+    new_source: Instance | None = None
+    at: Any = None  # the new source's position when it took writes
+    problems: list[str] = field(default_factory=list)
+
+
+def _waiting_to_fail_over(deps: FlowDeps, claim: Claim) -> Failover:
     source = Instance.get_or_none(Instance.id == claim.task.instance_id)
     if source is None or source.status != status.EJECT:
-        tasks.skip(
-            claim.task.id,
-            claim.owner,
-            deps.settings.clock(),
-            "the instance is no longer waiting to be failed over",
-        )
+        raise Skip("the instance is no longer waiting to be failed over")
+    return Failover(
+        deps=deps, claim=claim, source=source, candidates=replication.replicas_of(source.id)
+    )
+
+
+def _fence_if_listening(state: Failover) -> None:
+    """Only its guest is silent, or its datastore hangs: it may still take writes. Fenced
+    first, or not failed over at all."""
+    source = state.source
+    if not (source.port and _listens(source.host or "127.0.0.1", source.port)):
         return
-    candidates = replication.replicas_of(source.id)
-    if source.port and _listens(source.host or "127.0.0.1", source.port):
-        # Only its guest is silent, or its datastore hangs: it may still take writes.
-        # Fenced first, or not failed over at all.
-        try:
-            _fence(deps, claim, source)
-        except ReplicationFailed as exc:
-            _finish(
-                deps,
-                claim,
-                source,
-                status.EJECT,
-                f"Failover not started: the source still listens and could not be fenced ({exc}).",
-                "",
-            )
-            return
-    chosen = _most_advanced(deps, candidates)
+    try:
+        _fence(state.deps, state.claim, source)
+    except ReplicationFailed as exc:
+        raise StepFailed(
+            f"Failover not started: the source still listens and could not be fenced ({exc})."
+        ) from exc
+
+
+def _promote_most_advanced(state: Failover) -> None:
+    deps, source = state.deps, state.source
+    chosen = _most_advanced(deps, state.candidates)
     if chosen is None:
-        _finish(
-            deps,
-            claim,
-            source,
-            status.EJECT,
-            "Failover failed: no replica of this instance answered.",
-            "",
-        )
-        return
+        raise StepFailed("Failover failed: no replica of this instance answered.")
     new_source, position = chosen
     try:
         promoted = _call(deps, new_source.id, contract.Promote(), timeout=90)
     except ReplicationFailed as exc:
-        _finish(deps, claim, source, status.EJECT, f"Failover failed: {exc}", "")
-        return
+        raise StepFailed(f"Failover failed: {exc}") from exc
     now = deps.settings.clock()
-    others = [r for r in candidates if r.id != new_source.id]
+    others = [r.id for r in state.candidates if r.id != new_source.id]
     with database_proxy.atomic():
         replication.set_source([new_source.id], None, now)
-        replication.set_source([source.id] + [o.id for o in others], new_source.id, now)
+        replication.set_source([source.id, *others], new_source.id, now)
+    state.at = at = promoted["position"]
     LOG.warning(
         "failover: %s replaces %s as the source, at position %s (received %s)",
         new_source.id,
         source.id,
-        promoted["position"],
+        at,
         position,
     )
-    at = promoted["position"]
-    _record(
-        deps,
-        claim,
-        new_source,
-        "promote",
-        True,
-        f"promoted in place of {source.id} (failover) at position {at}",
+    message = f"promoted in place of {source.id} (failover) at position {at}"
+    _record(deps, state.claim, new_source, "promote", True, message)
+    state.new_source = Instance.get_by_id(new_source.id)
+
+
+def _others_follow(state: Failover) -> None:
+    assert state.new_source is not None
+    others = [r for r in state.candidates if r.id != state.new_source.id]
+    state.problems += _after_promotion(
+        state.deps, state.claim, state.new_source, others, "a failover"
     )
-    new_source = Instance.get_by_id(new_source.id)
-    problems = _after_promotion(deps, claim, new_source, others, "a failover")
-    # The old source last: fenced, it follows the new one (if its data allows).
+
+
+def _fence_old_source(state: Failover) -> None:
+    """The old source last: fenced, it follows the new one (if its data allows)."""
+    new_source = state.new_source
+    assert new_source is not None
     try:
-        _fence(deps, claim, source)
-        _follow(deps, claim, source, new_source)
+        _fence(state.deps, state.claim, state.source)
+        _follow(state.deps, state.claim, state.source, new_source)
     except (ReplicationFailed, errors.TroveSvcError) as exc:
-        problems.append(f"the old source could not be fenced yet: {exc}")
-    _finish(
-        deps,
-        claim,
-        source,
-        status.EJECT,
-        f"Failed over to {new_source.id}, but: {'; '.join(problems)}" if problems else None,
-        f"failover: {new_source.id} is the source (position {promoted['position']}); "
-        "this instance is fenced and follows it",
+        state.problems.append(f"the old source could not be fenced yet: {exc}")
+    _but(f"Failed over to {new_source.id}", state.problems)
+    state.outcome = Outcome(
+        f"failover: {new_source.id} is the source (position {state.at}); "
+        "this instance is fenced and follows it"
     )
+
+
+FAILOVER: Flow[Failover] = Flow(
+    begin=_waiting_to_fail_over,
+    steps=(
+        Step("fencing the source if it still listens", _fence_if_listening),
+        Step("promoting the most advanced replica", _promote_most_advanced),
+        Step("having the other replicas follow it", _others_follow),
+        Step("fencing the old source", _fence_old_source),
+    ),
+    waiting=(status.EJECT,),
+    # Once started, a failover goes to its end: a set is never left half failed over.
+    holds=carry_on,
+    after=_settle,
+)
+
+
+def eject(deps: FlowDeps, claim: Claim) -> None:
+    """Failover: promote the most advanced replica of a source that stopped working, have
+    the others follow it, and fence the old source: it follows the new one (in standby,
+    or read-only), so it never takes writes again, even when it comes back."""
+    run_flow(FAILOVER, deps, claim)
+
+
+# Detach
+
+
+@dataclass(kw_only=True)
+class Detaching(FlowState):
+    replica: Instance
+    source_id: str
+    problems: list[str] = field(default_factory=list)
+
+
+def _waiting_to_be_detached(deps: FlowDeps, claim: Claim) -> Detaching:
+    replica = Instance.get_or_none(Instance.id == claim.task.instance_id)
+    if replica is None or replica.status != status.DETACH or not replica.replica_of_id:
+        raise Skip("the instance is no longer waiting to be detached")
+    return Detaching(deps=deps, claim=claim, replica=replica, source_id=replica.replica_of_id)
+
+
+def _stop_following(state: Detaching) -> None:
+    try:
+        _call(state.deps, state.replica.id, contract.Promote(), timeout=90)
+    except ReplicationFailed as exc:
+        raise StepFailed(f"Detach failed: {exc}") from exc
+    replication.set_source([state.replica.id], None, state.deps.settings.clock())
+    try:
+        _take_writes(state.deps, state.claim, state.replica)
+    except ReplicationFailed as exc:
+        state.problems.append(str(exc))
+
+
+def _remove_replication_accounts(state: Detaching) -> None:
+    """Its account on the source, and the one it copied from it."""
+    replica = state.replica
+    for instance_id in (state.source_id, replica.id):
+        try:
+            _call(state.deps, instance_id, contract.RemoveReplicationAccount(replica.id))
+        except ReplicationFailed as exc:
+            LOG.warning("detach of %s: an account stays (%s)", replica.id, exc)
+    _but("Detached", state.problems)
+    state.outcome = Outcome(
+        f"detached from {state.source_id}: this instance takes writes on its own"
+    )
+
+
+DETACH: Flow[Detaching] = Flow(
+    begin=_waiting_to_be_detached,
+    steps=(
+        Step("promoting the replica", _stop_following),
+        Step("removing its replication accounts", _remove_replication_accounts),
+    ),
+    waiting=(status.DETACH,),
+    holds=carry_on,
+    after=_settle,
+)
 
 
 def detach(deps: FlowDeps, claim: Claim) -> None:
     """The replica stops following and takes writes; its account on the source goes."""
-    replica = Instance.get_or_none(Instance.id == claim.task.instance_id)
-    if replica is None or replica.status != status.DETACH or not replica.replica_of_id:
-        tasks.skip(
-            claim.task.id,
-            claim.owner,
-            deps.settings.clock(),
-            "the instance is no longer waiting to be detached",
-        )
-        return
-    source_id = replica.replica_of_id
-    try:
-        _call(deps, replica.id, contract.Promote(), timeout=90)
-    except ReplicationFailed as exc:
-        _finish(deps, claim, replica, status.DETACH, f"Detach failed: {exc}", "")
-        return
-    replication.set_source([replica.id], None, deps.settings.clock())
-    problems = []
-    try:
-        _take_writes(deps, claim, replica)
-    except ReplicationFailed as exc:
-        problems.append(str(exc))
-    for instance_id, account_of in ((source_id, replica.id), (replica.id, replica.id)):
-        try:
-            _call(deps, instance_id, contract.RemoveReplicationAccount(account_of))
-        except ReplicationFailed as exc:
-            LOG.warning("detach of %s: an account stays (%s)", replica.id, exc)
-    _finish(
-        deps,
-        claim,
-        replica,
-        status.DETACH,
-        f"Detached, but: {'; '.join(problems)}" if problems else None,
-        f"detached from {source_id}: this instance takes writes on its own",
-    )
+    run_flow(DETACH, deps, claim)
 
 
 FLOWS: dict[str, Callable[[FlowDeps, Claim], None]] = {
