@@ -69,8 +69,9 @@ class InventoryModule(BaseInventoryPlugin):  # type: ignore[misc]
         super().parse(inventory, loader, path, cache)
         self._read_config_data(path)
         try:
-            from trove_svc import compute, errors
-            from trove_svc.settings import Settings
+            from trove_svc import compute
+            from trove_svc.domain import errors
+            from trove_svc.process.settings import Settings
             from trove_svc.store.db import open_store
             from trove_svc.store.models import Instance
             from trove_svc.taskmanager.provisioning import instance_vars

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from trove_svc import errors
 from trove_svc.bus.messages import RunTask
+from trove_svc.domain import errors
 from trove_wire.envelope import Context
 
 

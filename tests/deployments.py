@@ -120,7 +120,7 @@ def delete_all(service: support.Service, token: str, ids: list[str]) -> None:
 def cast_again(service: support.Service, task_id: str, instance_id: str) -> None:
     """What a broker redelivery looks like: the task's cast, sealed as the API seals it."""
     from trove_svc.bus.client import Bus
-    from trove_svc.keys import KeyRing, ServiceKeys
+    from trove_svc.security.keys import KeyRing, ServiceKeys
     from trove_wire.envelope import Context
 
     keys = ServiceKeys.load(service.settings().service_key_path)

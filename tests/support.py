@@ -75,7 +75,7 @@ def api_app(settings: Any, url: str) -> tuple[Any, Any]:
     """The API in-process with a throwaway service key: (app, bus)."""
     from trove_svc.api.app import create_app
     from trove_svc.bus.client import Bus
-    from trove_svc.keys import KeyRing, ServiceKeys
+    from trove_svc.security.keys import KeyRing, ServiceKeys
     from trove_wire.seal import new_key
 
     keys = ServiceKeys(new_key())
@@ -169,7 +169,7 @@ class Service:
         return amqp_url(settings, load_account(settings.credentials_path))
 
     def settings(self) -> Any:
-        from trove_svc.settings import Settings
+        from trove_svc.process.settings import Settings
 
         return Settings.from_env(self.env())
 
@@ -318,8 +318,8 @@ class Service:
 
 def remove_deployment_from_broker(settings: Any, admin_url: str) -> None:
     """The deployment's vhost, account and any guest accounts it left."""
-    from trove_svc import setup
     from trove_svc.bus.broker import Account, BrokerAdmin
+    from trove_svc.operator import setup
 
     try:
         setup.remove_broker_objects(settings, admin_url)

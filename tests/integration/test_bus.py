@@ -13,9 +13,9 @@ import pika
 import pytest
 
 from tests import support
-from trove_svc import metrics
 from trove_svc.bus.broker import REPORT_QUEUE_POLICY, Account, BrokerAdmin, report_queue_policy
 from trove_svc.conductor.intake import ReportIntake
+from trove_svc.process import metrics
 from trove_wire import topology
 from trove_wire.amqp import (
     BrokerUnavailable,
@@ -314,9 +314,9 @@ def test_the_intake_follows_guests_queues_as_they_come_and_go(own_vhost: str) ->
 
 
 def test_a_call_nobody_answers_becomes_a_domain_error(transport_url: str, tmp_path: Path) -> None:
-    from trove_svc import catalog, errors
     from trove_svc.bus.client import Bus
-    from trove_svc.keys import KeyRing, ServiceKeys
+    from trove_svc.domain import catalog, errors
+    from trove_svc.security.keys import KeyRing, ServiceKeys
     from trove_svc.store.db import open_store
     from trove_svc.store.models import DatastoreVersion, Instance
     from trove_wire.contract import ListDatabases

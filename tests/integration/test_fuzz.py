@@ -19,8 +19,9 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis import checks
 
 from tests import support
-from trove_svc import catalog, tokens
-from trove_svc.settings import Settings
+from trove_svc.domain import catalog
+from trove_svc.process.settings import Settings
+from trove_svc.security import tokens
 from trove_svc.store.db import open_store
 
 pytestmark = pytest.mark.integration

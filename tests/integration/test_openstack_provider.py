@@ -16,7 +16,7 @@ import pytest
 
 from tests.openstack_replay import Call, OpenStackReplay
 from trove_svc import compute
-from trove_svc.settings import Settings
+from trove_svc.process.settings import Settings
 from trove_svc.taskmanager.runner import PlaybookRunner
 
 pytestmark = pytest.mark.integration

@@ -16,7 +16,7 @@ import pytest
 import redis
 
 from tests import support
-from trove_svc.settings import PROJECT_ROOT, Settings
+from trove_svc.process.settings import PROJECT_ROOT, Settings
 from trove_svc.taskmanager.runner import PlaybookRunner, RunResult
 from trove_wire import datastores
 

@@ -7,7 +7,8 @@ from collections.abc import Iterator
 import pytest
 
 from tests import bare
-from trove_svc import catalog, status, tokens
+from trove_svc.domain import catalog, status
+from trove_svc.security import tokens
 from trove_svc.store.db import open_store
 from trove_svc.store.models import Datastore, DatastoreVersion, Flavor, Instance
 from trove_wire.datastores import postgresql

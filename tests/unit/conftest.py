@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from tests.casts import Casts
-from trove_svc import tasks
+from trove_svc.domain import tasks
 from trove_svc.store.db import open_store
 from trove_svc.store.models import Datastore, DatastoreVersion
 from trove_wire import datastores

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from trove_svc import tasks
-from trove_svc.keys import ServiceKeys
-from trove_svc.settings import Settings
+from trove_svc.domain import tasks
+from trove_svc.process.settings import Settings
+from trove_svc.security.keys import ServiceKeys
 from trove_svc.store.db import open_store
 from trove_svc.store.models import Task
 from trove_svc.taskmanager import service

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import re
 
-from trove_svc import metrics
-from trove_svc.settings import PROJECT_ROOT
+from trove_svc.process import metrics
+from trove_svc.process.settings import PROJECT_ROOT
 
 
 def test_every_dashboard_query_names_an_exposed_metric() -> None:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import falcon
 
-from trove_svc.accounts import AccountService
 from trove_svc.api import schemas
 from trove_svc.api.middleware import caller_of
 from trove_svc.api.openapi import answers, paged
 from trove_svc.api.paging import page
 from trove_svc.api.validation import validate
+from trove_svc.domain.accounts import AccountService
 
 
 class _Resource:

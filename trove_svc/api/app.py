@@ -7,7 +7,6 @@ from dataclasses import dataclass
 import falcon
 import falcon.media
 
-from trove_svc.accounts import AccountService
 from trove_svc.api import (
     account_resources,
     backup_resources,
@@ -21,16 +20,17 @@ from trove_svc.api import (
     resources,
     service_resources,
 )
-from trove_svc.backups import BackupService
 from trove_svc.bus.client import Bus
 from trove_svc.bus.messages import GuestClient, TaskManagerClient
-from trove_svc.configurations import ConfigurationService
-from trove_svc.instances import InstanceService
-from trove_svc.keys import ServiceKeys
-from trove_svc.keystone import KeystoneTokens
-from trove_svc.schedules import ScheduleService
-from trove_svc.settings import Settings
-from trove_svc.tokens import LocalTokens
+from trove_svc.domain.accounts import AccountService
+from trove_svc.domain.backups import BackupService
+from trove_svc.domain.configurations import ConfigurationService
+from trove_svc.domain.instances import InstanceService
+from trove_svc.domain.schedules import ScheduleService
+from trove_svc.process.settings import Settings
+from trove_svc.security.keys import ServiceKeys
+from trove_svc.security.keystone import KeystoneTokens
+from trove_svc.security.tokens import LocalTokens
 
 P = "/v1.0/{project_id}"
 

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import falcon
 
-from trove_svc import strategies
 from trove_svc.api import schemas, views
 from trove_svc.api.middleware import caller_of
 from trove_svc.api.openapi import answers, paged
 from trove_svc.api.paging import Page, body
 from trove_svc.api.validation import validate
-from trove_svc.backups import BackupService
-from trove_svc.instances import InstanceService
-from trove_svc.schedules import ScheduleService
-from trove_svc.settings import Settings
+from trove_svc.domain import strategies
+from trove_svc.domain.backups import BackupService
+from trove_svc.domain.instances import InstanceService
+from trove_svc.domain.schedules import ScheduleService
+from trove_svc.process.settings import Settings
 
 
 class Backups:

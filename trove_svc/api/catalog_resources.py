@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import falcon
 
-from trove_svc import catalog, quotas
 from trove_svc.api import views
 from trove_svc.api.openapi import paged
 from trove_svc.api.paging import page
-from trove_svc.settings import Settings
+from trove_svc.domain import catalog, quotas
+from trove_svc.process.settings import Settings
 
 
 class Flavors:

@@ -7,7 +7,7 @@ import falcon
 from trove_svc.api import views
 from trove_svc.api.resources import require_admin
 from trove_svc.compute import placement, pool
-from trove_svc.settings import Settings
+from trove_svc.process.settings import Settings
 
 
 class MgmtHosts:

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import falcon
 
-from trove_svc import status
 from trove_svc.api import schemas, views
 from trove_svc.api.middleware import caller_of
 from trove_svc.api.openapi import answers, paged
 from trove_svc.api.paging import Page, body
 from trove_svc.api.validation import validate
 from trove_svc.bus.messages import GuestClient
-from trove_svc.configurations import ConfigurationService
-from trove_svc.instances import InstanceService
+from trove_svc.domain import status
+from trove_svc.domain.configurations import ConfigurationService
+from trove_svc.domain.instances import InstanceService
 from trove_wire import contract
 
 

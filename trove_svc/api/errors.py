@@ -11,7 +11,7 @@ from typing import Any
 
 import falcon
 
-from trove_svc import errors
+from trove_svc.domain import errors
 
 LOG = logging.getLogger(__name__)
 

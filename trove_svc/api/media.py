@@ -16,8 +16,8 @@ from typing import Any
 import falcon
 import falcon.media
 
-from trove_svc import errors
 from trove_svc.api import validation
+from trove_svc.domain import errors
 
 # A JSON string, escapes honoured; one left open runs to the end of the body.
 _STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"?', re.DOTALL)

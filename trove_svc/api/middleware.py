@@ -8,9 +8,11 @@ from typing import Any, Protocol
 
 import falcon
 
-from trove_svc import errors, metrics, tokens
-from trove_svc.caller import Caller
-from trove_svc.keystone import KeystoneUnavailable
+from trove_svc.domain import errors
+from trove_svc.process import metrics
+from trove_svc.security import tokens
+from trove_svc.security.caller import Caller
+from trove_svc.security.keystone import KeystoneUnavailable
 from trove_wire import logs
 from trove_wire.envelope import Context
 

@@ -13,7 +13,7 @@ from urllib.parse import urlencode
 
 import falcon
 
-from trove_svc import errors
+from trove_svc.domain import errors
 
 MAX_LIMIT = 1000
 # Trove's page size for instances (and the API's other store-backed lists).

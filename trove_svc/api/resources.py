@@ -1,19 +1,19 @@
 """Thin responders for instances, their actions and their audit trail; one class per URI
-shape, the work done by the domain (`trove_svc.instances`, `trove_svc.audit`)."""
+shape, the work done by the domain (`trove_svc.domain.instances`, `trove_svc.domain.audit`)."""
 
 from __future__ import annotations
 
 import falcon
 
-from trove_svc import audit, errors
 from trove_svc.api import schemas, views
 from trove_svc.api.middleware import caller_of
 from trove_svc.api.openapi import answers, paged
 from trove_svc.api.paging import Page, body, page
 from trove_svc.api.validation import validate
-from trove_svc.configurations import ConfigurationService
-from trove_svc.instances import InstanceService
-from trove_svc.replication import replicas_of
+from trove_svc.domain import audit, errors
+from trove_svc.domain.configurations import ConfigurationService
+from trove_svc.domain.instances import InstanceService
+from trove_svc.domain.replication_sets import replicas_of
 
 
 def require_admin(req: falcon.Request) -> None:

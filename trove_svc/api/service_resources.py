@@ -6,10 +6,11 @@ from typing import Any
 
 import falcon
 
-from trove_svc import errors, health, metrics
 from trove_svc.api.openapi import responses
 from trove_svc.bus.client import Bus
-from trove_svc.settings import Settings
+from trove_svc.domain import errors
+from trove_svc.process import health, metrics
+from trove_svc.process.settings import Settings
 
 
 class Versions:

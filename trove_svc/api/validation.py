@@ -22,7 +22,7 @@ from typing import Any
 import falcon
 import jsonschema
 
-from trove_svc import errors
+from trove_svc.domain import errors
 
 _PART = 32
 _TYPES = {

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from trove_svc import status as instance_status
-from trove_svc.clock import iso
+from trove_svc.domain import status as instance_status
+from trove_svc.domain.wire_time import iso
 
 if TYPE_CHECKING:  # rows the domain hands over; the API never queries them itself
     from trove_svc.compute.placement import HostUse

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import falcon
 
-from trove_svc import metrics, startup
 from trove_svc.api.app import create_app
+from trove_svc.process import metrics, startup
 
 
 def application() -> falcon.App[falcon.Request, falcon.Response]:

@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
-from trove_svc import errors
-from trove_svc.settings import Settings
+from trove_svc.domain import errors
+from trove_svc.process.settings import Settings
 from trove_wire import topology
 
 

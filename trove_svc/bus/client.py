@@ -7,8 +7,8 @@ import threading
 import uuid
 from typing import Any, TypeVar
 
-from trove_svc import errors
-from trove_svc.keys import KeyRing
+from trove_svc.domain import errors
+from trove_svc.security.keys import KeyRing
 from trove_wire import contract, seal, topology
 from trove_wire.amqp import BrokerUnavailable, CallTimedOut, NoConsumerQueue, Publisher
 from trove_wire.envelope import Context, Envelope, MalformedMessage, Reply

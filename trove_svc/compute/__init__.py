@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from trove_svc import errors
 from trove_svc.compute import placement, pool
-from trove_svc.settings import Settings
+from trove_svc.domain import errors
+from trove_svc.process.settings import Settings
 from trove_svc.store.models import Flavor, Instance, database_proxy
 
 # Where instances live on a server the openstack provider made (its volume is mounted at

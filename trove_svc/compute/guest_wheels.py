@@ -15,7 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from trove_svc.settings import Settings
+from trove_svc.process.settings import Settings
 
 COMPLETE = ".complete"
 

@@ -15,10 +15,10 @@ from dataclasses import dataclass
 
 import peewee
 
-from trove_svc import errors
-from trove_svc.audit import redact
 from trove_svc.compute import pool
 from trove_svc.compute.pool import PoolHost
+from trove_svc.domain import errors
+from trove_svc.domain.audit import redact
 from trove_svc.store.models import Flavor, Instance, database_proxy
 from trove_svc.store.models import PoolHost as HostMark
 

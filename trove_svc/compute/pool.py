@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from trove_svc import errors
+from trove_svc.domain import errors
 
 DEFAULT_INSTANCES_DIR = "/var/lib/trove-svc/instances"
 # Where the guest agent's virtual environments live on a host: beside the instances.

@@ -30,7 +30,7 @@ from typing import Any
 import pika
 import pika.exceptions
 
-from trove_svc import metrics
+from trove_svc.process import metrics
 from trove_wire import topology
 from trove_wire.amqp import CONNECTION_ERRORS, Delivery, connection_parameters
 

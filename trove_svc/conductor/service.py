@@ -7,8 +7,8 @@ the key of the instance whose queue they came from; one that fails (wrong key, a
 instance's id, replayed, dated outside the window, not of the contract's shape) is
 dropped, counted by reason and logged without its contents, and never changes the store.
 Besides, every few seconds the conductor marks instances whose guests fell silent, ends
-waits that ran past their limits (`trove_svc.watchdog`), and reads from the broker how many
-reports wait, for the metrics.
+waits that ran past their limits (`trove_svc.domain.wait_limits`), and reads from the
+broker how many reports wait, for the metrics.
 """
 
 from __future__ import annotations
@@ -18,12 +18,13 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from trove_svc import backups, errors, metrics, status, watchdog, workers
 from trove_svc.bus.broker import BrokerAdmin
 from trove_svc.conductor.intake import ReportIntake
 from trove_svc.conductor.rate import ReportRate
-from trove_svc.keys import KeyRing
-from trove_svc.settings import Settings
+from trove_svc.domain import backups, errors, status, wait_limits
+from trove_svc.process import metrics, workers
+from trove_svc.process.settings import Settings
+from trove_svc.security.keys import KeyRing
 from trove_svc.store.models import Instance, ServiceStatus
 from trove_wire import contract, seal, topology
 from trove_wire.amqp import Delivery
@@ -180,7 +181,7 @@ class Conductor:
         marked = status.expire_silent_guests(now, self._settings.heartbeat_expiry)
         if marked:
             LOG.warning("%d instance(s) stopped sending heartbeats", marked)
-        expired = marked + watchdog.sweep(self._settings)
+        expired = marked + wait_limits.sweep(self._settings)
         self._observe_backlog()
         return expired
 

@@ -41,7 +41,7 @@ class DatastoreVersion(BaseModel):
     packages = peewee.CharField(default="", max_length=255)
     bin_dir = peewee.CharField(default="", max_length=255)
     active = peewee.BooleanField(default=True)
-    # Its configuration parameters as the engine describes them (trove_svc.parameter_rules).
+    # Its configuration parameters as the engine describes them (trove_svc.domain.parameter_rules).
     parameters = JSONField(null=True)
 
     class Meta:
@@ -77,14 +77,15 @@ class Instance(BaseModel):
     access = JSONField(default=dict)
     # When `status` last changed: waiting states are timed from here.
     status_since = peewee.FloatField(default=0)
-    # The instance's message key, sealed under the service key (trove_svc.keys).
+    # The instance's message key, sealed under the service key (trove_svc.security.keys).
     guest_key = peewee.TextField(null=True)
-    # The configuration group attached (trove_svc.configurations), if any.
+    # The configuration group attached (trove_svc.domain.configurations), if any.
     configuration_id = peewee.CharField(null=True, max_length=36, index=True)
     # The values the datastore's file holds now, and whether some wait for a restart.
     configuration_values = JSONField(null=True)
     restart_pending = peewee.BooleanField(default=False)
-    # The source this instance replicates from (trove_svc.replication), if it is a replica.
+    # The source this instance replicates from (trove_svc.domain.replication_sets), if it is
+    # a replica.
     replica_of_id = peewee.CharField(null=True, max_length=36, index=True)
     fault_message = peewee.TextField(null=True)
     fault_details = peewee.TextField(null=True)
@@ -165,7 +166,7 @@ class Token(BaseModel):
 class Backup(BaseModel):
     """A backup of an instance, made by its guest with the datastore's own tool. It outlives
     the instance. Its files are in the instance's repository, at a path derived from its ids
-    (trove_svc.backups.location): `location` shows that path (as locationRef) and is written
+    (trove_svc.domain.backups.location): `location` shows that path (as locationRef) and is written
     by the control plane, never taken from a report; nothing acts on it."""
 
     id = peewee.CharField(primary_key=True, max_length=36)

@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from trove_svc import backups, errors, schedules, status, tasks
-from trove_svc.backups import (
+from trove_svc.bus.messages import TaskManagerClient
+from trove_svc.domain import backups, errors, schedules, status, tasks
+from trove_svc.domain.backups import (
     BACKUP,
     MAKING,
     RUNNING,
@@ -25,9 +26,8 @@ from trove_svc.backups import (
     BackupState,
     others_in_repository,
 )
-from trove_svc.bus.messages import TaskManagerClient
-from trove_svc.caller import Caller
-from trove_svc.instances import InstanceService
+from trove_svc.domain.instances import InstanceService
+from trove_svc.security.caller import Caller
 from trove_svc.store.models import Backup, Instance, Schedule, ServiceStatus
 from trove_svc.taskmanager import backup_store, object_store
 from trove_svc.taskmanager.deps import Claim, FlowDeps, guest_context, task_context

@@ -3,7 +3,7 @@ checksums checked before a restore, removed when the backup is deleted.
 
 A backup is a set in its tool's repository (checked as a tree) or a single compressed file,
 as its datastore's spec says (`backup_layout`); its datastore's backup engine removes it.
-Every path is derived from the backup's ids (trove_svc.backups), and the repository
+Every path is derived from the backup's ids (trove_svc.domain.backups), and the repository
 belongs to the instance's account: nothing here follows a link in it.
 """
 
@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import trove_guest.backups as backup_engines
-from trove_svc import backups
-from trove_svc.backups import in_repository
+from trove_svc.domain import backups
+from trove_svc.domain.backups import in_repository
 from trove_svc.store.models import Backup
 from trove_wire import datastores
 from trove_wire.checksums import NotRegular, file_checksum, tree_checksum

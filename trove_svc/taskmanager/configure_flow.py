@@ -3,7 +3,7 @@ datastore's own file, the guest applies the dynamic ones at once, and the instan
 RESTART_REQUIRED while values wait for a restart.
 
 A change of the settings a replica must hold at least as high as its source
-(`trove_svc.hot_standby`) goes to a replication set as one task, member by member in the
+(`trove_svc.domain.hot_standby`) goes to a replication set as one task, member by member in the
 order the engine requires, each restarted so the values are in effect before the next
 member gets them."""
 
@@ -12,9 +12,9 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from trove_svc import configurations, errors, parameter_rules, tasks
+from trove_svc.domain import configurations, errors, parameter_rules, tasks
 from trove_svc.store.models import Instance
-from trove_svc.taskmanager import replicas
+from trove_svc.taskmanager import replica_sources
 from trove_svc.taskmanager.deps import Claim, FlowDeps, guest_context
 from trove_svc.taskmanager.engine import Flow, FlowState, Lost, Outcome, Skip, Step, StepFailed
 from trove_svc.taskmanager.engine import run as run_flow
@@ -75,7 +75,7 @@ def _apply(deps: FlowDeps, claim: Claim, instance: Instance, restart: bool) -> A
     if not spec.reload_rereads_file:
         waiting |= {n for n in changed if n not in wanted}  # removed: back at the next start
     if restart and waiting:
-        following, secrets = replicas.keep_following(deps, instance)
+        following, secrets = replica_sources.keep_following(deps, instance)
         restarted = run_playbook(deps, claim, "instance_restart.yml", instance, following, secrets)
         if restarted.canceled or not claim.still_ours():
             raise Lost

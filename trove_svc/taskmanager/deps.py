@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from trove_svc import tasks
 from trove_svc.bus.broker import BrokerAdmin
 from trove_svc.bus.client import Bus
-from trove_svc.keys import ServiceKeys
-from trove_svc.settings import Settings
+from trove_svc.domain import tasks
+from trove_svc.process.settings import Settings
+from trove_svc.security.keys import ServiceKeys
 from trove_svc.store.models import Task
 from trove_svc.taskmanager.leases import Lease
 from trove_svc.taskmanager.runner import PlaybookRunner

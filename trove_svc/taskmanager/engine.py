@@ -1,6 +1,6 @@
 """The flow engine: a flow is a list of named steps with one failure path.
 
-The engine runs a flow's steps in order on a claimed task (`trove_svc.tasks`), writing the
+The engine runs a flow's steps in order on a claimed task (`trove_svc.domain.tasks`), writing the
 step it is at on the task (`Task.current_step`). The outcome is decided here and nowhere
 else: a step that raises `StepFailed` ends the task FAILED and, for a flow whose instance
 waits in a status, puts that instance in ERROR with the step's fault; a run that finds its
@@ -20,7 +20,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
-from trove_svc import metrics, status, tasks
+from trove_svc.domain import status, tasks
+from trove_svc.process import metrics
 from trove_svc.store.models import Task, database_proxy
 from trove_svc.taskmanager.deps import Claim, FlowDeps
 from trove_svc.taskmanager.runner import RunResult

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import logging
 
-from trove_svc import replication, status, tasks
 from trove_svc.bus.messages import TaskManagerClient
-from trove_svc.caller import Caller
-from trove_svc.settings import Settings
+from trove_svc.domain import replication_sets, status, tasks
+from trove_svc.process.settings import Settings
+from trove_svc.security.caller import Caller
 from trove_svc.store.models import Instance
 from trove_wire.envelope import Context
 
@@ -31,7 +31,7 @@ def _start(
     """Start the eject task and move the source to EJECT; None if another task manager
     (or a request) got there first, or the set is busy (a switchover stops its source on
     purpose; a replica still being built has nothing to offer)."""
-    if any(tasks.is_busy(m, ignoring=BESIDE_FAILOVER) for m in replication.members(source)):
+    if any(tasks.is_busy(m, ignoring=BESIDE_FAILOVER) for m in replication_sets.members(source)):
         return None
     task_id = settings.new_id()
     caller = Caller(source.project_id, Context(project=source.project_id, user=REQUESTED_BY))
@@ -54,7 +54,7 @@ def start_due(settings: Settings, taskmanager: TaskManagerClient) -> list[str]:
         return []
     now = settings.clock()
     started = []
-    for source in replication.failed_sources(now, settings.failover_after):
+    for source in replication_sets.failed_sources(now, settings.failover_after):
         task_id = _start(settings, taskmanager, source, now)
         if task_id is not None:
             LOG.warning(

@@ -5,7 +5,7 @@ already in use", a bad setting) is in the datastore's log. The fault carries the
 message and the log lines the failed run wrote, secrets redacted.
 
 The log is in the instance's directory, which is its tenant's: it is read through
-`trove_svc.tenant_files`, never through a link, and never more than its tail.
+`trove_svc.security.tenant_files`, never through a link, and never more than its tail.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path, PurePath
 
-from trove_svc import tenant_files
-from trove_svc.audit import redact
+from trove_svc.domain.audit import redact
+from trove_svc.security import tenant_files
 from trove_svc.taskmanager.runner import RunResult
 
 LOG = logging.getLogger(__name__)

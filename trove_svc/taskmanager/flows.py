@@ -1,7 +1,7 @@
 """The flows of an instance's life: create, delete, restart and reconfigure, each a list
 of steps run by the flow engine (`trove_svc.taskmanager.engine`) around its Ansible run.
 
-A flow runs only on a task its task manager claimed (`trove_svc.tasks`), and records an
+A flow runs only on a task its task manager claimed (`trove_svc.domain.tasks`), and records an
 outcome only while the claim is still its own: a task canceled by a delete, failed by the
 watchdog or taken over by another task manager meanwhile is left as the other party left it.
 """
@@ -17,10 +17,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from trove_svc import backups, configurations, errors, status, tasks
 from trove_svc.compute import purge_vars
+from trove_svc.domain import backups, configurations, errors, status, tasks
 from trove_svc.store.models import Flavor, Instance, ServiceStatus, database_proxy
-from trove_svc.taskmanager import backup_store, faults, ports, provisioning, replicas, restoring
+from trove_svc.taskmanager import (
+    backup_store,
+    faults,
+    ports,
+    provisioning,
+    replica_sources,
+    restore_inputs,
+)
 from trove_svc.taskmanager.deps import Claim, FlowDeps
 from trove_svc.taskmanager.engine import (
     Flow,
@@ -64,17 +71,17 @@ def _waiting_to_be_built(deps: FlowDeps, claim: Claim) -> Creating:
 def _prepare_restore(state: Creating) -> None:
     """The backup to restore, brought where the build's run finds it."""
     try:
-        state.extravars |= restoring.restore_vars(
+        state.extravars |= restore_inputs.restore_vars(
             state.deps.settings, state.deps.bus, state.claim.task
         )
-    except restoring.RestoreRefused as exc:
+    except restore_inputs.RestoreRefused as exc:
         raise StepFailed(str(exc)) from exc
 
 
 def _prepare_replica_source(state: Creating) -> None:
     """A replica's account on its source, and where the source is."""
     try:
-        extravars, secrets = replicas.replica_vars(state.deps, state.instance)
+        extravars, secrets = replica_sources.replica_vars(state.deps, state.instance)
     except errors.TroveSvcError as exc:
         raise StepFailed(f"The replica's source could not be prepared: {exc.message}") from exc
     state.extravars |= extravars
@@ -164,7 +171,7 @@ def _stop_failed_build(state: Creating, result: RunResult, fault: faults.Fault) 
 
 def _remove_staging(state: Creating) -> None:
     shutil.rmtree(
-        restoring.staging_dir(state.deps.settings, state.claim.task.id), ignore_errors=True
+        restore_inputs.staging_dir(state.deps.settings, state.claim.task.id), ignore_errors=True
     )
 
 
@@ -295,7 +302,7 @@ def _settle_backups(state: OnInstance) -> None:
 
 
 def _archive_logs(state: OnInstance) -> None:
-    restoring.archive_before_delete(state.deps.settings, state.deps.bus, state.instance)
+    restore_inputs.archive_before_delete(state.deps.settings, state.deps.bus, state.instance)
 
 
 def _remove_instance(state: OnInstance) -> None:
@@ -315,7 +322,7 @@ def _forget_instance(state: OnInstance) -> None:
     """Once its files are gone: its place in a replication set, its broker account and
     queues, its records and key, and its backups' repository if no backup keeps it."""
     deps, instance = state.deps, state.instance
-    replicas.leave_source(deps, instance)
+    replica_sources.leave_source(deps, instance)
     deps.admin.remove_guest(instance.id)
     deps.bus.delete_guest_queues(instance.id)
     with database_proxy.atomic():
@@ -376,7 +383,7 @@ def _running_playbook(playbook: str, failure_prefix: str) -> Callable[[OnInstanc
         deps, claim, instance = state.deps, state.claim, state.instance
         log = provisioning.datastore_log(deps.settings, instance)
         log_since = faults.log_size(log)
-        following, secrets = replicas.keep_following(deps, instance)
+        following, secrets = replica_sources.keep_following(deps, instance)
         result = run_playbook(deps, claim, playbook, instance, following, secrets, show_steps=True)
         lost_if_canceled(result)
         if not result.ok:

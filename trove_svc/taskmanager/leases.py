@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 import peewee
 
-from trove_svc import tasks
+from trove_svc.domain import tasks
 
 LOG = logging.getLogger(__name__)
 

@@ -7,8 +7,8 @@ import socket
 
 import peewee
 
-from trove_svc import errors
-from trove_svc.settings import Settings
+from trove_svc.domain import errors
+from trove_svc.process.settings import Settings
 from trove_svc.store.models import Instance
 
 

@@ -11,9 +11,10 @@ import getpass
 from pathlib import Path
 from typing import Any
 
-from trove_svc import compute, configurations
+from trove_svc import compute
 from trove_svc.compute import guest_wheels
-from trove_svc.settings import Settings
+from trove_svc.domain import configurations
+from trove_svc.process.settings import Settings
 from trove_svc.store.models import Instance
 from trove_wire import datastores
 from trove_wire.datastores.base import Discovered

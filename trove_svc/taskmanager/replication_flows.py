@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from trove_svc import errors, replication, status, tasks
+from trove_svc.domain import errors, replication_sets, status, tasks
 from trove_svc.store.models import Instance, database_proxy
 from trove_svc.taskmanager.deps import Claim, FlowDeps, guest_context
 from trove_svc.taskmanager.engine import (
@@ -31,7 +31,7 @@ from trove_svc.taskmanager.engine import (
     carry_on,
 )
 from trove_svc.taskmanager.engine import run as run_flow
-from trove_svc.taskmanager.replicas import FENCED, TAKES_WRITES, follow_vars, following_vars
+from trove_svc.taskmanager.replica_sources import FENCED, TAKES_WRITES, follow_vars, following_vars
 from trove_svc.taskmanager.runs import run_playbook
 from trove_wire import contract
 
@@ -206,7 +206,7 @@ def _waiting_to_be_promoted(deps: FlowDeps, claim: Claim) -> Switchover:
     if replica is None or replica.status != status.PROMOTE or not replica.replica_of_id:
         raise Skip("the instance is no longer waiting to be promoted")
     source = Instance.get_by_id(replica.replica_of_id)
-    others = [r for r in replication.replicas_of(source.id) if r.id != replica.id]
+    others = [r for r in replication_sets.replicas_of(source.id) if r.id != replica.id]
     return Switchover(deps=deps, claim=claim, replica=replica, source=source, others=others)
 
 
@@ -234,8 +234,8 @@ def _promote_replica(state: Switchover) -> None:
     state.promoted = promoted
     now = deps.settings.clock()
     with database_proxy.atomic():
-        replication.set_source([replica.id], None, now)
-        replication.set_source([source.id] + [o.id for o in state.others], replica.id, now)
+        replication_sets.set_source([replica.id], None, now)
+        replication_sets.set_source([source.id] + [o.id for o in state.others], replica.id, now)
     LOG.info("switchover: %s is the source at position %s", replica.id, promoted["position"])
 
 
@@ -375,7 +375,7 @@ def _waiting_to_fail_over(deps: FlowDeps, claim: Claim) -> Failover:
     if source is None or source.status != status.EJECT:
         raise Skip("the instance is no longer waiting to be failed over")
     return Failover(
-        deps=deps, claim=claim, source=source, candidates=replication.replicas_of(source.id)
+        deps=deps, claim=claim, source=source, candidates=replication_sets.replicas_of(source.id)
     )
 
 
@@ -406,8 +406,8 @@ def _promote_most_advanced(state: Failover) -> None:
     now = deps.settings.clock()
     others = [r.id for r in state.candidates if r.id != new_source.id]
     with database_proxy.atomic():
-        replication.set_source([new_source.id], None, now)
-        replication.set_source([source.id, *others], new_source.id, now)
+        replication_sets.set_source([new_source.id], None, now)
+        replication_sets.set_source([source.id, *others], new_source.id, now)
     state.at = at = promoted["position"]
     LOG.warning(
         "failover: %s replaces %s as the source, at position %s (received %s)",
@@ -489,7 +489,7 @@ def _stop_following(state: Detaching) -> None:
         _call(state.deps, state.replica.id, contract.Promote(), timeout=90)
     except ReplicationFailed as exc:
         raise StepFailed(f"Detach failed: {exc}") from exc
-    replication.set_source([state.replica.id], None, state.deps.settings.clock())
+    replication_sets.set_source([state.replica.id], None, state.deps.settings.clock())
     try:
         _take_writes(state.deps, state.claim, state.replica)
     except ReplicationFailed as exc:

@@ -25,7 +25,7 @@ from typing import Any
 import ansible_mitogen
 import ansible_runner
 
-from trove_svc.settings import Settings
+from trove_svc.process.settings import Settings
 from trove_svc.taskmanager import run_inputs
 
 LOG = logging.getLogger(__name__)

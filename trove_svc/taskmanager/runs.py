@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from trove_svc import compute, tasks
+from trove_svc import compute
 from trove_svc.compute import placement
+from trove_svc.domain import tasks
 from trove_svc.store.models import Instance, Task
 from trove_svc.taskmanager import provisioning
 from trove_svc.taskmanager.deps import Claim, FlowDeps

@@ -19,18 +19,13 @@ from typing import Any
 
 import peewee
 
-from trove_svc import backups, errors, metrics, schedules, status, tasks, workers
-from trove_svc.audit import redact
 from trove_svc.bus.messages import RunTask, TaskManagerClient
-from trove_svc.caller import Caller
+from trove_svc.domain import backups, errors, schedules, status, tasks
+from trove_svc.domain.audit import redact
+from trove_svc.process import metrics, workers
+from trove_svc.security.caller import Caller
 from trove_svc.store.models import Task, database_proxy
-from trove_svc.taskmanager import (
-    backup_flows,
-    configure_flow,
-    failover,
-    flows,
-    replication_flows,
-)
+from trove_svc.taskmanager import backup_flows, configure_flow, failover, flows, replication_flows
 from trove_svc.taskmanager.deps import Claim, FlowDeps
 from trove_svc.taskmanager.leases import Leases
 from trove_svc.taskmanager.runner import remove_leftovers, remove_path, stop_runs_of

@@ -108,7 +108,7 @@ BOOLEAN_WORDS = {
 @dataclass(frozen=True)
 class Parameter:
     """A configuration parameter as the engine itself describes it: type, bounds, choices,
-    unit, and whether a change needs a restart (trove_svc.parameter_rules reads these from
+    unit, and whether a change needs a restart (trove_svc.domain.parameter_rules reads these from
     a throwaway server of the version)."""
 
     name: str

@@ -10,7 +10,7 @@ import falcon.testing
 import pytest
 
 from tests import rows, support
-from trove_svc.settings import Settings
+from trove_svc.process.settings import Settings
 from trove_svc.store.models import Instance, Task
 
 CREATE = "/v1.0/p1/instances"

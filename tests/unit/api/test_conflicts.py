@@ -84,7 +84,7 @@ def test_reset_status_is_for_admins_and_fails_what_was_pending(
     client: falcon.testing.TestClient,
     token: str,
 ) -> None:
-    from trove_svc import tokens
+    from trove_svc.security import tokens
 
     _instance("BUILD")
     Task.create(

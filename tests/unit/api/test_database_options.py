@@ -11,7 +11,7 @@ import falcon.testing
 import pytest
 
 from tests import rows
-from trove_svc import catalog
+from trove_svc.domain import catalog
 from trove_svc.store.models import Datastore, DatastoreVersion, Instance, Task
 
 Keep = Callable[[str, list[dict[str, Any]]], None]

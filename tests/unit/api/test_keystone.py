@@ -18,8 +18,8 @@ import falcon.testing
 import pytest
 
 from tests import support
-from trove_svc import catalog
-from trove_svc.settings import Settings
+from trove_svc.domain import catalog
+from trove_svc.process.settings import Settings
 from trove_svc.store.db import open_store
 
 

@@ -9,7 +9,7 @@ from typing import Any
 import falcon.testing
 import pytest
 
-from trove_svc import tokens
+from trove_svc.security import tokens
 from trove_svc.store.models import (
     Backup,
     Configuration,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import falcon.testing
 import pytest
 
-from trove_svc import errors, quotas
-from trove_svc.settings import Settings
+from trove_svc.domain import errors, quotas
+from trove_svc.process.settings import Settings
 from trove_svc.store.models import DatastoreVersion, Instance
 
 BODY = {"instance": {"name": "x", "flavorRef": "1", "volume": {"size": 5}}}

@@ -6,7 +6,8 @@ from __future__ import annotations
 import falcon.testing
 import pytest
 
-from trove_svc import errors, tokens
+from trove_svc.domain import errors
+from trove_svc.security import tokens
 
 
 def _ask(client: falcon.testing.TestClient, token: str) -> int:

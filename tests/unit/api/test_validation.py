@@ -14,13 +14,14 @@ import falcon.testing
 import pytest
 
 from tests import rows, support
-from trove_svc import catalog, tokens
 from trove_svc.api import app as api_app
 from trove_svc.api.openapi import METHODS
 from trove_svc.api.validation import unfit_value
 from trove_svc.bus.client import Bus
-from trove_svc.keys import KeyRing, ServiceKeys
-from trove_svc.settings import Settings
+from trove_svc.domain import catalog
+from trove_svc.process.settings import Settings
+from trove_svc.security import tokens
+from trove_svc.security.keys import KeyRing, ServiceKeys
 from trove_svc.store.db import open_store
 from trove_svc.store.models import Task
 from trove_wire.seal import new_key

@@ -8,9 +8,9 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from trove_svc.bus.broker import Account
-from trove_svc.keys import KeyRing, ServiceKeys
-from trove_svc.runtime import Runtime
-from trove_svc.settings import Settings
+from trove_svc.process.components import Runtime
+from trove_svc.process.settings import Settings
+from trove_svc.security.keys import KeyRing, ServiceKeys
 
 
 def _runtime(**settings: str) -> Runtime:

@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from trove_svc import catalog, compute, errors
+from trove_svc import compute
 from trove_svc.compute import placement, pool
-from trove_svc.settings import Settings
+from trove_svc.domain import catalog, errors
+from trove_svc.process.settings import Settings
 from trove_svc.store.db import open_store
 from trove_svc.store.models import DatastoreVersion, Flavor, Instance
 

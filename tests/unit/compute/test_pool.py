@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from trove_svc import errors
 from trove_svc.compute import pool
+from trove_svc.domain import errors
 
 INI = """
 [databases]

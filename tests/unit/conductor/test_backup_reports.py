@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 
 from tests import rows
-from trove_svc import catalog
 from trove_svc.conductor.service import Conductor
-from trove_svc.keys import KeyRing, ServiceKeys
-from trove_svc.settings import Settings
+from trove_svc.domain import catalog
+from trove_svc.process.settings import Settings
+from trove_svc.security.keys import KeyRing, ServiceKeys
 from trove_svc.store.db import open_store
 from trove_svc.store.models import Backup
 from trove_wire import seal

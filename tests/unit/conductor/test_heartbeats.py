@@ -10,10 +10,10 @@ from pathlib import Path
 import peewee
 import pytest
 
-from trove_svc import catalog, status
 from trove_svc.conductor.service import Conductor
-from trove_svc.keys import KeyRing, ServiceKeys
-from trove_svc.settings import Settings
+from trove_svc.domain import catalog, status
+from trove_svc.process.settings import Settings
+from trove_svc.security.keys import KeyRing, ServiceKeys
 from trove_svc.store.db import open_store
 from trove_svc.store.models import DatastoreVersion, Instance, ServiceStatus
 from trove_wire import contract, seal
@@ -208,7 +208,7 @@ class _Broker:
 def test_reports_waiting_full_queues_and_dead_letters_show_in_the_metrics(
     world: World, tmp_path: Path
 ) -> None:
-    from trove_svc import metrics
+    from trove_svc.process import metrics
 
     broker = _Broker({"reports.a": 1000, "reports.b": 3, "conductor.dead": 2, "taskmanager": 7})
     settings = Settings(state_dir=tmp_path / "backlog", report_backlog=1000)

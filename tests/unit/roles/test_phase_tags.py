@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from trove_svc.settings import PROJECT_ROOT
+from trove_svc.process.settings import PROJECT_ROOT
 
 ROLES_DIR = PROJECT_ROOT / "roles"
 ROLES = sorted(path.name for path in ROLES_DIR.iterdir() if (path / "tasks").is_dir())

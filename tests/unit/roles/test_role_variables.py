@@ -11,8 +11,9 @@ from typing import Any
 import pytest
 import yaml
 
-from trove_svc import catalog, compute
-from trove_svc.settings import PROJECT_ROOT, Settings
+from trove_svc import compute
+from trove_svc.domain import catalog
+from trove_svc.process.settings import PROJECT_ROOT, Settings
 from trove_svc.store.db import open_store
 from trove_svc.store.models import DatastoreVersion, Flavor, Instance
 from trove_svc.taskmanager import provisioning

@@ -13,8 +13,8 @@ import pytest
 
 from tests.support import INSTANCE_PORTS
 from tests.unit.taskmanager.fakes import Effects, FakeClock
-from trove_svc import catalog
-from trove_svc.settings import Settings
+from trove_svc.domain import catalog
+from trove_svc.process.settings import Settings
 from trove_svc.store.db import open_store
 
 

@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 from tests.support import INSTANCE_PORTS
-from trove_svc import errors, tasks
-from trove_svc.keys import ServiceKeys
-from trove_svc.settings import Settings
+from trove_svc.domain import errors, tasks
+from trove_svc.process.settings import Settings
+from trove_svc.security.keys import ServiceKeys
 from trove_svc.store.models import Instance, Task
 from trove_svc.taskmanager.deps import Claim, FlowDeps
 from trove_svc.taskmanager.leases import Lease

@@ -11,13 +11,13 @@ import pytest
 
 from tests import rows
 from tests.unit.taskmanager.fakes import Effects
-from trove_svc import backups, errors, tasks
 from trove_svc.bus.messages import TaskManagerClient
-from trove_svc.instances import InstanceService
+from trove_svc.domain import backups, errors, tasks
+from trove_svc.domain.instances import InstanceService
+from trove_svc.domain.tasks import TaskState
 from trove_svc.store.models import Backup, Task
 from trove_svc.taskmanager import backup_flows
 from trove_svc.taskmanager.deps import Claim
-from trove_svc.tasks import TaskState
 
 CANCELED = "Canceled: the instance is being deleted."
 

@@ -14,10 +14,10 @@ from typing import Any, cast
 import pytest
 
 from trove_svc.bus.client import Bus
-from trove_svc.settings import Settings
+from trove_svc.process.settings import Settings
 from trove_svc.store.db import open_store
 from trove_svc.store.models import Backup, Task
-from trove_svc.taskmanager import backup_store, restoring
+from trove_svc.taskmanager import backup_store, restore_inputs
 
 LABEL = "20261126-214130F"
 
@@ -141,7 +141,7 @@ def _restoring(settings: Settings, backup: Backup) -> dict[str, Any]:
         created_at=1.0,
         args={"restore": {"backup_id": backup.id}},
     )
-    return restoring.restore_vars(settings, cast(Bus, None), task)
+    return restore_inputs.restore_vars(settings, cast(Bus, None), task)
 
 
 @pytest.mark.parametrize("forged", ["/", "../..", "/var/lib"])

@@ -12,11 +12,11 @@ import pytest
 
 from tests import rows
 from tests.unit.taskmanager.fakes import INSTANCE_PORT, SOURCE_PORT, Effects
-from trove_svc import tasks
+from trove_svc.domain import tasks
+from trove_svc.domain.tasks import TaskState
 from trove_svc.store.models import Configuration, DatastoreVersion, Instance, Task
 from trove_svc.taskmanager import configure_flow
 from trove_svc.taskmanager.deps import Claim
-from trove_svc.tasks import TaskState
 
 SOURCE, REPLICA = "s-1", "r-1"
 

@@ -12,15 +12,16 @@ from typing import Any, cast
 import pytest
 
 from tests import rows
-from trove_svc import catalog, metrics, status, tasks
-from trove_svc.settings import Settings
+from trove_svc.domain import catalog, status, tasks
+from trove_svc.domain.tasks import TaskState
+from trove_svc.process import metrics
+from trove_svc.process.settings import Settings
 from trove_svc.store.db import open_store
 from trove_svc.store.models import Instance, Task
 from trove_svc.taskmanager import engine
 from trove_svc.taskmanager.deps import Claim, FlowDeps
 from trove_svc.taskmanager.engine import Flow, FlowState, Outcome, Skip, Step, StepFailed
 from trove_svc.taskmanager.leases import Lease
-from trove_svc.tasks import TaskState
 
 OWNER = "tm-1"
 

@@ -12,11 +12,11 @@ import pytest
 
 from tests import rows
 from tests.unit.taskmanager.fakes import SOURCE_PORT, Effects, canceled_meanwhile
-from trove_svc import status
-from trove_svc.backups import BackupState
+from trove_svc.domain import status
+from trove_svc.domain.backups import BackupState
+from trove_svc.domain.tasks import TaskState
 from trove_svc.store.models import Backup, Instance, Task
 from trove_svc.taskmanager.service import ALL_FLOWS
-from trove_svc.tasks import TaskState
 
 SOURCE, REPLICA = "s-1", "r-1"
 # The status an action's instance waits in while its task runs (the API sets it), and

@@ -13,8 +13,9 @@ import pytest
 
 from tests import rows
 from tests.unit.taskmanager.fakes import INSTANCE_PORT, Effects, canceled_meanwhile
-from trove_svc import backups, errors, status
-from trove_svc.backups import BackupState
+from trove_svc.domain import backups, errors, status
+from trove_svc.domain.backups import BackupState
+from trove_svc.domain.tasks import TaskState
 from trove_svc.store.models import (
     Backup,
     BackupStrategy,
@@ -24,7 +25,6 @@ from trove_svc.store.models import (
     Task,
 )
 from trove_svc.taskmanager import backup_flows
-from trove_svc.tasks import TaskState
 
 INSTANCE, BACKUP = "i-1", "b-1"
 

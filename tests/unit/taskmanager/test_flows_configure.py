@@ -20,10 +20,10 @@ from tests.unit.taskmanager.fakes import (
     Effects,
     canceled_meanwhile,
 )
-from trove_svc import status
+from trove_svc.domain import status
+from trove_svc.domain.tasks import TaskState
 from trove_svc.store.models import Configuration, DatastoreVersion, Instance, Task
 from trove_svc.taskmanager import configure_flow
-from trove_svc.tasks import TaskState
 
 INSTANCE, SOURCE, REPLICA = "i-1", "s-1", "r-1"
 FAILED_STEP = STEPS[1]

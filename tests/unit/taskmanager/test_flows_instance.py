@@ -17,11 +17,11 @@ from tests.unit.taskmanager.fakes import (
     canceled_meanwhile,
     taken_over,
 )
-from trove_svc import errors, status, tasks
+from trove_svc.domain import errors, status, tasks
+from trove_svc.domain.tasks import TaskState
 from trove_svc.store.models import Backup, Instance, ServiceStatus, Task
 from trove_svc.taskmanager import flows
 from trove_svc.taskmanager.runner import RunResult
-from trove_svc.tasks import TaskState
 
 INSTANCE, SOURCE = "i-1", "s-1"
 CANCELED = "Canceled: the instance is being deleted."

@@ -21,11 +21,11 @@ from tests.unit.taskmanager.fakes import (
     canceled_meanwhile,
     guest_timeout,
 )
-from trove_svc import status
+from trove_svc.domain import status
+from trove_svc.domain.tasks import TaskState
 from trove_svc.store.models import Instance, ServiceStatus, Task
 from trove_svc.taskmanager import failover, replication_flows
 from trove_svc.taskmanager.runner import RunResult
-from trove_svc.tasks import TaskState
 
 SOURCE, REPLICA, OTHER = "s-1", "r-1", "r-2"
 FAILED_STEP = STEPS[1]

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from trove_svc import tasks
-from trove_svc.settings import PROJECT_ROOT, Settings
+from trove_svc.domain import tasks
+from trove_svc.process.settings import PROJECT_ROOT, Settings
 from trove_svc.store.models import Task
 from trove_svc.taskmanager.deps import Claim
 from trove_svc.taskmanager.leases import STOP_MARGIN, Leases

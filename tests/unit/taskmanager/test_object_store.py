@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from trove_svc import errors
-from trove_svc.settings import Settings
+from trove_svc.domain import errors
+from trove_svc.process.settings import Settings
 from trove_svc.store.models import Backup
 from trove_svc.taskmanager import object_store
 

@@ -9,10 +9,10 @@ from collections.abc import Callable
 
 from tests import rows
 from tests.unit.taskmanager.fakes import INSTANCE_PORT, SOURCE_PORT, Effects
-from trove_svc import status, tasks
+from trove_svc.domain import status, tasks
+from trove_svc.domain.tasks import TaskState
 from trove_svc.store.models import Instance, Task
 from trove_svc.taskmanager import replication_flows
-from trove_svc.tasks import TaskState
 
 SOURCE, REPLICA = "s-1", "r-1"
 

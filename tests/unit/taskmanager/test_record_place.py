@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from tests import rows
-from trove_svc import catalog
+from trove_svc.domain import catalog
 from trove_svc.store.db import open_store
 from trove_svc.store.models import Instance
 from trove_svc.taskmanager.flows import _record_place

@@ -27,7 +27,7 @@ from tests.unit.roles.test_role_variables import (
     given,
     instances,
 )
-from trove_svc.settings import PROJECT_ROOT, Settings
+from trove_svc.process.settings import PROJECT_ROOT, Settings
 from trove_svc.store.models import Instance
 from trove_svc.taskmanager import run_inputs
 from trove_svc.taskmanager.runner import PlaybookRunner

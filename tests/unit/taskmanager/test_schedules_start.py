@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 
 from tests import rows
-from trove_svc import catalog, status
-from trove_svc.keys import ServiceKeys
-from trove_svc.settings import Settings
+from trove_svc.domain import catalog, status
+from trove_svc.process.settings import Settings
+from trove_svc.security.keys import ServiceKeys
 from trove_svc.store.db import open_store
 from trove_svc.store.models import Backup, Instance, Schedule, Task
 from trove_svc.taskmanager.service import TaskManager

@@ -9,8 +9,8 @@ import inspect
 
 import pytest
 
-from trove_svc import errors
 from trove_svc.bus.client import GUEST_ERRORS
+from trove_svc.domain import errors
 from trove_wire import contract, datastores
 
 

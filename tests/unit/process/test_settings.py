@@ -1,0 +1,97 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from trove_svc.process.settings import Settings, environment_for
+
+
+def test_environment_overrides_defaults_with_types() -> None:
+    settings = Settings.from_env(
+        {
+            "TROVE_SVC_STATE_DIR": "/srv/trove",
+            "TROVE_SVC_PORT": "9000",
+            "TROVE_SVC_CALL_TIMEOUT": "2.5",
+        }
+    )
+    assert settings.state_dir == Path("/srv/trove")
+    assert settings.port == 9000 and settings.call_timeout == 2.5
+    assert settings.effective_database_url == "sqlite:////srv/trove/trove-svc.db"
+
+
+def test_database_url_wins_over_the_embedded_default() -> None:
+    settings = Settings.from_env({"TROVE_SVC_DATABASE_URL": "postgresql://db/trove"})
+    assert settings.effective_database_url == "postgresql://db/trove"
+
+
+def test_toml_file_is_read_and_environment_wins(tmp_path: Path) -> None:
+    config = tmp_path / "trove.toml"
+    config.write_text('port = 8000\nhost = "0.0.0.0"\n')
+    settings = Settings.from_env({"TROVE_SVC_CONFIG": str(config), "TROVE_SVC_PORT": "8001"})
+    assert settings.host == "0.0.0.0" and settings.port == 8001
+
+
+def test_unknown_setting_is_an_error(tmp_path: Path) -> None:
+    config = tmp_path / "trove.toml"
+    config.write_text("colour = 'blue'\n")
+    with pytest.raises(ValueError, match="colour"):
+        Settings.from_env({"TROVE_SVC_CONFIG": str(config)})
+
+
+def test_settings_survive_the_trip_to_a_child_process() -> None:
+    settings = Settings(port=8123, heartbeat_interval=1.5)
+    assert Settings.from_env(environment_for(settings)) == settings
+
+
+def test_bad_settings_are_each_named_with_why() -> None:
+    from trove_svc.process.settings import SettingsError
+
+    with pytest.raises(SettingsError) as raised:
+        Settings.from_env(
+            {
+                "TROVE_SVC_API_WORKERS": "abc",
+                "TROVE_SVC_PORT": "70000",
+                "TROVE_SVC_LOG_FORMAT": "xml",
+                "TROVE_SVC_PORT_RANGE_START": "9000",
+                "TROVE_SVC_PORT_RANGE_END": "8000",
+            }
+        )
+    assert raised.value.problems[0] == "TROVE_SVC_API_WORKERS='abc': a whole number"
+    with pytest.raises(SettingsError) as raised:
+        Settings.from_env(
+            {
+                "TROVE_SVC_PORT": "70000",
+                "TROVE_SVC_LOG_FORMAT": "xml",
+                "TROVE_SVC_PORT_RANGE_START": "9000",
+                "TROVE_SVC_PORT_RANGE_END": "8000",
+            }
+        )
+    text = "\n".join(raised.value.problems)
+    assert "TROVE_SVC_PORT=70000: a TCP port is 1 to 65535" in text
+    assert "TROVE_SVC_LOG_FORMAT='xml': text or json" in text
+    assert "TROVE_SVC_PORT_RANGE_START=9000 is above TROVE_SVC_PORT_RANGE_END=8000" in text
+
+
+def test_a_misspelled_setting_is_warned_about() -> None:
+    from trove_svc.process.settings import unknown_variables
+
+    found = unknown_variables({"TROVE_SVC_STAET_DIR": "/x", "TROVE_SVC_PORT": "1", "HOME": "/"})
+    assert found == [
+        "TROVE_SVC_STAET_DIR is not a setting of trove-svc; did you mean TROVE_SVC_STATE_DIR?"
+    ]
+
+
+def test_generated_passwords_meet_the_strictest_policy_allowed() -> None:
+    from trove_svc.process.settings import GENERATED_SECRET_LENGTH, SettingsError
+    from trove_wire import datastores
+
+    strictest = Settings.from_env({"TROVE_SVC_PASSWORD_MIN_LENGTH": str(GENERATED_SECRET_LENGTH)})
+    for name, spec in datastores.REGISTRY.items():
+        rule = spec.password_rule
+        for _ in range(50):
+            secret = strictest.new_secret()
+            assert rule.problem(secret, strictest.password_min_length) is None, (name, secret)
+    with pytest.raises(SettingsError) as raised:
+        Settings.from_env({"TROVE_SVC_PASSWORD_MIN_LENGTH": str(GENERATED_SECRET_LENGTH + 1)})
+    assert "1 to 32 (the length of generated passwords)" in raised.value.problems[0]

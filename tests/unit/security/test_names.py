@@ -1,0 +1,31 @@
+from __future__ import annotations
+
+import pytest
+
+from trove_svc.domain.errors import BadRequest
+from trove_svc.security import names
+
+
+@pytest.mark.parametrize("name", ["orders", "_tmp", "a" * 63, "Mixed_Case9"])
+def test_valid_postgresql_names_pass(name: str) -> None:
+    names.check_database_name("postgresql", name)
+    names.check_user_name("postgresql", name)
+
+
+@pytest.mark.parametrize(
+    ("name", "why"),
+    [
+        ("", "letter"),
+        ("9lives", "letter"),
+        ("semi;colon", "letter"),
+        ("quo'te", "letter"),
+        ('dou"ble', "letter"),
+        ("a" * 64, "63"),
+        ("postgres", "reserved"),
+        ("pg_monitor", "reserved"),
+        ("os_admin", "reserved"),
+    ],
+)
+def test_invalid_postgresql_names_name_the_rule(name: str, why: str) -> None:
+    with pytest.raises(BadRequest, match=why):
+        names.check_user_name("postgresql", name)
