@@ -39,12 +39,6 @@ def token(service: support.Service) -> str:
     return service.token(PROJECT)
 
 
-def test_a_schedule_starts_early(scheduled: dict[str, Any]) -> None:
-    """The schedule test (test_zz_schedules) needs minutes: its schedule starts here, so
-    that it runs while the rest of the suite does."""
-    assert scheduled["schedule"]["cron"] == "* * * * *"
-
-
 def _instance(service: support.Service, token: str, datastore: str) -> dict[str, Any]:
     user = {"name": "app", "password": PASSWORD}
     extra: dict[str, Any] = {"users": [user]}
