@@ -38,8 +38,8 @@ HEARTBEAT_EXPIRY = 5.0
 
 
 @pytest.fixture(scope="module")
-def world(node: BrokerNode) -> Iterator[dict[str, Any]]:
-    service = deployment(node)
+def world(shared_node: BrokerNode) -> Iterator[dict[str, Any]]:
+    service = deployment(shared_node)
     started: list[support.Service] = []
     start(started, service)
     token = service.token(PROJECT)
