@@ -147,8 +147,7 @@ def test_a_broker_alarm_longer_than_the_lease_runs_a_create_once(
             parts=("api", "conductor", "taskmanager"),
             TROVE_SVC_TASK_LEASE=str(lease),
             # Ports of its own: its create holds a port, unused, while other tests build.
-            TROVE_SVC_PORT_RANGE_START="25600",
-            TROVE_SVC_PORT_RANGE_END="25699",
+            **support.port_range_env(*support.reserved_ports(0)),
         ),
     )
     token = service.token(PROJECT)
