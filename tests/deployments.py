@@ -1,5 +1,6 @@
-"""Deployments for the fault and trust tests: each on the private RabbitMQ node of its
-test module, with helpers to read its store and watch its instances."""
+"""Deployments for the fault and trust tests: each on a private RabbitMQ node (its test
+module's, or the one the session shares), with helpers to read its store and watch its
+instances."""
 
 from __future__ import annotations
 

@@ -103,12 +103,41 @@ class Response:
 
 
 def _instance_ports() -> tuple[int, int]:
+    """TROVE_SVC_TEST_INSTANCE_PORTS, or under pytest-xdist this worker's share of it."""
     first, _, last = os.environ.get("TROVE_SVC_TEST_INSTANCE_PORTS", "24000-24999").partition("-")
-    return int(first), int(last)
+    start, end = int(first), int(last)
+    worker = os.environ.get("PYTEST_XDIST_WORKER")  # gw0, gw1, ...
+    if worker is None:
+        return start, end
+    share = (end - start + 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])
+    start += int(worker.removeprefix("gw")) * share
+    return start, start + share - 1
 
 
-# The ports the test deployments' instances take.
+# The ports this test run's deployments give their instances: the last RESERVED_BLOCKS
+# blocks of RESERVED_BLOCK ports are kept for `reserved_ports`, the rest is shared.
 INSTANCE_PORTS = _instance_ports()
+RESERVED_BLOCK = 50
+RESERVED_BLOCKS = 2
+SHARED_PORTS = (INSTANCE_PORTS[0], INSTANCE_PORTS[1] - RESERVED_BLOCKS * RESERVED_BLOCK)
+
+
+def reserved_ports(block: int) -> tuple[int, int]:
+    """Block `block` (0 or 1) of this run's ports, which no deployment is given unless it
+    asks for that block: for one whose instances or hosts must not meet another's."""
+    assert 0 <= block < RESERVED_BLOCKS
+    last = INSTANCE_PORTS[1] - block * RESERVED_BLOCK
+    return last - RESERVED_BLOCK + 1, last
+
+
+def port_range_env(first: int, last: int) -> dict[str, str]:
+    """A deployment's environment for instance ports `first` to `last`."""
+    return {"TROVE_SVC_PORT_RANGE_START": str(first), "TROVE_SVC_PORT_RANGE_END": str(last)}
+
+
+# Seconds a deployment may take to answer once started (a loaded machine: two test workers
+# beside other work).
+START_TIMEOUT = 60
 
 
 @dataclass
@@ -147,13 +176,12 @@ class Service:
             TROVE_SVC_TRANSPORT_URL=self.transport_url,
             TROVE_SVC_RABBIT_MANAGEMENT_URL=self.management_url,
             TROVE_SVC_PORT=str(self.port),
-            # Disjoint from the service's default range (21000-21999); two suites run at
-            # once on one machine (two checkouts) each set a range of their own.
-            TROVE_SVC_PORT_RANGE_START=str(INSTANCE_PORTS[0]),
-            TROVE_SVC_PORT_RANGE_END=str(INSTANCE_PORTS[1]),
             TROVE_SVC_HEARTBEAT_INTERVAL="1",
             TROVE_SVC_HEARTBEAT_EXPIRY="5",
         )
+        # Disjoint from the service's default range (21000-21999); two suites run at once
+        # on one machine (two checkouts) each set a range of their own.
+        env.update(port_range_env(*SHARED_PORTS))
         env.update(self.extra_env)
         return env
 
@@ -197,7 +225,7 @@ class Service:
         else:
             for part in self.parts:
                 self.start_part(part)
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             try:
                 if self.request("GET", "/", token=None).status == 200:
@@ -207,7 +235,9 @@ class Service:
             if self.process is not None and self.process.poll() is not None:
                 raise RuntimeError("trove-svc up exited:\n" + self.log_path.read_text())
             time.sleep(0.2)
-        raise RuntimeError("trove-svc did not answer within 30s:\n" + self.log_path.read_text())
+        raise RuntimeError(
+            f"trove-svc did not answer within {START_TIMEOUT} s:\n" + self.log_path.read_text()
+        )
 
     def stop(self) -> None:
         processes = [p for _, p in self.part_processes]

@@ -25,7 +25,8 @@ from tests.deployments import PROJECT, create, deployment, start, statuses, stor
 from trove_wire import seal, topology
 from trove_wire.envelope import Envelope
 
-pytestmark = pytest.mark.integration
+# It measures a rate: scripts/test runs it by itself, after the tests that share the cores.
+pytestmark = [pytest.mark.integration, pytest.mark.alone]
 
 FLOOD_RATE = 10_000  # reports a second
 FLOOD_SECONDS = 30.0
@@ -38,8 +39,8 @@ HEARTBEAT_EXPIRY = 5.0
 
 
 @pytest.fixture(scope="module")
-def world(node: BrokerNode) -> Iterator[dict[str, Any]]:
-    service = deployment(node)
+def world(shared_node: BrokerNode) -> Iterator[dict[str, Any]]:
+    service = deployment(shared_node)
     started: list[support.Service] = []
     start(started, service)
     token = service.token(PROJECT)

@@ -26,6 +26,10 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 
 PROJECT = "pool"
+# Ports no other deployment of the run takes: the last two for the hosts' sshd, the rest
+# for the instances.
+POOL_PORTS = support.reserved_ports(1)
+SSH_FIRST_PORT = POOL_PORTS[1] - 1
 USER = {"name": "clerk", "password": "Clerk-pw-1-long", "databases": [{"name": "shop"}]}
 # The pool lends trove-svc 2048 MB on pool-a and 1024 MB on pool-b (4 GB of disk each);
 # flavors small, medium and large take 512, 1024 and 2048 MB.
@@ -35,7 +39,7 @@ SMALL, MEDIUM, LARGE = "1", "2", "3"
 @pytest.fixture(scope="module")
 def pool() -> Iterator[ssh_pool.Pool]:
     # A short directory: PostgreSQL's socket path below it must stay under 108 bytes.
-    hosts = ssh_pool.two_hosts(support.shared_tmp_dir("tsp-"), first_port=24990)
+    hosts = ssh_pool.two_hosts(support.shared_tmp_dir("tsp-"), first_port=SSH_FIRST_PORT)
     hosts.start()
     yield hosts
     hosts.cleanup()
@@ -47,8 +51,7 @@ def service(pool: ssh_pool.Pool) -> Iterator[support.Service]:
         extra_env={
             "TROVE_SVC_COMPUTE_PROVIDER": "ssh",
             "TROVE_SVC_HOST_POOL": str(pool.inventory),
-            "TROVE_SVC_PORT_RANGE_START": "24900",
-            "TROVE_SVC_PORT_RANGE_END": "24949",
+            **support.port_range_env(POOL_PORTS[0], SSH_FIRST_PORT - 1),
         }
     )
     svc.setup()  # makes the service's account, which the pool's key is handed to

@@ -35,16 +35,16 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def world(node: BrokerNode) -> Iterator[dict[str, Any]]:
+def world(shared_node: BrokerNode) -> Iterator[dict[str, Any]]:
     """A deployment with two PostgreSQL instances, A (the attacker's) and B."""
-    service = deployment(node)
+    service = deployment(shared_node)
     started: list[support.Service] = []
     start(started, service)
     token = service.token(PROJECT)
     ids = [create(service, token, name) for name in ("a", "b")]
     for instance_id in ids:
         service.wait_for(token, PROJECT, instance_id, support.active_and_healthy, timeout=120)
-    yield {"service": service, "token": token, "a": ids[0], "b": ids[1], "node": node}
+    yield {"service": service, "token": token, "a": ids[0], "b": ids[1], "node": shared_node}
     service.cleanup()
 
 
