@@ -19,7 +19,7 @@ import pytest
 
 from tests import support
 from tests.deployments import store
-from trove_svc.runtime import Runtime
+from trove_svc.process.components import Runtime
 from trove_svc.store.db import open_store
 from trove_svc.store.models import database_proxy
 from trove_svc.taskmanager.service import TaskManager
