@@ -64,8 +64,12 @@ def amqp_url(settings: Settings, account: Account | None, named_account_wins: bo
     return urlunsplit((parts.scheme, credentials + host, vhost, "", ""))
 
 
+# Every guest's broker account is named so; nothing else of a deployment is.
+GUEST_USER_PREFIX = "guest-"
+
+
 def guest_user(instance_id: str) -> str:
-    return f"guest-{instance_id}"
+    return GUEST_USER_PREFIX + instance_id
 
 
 def guest_permissions(instance_id: str) -> dict[str, str]:
@@ -160,9 +164,10 @@ class BrokerAdmin:
     def users(self) -> list[str]:
         return [str(row["name"]) for row in self._request("GET", "/api/users") or []]
 
-    def user_has_vhosts(self, user: str) -> bool:
-        path = f"/api/users/{quote(user, safe='')}/permissions"
-        return bool(self._request("GET", path))
+    def users_of(self, vhost: str) -> list[str]:
+        """The accounts with permissions on `vhost`."""
+        path = f"/api/vhosts/{quote(vhost, safe='')}/permissions"
+        return [str(row["user"]) for row in self._request("GET", path) or []]
 
     def whoami(self) -> dict[str, Any]:
         answer: dict[str, Any] = self._request("GET", "/api/whoami")

@@ -23,6 +23,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from trove_svc.bus.broker import (
+    GUEST_USER_PREFIX,
     REPORT_QUEUE_POLICY,
     Account,
     BrokerAdmin,
@@ -164,10 +165,15 @@ def run(
 
 
 def remove_broker_objects(settings: Settings, admin_url: str | None = None) -> None:
-    """Remove the deployment's vhost and account (for tests and uninstalling)."""
+    """Remove the deployment's vhost, its account and its instances' guest accounts (for
+    tests and uninstalling). Only accounts with permissions on this vhost are touched: a
+    deployment beside it on the same broker keeps its own."""
     management, admin_account = _admin_account(admin_url)
     admin = BrokerAdmin(management or settings.management_url, admin_account)
     account = load_account(settings.credentials_path)
+    for user in admin.users_of(settings.vhost):
+        if user.startswith(GUEST_USER_PREFIX):
+            admin.delete_user(user)
     admin.delete_vhost(settings.vhost)
     if account is not None:
         admin.delete_user(account.user)
