@@ -47,6 +47,22 @@ def pids_mentioning(text: str) -> list[int]:
     return [pid for pid, cmdline in _command_lines() if text in cmdline]
 
 
+def pids_working_in(directory: str) -> list[int]:
+    """Ids of live processes whose working directory is `directory` or below it (a server
+    that renames its process, as Redis does, names no path on its command line)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+            continue
+        try:
+            cwd = os.readlink(proc / "cwd").removesuffix(" (deleted)")
+        except OSError:
+            continue
+        if (cwd == directory or cwd.startswith(directory + "/")) and pid_alive(int(proc.name)):
+            found.append(int(proc.name))
+    return found
+
+
 def signal_all(pids: list[int], sig: signal.Signals) -> None:
     """Send `sig` to each of `pids` that still runs."""
     for pid in pids:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.processes import processes_mentioning
+from tests.processes import pids_working_in, processes_mentioning, signal_all
 
 BROKER = ("127.0.0.1", 5672)
 MANAGEMENT = "http://127.0.0.1:15672"
@@ -330,13 +330,18 @@ class Service:
             time.sleep(0.2)
         raise AssertionError(f"instance {instance_id} is still there")
 
+    def _still_running(self) -> bool:
+        state_dir = str(self.state_dir)
+        return bool(processes_mentioning(state_dir) or pids_working_in(state_dir))
+
     def cleanup(self) -> None:
         """Stop the service and, should a test have left one, every instance of it."""
         self.stop()
         subprocess.run(["pkill", "-9", "-f", str(self.state_dir)], check=False)
+        signal_all(pids_working_in(str(self.state_dir)), signal.SIGKILL)
         # userdel refuses an account whose processes are still exiting.
         deadline = time.monotonic() + 10
-        while processes_mentioning(str(self.state_dir)) and time.monotonic() < deadline:
+        while self._still_running() and time.monotonic() < deadline:
             time.sleep(0.1)
         for line in Path("/etc/passwd").read_text().splitlines():
             name, *_, home, _shell = line.split(":")
@@ -457,6 +462,7 @@ def leftovers(service: Service, instance_id: str, os_user: str | None) -> list[s
     if instance_dir.exists():
         found.append(f"directory {instance_dir}")
     found += [f"process {p}" for p in processes_mentioning(str(instance_dir))]
+    found += [f"process {pid}" for pid in pids_working_in(str(instance_dir))]
     from trove_wire import topology
 
     for queue in (topology.guest_queue(instance_id), topology.reports_queue(instance_id)):
