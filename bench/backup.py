@@ -39,7 +39,7 @@ import psycopg
 
 from bench.client import ApiClient
 from tests import support
-from trove_wire.datastores import postgresql
+from trove_datastores.postgresql import spec as postgresql
 
 PROJECT = "bench"
 USER = {"name": "app", "password": "bench-pw-1-long"}

@@ -34,8 +34,8 @@ import itertools
 import psycopg
 
 from tests import bare, ssh_pool, support
+from trove_datastores.postgresql import spec as postgresql
 from trove_svc.domain import catalog
-from trove_wire.datastores import postgresql
 
 USER = {"name": "app", "password": "bench-pw-1-long"}
 BODIES = {

@@ -7,19 +7,11 @@ ROOT=$(pwd)
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
-have_postgresql() { compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || command -v initdb >/dev/null; }
-
 missing=()
 command -v rabbitmq-server >/dev/null || [ -x /usr/sbin/rabbitmq-server ] || missing+=(rabbitmq-server)
-have_postgresql || missing+=(postgresql)
-command -v psql >/dev/null || missing+=(postgresql-client)
-command -v mariadb-install-db >/dev/null || missing+=(mariadb-server)
-command -v redis-server >/dev/null || missing+=(redis-server)
 command -v promtool >/dev/null || missing+=(prometheus)  # promtool checks /metrics
-# Backups: the field's own tools, zstd to compress streams, ACLs to lend a restore the
-# source's repository.
-command -v pgbackrest >/dev/null || missing+=(pgbackrest)
-command -v mariadb-backup >/dev/null || missing+=(mariadb-backup)
+# Backups: zstd to compress streams, ACLs to lend a restore the source's repository (each
+# datastore's own backup tool is among its packages, below).
 command -v zstd >/dev/null || missing+=(zstd)
 command -v setfacl >/dev/null || missing+=(acl)
 # Started as root, the service runs as its own account and reaches root through sudo
@@ -32,9 +24,11 @@ command -v ssh >/dev/null || missing+=(openssh-client)
 # under a private home (pyenv in /root, say) is out of their reach.
 [ -x /usr/bin/python3 ] || missing+=(python3)
 /usr/bin/python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "bootstrap: installing ${missing[*]}"
-  as_root apt-get update -qq
+apt_updated=no
+install_packages() {
+  [ $# -gt 0 ] || return 0
+  echo "bootstrap: installing $*"
+  [ $apt_updated = yes ] || { as_root apt-get update -qq; apt_updated=yes; }
   # Install without starting the packages' own services (the datastores' system servers,
   # a Prometheus): trove-svc runs its own, and must not disturb a machine's.
   made_policy=no
@@ -43,10 +37,22 @@ if [ ${#missing[@]} -gt 0 ]; then
     as_root chmod +x /usr/sbin/policy-rc.d
     made_policy=yes
   fi
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null \
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null \
     || { [ $made_policy = yes ] && as_root rm -f /usr/sbin/policy-rc.d; exit 1; }
   [ $made_policy = yes ] && as_root rm -f /usr/sbin/policy-rc.d
-fi
+  return 0
+}
+install_packages "${missing[@]}"
+
+# The datastores' packages: each spec's os_packages, read with the OS's Python (installed
+# above) from the specs alone, so a datastore's folder is the one place that names them.
+installed() { [ "$(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null)" = installed ]; }
+datastore_packages=$(PYTHONPATH=guest /usr/bin/python3 -S scripts/datastore_os_packages.py)
+missing=()
+for package in $datastore_packages; do
+  installed "$package" || missing+=("$package")
+done
+install_packages "${missing[@]}"
 
 port_open() { /usr/bin/python3 - "$1" <<'PY'
 import socket, sys

@@ -7,11 +7,11 @@ from collections.abc import Iterator
 import pytest
 
 from tests import bare
+from trove_datastores.postgresql import spec as postgresql
 from trove_svc.domain import catalog, status
 from trove_svc.security import tokens
 from trove_svc.store.db import open_store
 from trove_svc.store.models import Datastore, DatastoreVersion, Flavor, Instance
-from trove_wire.datastores import postgresql
 
 pytestmark = pytest.mark.integration
 

@@ -1,16 +1,19 @@
 """Every datastore the registry knows is whole, each part in its one place
-(docs/adding-a-datastore.md): its spec module, its guest driver and backup engine, its
-Python driver among both packages' dependencies, a role that builds it, a molecule
-scenario that ./scripts/test runs for that role, and its Debian packages, which
-./scripts/bootstrap.sh installs and this machine has. A datastore added to one place and
-not the others fails here, and so does a part that no registered datastore owns."""
+(docs/adding-a-datastore.md): its folder under guest/trove_datastores with its spec, its
+guest driver and its backup engine, its Python driver among both packages' dependencies,
+a role that builds it, a molecule scenario that ./scripts/test runs for that role, and its
+Debian packages, which ./scripts/bootstrap.sh reads from its spec and this machine has. A
+datastore added to one place and not the others fails here, and so does a part that no
+registered datastore owns."""
 
 from __future__ import annotations
 
 import importlib
 import inspect
+import os
 import pkgutil
 import re
+import subprocess
 import tomllib
 from pathlib import Path
 
@@ -19,12 +22,14 @@ import yaml
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
+import trove_datastores
 import trove_guest.backups
 import trove_guest.drivers
 from trove_wire import datastores
 from trove_wire.datastores.base import DatastoreSpec
 
 ROOT = Path(__file__).resolve().parents[2]
+DATASTORES_DIR = Path(trove_datastores.__file__).parent
 REGISTERED = sorted(datastores.REGISTRY)
 SPECS = [datastores.REGISTRY[name] for name in REGISTERED]
 BACKED_UP = [spec for spec in SPECS if spec.capabilities.backups]
@@ -32,24 +37,15 @@ BACKED_UP = [spec for spec in SPECS if spec.capabilities.backups]
 # has when its datastore has replicas.
 ENTRY_POINTS = ("main", "stop", "restart", "reconfigure", "configuration")
 REPLICA_ENTRY_POINT = "replication"
-# Modules beside the per-datastore ones: what they share.
-SHARED_MODULES = {"base", "throwaway", "passwords"}
 
 
 def _modules(package_dir: Path) -> set[str]:
-    return {m.name for m in pkgutil.iter_modules([str(package_dir)])} - SHARED_MODULES
+    return {m.name for m in pkgutil.iter_modules([str(package_dir)])}
 
 
 def _dependencies(pyproject: Path) -> set[str]:
     project = tomllib.loads(pyproject.read_text())["project"]
     return {canonicalize_name(Requirement(d).name) for d in project["dependencies"]}
-
-
-def _bootstrap_packages() -> set[str]:
-    script = (ROOT / "scripts" / "bootstrap.sh").read_text()
-    return {
-        word for found in re.findall(r"missing\+=\(([^)]*)\)", script) for word in found.split()
-    }
 
 
 def _resolve(target: str) -> tuple[str, object]:
@@ -62,36 +58,49 @@ def test_the_molecule_scenarios_are_the_registered_datastores_roles() -> None:
     assert scenarios == sorted(spec.role for spec in SPECS)
 
 
+def test_every_folder_of_trove_datastores_is_a_registered_datastore() -> None:
+    folders = sorted(
+        p.name for p in DATASTORES_DIR.iterdir() if p.is_dir() and p.name != "__pycache__"
+    )
+    assert folders == REGISTERED
+    assert _modules(DATASTORES_DIR) == set(REGISTERED)
+
+
 @pytest.mark.parametrize(
-    ("package_dir", "owners"),
+    ("package_dir", "shared"),
     [
-        (Path(datastores.__file__).parent, SPECS),
-        (Path(trove_guest.drivers.__file__).parent, SPECS),
-        (Path(trove_guest.backups.__file__).parent, BACKED_UP),
+        (Path(datastores.__file__).parent, {"base", "throwaway"}),
+        (Path(trove_guest.drivers.__file__).parent, {"passwords"}),
+        (Path(trove_guest.backups.__file__).parent, set()),
     ],
     ids=["specs", "drivers", "backup-engines"],
 )
-def test_every_datastore_module_is_a_registered_datastores(
-    package_dir: Path, owners: list[DatastoreSpec]
-) -> None:
-    assert _modules(package_dir) == {spec.name for spec in owners}
+def test_the_shared_packages_hold_no_datastores_module(package_dir: Path, shared: set[str]) -> None:
+    assert _modules(package_dir) == shared
 
 
 @pytest.mark.parametrize("spec", SPECS, ids=REGISTERED)
-def test_its_spec_lives_in_a_module_of_its_name(spec: DatastoreSpec) -> None:
-    assert importlib.import_module(f"trove_wire.datastores.{spec.name}").SPEC is spec
+def test_its_folder_holds_its_spec_driver_and_backup_engine_only(spec: DatastoreSpec) -> None:
+    wanted = {"spec", "driver", *(["backup"] if spec.capabilities.backups else [])}
+    assert _modules(DATASTORES_DIR / spec.name) == wanted
+    assert (DATASTORES_DIR / spec.name / "__init__.py").is_file()
 
 
 @pytest.mark.parametrize("spec", SPECS, ids=REGISTERED)
-def test_its_guest_driver_is_a_class_in_a_module_of_its_name(spec: DatastoreSpec) -> None:
+def test_its_spec_is_the_one_in_its_folder(spec: DatastoreSpec) -> None:
+    assert importlib.import_module(f"trove_datastores.{spec.name}.spec").SPEC is spec
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=REGISTERED)
+def test_its_guest_driver_is_a_class_in_its_folder(spec: DatastoreSpec) -> None:
     module, driver = _resolve(spec.driver)
-    assert module == f"trove_guest.drivers.{spec.name}" and inspect.isclass(driver)
+    assert module == f"trove_datastores.{spec.name}.driver" and inspect.isclass(driver)
 
 
 @pytest.mark.parametrize("spec", BACKED_UP, ids=[spec.name for spec in BACKED_UP])
-def test_its_backup_engine_is_a_class_in_a_module_of_its_name(spec: DatastoreSpec) -> None:
+def test_its_backup_engine_is_a_class_in_its_folder(spec: DatastoreSpec) -> None:
     module, engine = _resolve(spec.backup_engine)
-    assert module == f"trove_guest.backups.{spec.name}" and inspect.isclass(engine)
+    assert module == f"trove_datastores.{spec.name}.backup" and inspect.isclass(engine)
 
 
 @pytest.mark.parametrize("spec", SPECS, ids=REGISTERED)
@@ -126,13 +135,47 @@ def test_it_has_a_molecule_scenario_that_converges_its_role(spec: DatastoreSpec)
     assert converged == [spec.role]
 
 
+def _bootstrap_derived_packages() -> list[str]:
+    """What scripts/bootstrap.sh reads from the specs, read as it reads them: the OS's own
+    Python, no site-packages, only guest/ on the path."""
+    bootstrap = (ROOT / "scripts" / "bootstrap.sh").read_text()
+    command = "PYTHONPATH=guest /usr/bin/python3 -S scripts/datastore_os_packages.py"
+    assert command in bootstrap
+    env = {"PATH": os.environ["PATH"], "PYTHONPATH": "guest"}
+    done = subprocess.run(
+        ["/usr/bin/python3", "-S", "scripts/datastore_os_packages.py"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return done.stdout.split()
+
+
+def test_bootstrap_reads_the_datastores_packages_from_their_specs() -> None:
+    assert _bootstrap_derived_packages() == sorted(
+        {package for spec in SPECS for package in spec.os_packages}
+    )
+
+
+def test_bootstrap_names_no_datastores_package_by_hand() -> None:
+    script = (ROOT / "scripts" / "bootstrap.sh").read_text()
+    written = {w for found in re.findall(r"missing\+=\(([^)]*)\)", script) for w in found.split()}
+    assert written.isdisjoint(package for spec in SPECS for package in spec.os_packages)
+
+
 @pytest.mark.parametrize("spec", SPECS, ids=REGISTERED)
-def test_bootstrap_installs_its_packages_and_this_machine_has_its_server(
-    spec: DatastoreSpec,
-) -> None:
+def test_this_machine_has_its_packages_and_its_server(spec: DatastoreSpec) -> None:
     assert spec.os_packages, f"{spec.name} names no Debian package"
-    missing = set(spec.os_packages) - _bootstrap_packages()
-    assert not missing, f"scripts/bootstrap.sh does not install {sorted(missing)}"
+    for package in spec.os_packages:
+        status = subprocess.run(
+            ["dpkg-query", "-W", "-f=${db:Status-Status}", package],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout
+        assert status == "installed", f"{package} is not installed: run scripts/bootstrap.sh"
     assert spec.discover() is not None, f"no {spec.name} server on this machine"
 
 

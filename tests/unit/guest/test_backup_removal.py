@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from trove_datastores.postgresql.backup import PgBackRest, give_back
 from trove_guest.backups import Engine, engine_class, load_engine
-from trove_guest.backups.postgresql import PgBackRest, give_back
 from trove_wire import datastores
 from trove_wire.datastores.base import BackupLayout
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from trove_wire.datastores import postgresql
+from trove_datastores.postgresql import spec as postgresql
 from trove_wire.datastores.base import Parameter
 
 WORK_MEM = Parameter("work_mem", "integer", False, 64, 2_147_483_647, unit="kB")

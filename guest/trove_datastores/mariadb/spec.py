@@ -243,8 +243,8 @@ SPEC = DatastoreSpec(
     # A database's character set and collation are the server's to choose from.
     database_options={"character_set": "character_set_server", "collate": "collation_server"},
     log_file="mariadb.log",
-    driver="trove_guest.drivers.mariadb:MariaDBDriver",
-    backup_engine="trove_guest.backups.mariadb:MariaDBBackup",
+    driver="trove_datastores.mariadb.driver:MariaDBDriver",
+    backup_engine="trove_datastores.mariadb.backup:MariaDBBackup",
     replica_source_files=replica_source_files,
     discover=discover,
     os_packages=("mariadb-server", "mariadb-backup"),

@@ -10,8 +10,8 @@ from typing import Any
 
 import psycopg
 
+from trove_datastores.postgresql.spec import BACKUP_NAMING, STANZA
 from trove_guest.backups import BackupFailed, Made, run, tool_version, tree_checksum, wait_for
-from trove_wire.datastores.postgresql import BACKUP_NAMING, STANZA
 
 # Our kinds as pgBackRest calls them: an incremental backup holds the changes since the
 # newest backup, a differential one those since the newest full backup.

@@ -10,6 +10,7 @@ from typing import Any
 
 import redis
 
+from trove_datastores.redis.spec import BACKUP_NAMING
 from trove_guest.backups import (
     BackupFailed,
     Made,
@@ -18,7 +19,6 @@ from trove_guest.backups import (
     remove_file,
     wait_for,
 )
-from trove_wire.datastores.redis import BACKUP_NAMING
 
 
 class RedisSnapshot:

@@ -15,6 +15,7 @@ from typing import Any
 
 import pymysql
 
+from trove_datastores.mariadb.spec import BACKUP_NAMING
 from trove_guest.backups import (
     READABLE_DIRECTORY,
     READABLE_FILE,
@@ -25,7 +26,6 @@ from trove_guest.backups import (
     remove_file,
     tool_version,
 )
-from trove_wire.datastores.mariadb import BACKUP_NAMING
 
 
 class MariaDBBackup:

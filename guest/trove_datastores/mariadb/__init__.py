@@ -1,0 +1,1 @@
+"""MariaDB: its spec, its guest driver (PyMySQL) and its backup engine (mariadb-backup)."""

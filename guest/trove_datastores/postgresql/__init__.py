@@ -1,0 +1,1 @@
+"""PostgreSQL: its spec, its guest driver (psycopg) and its backup engine (pgBackRest)."""

@@ -1,0 +1,1 @@
+"""Redis: its spec, its guest driver (redis-py) and its backup engine (RDB snapshots)."""
