@@ -1,7 +1,8 @@
 """Backups made by the guest with the datastore's own tool, into the instance's own
 repository: pgBackRest for PostgreSQL, mariadb-backup for MariaDB, an RDB snapshot for
 Redis. Each engine streams what the tool makes through zstd and a SHA-256 as it goes, so
-nothing is held whole in memory, and reports what it made."""
+nothing is held whole in memory, and reports what it made. This module holds what the
+engines share; each is `trove_datastores.<name>.backup`."""
 
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
-"""Datastore drivers: one per datastore. A driver has `health()` and one method per call
-of `trove_wire.contract`, named as the call and taking its arguments; the agent dispatches
-to them by name. Drivers raise the contract's errors (`NotFound`, `Conflict`, ...)."""
+"""What the datastores' drivers share (each is `trove_datastores.<name>.driver`). A driver
+has `health()` and one method per call of `trove_wire.contract`, named as the call and
+taking its arguments; the agent dispatches to them by name. Drivers raise the contract's
+errors (`NotFound`, `Conflict`, ...)."""
 
 from __future__ import annotations
 

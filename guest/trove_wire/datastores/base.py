@@ -377,14 +377,15 @@ class DatastoreSpec:
     describe_parameters: Callable[[Discovered], list[Parameter]]
     # The server's own log, relative to the role's base directory.
     log_file: str
-    # The guest's driver, as "module:Class".
+    # The guest's driver, as "module:Class" ("trove_datastores.<name>.driver:...").
     driver: str
-    # The guest's backup engine (its tool's way to back up), as "module:Class".
+    # The guest's backup engine (its tool's way to back up), as "module:Class"
+    # ("trove_datastores.<name>.backup:...").
     backup_engine: str
     # The binaries and version the host has (None: not installed).
     discover: Callable[[], Discovered | None]
-    # The Debian packages scripts/bootstrap.sh installs for it: its server, and the tools
-    # its role and backup engine run.
+    # The Debian packages scripts/bootstrap.sh installs for it (it reads them from here):
+    # its server, and the tools its role and backup engine run.
     os_packages: tuple[str, ...]
     # The Python distribution its guest driver talks through (a dependency of both
     # pyproject.toml files: the control plane's and the guest's).
