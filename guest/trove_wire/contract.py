@@ -330,7 +330,7 @@ class Heartbeat:
 class BackupReport:
     """How a backup goes: BUILDING, SAVING, then COMPLETED (with what the tool made) or
     FAILED (with why). It names no path: where a backup's files are follows from its id
-    and its instance's (trove_wire.datastores.base.BackupNaming)."""
+    and its instance's (trove_datastores.base.BackupNaming)."""
 
     method: ClassVar[str] = "backup_report"
     backup_id: str

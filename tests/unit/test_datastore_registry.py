@@ -14,6 +14,7 @@ import os
 import pkgutil
 import re
 import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -25,8 +26,8 @@ from packaging.utils import canonicalize_name
 import trove_datastores
 import trove_guest.backups
 import trove_guest.drivers
+from trove_datastores.base import DatastoreSpec
 from trove_wire import datastores
-from trove_wire.datastores.base import DatastoreSpec
 
 ROOT = Path(__file__).resolve().parents[2]
 DATASTORES_DIR = Path(trove_datastores.__file__).parent
@@ -37,6 +38,17 @@ BACKED_UP = [spec for spec in SPECS if spec.capabilities.backups]
 # has when its datastore has replicas.
 ENTRY_POINTS = ("main", "stop", "restart", "reconfigure", "configuration")
 REPLICA_ENTRY_POINT = "replication"
+# The modules of trove_datastores beside the folders: what every spec is made of.
+SHARED_BY_THE_SPECS = {"base", "throwaway"}
+
+
+def _parts(spec: DatastoreSpec) -> list[str]:
+    return ["spec", "driver", *(["backup"] if spec.capabilities.backups else [])]
+
+
+DATASTORE_MODULES = [
+    f"trove_datastores.{spec.name}.{part}" for spec in SPECS for part in _parts(spec)
+]
 
 
 def _modules(package_dir: Path) -> set[str]:
@@ -63,17 +75,17 @@ def test_every_folder_of_trove_datastores_is_a_registered_datastore() -> None:
         p.name for p in DATASTORES_DIR.iterdir() if p.is_dir() and p.name != "__pycache__"
     )
     assert folders == REGISTERED
-    assert _modules(DATASTORES_DIR) == set(REGISTERED)
+    assert _modules(DATASTORES_DIR) == {*REGISTERED, *SHARED_BY_THE_SPECS}
 
 
 @pytest.mark.parametrize(
     ("package_dir", "shared"),
     [
-        (Path(datastores.__file__).parent, {"base", "throwaway"}),
+        (Path(datastores.__file__).parent, set()),
         (Path(trove_guest.drivers.__file__).parent, {"passwords"}),
         (Path(trove_guest.backups.__file__).parent, set()),
     ],
-    ids=["specs", "drivers", "backup-engines"],
+    ids=["registry", "drivers", "backup-engines"],
 )
 def test_the_shared_packages_hold_no_datastores_module(package_dir: Path, shared: set[str]) -> None:
     assert _modules(package_dir) == shared
@@ -81,9 +93,20 @@ def test_the_shared_packages_hold_no_datastores_module(package_dir: Path, shared
 
 @pytest.mark.parametrize("spec", SPECS, ids=REGISTERED)
 def test_its_folder_holds_its_spec_driver_and_backup_engine_only(spec: DatastoreSpec) -> None:
-    wanted = {"spec", "driver", *(["backup"] if spec.capabilities.backups else [])}
-    assert _modules(DATASTORES_DIR / spec.name) == wanted
+    assert _modules(DATASTORES_DIR / spec.name) == set(_parts(spec))
     assert (DATASTORES_DIR / spec.name / "__init__.py").is_file()
+
+
+@pytest.mark.parametrize("module", DATASTORE_MODULES)
+def test_each_datastore_module_imports_first_in_a_new_process(module: str) -> None:
+    """The registry imports every spec: a datastore's module that a process imports before
+    the registry must not meet itself half made on the way."""
+    probe = f"import {module}\nfrom trove_wire import datastores\nprint(*datastores.REGISTRY)"
+    done = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == REGISTERED
 
 
 @pytest.mark.parametrize("spec", SPECS, ids=REGISTERED)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import peewee
 
+from trove_datastores.base import BackupLayout, plain_id
 from trove_svc import compute
 from trove_svc.bus.messages import TaskManagerClient
 from trove_svc.domain import errors, quotas, status, strategies, tasks
@@ -21,7 +22,6 @@ from trove_svc.process.settings import Settings
 from trove_svc.security.caller import Caller
 from trove_svc.store.models import Backup, Instance, Task, database_proxy
 from trove_wire import contract, datastores
-from trove_wire.datastores.base import BackupLayout, plain_id
 from trove_wire.envelope import Context
 
 if TYPE_CHECKING:  # the instances' service refers to backups' rules (reset_status)

@@ -13,10 +13,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from trove_datastores.base import Discovered, Parameter
 from trove_svc.domain import errors
 from trove_svc.store.models import DatastoreVersion
 from trove_wire import datastores
-from trove_wire.datastores.base import Discovered, Parameter
 
 LOG = logging.getLogger(__name__)
 

@@ -16,12 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from trove_datastores.base import plain_id
 from trove_svc.domain import backups, errors, strategies
 from trove_svc.domain.backups import in_repository
 from trove_svc.process.settings import Settings
 from trove_svc.store.models import Backup
 from trove_wire.checksums import open_below, regular_files
-from trove_wire.datastores.base import plain_id
 
 LOG = logging.getLogger(__name__)
 

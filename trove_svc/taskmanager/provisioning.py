@@ -11,13 +11,13 @@ import getpass
 from pathlib import Path
 from typing import Any
 
+from trove_datastores.base import Discovered
 from trove_svc import compute
 from trove_svc.compute import guest_wheels
 from trove_svc.domain import configurations
 from trove_svc.process.settings import Settings
 from trove_svc.store.models import Instance
 from trove_wire import datastores
-from trove_wire.datastores.base import Discovered
 
 # The datastore account the guest agent works through (Trove's name for it).
 ADMIN_USER = "os_admin"

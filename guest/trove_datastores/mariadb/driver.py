@@ -14,11 +14,11 @@ from typing import Any
 
 import pymysql
 
+from trove_datastores.base import REPLICATION_PREFIX, replication_account
 from trove_datastores.mariadb.spec import ROOT_HOST, ROOT_USER
 from trove_guest.drivers import ERROR, HEALTHY, SHUTDOWN, Conflict, NotFound, typed_value
 from trove_wire import datastores
 from trove_wire.contract import Invalid
-from trove_wire.datastores.base import REPLICATION_PREFIX, replication_account
 
 SPEC = datastores.get("mariadb")
 _CHARSET = re.compile(r"[A-Za-z0-9_]{1,64}")

@@ -15,6 +15,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from trove_datastores.base import REPLICATION_PREFIX, replication_account
 from trove_datastores.postgresql.spec import ROOT_USER
 from trove_guest.drivers import (
     ERROR,
@@ -27,7 +28,6 @@ from trove_guest.drivers import (
 )
 from trove_guest.drivers.passwords import scram
 from trove_wire import datastores
-from trove_wire.datastores.base import REPLICATION_PREFIX, replication_account
 
 SPEC = datastores.get("postgresql")
 # A kept connection idle for longer than this (seconds) is checked before it is used.

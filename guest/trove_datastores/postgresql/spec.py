@@ -9,8 +9,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from trove_wire.datastores import throwaway
-from trove_wire.datastores.base import (
+from trove_datastores import throwaway
+from trove_datastores.base import (
     BackupLayout,
     BackupNaming,
     Capabilities,

@@ -10,6 +10,7 @@ from typing import Any
 
 import redis
 
+from trove_datastores.base import REPLICATION_PREFIX, replication_account
 from trove_guest.drivers import (
     ERROR,
     HEALTHY,
@@ -20,7 +21,6 @@ from trove_guest.drivers import (
     NotSupported,
 )
 from trove_wire import datastores
-from trove_wire.datastores.base import REPLICATION_PREFIX, replication_account
 
 SPEC = datastores.get("redis")
 

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Protocol
 
+from trove_datastores.base import BackupNaming
 from trove_wire import datastores
 from trove_wire.checksums import tree_checksum
-from trove_wire.datastores.base import BackupNaming
 
 __all__ = [
     "BackupFailed",

@@ -16,7 +16,7 @@ import importlib
 import pkgutil
 
 import trove_datastores
-from trove_wire.datastores.base import DatastoreSpec
+from trove_datastores.base import DatastoreSpec
 
 
 def _discovered() -> dict[str, DatastoreSpec]:

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from trove_datastores.base import BackupLayout
 from trove_datastores.postgresql.backup import PgBackRest, give_back
 from trove_guest.backups import Engine, engine_class, load_engine
 from trove_wire import datastores
-from trove_wire.datastores.base import BackupLayout
 
 BACKUP_ID = "0d1c7a52-58e5-4b7e-9d55-2f1f0e0c7c11"
 OTHER_ID = "6a0f3c1e-2b7d-4c55-8e21-93d0c4a1b2f0"

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
+from trove_datastores.base import BackupLayout, BackupNaming, plain_id
 from trove_wire import datastores
-from trove_wire.datastores.base import BackupLayout, BackupNaming, plain_id
 
 BACKUP_ID = "0d1c7a52-58e5-4b7e-9d55-2f1f0e0c7c11"
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from trove_datastores.base import Parameter
 from trove_datastores.postgresql import spec as postgresql
-from trove_wire.datastores.base import Parameter
 
 WORK_MEM = Parameter("work_mem", "integer", False, 64, 2_147_483_647, unit="kB")
 COST = Parameter("random_page_cost", "float", False, 0.0, 100.0)

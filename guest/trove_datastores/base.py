@@ -373,7 +373,7 @@ class DatastoreSpec:
     # a port, or what replication and the guest rely on) ...
     tunables: frozenset[str]
     # ... and how the engine itself describes them, asked of a throwaway server of the
-    # version (trove_wire.datastores.throwaway).
+    # version (trove_datastores.throwaway).
     describe_parameters: Callable[[Discovered], list[Parameter]]
     # The server's own log, relative to the role's base directory.
     log_file: str
