@@ -135,7 +135,7 @@ def port_range_env(first: int, last: int) -> dict[str, str]:
     return {"TROVE_SVC_PORT_RANGE_START": str(first), "TROVE_SVC_PORT_RANGE_END": str(last)}
 
 
-# Seconds a deployment may take to answer once started (a loaded machine: two test workers
+# Seconds a deployment may take to answer once started (a loaded machine: four test workers
 # beside other work).
 START_TIMEOUT = 60
 

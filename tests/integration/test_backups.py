@@ -28,7 +28,7 @@ from tests.processes import processes_mentioning
 from trove_wire import datastores, seal, topology
 from trove_wire.envelope import Envelope
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.long]
 
 PROJECT = "backups"
 PASSWORD = "Backup-test-pw-1"

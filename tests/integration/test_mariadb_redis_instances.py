@@ -10,7 +10,7 @@ import redis
 
 from tests import support
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.long]
 
 PROJECT = "more-datastores"
 

@@ -15,7 +15,7 @@ import pytest
 from tests import support
 from trove_wire import datastores as registry
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.long]
 
 PROJECT = "cli"
 

@@ -20,7 +20,7 @@ import redis
 
 from tests import processes, support
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.long]
 
 PROJECT = "replicas"
 USER = {"name": "writer", "password": "Writer-pw-1-long"}

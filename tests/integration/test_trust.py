@@ -31,7 +31,7 @@ from tests.deployments import (
 from trove_wire import seal, topology
 from trove_wire.envelope import Envelope
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.long]
 
 
 @pytest.fixture(scope="module")
