@@ -107,8 +107,29 @@ def backup(
 def restore(
     service: support.Service, token: str, made: dict[str, Any], when: str | None = None
 ) -> dict[str, Any]:
-    point = {"backupRef": made["id"], **({"restore_time": when} if when else {})}
-    return service.create_healthy(token, PROJECT, "restored", restorePoint=point)
+    return restore_all(service, token, [(made, when)])[0]
+
+
+def restore_all(
+    service: support.Service, token: str, points: list[tuple[dict[str, Any], str | None]]
+) -> list[dict[str, Any]]:
+    """Restore each backup (to a time, where one is given), all asked for at once as a
+    tenant would, then wait until every restored instance is ACTIVE and HEALTHY."""
+    ids = []
+    for made, when in points:
+        point = {"backupRef": made["id"], **({"restore_time": when} if when else {})}
+        body = {
+            "instance": {
+                "name": "restored",
+                "flavorRef": "1",
+                "volume": {"size": 1},
+                "restorePoint": point,
+            }
+        }
+        created = service.request("POST", f"/v1.0/{PROJECT}/instances", token, body)
+        assert created.status == 200, created.body
+        ids.append(created.body["instance"]["id"])
+    return [service.wait_for(token, PROJECT, i, support.active_and_healthy) for i in ids]
 
 
 def delete(service: support.Service, token: str, *instances: dict[str, Any]) -> None:
@@ -160,11 +181,11 @@ def test_full_incremental_and_point_in_time_restores(
 
     # A time after the incremental: its restore applies the increment on the full backup
     # (row 2, which the logs from the increment on do not hold), then the logs (row 3).
-    restored = [
-        restore(service, token, full),
-        restore(service, token, incremental, between),
-        *[restore(service, token, b) for b in made[2:]],
-    ]
+    restored = restore_all(
+        service,
+        token,
+        [(full, None), (incremental, between), *[(b, None) for b in made[2:]]],
+    )
     seen = [sql(r, "SELECT v FROM t ORDER BY v") for r in restored]
     expected = [[(1,)], [(1,), (2,), (3,)]]
     assert seen == expected + [[(1,), (2,), (3,)]] * len(made[2:])
