@@ -160,7 +160,7 @@ def test_instance_lifecycle_through_the_client(osc: Callable[..., Any]) -> None:
     assert "bob" not in {u["Name"] for u in osc("user", "list", "cli-renamed")}
 
     root = osc("root", "enable", "cli-renamed")
-    assert root["name"] == "postgres" and root["password"]
+    assert root["name"] == "root" and root["password"]
     assert osc("root", "show", "cli-renamed")["is_root_enabled"] is True
     osc("root", "disable", "cli-renamed", parse=False)
     assert osc("root", "show", "cli-renamed")["is_root_enabled"] is False

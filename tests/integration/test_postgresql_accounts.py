@@ -15,6 +15,8 @@ pytestmark = pytest.mark.integration
 
 PROJECT = "e2e-accounts"
 PASSWORD = "Pw-4b8e2d71-known-to-the-test"
+# What the server answers a user without CONNECT on the database (insufficient privilege).
+NO_CONNECT = "permission denied for database"
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +35,8 @@ def _path(instance: dict[str, Any], tail: str) -> str:
     return f"/v1.0/{PROJECT}/instances/{instance['id']}/{tail}"
 
 
-def _connects(instance: dict[str, Any], user: str, password: str, dbname: str) -> bool:
+def _login_error(instance: dict[str, Any], user: str, password: str, dbname: str) -> str | None:
+    """Why a stock client's login is refused, or None if it gets in."""
     try:
         psycopg.connect(
             host="127.0.0.1",
@@ -43,9 +46,13 @@ def _connects(instance: dict[str, Any], user: str, password: str, dbname: str) -
             dbname=dbname,
             connect_timeout=3,
         ).close()
-    except psycopg.OperationalError:
-        return False
-    return True
+    except psycopg.OperationalError as exc:
+        return str(exc)
+    return None
+
+
+def _connects(instance: dict[str, Any], user: str, password: str, dbname: str) -> bool:
+    return _login_error(instance, user, password, dbname) is None
 
 
 def test_databases_are_created_and_deleted(
@@ -60,6 +67,8 @@ def test_databases_are_created_and_deleted(
     assert created.status == 202, created.body
     listed = service.request("GET", _path(instance, "databases"), token)
     assert {"reports", "archive"} <= {d["name"] for d in listed.body["databases"]}
+    # A database the guest made lets in only the users granted it, not everyone (PUBLIC).
+    assert NO_CONNECT in (_login_error(instance, "shop", PASSWORD, "reports") or "")
     paged = service.request("GET", _path(instance, "databases") + "?limit=2", token)
     assert len(paged.body["databases"]) == 2 and paged.body["links"][0]["rel"] == "next"
     deleted = service.request("DELETE", _path(instance, "databases/archive"), token)
@@ -103,6 +112,8 @@ def test_user_lifecycle(service: support.Service, token: str, instance: dict[str
     )
     assert created.status == 202, created.body
     assert _connects(instance, "analyst", "first-pw-1-long", "orders")
+    # Nor does a database the instance was created with (audit: no user was granted it).
+    assert NO_CONNECT in (_login_error(instance, "analyst", "first-pw-1-long", "audit") or "")
     names = {
         u["name"] for u in service.request("GET", _path(instance, "users"), token).body["users"]
     }
@@ -116,10 +127,13 @@ def test_user_lifecycle(service: support.Service, token: str, instance: dict[str
     assert granted.status == 202
     access = service.request("GET", _path(instance, "users/analyst/databases"), token)
     assert {d["name"] for d in access.body["databases"]} == {"orders", "audit"}
+    assert _connects(instance, "analyst", "first-pw-1-long", "audit")
     revoked = service.request("DELETE", _path(instance, "users/analyst/databases/audit"), token)
     assert revoked.status == 202
     access = service.request("GET", _path(instance, "users/analyst/databases"), token)
     assert access.body["databases"] == [{"name": "orders"}]
+    assert NO_CONNECT in (_login_error(instance, "analyst", "first-pw-1-long", "audit") or "")
+    assert _connects(instance, "analyst", "first-pw-1-long", "orders")
 
     changed = service.request(
         "PUT",
@@ -141,7 +155,9 @@ def test_user_lifecycle(service: support.Service, token: str, instance: dict[str
     assert service.request("GET", _path(instance, "users/auditor"), token).status == 404
 
 
-@pytest.mark.parametrize("bad", ["rob'; DROP TABLE x; --", "semi;colon", "os_admin", "pg_x"])
+@pytest.mark.parametrize(
+    "bad", ["rob'; DROP TABLE x; --", "semi;colon", "os_admin", "pg_x", "root", "postgres"]
+)
 def test_invalid_user_name_is_refused_and_nothing_changes(
     service: support.Service,
     token: str,
@@ -168,15 +184,18 @@ def test_root_enable_show_disable(
     enabled = service.request("POST", _path(instance, "root"), token)
     assert enabled.status == 200
     root = enabled.body["user"]
-    assert root["name"] == "postgres" and len(root["password"]) >= 16
-    assert _connects(instance, "postgres", root["password"], "postgres")
+    assert root["name"] == "root" and len(root["password"]) >= 16
+    assert _connects(instance, "root", root["password"], "postgres")
+    # A superuser: in every database, whoever was granted it.
+    assert _connects(instance, "root", root["password"], "audit")
     assert service.request("GET", _path(instance, "root"), token).body == {"rootEnabled": True}
     chosen = service.request(
         "POST", _path(instance, "root"), token, {"password": "Root-chosen-pw-9"}
     )
     assert chosen.body["user"]["password"] == "Root-chosen-pw-9"
-    assert _connects(instance, "postgres", "Root-chosen-pw-9", "postgres")
+    assert _connects(instance, "root", "Root-chosen-pw-9", "postgres")
     disabled = service.request("DELETE", _path(instance, "root"), token)
     assert disabled.status == 204
-    assert not _connects(instance, "postgres", "Root-chosen-pw-9", "postgres")
+    refused = _login_error(instance, "root", "Root-chosen-pw-9", "postgres") or ""
+    assert "not permitted to log in" in refused
     assert service.request("GET", _path(instance, "root"), token).body == {"rootEnabled": False}

@@ -16,7 +16,7 @@ import psycopg
 from psycopg import sql
 
 from trove_datastores.base import REPLICATION_PREFIX, replication_account
-from trove_datastores.postgresql.spec import ROOT_USER
+from trove_datastores.postgresql.spec import ROOT_USER, ROOT_USERS
 from trove_guest.drivers import (
     ERROR,
     HEALTHY,
@@ -116,6 +116,7 @@ class PostgresDriver:
                         sql.Literal(database["collate"])
                     )
                 conn.execute(query)
+                _close_to_public(conn, database["name"])
 
     def delete_database(self, name: str) -> None:
         self._require_database(name)
@@ -235,6 +236,7 @@ class PostgresDriver:
             self._grant(conn, name, databases)
 
     def _grant(self, conn: psycopg.Connection[Any], user: str, databases: list[str]) -> None:
+        """ALL on each database (CONNECT with it: PUBLIC has none) and its public schema."""
         for database in databases:
             conn.execute(
                 sql.SQL("GRANT ALL ON DATABASE {} TO {}").format(
@@ -247,6 +249,8 @@ class PostgresDriver:
                 )
 
     def revoke_access(self, name: str, host: str | None, database: str) -> None:
+        """The user's CONNECT goes with ALL; a database made before PUBLIC lost its
+        CONNECT here loses it now, or the user would still get in through PUBLIC."""
         self.get_user(name)
         self._require_database(database)
         with self._admin() as conn:
@@ -255,6 +259,7 @@ class PostgresDriver:
                     sql.Identifier(database), sql.Identifier(name)
                 )
             )
+            _close_to_public(conn, database)
         with self._connect(database) as db_conn:
             db_conn.execute(
                 sql.SQL("REVOKE ALL ON SCHEMA public FROM {}").format(sql.Identifier(name))
@@ -277,14 +282,22 @@ class PostgresDriver:
 
     def is_root_enabled(self) -> bool:
         with self._admin() as conn:
-            row = conn.execute(
-                "SELECT rolcanlogin FROM pg_roles WHERE rolname = %s", (ROOT_USER,)
-            ).fetchone()
-        return bool(row and row[0])
+            return bool(self._root_logins(conn))
 
     def disable_root(self) -> None:
         with self._admin() as conn:
-            conn.execute(sql.SQL("ALTER ROLE {} NOLOGIN").format(sql.Identifier(ROOT_USER)))
+            for name in self._root_logins(conn):
+                conn.execute(sql.SQL("ALTER ROLE {} NOLOGIN").format(sql.Identifier(name)))
+
+    @staticmethod
+    def _root_logins(conn: psycopg.Connection[Any]) -> list[str]:
+        """The root accounts that may log in: `root`, and `postgres` where root was enabled
+        under that name before."""
+        rows = conn.execute(
+            "SELECT rolname FROM pg_roles WHERE rolname = ANY(%s) AND rolcanlogin",
+            (list(ROOT_USERS),),
+        ).fetchall()
+        return [str(row[0]) for row in rows]
 
     # Configuration
 
@@ -405,3 +418,9 @@ class PostgresDriver:
                 if not done or not done[0]:
                     raise Invalid("the server did not finish its promotion within 60 s")
         return self.replication_state()
+
+
+def _close_to_public(conn: psycopg.Connection[Any], database: str) -> None:
+    """PostgreSQL lets everyone (PUBLIC) connect to a new database and make temporary tables
+    in it; a tenant's database lets in only the users granted it."""
+    conn.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(sql.Identifier(database)))

@@ -16,6 +16,7 @@ from trove_datastores.base import (
     Capabilities,
     DatastoreSpec,
     Discovered,
+    NameRule,
     Parameter,
     identifier_rule,
     restore_time_text,
@@ -23,17 +24,28 @@ from trove_datastores.base import (
 )
 
 ADMIN_USER = "os_admin"
-ROOT_USER = "postgres"
+# The superuser that enabling root makes, named as Trove names it (its clients log in as
+# `root`). Instances whose root was enabled before had it as `postgres`: root's show and
+# disable still count that one, and no tenant may take either name.
+ROOT_USER = "root"
+FORMER_ROOT_USER = "postgres"
+ROOT_USERS = (ROOT_USER, FORMER_ROOT_USER)
 SYSTEM_DATABASES = frozenset({"postgres", "template0", "template1"})
 
-_IDENTIFIER = identifier_rule(
-    "A-Za-z_",
-    "A-Za-z0-9_",
-    63,
-    ("a letter or underscore", "letters, digits and underscores"),
-    reserved=SYSTEM_DATABASES | {ADMIN_USER, "public"},
-    prefixes=("pg_",),
-)
+
+def _identifier(reserved: frozenset[str]) -> NameRule:
+    return identifier_rule(
+        "A-Za-z_",
+        "A-Za-z0-9_",
+        63,
+        ("a letter or underscore", "letters, digits and underscores"),
+        reserved=SYSTEM_DATABASES | {ADMIN_USER, "public"} | reserved,
+        prefixes=("pg_",),
+    )
+
+
+_DATABASE_NAME = _identifier(frozenset())
+_USER_NAME = _identifier(frozenset(ROOT_USERS))
 
 
 def discover() -> Discovered | None:
@@ -297,10 +309,10 @@ SPEC = DatastoreSpec(
         replicas=True,
         failover=True,
     ),
-    user_rule=_IDENTIFIER,
-    database_rule=_IDENTIFIER,
+    user_rule=_USER_NAME,
+    database_rule=_DATABASE_NAME,
     system_databases=SYSTEM_DATABASES,
-    hidden_users=frozenset({ADMIN_USER, ROOT_USER}),
+    hidden_users=frozenset({ADMIN_USER, *ROOT_USERS}),
     tunables=TUNABLES,
     describe_parameters=describe_parameters,
     database_options={"character_set": "server_encoding", "collate": "lc_collate"},
