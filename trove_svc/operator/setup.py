@@ -33,7 +33,7 @@ from trove_svc.bus.broker import (
     save_account,
 )
 from trove_svc.domain import errors
-from trove_svc.process.settings import Settings
+from trove_svc.process.settings import DEFAULT_VHOST, Settings
 from trove_svc.security import keys, service_account
 from trove_wire import topology
 from trove_wire.amqp import BrokerUnavailable, Publisher
@@ -167,14 +167,16 @@ def run(
 def remove_broker_objects(settings: Settings, admin_url: str | None = None) -> None:
     """Remove the deployment's vhost, its account and its instances' guest accounts (for
     tests and uninstalling). Only accounts with permissions on this vhost are touched: a
-    deployment beside it on the same broker keeps its own."""
+    deployment beside it on the same broker keeps its own. The broker's default vhost, where
+    an account the transport URL names lives without a vhost of its own, stays."""
     management, admin_account = _admin_account(admin_url)
     admin = BrokerAdmin(management or settings.management_url, admin_account)
     account = load_account(settings.credentials_path)
     for user in admin.users_of(settings.vhost):
         if user.startswith(GUEST_USER_PREFIX):
             admin.delete_user(user)
-    admin.delete_vhost(settings.vhost)
+    if settings.vhost != DEFAULT_VHOST:
+        admin.delete_vhost(settings.vhost)
     if account is not None:
         admin.delete_user(account.user)
 
