@@ -17,6 +17,8 @@ PROJECT = "e2e-accounts"
 PASSWORD = "Pw-4b8e2d71-known-to-the-test"
 # What the server answers a user without CONNECT on the database (insufficient privilege).
 NO_CONNECT = "permission denied for database"
+# The password trove-tempest-plugin gives its users: 8 characters.
+TEMPEST_PASSWORD = "PassW0rd"
 
 
 @pytest.fixture(scope="module")
@@ -153,6 +155,57 @@ def test_user_lifecycle(service: support.Service, token: str, instance: dict[str
     deleted = service.request("DELETE", _path(instance, "users/auditor"), token)
     assert deleted.status == 202
     assert service.request("GET", _path(instance, "users/auditor"), token).status == 404
+
+
+def test_trove_tempest_users_8_character_password_is_taken_by_default(
+    service: support.Service, token: str, instance: dict[str, Any]
+) -> None:
+    created = service.request(
+        "POST",
+        _path(instance, "users"),
+        token,
+        {
+            "users": [
+                {
+                    "name": "foo_user",
+                    "password": TEMPEST_PASSWORD,
+                    "databases": [{"name": "orders"}],
+                }
+            ]
+        },
+    )
+    assert created.status == 202, created.body
+    assert _connects(instance, "foo_user", TEMPEST_PASSWORD, "orders")
+    too_short = service.request(
+        "POST", _path(instance, "users"), token, {"users": [{"name": "bar", "password": "Pw-1234"}]}
+    )
+    assert too_short.status == 400
+    assert "at least 8 characters" in too_short.body["badRequest"]["message"]
+    assert service.request("DELETE", _path(instance, "users/foo_user"), token).status == 202
+
+
+def test_a_raised_minimum_refuses_it_before_anything_is_built() -> None:
+    """A deployment of its own (its API alone: a refused create reaches nothing else)."""
+    raised = support.Service(extra_env={"TROVE_SVC_PASSWORD_MIN_LENGTH": "9"}, parts=("api",))
+    try:
+        raised.start()
+        token = raised.token(PROJECT)
+        body = {
+            "instance": {
+                "name": "tempest",
+                "flavorRef": "1",
+                "volume": {"size": 1},
+                "datastore": {"type": "postgresql"},
+                "users": [{"name": "foo_user", "password": TEMPEST_PASSWORD}],
+            }
+        }
+        refused = raised.request("POST", f"/v1.0/{PROJECT}/instances", token, body)
+        assert refused.status == 400
+        assert "at least 9 characters" in refused.body["badRequest"]["message"]
+        listed = raised.request("GET", f"/v1.0/{PROJECT}/instances", token)
+        assert listed.body["instances"] == []
+    finally:
+        raised.cleanup()
 
 
 @pytest.mark.parametrize(

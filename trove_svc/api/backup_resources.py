@@ -91,7 +91,8 @@ class BackupStrategies:
         row = strategies.choose(
             project_id,
             spec.get("instance_id"),
-            spec.get("backend") or ("s3" if spec.get("swift_container") else "local"),
+            spec.get("backend")
+            or (strategies.S3 if spec.get("swift_container") else strategies.LOCAL),
             spec.get("swift_container"),
             now=self._settings.clock(),
         )

@@ -72,10 +72,11 @@ class InstanceItem:
         self._service.get(caller, instance_id)
         changes = req.get_media()["instance"]
         for field in ("replica_of", "slave_of"):
-            if field in changes and changes[field] is not None:
+            # Empty detaches as null does: Trove's own clients send "".
+            if changes.get(field):
                 raise errors.BadRequest(
-                    f"{field} can only be set to null (detach the replica); a replica is "
-                    "made by a create with replica_of."
+                    f'{field} can only be set to null or "" (detach the replica); a '
+                    "replica is made by a create with replica_of."
                 )
         if "replica_of" in changes or "slave_of" in changes:
             self._service.detach_replica(caller, instance_id)

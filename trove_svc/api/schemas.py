@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from trove_svc.domain.strategies import BACKENDS
+
 _NAME = {"type": "string", "minLength": 1, "maxLength": 255}
 # An S3 bucket name (a backup strategy's, or Trove's Swift container): 3 to 63 lower-case
 # letters, digits, dots and dashes.
@@ -278,6 +280,9 @@ BACKUP_CREATE: dict[str, Any] = {
                 "differential": {"type": ["boolean", "null"]},
                 # Accepted for client compatibility: where backups go is the strategy's.
                 "swift_container": _BUCKET,
+                # Trove's choice of store: one this deployment serves, checked against the
+                # instance's strategy (strategies.require_driver).
+                "storage_driver": {"enum": [*BACKENDS, None]},
                 # Trove's copy of a backup from elsewhere, as its clients send it.
                 "restore_from": {
                     "type": ["object", "null"],
@@ -304,7 +309,7 @@ BACKUP_STRATEGY_CREATE: dict[str, Any] = {
             "properties": {
                 "instance_id": _OPTIONAL_ID,
                 "swift_container": _BUCKET,
-                "backend": {"enum": ["local", "s3"]},
+                "backend": {"enum": list(BACKENDS)},
             },
             "additionalProperties": False,
         }

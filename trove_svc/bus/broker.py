@@ -19,7 +19,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from trove_svc.domain import errors
 from trove_svc.process.settings import Settings
@@ -47,6 +47,14 @@ def save_account(path: Path, account: Account) -> None:
     with os.fdopen(fd, "w") as handle:
         json.dump({"user": account.user, "password": account.password}, handle)
     tmp.replace(path)
+
+
+def named_account(transport_url: str) -> Account | None:
+    """The account the transport URL names (one the operator made), if it names one."""
+    parts = urlsplit(transport_url)
+    if parts.username is None:
+        return None
+    return Account(unquote(parts.username), unquote(parts.password or ""))
 
 
 def amqp_url(settings: Settings, account: Account | None, named_account_wins: bool = True) -> str:
@@ -102,6 +110,10 @@ def report_queue_policy(backlog: int) -> dict[str, Any]:
     }
 
 
+class ManagementRefused(errors.ServiceUnavailable):
+    """The management API refused the account (401, 403): it may not do that."""
+
+
 class BrokerAdmin:
     """The few management HTTP API calls the deployment needs."""
 
@@ -124,7 +136,8 @@ class BrokerAdmin:
         except urllib.error.HTTPError as exc:
             if method == "DELETE" and exc.code == 404:
                 return None
-            raise errors.ServiceUnavailable(
+            refused = ManagementRefused if exc.code in (401, 403) else errors.ServiceUnavailable
+            raise refused(
                 f"RabbitMQ's management API answered {exc.code} to {method} {path.split('/')[2]}."
             ) from exc
         except (urllib.error.URLError, OSError) as exc:
@@ -172,6 +185,15 @@ class BrokerAdmin:
     def whoami(self) -> dict[str, Any]:
         answer: dict[str, Any] = self._request("GET", "/api/whoami")
         return answer
+
+    def is_administrator(self) -> bool:
+        """Whether this account may make and remove others (the `administrator` tag); an
+        account without any tag may not even ask."""
+        try:
+            tags = self.whoami().get("tags") or []
+        except ManagementRefused:
+            return False
+        return "administrator" in (tags.split(",") if isinstance(tags, str) else tags)
 
     def add_guest(self, vhost: str, instance_id: str, password: str) -> None:
         user = guest_user(instance_id)

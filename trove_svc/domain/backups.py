@@ -299,6 +299,7 @@ class BackupService:
                 f"({instance.replica_of_id}), which holds the same data."
             )
         compute.require_this_machine("Backups", instance.provider)
+        strategies.require_driver(caller.project_id, instance.id, spec.get("storage_driver"))
         status.require_active(instance.id, instance.status)
         parent = self._parent(instance, spec)
         quotas.check(self._settings, caller.project_id, 0, 0, new_backups=1)

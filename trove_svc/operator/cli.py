@@ -12,6 +12,7 @@ import sys
 import time
 from typing import Any
 
+from trove_svc.bus.broker import named_account
 from trove_svc.domain import errors
 from trove_svc.operator import admin, setup
 from trove_svc.process import metrics, startup
@@ -114,8 +115,7 @@ def cmd_conductor(args: argparse.Namespace) -> None:
     startup.prepare(settings)
     metrics.configure(settings.metrics_dir)
     runtime = startup.runtime(settings)
-    admin = runtime.admin() if runtime.account is not None else None
-    conductor = Conductor(settings, runtime.url, runtime.keyring, admin)
+    conductor = Conductor(settings, runtime.url, runtime.keyring, runtime.admin())
     _run_until_signal(conductor, settings, settings.conductor_metrics_port)
 
 
@@ -125,6 +125,8 @@ def cmd_up(args: argparse.Namespace) -> None:
     try:
         setup.run(settings)
     except errors.TroveSvcError as exc:
+        if named_account(settings.transport_url) is not None:
+            sys.exit(f"trove-svc: {exc.message}")
         sys.exit(
             f"trove-svc: {exc.message} Run `trove-svc setup --broker-admin-url "
             "http://USER:PASSWORD@HOST:15672` with a RabbitMQ administrator's account."

@@ -6,7 +6,9 @@
 - The service key (0600).
 - On RabbitMQ, through its management API and an administrator's credentials given once
   (by default the broker's stock `guest` account on loopback, used for nothing else): the
-  deployment's vhost and its own account with a generated password, kept in a 0600 file.
+  deployment's vhost and its own account with a generated password, kept in a 0600 file;
+  or, when the transport URL names an account (the operator's, on the URL's vhost or `/`),
+  a check that it is an administrator, as the deployment makes guests' accounts with it.
 - The deployment's queues and exchanges, and the policy that limits every guest's reports
   queue (`trove_svc.bus.broker.report_queue_policy`, from TROVE_SVC_REPORT_BACKLOG).
 - A word on the broker's stock `guest` account: while guest/guest works, any process on
@@ -29,11 +31,12 @@ from trove_svc.bus.broker import (
     BrokerAdmin,
     amqp_url,
     load_account,
+    named_account,
     report_queue_policy,
     save_account,
 )
 from trove_svc.domain import errors
-from trove_svc.process.settings import Settings
+from trove_svc.process.settings import DEFAULT_VHOST, Settings
 from trove_svc.security import keys, service_account
 from trove_wire import topology
 from trove_wire.amqp import BrokerUnavailable, Publisher
@@ -79,12 +82,14 @@ def _account_works(settings: Settings, account: Account) -> bool:
     return True
 
 
-def ensure_broker_account(settings: Settings, admin_url: str | None = None) -> Account | None:
-    """The deployment's own account on its vhost, made with the admin's help if missing.
-
-    None when the transport URL names an account itself (the operator made it)."""
-    if urlsplit(settings.transport_url).username is not None:
-        return None
+def ensure_broker_account(settings: Settings, admin_url: str | None = None) -> Account:
+    """The deployment's own account on its vhost, made with the admin's help if missing;
+    or the account the transport URL names (the operator made it, and its vhost), once it
+    is known to be an administrator."""
+    named = named_account(settings.transport_url)
+    if named is not None:
+        require_administrator(settings, named)
+        return named
     account = load_account(settings.credentials_path)
     if account is not None and _account_works(settings, account):
         return account
@@ -100,6 +105,19 @@ def ensure_broker_account(settings: Settings, admin_url: str | None = None) -> A
     save_account(settings.credentials_path, account)
     LOG.info("made broker account %s on vhost %s", account.user, vhost)
     return account
+
+
+def require_administrator(settings: Settings, account: Account) -> None:
+    """The deployment makes and removes a broker account per instance with its own: the
+    account must be a RabbitMQ administrator."""
+    if not BrokerAdmin(settings.management_url, account).is_administrator():
+        raise errors.BadRequest(
+            f"The transport URL's broker account {account.user!r} is not a RabbitMQ "
+            "administrator, and trove-svc makes an account per instance with it. Tag it "
+            f"(`rabbitmqctl set_user_tags {account.user} administrator`), or leave the "
+            "account out of TROVE_SVC_TRANSPORT_URL and let `trove-svc setup "
+            "--broker-admin-url http://USER:PASSWORD@HOST:15672` make the deployment's own."
+        )
 
 
 def check_stock_guest(settings: Settings, account: Account, retire: bool) -> None:
@@ -122,7 +140,7 @@ def check_stock_guest(settings: Settings, account: Account, retire: bool) -> Non
         )
 
 
-def declare_topology(settings: Settings, account: Account | None) -> None:
+def declare_topology(settings: Settings, account: Account) -> None:
     publisher = Publisher(amqp_url(settings, account))
     try:
         publisher.declare(topology.declare_control_plane)
@@ -132,19 +150,10 @@ def declare_topology(settings: Settings, account: Account | None) -> None:
         publisher.close()
 
 
-def limit_report_queues(settings: Settings, account: Account | None) -> None:
+def limit_report_queues(settings: Settings, account: Account) -> None:
     """The policy on every guest's reports queue, set again on each run (the backlog is a
-    setting). Without an account of the deployment's own, the operator sets it."""
+    setting)."""
     policy = report_queue_policy(settings.report_backlog)
-    if account is None:
-        LOG.warning(
-            "the transport URL names its own broker account: set the policy %s on vhost %s "
-            "yourself (%s), or guests' reports queues have no length limit",
-            REPORT_QUEUE_POLICY,
-            settings.vhost,
-            policy,
-        )
-        return
     BrokerAdmin(settings.management_url, account).set_policy(
         settings.vhost, REPORT_QUEUE_POLICY, policy
     )
@@ -152,29 +161,30 @@ def limit_report_queues(settings: Settings, account: Account | None) -> None:
 
 def run(
     settings: Settings, admin_url: str | None = None, retire_stock_guest: bool = False
-) -> Account | None:
+) -> Account:
     prepare_state_dir(settings)
     if keys.create_service_key(settings.service_key_path):
         LOG.info("made the service key %s", settings.service_key_path)
     account = ensure_broker_account(settings, admin_url)
     declare_topology(settings, account)
     limit_report_queues(settings, account)
-    if account is not None:
-        check_stock_guest(settings, account, retire_stock_guest)
+    check_stock_guest(settings, account, retire_stock_guest)
     return account
 
 
 def remove_broker_objects(settings: Settings, admin_url: str | None = None) -> None:
     """Remove the deployment's vhost, its account and its instances' guest accounts (for
     tests and uninstalling). Only accounts with permissions on this vhost are touched: a
-    deployment beside it on the same broker keeps its own."""
+    deployment beside it on the same broker keeps its own. The broker's default vhost, where
+    an account the transport URL names lives without a vhost of its own, stays."""
     management, admin_account = _admin_account(admin_url)
     admin = BrokerAdmin(management or settings.management_url, admin_account)
     account = load_account(settings.credentials_path)
     for user in admin.users_of(settings.vhost):
         if user.startswith(GUEST_USER_PREFIX):
             admin.delete_user(user)
-    admin.delete_vhost(settings.vhost)
+    if settings.vhost != DEFAULT_VHOST:
+        admin.delete_vhost(settings.vhost)
     if account is not None:
         admin.delete_user(account.user)
 

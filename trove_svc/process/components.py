@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
-from trove_svc.bus.broker import Account, BrokerAdmin, amqp_url, load_account
+from trove_svc.bus.broker import Account, BrokerAdmin, amqp_url, load_account, named_account
 from trove_svc.bus.client import Bus
 from trove_svc.process.settings import Settings
 from trove_svc.security.keys import KeyRing, ServiceKeys
@@ -18,15 +18,16 @@ from trove_svc.taskmanager.runner import PlaybookRunner
 class Runtime:
     settings: Settings
     keys: ServiceKeys
-    account: Account | None
+    # The deployment's own account (made by setup), else the one the transport URL names.
+    account: Account
     keyring: KeyRing
 
     @classmethod
     def load(cls, settings: Settings) -> Runtime:
         """ValueError, saying what is missing, unless `trove-svc setup` ran."""
         keys = ServiceKeys.load(settings.service_key_path)
-        account = load_account(settings.credentials_path)
-        if account is None and urlsplit(settings.transport_url).username is None:
+        account = load_account(settings.credentials_path) or named_account(settings.transport_url)
+        if account is None:
             raise ValueError(
                 f"no broker account in {settings.credentials_path}; run `trove-svc setup`"
             )
@@ -40,8 +41,6 @@ class Runtime:
         return Bus(self.url, self.keyring)
 
     def admin(self) -> BrokerAdmin:
-        if self.account is None:
-            raise ValueError("the management API needs the deployment's own broker account")
         return BrokerAdmin(self.settings.management_url, self.account)
 
     def guest_url(self, user: str, password: str) -> str:

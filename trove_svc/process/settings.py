@@ -22,6 +22,9 @@ from urllib.parse import unquote, urlsplit
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 ENV_PREFIX = "TROVE_SVC_"
+# RabbitMQ's default vhost, where an account the transport URL names lives when the URL
+# names no vhost.
+DEFAULT_VHOST = "/"
 
 
 def _default_state_dir() -> Path:
@@ -38,7 +41,7 @@ class Settings:
     state_dir: Path = field(default_factory=_default_state_dir)
     database_url: str = ""
     # Where RabbitMQ is. The deployment's own account (made by `trove-svc setup`) and vhost
-    # are used unless the URL names them.
+    # are used unless the URL names them; an account named without a vhost is on `/`.
     transport_url: str = "amqp://127.0.0.1:5672/"
     # The deployment's vhost; empty: one derived from the state directory, so two
     # deployments on one broker never meet.
@@ -135,8 +138,9 @@ class Settings:
     # Ansible's become); without, they run as the service's account. Default: when the
     # service is started as root.
     instance_accounts: bool = field(default_factory=lambda: os.geteuid() == 0)
-    # Users' and root's passwords must be at least this long.
-    password_min_length: int = 12
+    # Users' and root's passwords must be at least this long: 8 by default, NIST SP
+    # 800-63B's floor for a password a person chooses, and what Trove's tests and RDS accept.
+    password_min_length: int = 8
     keystone_url: str = ""
     keystone_cache_seconds: float = 30.0
     admin_role: str = "admin"
@@ -192,11 +196,18 @@ class Settings:
 
     @property
     def vhost(self) -> str:
-        path = unquote(urlsplit(self.transport_url).path.lstrip("/"))
+        """The transport URL's vhost, else `broker_vhost`; else, for an account the URL
+        names (one the operator made, as Trove's `amqp://user:pw@host:5672/`), the broker's
+        default vhost `/`, as AMQP clients read that URL; else the deployment's own vhost,
+        which `trove-svc setup` makes with the account it makes."""
+        parts = urlsplit(self.transport_url)
+        path = unquote(parts.path.lstrip("/"))
         if path:
             return path
         if self.broker_vhost:
             return self.broker_vhost
+        if parts.username is not None:
+            return DEFAULT_VHOST
         digest = hashlib.sha256(str(self.state_dir.resolve()).encode()).hexdigest()
         return f"trove-svc-{digest[:10]}"
 

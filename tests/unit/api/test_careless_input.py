@@ -103,7 +103,7 @@ def test_short_passwords_are_refused_with_the_rule(
     result = _post(client, token, CREATE, json.dumps(_create(users=users)).encode())
     assert result.status_code == 400
     message = result.json["badRequest"]["message"]
-    assert "at least 12 characters" in message and "shop" in message
+    assert "at least 8 characters" in message and "shop" in message
     _active_instance()
     for path, body in (
         ("/v1.0/p1/instances/i-1/users", {"users": [{"name": "u", "password": "short"}]}),
@@ -111,7 +111,7 @@ def test_short_passwords_are_refused_with_the_rule(
     ):
         result = _post(client, token, path, json.dumps(body).encode())
         assert result.status_code == 400, (path, result.text)
-        assert "at least 12 characters" in result.json["badRequest"]["message"]
+        assert "at least 8 characters" in result.json["badRequest"]["message"]
     assert Task.select().count() == 0
 
 

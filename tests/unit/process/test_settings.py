@@ -95,3 +95,28 @@ def test_generated_passwords_meet_the_strictest_policy_allowed() -> None:
     with pytest.raises(SettingsError) as raised:
         Settings.from_env({"TROVE_SVC_PASSWORD_MIN_LENGTH": str(GENERATED_SECRET_LENGTH + 1)})
     assert "1 to 32 (the length of generated passwords)" in raised.value.problems[0]
+
+
+@pytest.mark.parametrize(
+    ("transport_url", "broker_vhost", "expected"),
+    [
+        # Trove's documented form: an account the operator made, on the default vhost.
+        ("amqp://trove:secret@rabbit:5672/", "", "/"),
+        ("amqp://trove:secret@rabbit:5672", "", "/"),
+        ("amqp://trove:secret@rabbit:5672/%2F", "", "/"),
+        ("amqp://trove:secret@rabbit:5672/dbaas", "", "dbaas"),
+        ("amqp://trove:secret@rabbit:5672/", "dbaas", "dbaas"),
+        # No account named: the one setup makes, on the deployment's own vhost.
+        ("amqp://127.0.0.1:5672/", "", "trove-svc-"),
+        ("amqp://127.0.0.1:5672/", "dbaas", "dbaas"),
+        ("amqp://127.0.0.1:5672/dbaas", "other", "dbaas"),
+    ],
+)
+def test_the_vhost_is_the_urls_else_the_settings_else_the_named_accounts_default(
+    tmp_path: Path, transport_url: str, broker_vhost: str, expected: str
+) -> None:
+    settings = Settings(state_dir=tmp_path, transport_url=transport_url, broker_vhost=broker_vhost)
+    if expected == "trove-svc-":
+        assert settings.vhost.startswith("trove-svc-") and len(settings.vhost) == 20
+    else:
+        assert settings.vhost == expected
