@@ -313,13 +313,17 @@ class Service:
             f"instance never got there; last seen: {last}\n" + self.log_path.read_text()[-4000:]
         )
 
-    def create_healthy(self, token: str, project: str, name: str, **spec: Any) -> dict[str, Any]:
-        """Create an instance (flavor 1, 1 GB, and what `spec` adds) and wait until it is
-        ACTIVE and HEALTHY."""
+    def create(self, token: str, project: str, name: str, **spec: Any) -> str:
+        """Ask for an instance (flavor 1, 1 GB, and what `spec` adds); its id."""
         body = {"instance": {"name": name, "flavorRef": "1", "volume": {"size": 1}, **spec}}
         created = self.request("POST", f"/v1.0/{project}/instances", token, body)
         assert created.status == 200, created.body
-        return self.wait_for(token, project, created.body["instance"]["id"], active_and_healthy)
+        return str(created.body["instance"]["id"])
+
+    def create_healthy(self, token: str, project: str, name: str, **spec: Any) -> dict[str, Any]:
+        """Create an instance (as `create`) and wait until it is ACTIVE and HEALTHY."""
+        instance_id = self.create(token, project, name, **spec)
+        return self.wait_for(token, project, instance_id, active_and_healthy)
 
     def wait_gone(self, token: str, project: str, instance_id: str, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout

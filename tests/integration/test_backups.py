@@ -115,20 +115,15 @@ def restore_all(
 ) -> list[dict[str, Any]]:
     """Restore each backup (to a time, where one is given), all asked for at once as a
     tenant would, then wait until every restored instance is ACTIVE and HEALTHY."""
-    ids = []
-    for made, when in points:
-        point = {"backupRef": made["id"], **({"restore_time": when} if when else {})}
-        body = {
-            "instance": {
-                "name": "restored",
-                "flavorRef": "1",
-                "volume": {"size": 1},
-                "restorePoint": point,
-            }
-        }
-        created = service.request("POST", f"/v1.0/{PROJECT}/instances", token, body)
-        assert created.status == 200, created.body
-        ids.append(created.body["instance"]["id"])
+    ids = [
+        service.create(
+            token,
+            PROJECT,
+            "restored",
+            restorePoint={"backupRef": made["id"], **({"restore_time": when} if when else {})},
+        )
+        for made, when in points
+    ]
     return [service.wait_for(token, PROJECT, i, support.active_and_healthy) for i in ids]
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -13,6 +12,7 @@ import psycopg
 import pytest
 
 from tests import support
+from tests.deployments import wait_until
 from trove_wire import datastores as registry
 
 pytestmark = [pytest.mark.integration, pytest.mark.long]
@@ -64,13 +64,6 @@ def _api(osc: Callable[..., Any], path: str) -> Any:
     return resp.body
 
 
-def _until(done: Callable[[], bool], what: str, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while not done():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.5)
-
-
 def _instance_named(osc: Callable[..., Any], name: str) -> dict[str, Any] | None:
     found = [i for i in _api(osc, "/instances")["instances"] if i["name"] == name]
     return found[0] if found else None
@@ -87,7 +80,7 @@ def _wait(osc: Callable[..., Any], name: str, status: str) -> dict[str, Any]:
         assert shown["status"] != "ERROR", shown
         return bool(shown["status"] == status and shown.get("operating_status") == "HEALTHY")
 
-    _until(reached, f"{name} never reached {status}")
+    wait_until(reached, 120, f"{name} reaching {status}")
     shown: dict[str, Any] = osc("instance", "show", name)
     return shown
 
@@ -188,7 +181,7 @@ def test_instance_lifecycle_through_the_client(osc: Callable[..., Any]) -> None:
     full_backup = _backup_and_restore(osc, shown["id"])
 
     osc("instance", "delete", "cli-renamed", parse=False)
-    _until(lambda: not _api(osc, "/instances")["instances"], "the instances stayed", 60)
+    wait_until(lambda: not _api(osc, "/instances")["instances"], 60, "the instances stayed")
     assert osc("instance", "list") == []
     _delete_backups(osc, [full_backup])
     assert osc("backup", "list") == []
@@ -208,14 +201,15 @@ def _replica_switchover(osc: Callable[..., Any], source_id: str) -> None:
     _wait(osc, "cli-replica", "ACTIVE")
     assert osc("instance", "show", "cli-renamed")["replica_of"] == replica["id"]
     osc("instance", "detach", "cli-renamed", parse=False)
-    _until(
+    wait_until(
         lambda: "replica_of" not in _api(osc, f"/instances/{source_id}")["instance"],
-        "never detached",
+        120,
+        "the detach",
     )
     _wait(osc, "cli-renamed", "ACTIVE")
     assert "replica_of" not in osc("instance", "show", "cli-renamed")
     osc("instance", "delete", "cli-replica", parse=False)
-    _until(lambda: _instance_named(osc, "cli-replica") is None, "the replica stayed")
+    wait_until(lambda: _instance_named(osc, "cli-replica") is None, 120, "the replica gone")
     assert "cli-replica" not in {i["Name"] for i in osc("instance", "list")}
 
 
@@ -246,18 +240,14 @@ def _configuration_group(osc: Callable[..., Any], instance_id: str) -> None:
     )
     assert [c["ID"] for c in osc("configuration", "list")] == [made["id"]]
     osc("configuration", "attach", "cli-renamed", made["id"], parse=False)
-    _until(lambda: _work_mem(osc, instance_id) == "12345", "work_mem never applied", 90)
+    wait_until(lambda: _work_mem(osc, instance_id) == "12345", 90, "work_mem applied")
     assert osc("configuration", "default", "cli-renamed")["work_mem"] == "12345"
     members = osc("configuration", "instances", made["id"])
     assert [m["ID"] for m in members] == [instance_id]
     assert osc("configuration", "show", made["id"])["values"] == '{"work_mem": 12345}'
     osc("configuration", "detach", "cli-renamed", parse=False)
     assert osc("configuration", "instances", made["id"]) == []
-    _until(
-        lambda: _work_mem(osc, instance_id) != "12345",
-        f"work_mem stayed: {_api(osc, f'/instances/{instance_id}/tasks')}",
-        90,
-    )
+    wait_until(lambda: _work_mem(osc, instance_id) != "12345", 90, "work_mem gone after the detach")
     assert osc("configuration", "default", "cli-renamed").get("work_mem") != "12345"
     osc("configuration", "delete", made["id"], parse=False)
     assert osc("configuration", "list") == []
@@ -266,16 +256,15 @@ def _configuration_group(osc: Callable[..., Any], instance_id: str) -> None:
 def _backup_and_restore(osc: Callable[..., Any], instance_id: str) -> str:
     made = osc("backup", "create", "nightly", "--instance", "cli-renamed")
     assert made["name"] == "nightly" and made["instance_id"] == instance_id
-    _until(lambda: _backup_status(osc, made["id"]) == "COMPLETED", "the backup never completed")
+    wait_until(lambda: _backup_status(osc, made["id"]) == "COMPLETED", 120, "the backup")
     assert osc("backup", "show", made["id"])["status"] == "COMPLETED"
     _wait(osc, "cli-renamed", "ACTIVE")
     assert [b["ID"] for b in osc("backup", "list")] == [made["id"]]
     assert [b["ID"] for b in osc("backup", "list", "instance", "cli-renamed")] == [made["id"]]
     incremental = osc("backup", "create", "later", "--instance", "cli-renamed", "--incremental")
     assert incremental["parent_id"] == made["id"]
-    _until(
-        lambda: _backup_status(osc, incremental["id"]) == "COMPLETED",
-        "the incremental never completed",
+    wait_until(
+        lambda: _backup_status(osc, incremental["id"]) == "COMPLETED", 120, "the incremental"
     )
     _wait(osc, "cli-renamed", "ACTIVE")
 
@@ -311,9 +300,10 @@ def _backup_and_restore(osc: Callable[..., Any], instance_id: str) -> str:
 def _delete_backups(osc: Callable[..., Any], newest_first: list[str]) -> None:
     for backup_id in newest_first:
         osc("backup", "delete", backup_id, parse=False)
-        _until(
+        wait_until(
             lambda gone=backup_id: gone not in {b["id"] for b in _api(osc, "/backups")["backups"]},
-            f"backup {backup_id} stayed",
+            120,
+            f"backup {backup_id} gone",
         )
         assert backup_id not in {b["ID"] for b in osc("backup", "list")}
 
