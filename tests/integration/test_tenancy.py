@@ -1,4 +1,5 @@
-"""Every documented route, walked with another project's token and with none."""
+"""Every documented route, walked with another project's token and with none; and an
+admin's reach into another project through the admin's own project's path."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from tests import support
 
 pytestmark = pytest.mark.integration
 
-OWNER, STRANGER = "tenancy-owner", "tenancy-stranger"
+OWNER, STRANGER, OPERATORS = "tenancy-owner", "tenancy-stranger", "tenancy-operators"
 
 # A valid body for every operation that takes one, so a refusal can only come from
 # tenancy, never from validation. A new body-taking route fails this test until added.
@@ -130,3 +131,37 @@ def test_every_route_refuses_other_projects_and_anonymous(
         "GET", f"/v1.0/{OWNER}/instances/{instance['id']}/users", victim["token"]
     ).body["users"]
     assert [u["name"] for u in users] == ["shop"]
+
+    # Last (it leaves the instance in ERROR): the admin's cleanup in Trove's tempest plugin.
+    _an_admin_resets_it_through_their_own_projects_path(service, victim, stranger)
+
+
+def _an_admin_resets_it_through_their_own_projects_path(
+    service: support.Service, victim: dict[str, Any], stranger: str
+) -> None:
+    instance_id = victim["instance"]["id"]
+    reset = {"reset_status": {}}
+
+    # The same request from a project's own path, by someone without the admin role.
+    resp = service.request(
+        "POST", f"/v1.0/{STRANGER}/instances/{instance_id}/action", stranger, reset
+    )
+    assert resp.status == 404, resp.body
+    assert OWNER.encode() not in resp.raw
+
+    admin = service.cli("token", "create", "--project", OPERATORS, "--user", "olga", "--admin")
+    own_list = service.request("GET", f"/v1.0/{OPERATORS}/instances", admin).body["instances"]
+    assert instance_id not in [i["id"] for i in own_list]  # lists stay the path's
+    resp = service.request(
+        "POST", f"/v1.0/{OPERATORS}/instances/{instance_id}/action", admin, reset
+    )
+    assert resp.status == 202, resp.body
+
+    path = f"/v1.0/{OWNER}/instances/{instance_id}"
+    assert service.request("GET", path, victim["token"]).body["instance"]["status"] == "ERROR"
+    trail = service.request("GET", f"{path}/tasks", victim["token"]).body["tasks"]
+    by_admin = [t for t in trail if t["action"] == "reset_status"]
+    assert [(t["requested_by"], t["requested_by_project"]) for t in by_admin] == [
+        ("olga", OPERATORS)
+    ], trail
+    assert {t["requested_by_project"] for t in trail if t["action"] == "create"} == {OWNER}

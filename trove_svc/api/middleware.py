@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from typing import Any, Protocol
 
 import falcon
 
-from trove_svc.domain import errors
+from trove_svc.domain import errors, owners
 from trove_svc.process import metrics
 from trove_svc.security import tokens
 from trove_svc.security.caller import Caller
 from trove_svc.security.keystone import KeystoneUnavailable
 from trove_wire import logs
 from trove_wire.envelope import Context
+
+LOG = logging.getLogger(__name__)
 
 
 class BodySizeLimit:
@@ -55,7 +58,8 @@ class Authenticator(Protocol):
 class TokenAuth:
     """Resources are authenticated unless they set ``auth_required = False``.
 
-    The project in the path must be the token's project; admins may act on any project.
+    The project in the path must be the token's project; admins may act on any project,
+    and on a resource named by id in the resource's own project (`act_in_owners_project`).
     """
 
     def __init__(self, authenticator: Authenticator) -> None:
@@ -80,8 +84,30 @@ class TokenAuth:
         req.context.bus_context = Context(
             project=identity.project_id, user=identity.user, request_id=req.context.request_id
         )
+        if identity.is_admin and project_id is not None:
+            act_in_owners_project(identity, params)
+
+
+def act_in_owners_project(identity: tokens.Identity, params: dict[str, Any]) -> None:
+    """An admin's request on a resource named by id (an instance and what lies under it, a
+    backup, a configuration group) acts in the resource's project, whatever project the
+    path names: the responder gets that project as `project_id`, so the resource is found
+    and its project's quotas, tasks and audit trail are the ones used. The audit trail
+    names the admin (the bus context's user and project); the log says it too."""
+    owner = owners.project_of(params)
+    if owner is None or owner == params["project_id"]:
+        return
+    LOG.info(
+        "admin %s of project %s acts in project %s (the path names project %s)",
+        identity.user,
+        identity.project_id,
+        owner,
+        params["project_id"],
+    )
+    params["project_id"] = owner
 
 
 def caller_of(req: falcon.Request, project_id: str) -> Caller:
-    """Who a request acts as, for the project in its path (checked by AuthMiddleware)."""
+    """Who a request acts as, in `project_id`: the path's, checked by TokenAuth (for an
+    admin, the project of the resource the path names, set by TokenAuth)."""
     return Caller(project_id=project_id, context=req.context.bus_context)

@@ -121,7 +121,7 @@ class InstanceAction:
             self._service.eject_replica_source(caller, instance_id)
         elif action == "reset_status":
             require_admin(req)
-            self._service.reset_status(instance_id)
+            self._service.reset_status(caller, instance_id)
         else:
             raise errors.NotImplementedYet(f"trove-svc does not support the {action} action yet.")
 

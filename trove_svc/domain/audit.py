@@ -99,6 +99,8 @@ def task_view(task: Task) -> dict[str, Any]:
         "action": task.action,
         "state": task.state,
         "requested_by": task.requested_by,
+        # The project of the token that asked: not the instance's when an admin acted on it.
+        "requested_by_project": task.requested_by_project or None,
         "request_id": task.request_id,
         "playbook": task.playbook,
         "created": iso(task.created_at),
@@ -147,6 +149,7 @@ def recorded(
             settings.clock(),
             False,
             f"{summary}: {why}",
+            requested_by_project=context.project,
         )
         raise
     tasks.record_done(
@@ -160,6 +163,7 @@ def recorded(
         settings.clock(),
         True,
         summary,
+        requested_by_project=context.project,
     )
 
 

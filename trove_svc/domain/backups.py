@@ -393,13 +393,13 @@ class BackupService:
             Backup.delete().where(Backup.id == backup_id).execute()
             return
         _refuse_if_kept(backup)
-        self.remove(caller.project_id, backup, caller.context.user, caller.context.request_id)
+        self.remove(caller.project_id, backup, caller.context)
 
-    def remove(self, project_id: str, backup: Backup, who: str, request_id: str) -> None:
+    def remove(self, project_id: str, backup: Backup, requester: Context) -> None:
         """Hand a completed backup to the task manager to remove its files and record."""
         now = self._settings.clock()
         task_id = self._settings.new_id()
-        caller = Caller(project_id, Context(project=project_id, user=who, request_id=request_id))
+        caller = Caller(project_id, requester)
 
         def keep() -> None:
             Backup.update(state=BackupState.COMPLETED).where(Backup.id == backup.id).execute()

@@ -401,25 +401,25 @@ class InstanceService:
                 Instance.id == instance_id
             ).execute()
 
-    def reset_status(self, instance_id: str) -> None:
-        """Admin: stop waiting on whatever the instance was doing; it shows ERROR."""
-        instance = Instance.get_or_none(Instance.id == instance_id)
-        if instance is None:
-            raise errors.NotFound(f"Instance {instance_id} could not be found.")
+    def reset_status(self, caller: Caller, instance_id: str) -> None:
+        """Admin: stop waiting on whatever the instance was doing; it shows ERROR. The audit
+        trail names the admin who did it, and their project."""
+        instance, _ = self.get(caller, instance_id)
         now = self._settings.clock()
         with database_proxy.atomic():
-            tasks.end_open(instance_id, now, tasks.TaskState.FAILED, "Reset by an administrator.")
-            backups.settle_left_behind(instance_id, now, "Reset by an administrator.")
-            status.record_fault(instance_id, now, "Status reset by an administrator.")
+            tasks.end_open(instance.id, now, tasks.TaskState.FAILED, "Reset by an administrator.")
+            backups.settle_left_behind(instance.id, now, "Reset by an administrator.")
+            status.record_fault(instance.id, now, "Status reset by an administrator.")
             tasks.record_done(
                 self._settings.new_id(),
-                instance_id,
+                instance.id,
                 instance.project_id,
                 "reset_status",
-                "admin",
-                "",
+                caller.context.user,
+                caller.context.request_id,
                 now,
                 now,
                 True,
                 "status reset by an administrator",
+                requested_by_project=caller.context.project,
             )

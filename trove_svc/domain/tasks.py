@@ -57,6 +57,7 @@ def record(
     now: float,
     args: dict[str, Any] | None = None,
     sealed_secrets: str | None = None,
+    requested_by_project: str = "",
 ) -> Task:
     """A new QUEUED task; its arguments stay in the store so any task manager can run it.
     Started only through `starting`, which casts it too."""
@@ -67,6 +68,7 @@ def record(
         action=action,
         state=TaskState.QUEUED,
         requested_by=requested_by,
+        requested_by_project=requested_by_project,
         request_id=request_id,
         created_at=now,
         args=args or {},
@@ -104,6 +106,7 @@ class Starts:
                 self._now,
                 args=args,
                 sealed_secrets=sealed_secrets,
+                requested_by_project=context.project,
             )
         )
 
@@ -153,6 +156,8 @@ def record_done(
     finished: float,
     ok: bool,
     message: str,
+    *,
+    requested_by_project: str,
 ) -> Task:
     """An operation carried out at once (a guest call, a record change): in the audit
     trail with who asked, what, when and how it ended, though no Ansible run was needed."""
@@ -163,6 +168,7 @@ def record_done(
         action=action,
         state=TaskState.SUCCEEDED if ok else TaskState.FAILED,
         requested_by=requested_by,
+        requested_by_project=requested_by_project,
         request_id=request_id,
         created_at=started,
         started_at=started,

@@ -67,6 +67,7 @@ def task_show(settings: Settings, args: argparse.Namespace) -> None:
         "action",
         "state",
         "requested_by",
+        "requested_by_project",
         "started",
         "finished",
         "duration",
@@ -76,7 +77,7 @@ def task_show(settings: Settings, args: argparse.Namespace) -> None:
         "failed_step",
         "message",
     ):
-        print(f"{key:13} {detail[key] if detail[key] is not None else '-'}")
+        print(f"{key:20} {detail[key] if detail[key] is not None else '-'}")
     print()
     for step in detail["steps"]:
         seconds = f"{step['duration']:.2f}" if step["duration"] is not None else "-"

@@ -95,6 +95,11 @@ def _flow_steps(migrator: SchemaMigrator) -> None:
     migrate(migrator.add_column("task", "current_step", Task.current_step))
 
 
+def _requesters_projects(migrator: SchemaMigrator) -> None:
+    """A task names the project of whoever asked for it (an admin's, acting on another's)."""
+    migrate(migrator.add_column("task", "requested_by_project", Task.requested_by_project))
+
+
 MIGRATIONS: list[Callable[[SchemaMigrator], None]] = [
     _leases_and_keys,
     _list_indexes,
@@ -105,6 +110,7 @@ MIGRATIONS: list[Callable[[SchemaMigrator], None]] = [
     _compute_providers,
     _requeued_tasks,
     _flow_steps,
+    _requesters_projects,
 ]
 LATEST = len(MIGRATIONS)
 

@@ -132,7 +132,10 @@ class Task(BaseModel):
     args = JSONField(default=dict)
     # ... and its secrets, sealed under the service key; cleared when the task ends.
     sealed_secrets = peewee.TextField(null=True)
+    # Who asked: a user and the project their token is for, which is not the task's when an
+    # admin acts on another project's instance.
     requested_by = peewee.CharField(max_length=255, default="")
+    requested_by_project = peewee.CharField(max_length=64, default="")
     request_id = peewee.CharField(max_length=64, default="")
     playbook = peewee.CharField(max_length=255, null=True)
     rc = peewee.IntegerField(null=True)

@@ -190,7 +190,8 @@ def _after_scheduled(deps: FlowDeps, made: Backup) -> None:
     service = BackupService(deps.settings, TaskManagerClient(deps.bus), instance_service(deps))
     for old in schedules.beyond_retention(schedule, deps.settings.clock()):
         try:
-            service.remove(schedule.project_id, old, f"schedule {schedule.name}", "")
+            pruner = Context(project=schedule.project_id, user=f"schedule {schedule.name}")
+            service.remove(schedule.project_id, old, pruner)
         except errors.TroveSvcError as exc:
             LOG.warning("could not prune backup %s: %s", old.id, exc.message)
     if schedule.verify:

@@ -219,6 +219,7 @@ def _record(
         now,
         ok,
         f"{message} (with its replication set: task {claim.task.id})",
+        requested_by_project=claim.task.requested_by_project,
     )
 
 

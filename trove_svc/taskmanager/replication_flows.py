@@ -140,6 +140,7 @@ def _record(
         now,
         ok,
         message,
+        requested_by_project=claim.task.requested_by_project,
     )
 
 

@@ -256,6 +256,7 @@ class TaskManager:
                     now,
                     False,
                     f"scheduled backup not taken: {exc.message}",
+                    requested_by_project=caller.context.project,
                 )
 
     def _remove_orphan_secrets(self, now: float) -> None:

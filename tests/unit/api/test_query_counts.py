@@ -151,7 +151,8 @@ def test_statements_do_not_grow_with_instances(
     _add_instances(120, start=6)
     many = _statements(client, admin, counted)
     assert many == few
-    assert max(few.values()) <= 6, few
+    # 6, and for an admin one more on a route naming a resource by id: whose it is.
+    assert max(few.values()) <= 7, few
 
 
 def test_the_default_page_is_trove_s_and_links_to_the_next(

@@ -66,7 +66,9 @@ def test_a_task_is_recorded_queued_as_the_callers_then_cast_once_committed() -> 
         "restart",
         {"why": "asked"},
     )
-    assert (row.project_id, row.requested_by, row.request_id) == ("p1", "alice", "req-1")
+    # The task is p1's; alice asked with a token of her own project ("admin").
+    assert (row.project_id, row.requested_by, row.requested_by_project) == ("p1", "alice", "admin")
+    assert row.request_id == "req-1"
     assert (row.created_at, row.sealed_secrets) == (NOW, "sealed")
     [(message, context)] = casts.sent
     assert (message.task_id, message.instance_id, context) == ("t-1", "i-1", CALLER.context)

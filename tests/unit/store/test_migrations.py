@@ -54,6 +54,7 @@ def test_a_first_release_store_is_migrated_and_keeps_its_rows(tmp_path: Path) ->
         assert (instance.name, instance.port, instance.status_since) == ("old", 21000, 250.0)
         task = Task.get_by_id("t-1")
         assert (task.state, task.runs, task.owner, task.args) == ("SUCCEEDED", 0, None, {})
+        assert task.requested_by_project == ""  # who asked was not kept: shown as null
         token = Token.get_by_id("abc")
         assert (token.user, token.revoked_at, token.last_used_at) == ("alice", None, None)
     finally:

@@ -18,6 +18,7 @@ from trove_svc.domain.tasks import TaskState
 from trove_svc.store.models import Backup, Task
 from trove_svc.taskmanager import backup_flows
 from trove_svc.taskmanager.deps import Claim
+from trove_wire.envelope import Context
 
 CANCELED = "Canceled: the instance is being deleted."
 
@@ -47,7 +48,9 @@ def _delete_asked(effects: Effects) -> Claim:
     instances = InstanceService(effects.settings, casts, effects.keys)
     service = backups.BackupService(effects.settings, casts, instances)
     effects.bus.casts.clear()
-    service.remove("p1", Backup.get_by_id("b-1"), "alice", "req-1")
+    service.remove(
+        "p1", Backup.get_by_id("b-1"), Context(project="p1", user="alice", request_id="req-1")
+    )
     assert Backup.get_by_id("b-1").state == "DELETING"
     ((_, cast),) = effects.bus.casts
     return effects.take(cast["task_id"])
