@@ -277,7 +277,8 @@ class Service:
         if data is not None:
             req.add_header("Content-Type", "application/json")
         try:
-            with urllib.request.urlopen(req, timeout=30) as resp:
+            # Above TROVE_SVC_CONFIGURATION_WAIT: a configuration change answers within it.
+            with urllib.request.urlopen(req, timeout=60) as resp:
                 payload = resp.read()
                 status = resp.status
                 request_id = resp.headers.get("X-Openstack-Request-Id", "")

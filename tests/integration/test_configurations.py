@@ -1,10 +1,12 @@
 """Configuration groups end to end: values checked against the engine itself, applied to
-running PostgreSQL and MariaDB instances (dynamic ones at once, the others after a
-restart, with RESTART_REQUIRED in between), shown, changed, detached."""
+running PostgreSQL and MariaDB instances (dynamic ones live when the request answers, the
+others after a restart, with RESTART_REQUIRED in between; a restart sent during a change
+runs after it), shown, changed, detached."""
 
 from __future__ import annotations
 
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import psycopg
@@ -55,6 +57,38 @@ def _configured(service: support.Service, token: str, instance_id: str, count: i
             return
         time.sleep(0.3)
     raise AssertionError(f"configure never ended: {listed}")
+
+
+def _configuring(
+    service: support.Service, token: str, instance_id: str, change: Future[support.Response]
+) -> None:
+    """Wait until a configure task of the instance is open while `change` waits for it."""
+    while not change.done():
+        listed = _api(service, token, "GET", f"/instances/{instance_id}/tasks").body["tasks"]
+        if any(t["action"] == "configure" and not t["finished"] for t in listed):
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"the change answered before its task was seen open: {change.result()}")
+
+
+def _restart_during(
+    service: support.Service, token: str, instance_id: str, group_path: str, patch: Any
+) -> None:
+    """PATCH the group and, while its configure task is open, restart the instance: the
+    restart is taken and runs once the configure task ended; the instance ends ACTIVE."""
+    with ThreadPoolExecutor(1) as pool:
+        changing = pool.submit(_api, service, token, "PATCH", group_path, patch)
+        _configuring(service, token, instance_id, changing)
+        restart = {"restart": {}}
+        taken = _api(service, token, "POST", f"/instances/{instance_id}/action", restart)
+        assert taken.status == 202, taken.body
+        assert changing.result().status == 200
+    service.wait_for(token, PROJECT, instance_id, support.active_and_healthy)
+    trail = _api(service, token, "GET", f"/instances/{instance_id}/tasks").body["tasks"]
+    configure, restarted = trail[-2:]
+    assert (configure["action"], restarted["action"]) == ("configure", "restart"), trail
+    # (It was claimed at once, and waited: what the restart put in effect shows the order.)
+    assert (configure["state"], restarted["state"]) == ("SUCCEEDED", "SUCCEEDED"), trail
 
 
 def _status(service: support.Service, token: str, instance_id: str) -> str:
@@ -141,40 +175,48 @@ def test_postgresql_group_applied_shown_changed_detached(
     before = setting("max_connections")
     attach = {"instance": {"configuration": group["id"]}}
     assert _api(service, token, "PUT", f"/instances/{instance['id']}", attach).status == 202
-    _configured(service, token, instance["id"], 1)
-    assert setting("work_mem") == "12288"  # dynamic: at once
+    # The attach answers once the dynamic values are live, as Trove's does: read at once.
+    assert setting("work_mem") == "12288"
     assert setting("max_connections") == before  # needs a restart ...
     assert _status(service, token, instance["id"]) == "RESTART_REQUIRED"
+    _configured(service, token, instance["id"], 1)
     in_effect = _api(service, token, "GET", f"/instances/{instance['id']}/configuration")
     assert in_effect.body["instance"]["configuration"]["work_mem"] == "12288"
     members = _api(service, token, "GET", f"/configurations/{group['id']}/instances")
     assert members.body["instances"] == [{"id": instance["id"], "name": "pg-tuned"}]
 
-    # ... and has it after one: a resize to more memory restarts the server, which puts the
-    # value in effect and ends RESTART_REQUIRED (a restart does too, see the MariaDB test).
+    # ... which Trove's clients send right after the attach: taken, and it puts the value
+    # in effect and ends RESTART_REQUIRED.
+    _restart(service, token, instance["id"])
+    assert setting("max_connections") == "42"
+    assert setting("work_mem") == "12288"
+    assert _status(service, token, instance["id"]) == "ACTIVE"
+
+    # A change of the group reaches the instance attached, in its audit trail, the dynamic
+    # value live when the change answers; a resize to more memory restarts the server,
+    # which puts the other in effect too.
+    patch = {"configuration": {"values": {"work_mem": 20480, "max_connections": 50}}}
+    assert _api(service, token, "PATCH", f"/configurations/{group['id']}", patch).status == 200
+    assert setting("work_mem") == "20480"
+    assert _status(service, token, instance["id"]) == "RESTART_REQUIRED"
+    _configured(service, token, instance["id"], 2)
     resize = {"resize": {"flavorRef": "2"}}
     assert _api(service, token, "POST", f"/instances/{instance['id']}/action", resize).status == 202
     service.wait_for(token, PROJECT, instance["id"], support.active_and_healthy)
-    assert setting("max_connections") == "42"
-    assert setting("work_mem") == "12288"  # the group's values outlive the resize
+    assert setting("max_connections") == "50"
+    assert setting("work_mem") == "20480"  # the group's values outlive the resize
     assert _status(service, token, instance["id"]) == "ACTIVE"
-
-    # A change of the group reaches the instance attached, in its audit trail.
-    patch = {"configuration": {"values": {"work_mem": 20480}}}
-    assert _api(service, token, "PATCH", f"/configurations/{group['id']}", patch).status == 200
-    _configured(service, token, instance["id"], 2)
-    assert setting("work_mem") == "20480"
     shown_group = _api(service, token, "GET", f"/configurations/{group['id']}").body
-    assert shown_group["configuration"]["values"] == {"work_mem": 20480, "max_connections": 42}
+    assert shown_group["configuration"]["values"] == {"work_mem": 20480, "max_connections": 50}
     assert shown_group["configuration"]["instance_count"] == 1
 
     busy = _api(service, token, "DELETE", f"/configurations/{group['id']}")
     assert busy.status == 400 and "detach it first" in busy.body["badRequest"]["message"]
     detach = {"instance": {"configuration": None}}
     assert _api(service, token, "PUT", f"/instances/{instance['id']}", detach).status == 202
-    _configured(service, token, instance["id"], 3)
     # The reload took the group's value away: back to what the flavor (now 2) sizes.
     assert setting("work_mem") == "16384"
+    _configured(service, token, instance["id"], 3)
     assert _api(service, token, "DELETE", f"/configurations/{group['id']}").status == 202
     assert _api(service, token, "DELETE", f"/instances/{instance['id']}").status == 202
 
@@ -210,22 +252,26 @@ def test_mariadb_group_from_create_then_changed(service: support.Service, token:
     assert variable("long_query_time") == 2.5
     assert variable("performance_schema") == 0
 
-    # A restart-only value added to the group waits for a restart, in RESTART_REQUIRED.
-    patch = {"configuration": {"values": {"performance_schema": True, "max_connections": 77}}}
+    # A dynamic value added to the group is live when the change answers.
+    patch = {"configuration": {"values": {"max_connections": 77}}}
     assert _api(service, token, "PATCH", f"/configurations/{group['id']}", patch).status == 200
+    assert variable("max_connections") == 77
+    assert _status(service, token, instance["id"]) == "ACTIVE"
     _configured(service, token, instance["id"], 1)
-    assert variable("max_connections") == 77  # dynamic on MariaDB
-    assert variable("performance_schema") == 0
-    assert _status(service, token, instance["id"]) == "RESTART_REQUIRED"
-    _restart(service, token, instance["id"])
+
+    # A restart-only value waits for a restart. One sent while the change is still being
+    # applied is taken (not 409) and runs after it: it restarts with the new value.
+    patch = {"configuration": {"values": {"performance_schema": True}}}
+    _restart_during(service, token, instance["id"], f"/configurations/{group['id']}", patch)
     assert variable("performance_schema") == 1
+    assert variable("max_connections") == 77
     assert variable("long_query_time") == 2.5
     assert _status(service, token, instance["id"]) == "ACTIVE"
 
     # A tenant who logs every statement (the slow log, at 0 s) finds no password there.
     patch = {"configuration": {"values": {"slow_query_log": True, "long_query_time": 0}}}
     assert _api(service, token, "PATCH", f"/configurations/{group['id']}", patch).status == 200
-    _configured(service, token, instance["id"], 2)
+    _configured(service, token, instance["id"], 3)
     assert variable("slow_query_log") == 1
     secret = "Quokka-SlowLog-Pass-7731"
     users = {"users": [{"name": "logged", "password": secret}]}

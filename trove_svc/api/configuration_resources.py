@@ -52,6 +52,8 @@ class ConfigurationItem:
     def on_put(
         self, req: falcon.Request, resp: falcon.Response, project_id: str, configuration_id: str
     ) -> None:
+        """Replace the group's values; answers once they are in effect on the running
+        instances attached (503 if not within TROVE_SVC_CONFIGURATION_WAIT)."""
         caller = caller_of(req, project_id)
         self._service.update(caller, configuration_id, req.get_media(), merge=False)
 
@@ -59,6 +61,8 @@ class ConfigurationItem:
     def on_patch(
         self, req: falcon.Request, resp: falcon.Response, project_id: str, configuration_id: str
     ) -> None:
+        """Merge values into the group; answers once they are in effect on the running
+        instances attached (503 if not within TROVE_SVC_CONFIGURATION_WAIT)."""
         caller = caller_of(req, project_id)
         self._service.update(caller, configuration_id, req.get_media(), merge=True)
         group = self._service.get(caller, configuration_id)

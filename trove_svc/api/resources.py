@@ -68,6 +68,9 @@ class InstanceItem:
     def on_put(
         self, req: falcon.Request, resp: falcon.Response, project_id: str, instance_id: str
     ) -> None:
+        """Rename, change access, detach a replica, or attach (detach) a configuration
+        group: that answers once the group's values are in effect (503 if not within
+        TROVE_SVC_CONFIGURATION_WAIT)."""
         caller = caller_of(req, project_id)
         self._service.get(caller, instance_id)
         changes = req.get_media()["instance"]

@@ -4,7 +4,8 @@ one datastore version, checked against the engine's own rules before anything is
 Attaching, detaching, or changing a group casts a `configure` task for each instance it
 touches; the task manager writes the values to the datastore's file and applies the
 dynamic ones at once (trove_svc.taskmanager.configure_flow). Each task is in that
-instance's audit trail.
+instance's audit trail. The request answers once its tasks ended, as Trove's answers once
+the guest applied the values: a client that reads a dynamic value next finds the new one.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 
 from trove_svc.bus.messages import TaskManagerClient
 from trove_svc.domain import (
+    audit,
     catalog,
     errors,
     hot_standby,
@@ -29,6 +31,7 @@ from trove_svc.store.models import (
     Datastore,
     DatastoreVersion,
     Instance,
+    Task,
 )
 from trove_wire import datastores
 
@@ -168,6 +171,7 @@ class ConfigurationService:
             Configuration.update(**changes).where(Configuration.id == group.id).execute()
             if values != group.values:
                 self._start_applying(start, f"group {group.id} changed", attached, in_sets)
+        self._answer_once_in_effect(start.started, f"Configuration group {group.id} changed")
 
     def _start_applying(
         self, start: tasks.Starts, summary: str, attached: list[Instance], in_sets: list[SetChange]
@@ -200,19 +204,26 @@ class ConfigurationService:
                 "detach it first."
             )
         status.require_active(instance.id, instance.status)
-        self._switch(caller, instance, group.id, f"group {group.id} attached")
+        self._answer_once_in_effect(
+            self._switch(caller, instance, group.id, f"group {group.id} attached"),
+            f"Configuration group {group.id} is attached to instance {instance.id}",
+        )
 
     def detach(self, caller: Caller, instance: Instance) -> None:
         if not instance.configuration_id:
             raise errors.BadRequest(f"Instance {instance.id} has no configuration group.")
         status.require_active(instance.id, instance.status)
-        self._switch(caller, instance, None, f"group {instance.configuration_id} detached")
+        group_id = instance.configuration_id
+        self._answer_once_in_effect(
+            self._switch(caller, instance, None, f"group {group_id} detached"),
+            f"Configuration group {group_id} is detached from instance {instance.id}",
+        )
 
     def _switch(
         self, caller: Caller, instance: Instance, group_id: str | None, summary: str
-    ) -> None:
+    ) -> list[Task]:
         """Attach (or, with None, detach) a group: on a source, its replicas that share
-        its group follow it."""
+        its group follow it. Returns the tasks that put the change in effect."""
         switching = [instance] + [
             replica
             for replica in replication_sets.replicas_of(instance.id)
@@ -238,6 +249,29 @@ class ConfigurationService:
             for member in switching:
                 if member.id not in ordered and (member.id == instance.id or _running(member)):
                     self._start_task(start, member, summary)
+        return start.started
+
+    def _answer_once_in_effect(self, started: list[Task], done: str) -> None:
+        """Return once the tasks that put a change of values in effect have ended, the
+        dynamic values then live; 503 saying what was done and what was not if one failed,
+        or had not ended within `configuration_wait` (it goes on)."""
+        if not started:
+            return
+        wait = self._settings.configuration_wait
+        ended = {task.id: task for task in tasks.wait_until_ended([t.id for t in started], wait)}
+        late = sorted({task.instance_id for task in started if task.id not in ended})
+        if late:
+            raise errors.ServiceUnavailable(
+                f"{done}, but its values were not yet in effect on instance(s) "
+                f"{', '.join(late)} after {wait:g} s (TROVE_SVC_CONFIGURATION_WAIT); their "
+                "configure tasks go on (see the instance's tasks)."
+            )
+        for task in ended.values():
+            if task.state == tasks.TaskState.FAILED:
+                raise errors.ServiceUnavailable(
+                    f"{done}, but putting its values in effect on instance {task.instance_id} "
+                    f"failed: {audit.redact(task.message or 'no detail')}"
+                )
 
     def _start_set_task(self, start: tasks.Starts, change: SetChange, summary: str) -> None:
         """One task, on the set's source, that changes its members in order."""

@@ -270,10 +270,12 @@ class InstanceService:
         """Record a task and move the instance to `new_status`, then hand it over.
 
         The status moves by compare-and-set, so of two requests racing for an instance
-        one wins and the other gets 409. If the bus is down, both records are undone.
+        one wins and the other gets 409, as does one that finds a task of the instance
+        open (unless `action` runs after it: `tasks.RUNS_AFTER`). If the bus is down, both
+        records are undone.
         """
         status.require_transition(instance.id, instance.status, new_status)
-        if tasks.is_busy(instance.id):
+        if tasks.is_busy_for(instance.id, action):
             raise errors.Conflict(
                 f"Instance {instance.id} is busy with another task; try again when it is done."
             )

@@ -13,6 +13,7 @@ cast to the task managers (the only cast there is).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Collection, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from enum import StrEnum
@@ -36,6 +37,14 @@ class TaskState(StrEnum):
 
 
 OPEN = (TaskState.QUEUED, TaskState.RUNNING)
+
+# The one exception to "one operation at a time on an instance": an action asked for while
+# the instance has open tasks of these actions is taken, and runs once they ended, instead
+# of being refused (409). Trove takes a restart sent right after a configuration change,
+# and the restart puts the change's values in effect.
+RUNS_AFTER: dict[str, frozenset[str]] = {
+    "restart": frozenset({"configure", "configure_set"}),
+}
 
 
 def record(
@@ -321,6 +330,59 @@ def is_busy(instance_id: str, ignoring: Collection[str] = ()) -> bool:
     if ignoring:
         condition &= Task.action.not_in(list(ignoring))
     return bool(Task.select().where(condition).exists())
+
+
+def is_busy_for(instance_id: str, action: str) -> bool:
+    """Whether an open task of the instance refuses a new `action` (409): any open task but
+    those `action` runs after (`RUNS_AFTER`)."""
+    return is_busy(instance_id, ignoring=RUNS_AFTER.get(action, frozenset()))
+
+
+def ahead_of(task: Task) -> list[Task]:
+    """The open tasks of `task`'s instance that it runs after (`RUNS_AFTER`: of those
+    actions, and recorded no later than it), oldest first."""
+    after = RUNS_AFTER.get(task.action)
+    if not after:
+        return []
+    return list(
+        Task.select()
+        .where(
+            (Task.instance_id == task.instance_id)
+            & (Task.id != task.id)
+            & Task.state.in_(OPEN)
+            & Task.action.in_(sorted(after))
+            & (Task.created_at <= task.created_at)
+        )
+        .order_by(Task.created_at, Task.id)
+    )
+
+
+def waited_for(task: Task) -> bool:
+    """Whether an open task of `task`'s instance waits for it to end (`ahead_of`)."""
+    waiting = [action for action, after in RUNS_AFTER.items() if task.action in after]
+    return bool(
+        waiting
+        and Task.select()
+        .where(
+            (Task.instance_id == task.instance_id)
+            & (Task.id != task.id)
+            & Task.state.in_(OPEN)
+            & Task.action.in_(waiting)
+            & (Task.created_at >= task.created_at)
+        )
+        .exists()
+    )
+
+
+def wait_until_ended(task_ids: Collection[str], within: float, poll: float = 0.1) -> list[Task]:
+    """Wait up to `within` seconds for the tasks to end (in any state); those that have, by
+    then, as the store has them."""
+    deadline = time.monotonic() + within
+    while True:
+        done = list(Task.select().where(Task.id.in_(list(task_ids)) & Task.state.not_in(OPEN)))
+        if len(done) == len(task_ids) or time.monotonic() >= deadline:
+            return done
+        time.sleep(poll)
 
 
 def others_held(instance_id: str, task_id: str, now: float) -> bool:

@@ -74,7 +74,9 @@ def cmd_api(args: argparse.Namespace) -> None:
             self.cfg.set("group", os.getegid())
             self.cfg.set("bind", f"{settings.host}:{settings.port}")
             self.cfg.set("workers", settings.api_workers)
-            self.cfg.set("timeout", int(settings.call_timeout * 3))
+            # A request may wait for a guest, or for a configuration group's tasks.
+            request_wait = max(settings.call_timeout, settings.configuration_wait)
+            self.cfg.set("timeout", int(request_wait + settings.call_timeout * 2))
             self.cfg.set("accesslog", "-")
             self.cfg.set("logger_class", GunicornLogs)
             self.cfg.set("proc_name", "trove-svc-api")

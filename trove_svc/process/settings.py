@@ -73,6 +73,9 @@ class Settings:
     ansible_dir: Path = PROJECT_ROOT
     ansible_strategy: str = "mitogen_linear"
     call_timeout: float = 10.0
+    # An attach, detach or change of a configuration group answers once its values are in
+    # effect on the instances it reaches (as Trove's does), waiting up to this long.
+    configuration_wait: float = 30.0
     task_timeout: float = 600.0
     # Tearing down after a failed or timed-out task gets its own, separate limit.
     cleanup_timeout: float = 300.0
@@ -313,6 +316,7 @@ _RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "api_workers": (_positive, "at least 1"),
     "taskmanager_workers": (_positive, "at least 1"),
     "call_timeout": (_positive, "seconds, more than 0"),
+    "configuration_wait": (_positive, "seconds, more than 0"),
     "task_timeout": (_positive, "seconds, more than 0"),
     "cleanup_timeout": (_positive, "seconds, more than 0"),
     "task_lease": (_positive, "seconds, more than 0"),

@@ -13,6 +13,7 @@ import logging
 from dataclasses import dataclass
 
 from trove_svc.domain import configurations, errors, parameter_rules, tasks
+from trove_svc.domain.status import REBOOT
 from trove_svc.store.models import Instance
 from trove_svc.taskmanager import replica_sources
 from trove_svc.taskmanager.deps import Claim, FlowDeps, guest_context
@@ -113,8 +114,16 @@ class Configuring(FlowState):
 
 
 def _running_instance(deps: FlowDeps, claim: Claim) -> Configuring:
+    """The instance, running; or REBOOT with a restart taken while this task was open,
+    which waits for it to end (`tasks.RUNS_AFTER`), then restarts with the values."""
     instance = Instance.get_or_none(Instance.id == claim.task.instance_id)
-    if instance is None or not _running(instance):
+    restart_waits = (
+        instance is not None
+        and instance.provisioned
+        and instance.status == REBOOT
+        and tasks.waited_for(claim.task)
+    )
+    if instance is None or not (_running(instance) or restart_waits):
         raise Skip(NOT_RUNNING)
     return Configuring(deps=deps, claim=claim, instance=instance)
 

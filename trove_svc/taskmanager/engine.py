@@ -7,6 +7,9 @@ waits in a status, puts that instance in ERROR with the step's fault; a run that
 task no longer its own (`Lost`, or a claim that stopped holding) lets the task go and
 records nothing; otherwise the task SUCCEEDED. Each outcome is counted in the tasks metric.
 
+A task taken while tasks it runs after were open (`tasks.RUNS_AFTER`: a restart sent
+during a configuration change) first waits for them to end, the wait written on the task.
+
 A flow names what its steps share in a state object made by its `begin`, which may say
 there is nothing to do (`Skip`). Its hooks add what the outcome means for its records: in
 the transaction that ends the task (`ended`), after a success (`after`), on the way out
@@ -16,6 +19,7 @@ whatever happened (`cleanup`), and when the run stopped early (`stopped`).
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
@@ -123,8 +127,30 @@ def carry_on(claim: Claim) -> bool:
     return True
 
 
+# How often a task waiting for the tasks ahead of it looks again.
+WAIT_POLL = 0.2
+
+
+def _wait_for_tasks_ahead(claim: Claim) -> bool:
+    """Wait until no task that `claim`'s runs after (`tasks.RUNS_AFTER`) is open; False if
+    the task stopped being ours meanwhile (a delete canceled it, or a limit ran out)."""
+    shown = None
+    while ahead := tasks.ahead_of(claim.task):
+        waiting = f"waiting for the {ahead[0].action} task {ahead[0].id} to end"
+        if waiting != shown:
+            _enter(claim, waiting)
+            shown = waiting
+        time.sleep(WAIT_POLL)
+        if not claim.still_ours():
+            return False
+    return True
+
+
 def run(flow: Flow[S], deps: FlowDeps, claim: Claim) -> None:
     """Run `flow` on the claimed task and record its outcome."""
+    if not _wait_for_tasks_ahead(claim):
+        _let_go(deps, claim)
+        return
     try:
         state = flow.begin(deps, claim)
     except Skip as skip:

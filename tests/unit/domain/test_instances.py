@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from trove_svc.bus.messages import RunTask
-from trove_svc.domain import catalog, errors
+from trove_svc.domain import catalog, errors, tasks
 from trove_svc.domain.instances import InstanceService
 from trove_svc.process.settings import Settings
 from trove_svc.security.caller import Caller
@@ -100,3 +100,42 @@ def test_a_users_host_is_checked_at_create_as_it_is_later(
     users[0]["host"] = "10.0.0.0/255.0.0.0"
     service.create(CALLER, _create(users=users))
     assert len(taskmanager.sent) == 1
+
+
+def _active_with_open(service: InstanceService, action: str) -> str:
+    """A built, ACTIVE instance with an open task of `action`."""
+    made = service.create(CALLER, _create())
+    Instance.update(status="ACTIVE", provisioned=True).where(Instance.id == made.id).execute()
+    Task.update(state="SUCCEEDED").where(Task.instance_id == made.id).execute()
+    tasks.record("t-open", made.id, "p1", action, "alice", "req-0", 1.0)
+    return str(made.id)
+
+
+@pytest.mark.parametrize("ahead", ["configure", "configure_set"])
+def test_a_restart_during_a_configuration_change_is_taken_to_run_after_it(
+    service: InstanceService, taskmanager: RecordingTaskManager, ahead: str
+) -> None:
+    instance_id = _active_with_open(service, ahead)
+    service.restart(CALLER, instance_id)
+    assert Instance.get_by_id(instance_id).status == "REBOOT"
+    restart = Task.get((Task.instance_id == instance_id) & (Task.action == "restart"))
+    assert taskmanager.sent[-1].task_id == restart.id
+    assert [t.id for t in tasks.ahead_of(restart)] == ["t-open"]
+
+
+@pytest.mark.parametrize(
+    ("ahead", "asked"),
+    [
+        ("configure", lambda s, i: s.update_access(CALLER, i, {"is_public": True})),
+        ("backup", lambda s, i: s.restart(CALLER, i)),
+        ("restart", lambda s, i: s.restart(CALLER, i)),
+    ],
+    ids=["access during a configuration change", "restart during a backup", "restart twice"],
+)
+def test_other_operations_on_a_busy_instance_are_refused(
+    service: InstanceService, ahead: str, asked: Any
+) -> None:
+    instance_id = _active_with_open(service, ahead)
+    with pytest.raises(errors.Conflict, match="busy with another task"):
+        asked(service, instance_id)
+    assert Instance.get_by_id(instance_id).status == "ACTIVE"

@@ -218,3 +218,58 @@ def test_nothing_to_do_is_a_skip(deps: FlowDeps, claim: Claim) -> None:
         TaskState.SKIPPED,
         "the instance is no longer waiting to restart",
     )
+
+
+def _configure_ahead(created_at: float = 0.5, task_id: str = "t-0") -> None:
+    """A configure task of the instance, open, recorded before the restart under test."""
+    tasks.record(task_id, "i-1", "p1", "configure", "alice", "req-0", created_at)
+
+
+def test_a_restart_waits_for_the_configuration_change_ahead_of_it(
+    deps: FlowDeps, claim: Claim, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _configure_ahead()
+    shown: list[str] = []
+
+    def configure_ends(seconds: float) -> None:
+        shown.append(Task.get_by_id("t-1").current_step)
+        assert tasks.claim("t-0", "tm-2", 2.0, 30.0)
+        assert tasks.finish("t-0", "tm-2", 3.0, ok=True)
+
+    monkeypatch.setattr(engine.time, "sleep", configure_ends)
+    events = _run(_flow(_step("first")), deps, claim)
+
+    assert shown == ["waiting for the configure task t-0 to end"]
+    assert events == ["first at first", "cleanup", "ended True", "after"]
+    assert Task.get_by_id("t-1").state == TaskState.SUCCEEDED
+
+
+def test_a_task_that_runs_after_nothing_open_does_not_wait(
+    deps: FlowDeps, claim: Claim, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only open tasks of the actions it runs after, recorded before it, hold it back."""
+    tasks.record("t-b", "i-1", "p1", "backup", "alice", "req-b", 0.5)  # refused at the API
+    _configure_ahead(created_at=2.0, task_id="t-later")  # it is not ahead
+    _configure_ahead(task_id="t-done")
+    assert tasks.claim("t-done", "tm-2", 0.6, 30.0)
+    assert tasks.finish("t-done", "tm-2", 0.7, ok=True)
+    monkeypatch.setattr(engine.time, "sleep", lambda seconds: pytest.fail("it waited"))
+
+    assert _run(_flow(_step("first")), deps, claim)[0] == "first at first"
+
+
+def test_a_task_canceled_while_it_waits_is_let_go_without_running(
+    deps: FlowDeps, claim: Claim, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _configure_ahead()
+
+    def deleted(seconds: float) -> None:
+        tasks.end_open("i-1", 5.0, TaskState.CANCELED, "Canceled: the instance is being deleted.")
+        claim.lease.lose()
+
+    monkeypatch.setattr(engine.time, "sleep", deleted)
+    events = _run(_flow(_step("never")), deps, claim)
+
+    assert events == []
+    task = Task.get_by_id("t-1")
+    assert (task.state, task.owner) == (TaskState.CANCELED, None)

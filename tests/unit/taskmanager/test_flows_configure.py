@@ -18,9 +18,10 @@ from tests.unit.taskmanager.fakes import (
     SOURCE_PORT,
     STEPS,
     Effects,
+    FakeClock,
     canceled_meanwhile,
 )
-from trove_svc.domain import status
+from trove_svc.domain import status, tasks
 from trove_svc.domain.tasks import TaskState
 from trove_svc.store.models import Configuration, DatastoreVersion, Instance, Task
 from trove_svc.taskmanager import configure_flow
@@ -105,16 +106,41 @@ def test_configure_of_a_value_that_needs_a_restart_leaves_it_waiting(
     assert "instance_restart.yml" not in effects.runner.playbooks()
 
 
+def test_configure_applies_before_a_restart_taken_while_it_was_open(
+    effects: Effects, group: Callable[[dict[str, Any]], None]
+) -> None:
+    """REBOOT, with a restart recorded after the configure task: the restart waits for it
+    (tasks.RUNS_AFTER), so the values are written and the dynamic ones applied first."""
+    group({"max_connections": 150, "work_mem": 8192})
+    _attached(status=status.REBOOT)
+    claim = effects.claim("configure", INSTANCE)
+    tasks.record("t-2", INSTANCE, "p1", "restart", "alice", "req-2", effects.settings.clock())
+    configure_flow.configure(effects.deps, claim)
+    assert (_task().state, _task().message) == (
+        TaskState.SUCCEEDED,
+        "applied work_mem; a restart puts max_connections in effect",
+    )
+    assert effects.runner.playbooks() == ["instance_configure.yml"]
+    assert effects.bus.methods(INSTANCE) == ["apply_configuration"]
+    assert _instance().restart_pending  # until the restart waiting has run
+
+
 @pytest.mark.parametrize(
     "changes",
     [{"status": status.REBOOT}, {"provisioned": False, "status": status.BUILD}],
     ids=["restarting", "not built"],
 )
 def test_configure_of_an_instance_not_running_is_skipped(
-    effects: Effects, group: Callable[[dict[str, Any]], None], changes: dict[str, Any]
+    effects: Effects,
+    clock: FakeClock,
+    group: Callable[[dict[str, Any]], None],
+    changes: dict[str, Any],
 ) -> None:
     group({"work_mem": 8192})
     _attached(**changes)
+    # A restart that was running before the configure task was recorded does not wait for it.
+    tasks.record("t-0", INSTANCE, "p1", "restart", "alice", "req-0", effects.settings.clock())
+    clock.advance(1)
     _configure(effects)
     assert (_task().state, _task().message) == (TaskState.SKIPPED, configure_flow.NOT_RUNNING)
     assert effects.runner.ran == []
