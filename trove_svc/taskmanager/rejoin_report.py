@@ -43,13 +43,17 @@ def describe(report: Mapping[str, Any] | None, source_id: str) -> str:
     if how == "rewound":
         end, diverged = lsn(str(report.get("wal_end", ""))), lsn(str(report.get("diverged_at", "")))
         if end is None or diverged is None:
-            amount = "what it wrote after its history and the source's diverged was"
-        else:
-            amount = (
-                f"{max(0, end - diverged)} bytes of WAL it wrote after "
-                f"{report['diverged_at']} (where {source_id} took over) were"
+            return (
+                "rewound with pg_rewind: what it wrote after its history and the source's "
+                "diverged was discarded"
             )
-        return f"rewound with pg_rewind: {amount} discarded"
+        # A WAL segment switch in that range (archive_timeout, say) counts the whole rest
+        # of its segment.
+        return (
+            f"rewound with pg_rewind: the WAL it wrote after {source_id} took over, from "
+            f"{report['diverged_at']} to {report['wal_end']} ({max(0, end - diverged)} bytes), "
+            "was discarded"
+        )
     why = report.get("rewind_error") or "the rewind failed"
     return (
         f"it could not be rewound ({why}); copied afresh from {source_id}: all it wrote "

@@ -459,7 +459,7 @@ def test_rejoin_rewinds_the_old_source_and_says_what_was_discarded(effects: Effe
     _rejoin(effects)
     task = _task()
     assert task.state == TaskState.SUCCEEDED, task.message
-    done = "rewound with pg_rewind: 256 bytes of WAL it wrote after 0/3000100"
+    done = f"rewound with pg_rewind: the WAL it wrote after {REPLICA} took over, from 0/3000100"
     assert task.message.startswith(f"rejoined: follows {REPLICA}; {done}"), task.message
     ((state, message),) = _audit(SOURCE, "rewind")
     assert state == TaskState.SUCCEEDED and message.startswith(done)

@@ -23,8 +23,8 @@ def test_wal_locations_are_byte_positions() -> None:
     [
         (
             {"how": "rewound", "wal_end": "0/3000200", "diverged_at": "0/3000100"},
-            "rewound with pg_rewind: 256 bytes of WAL it wrote after 0/3000100 (where s-2 "
-            "took over) were discarded",
+            "rewound with pg_rewind: the WAL it wrote after s-2 took over, from 0/3000100 to "
+            "0/3000200 (256 bytes), was discarded",
         ),
         (
             {"how": "rewound", "wal_end": "0/3000200", "diverged_at": ""},
