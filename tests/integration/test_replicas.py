@@ -1,13 +1,15 @@
 """Replicas end to end, for each datastore: a replica receives its source's writes and
 refuses its own; a switchover (promote) loses no committed write and the old source
 follows the new one; a detach makes a replica stand alone; and when a source's datastore
-and guest are killed, the task manager fails it over by itself and the old source, started
-again, takes no writes."""
+and guest are killed, the task manager fails it over by itself, and the old source, started
+alone meanwhile (a split brain), rejoins as a replica once its guest reports again, its
+stray write discarded."""
 
 from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -94,6 +96,27 @@ def _delete_all(service: support.Service, token: str, ids: list[str]) -> None:
 
 def _kill(pid_file: Path) -> None:
     os.kill(int(pid_file.read_text().split()[0]), signal.SIGKILL)
+
+
+def _command_of(pid_file: Path) -> tuple[list[str], int]:
+    """The command line of the process a pid file names, and its account: to start it again
+    as it was, as a machine coming back would."""
+    proc = Path("/proc") / pid_file.read_text().split()[0]
+    return [arg.decode() for arg in (proc / "cmdline").read_bytes().split(b"\0") if arg], (
+        proc.stat().st_uid
+    )
+
+
+def _start_again(command: list[str], uid: int) -> None:
+    subprocess.Popen(
+        command,
+        user=uid,
+        cwd="/",
+        start_new_session=True,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 # PostgreSQL
@@ -295,6 +318,8 @@ def test_postgresql_source_killed_fails_over_by_itself(
     }
 
     instance_dir = service.state_dir / "instances" / source["id"]
+    server = _command_of(instance_dir / "postgresql" / "data" / "postmaster.pid")
+    guest = _command_of(instance_dir / "guest.pid")
     _kill(instance_dir / "postgresql" / "data" / "postmaster.pid")
     processes.kill_guest(instance_dir / "guest.pid")
     killed = time.monotonic()
@@ -319,15 +344,34 @@ def test_postgresql_source_killed_fails_over_by_itself(
     _eventually(lambda: _pg_rows(other["port"])[-1] == 51, "the other replica has row 51", 60)
     assert _pg_refuses_writes(other["port"])
 
-    # The old source is fenced: started again, it follows the new source, read-only.
+    ejected = _ended(service, token, source["id"], "eject")
+    assert ejected["requested_by"] == "trove-svc (automatic failover)", ejected
+
+    # A split brain: the old source, cut off, is started alone and takes a write...
+    _start_again(*server)
+    _eventually(lambda: _pg_write(source["port"], 1000) is None, "the cut-off source takes a write")
+    # ... then its guest reports again: it rejoins as a replica of the new source, and the
+    # stray write is discarded, never merged.
+    _start_again(*guest)
+    back = time.monotonic()
+    rejoined = _ended(service, token, source["id"], "rejoin")
+    assert rejoined["state"] == "SUCCEEDED", (rejoined["message"], rejoined.get("failed_step"))
+    # Rewound, and the audit trail says how much of what it wrote went.
+    assert "rewound with pg_rewind" in rejoined["message"], rejoined["message"]
+    assert "bytes), was discarded" in rejoined["message"], rejoined["message"]
     old = service.wait_for(
-        token, PROJECT, source["id"], lambda i: i["status"] in ("ACTIVE", "ERROR"), timeout=180
+        token,
+        PROJECT,
+        source["id"],
+        lambda i: (i["status"], i.get("operating_status")) == ("ACTIVE", "HEALTHY"),
+        timeout=max(1.0, 60 - (time.monotonic() - back)),
     )
+    assert time.monotonic() - back <= 60, "a HEALTHY replica within 60 s of coming back"
     assert old["replica_of"]["id"] == replica["id"], old
-    _eventually(lambda: _pg_rows(source["port"])[-1] == 51, "the old source follows the new")
+    _eventually(lambda: _pg_rows(source["port"]) == list(range(1, 52)), "the stray row is gone")
     assert _pg_refuses_writes(source["port"])
-    ejected = [t for t in _tasks(service, token, source["id"]) if t["action"] == "eject"]
-    assert ejected and ejected[0]["requested_by"] == "trove-svc (automatic failover)", ejected
+    assert source["id"] in {r["id"] for r in _show(service, token, replica["id"])["replicas"]}
+    assert "rewind" in [t["action"] for t in _tasks(service, token, source["id"])]
     promoted = [t for t in _tasks(service, token, replica["id"]) if t["action"] == "promote"]
     assert promoted and "position" in promoted[0]["message"], promoted
     _delete_all(service, token, [source["id"], other["id"], replica["id"]])
@@ -499,16 +543,36 @@ def test_mariadb_replica_switchover_then_failover(service: support.Service, toke
 
     # Now the new source dies: the old one (its replica) is promoted by itself.
     new_dir = service.state_dir / "instances" / replica["id"]
+    server = _command_of(new_dir / "mariadb" / "mariadbd.pid")
+    guest = _command_of(new_dir / "guest.pid")
     _kill(new_dir / "mariadb" / "mariadbd.pid")
     processes.kill_guest(new_dir / "guest.pid")
     _eventually(lambda: _maria_write(source["port"], 24) is None, "failover to the first", 60)
     assert _maria_rows(source["port"])[-2:] == [23, 24]
-    fenced = service.wait_for(
-        token, PROJECT, replica["id"], lambda i: i["status"] in ("ACTIVE", "ERROR"), timeout=180
+    _ended(service, token, replica["id"], "eject")
+
+    # A split brain: the failed-over one, cut off, is started alone and takes a write; then
+    # its guest reports again, and it rejoins as a replica of the new source, copied afresh.
+    _start_again(*server)
+    _eventually(lambda: _maria_write(replica["port"], 1000) is None, "the cut-off one writes")
+    _start_again(*guest)
+    came_back = time.monotonic()
+    rejoined = _ended(service, token, replica["id"], "rejoin")
+    assert rejoined["state"] == "SUCCEEDED", (rejoined["message"], rejoined.get("failed_step"))
+    assert "1 transaction it wrote after the failover" in rejoined["message"], rejoined
+    back = service.wait_for(
+        token,
+        PROJECT,
+        replica["id"],
+        lambda i: (i["status"], i.get("operating_status")) == ("ACTIVE", "HEALTHY"),
+        timeout=max(1.0, 60 - (time.monotonic() - came_back)),
     )
-    assert fenced["replica_of"]["id"] == source["id"], fenced
+    assert time.monotonic() - came_back <= 60, "a HEALTHY replica within 60 s of coming back"
+    assert back["replica_of"]["id"] == source["id"], back
     assert _maria_refuses_writes(replica["port"])
-    _eventually(lambda: _maria_rows(replica["port"])[-1] == 24, "the fenced one follows")
+    _maria_write(source["port"], 25)
+    _eventually(lambda: _maria_rows(replica["port"])[-1] == 25, "the rejoined one follows")
+    assert _maria_rows(replica["port"]) == [*range(1, 26)], "the stray row is gone"
     _delete_all(service, token, [replica["id"], source["id"]])
 
 

@@ -119,6 +119,8 @@ class InstanceAction:
             self._service.promote_to_replica_source(caller, instance_id)
         elif action == "eject_replica_source":
             self._service.eject_replica_source(caller, instance_id)
+        elif action == "rejoin_replica_source":
+            self._service.rejoin_replica_source(caller, instance_id)
         elif action == "reset_status":
             require_admin(req)
             self._service.reset_status(caller, instance_id)

@@ -256,6 +256,7 @@ INSTANCE_ACTION: dict[str, Any] = {
         },
         "promote_to_replica_source": _EMPTY,
         "eject_replica_source": _EMPTY,
+        "rejoin_replica_source": _EMPTY,
         "stop": _EMPTY,
         "reset_password": _EMPTY,
     },

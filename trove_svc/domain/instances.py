@@ -344,6 +344,15 @@ class InstanceService:
         replication_sets.require_set_idle(instance)
         return self._start_task(caller, instance, "eject", status.EJECT)
 
+    def rejoin_replica_source(self, caller: Caller, instance_id: str) -> str:
+        """A failed-over source (or any replica) is brought back as a replica of its
+        source: rewound, or copied afresh, and following it (what automatic rejoin does,
+        asked for by hand)."""
+        instance, _ = self.get(caller, instance_id)
+        replication_sets.require_replica(instance)
+        replication_sets.require_set_idle(instance)
+        return self._start_task(caller, instance, "rejoin", status.REJOIN)
+
     def detach_replica(self, caller: Caller, instance_id: str) -> None:
         """The replica stops following its source and takes writes, on its own."""
         instance, _ = self.get(caller, instance_id)

@@ -177,6 +177,40 @@ def failed_sources(now: float, failover_after: float) -> list[Instance]:
     ]
 
 
+def awaiting_rejoin() -> list[Instance]:
+    """Failed-over sources whose guest reported after their failover ended: their set has
+    a new source, and they rejoin it as its replica. A rejoin that failed is not tried
+    again by itself (its fault says why; it is asked for by hand)."""
+    candidates = (
+        Instance.select(Instance, ServiceStatus.last_received_at.alias("heard_at"))
+        .join(ServiceStatus, on=ServiceStatus.instance == Instance.id)
+        .where(
+            Instance.replica_of_id.is_null(False)
+            & Instance.status.in_((status.ACTIVE, status.ERROR, status.EJECT))
+            & Instance.provisioned
+            & ServiceStatus.last_received_at.is_null(False)
+        )
+        .objects()
+    )
+    due = []
+    for instance in candidates:
+        last = (
+            Task.select()
+            .where((Task.instance_id == instance.id) & Task.action.in_(("eject", "rejoin")))
+            .order_by(Task.created_at.desc())
+            .first()
+        )
+        if (
+            last is not None
+            and last.action == "eject"
+            and last.state in (tasks.TaskState.SUCCEEDED, tasks.TaskState.FAILED)
+            and last.finished_at is not None
+            and instance.heard_at > last.finished_at
+        ):
+            due.append(instance)
+    return due
+
+
 def set_source(instance_ids: list[str], source_id: str | None, now: float) -> None:
     if instance_ids:
         Instance.update(replica_of_id=source_id, updated_at=now).where(

@@ -17,10 +17,11 @@ REBOOT = "REBOOT"
 RESIZE = "RESIZE"
 BACKUP = "BACKUP"
 # Replication (Trove's names): a replica being promoted, a source being ejected (failed
-# over), a replica being detached.
+# over), a replica being detached; and (trove-svc's) a failed-over source rejoining its set.
 PROMOTE = "PROMOTE"
 EJECT = "EJECT"
 DETACH = "DETACH"
+REJOIN = "REJOIN"
 
 # Shown, never stored: ACTIVE with configuration values waiting for a restart.
 RESTART_REQUIRED = "RESTART_REQUIRED"
@@ -29,24 +30,26 @@ HEALTHY = "HEALTHY"
 NEW = "NEW"
 
 # Statuses a task holds while its playbook runs; a healthy guest after it ends means ACTIVE.
-SETTLES_TO_ACTIVE = (BUILD, REBOOT, RESIZE, PROMOTE, EJECT, DETACH)
+SETTLES_TO_ACTIVE = (BUILD, REBOOT, RESIZE, PROMOTE, EJECT, DETACH, REJOIN)
 # Statuses that wait on something; each has a time limit (settings `limit_<status>`, and
 # `limit_replication` for the replication ones).
-WAITING = (BUILD, REBOOT, RESIZE, SHUTDOWN, BACKUP, PROMOTE, EJECT, DETACH)
+WAITING = (BUILD, REBOOT, RESIZE, SHUTDOWN, BACKUP, PROMOTE, EJECT, DETACH, REJOIN)
 
 # Every move of `status` an operation may make (the flows' endings are the ACTIVE and ERROR
 # entries). A delete may start from anywhere. Anything else is refused with 409.
 TRANSITIONS: dict[str, frozenset[str]] = {
     BUILD: frozenset({ACTIVE, ERROR, SHUTDOWN}),
-    ACTIVE: frozenset({REBOOT, RESIZE, SHUTDOWN, ERROR, BACKUP, PROMOTE, EJECT, DETACH}),
+    ACTIVE: frozenset({REBOOT, RESIZE, SHUTDOWN, ERROR, BACKUP, PROMOTE, EJECT, DETACH, REJOIN}),
     BACKUP: frozenset({ACTIVE, ERROR, SHUTDOWN, EJECT}),
     REBOOT: frozenset({ACTIVE, ERROR, SHUTDOWN}),
     RESIZE: frozenset({ACTIVE, ERROR, SHUTDOWN}),
     PROMOTE: frozenset({ACTIVE, ERROR, SHUTDOWN}),
-    EJECT: frozenset({ACTIVE, ERROR, SHUTDOWN}),
+    # A failed-over source whose guest answers while its datastore does not rejoins too.
+    EJECT: frozenset({ACTIVE, ERROR, SHUTDOWN, REJOIN}),
     DETACH: frozenset({ACTIVE, ERROR, SHUTDOWN}),
+    REJOIN: frozenset({ACTIVE, ERROR, SHUTDOWN}),
     # A source whose instance failed can still be failed over.
-    ERROR: frozenset({REBOOT, SHUTDOWN, ERROR, EJECT}),
+    ERROR: frozenset({REBOOT, SHUTDOWN, ERROR, EJECT, REJOIN}),
     SHUTDOWN: frozenset({ERROR, SHUTDOWN}),
 }
 

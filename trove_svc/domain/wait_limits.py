@@ -28,6 +28,7 @@ def limits(settings: Settings) -> dict[str, float]:
         status.PROMOTE: settings.limit_replication,
         status.EJECT: settings.limit_replication,
         status.DETACH: settings.limit_replication,
+        status.REJOIN: settings.limit_replication,
         # The backup's own flow gives up first; this is for a task manager that died
         # meanwhile: the backup FAILED, the instance ACTIVE again (not ERROR).
         status.BACKUP: settings.limit_backup + settings.cleanup_timeout,
@@ -35,7 +36,7 @@ def limits(settings: Settings) -> dict[str, float]:
 
 
 def _limit_name(waiting: str) -> str:
-    replication = (status.PROMOTE, status.EJECT, status.DETACH)
+    replication = (status.PROMOTE, status.EJECT, status.DETACH, status.REJOIN)
     return "REPLICATION" if waiting in replication else waiting
 
 

@@ -95,6 +95,9 @@ class Settings:
     # A source with replicas whose datastore fails, or whose guest is silent, for longer
     # than this is failed over to its most advanced replica (0: never by itself).
     failover_after: float = 10.0
+    # A failed-over source whose guest reports again rejoins its set by itself, as a
+    # replica of the new source (False: it stays fenced until asked to rejoin).
+    auto_rejoin: bool = True
     # S3-compatible object storage for backups whose strategy says s3: its endpoint, and
     # a 0600 JSON file {"access_key": ..., "secret_key": ...} (empty: s3.json in the state
     # directory).

@@ -1,7 +1,9 @@
 """Failover that needs no one awake: the task manager looks every second for sources whose
 datastore failed, or whose guest fell silent, for longer than `failover_after` (while a
 replica of theirs is heard), and fails each over as if its owner had asked (an `eject`
-task, in the source's audit trail, requested by trove-svc itself)."""
+task, in the source's audit trail, requested by trove-svc itself). With `auto_rejoin`, a
+failed-over source whose guest reports again rejoins its set the same way (a `rejoin`
+task)."""
 
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from trove_wire.envelope import Context
 LOG = logging.getLogger(__name__)
 
 REQUESTED_BY = "trove-svc (automatic failover)"
+REJOINED_BY = "trove-svc (automatic rejoin)"
 # A source's backups, restore checks and prunes change no one's role in the set, and a
 # schedule runs them often and long: a source that dies during one is failed over all the
 # same (the backup then fails, its guest being silent).
@@ -46,6 +49,46 @@ def _start(
             return None
         start.task(task_id, source.id, "eject", args={"automatic": True})
     return task_id
+
+
+def _start_rejoin(
+    settings: Settings, taskmanager: TaskManagerClient, instance: Instance, now: float
+) -> str | None:
+    """Start the rejoin task and move the instance to REJOIN; None if it is busy or moved."""
+    if tasks.is_busy(instance.id):
+        return None
+    task_id = settings.new_id()
+    caller = Caller(instance.project_id, Context(project=instance.project_id, user=REJOINED_BY))
+
+    def move_back() -> None:
+        Instance.update(status=instance.status, status_since=instance.status_since).where(
+            Instance.id == instance.id
+        ).execute()
+
+    with tasks.starting(taskmanager, caller, now, undo=move_back) as start:
+        if not status.move(instance.id, instance.status, status.REJOIN, now):
+            return None
+        start.task(task_id, instance.id, "rejoin")
+    return task_id
+
+
+def start_rejoins(settings: Settings, taskmanager: TaskManagerClient) -> list[str]:
+    """The rejoin tasks started for failed-over sources that report again."""
+    if not settings.auto_rejoin:
+        return []
+    now = settings.clock()
+    started = []
+    for instance in replication_sets.awaiting_rejoin():
+        task_id = _start_rejoin(settings, taskmanager, instance, now)
+        if task_id is not None:
+            LOG.warning(
+                "failed-over source %s reports again: it rejoins as a replica of %s (task %s)",
+                instance.id,
+                instance.replica_of_id,
+                task_id,
+            )
+            started.append(task_id)
+    return started
 
 
 def start_due(settings: Settings, taskmanager: TaskManagerClient) -> list[str]:

@@ -20,6 +20,7 @@ from typing import Any
 
 from trove_svc.domain import errors, replication_sets, status, tasks
 from trove_svc.store.models import Instance, database_proxy
+from trove_svc.taskmanager import rejoin_report
 from trove_svc.taskmanager.deps import Claim, FlowDeps, guest_context
 from trove_svc.taskmanager.engine import (
     Flow,
@@ -29,6 +30,7 @@ from trove_svc.taskmanager.engine import (
     Step,
     StepFailed,
     carry_on,
+    lost_if_canceled,
 )
 from trove_svc.taskmanager.engine import run as run_flow
 from trove_svc.taskmanager.replica_sources import FENCED, TAKES_WRITES, follow_vars, following_vars
@@ -80,6 +82,10 @@ def _follow(deps: FlowDeps, claim: Claim, replica: Instance, source: Instance) -
     cannot follow it, and stays read-only until it is rebuilt."""
     extravars, secrets = follow_vars(deps, replica, source)
     _set_following(deps, claim, replica, extravars, secrets)
+    _wait_streaming(deps, replica, source)
+
+
+def _wait_streaming(deps: FlowDeps, replica: Instance, source: Instance) -> None:
     deadline = time.monotonic() + FOLLOW_TIMEOUT
     why = "it does not stream"
     # A server that cannot follow connects, is refused, and tries again: streaming counts
@@ -431,9 +437,18 @@ def _others_follow(state: Failover) -> None:
 
 
 def _fence_old_source(state: Failover) -> None:
-    """The old source last: fenced, it follows the new one (if its data allows)."""
+    """The old source last: fenced, it follows the new one (if its data allows). With
+    automatic rejoin it is left as it is: it rejoins (fenced, rewound, following) once its
+    guest reports again (`rejoin`)."""
     new_source = state.new_source
     assert new_source is not None
+    if state.deps.settings.auto_rejoin:
+        _but(f"Failed over to {new_source.id}", state.problems)
+        state.outcome = Outcome(
+            f"failover: {new_source.id} is the source (position {state.at}); this instance "
+            "rejoins as its replica once its guest reports again"
+        )
+        return
     try:
         _fence(state.deps, state.claim, state.source)
         _follow(state.deps, state.claim, state.source, new_source)
@@ -528,8 +543,77 @@ def detach(deps: FlowDeps, claim: Claim) -> None:
     run_flow(DETACH, deps, claim)
 
 
+# Rejoin
+
+
+@dataclass(kw_only=True)
+class Rejoining(FlowState):
+    instance: Instance
+    source: Instance
+    # What the rejoin did to the data, in words.
+    done: str = ""
+
+
+def _waiting_to_rejoin(deps: FlowDeps, claim: Claim) -> Rejoining:
+    instance = Instance.get_or_none(Instance.id == claim.task.instance_id)
+    if instance is None or instance.status != status.REJOIN or not instance.replica_of_id:
+        raise Skip("the instance is no longer waiting to rejoin its set")
+    source = Instance.get_or_none(Instance.id == instance.replica_of_id)
+    if source is None:
+        raise Skip(f"its source {instance.replica_of_id} is gone")
+    return Rejoining(deps=deps, claim=claim, instance=instance, source=source)
+
+
+def _rewind(state: Rejoining) -> None:
+    """Stopped, its data made the source's history again (the engine's way: PostgreSQL
+    rewinds, or copies afresh when it cannot), then started following the source."""
+    deps, claim, instance, source = state.deps, state.claim, state.instance, state.source
+    try:
+        extravars, secrets = follow_vars(deps, instance, source)
+    except errors.TroveSvcError as exc:
+        raise StepFailed(
+            f"Rejoin failed: its source {source.id} did not answer ({exc.message})."
+        ) from exc
+    result = run_playbook(deps, claim, "instance_rejoin.yml", instance, extravars, secrets)
+    lost_if_canceled(result)
+    if not result.ok:
+        raise StepFailed(f"Rejoin failed: {result.describe_failure()}", result=result)
+    datastore = instance.datastore_version.datastore.name
+    state.done = rejoin_report.describe(result.reported.get(f"{datastore}_rejoin"), source.id)
+    _record(deps, claim, instance, "rewind", True, state.done)
+    state.outcome = Outcome.of_run(result)
+
+
+def _stream_from_source(state: Rejoining) -> None:
+    try:
+        _wait_streaming(state.deps, state.instance, state.source)
+    except ReplicationFailed as exc:
+        raise StepFailed(f"Rejoin failed: {exc}") from exc
+    state.outcome.message = f"rejoined: follows {state.source.id}; {state.done}"
+
+
+REJOIN: Flow[Rejoining] = Flow(
+    begin=_waiting_to_rejoin,
+    steps=(
+        Step("rewinding it to its source", _rewind),
+        Step("waiting for it to stream from its source", _stream_from_source),
+    ),
+    waiting=(status.REJOIN,),
+    holds=carry_on,
+    after=_settle,
+)
+
+
+def rejoin(deps: FlowDeps, claim: Claim) -> None:
+    """A failed-over source comes back as a replica of the source that replaced it: what
+    it wrote after the failover is discarded, never merged, and the audit trail says how
+    much where the engine can tell."""
+    run_flow(REJOIN, deps, claim)
+
+
 FLOWS: dict[str, Callable[[FlowDeps, Claim], None]] = {
     "promote": promote,
     "eject": eject,
     "detach": detach,
+    "rejoin": rejoin,
 }

@@ -291,6 +291,7 @@ class TaskManager:
 
     def _start_failovers(self) -> None:
         failover.start_due(self.deps.settings, TaskManagerClient(self.deps.bus))
+        failover.start_rejoins(self.deps.settings, TaskManagerClient(self.deps.bus))
 
     def run(self) -> None:
         LOG.info("task manager %s started", self.worker_id)

@@ -32,6 +32,15 @@ from trove_wire import datastores
 SPEC = datastores.get("postgresql")
 # A kept connection idle for longer than this (seconds) is checked before it is used.
 IDLE_CHECK = 2.0
+# The functions pg_rewind calls on its source, granted to each replication account.
+REWIND_FUNCTIONS = (
+    "pg_catalog.pg_ls_dir(text, boolean, boolean)",
+    "pg_catalog.pg_stat_file(text, boolean)",
+    "pg_catalog.pg_read_binary_file(text)",
+    "pg_catalog.pg_read_binary_file(text, bigint, bigint, boolean)",
+)
+# The advisory lock key the grants above are made under.
+REWIND_GRANTS_LOCK = 0x7472_6F76_6572_7764  # "troverwd"
 
 
 class PostgresDriver:
@@ -349,8 +358,9 @@ class PostgresDriver:
     # Replication
 
     def add_replication_account(self, replica_id: str, password: str) -> dict[str, str]:
-        """A role that may stream WAL, and a physical slot that keeps WAL until the replica
-        has it (reserved now: a replica being built copies from this moment on)."""
+        """A role that may stream WAL (and rewind from this server), and a physical slot
+        that keeps WAL until the replica has it (reserved now: a replica being built copies
+        from this moment on)."""
         name = replication_account(replica_id)
         with self._admin() as conn:
             exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (name,)).fetchone()
@@ -359,6 +369,18 @@ class PostgresDriver:
                     ("ALTER" if exists else "CREATE") + " ROLE {} LOGIN REPLICATION PASSWORD {}"
                 ).format(sql.Identifier(name), scram(conn, password))
             )
+            # What pg_rewind reads of a source, so a failed-over former source can be
+            # rewound through this account (PostgreSQL's documented grants). Grants on one
+            # function made at once by two calls collide ("tuple concurrently updated"):
+            # they are made one call at a time.
+            with conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (REWIND_GRANTS_LOCK,))
+                for function in REWIND_FUNCTIONS:
+                    conn.execute(
+                        sql.SQL("GRANT EXECUTE ON FUNCTION {} TO {}").format(
+                            sql.SQL(function), sql.Identifier(name)
+                        )
+                    )
             conn.execute(
                 "SELECT pg_create_physical_replication_slot(%s, true) WHERE NOT EXISTS"
                 " (SELECT 1 FROM pg_replication_slots WHERE slot_name = %s)",

@@ -139,3 +139,18 @@ def test_other_operations_on_a_busy_instance_are_refused(
     with pytest.raises(errors.Conflict, match="busy with another task"):
         asked(service, instance_id)
     assert Instance.get_by_id(instance_id).status == "ACTIVE"
+
+
+def test_a_rejoin_asked_for_by_hand_starts_one_on_a_replica_only(
+    service: InstanceService, taskmanager: RecordingTaskManager
+) -> None:
+    made = service.create(CALLER, _create())
+    old = service.create(CALLER, _create(name="old"))
+    Instance.update(status="ACTIVE", provisioned=True).execute()
+    Task.update(state="SUCCEEDED").execute()
+    with pytest.raises(errors.BadRequest, match="is not a replica"):
+        service.rejoin_replica_source(CALLER, made.id)
+    Instance.update(replica_of_id=made.id, status="ERROR").where(Instance.id == old.id).execute()
+    task_id = service.rejoin_replica_source(CALLER, old.id)
+    assert Instance.get_by_id(old.id).status == "REJOIN"
+    assert (Task.get_by_id(task_id).action, taskmanager.sent[-1].task_id) == ("rejoin", task_id)

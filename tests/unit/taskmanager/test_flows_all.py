@@ -30,6 +30,7 @@ WAITING = {
     "promote": (status.PROMOTE, REPLICA),
     "eject": (status.EJECT, SOURCE),
     "detach": (status.DETACH, REPLICA),
+    "rejoin": (status.REJOIN, REPLICA),
     "configure": (status.ACTIVE, SOURCE),
     "configure_set": (status.ACTIVE, SOURCE),
     "backup": (status.BACKUP, SOURCE),

@@ -1,11 +1,12 @@
-"""The flows that move writes within a replication set (promote, eject, detach, and the
-failover that starts an eject by itself) from their entry points, against a real SQLite
+"""The flows that move writes within a replication set (promote, eject, detach, rejoin, and
+the failover and rejoin that start by themselves) from their entry points, against a real SQLite
 store, with the runner and the guests stood in for: each ends its task and its instances
 as the happy path and each step's failure say, and a run that lost its task writes no
 outcome. (`test_promote` covers a switchover that loses its task between its steps.)"""
 
 from __future__ import annotations
 
+import dataclasses
 import socket
 from collections.abc import Iterator
 from typing import Any
@@ -244,9 +245,14 @@ def _eject(effects: Effects) -> None:
     replication_flows.eject(effects.deps, effects.claim("eject", SOURCE))
 
 
+def _without_auto_rejoin(effects: Effects) -> None:
+    effects.settings = dataclasses.replace(effects.settings, auto_rejoin=False)
+
+
 def test_eject_promotes_the_most_advanced_replica_and_fences_the_old_source(
     effects: Effects,
 ) -> None:
+    _without_auto_rejoin(effects)
     _set(effects, SOURCE, status.EJECT, (REPLICA, OTHER))
     _healthy(SOURCE, REPLICA, OTHER)
     effects.bus.answer("replication_state", _replica_at(5), REPLICA)
@@ -264,6 +270,18 @@ def test_eject_promotes_the_most_advanced_replica_and_fences_the_old_source(
     # The old source last: fenced, then made to follow.
     assert [run.instance_id for run in effects.runner.ran][-2:] == [SOURCE, SOURCE]
     assert effects.runner.ran[-2].extravars["postgresql_replication"] == {"fenced": True}
+
+
+def test_eject_with_automatic_rejoin_leaves_the_old_source_to_rejoin(effects: Effects) -> None:
+    _set(effects, SOURCE, status.EJECT, (REPLICA,))
+    _eject(effects)
+    task = _task()
+    assert task.state == TaskState.SUCCEEDED, task.message
+    assert task.message.endswith(
+        "this instance rejoins as its replica once its guest reports again"
+    )
+    assert SOURCE not in [run.instance_id for run in effects.runner.ran]
+    assert (_source_of(REPLICA), _source_of(SOURCE)) == (None, REPLICA)
 
 
 def test_eject_of_an_instance_no_longer_waiting_is_skipped(effects: Effects) -> None:
@@ -323,6 +341,7 @@ def test_eject_whose_promotion_fails_changes_no_one_s_source(effects: Effects) -
 
 
 def test_eject_whose_old_source_cannot_be_fenced_says_so(effects: Effects) -> None:
+    _without_auto_rejoin(effects)
     _set(effects, SOURCE, status.EJECT, (REPLICA,))
     effects.runner.fail("instance_replication.yml", FAILED_STEP, "host down", SOURCE)
     _eject(effects)
@@ -373,6 +392,105 @@ def test_a_failed_source_is_failed_over_by_itself(effects: Effects) -> None:
     _eject(effects)
     assert _task().state == TaskState.SUCCEEDED, _task().message
     assert (_source_of(REPLICA), _source_of(SOURCE)) == (None, REPLICA)
+
+
+# rejoin
+
+
+def _failed_over(effects: Effects, heard_after: bool) -> None:
+    """SOURCE was failed over to REPLICA by an eject that ended; its guest was heard since
+    (or not)."""
+    now = effects.settings.clock()
+    _set(effects, SOURCE, status.ACTIVE, (REPLICA,))
+    Instance.update(replica_of_id=None).where(Instance.id == REPLICA).execute()
+    Instance.update(replica_of_id=REPLICA).where(Instance.id == SOURCE).execute()
+    Task.create(
+        id="t-eject",
+        instance_id=SOURCE,
+        project_id=_instance(SOURCE).project_id,
+        action="eject",
+        state=TaskState.SUCCEEDED,
+        created_at=now - 20,
+        finished_at=now - 10,
+    )
+    heard = now - 5 if heard_after else now - 15
+    ServiceStatus.create(instance=SOURCE, operating_status=status.HEALTHY, last_received_at=heard)
+
+
+def _rejoin(effects: Effects) -> None:
+    replication_flows.rejoin(effects.deps, effects.claim("rejoin", SOURCE))
+
+
+REWOUND = RunResult(
+    "successful",
+    0,
+    "/runs/x",
+    reported={
+        "postgresql_rejoin": {"how": "rewound", "wal_end": "0/3000200", "diverged_at": "0/3000100"}
+    },
+)
+
+
+def test_a_failed_over_source_heard_again_rejoins_by_itself(effects: Effects) -> None:
+    _failed_over(effects, heard_after=True)
+    casts = Casts()
+    (task_id,) = failover.start_rejoins(effects.settings, casts)
+    started = Task.get_by_id(task_id)
+    assert (started.action, started.requested_by) == ("rejoin", failover.REJOINED_BY)
+    assert _instance(SOURCE).status == status.REJOIN
+    assert failover.start_rejoins(effects.settings, Casts()) == []  # once
+
+
+def test_a_failed_over_source_not_heard_since_waits(effects: Effects) -> None:
+    _failed_over(effects, heard_after=False)
+    assert failover.start_rejoins(effects.settings, Casts()) == []
+
+
+def test_no_automatic_rejoin_when_it_is_turned_off(effects: Effects) -> None:
+    _without_auto_rejoin(effects)
+    _failed_over(effects, heard_after=True)
+    assert failover.start_rejoins(effects.settings, Casts()) == []
+
+
+def test_rejoin_rewinds_the_old_source_and_says_what_was_discarded(effects: Effects) -> None:
+    _failed_over(effects, heard_after=True)
+    Instance.update(status=status.REJOIN).where(Instance.id == SOURCE).execute()
+    effects.runner.script("instance_rejoin.yml", REWOUND)
+    _rejoin(effects)
+    task = _task()
+    assert task.state == TaskState.SUCCEEDED, task.message
+    done = f"rewound with pg_rewind: the WAL it wrote after {REPLICA} took over, from 0/3000100"
+    assert task.message.startswith(f"rejoined: follows {REPLICA}; {done}"), task.message
+    ((state, message),) = _audit(SOURCE, "rewind")
+    assert state == TaskState.SUCCEEDED and message.startswith(done)
+    (run,) = effects.runner.ran
+    assert run.extravars["postgresql_replication"]["host"] == "127.0.0.1"
+    assert _instance(SOURCE).status == status.ACTIVE
+
+
+def test_rejoin_whose_run_fails_faults_the_old_source(effects: Effects) -> None:
+    _failed_over(effects, heard_after=True)
+    Instance.update(status=status.REJOIN).where(Instance.id == SOURCE).execute()
+    effects.runner.fail("instance_rejoin.yml", FAILED_STEP, "no room")
+    _rejoin(effects)
+    _assert_failed(f"Rejoin failed: Step '{FAILED_STEP}' failed: no room", SOURCE)
+    # Not tried again by itself.
+    assert failover.start_rejoins(effects.settings, Casts()) == []
+
+
+def test_rejoin_that_never_streams_faults_the_old_source(effects: Effects) -> None:
+    _failed_over(effects, heard_after=True)
+    Instance.update(status=status.REJOIN).where(Instance.id == SOURCE).execute()
+    effects.bus.answer("replication_state", {**_replica_at(5), "streaming": False}, SOURCE)
+    _rejoin(effects)
+    _assert_failed(f"Rejoin failed: instance {SOURCE} does not follow {REPLICA}", SOURCE)
+
+
+def test_rejoin_of_an_instance_no_longer_waiting_is_skipped(effects: Effects) -> None:
+    _failed_over(effects, heard_after=True)
+    _rejoin(effects)
+    assert _task().state == TaskState.SKIPPED
+    assert effects.runner.ran == []
 
 
 # detach
