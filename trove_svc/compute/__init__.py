@@ -8,6 +8,7 @@ its variables (``compute_<provider>_*``) and the run its inventory host.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import sys
 from contextlib import AbstractContextManager
@@ -28,6 +29,8 @@ OPENSTACK_SDK_SHIM = "roles/compute_openstack/files/sdk_compat"
 # The guest agent's environment on another host: one path, whatever the agent's version
 # (upgraded in place), so runs on instances made by an older trove-svc still find it.
 GUEST_VENV = "venv"
+# Where this machine's instances without an address of their own listen.
+LOCAL_SHARED_ADDRESS = "127.0.0.1"
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,9 @@ class Place:
     connection: dict[str, Any]
     # The address clients reach it at, if known before it is built.
     address: str | None = None
+    # Whether that address is the instance's own on a host it shares with others (its
+    # datastore listens there alone, at its standard port).
+    own_address: bool = False
     role_vars: dict[str, Any] = field(default_factory=dict)
     # On another host: the guest agent's own environment (it has the datastores' drivers,
     # so Ansible's modules run in it too), and the host's Python that makes it.
@@ -57,8 +63,41 @@ class Place:
         return f"{self.guest_venv}/bin/python" if self.guest_venv else sys.executable
 
     @property
+    def local_address(self) -> str:
+        """Where the guest agent and the datastore's role reach the datastore over TCP."""
+        return str(self.address) if self.own_address else LOCAL_SHARED_ADDRESS
+
+    @property
     def remote(self) -> bool:
         return self.provider != "local"
+
+
+@dataclass(frozen=True)
+class Addressing:
+    """How an instance on a provider is addressed (trove_svc.taskmanager.ports gives it)."""
+
+    # The host's own address, which instances without one of their own share, each at a
+    # port of its own; None where the provider learns the address while building.
+    shared: str | None
+    # The network each instance's own address is taken from, at its datastore's standard
+    # port; None: no such network.
+    network: ipaddress.IPv4Network | None = None
+    # Whether those addresses are on this machine (probed before one is given).
+    here: bool = False
+    # Each instance has a server of its own, whose address (learned while building) it
+    # listens on at the standard port.
+    own_server: bool = False
+
+
+def addressing(settings: Settings, instance: Instance) -> Addressing:
+    """How `instance` is addressed, by its provider."""
+    provider = instance.provider or "local"
+    if provider == "openstack":
+        return Addressing(shared=None, own_server=True)
+    if provider == "ssh":
+        return Addressing(shared=pool.host(settings.host_pool, str(instance.server)).address)
+    network = ipaddress.IPv4Network(settings.local_addresses) if settings.local_addresses else None
+    return Addressing(shared=LOCAL_SHARED_ADDRESS, network=network, here=True)
 
 
 def has_own_account(settings: Settings, instance: Instance) -> bool:
@@ -83,7 +122,8 @@ def _local(settings: Settings, instance: Instance) -> Place:
         provider="local",
         instance_dir=settings.instances_dir / instance.id,
         connection=connection,
-        address="127.0.0.1",
+        address=instance.host or LOCAL_SHARED_ADDRESS,
+        own_address=(instance.host or LOCAL_SHARED_ADDRESS) != LOCAL_SHARED_ADDRESS,
         reader_group=service,
         role_vars={
             "compute_local_reader_group": service,
@@ -204,7 +244,7 @@ def new_place(
     if provider == "openstack":
         # The server and its address are known once it is made.
         return {"provider": "openstack"}
-    return {"provider": "local", "host": "127.0.0.1"}
+    return {"provider": "local", "host": LOCAL_SHARED_ADDRESS}
 
 
 def require_room_to_grow(
