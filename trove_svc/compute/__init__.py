@@ -95,7 +95,8 @@ def addressing(settings: Settings, instance: Instance) -> Addressing:
     if provider == "openstack":
         return Addressing(shared=None, own_server=True)
     if provider == "ssh":
-        return Addressing(shared=pool.host(settings.host_pool, str(instance.server)).address)
+        host = pool.host(settings.host_pool, str(instance.server))
+        return Addressing(shared=host.address, network=host.addresses)
     network = ipaddress.IPv4Network(settings.local_addresses) if settings.local_addresses else None
     return Addressing(shared=LOCAL_SHARED_ADDRESS, network=network, here=True)
 
@@ -150,11 +151,17 @@ def _ssh(settings: Settings, instance: Instance) -> Place:
         connection=_remote_connection(host.connection, guest_venv),
         guest_venv=guest_venv,
         system_python=host.python,
-        address=host.address,
+        address=instance.host or host.address,
+        own_address=bool(instance.host) and instance.host != host.address,
         # A pool host is known: its key must be in the operator's known_hosts (a host
         # that answers with another key is refused, not trusted with the secrets).
         environment={"ANSIBLE_HOST_KEY_CHECKING": "True"},
-        role_vars={"compute_ssh_instances_root": host.instances_dir},
+        role_vars={
+            "compute_ssh_instances_root": host.instances_dir,
+            # Its own address, which the role adds to the host (none: it shares the host's).
+            "compute_ssh_address": instance.host if instance.host != host.address else "",
+            "compute_ssh_address_interface": host.address_interface,
+        },
     )
 
 

@@ -8,6 +8,7 @@ import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -128,3 +129,31 @@ def test_a_datastore_without_an_address_of_its_own_listens_on_loopback(effects: 
     port = ports.allocate(settings, "i-1")
     given = provisioning.instance_vars(settings, Instance.get_by_id("i-1"))
     assert (given["postgresql_bind_addresses"], given["postgresql_port"]) == (["127.0.0.1"], port)
+
+
+def test_on_a_pool_host_with_a_network_each_instance_has_an_address_of_it(
+    effects: Effects, tmp_path: Path
+) -> None:
+    inventory = tmp_path / "pool.yml"
+    inventory.write_text(
+        "all:\n  hosts:\n"
+        "    db1: {ansible_host: 192.0.2.5, trove_addresses: 192.0.2.64/30}\n"
+        "    db2: {ansible_host: 192.0.2.6}\n"
+    )
+    settings = replace(effects.settings, compute_provider="ssh", host_pool=str(inventory))
+    rows.instance(id="i-1", provider="ssh", server="db1", host="192.0.2.5")
+    rows.instance(id="i-2", provider="ssh", server="db2", host="192.0.2.6")
+    assert ports.allocate(settings, "i-1") == POSTGRESQL_PORT
+    assert _where("i-1") == ("192.0.2.65", POSTGRESQL_PORT)
+    given = provisioning.instance_vars(settings, Instance.get_by_id("i-1"))
+    # It listens there alone; the provider's role adds the address to the host.
+    assert given["postgresql_bind_addresses"] == ["192.0.2.65"]
+    assert given["compute_ssh_address"] == "192.0.2.65"
+    assert given["compute_ssh_address_interface"] == "lo"
+    # Without a network: the host's address, at a port of the range, and nothing to add.
+    port = ports.allocate(settings, "i-2")
+    assert _where("i-2") == ("192.0.2.6", port)
+    assert settings.port_range_start <= port <= settings.port_range_end
+    given = provisioning.instance_vars(settings, Instance.get_by_id("i-2"))
+    assert given["postgresql_bind_addresses"] == ["127.0.0.1", "192.0.2.6"]
+    assert given["compute_ssh_address"] == ""
