@@ -28,6 +28,11 @@ NEVER_GIVEN = frozenset(
 )
 
 
+# Addresses found taken here one after another before the network is given up as taken at
+# that port (a server on 0.0.0.0 there takes all of them): the probes stay a few ms.
+PROBES_IN_A_ROW = 256
+
+
 def _bindable_here(address: str, port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         # As the datastores do: a port whose last connection is in TIME_WAIT is free.
@@ -64,11 +69,16 @@ def _own_addresses(addressing: compute.Addressing, port: int) -> Iterator[str]:
 def _take_own_address(
     instance_id: str, addressing: compute.Addressing, port: int, busy: set[tuple[str, int]]
 ) -> bool:
+    taken_in_a_row = 0
     for address in _own_addresses(addressing, port):
         if (address, port) in busy:
             continue
         if addressing.here and not _bindable_here(address, port):
+            taken_in_a_row += 1
+            if taken_in_a_row == PROBES_IN_A_ROW:
+                return False
             continue
+        taken_in_a_row = 0
         if _take(instance_id, address, port):
             return True
     return False

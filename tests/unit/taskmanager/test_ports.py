@@ -102,6 +102,19 @@ def test_when_no_address_of_the_network_is_free_a_port_of_the_range_is_given(
     assert f"no address of {small} is free at port 5432" in caplog.text
 
 
+def test_a_network_whose_addresses_are_taken_one_after_another_is_given_up(
+    effects: Effects, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As a server on 0.0.0.0 at the standard port would: each probe fails, and allocation
+    # stops probing after PROBES_IN_A_ROW of them.
+    monkeypatch.setattr(ports, "PROBES_IN_A_ROW", 2)
+    first, second = _addresses(effects)[:2]
+    rows.instance(id="i-1", host="127.0.0.1")
+    with _listening(first, POSTGRESQL_PORT), _listening(second, POSTGRESQL_PORT):
+        port = ports.allocate(effects.settings, "i-1")
+    assert _where("i-1") == ("127.0.0.1", port) and port != POSTGRESQL_PORT
+
+
 def test_an_instance_on_a_server_of_its_own_listens_at_the_standard_port(
     effects: Effects,
 ) -> None:
