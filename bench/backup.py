@@ -86,7 +86,7 @@ class Bench(ApiClient):
 def fill(instance: dict[str, Any], gigabytes: float) -> None:
     rows = int(gigabytes * 1024**3 / ROW_BYTES)
     with psycopg.connect(
-        host="127.0.0.1",
+        host=instance["ip"][0],
         port=instance["port"],
         user=USER["name"],
         password=USER["password"],

@@ -78,10 +78,11 @@ class Writer(threading.Thread):
             self.acknowledged.append(n)
 
 
-def pg_session(port: int) -> Any:
+def pg_session(instance: dict[str, Any]) -> Any:
+    """A session at the address and port the instance shows."""
     return psycopg.connect(
-        host="127.0.0.1",
-        port=port,
+        host=instance["ip"][0],
+        port=instance["port"],
         dbname=DATABASE,
         user=USER["name"],
         password=USER["password"],
@@ -90,10 +91,10 @@ def pg_session(port: int) -> Any:
     )
 
 
-def maria_session(port: int) -> Any:
+def maria_session(instance: dict[str, Any]) -> Any:
     return pymysql.connect(
-        host="127.0.0.1",
-        port=port,
+        host=instance["ip"][0],
+        port=instance["port"],
         user=USER["name"],
         password=USER["password"],
         database=DATABASE,
@@ -104,12 +105,14 @@ def maria_session(port: int) -> Any:
     )
 
 
-def execute(datastore: str, port: int, sql: str, args: tuple[Any, ...] = ()) -> list[Any]:
+def execute(
+    datastore: str, instance: dict[str, Any], sql: str, args: tuple[Any, ...] = ()
+) -> list[Any]:
     if datastore == "postgresql":
-        with pg_session(port) as conn:
+        with pg_session(instance) as conn:
             cursor = conn.execute(sql.replace("?", "%s"), args)
             return list(cursor.fetchall()) if cursor.description else []
-    conn = maria_session(port)
+    conn = maria_session(instance)
     try:
         with conn.cursor() as cursor:
             cursor.execute(sql.replace("?", "%s"), args)
@@ -118,12 +121,12 @@ def execute(datastore: str, port: int, sql: str, args: tuple[Any, ...] = ()) -> 
         conn.close()
 
 
-def kept_inserter(datastore: str, port: int) -> Callable[[int], None]:
+def kept_inserter(datastore: str, instance: dict[str, Any]) -> Callable[[int], None]:
     """An insert function over one connection (a writer's commits in a row)."""
     if datastore == "postgresql":
-        conn = pg_session(port)
+        conn = pg_session(instance)
         return lambda n: conn.execute("INSERT INTO items VALUES (%s)", (n,)) and None
-    maria = maria_session(port)
+    maria = maria_session(instance)
 
     def insert(n: int) -> None:
         with maria.cursor() as cursor:
@@ -180,7 +183,7 @@ class Bench(ApiClient):
             databases=[{"name": DATABASE}],
             users=[{**USER, "databases": [{"name": DATABASE}]}],
         )
-        execute(datastore, source["port"], "CREATE TABLE items (n INT PRIMARY KEY)")
+        execute(datastore, source, "CREATE TABLE items (n INT PRIMARY KEY)")
         replica = self.create_healthy(
             f"{datastore}-rep",
             replica_of=source["id"],
@@ -189,7 +192,7 @@ class Bench(ApiClient):
         if groups[0]:
             # Synchronous from now on: with no replica yet, every commit would wait.
             self.attach(source["id"], groups[0])
-        writer = Writer(kept_inserter(datastore, source["port"]))
+        writer = Writer(kept_inserter(datastore, source))
         writer.start()
         time.sleep(3)
         instance_dir = self.service.state_dir / "instances" / source["id"]
@@ -205,14 +208,14 @@ class Bench(ApiClient):
         writer.join(timeout=30)
         while True:
             try:
-                execute(datastore, replica["port"], "INSERT INTO items VALUES (?)", (-1,))
+                execute(datastore, replica, "INSERT INTO items VALUES (?)", (-1,))
                 break
             except Exception:
                 if time.monotonic() - killed > 300:
                     raise
                 time.sleep(0.05)
         to_write = time.monotonic() - killed
-        rows = {row[0] for row in execute(datastore, replica["port"], "SELECT n FROM items")}
+        rows = {row[0] for row in execute(datastore, replica, "SELECT n FROM items")}
         lost = len([n for n in writer.acknowledged if n not in rows])
         started = self.eject_started(source["id"])
         detection = (started - killed_wall) if started else float("nan")

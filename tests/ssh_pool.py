@@ -30,6 +30,9 @@ class PoolHost:
     directory: Path
     memory_mb: int
     disk_gb: int
+    # The network its instances' own addresses come from (the pool's trove_addresses);
+    # empty: they share `address`.
+    addresses: str = ""
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -180,6 +183,7 @@ class Pool:
                                 "trove_memory_mb": host.memory_mb,
                                 "trove_disk_gb": host.disk_gb,
                                 "trove_instances_dir": str(host.instances_dir),
+                                **({"trove_addresses": host.addresses} if host.addresses else {}),
                             }
                             for host in self.hosts
                         },
@@ -210,15 +214,22 @@ class Pool:
 
 
 def two_hosts(
-    directory: Path, first_port: int, memory_mb: tuple[int, int] = (2048, 1024), disk_gb: int = 4
+    directory: Path,
+    first_port: int,
+    memory_mb: tuple[int, int] = (2048, 1024),
+    disk_gb: int = 4,
+    addresses: tuple[str, str] = ("", ""),
 ) -> Pool:
     """Hosts pool-a (127.0.0.2) and pool-b (127.0.0.3), lending trove-svc the memory given
-    (pool-a twice pool-b's by default) and `disk_gb` each."""
+    (pool-a twice pool-b's by default) and `disk_gb` each, and giving their instances
+    addresses of their own from `addresses` (empty: none)."""
     named = (("pool-a", "127.0.0.2"), ("pool-b", "127.0.0.3"))
     return Pool(
         directory,
         [
-            PoolHost(name, address, first_port + n, directory / name, memory_mb[n], disk_gb)
+            PoolHost(
+                name, address, first_port + n, directory / name, memory_mb[n], disk_gb, addresses[n]
+            )
             for n, (name, address) in enumerate(named)
         ],
     )

@@ -130,9 +130,38 @@ def reserved_ports(block: int) -> tuple[int, int]:
     return last - RESERVED_BLOCK + 1, last
 
 
+def local_addresses(first_port: int) -> str:
+    """The loopback network of a deployment whose port range starts at `first_port`:
+    127.<first_port / 256>.<first_port % 256>.0/24, so deployments of disjoint port ranges
+    (xdist workers, reserved blocks, other checkouts) never meet on an address either, nor
+    on the service's default network (127.21.0.0/16), nor on 127.0.0.1 and 127.0.1.1."""
+    assert 512 <= first_port <= 65535 and first_port >> 8 != 21
+    return f"127.{first_port >> 8}.{first_port & 255}.0/24"
+
+
+def stock_client(argv: list[str], **environment: str) -> str:
+    """What a datastore's own command line client (psql, mariadb, redis-cli) prints, run as
+    a user would run it; its password comes in `environment`, never in argv."""
+    done = subprocess.run(
+        argv,
+        env={**os.environ, **environment},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 0, f"{argv[0]} failed: {done.stderr}"
+    return done.stdout.strip()
+
+
 def port_range_env(first: int, last: int) -> dict[str, str]:
-    """A deployment's environment for instance ports `first` to `last`."""
-    return {"TROVE_SVC_PORT_RANGE_START": str(first), "TROVE_SVC_PORT_RANGE_END": str(last)}
+    """A deployment's environment for instance ports `first` to `last`, and its instances'
+    own addresses (`local_addresses`)."""
+    return {
+        "TROVE_SVC_PORT_RANGE_START": str(first),
+        "TROVE_SVC_PORT_RANGE_END": str(last),
+        "TROVE_SVC_LOCAL_ADDRESSES": local_addresses(first),
+    }
 
 
 # Seconds a deployment may take to answer once started (a loaded machine: four test workers

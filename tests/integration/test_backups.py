@@ -56,7 +56,7 @@ def _instance(service: support.Service, token: str, datastore: str) -> dict[str,
 def _sql(datastore: str, instance: dict[str, Any], statement: str) -> list[tuple[Any, ...]]:
     if datastore == "postgresql":
         with psycopg.connect(
-            host="127.0.0.1",
+            host=instance["ip"][0],
             port=instance["port"],
             user="app",
             password=PASSWORD,
@@ -66,7 +66,7 @@ def _sql(datastore: str, instance: dict[str, Any], statement: str) -> list[tuple
             cursor = conn.execute(statement)
             return [tuple(r) for r in cursor.fetchall()] if cursor.description else []
     conn = pymysql.connect(
-        host="127.0.0.1",
+        host=instance["ip"][0],
         port=instance["port"],
         user="app",
         password=PASSWORD,
@@ -237,13 +237,15 @@ def _delete_in_order(
 
 def test_a_redis_snapshot_restores_its_keys_and_users(service: support.Service, token: str) -> None:
     source = _instance(service, token, "redis")
-    client = redis.Redis(port=source["port"], username="app", password=PASSWORD)
+    client = redis.Redis(
+        host=source["ip"][0], port=source["port"], username="app", password=PASSWORD
+    )
     client.set("kept", "yes")
     made = backup(service, token, source, "snapshot")
     assert made["status"] == "COMPLETED"
     client.set("later", "no")
     copy = restore(service, token, made)
-    restored = redis.Redis(port=copy["port"], username="app", password=PASSWORD)
+    restored = redis.Redis(host=copy["ip"][0], port=copy["port"], username="app", password=PASSWORD)
     assert sorted(restored.scan_iter()) == [b"kept"]
     refused = service.request(
         "POST",

@@ -163,7 +163,7 @@ def test_postgresql_group_applied_shown_changed_detached(
 
     def setting(name: str) -> str:
         with psycopg.connect(
-            host="127.0.0.1",
+            host=instance["ip"][0],
             port=instance["port"],
             dbname="app",
             user=USER["name"],
@@ -237,7 +237,7 @@ def test_mariadb_group_from_create_then_changed(service: support.Service, token:
 
     def variable(name: str) -> Any:
         conn = pymysql.connect(
-            host="127.0.0.1",
+            host=instance["ip"][0],
             port=instance["port"],
             user=USER["name"],
             password=USER["password"],
@@ -278,7 +278,7 @@ def test_mariadb_group_from_create_then_changed(service: support.Service, token:
     added = _api(service, token, "POST", f"/instances/{instance['id']}/users", users)
     assert added.status == 202, added.body
     conn = pymysql.connect(
-        host="127.0.0.1",
+        host=instance["ip"][0],
         port=instance["port"],
         user=USER["name"],
         password=USER["password"],

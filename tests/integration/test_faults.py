@@ -285,7 +285,7 @@ def test_a_task_that_fails_every_time_is_dead_lettered(
     assert task["state"] == "FAILED" and task["owner"] is None
 
 
-def test_a_port_taken_before_start_is_given_up_for_another(
+def test_an_address_taken_before_start_is_given_up_for_another(
     node: BrokerNode, started: list[support.Service]
 ) -> None:
     service = start(started, deployment(node))
@@ -296,16 +296,17 @@ def test_a_port_taken_before_start_is_given_up_for_another(
     squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         deadline = time.monotonic() + 30
-        while (port := instance_row(service, instance_id).get("port")) is None:
+        while (port := (row := instance_row(service, instance_id)).get("port")) is None:
             assert time.monotonic() < deadline
             time.sleep(0.02)
-        squatter.bind(("127.0.0.1", port))
+        address = row["host"]
+        squatter.bind((address, port))
         squatter.listen()
         shown = service.wait_for(
             token, PROJECT, instance_id, support.active_and_healthy, timeout=120
         )
     finally:
         squatter.close()
-    assert shown["port"] != port
+    assert (shown["ip"], shown["port"]) != ([address], port)
     assert [(t["state"], t["runs"]) for t in tasks_of(service, instance_id)] == [("SUCCEEDED", 2)]
     delete_all(service, token, [instance_id])

@@ -105,7 +105,7 @@ def test_killed_datastore_shows_and_restart_brings_it_back(
 
 def _pg_write(instance: dict[str, Any]) -> None:
     with psycopg.connect(
-        host="127.0.0.1",
+        host=instance["ip"][0],
         port=instance["port"],
         user="app",
         password="App-pw-1-long",
@@ -118,14 +118,18 @@ def _pg_write(instance: dict[str, Any]) -> None:
 
 def _pg_read(instance: dict[str, Any]) -> list[tuple[Any, ...]]:
     with psycopg.connect(
-        host="127.0.0.1", port=instance["port"], user="app", password="App-pw-1-long", dbname="app"
+        host=instance["ip"][0],
+        port=instance["port"],
+        user="app",
+        password="App-pw-1-long",
+        dbname="app",
     ) as conn:
         return conn.execute("SELECT v FROM t").fetchall()
 
 
 def _mariadb_write(instance: dict[str, Any]) -> None:
     conn = pymysql.connect(
-        host="127.0.0.1",
+        host=instance["ip"][0],
         port=instance["port"],
         user="app",
         password="App-pw-1-long",
@@ -140,7 +144,7 @@ def _mariadb_write(instance: dict[str, Any]) -> None:
 
 def _mariadb_read(instance: dict[str, Any]) -> list[tuple[Any, ...]]:
     conn = pymysql.connect(
-        host="127.0.0.1",
+        host=instance["ip"][0],
         port=instance["port"],
         user="app",
         password="App-pw-1-long",

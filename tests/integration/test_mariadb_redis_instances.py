@@ -44,7 +44,7 @@ def _mariadb(
     instance: dict[str, Any], user: str, password: str, database: str | None = None
 ) -> pymysql.connections.Connection[Any]:
     return pymysql.connect(
-        host="127.0.0.1",
+        host=instance["ip"][0],
         port=instance["port"],
         user=user,
         password=password,
@@ -70,6 +70,16 @@ def test_mariadb_instance(service: support.Service, token: str) -> None:
         cursor.execute("SELECT @@innodb_buffer_pool_size")
         assert cursor.fetchone() == (256 * 1024 * 1024,)  # half of flavor 1's 512 MB
     conn.close()
+    # The mariadb client, as a user runs it with what the API shows, reaches the instance on
+    # its own address at 3306 (the machine's own MariaDB is on 127.0.0.1:3306).
+    (address,) = instance["ip"]
+    assert instance["port"] == 3306
+    query = "SELECT @@bind_address, COUNT(*) FROM shop.item"
+    said = support.stock_client(
+        ["mariadb", "-h", address, "-P", "3306", "-u", "clerk", "-N", "-B", "-e", query],
+        MYSQL_PWD="Clerk-pw-1-long",
+    )
+    assert said == f"{address}\t1"
 
     made = service.request(
         "POST",
@@ -143,12 +153,19 @@ def test_redis_instance(service: support.Service, token: str) -> None:
         service, token, "redis", users=[{"name": "cache", "password": "Cache-pw-1-long"}]
     )
     client = redis.Redis(
-        host="127.0.0.1", port=instance["port"], username="cache", password="Cache-pw-1-long"
+        host=instance["ip"][0], port=instance["port"], username="cache", password="Cache-pw-1-long"
     )
     client.set("k", "v")
     assert client.get("k") == b"v"
+    # So does redis-cli, at 6379 (the machine's own Redis is on 127.0.0.1:6379).
+    assert instance["port"] == 6379
+    said = support.stock_client(
+        ["redis-cli", "-h", instance["ip"][0], "-p", "6379", "--user", "cache", "GET", "k"],
+        REDISCLI_AUTH="Cache-pw-1-long",
+    )
+    assert said == "v"
     with pytest.raises(redis.AuthenticationError):
-        redis.Redis(host="127.0.0.1", port=instance["port"]).ping()
+        redis.Redis(host=instance["ip"][0], port=instance["port"]).ping()
 
     added = service.request(
         "POST",
@@ -162,7 +179,10 @@ def test_redis_instance(service: support.Service, token: str) -> None:
     }
     assert names == {"cache", "worker"}
     worker = redis.Redis(
-        host="127.0.0.1", port=instance["port"], username="worker", password="Worker-pw-2-long"
+        host=instance["ip"][0],
+        port=instance["port"],
+        username="worker",
+        password="Worker-pw-2-long",
     )
     assert worker.get("k") == b"v"
     with pytest.raises(redis.exceptions.NoPermissionError):
@@ -224,7 +244,8 @@ def test_mariadb_lifecycle(service: support.Service, token: str) -> None:
     grown = _settle(service, token, instance, {"resize": {"volume": {"size": 2}}})
     assert grown["volume"]["size"] == 2
 
-    assert _mariadb_value(instance, "SELECT @@bind_address") == "127.0.0.1"
+    (address,) = instance["ip"]
+    assert _mariadb_value(instance, "SELECT @@bind_address") == address
     _settle(
         service,
         token,
@@ -233,7 +254,8 @@ def test_mariadb_lifecycle(service: support.Service, token: str) -> None:
         method="PUT",
         tail="",
     )
-    assert _mariadb_value(instance, "SELECT @@bind_address") == "0.0.0.0"
+    # Public or not, it listens on its own address alone; its users' hosts say who may log in.
+    assert _mariadb_value(instance, "SELECT @@bind_address") == address
     _settle(
         service,
         token,
@@ -242,7 +264,7 @@ def test_mariadb_lifecycle(service: support.Service, token: str) -> None:
         method="PUT",
         tail="",
     )
-    assert _mariadb_value(instance, "SELECT @@bind_address") == "127.0.0.1"
+    assert _mariadb_value(instance, "SELECT @@bind_address") == address
     assert _mariadb_value(instance, "SELECT v FROM kept") == "before"
 
     tasks = service.request("GET", _path(instance, "tasks"), token).body["tasks"]

@@ -20,6 +20,13 @@ pytestmark = [pytest.mark.integration, pytest.mark.long]
 PROJECT = "cli"
 
 
+def _address(shown: dict[str, Any]) -> str:
+    """The address `openstack database instance show` gives (the client joins the list)."""
+    address = str(shown["ip"])
+    assert "," not in address, address
+    return address
+
+
 @pytest.fixture(scope="module")
 def osc(service: support.Service) -> Callable[..., Any]:
     token = service.token(PROJECT)
@@ -159,7 +166,7 @@ def test_instance_lifecycle_through_the_client(osc: Callable[..., Any]) -> None:
     assert osc("root", "show", "cli-renamed")["is_root_enabled"] is False
 
     with psycopg.connect(
-        host="127.0.0.1",
+        host=_address(shown),
         port=shown["port"],
         user="app",
         password="App-pw-123-long",
@@ -172,7 +179,11 @@ def test_instance_lifecycle_through_the_client(osc: Callable[..., Any]) -> None:
     assert osc("instance", "show", "cli-renamed")["status"] in ("REBOOT", "ACTIVE")
     _wait(osc, "cli-renamed", "ACTIVE")
     with psycopg.connect(
-        host="127.0.0.1", port=shown["port"], user="app", password="App-pw-123-long", dbname="appdb"
+        host=_address(shown),
+        port=shown["port"],
+        user="app",
+        password="App-pw-123-long",
+        dbname="appdb",
     ) as conn:
         assert conn.execute("SELECT v FROM kept").fetchall() == [("before restart",)]
 
@@ -281,7 +292,7 @@ def _backup_and_restore(osc: Callable[..., Any], instance_id: str) -> str:
     )
     restored = _wait(osc, "cli-restored", "ACTIVE")
     with psycopg.connect(
-        host="127.0.0.1",
+        host=_address(restored),
         port=restored["port"],
         user="app",
         password="App-pw-123-long",

@@ -41,7 +41,7 @@ def _login_error(instance: dict[str, Any], user: str, password: str, dbname: str
     """Why a stock client's login is refused, or None if it gets in."""
     try:
         psycopg.connect(
-            host="127.0.0.1",
+            host=instance["ip"][0],
             port=instance["port"],
             user=user,
             password=password,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import sqlite3
 import subprocess
@@ -35,9 +36,24 @@ def instance(service: support.Service, token: str) -> Iterator[dict[str, Any]]:
     service.request("DELETE", f"/v1.0/{PROJECT}/instances/{ready['id']}", token)
 
 
+def test_a_stock_client_reaches_the_instance_on_its_own_address_at_5432(
+    service: support.Service, instance: dict[str, Any]
+) -> None:
+    (address,) = instance["ip"]
+    assert instance["hostname"] == address and instance["port"] == 5432
+    network = ipaddress.IPv4Network(service.settings().local_addresses)
+    assert ipaddress.IPv4Address(address) in network
+    # psql, as a user would run it, with what the API shows: the server that answers is the
+    # instance's, on its own address (the machine's own PostgreSQL is on 127.0.0.1:5432).
+    query = "SELECT inet_server_addr(), current_setting('listen_addresses')"
+    said = support.stock_client(
+        ["psql", "-h", address, "-p", "5432", "-U", "shop", "-d", "orders", "-w", "-Atc", query],
+        PGPASSWORD=PASSWORD,
+    )
+    assert said == f"{address}|{address}"
+
+
 def test_user_connects_and_writes_a_row(instance: dict[str, Any]) -> None:
-    assert instance["ip"] == ["127.0.0.1"]
-    assert instance["port"] not in (5432, None)
     with psycopg.connect(
         host=instance["ip"][0],
         port=instance["port"],
@@ -54,7 +70,7 @@ def test_user_connects_and_writes_a_row(instance: dict[str, Any]) -> None:
 def test_wrong_password_is_refused(instance: dict[str, Any]) -> None:
     with pytest.raises(psycopg.OperationalError):
         psycopg.connect(
-            host="127.0.0.1",
+            host=instance["ip"][0],
             port=instance["port"],
             user="shop",
             password="not-the-password",
@@ -111,7 +127,11 @@ def _path(instance: dict[str, Any], tail: str) -> str:
 
 def _show(instance: dict[str, Any], setting: str) -> str:
     with psycopg.connect(
-        host="127.0.0.1", port=instance["port"], user="shop", password=PASSWORD, dbname="orders"
+        host=instance["ip"][0],
+        port=instance["port"],
+        user="shop",
+        password=PASSWORD,
+        dbname="orders",
     ) as conn:
         row = conn.execute(f"SHOW {setting}").fetchone()
     assert row is not None
@@ -141,7 +161,11 @@ def test_resize_flavor_resizes_memory_and_keeps_data(
     assert resized["flavor"]["id"] == "2"
     assert _show(instance, "shared_buffers") == "256MB"  # flavor 2: 1024 MB / 4
     with psycopg.connect(
-        host="127.0.0.1", port=instance["port"], user="shop", password=PASSWORD, dbname="orders"
+        host=instance["ip"][0],
+        port=instance["port"],
+        user="shop",
+        password=PASSWORD,
+        dbname="orders",
     ) as conn:
         assert conn.execute("SELECT name FROM item").fetchall() == [("first",)]
     same = service.request("POST", _path(instance, "action"), token, {"resize": {"flavorRef": "2"}})
@@ -171,7 +195,8 @@ def test_access_change_rebinds_and_rewrites_host_rules(
     instance: dict[str, Any],
 ) -> None:
     hba = service.state_dir / "instances" / instance["id"] / "postgresql" / "data" / "pg_hba.conf"
-    assert _show(instance, "listen_addresses") == "127.0.0.1"
+    (address,) = instance["ip"]
+    assert _show(instance, "listen_addresses") == address
     opened = service.request(
         "PUT",
         f"/v1.0/{PROJECT}/instances/{instance['id']}",
@@ -181,7 +206,8 @@ def test_access_change_rebinds_and_rewrites_host_rules(
     assert opened.status == 202
     public = _settle(service, token, instance, "REBOOT")
     assert public["access"] == {"is_public": True, "allowed_cidrs": ["192.0.2.0/24"]}
-    assert _show(instance, "listen_addresses") == "*"
+    # Public or not, it listens on its own address alone; the host rules say who may log in.
+    assert _show(instance, "listen_addresses") == address
     assert "192.0.2.0/24" in hba.read_text()
 
     closed = service.request(
@@ -192,7 +218,7 @@ def test_access_change_rebinds_and_rewrites_host_rules(
     )
     assert closed.status == 202
     _settle(service, token, instance, "REBOOT")
-    assert _show(instance, "listen_addresses") == "127.0.0.1"
+    assert _show(instance, "listen_addresses") == address
     assert "192.0.2.0/24" not in hba.read_text()
 
 
@@ -201,7 +227,11 @@ def test_restart_keeps_data(service: support.Service, token: str, instance: dict
     assert resp.status == 202
     _settle(service, token, instance, "REBOOT")
     with psycopg.connect(
-        host="127.0.0.1", port=instance["port"], user="shop", password=PASSWORD, dbname="orders"
+        host=instance["ip"][0],
+        port=instance["port"],
+        user="shop",
+        password=PASSWORD,
+        dbname="orders",
     ) as conn:
         assert conn.execute("SELECT name FROM item").fetchall() == [("first",)]
 

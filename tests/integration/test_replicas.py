@@ -122,24 +122,28 @@ def _start_again(command: list[str], uid: int) -> None:
 # PostgreSQL
 
 
-def _pg(port: int) -> psycopg.Connection[Any]:
+def _pg(instance: dict[str, Any]) -> psycopg.Connection[Any]:
+    """A stock client's session at the address and port the instance shows."""
     login = {"user": USER["name"], "password": USER["password"], "dbname": "app"}
-    return psycopg.connect(host="127.0.0.1", port=port, autocommit=True, connect_timeout=3, **login)
+    (address,) = instance["ip"]
+    return psycopg.connect(
+        host=address, port=instance["port"], autocommit=True, connect_timeout=3, **login
+    )
 
 
-def _pg_rows(port: int) -> list[int]:
-    with _pg(port) as conn:
+def _pg_rows(instance: dict[str, Any]) -> list[int]:
+    with _pg(instance) as conn:
         return [row[0] for row in conn.execute("SELECT n FROM items ORDER BY n")]
 
 
-def _pg_write(port: int, n: int) -> None:
-    with _pg(port) as conn:
+def _pg_write(instance: dict[str, Any], n: int) -> None:
+    with _pg(instance) as conn:
         conn.execute("INSERT INTO items VALUES (%s)", (n,))
 
 
-def _pg_refuses_writes(port: int) -> bool:
+def _pg_refuses_writes(instance: dict[str, Any]) -> bool:
     try:
-        _pg_write(port, -1)
+        _pg_write(instance, -1)
     except psycopg.errors.ReadOnlySqlTransaction:
         return True
     return False
@@ -168,7 +172,7 @@ def test_replica_requests_that_cannot_work_are_refused(
 
 def test_postgresql_replica_switchover_and_detach(service: support.Service, token: str) -> None:
     source = _healthy_source(service, token, "pg-source", "postgresql", "app")
-    with _pg(source["port"]) as conn:
+    with _pg(source) as conn:
         conn.execute("CREATE TABLE items (n int PRIMARY KEY)")
         conn.execute("INSERT INTO items SELECT generate_series(1, 100)")
     _check_replica_requests_refused(service, token, source)
@@ -224,18 +228,18 @@ def _check_replica_follows_its_source(
     assert replica["replica_of"]["id"] == source["id"]
     assert replica["datastore"] == source["datastore"]
     assert [r["id"] for r in _show(service, token, source["id"])["replicas"]] == [replica["id"]]
-    assert _pg_rows(replica["port"]) == list(range(1, 101))
-    _pg_write(source["port"], 101)
-    _eventually(lambda: _pg_rows(replica["port"])[-1] == 101, "row 101 on the replica")
-    assert _pg_refuses_writes(replica["port"])
+    assert _pg_rows(replica) == list(range(1, 101))
+    _pg_write(source, 101)
+    _eventually(lambda: _pg_rows(replica)[-1] == 101, "row 101 on the replica")
+    assert _pg_refuses_writes(replica)
     # A resize rewrites the server's settings: the replica goes on following its source.
     resize = {"resize": {"flavorRef": "2"}}
     assert _api(service, token, "POST", f"/instances/{replica['id']}/action", resize).status == 202
     _eventually(lambda: _show(service, token, replica["id"])["flavor"]["id"] == "2", "resized")
     _healthy(service, token, replica["id"])
-    _pg_write(source["port"], 100_000)
-    _eventually(lambda: _pg_rows(replica["port"])[-1] == 100_000, "a row after the resize")
-    with _pg(source["port"]) as conn:
+    _pg_write(source, 100_000)
+    _eventually(lambda: _pg_rows(replica)[-1] == 100_000, "a row after the resize")
+    with _pg(source) as conn:
         conn.execute("DELETE FROM items WHERE n = 100000")
 
 
@@ -263,7 +267,7 @@ def _check_switchover(
     service: support.Service, token: str, source: dict[str, Any], replica: dict[str, Any]
 ) -> None:
     """Every committed row is on the new source, and the old one follows it."""
-    _pg_write(source["port"], 102)
+    _pg_write(source, 102)
     _action(service, token, replica["id"], "promote_to_replica_source")
     # Meanwhile neither side may be deleted.
     for member in (replica, source):
@@ -272,13 +276,13 @@ def _check_switchover(
         message = busy.body["conflictingRequest"]["message"]
         assert "is being switched over (promote_to_replica_source)" in message, message
     _healthy(service, token, replica["id"])
-    assert _pg_rows(replica["port"])[-2:] == [101, 102]
-    _pg_write(replica["port"], 103)
+    assert _pg_rows(replica)[-2:] == [101, 102]
+    _pg_write(replica, 103)
     shown = _show(service, token, source["id"])
     assert shown["replica_of"]["id"] == replica["id"]
     assert "replica_of" not in _show(service, token, replica["id"])
-    _eventually(lambda: _pg_rows(source["port"])[-1] == 103, "row 103 on the old source")
-    assert _pg_refuses_writes(source["port"])
+    _eventually(lambda: _pg_rows(source)[-1] == 103, "row 103 on the old source")
+    assert _pg_refuses_writes(source)
     done = [t for t in _tasks(service, token, replica["id"]) if t["action"] == "promote"]
     assert done and done[0]["state"] == "SUCCEEDED", done
     followed = [t for t in _tasks(service, token, source["id"]) if t["action"] == "replication"]
@@ -292,18 +296,18 @@ def _check_detach(
     detach = {"instance": {"replica_of": None}}
     assert _api(service, token, "PATCH", f"/instances/{source['id']}", detach).status == 202
     _eventually(lambda: "replica_of" not in _healthy(service, token, source["id"]), "detached")
-    _pg_write(source["port"], 104)
-    assert _pg_rows(source["port"])[-1] == 104
-    _pg_write(replica["port"], 105)
+    _pg_write(source, 104)
+    assert _pg_rows(source)[-1] == 104
+    _pg_write(replica, 105)
     time.sleep(1)
-    assert 105 not in _pg_rows(source["port"])
+    assert 105 not in _pg_rows(source)
 
 
 def test_postgresql_source_killed_fails_over_by_itself(
     service: support.Service, token: str
 ) -> None:
     source = _healthy_source(service, token, "pg-doomed", "postgresql", "app")
-    with _pg(source["port"]) as conn:
+    with _pg(source) as conn:
         conn.execute("CREATE TABLE items (n int PRIMARY KEY)")
         conn.execute("INSERT INTO items SELECT generate_series(1, 50)")
     # Two replicas in one request (Trove's replica_count): the first is answered.
@@ -312,7 +316,7 @@ def test_postgresql_source_killed_fails_over_by_itself(
     second = next(i for i in listed if i["name"] == "pg-standby-2")
     standbys = [_healthy(service, token, made["id"]) for made in (first, second)]
     for standby in standbys:
-        _eventually(lambda s=standby: len(_pg_rows(s["port"])) == 50, "each replica has every row")
+        _eventually(lambda s=standby: len(_pg_rows(s)) == 50, "each replica has every row")
     assert {r["id"] for r in _show(service, token, source["id"])["replicas"]} == {
         s["id"] for s in standbys
     }
@@ -329,9 +333,9 @@ def test_postgresql_source_killed_fails_over_by_itself(
 
     _eventually(lambda: promoted_one() is not None, "one replica is promoted", 60)
     replica = promoted_one()
-    _eventually(lambda: _pg_write(replica["port"], 51) is None, "the replica takes writes", 60)
+    _eventually(lambda: _pg_write(replica, 51) is None, "the replica takes writes", 60)
     LOG_LINE = f"failover took {time.monotonic() - killed:.1f} s"
-    assert _pg_rows(replica["port"]) == list(range(1, 52)), LOG_LINE
+    assert _pg_rows(replica) == list(range(1, 52)), LOG_LINE
     # The other follows the new source, and has what it takes.
     (other,) = [s for s in standbys if s["id"] != replica["id"]]
     _eventually(
@@ -341,15 +345,15 @@ def test_postgresql_source_killed_fails_over_by_itself(
         "the other replica follows the new source",
         120,
     )
-    _eventually(lambda: _pg_rows(other["port"])[-1] == 51, "the other replica has row 51", 60)
-    assert _pg_refuses_writes(other["port"])
+    _eventually(lambda: _pg_rows(other)[-1] == 51, "the other replica has row 51", 60)
+    assert _pg_refuses_writes(other)
 
     ejected = _ended(service, token, source["id"], "eject")
     assert ejected["requested_by"] == "trove-svc (automatic failover)", ejected
 
     # A split brain: the old source, cut off, is started alone and takes a write...
     _start_again(*server)
-    _eventually(lambda: _pg_write(source["port"], 1000) is None, "the cut-off source takes a write")
+    _eventually(lambda: _pg_write(source, 1000) is None, "the cut-off source takes a write")
     # ... then its guest reports again: it rejoins as a replica of the new source, and the
     # stray write is discarded, never merged.
     _start_again(*guest)
@@ -368,8 +372,8 @@ def test_postgresql_source_killed_fails_over_by_itself(
     )
     assert time.monotonic() - back <= 60, "a HEALTHY replica within 60 s of coming back"
     assert old["replica_of"]["id"] == replica["id"], old
-    _eventually(lambda: _pg_rows(source["port"]) == list(range(1, 52)), "the stray row is gone")
-    assert _pg_refuses_writes(source["port"])
+    _eventually(lambda: _pg_rows(source) == list(range(1, 52)), "the stray row is gone")
+    assert _pg_refuses_writes(source)
     assert source["id"] in {r["id"] for r in _show(service, token, replica["id"])["replicas"]}
     assert "rewind" in [t["action"] for t in _tasks(service, token, source["id"])]
     promoted = [t for t in _tasks(service, token, replica["id"]) if t["action"] == "promote"]
@@ -377,8 +381,8 @@ def test_postgresql_source_killed_fails_over_by_itself(
     _delete_all(service, token, [source["id"], other["id"], replica["id"]])
 
 
-def _pg_setting(port: int, name: str) -> str:
-    with _pg(port) as conn:
+def _pg_setting(instance: dict[str, Any], name: str) -> str:
+    with _pg(instance) as conn:
         row = conn.execute("SELECT setting FROM pg_settings WHERE name = %s", (name,)).fetchone()
         return str(row[0])  # type: ignore[index]
 
@@ -415,7 +419,7 @@ def test_postgresql_replica_takes_its_sources_group_and_a_raise_goes_replicas_fi
     source = _healthy_source(
         service, token, "pg-tuned-source", "postgresql", "app", configuration=group
     )
-    assert _pg_setting(source["port"], "max_connections") == "123"
+    assert _pg_setting(source, "max_connections") == "123"
 
     # A replica that would start below its source is refused before anything is built.
     lower = _configuration(service, token, {"max_connections": 110})
@@ -438,7 +442,7 @@ def test_postgresql_replica_takes_its_sources_group_and_a_raise_goes_replicas_fi
         service, token, _create(service, token, "pg-tuned-replica", replica_of=source["id"])["id"]
     )
     assert replica["configuration"]["id"] == group
-    assert _pg_setting(replica["port"], "max_connections") == "123"
+    assert _pg_setting(replica, "max_connections") == "123"
 
     # Raised on the set: the replica restarts with it first, then the source.
     patch = {"configuration": {"values": {"max_connections": 150}}}
@@ -452,11 +456,11 @@ def test_postgresql_replica_takes_its_sources_group_and_a_raise_goes_replicas_fi
     for member in (source, replica):
         shown = _healthy(service, token, member["id"])
         assert shown["status"] == "ACTIVE"  # restarted: nothing waits for a restart
-        assert _pg_setting(member["port"], "max_connections") == "150"
-    with _pg(source["port"]) as conn:
+        assert _pg_setting(member, "max_connections") == "150"
+    with _pg(source) as conn:
         conn.execute("CREATE TABLE items (n int PRIMARY KEY)")
-    _pg_write(source["port"], 1)
-    _eventually(lambda: _pg_rows(replica["port"]) == [1], "the replica still follows")
+    _pg_write(source, 1)
+    _eventually(lambda: _pg_rows(replica) == [1], "the replica still follows")
 
     # Without the group the replica would hold less than its source: refused.
     detach = {"instance": {"configuration": None}}
@@ -475,10 +479,11 @@ def test_postgresql_replica_takes_its_sources_group_and_a_raise_goes_replicas_fi
 # MariaDB
 
 
-def _maria(port: int) -> pymysql.connections.Connection[Any]:
+def _maria(instance: dict[str, Any]) -> pymysql.connections.Connection[Any]:
+    (address,) = instance["ip"]
     return pymysql.connect(
-        host="127.0.0.1",
-        port=port,
+        host=address,
+        port=instance["port"],
         user=USER["name"],
         password=USER["password"],
         database="shop",
@@ -487,8 +492,8 @@ def _maria(port: int) -> pymysql.connections.Connection[Any]:
     )
 
 
-def _maria_rows(port: int) -> list[int]:
-    conn = _maria(port)
+def _maria_rows(instance: dict[str, Any]) -> list[int]:
+    conn = _maria(instance)
     try:
         with conn.cursor() as cursor:
             cursor.execute("SELECT n FROM items ORDER BY n")
@@ -497,8 +502,8 @@ def _maria_rows(port: int) -> list[int]:
         conn.close()
 
 
-def _maria_write(port: int, n: int) -> None:
-    conn = _maria(port)
+def _maria_write(instance: dict[str, Any], n: int) -> None:
+    conn = _maria(instance)
     try:
         with conn.cursor() as cursor:
             cursor.execute("INSERT INTO items VALUES (%s)", (n,))
@@ -506,9 +511,9 @@ def _maria_write(port: int, n: int) -> None:
         conn.close()
 
 
-def _maria_refuses_writes(port: int) -> bool:
+def _maria_refuses_writes(instance: dict[str, Any]) -> bool:
     try:
-        _maria_write(port, -1)
+        _maria_write(instance, -1)
     except pymysql.err.OperationalError as exc:
         return exc.args[0] == 1290  # ER_OPTION_PREVENTS_STATEMENT: --read-only
     return False
@@ -516,7 +521,7 @@ def _maria_refuses_writes(port: int) -> bool:
 
 def test_mariadb_replica_switchover_then_failover(service: support.Service, token: str) -> None:
     source = _healthy_source(service, token, "maria-source", "mariadb", "shop")
-    conn = _maria(source["port"])
+    conn = _maria(source)
     with conn.cursor() as cursor:
         cursor.execute("CREATE TABLE items (n INT PRIMARY KEY)")
         cursor.executemany("INSERT INTO items VALUES (%s)", [(n,) for n in range(1, 21)])
@@ -525,20 +530,20 @@ def test_mariadb_replica_switchover_then_failover(service: support.Service, toke
     replica = _healthy(
         service, token, _create(service, token, "maria-replica", replica_of=source["id"])["id"]
     )
-    assert _maria_rows(replica["port"]) == list(range(1, 21))
-    _maria_write(source["port"], 21)
-    _eventually(lambda: _maria_rows(replica["port"])[-1] == 21, "row 21 on the replica")
-    assert _maria_refuses_writes(replica["port"])
+    assert _maria_rows(replica) == list(range(1, 21))
+    _maria_write(source, 21)
+    _eventually(lambda: _maria_rows(replica)[-1] == 21, "row 21 on the replica")
+    assert _maria_refuses_writes(replica)
     users = _api(service, token, "GET", f"/instances/{replica['id']}/users").body["users"]
     assert [u["name"] for u in users] == [USER["name"]]
 
-    _maria_write(source["port"], 22)
+    _maria_write(source, 22)
     _action(service, token, replica["id"], "promote_to_replica_source")
     _healthy(service, token, replica["id"])
-    assert _maria_rows(replica["port"])[-2:] == [21, 22]
-    _maria_write(replica["port"], 23)
-    _eventually(lambda: _maria_rows(source["port"])[-1] == 23, "row 23 on the old source")
-    assert _maria_refuses_writes(source["port"])
+    assert _maria_rows(replica)[-2:] == [21, 22]
+    _maria_write(replica, 23)
+    _eventually(lambda: _maria_rows(source)[-1] == 23, "row 23 on the old source")
+    assert _maria_refuses_writes(source)
     assert _show(service, token, source["id"])["replica_of"]["id"] == replica["id"]
 
     # Now the new source dies: the old one (its replica) is promoted by itself.
@@ -547,14 +552,14 @@ def test_mariadb_replica_switchover_then_failover(service: support.Service, toke
     guest = _command_of(new_dir / "guest.pid")
     _kill(new_dir / "mariadb" / "mariadbd.pid")
     processes.kill_guest(new_dir / "guest.pid")
-    _eventually(lambda: _maria_write(source["port"], 24) is None, "failover to the first", 60)
-    assert _maria_rows(source["port"])[-2:] == [23, 24]
+    _eventually(lambda: _maria_write(source, 24) is None, "failover to the first", 60)
+    assert _maria_rows(source)[-2:] == [23, 24]
     _ended(service, token, replica["id"], "eject")
 
     # A split brain: the failed-over one, cut off, is started alone and takes a write; then
     # its guest reports again, and it rejoins as a replica of the new source, copied afresh.
     _start_again(*server)
-    _eventually(lambda: _maria_write(replica["port"], 1000) is None, "the cut-off one writes")
+    _eventually(lambda: _maria_write(replica, 1000) is None, "the cut-off one writes")
     _start_again(*guest)
     came_back = time.monotonic()
     rejoined = _ended(service, token, replica["id"], "rejoin")
@@ -569,10 +574,10 @@ def test_mariadb_replica_switchover_then_failover(service: support.Service, toke
     )
     assert time.monotonic() - came_back <= 60, "a HEALTHY replica within 60 s of coming back"
     assert back["replica_of"]["id"] == source["id"], back
-    assert _maria_refuses_writes(replica["port"])
-    _maria_write(source["port"], 25)
-    _eventually(lambda: _maria_rows(replica["port"])[-1] == 25, "the rejoined one follows")
-    assert _maria_rows(replica["port"]) == [*range(1, 26)], "the stray row is gone"
+    assert _maria_refuses_writes(replica)
+    _maria_write(source, 25)
+    _eventually(lambda: _maria_rows(replica)[-1] == 25, "the rejoined one follows")
+    assert _maria_rows(replica) == [*range(1, 26)], "the stray row is gone"
     _delete_all(service, token, [replica["id"], source["id"]])
 
 
@@ -582,16 +587,17 @@ def test_mariadb_replica_switchover_then_failover(service: support.Service, toke
 def test_redis_replica_and_switchover(service: support.Service, token: str) -> None:
     source = _healthy_source(service, token, "redis-source", "redis")
 
-    def client(port: int) -> redis.Redis:
+    def client(instance: dict[str, Any]) -> redis.Redis:
+        (address,) = instance["ip"]
         return redis.Redis(
-            host="127.0.0.1",
-            port=port,
+            host=address,
+            port=instance["port"],
             username=USER["name"],
             password=USER["password"],
             socket_timeout=3,
         )
 
-    client(source["port"]).set("k1", "v1")
+    client(source).set("k1", "v1")
     replica = _healthy(
         service,
         token,
@@ -599,9 +605,9 @@ def test_redis_replica_and_switchover(service: support.Service, token: str) -> N
     )
     assert replica["replica_of"]["id"] == source["id"]
     # Redis copies no ACL users: the replica's own admin sees the data.
-    reader = _redis_admin(service, replica["id"], replica["port"])
+    reader = _redis_admin(service, replica)
     _eventually(lambda: reader.get("k1") == b"v1", "k1 on the replica")
-    client(source["port"]).set("k2", "v2")
+    client(source).set("k2", "v2")
     _eventually(lambda: reader.get("k2") == b"v2", "k2 on the replica")
     with pytest.raises(redis.ReadOnlyError):
         reader.set("mine", "no")
@@ -609,22 +615,24 @@ def test_redis_replica_and_switchover(service: support.Service, token: str) -> N
     _action(service, token, replica["id"], "promote_to_replica_source")
     _healthy(service, token, replica["id"])
     reader.set("k3", "v3")
-    old = _redis_admin(service, source["id"], source["port"])
+    old = _redis_admin(service, source)
     _eventually(lambda: old.get("k3") == b"v3", "k3 on the old source")
     with pytest.raises(redis.ReadOnlyError):
         old.set("mine", "no")
     _delete_all(service, token, [source["id"], replica["id"]])
 
 
-def _redis_admin(service: support.Service, instance_id: str, port: int) -> redis.Redis:
-    """The instance's admin, from its guest's own settings (the test is the operator)."""
+def _redis_admin(service: support.Service, instance: dict[str, Any]) -> redis.Redis:
+    """The instance's admin, from its guest's own settings (the test is the operator): the
+    guest reaches its datastore where clients do."""
     import json
 
-    config = json.loads((service.state_dir / "instances" / instance_id / "guest.json").read_text())
-    connection = config["connection"]
+    guest = service.state_dir / "instances" / instance["id"] / "guest.json"
+    connection = json.loads(guest.read_text())["connection"]
+    assert ([connection["host"]], connection["port"]) == (instance["ip"], instance["port"])
     return redis.Redis(
-        host="127.0.0.1",
-        port=port,
+        host=connection["host"],
+        port=connection["port"],
         username=connection["user"],
         password=connection["password"],
         socket_timeout=3,

@@ -94,7 +94,7 @@ def test_a_nightly_schedule_prunes_beyond_its_retention_and_checks_each_backup(
     )
     # Rows for the restore checks to find.
     with psycopg.connect(
-        host="127.0.0.1",
+        host=instance["ip"][0],
         port=instance["port"],
         user="app",
         password=PASSWORD,

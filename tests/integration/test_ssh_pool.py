@@ -7,6 +7,7 @@ that names the host, and the next create goes to the other host."""
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import pwd
 import subprocess
@@ -34,12 +35,19 @@ USER = {"name": "clerk", "password": "Clerk-pw-1-long", "databases": [{"name": "
 # The pool lends trove-svc 2048 MB on pool-a and 1024 MB on pool-b (4 GB of disk each);
 # flavors small, medium and large take 512, 1024 and 2048 MB.
 SMALL, MEDIUM, LARGE = "1", "2", "3"
+POOL_A_ADDRESSES = support.local_addresses(POOL_PORTS[0])
 
 
 @pytest.fixture(scope="module")
 def pool() -> Iterator[ssh_pool.Pool]:
     # A short directory: PostgreSQL's socket path below it must stay under 108 bytes.
-    hosts = ssh_pool.two_hosts(support.shared_tmp_dir("tsp-"), first_port=SSH_FIRST_PORT)
+    # pool-a gives each instance an address of its own (a loopback one: nothing to add on
+    # the host); pool-b's share its address, each at a port of its own.
+    hosts = ssh_pool.two_hosts(
+        support.shared_tmp_dir("tsp-"),
+        first_port=SSH_FIRST_PORT,
+        addresses=(POOL_A_ADDRESSES, ""),
+    )
     hosts.start()
     yield hosts
     hosts.cleanup()
@@ -139,6 +147,17 @@ def _query(datastore: str, instance: dict[str, Any]) -> Any:
         conn.close()
 
 
+def _addressed_as_their_hosts_say(instances: dict[str, Any], pool: ssh_pool.Pool) -> None:
+    """On pool-a, PostgreSQL is on an address of its own at 5432 (and listens there); on
+    pool-b, MariaDB shares the host's address at a port of the range."""
+    (own,) = instances["postgresql"]["ip"]
+    assert ipaddress.IPv4Address(own) in ipaddress.IPv4Network(POOL_A_ADDRESSES)
+    assert instances["postgresql"]["port"] == 5432
+    assert _query("postgresql", instances["postgresql"]) == (USER["name"], f"{own}/32")
+    assert instances["mariadb"]["ip"] == [pool.host("pool-b").address]
+    assert POOL_PORTS[0] <= instances["mariadb"]["port"] < SSH_FIRST_PORT
+
+
 def _inventory_lists_them_on_their_hosts(
     service: support.Service,
     made: dict[str, str],
@@ -203,9 +222,9 @@ def test_instances_are_placed_built_used_resized_and_removed_on_pool_hosts(
     assert servers["postgresql"]["provider"] == "ssh"
     for datastore, instance in instances.items():
         host = pool.host(servers[datastore]["host"])
-        assert instance["ip"] == [host.address]
         assert (host.instances_dir / instance["id"]).is_dir()
         assert _query(datastore, instance)[0] == USER["name"]
+    _addressed_as_their_hosts_say(instances, pool)
 
     _inventory_lists_them_on_their_hosts(service, made, servers, pool)
 

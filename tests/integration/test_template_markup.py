@@ -43,7 +43,7 @@ def markups(marker: Path) -> list[str]:
 
 def connects(instance: dict[str, Any], user: str, password: str, dbname: str) -> bool:
     with psycopg.connect(
-        host="127.0.0.1",
+        host=instance["ip"][0],
         port=instance["port"],
         user=user,
         password=password,

@@ -62,10 +62,10 @@ def world() -> Iterator[dict[str, Any]]:
 
 def _as_instance_account(world: dict[str, Any], script: str) -> None:
     """What the tenant runs, as the instance's account, through its root login."""
-    port = instance_row(world["service"], world["id"])["port"]
+    row = instance_row(world["service"], world["id"])
     with psycopg.connect(
-        host="127.0.0.1",
-        port=port,
+        host=row["host"],
+        port=row["port"],
         user=world["root"]["name"],
         password=world["root"]["password"],
         dbname="postgres",

@@ -191,10 +191,10 @@ def _as_root(world: dict[str, Any], program: str) -> str:
         "POST", f"/v1.0/{PROJECT}/instances/{world['a']}/root", world["token"], {}
     )
     assert enabled.status == 200, enabled.body
-    port = instance_row(service, world["a"])["port"]
+    row = instance_row(service, world["a"])
     with psycopg.connect(
-        host="127.0.0.1",
-        port=port,
+        host=row["host"],
+        port=row["port"],
         user=enabled.body["user"]["name"],
         password=enabled.body["user"]["password"],
         dbname="postgres",
@@ -295,9 +295,10 @@ def test_no_password_is_anywhere_in_the_clear(world: dict[str, Any]) -> None:
         {"users": [{"name": "other", "password": user_password}]},
     )
     assert answer.status == 202, answer.body
-    port = instance_row(service, instance_id)["port"]
+    row = instance_row(service, instance_id)
+    host, port = row["host"], row["port"]
     psycopg.connect(
-        host="127.0.0.1", port=port, user="other", password=user_password, dbname="postgres"
+        host=host, port=port, user="other", password=user_password, dbname="postgres"
     ).close()
     answer = service.request(
         "PUT",
@@ -309,11 +310,11 @@ def test_no_password_is_anywhere_in_the_clear(world: dict[str, Any]) -> None:
     # Both work ...
     for user, password in (("app", create_password), ("other", changed_password)):
         psycopg.connect(
-            host="127.0.0.1", port=port, user=user, password=password, dbname="postgres"
+            host=host, port=port, user=user, password=password, dbname="postgres"
         ).close()
     # ... the server logs what the users do ...
     with psycopg.connect(
-        host="127.0.0.1", port=port, user="app", password=create_password, dbname="postgres"
+        host=host, port=port, user="app", password=create_password, dbname="postgres"
     ) as conn:
         conn.execute("SELECT 'a statement the log shows'")
     server_log = "".join(

@@ -8,6 +8,7 @@ its variables (``compute_<provider>_*``) and the run its inventory host.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import sys
 from contextlib import AbstractContextManager
@@ -28,6 +29,8 @@ OPENSTACK_SDK_SHIM = "roles/compute_openstack/files/sdk_compat"
 # The guest agent's environment on another host: one path, whatever the agent's version
 # (upgraded in place), so runs on instances made by an older trove-svc still find it.
 GUEST_VENV = "venv"
+# Where this machine's instances without an address of their own listen.
+LOCAL_SHARED_ADDRESS = "127.0.0.1"
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,9 @@ class Place:
     connection: dict[str, Any]
     # The address clients reach it at, if known before it is built.
     address: str | None = None
+    # Whether that address is the instance's own on a host it shares with others (its
+    # datastore listens there alone, at its standard port).
+    own_address: bool = False
     role_vars: dict[str, Any] = field(default_factory=dict)
     # On another host: the guest agent's own environment (it has the datastores' drivers,
     # so Ansible's modules run in it too), and the host's Python that makes it.
@@ -57,8 +63,42 @@ class Place:
         return f"{self.guest_venv}/bin/python" if self.guest_venv else sys.executable
 
     @property
+    def local_address(self) -> str:
+        """Where the guest agent and the datastore's role reach the datastore over TCP."""
+        return str(self.address) if self.own_address else LOCAL_SHARED_ADDRESS
+
+    @property
     def remote(self) -> bool:
         return self.provider != "local"
+
+
+@dataclass(frozen=True)
+class Addressing:
+    """How an instance on a provider is addressed (trove_svc.taskmanager.ports gives it)."""
+
+    # The host's own address, which instances without one of their own share, each at a
+    # port of its own; None where the provider learns the address while building.
+    shared: str | None
+    # The network each instance's own address is taken from, at its datastore's standard
+    # port; None: no such network.
+    network: ipaddress.IPv4Network | None = None
+    # Whether those addresses are on this machine (probed before one is given).
+    here: bool = False
+    # Each instance has a server of its own, whose address (learned while building) it
+    # listens on at the standard port.
+    own_server: bool = False
+
+
+def addressing(settings: Settings, instance: Instance) -> Addressing:
+    """How `instance` is addressed, by its provider."""
+    provider = instance.provider or "local"
+    if provider == "openstack":
+        return Addressing(shared=None, own_server=True)
+    if provider == "ssh":
+        host = pool.host(settings.host_pool, str(instance.server))
+        return Addressing(shared=host.address, network=host.addresses)
+    network = ipaddress.IPv4Network(settings.local_addresses) if settings.local_addresses else None
+    return Addressing(shared=LOCAL_SHARED_ADDRESS, network=network, here=True)
 
 
 def has_own_account(settings: Settings, instance: Instance) -> bool:
@@ -83,7 +123,8 @@ def _local(settings: Settings, instance: Instance) -> Place:
         provider="local",
         instance_dir=settings.instances_dir / instance.id,
         connection=connection,
-        address="127.0.0.1",
+        address=instance.host or LOCAL_SHARED_ADDRESS,
+        own_address=(instance.host or LOCAL_SHARED_ADDRESS) != LOCAL_SHARED_ADDRESS,
         reader_group=service,
         role_vars={
             "compute_local_reader_group": service,
@@ -110,11 +151,17 @@ def _ssh(settings: Settings, instance: Instance) -> Place:
         connection=_remote_connection(host.connection, guest_venv),
         guest_venv=guest_venv,
         system_python=host.python,
-        address=host.address,
+        address=instance.host or host.address,
+        own_address=bool(instance.host) and instance.host != host.address,
         # A pool host is known: its key must be in the operator's known_hosts (a host
         # that answers with another key is refused, not trusted with the secrets).
         environment={"ANSIBLE_HOST_KEY_CHECKING": "True"},
-        role_vars={"compute_ssh_instances_root": host.instances_dir},
+        role_vars={
+            "compute_ssh_instances_root": host.instances_dir,
+            # Its own address, which the role adds to the host (none: it shares the host's).
+            "compute_ssh_address": instance.host if instance.host != host.address else "",
+            "compute_ssh_address_interface": host.address_interface,
+        },
     )
 
 
@@ -204,7 +251,7 @@ def new_place(
     if provider == "openstack":
         # The server and its address are known once it is made.
         return {"provider": "openstack"}
-    return {"provider": "local", "host": "127.0.0.1"}
+    return {"provider": "local", "host": LOCAL_SHARED_ADDRESS}
 
 
 def require_room_to_grow(

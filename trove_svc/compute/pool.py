@@ -3,12 +3,17 @@
 Each host is reached as the inventory says (``ansible_host``, ``ansible_port``,
 ``ansible_user``, ``ansible_ssh_private_key_file``, become ...), and may say how much of it
 trove-svc may use (``trove_memory_mb``, ``trove_disk_gb``) and where instances live on it
-(``trove_instances_dir``). The file is read through Ansible's own inventory code, so any
-format Ansible reads (YAML, INI) and group variables work as they do in a playbook.
+(``trove_instances_dir``), and a network each instance there takes an address of its own
+from (``trove_addresses``, added on ``trove_address_interface``, ``lo`` unless said; without
+it instances share the host's address, each at a port of its own). The file is read
+through Ansible's own inventory code, so any format Ansible reads (YAML, INI) and group
+variables work as they do in a playbook.
 """
 
 from __future__ import annotations
 
+import ipaddress
+import re
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +24,9 @@ from trove_svc.domain import errors
 DEFAULT_INSTANCES_DIR = "/var/lib/trove-svc/instances"
 # Where the guest agent's virtual environments live on a host: beside the instances.
 GUEST_AGENT_DIR_NAME = "guest-agent"
+DEFAULT_ADDRESS_INTERFACE = "lo"
+# A network interface's name, as Linux allows it (it reaches `ip` as one argument).
+_INTERFACE = re.compile(r"[A-Za-z0-9_.:@-]{1,15}")
 
 
 @dataclass(frozen=True)
@@ -33,6 +41,10 @@ class PoolHost:
     instances_dir: str
     # The ansible_* variables a run on this host needs (connection, user, key, become).
     connection: dict[str, Any] = field(default_factory=dict)
+    # The network its instances' own addresses come from (None: they share `address`), and
+    # the interface they are added on.
+    addresses: ipaddress.IPv4Network | None = None
+    address_interface: str = DEFAULT_ADDRESS_INTERFACE
 
     @property
     def guest_agent_dir(self) -> str:
@@ -96,6 +108,28 @@ _PASSWORDS = frozenset(
 )
 
 
+def _addresses(host: str, value: Any) -> ipaddress.IPv4Network | None:
+    if value in (None, ""):
+        return None
+    try:
+        return ipaddress.IPv4Network(str(value))
+    except ValueError as exc:
+        raise errors.ServiceUnavailable(
+            f"The host pool says trove_addresses={value!r} for {host}: not an IPv4 network "
+            "(such as 10.0.5.0/24, host bits zero)."
+        ) from exc
+
+
+def _interface(host: str, value: Any) -> str:
+    name = str(value or DEFAULT_ADDRESS_INTERFACE)
+    if not _INTERFACE.fullmatch(name):
+        raise errors.ServiceUnavailable(
+            f"The host pool says trove_address_interface={name[:40]!r} for {host}: not a "
+            "network interface's name."
+        )
+    return name
+
+
 def _read(path: Path) -> list[PoolHost]:
     from ansible.inventory.manager import InventoryManager
     from ansible.parsing.dataloader import DataLoader
@@ -130,6 +164,8 @@ def _read(path: Path) -> list[PoolHost]:
                 disk_gb=_optional_int("trove_disk_gb", host.name, found.get("trove_disk_gb")),
                 instances_dir=str(found.get("trove_instances_dir") or DEFAULT_INSTANCES_DIR),
                 connection=connection,
+                addresses=_addresses(host.name, found.get("trove_addresses")),
+                address_interface=_interface(host.name, found.get("trove_address_interface")),
             )
         )
     return sorted(hosts, key=lambda h: h.name)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import ipaddress
 import os
 import re
 import secrets
@@ -129,6 +130,11 @@ class Settings:
     report_rate: float = 5.0
     report_burst: int = 30
     report_backlog: int = 1000
+    # The local provider's instances each listen on an address of their own from this
+    # network, at their datastore's standard port (127.0.0.1 and Debian's 127.0.1.1 are
+    # never given). Empty: on 127.0.0.1, at a port of the range below.
+    local_addresses: str = "127.21.0.0/16"
+    # Ports given to instances that have no address of their own.
     port_range_start: int = 21000
     port_range_end: int = 21999
     runs_kept: int = 200
@@ -306,6 +312,14 @@ GENERATED_SECRET_BYTES = 24
 GENERATED_SECRET_LENGTH = 32
 
 
+def _ipv4_network(value: str) -> bool:
+    try:
+        ipaddress.IPv4Network(value)
+    except ValueError:
+        return False
+    return True
+
+
 def _positive(value: float) -> bool:
     return value > 0
 
@@ -314,6 +328,10 @@ _RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "port": (_port, "a TCP port is 1 to 65535"),
     "port_range_start": (_port, "a TCP port is 1 to 65535"),
     "port_range_end": (_port, "a TCP port is 1 to 65535"),
+    "local_addresses": (
+        lambda v: v == "" or _ipv4_network(v),
+        "an IPv4 network such as 127.21.0.0/16 (host bits zero), or empty",
+    ),
     "taskmanager_metrics_port": (lambda v: v == 0 or _port(v), "0 (off) or a TCP port"),
     "conductor_metrics_port": (lambda v: v == 0 or _port(v), "0 (off) or a TCP port"),
     "api_workers": (_positive, "at least 1"),

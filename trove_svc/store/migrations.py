@@ -100,6 +100,18 @@ def _requesters_projects(migrator: SchemaMigrator) -> None:
     migrate(migrator.add_column("task", "requested_by_project", Task.requested_by_project))
 
 
+def _own_addresses(migrator: SchemaMigrator) -> None:
+    """Instances may share a port, each on an address of its own: an address and port are
+    unique together. A local instance that names no address is on 127.0.0.1."""
+    Instance.update(host="127.0.0.1").where(
+        (Instance.provider == "local") & (Instance.host.is_null() | (Instance.host == ""))
+    ).execute()
+    indexes = {index.name for index in migrator.database.get_indexes("instance")}
+    if "instance_port" in indexes:  # (a store made by hand may lack it)
+        migrate(migrator.drop_index("instance", "instance_port"))
+    migrate(migrator.add_index("instance", ("host", "port"), True))
+
+
 MIGRATIONS: list[Callable[[SchemaMigrator], None]] = [
     _leases_and_keys,
     _list_indexes,
@@ -111,6 +123,7 @@ MIGRATIONS: list[Callable[[SchemaMigrator], None]] = [
     _requeued_tasks,
     _flow_steps,
     _requesters_projects,
+    _own_addresses,
 ]
 LATEST = len(MIGRATIONS)
 

@@ -67,9 +67,10 @@ class Instance(BaseModel):
     # The playbook that builds the instance has finished; ACTIVE waits on a heartbeat too.
     provisioned = peewee.BooleanField(default=False)
     current_step = peewee.CharField(null=True, max_length=255)
-    # The address clients reach the instance at, and the port its datastore listens on.
+    # The address clients reach the instance at, and the port its datastore listens on
+    # there (no two instances share both: trove_svc.taskmanager.ports).
     host = peewee.CharField(null=True, max_length=255)
-    port = peewee.IntegerField(null=True, unique=True)
+    port = peewee.IntegerField(null=True)
     # The compute provider that built it (trove_svc.compute), and its place there: the
     # pool host's name (ssh) or the Nova server's id (openstack); none on the local one.
     provider = peewee.CharField(max_length=16, default="local")
@@ -98,6 +99,7 @@ class Instance(BaseModel):
         indexes = (
             (("project_id", "created_at", "id"), False),
             (("created_at", "id"), False),
+            (("host", "port"), True),
         )
 
 

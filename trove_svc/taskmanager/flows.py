@@ -45,7 +45,8 @@ from trove_wire.seal import encode_key
 
 LOG = logging.getLogger(__name__)
 
-# A port another process took between allocation and start is given up this many times.
+# An address and port another process took between allocation and start are given up this
+# many times.
 PORT_ATTEMPTS = 3
 
 
@@ -102,11 +103,18 @@ def _build(state: Creating) -> None:
     build is stopped before the task ends."""
     ports.allocate(state.deps.settings, state.instance.id)
     result, fault = _build_once(state)
+    busy: set[tuple[str, int]] = set()
     for _ in range(1, PORT_ATTEMPTS):
         if fault is None or not fault.port_busy or result.canceled:
             break
-        port = ports.reallocate(state.deps.settings, state.instance.id)
-        LOG.warning("instance %s: port busy at start; trying port %d", state.instance.id, port)
+        ports.reallocate(state.deps.settings, state.instance.id, busy)
+        again = Instance.get_by_id(state.instance.id)
+        LOG.warning(
+            "instance %s: address busy at start; trying %s port %d",
+            state.instance.id,
+            again.host,
+            again.port,
+        )
         result, fault = _build_once(state)
     # Where a provider that learns it while building put the instance, failed or not: the
     # clean-up and a later delete must reach (and remove) it.

@@ -42,12 +42,17 @@ def role_var(instance: Instance, name: str) -> str:
 
 
 def _bind_addresses(place: compute.Place, is_public: bool) -> list[str]:
+    if place.own_address:
+        # Its own address on a shared host: there alone, public or not (the access rules
+        # say who may log in).
+        return [str(place.address)]
     if is_public:
         return ["*"]
     # On another host: its own address for clients, loopback for its guest agent.
-    if place.remote and place.address and place.address != "127.0.0.1":
-        return ["127.0.0.1", place.address]
-    return ["127.0.0.1"]
+    loopback = compute.LOCAL_SHARED_ADDRESS
+    if place.remote and place.address and place.address != loopback:
+        return [loopback, place.address]
+    return [loopback]
 
 
 def instance_vars(settings: Settings, instance: Instance) -> dict[str, Any]:
@@ -155,14 +160,13 @@ def create_secrets(
     """The secrets file's content for a create: read by `no_log` tasks only."""
     datastore = instance.datastore_version.datastore.name
     over_socket = datastores.get(datastore).admin_over_socket
+    place = compute.place_of(settings, instance)
     return {
         **role_vars(instance, admin_password=admin_password, users=users),
         "guest_agent_transport_url": guest_transport_url,
         "guest_agent_key": guest_key,
         "guest_agent_connection": {
-            "host": str(compute.place_of(settings, instance).instance_dir / datastore)
-            if over_socket
-            else "127.0.0.1",
+            "host": str(place.instance_dir / datastore) if over_socket else place.local_address,
             "port": instance.port,
             "user": ADMIN_USER,
             "password": admin_password,

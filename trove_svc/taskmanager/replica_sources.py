@@ -33,7 +33,7 @@ def source_address(deps: FlowDeps, source: Instance, account: dict[str, str]) ->
     datastore = source.datastore_version.datastore.name
     base_dir = str(compute.place_of(deps.settings, source).instance_dir / datastore)
     return {
-        "host": source.host or "127.0.0.1",
+        "host": source.host or compute.LOCAL_SHARED_ADDRESS,
         "port": source.port,
         "user": account["user"],
         "slot": account.get("slot", ""),

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from trove_svc import compute
 from trove_svc.domain import errors, replication_sets, status, tasks
 from trove_svc.store.models import Instance, database_proxy
 from trove_svc.taskmanager import rejoin_report
@@ -390,7 +391,7 @@ def _fence_if_listening(state: Failover) -> None:
     """Only its guest is silent, or its datastore hangs: it may still take writes. Fenced
     first, or not failed over at all."""
     source = state.source
-    if not (source.port and _listens(source.host or "127.0.0.1", source.port)):
+    if not (source.port and _listens(source.host or compute.LOCAL_SHARED_ADDRESS, source.port)):
         return
     try:
         _fence(state.deps, state.claim, source)

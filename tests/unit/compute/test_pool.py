@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ INI = """
 [databases]
 db1 ansible_host=10.0.0.11 trove_memory_mb=4096
 db2 ansible_host=10.0.0.12 ansible_port=2222 trove_instances_dir=/srv/trove/instances
+db2 trove_addresses=10.0.5.0/24 trove_address_interface=eth1
 
 [databases:vars]
 ansible_user=deploy
@@ -35,6 +37,10 @@ def test_an_ini_inventory_with_group_vars(tmp_path: Path) -> None:
     assert db1.instances_dir == pool.DEFAULT_INSTANCES_DIR
     assert (db2.ssh_port, db2.instances_dir) == (2222, "/srv/trove/instances")
     assert db2.guest_agent_dir == "/srv/trove/guest-agent"
+    # Instances on db2 each take an address of their own, added on eth1; on db1 they share
+    # its address.
+    assert (db2.addresses, db2.address_interface) == (ipaddress.IPv4Network("10.0.5.0/24"), "eth1")
+    assert (db1.addresses, db1.address_interface) == (None, "lo")
     # What a run needs to reach the host, and nothing Ansible adds by itself.
     assert db2.connection == {
         "ansible_host": "10.0.0.12",
@@ -55,6 +61,14 @@ def test_a_pool_that_cannot_be_used_says_why(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yml"
     bad.write_text("all:\n  hosts:\n    db1: {trove_memory_mb: lots}\n")
     with pytest.raises(errors.ServiceUnavailable, match="trove_memory_mb='lots' for db1"):
+        pool.hosts(str(bad))
+    bad.write_text("all:\n  hosts:\n    db1: {trove_addresses: 10.0.5.1/24}\n")
+    with pytest.raises(
+        errors.ServiceUnavailable, match=r"trove_addresses='10\.0\.5\.1/24' for db1"
+    ):
+        pool.hosts(str(bad))
+    bad.write_text("all:\n  hosts:\n    db1: {trove_address_interface: 'lo; reboot'}\n")
+    with pytest.raises(errors.ServiceUnavailable, match="not a network interface"):
         pool.hosts(str(bad))
 
 

@@ -65,12 +65,19 @@ def test_bad_settings_are_each_named_with_why() -> None:
                 "TROVE_SVC_LOG_FORMAT": "xml",
                 "TROVE_SVC_PORT_RANGE_START": "9000",
                 "TROVE_SVC_PORT_RANGE_END": "8000",
+                "TROVE_SVC_LOCAL_ADDRESSES": "127.21.0.1/16",
             }
         )
     text = "\n".join(raised.value.problems)
+    assert "TROVE_SVC_LOCAL_ADDRESSES='127.21.0.1/16': an IPv4 network" in text
     assert "TROVE_SVC_PORT=70000: a TCP port is 1 to 65535" in text
     assert "TROVE_SVC_LOG_FORMAT='xml': text or json" in text
     assert "TROVE_SVC_PORT_RANGE_START=9000 is above TROVE_SVC_PORT_RANGE_END=8000" in text
+
+
+def test_the_local_network_may_be_empty() -> None:
+    # Empty: instances share 127.0.0.1, each at a port of the range.
+    assert Settings.from_env({"TROVE_SVC_LOCAL_ADDRESSES": ""}).local_addresses == ""
 
 
 def test_a_misspelled_setting_is_warned_about() -> None:

@@ -6,6 +6,9 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import peewee
+import pytest
+
 from trove_svc.store import migrations
 from trove_svc.store.db import open_store
 from trove_svc.store.models import Instance, SchemaVersion, Task, Token
@@ -38,6 +41,9 @@ INSERT INTO datastore_version VALUES ('v', 'd', '15', '', '/usr/bin', 1);
 INSERT INTO flavor VALUES ('1', 'small', 512, 1, 0);
 INSERT INTO instance VALUES ('i-1', 'old', 'p', 'v', '1', 1, 'ACTIVE', 1, NULL, '127.0.0.1',
   21000, '{}', NULL, NULL, NULL, 100.0, 250.0);
+INSERT INTO instance VALUES ('i-2', 'older', 'p', 'v', '1', 1, 'ACTIVE', 1, NULL, NULL,
+  21001, '{}', NULL, NULL, NULL, 100.0, 250.0);
+CREATE UNIQUE INDEX instance_port ON instance (port);
 INSERT INTO task VALUES ('t-1', 'i-1', 'p', 'create', 'SUCCEEDED', 'alice', '', NULL, 0, NULL,
   NULL, NULL, 100.0, 101.0, 150.0);
 """
@@ -52,6 +58,13 @@ def test_a_first_release_store_is_migrated_and_keeps_its_rows(tmp_path: Path) ->
         assert SchemaVersion.get().version == migrations.LATEST
         instance = Instance.get_by_id("i-1")
         assert (instance.name, instance.port, instance.status_since) == ("old", 21000, 250.0)
+        # A local instance that named no address is on 127.0.0.1 ...
+        assert Instance.get_by_id("i-2").host == "127.0.0.1"
+        # ... and a port is unique only together with its address.
+        Instance.update(host="127.21.0.2", port=5432).where(Instance.id == "i-1").execute()
+        Instance.update(host="127.21.0.3", port=5432).where(Instance.id == "i-2").execute()
+        with pytest.raises(peewee.IntegrityError):
+            Instance.update(host="127.21.0.2").where(Instance.id == "i-2").execute()
         task = Task.get_by_id("t-1")
         assert (task.state, task.runs, task.owner, task.args) == ("SUCCEEDED", 0, None, {})
         assert task.requested_by_project == ""  # who asked was not kept: shown as null

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import INSTANCE_PORTS
+from tests.support import INSTANCE_PORTS, local_addresses
 from tests.unit.taskmanager.fakes import Effects, FakeClock
 from trove_svc.domain import catalog
 from trove_svc.process.settings import Settings
@@ -51,6 +51,7 @@ def effects(tmp_path: Path, clock: FakeClock, store_template: Path) -> Iterator[
         clock=clock,
         port_range_start=first_port,
         port_range_end=last_port,
+        local_addresses=local_addresses(first_port),
         limit_backup=60.0,
         limit_build=60.0,
     )

@@ -5,6 +5,8 @@ failure say, and a run that lost its task lets go without writing an outcome."""
 
 from __future__ import annotations
 
+import ipaddress
+
 import pytest
 
 from tests import rows
@@ -189,13 +191,16 @@ def test_create_that_failed_after_its_server_was_made_tears_that_server_down(
     )
     _create(effects)
     _assert_failed(_task(), f"Step '{FAILED_STEP}' failed: no", FAILED_STEP)
-    # The server is recorded (the teardown and a later delete reach it); the bad address not.
-    assert (_instance().host, _instance().server) == (None, "srv-1")
+    # The server is recorded (the teardown and a later delete reach it); the bad address not
+    # (it keeps the one it was given).
+    assert _instance().server == "srv-1"
+    network = ipaddress.ip_network(effects.deps.settings.local_addresses)
+    assert ipaddress.ip_address(_instance().host) in network
     assert effects.runner.playbooks() == ["instance_create.yml", "instance_delete.yml"]
 
 
 def test_create_on_a_host_that_does_not_answer_says_which_host(effects: Effects) -> None:
-    _building(effects, host="192.0.2.7")
+    _building(effects, provider="openstack", host="192.0.2.7")
     effects.runner.unreachable("instance_create.yml", "ssh: connect to host: No route to host")
     _create(effects)
     why = "Host 192.0.2.7 is unreachable: ssh: connect to host: No route to host"
