@@ -408,6 +408,9 @@ class DatastoreSpec:
     # A reload re-reads the whole file, so a value taken out of it goes back at once
     # (PostgreSQL); otherwise a removed value stays in effect until a restart.
     reload_rereads_file: bool = False
+    # The server's main configuration file, relative to the role's base directory (it
+    # includes the group's): where the guest reads the value a removed one goes back to.
+    config_file: str = ""
     # What the guest's backup engine needs (given the role's base directory and the
     # instance's backup repository).
     backup_settings: Callable[[str, str], dict[str, Any]] = field(

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any, ClassVar, Generic, TypeVar
 
@@ -223,10 +223,14 @@ class TableRowCounts(Call[dict[str, int]]):
 class ApplyConfiguration(Call[None]):
     """Put the configuration group's dynamic values in effect now (the role has written
     them to the datastore's file): a reload, SET GLOBAL or CONFIG SET. `values` are the
-    engine's own spelling of values the control plane checked against its rules."""
+    engine's own spelling of values the control plane checked against its rules. `reset`
+    names the dynamic values taken out of the file, each with the engine's default as it
+    describes it: each goes back at once to what the server's own files now give, the
+    value its next start has (where they give none, its default)."""
 
     method = "apply_configuration"
     values: dict[str, str]
+    reset: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ runs after it), shown, changed, detached."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
@@ -221,6 +222,24 @@ def test_postgresql_group_applied_shown_changed_detached(
     assert _api(service, token, "DELETE", f"/instances/{instance['id']}").status == 202
 
 
+def _detach_puts_removed_values_back_live(
+    service: support.Service, token: str, instance_id: str, variable: Callable[[str], Any]
+) -> None:
+    """A detach puts the removed dynamic values back live at once (the detach answers once
+    they are), to what the server's own files give (my.cnf's max_connections), else the
+    server's default; only the value that needs a restart waits for one."""
+    detach = {"instance": {"configuration": ""}}
+    assert _api(service, token, "PUT", f"/instances/{instance_id}", detach).status == 202
+    assert variable("max_connections") == 100  # my.cnf's, not the group's 77
+    assert variable("long_query_time") == 10.0  # not in my.cnf: the server's default
+    assert variable("slow_query_log") == 0
+    _configured(service, token, instance_id, 4)
+    trail = _api(service, token, "GET", f"/instances/{instance_id}/tasks").body["tasks"]
+    detached = [t for t in trail if t["action"] == "configure"][-1]
+    waiting = detached["message"].partition("a restart puts ")[2]
+    assert waiting.startswith("performance_schema in effect"), detached["message"]
+
+
 def test_mariadb_group_from_create_then_changed(service: support.Service, token: str) -> None:
     group = _group(service, token, "mariadb", {"long_query_time": 2.5})
     # A create that names the group starts with its values in effect, no restart needed.
@@ -297,6 +316,8 @@ def test_mariadb_group_from_create_then_changed(service: support.Service, token:
         time.sleep(0.2)
     assert "a statement the slow log shows" in logged  # the log is on ...
     assert secret not in logged  # ... and the guest's statements are not in it
+
+    _detach_puts_removed_values_back_live(service, token, instance["id"], variable)
 
     assert _api(service, token, "DELETE", f"/instances/{instance['id']}").status == 202
     service.wait_gone(token, PROJECT, instance["id"])

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from trove_datastores.base import Parameter
 from trove_svc.domain import configurations, errors, parameter_rules, tasks
 from trove_svc.domain.status import REBOOT
 from trove_svc.store.models import Instance
@@ -39,6 +40,39 @@ def _summary(applied: set[str], waiting: set[str], restarted: bool = False) -> s
     if waiting:
         parts.append(f"a restart puts {', '.join(sorted(waiting))} in effect")
     return "; ".join(parts)
+
+
+@dataclass(frozen=True)
+class Change:
+    """How a change of the written values is put in effect: `dynamic` set live to the new
+    value, `reset` (removed dynamic ones, with the engine's default) set live back to what
+    the server's files now give, `waiting` in effect only after a restart."""
+
+    changed: set[str]
+    dynamic: dict[str, str]
+    reset: dict[str, str]
+    waiting: set[str]
+
+
+def plan_change(
+    before: dict[str, str],
+    wanted: dict[str, str],
+    rules: dict[str, Parameter],
+    reload_rereads_file: bool,
+) -> Change:
+    """The one rule for what goes live and what waits. A value the engine marks as needing
+    a restart waits, added, changed or removed alike. A dynamic value removed goes back at
+    once: by the reload that rereads the file where the engine has one (it is given no
+    value), else set back to what the server's own files give (the guest reads them)."""
+    changed = _changed(before, wanted)
+    dynamic = {n: wanted[n] for n in changed if n in wanted and not rules[n].restart_required}
+    waiting = {n for n in changed if n in rules and rules[n].restart_required}
+    removed = {n for n in changed if n not in wanted and n not in waiting}
+    known = {n: rules[n].default for n in removed if n in rules}
+    if not reload_rereads_file:
+        # A name the engine no longer describes cannot be set live: back at the next start.
+        waiting |= removed - set(known)
+    return Change(changed, dynamic, known, waiting)
 
 
 @dataclass(frozen=True)
@@ -70,11 +104,8 @@ def _apply(deps: FlowDeps, claim: Claim, instance: Instance, restart: bool) -> A
         raise Lost
     if not result.ok:
         return Applied(False, f"Writing the values failed: {result.describe_failure()}", result)
-    changed = _changed(before, wanted)
-    dynamic = {n: wanted[n] for n in changed if n in wanted and not rules[n].restart_required}
-    waiting = {n for n in changed if n in rules and rules[n].restart_required}
-    if not spec.reload_rereads_file:
-        waiting |= {n for n in changed if n not in wanted}  # removed: back at the next start
+    plan = plan_change(before, wanted, rules, spec.reload_rereads_file)
+    changed, dynamic, reset, waiting = plan.changed, plan.dynamic, plan.reset, plan.waiting
     if restart and waiting:
         following, secrets = replica_sources.keep_following(deps, instance)
         restarted = run_playbook(deps, claim, "instance_restart.yml", instance, following, secrets)
@@ -87,15 +118,16 @@ def _apply(deps: FlowDeps, claim: Claim, instance: Instance, restart: bool) -> A
         return Applied(True, _summary(changed, set(), restarted=True), restarted)
     failure = None
     try:
-        request = contract.ApplyConfiguration(dynamic)
+        request = contract.ApplyConfiguration(dynamic, reset)
         deps.bus.call_guest(instance.id, request, guest_context(), deps.settings.call_timeout)
     except errors.TroveSvcError as exc:
         failure = f"The values are written, but applying them failed: {exc.message}"
-        waiting |= set(dynamic)
-        dynamic = {}
+        waiting |= set(dynamic) | set(reset)
+        dynamic, reset = {}, {}
+    applied = set(dynamic) | set(reset)
     _record_values(deps, instance, wanted, bool(instance.restart_pending or waiting))
-    LOG.info("instance %s configured: %s", instance.id, _summary(set(dynamic), waiting))
-    return Applied(failure is None, failure or _summary(set(dynamic), waiting), result)
+    LOG.info("instance %s configured: %s", instance.id, _summary(applied, waiting))
+    return Applied(failure is None, failure or _summary(applied, waiting), result)
 
 
 def _record_values(

@@ -159,7 +159,8 @@ def create_secrets(
 ) -> dict[str, Any]:
     """The secrets file's content for a create: read by `no_log` tasks only."""
     datastore = instance.datastore_version.datastore.name
-    over_socket = datastores.get(datastore).admin_over_socket
+    spec = datastores.get(datastore)
+    over_socket = spec.admin_over_socket
     place = compute.place_of(settings, instance)
     return {
         **role_vars(instance, admin_password=admin_password, users=users),
@@ -172,5 +173,9 @@ def create_secrets(
             "password": admin_password,
             # The datastore's own account (MariaDB makes one for it): not a user's.
             "os_user": os_user(settings, instance),
+            # The server's own files, read for the value a removed one goes back to.
+            "config_file": str(place.instance_dir / datastore / spec.config_file)
+            if spec.config_file
+            else "",
         },
     }

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import subprocess
 import threading
 import time
 from typing import Any
@@ -34,6 +35,17 @@ def _word(value: str, what: str) -> str:
     return value
 
 
+def option_values(printed: str) -> dict[str, str]:
+    """`my_print_defaults` output ("--name=value" lines) as {name: value}, the name with
+    underscores as the server spells its variables; the last of a name wins."""
+    values: dict[str, str] = {}
+    for line in printed.splitlines():
+        if line.startswith("--"):
+            name, _, value = line[2:].partition("=")
+            values[name.replace("-", "_")] = value
+    return values
+
+
 # A kept connection idle for longer than this (seconds) is checked before it is used.
 IDLE_CHECK = 2.0
 QUIET_SESSION = "SET SESSION slow_query_log = 0, SESSION sql_log_off = 1"
@@ -53,6 +65,7 @@ class MariaDBDriver:
             "init_command": QUIET_SESSION,
         }
         self._local = threading.local()
+        self._config_file = str(connection.get("config_file") or "")
         self._hidden = SPEC.hidden_users | {str(connection["user"]), str(connection.get("os_user"))}
 
     def _run(self, sql: str, args: Any = None) -> list[tuple[Any, ...]]:
@@ -229,14 +242,43 @@ class MariaDBDriver:
 
     # Configuration
 
-    def apply_configuration(self, values: dict[str, str]) -> None:
+    def apply_configuration(
+        self, values: dict[str, str], reset: dict[str, str] | None = None
+    ) -> None:
         """SET GLOBAL each dynamic value (the role wrote them all to the server's file, for
-        the next start)."""
+        the next start), and each of `reset` back to what the option files now give it
+        (the value the next start has), or where they give none to the server's own
+        DEFAULT (it knows that better than the default it was described with)."""
+        names = set(values) | set(reset or ())
+        if any(name not in SPEC.tunables for name in names):
+            raise Invalid("only the datastore's tunable parameters can be applied")
         for name, value in values.items():
-            if name not in SPEC.tunables:
-                raise Invalid("only the datastore's tunable parameters can be applied")
             # A tunable's name is a plain identifier from the registry, never the caller's.
             self._run(f"SET GLOBAL {name} = %s", (typed_value(value),))
+        if not reset:
+            return
+        base = self._option_file_values()
+        for name in reset:
+            if name in base:
+                self._run(f"SET GLOBAL {name} = %s", (typed_value(base[name]),))
+            else:
+                self._run(f"SET GLOBAL {name} = DEFAULT")
+
+    def _option_file_values(self) -> dict[str, str]:
+        """The server's options as its files give them (my_print_defaults follows their
+        !include lines; the last of a name wins), names spelt with underscores; none if
+        the guest was not told where the files are."""
+        if not self._config_file:
+            return {}
+        # Fixed arguments; the path is the one the guest role wrote, never a caller's.
+        shown = subprocess.run(
+            ["my_print_defaults", f"--defaults-file={self._config_file}", "mysqld", "mariadbd"],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        ).stdout
+        return option_values(shown)
 
     def show_configuration(self) -> dict[str, str]:
         rows = self._run(

@@ -243,6 +243,7 @@ SPEC = DatastoreSpec(
     # A database's character set and collation are the server's to choose from.
     database_options={"character_set": "character_set_server", "collate": "collation_server"},
     log_file="mariadb.log",
+    config_file="my.cnf",
     driver="trove_datastores.mariadb.driver:MariaDBDriver",
     backup_engine="trove_datastores.mariadb.backup:MariaDBBackup",
     replica_source_files=replica_source_files,

@@ -310,8 +310,11 @@ class PostgresDriver:
 
     # Configuration
 
-    def apply_configuration(self, values: dict[str, str]) -> None:
-        """Reload: the role wrote the values to the server's file. Returns once the dynamic
+    def apply_configuration(
+        self, values: dict[str, str], reset: dict[str, str] | None = None
+    ) -> None:
+        """Reload: the role wrote the values to the server's file (the reload rereads it, so
+        values taken out of it, `reset`, go back with it). Returns once the dynamic
         ones (`values`) are in effect, or after a few seconds if one never shows (a reload
         takes effect as each session next runs a command)."""
         if any(name not in SPEC.tunables for name in values):

@@ -6,6 +6,8 @@ account, so those calls answer NotSupported. ACL changes are saved to the ACL fi
 
 from __future__ import annotations
 
+import shlex
+from pathlib import Path
 from typing import Any
 
 import redis
@@ -29,6 +31,25 @@ def _text(value: object) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+def file_values(path: Path) -> dict[str, str]:
+    """The directives of a redis.conf and the files it includes, as Redis reads them at
+    start: {name: its arguments joined by a space}, the last of a name winning. A file
+    that is not there gives none (as an include of one the role has not yet written)."""
+    values: dict[str, str] = {}
+    if not path.is_file():
+        return values
+    for line in path.read_text().splitlines():
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        words = shlex.split(line)
+        name, arguments = words[0].lower(), " ".join(words[1:])
+        if name == "include":
+            values.update(file_values(Path(arguments)))
+        else:
+            values[name] = arguments
+    return values
+
+
 class RedisDriver:
     def __init__(self, connection: dict[str, Any]) -> None:
         self._admin = str(connection["user"])
@@ -40,6 +61,7 @@ class RedisDriver:
             socket_timeout=3,
             socket_connect_timeout=3,
         )
+        self._config_file = str(connection.get("config_file") or "")
 
     def health(self) -> tuple[str, str | None]:
         try:
@@ -147,12 +169,21 @@ class RedisDriver:
 
     # Configuration
 
-    def apply_configuration(self, values: dict[str, str]) -> None:
-        """CONFIG SET each dynamic value (the role wrote them all to the server's file)."""
-        if any(name not in SPEC.tunables for name in values):
+    def apply_configuration(
+        self, values: dict[str, str], reset: dict[str, str] | None = None
+    ) -> None:
+        """CONFIG SET each dynamic value (the role wrote them all to the server's file), and
+        each of `reset` back to what the server's files now give it (the value the next
+        start has), or where they give none to the default it comes with."""
+        reset = reset or {}
+        if any(name not in SPEC.tunables for name in set(values) | set(reset)):
             raise Invalid("only the datastore's tunable parameters can be applied")
         for name, value in values.items():
             self._client.config_set(name, value)
+        if reset:
+            base = file_values(Path(self._config_file)) if self._config_file else {}
+            for name, default in reset.items():
+                self._client.config_set(name, base.get(name, default))
 
     def show_configuration(self) -> dict[str, str]:
         shown: dict[str, str] = {}

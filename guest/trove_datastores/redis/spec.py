@@ -180,6 +180,7 @@ SPEC = DatastoreSpec(
     describe_parameters=describe_parameters,
     boolean_words=("yes", "no"),
     log_file="redis.log",
+    config_file="redis.conf",
     driver="trove_datastores.redis.driver:RedisDriver",
     backup_engine="trove_datastores.redis.backup:RedisSnapshot",
     discover=discover,
