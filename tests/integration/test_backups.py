@@ -212,27 +212,57 @@ def _delete_in_order(
     incremental: dict[str, Any],
     late: str,
 ) -> None:
-    """A base goes after what builds on it; a live instance keeps its newest full backup
-    when its tool needs it; a deleted instance's logs still reach a time after its last
+    """A base goes after what builds on it; a live instance's newest full backup its
+    tenant deletes is gone for the tenant at once, and from the repository once a newer
+    full backup completes; a deleted instance's logs still reach a time after its last
     backup; the last backup of a deleted instance takes its repository."""
     refused = service.request("DELETE", f"/v1.0/{PROJECT}/backups/{full['id']}", token)
     assert refused.status == 409, refused.body
     assert "is the base of backup" in refused.body["conflictingRequest"]["message"]
     assert _delete_backup(service, token, incremental) == 202
     _gone(service, token, incremental)
-    if full["datastore"]["type"] == "postgresql":
-        kept = service.request("DELETE", f"/v1.0/{PROJECT}/backups/{full['id']}", token)
-        assert kept.status == 409 and "newest full backup" in str(kept.body), kept.body
+    datastore = full["datastore"]["type"]
+    expected = [(1,), (2,), (3,), (4,)]
+    if datastore == "postgresql":
+        full, late = _newest_full_deleted_then_replaced(service, token, source, full)
+        expected.append((5,))
     delete(service, token, source)
     service.wait_gone(token, PROJECT, source["id"])
-    datastore = full["datastore"]["type"]
     after_delete = restore(service, token, full, late)
-    assert _sql(datastore, after_delete, "SELECT v FROM t ORDER BY v") == [(1,), (2,), (3,), (4,)]
+    assert _sql(datastore, after_delete, "SELECT v FROM t ORDER BY v") == expected
     delete(service, token, after_delete)
     service.wait_gone(token, PROJECT, after_delete["id"])
     assert _delete_backup(service, token, full) == 202
     _gone(service, token, full)
     assert not (service.state_dir / "backups" / source["id"]).exists()
+
+
+def _newest_full_deleted_then_replaced(
+    service: support.Service, token: str, source: dict[str, Any], full: dict[str, Any]
+) -> tuple[dict[str, Any], str]:
+    """pgBackRest keeps the newest full backup as the base of the archived logs: its
+    DELETE is accepted and the tenant sees it gone, its set stays until a newer full
+    backup completes. Returns the newer one, and a time after it the logs reach."""
+    sets = Path(full["locationRef"]) / "backup"
+    hidden_sets = {path.name for path in sets.glob("*/*F")}
+    assert len(hidden_sets) == 1, hidden_sets
+    assert _delete_backup(service, token, full) == 202
+    gone = service.request("GET", f"/v1.0/{PROJECT}/backups/{full['id']}", token)
+    assert gone.status == 404, gone.body
+    listed = service.request("GET", f"/v1.0/{PROJECT}/instances/{source['id']}/backups", token)
+    assert full["id"] not in {b["id"] for b in listed.body["backups"]}
+    assert {path.name for path in sets.glob("*/*F")} == hidden_sets  # the tool's base stays
+    newer = backup(service, token, source, "newer-full")
+    assert (newer["status"], newer["kind"]) == ("COMPLETED", "full"), newer
+    deadline = time.monotonic() + 60
+    while hidden_sets & {path.name for path in sets.glob("*/*F")}:
+        assert time.monotonic() < deadline, "the deleted backup's set stayed"
+        time.sleep(0.3)
+    time.sleep(1.2)
+    late = _now()  # after the newer backup: its logs reach it
+    time.sleep(1.2)
+    _sql("postgresql", source, "INSERT INTO t VALUES (6)")
+    return newer, late
 
 
 def test_a_redis_snapshot_restores_its_keys_and_users(service: support.Service, token: str) -> None:

@@ -8,6 +8,7 @@ the archived logs cover; the API refuses other times with the range there is.
 
 from __future__ import annotations
 
+import logging
 from enum import StrEnum
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
@@ -27,6 +28,8 @@ from trove_wire.envelope import Context
 if TYPE_CHECKING:  # the instances' service refers to backups' rules (reset_status)
     from trove_svc.domain.instances import InstanceService
 
+LOG = logging.getLogger(__name__)
+
 
 class BackupState(StrEnum):
     NEW = "NEW"
@@ -45,8 +48,12 @@ BACKUP = status.BACKUP  # the instance's status while its backup runs
 
 
 def newest_completed(instance_id: str, kind: str | None = None) -> Backup | None:
-    """The instance's newest completed backup (of that kind, if one is named)."""
-    condition = (Backup.instance_id == instance_id) & (Backup.state == BackupState.COMPLETED)
+    """The instance's newest completed backup its tenant sees (of that kind, if named)."""
+    condition = (
+        (Backup.instance_id == instance_id)
+        & (Backup.state == BackupState.COMPLETED)
+        & Backup.tenant_visible()
+    )
     if kind is not None:
         condition &= Backup.kind == kind
     return Backup.select().where(condition).order_by(Backup.created_at.desc()).first()
@@ -225,11 +232,12 @@ def others_in_repository(backup: Backup) -> int:
     return int(_kept_in_repository(backup.instance_id).where(Backup.id != backup.id).count())
 
 
-def _refuse_if_kept(backup: Backup) -> None:
-    """Conflict when the datastore's tool keeps this backup: the newest full backup of a
-    repository goes only with its repository (its instance gone, no other backups)."""
+def kept_by_tool(backup: Backup) -> str | None:
+    """Why the datastore's tool still keeps this backup's data, or None: the newest full
+    backup of a repository is the base of its instance's archived logs while the instance
+    lives, and goes only with its repository (no other backups) once it is deleted."""
     if not in_repository(backup) or backup.kind != "full":
-        return
+        return None
     newer_full = (
         Backup.select()
         .where(
@@ -241,17 +249,28 @@ def _refuse_if_kept(backup: Backup) -> None:
         .exists()
     )
     if newer_full:
-        return
+        return None
     if Instance.get_or_none(Instance.id == backup.instance_id) is not None:
-        raise errors.Conflict(
-            f"Backup {backup.id} is the instance's newest full backup, which its archived "
-            "logs build on: take another full backup first, or delete the instance."
+        return (
+            "it is its live instance's newest full backup, which the archived logs build on: "
+            "until a newer full backup completes, or the instance is deleted"
         )
     if others_in_repository(backup):
-        raise errors.Conflict(
-            f"Backup {backup.id} is the newest full backup in its repository: delete the "
-            "other backups of its instance first."
+        return (
+            "it is the newest full backup in its repository: until the other backups of its "
+            "deleted instance are deleted"
         )
+    return None
+
+
+def released(instance_id: str) -> list[Backup]:
+    """The backups of the instance its tenant deleted that nothing keeps any more."""
+    hidden = Backup.select().where(
+        (Backup.instance_id == instance_id)
+        & Backup.deleted_by_tenant_at.is_null(False)
+        & (Backup.state == BackupState.COMPLETED)
+    )
+    return [backup for backup in hidden if kept_by_tool(backup) is None]
 
 
 class BackupService:
@@ -335,7 +354,9 @@ class BackupService:
 
     def get(self, caller: Caller, backup_id: str) -> Backup:
         backup = Backup.get_or_none(
-            (Backup.id == backup_id) & (Backup.project_id == caller.project_id)
+            (Backup.id == backup_id)
+            & (Backup.project_id == caller.project_id)
+            & Backup.tenant_visible()
         )
         if backup is None:
             raise errors.NotFound(f"Backup {backup_id} could not be found.")
@@ -350,7 +371,9 @@ class BackupService:
             (Instance.id == instance_id) & (Instance.project_id == caller.project_id)
         )
         own_backups = Backup.select().where(
-            (Backup.instance_id == instance_id) & (Backup.project_id == caller.project_id)
+            (Backup.instance_id == instance_id)
+            & (Backup.project_id == caller.project_id)
+            & Backup.tenant_visible()
         )
         if not own_instance.exists() and not own_backups.exists():
             raise errors.NotFound(f"Instance {instance_id} could not be found.")
@@ -364,7 +387,9 @@ class BackupService:
         instance_id: str | None = None,
         datastore: str | None = None,
     ) -> tuple[list[Backup], str | None]:
-        query = Backup.select().where(Backup.project_id == caller.project_id)
+        query = Backup.select().where(
+            (Backup.project_id == caller.project_id) & Backup.tenant_visible()
+        )
         if instance_id is not None:
             query = query.where(Backup.instance_id == instance_id)
         if datastore is not None:
@@ -392,8 +417,32 @@ class BackupService:
         if backup.state == BackupState.FAILED:
             Backup.delete().where(Backup.id == backup_id).execute()
             return
-        _refuse_if_kept(backup)
-        self.remove(caller.project_id, backup, caller.context)
+        kept_because = kept_by_tool(backup)
+        if kept_because is None:
+            self.remove(caller.project_id, backup, caller.context)
+            return
+        now = self._settings.clock()
+        hidden = (
+            Backup.update(deleted_by_tenant_at=now, updated_at=now)
+            .where((Backup.id == backup_id) & (Backup.state == BackupState.COMPLETED))
+            .execute()
+        )
+        if not hidden:
+            raise errors.Conflict(f"Backup {backup_id} is being deleted already.")
+        LOG.info("backup %s deleted by its tenant; its data stays: %s", backup_id, kept_because)
+        self.remove_released(backup.instance_id)
+
+    def remove_released(self, instance_id: str) -> None:
+        """Remove the instance's backups its tenant deleted that nothing keeps any more
+        (each a delete task, in the audit trail, asked by trove-svc)."""
+        for backup in released(instance_id):
+            requester = Context(project=backup.project_id, user="trove-svc")
+            try:
+                self.remove(backup.project_id, backup, requester)
+            except errors.TroveSvcError as exc:
+                LOG.warning("could not remove deleted backup %s: %s", backup.id, exc.message)
+                continue
+            LOG.info("backup %s its tenant deleted is removed: nothing keeps it", backup.id)
 
     def remove(self, project_id: str, backup: Backup, requester: Context) -> None:
         """Hand a completed backup to the task manager to remove its files and record."""

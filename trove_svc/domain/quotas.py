@@ -20,7 +20,8 @@ class Usage:
 
 def usage(project_id: str) -> Usage:
     """What the project holds. Every backup it has counts, whatever its state (a FAILED
-    one too, until it is deleted); a backup that outlived its instance counts as well."""
+    one too, until it is deleted); a backup that outlived its instance counts as well.
+    One its tenant deleted does not, even while its tool keeps its data."""
     row = (
         Instance.select(
             peewee.fn.COUNT(Instance.id), peewee.fn.COALESCE(peewee.fn.SUM(Instance.volume_size), 0)
@@ -29,7 +30,9 @@ def usage(project_id: str) -> Usage:
         .tuples()
         .first()
     )
-    backups = Backup.select().where(Backup.project_id == project_id).count()
+    backups = (
+        Backup.select().where((Backup.project_id == project_id) & Backup.tenant_visible()).count()
+    )
     return Usage(instances=int(row[0]), volume_gb=int(row[1]), backups=int(backups))
 
 

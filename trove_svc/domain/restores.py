@@ -48,7 +48,11 @@ def restore_source(
     """The backup a create restores from (the caller's, completed), and the time to replay
     to, if any, checked against what the backups and archived logs cover."""
     backup_id = str(point["backupRef"]).rstrip("/").rsplit("/", 1)[-1]
-    backup = Backup.get_or_none((Backup.id == backup_id) & (Backup.project_id == caller.project_id))
+    backup = Backup.get_or_none(
+        (Backup.id == backup_id)
+        & (Backup.project_id == caller.project_id)
+        & Backup.tenant_visible()
+    )
     if backup is None:
         raise errors.NotFound(f"Backup {backup_id} could not be found.")
     if backup.state != COMPLETED:

@@ -107,7 +107,11 @@ def beyond_retention(schedule: Schedule, now: float) -> list[Backup]:
     one a kept backup builds on."""
     made = list(
         Backup.select()
-        .where((Backup.schedule_id == schedule.id) & (Backup.state == "COMPLETED"))
+        .where(
+            (Backup.schedule_id == schedule.id)
+            & (Backup.state == "COMPLETED")
+            & Backup.tenant_visible()
+        )
         .order_by(Backup.created_at.desc())
     )
     kept = made[: schedule.retention_count] if schedule.retention_count else list(made)

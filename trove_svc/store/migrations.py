@@ -14,6 +14,7 @@ from playhouse.migrate import SchemaMigrator, migrate
 
 from trove_svc.store.models import (
     MODELS,
+    Backup,
     DatastoreVersion,
     Instance,
     SchemaVersion,
@@ -112,6 +113,12 @@ def _own_addresses(migrator: SchemaMigrator) -> None:
     migrate(migrator.add_index("instance", ("host", "port"), True))
 
 
+def _tenant_deleted_backups(migrator: SchemaMigrator) -> None:
+    """A backup its tenant deleted while its tool still keeps its data says since when."""
+    if "backup" in migrator.database.get_tables():  # else made whole, as models say
+        migrate(migrator.add_column("backup", "deleted_by_tenant_at", Backup.deleted_by_tenant_at))
+
+
 MIGRATIONS: list[Callable[[SchemaMigrator], None]] = [
     _leases_and_keys,
     _list_indexes,
@@ -124,6 +131,7 @@ MIGRATIONS: list[Callable[[SchemaMigrator], None]] = [
     _flow_steps,
     _requesters_projects,
     _own_addresses,
+    _tenant_deleted_backups,
 ]
 LATEST = len(MIGRATIONS)
 

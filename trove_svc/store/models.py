@@ -198,7 +198,17 @@ class Backup(BaseModel):
     consistent_at = peewee.FloatField(null=True)
     verified_at = peewee.FloatField(null=True)
     verify_outcome = peewee.TextField(null=True)
+    # When its tenant deleted it while its tool still kept its data (the base of the
+    # archived logs): hidden from the tenant since, removed once nothing keeps it.
+    deleted_by_tenant_at = peewee.FloatField(null=True)
     created_at = peewee.FloatField()
+
+    @classmethod
+    def tenant_visible(cls) -> peewee.Expression:
+        """The backups their tenant sees (lists, gets, quotas, restores, retention,
+        parents): all but those it deleted whose data their tool still keeps."""
+        return cls.deleted_by_tenant_at.is_null()
+
     updated_at = peewee.FloatField()
 
 

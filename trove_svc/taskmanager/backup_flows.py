@@ -135,8 +135,17 @@ def _back_to_active(state: BackingUp, ok: bool) -> None:
 
 
 def _after_success(state: BackingUp) -> None:
+    # A newer full backup frees the one its tenant deleted (the tool's base until now).
+    remove_released(state.deps, state.instance.id)
     if state.ended is not None and state.ended.schedule_id:
         _after_scheduled(state.deps, state.ended)
+
+
+def remove_released(deps: FlowDeps, instance_id: str) -> None:
+    """Remove the instance's backups its tenant deleted that nothing keeps any more."""
+    BackupService(
+        deps.settings, TaskManagerClient(deps.bus), instance_service(deps)
+    ).remove_released(instance_id)
 
 
 BACKUP_FLOW: Flow[BackingUp] = Flow(
@@ -247,6 +256,9 @@ def _remove_files(state: OnBackup) -> None:
         raise StepFailed(f"Its files could not be removed: {_why_not_removed(exc)}") from exc
     Backup.delete().where(Backup.id == found.id).execute()
     state.outcome = Outcome(f"backup {found.name} ({found.id})")
+    # A deleted instance's newest full backup its tenant deleted may have been kept only
+    # by this one.
+    remove_released(state.deps, found.instance_id)
 
 
 def _remove_through_guest(deps: FlowDeps, claim: Claim, found: Backup) -> None:

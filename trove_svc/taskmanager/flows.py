@@ -21,6 +21,7 @@ from trove_svc.compute import purge_vars
 from trove_svc.domain import backups, configurations, errors, status, tasks
 from trove_svc.store.models import Flavor, Instance, ServiceStatus, database_proxy
 from trove_svc.taskmanager import (
+    backup_flows,
     backup_store,
     faults,
     ports,
@@ -343,7 +344,9 @@ def _forget_instance(state: OnInstance) -> None:
 
 def _release_repository(deps: FlowDeps, instance_id: str) -> None:
     """A deleted instance's repository goes with it when no backup keeps it (else it goes
-    with its last backup)."""
+    with its last backup). Backups its tenant deleted that only the live instance kept go
+    now (the last of them takes the repository)."""
+    backup_flows.remove_released(deps, instance_id)
     if backups.repository_kept(instance_id):
         return
     try:

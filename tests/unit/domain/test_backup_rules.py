@@ -401,3 +401,33 @@ def test_a_backup_whose_task_no_task_manager_took_ends_failed() -> None:
     row = Backup.get_by_id("b-1")
     assert row.state == "FAILED" and "No task manager took the backup task" in row.fail_reason
     assert Task.get_by_id("t-1").state == TaskState.FAILED
+
+
+def test_the_tool_keeps_the_newest_full_backup_until_a_newer_one_or_its_repository_goes() -> None:
+    """The base of a live instance's archived logs, and the newest full backup of a
+    deleted instance's repository while other backups keep it; never an older full
+    backup, an incremental one, or a file of its own."""
+    catalog.ensure_defaults([catalog.HostDatastore("postgresql", "15", "/usr/bin")])
+    rows.instance()
+    older = _backup("b-0", 0.5, kind="full")
+    newest = _backup("b-1", 1.0, kind="full", deleted_by_tenant_at=3.0)
+    increment = _backup("b-2", 2.0, parent="b-1", kind="incremental")
+    assert backups.kept_by_tool(older) is None
+    assert backups.kept_by_tool(increment) is None
+    assert backups.kept_by_tool(_backup("m-1", 5.0, instance_id="i-2", datastore="mariadb")) is None
+    assert "until a newer full backup completes" in str(backups.kept_by_tool(newest))
+    assert backups.released("i-1") == []
+    Instance.delete().where(Instance.id == "i-1").execute()
+    assert "other backups of its deleted instance" in str(backups.kept_by_tool(newest))
+    Backup.delete().where(Backup.id.in_(("b-0", "b-2"))).execute()
+    assert [b.id for b in backups.released("i-1")] == ["b-1"]
+
+
+def test_a_newer_full_backup_frees_the_one_its_tenant_deleted() -> None:
+    catalog.ensure_defaults([catalog.HostDatastore("postgresql", "15", "/usr/bin")])
+    rows.instance()
+    _backup("b-1", 1.0, kind="full", deleted_by_tenant_at=3.0)
+    _backup("b-2", 2.0, kind="full", state="BUILDING")
+    assert backups.released("i-1") == []  # not until the newer one completes
+    Backup.update(state="COMPLETED").where(Backup.id == "b-2").execute()
+    assert [b.id for b in backups.released("i-1")] == ["b-1"]

@@ -11,7 +11,7 @@ import pytest
 
 from trove_svc.store import migrations
 from trove_svc.store.db import open_store
-from trove_svc.store.models import Instance, SchemaVersion, Task, Token
+from trove_svc.store.models import Backup, Instance, SchemaVersion, Task, Token
 
 FIRST_RELEASE = """
 CREATE TABLE datastore (id VARCHAR(36) PRIMARY KEY, name VARCHAR(64) NOT NULL,
@@ -83,3 +83,22 @@ def test_a_new_store_starts_at_the_newest_version(tmp_path: Path) -> None:
     assert SchemaVersion.get().version == migrations.LATEST
     assert (tmp_path / "new.db").stat().st_mode & 0o777 == 0o600
     database.close()
+
+
+def test_a_store_with_backups_learns_which_its_tenant_deleted(tmp_path: Path) -> None:
+    path = tmp_path / "trove-svc.db"
+    open_store(f"sqlite:///{path}").close()
+    with sqlite3.connect(path) as db:  # as the release before this one left it
+        db.execute("ALTER TABLE backup DROP COLUMN deleted_by_tenant_at")
+        db.execute(
+            "INSERT INTO backup (id, name, project_id, instance_id, datastore, datastore_version,"
+            " kind, state, details, created_at, updated_at)"
+            " VALUES ('b-1', 'b', 'p', 'i-1', 'postgresql', '15', 'full', 'COMPLETED', '{}', 1, 1)"
+        )
+        db.execute("UPDATE schema_version SET version = ?", (migrations.LATEST - 1,))
+    database = open_store(f"sqlite:///{path}")
+    try:
+        assert SchemaVersion.get().version == migrations.LATEST
+        assert Backup.get_by_id("b-1").deleted_by_tenant_at is None
+    finally:
+        database.close()

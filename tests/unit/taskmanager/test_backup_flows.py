@@ -1,9 +1,11 @@
 """A backup's delete that its instance's delete cancels: whatever moment the cancel lands,
 the backup ends either gone (its files went) or still there and deletable, never DELETING;
-against a real (SQLite) store, with the guest stood in for."""
+and a backup its tenant deleted while its tool keeps it, until it is freed. Against a real
+(SQLite) store, with the guest stood in for."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -12,9 +14,10 @@ import pytest
 from tests import rows
 from tests.unit.taskmanager.fakes import Effects
 from trove_svc.bus.messages import TaskManagerClient
-from trove_svc.domain import backups, errors, tasks
+from trove_svc.domain import backups, errors, quotas, restores, tasks
 from trove_svc.domain.instances import InstanceService
 from trove_svc.domain.tasks import TaskState
+from trove_svc.security.caller import Caller
 from trove_svc.store.models import Backup, Task
 from trove_svc.taskmanager import backup_flows
 from trove_svc.taskmanager.deps import Claim
@@ -118,3 +121,73 @@ def test_a_failed_delete_does_not_bring_back_a_backup_settled_meanwhile(
     _run(kept, claim, settled_then_failed)
     assert Backup.get_by_id("b-1").state == "FAILED"
     assert Task.get_by_id(claim.task.id).state == TaskState.FAILED
+
+
+def _service(effects: Effects) -> backups.BackupService:
+    casts = TaskManagerClient(effects.deps.bus)
+    return backups.BackupService(
+        effects.settings, casts, InstanceService(effects.settings, casts, effects.keys)
+    )
+
+
+def test_the_newest_full_backup_its_tenant_deleted_is_hidden_then_removed_after_a_newer_full(
+    effects: Effects, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Its data stays while the live instance's archived logs build on it; the tenant sees
+    it gone at once; a newer full backup frees it, and its delete task removes its files."""
+    rows.instance()
+    Backup.create(
+        id="b-1",
+        name="b",
+        project_id="p1",
+        instance_id="i-1",
+        datastore="postgresql",
+        datastore_version="15",
+        state="COMPLETED",
+        label="20260101-000000F",
+        created_at=1.0,
+        updated_at=1.0,
+    )
+    service = _service(effects)
+    caller = Caller("p1", Context(project="p1", user="alice"))
+    effects.bus.casts.clear()
+    with caplog.at_level(logging.INFO, logger="trove_svc.domain.backups"):
+        service.delete(caller, "b-1")
+    assert effects.bus.casts == []  # nothing removed: the tool keeps it
+    assert Backup.get_by_id("b-1").deleted_by_tenant_at is not None
+    assert "until a newer full backup completes" in caplog.text
+    with pytest.raises(errors.NotFound):
+        service.get(caller, "b-1")
+    assert service.page(caller, 10, None) == ([], None)
+    assert quotas.usage("p1").backups == 0
+    with pytest.raises(errors.NotFound):
+        restores.restore_source(effects.settings, caller, {"backupRef": "b-1"})
+    # An "incremental" backup now finds no base its tenant sees: it is full.
+    assert backups.newest_completed("i-1") is None
+
+    backup_flows.remove_released(effects.deps, "i-1")
+    assert effects.bus.casts == []  # still the newest full backup
+    Backup.create(
+        id="b-2",
+        name="newer",
+        project_id="p1",
+        instance_id="i-1",
+        datastore="postgresql",
+        datastore_version="15",
+        state="COMPLETED",
+        label="20260102-000000F",
+        created_at=2.0,
+        updated_at=2.0,
+    )
+    backup_flows.remove_released(effects.deps, "i-1")
+    ((_, cast),) = effects.bus.casts
+    task = Task.get_by_id(cast["task_id"])
+    assert (task.action, task.args["backup_id"], task.requested_by) == (
+        "delete_backup",
+        "b-1",
+        "trove-svc",
+    )
+    _run(effects, effects.take(cast["task_id"]), lambda: {})
+    assert effects.bus.methods() == ["remove_backup"]
+    assert Backup.get_or_none(Backup.id == "b-1") is None
+    assert Backup.get_by_id("b-2").deleted_by_tenant_at is None
