@@ -36,19 +36,9 @@ def _start(
     purpose; a replica still being built has nothing to offer)."""
     if any(tasks.is_busy(m, ignoring=BESIDE_FAILOVER) for m in replication_sets.members(source)):
         return None
-    task_id = settings.new_id()
-    caller = Caller(source.project_id, Context(project=source.project_id, user=REQUESTED_BY))
-
-    def move_back() -> None:
-        Instance.update(status=source.status, status_since=source.status_since).where(
-            Instance.id == source.id
-        ).execute()
-
-    with tasks.starting(taskmanager, caller, now, undo=move_back) as start:
-        if not status.move(source.id, source.status, status.EJECT, now):
-            return None
-        start.task(task_id, source.id, "eject", args={"automatic": True})
-    return task_id
+    return _start_moving(
+        settings, taskmanager, source, now, status.EJECT, "eject", REQUESTED_BY, automatic=True
+    )
 
 
 def _start_rejoin(
@@ -57,8 +47,24 @@ def _start_rejoin(
     """Start the rejoin task and move the instance to REJOIN; None if it is busy or moved."""
     if tasks.is_busy(instance.id):
         return None
+    return _start_moving(settings, taskmanager, instance, now, status.REJOIN, "rejoin", REJOINED_BY)
+
+
+def _start_moving(
+    settings: Settings,
+    taskmanager: TaskManagerClient,
+    instance: Instance,
+    now: float,
+    to_status: str,
+    action: str,
+    requested_by: str,
+    **args: object,
+) -> str | None:
+    """Start `action` as trove-svc (`requested_by`), in the instance's own project, with
+    the instance moved to `to_status`; None if something else moved it first. If the bus
+    cannot take the cast, the instance's status is put back as it was."""
     task_id = settings.new_id()
-    caller = Caller(instance.project_id, Context(project=instance.project_id, user=REJOINED_BY))
+    caller = Caller(instance.project_id, Context(project=instance.project_id, user=requested_by))
 
     def move_back() -> None:
         Instance.update(status=instance.status, status_since=instance.status_since).where(
@@ -66,9 +72,9 @@ def _start_rejoin(
         ).execute()
 
     with tasks.starting(taskmanager, caller, now, undo=move_back) as start:
-        if not status.move(instance.id, instance.status, status.REJOIN, now):
+        if not status.move(instance.id, instance.status, to_status, now):
             return None
-        start.task(task_id, instance.id, "rejoin")
+        start.task(task_id, instance.id, action, args=args or None)
     return task_id
 
 
