@@ -272,9 +272,10 @@ def test_a_task_that_fails_every_time_is_dead_lettered(
     with store(service) as db:
         db.execute(
             "INSERT INTO task (id, instance_id, project_id, action, state, requested_by,"
-            " request_id, created_at, runs, args) VALUES (?, ?, ?, 'resize', 'QUEUED', 'test',"
-            " '', ?, 0, '{\"flavor_id\": \"gone\"}')",
-            (task_id, instance_id, PROJECT, time.time()),
+            " requested_by_project, request_id, created_at, runs, args)"
+            " VALUES (?, ?, ?, 'resize', 'QUEUED', 'test', ?, '', ?, 0,"
+            " '{\"flavor_id\": \"gone\"}')",
+            (task_id, instance_id, PROJECT, PROJECT, time.time()),
         )
         db.execute("UPDATE instance SET status = 'RESIZE' WHERE id = ?", (instance_id,))
     cast_again(service, task_id, instance_id)

@@ -251,10 +251,13 @@ class ConfigurationService:
                     self._start_task(start, member, summary)
         return start.started
 
-    def _answer_once_in_effect(self, started: list[Task], done: str) -> None:
+    def _answer_once_in_effect(self, tasks_started: list[Task], done: str) -> None:
         """Return once the tasks that put a change of values in effect have ended, the
         dynamic values then live; 503 saying what was done and what was not if one failed,
-        or had not ended within `configuration_wait` (it goes on)."""
+        or had not ended within `configuration_wait` (it goes on). A replication set's
+        ordered change (`configure_set`: hot-standby settings, which restart its members
+        one after another) is not waited for: it takes restarts, not a reload."""
+        started = [task for task in tasks_started if task.action == "configure"]
         if not started:
             return
         wait = self._settings.configuration_wait
