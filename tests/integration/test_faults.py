@@ -274,7 +274,7 @@ def test_a_task_that_fails_every_time_is_dead_lettered(
             "INSERT INTO task (id, instance_id, project_id, action, state, requested_by,"
             " requested_by_project, request_id, created_at, runs, args)"
             " VALUES (?, ?, ?, 'resize', 'QUEUED', 'test', ?, '', ?, 0,"
-            " '{\"flavor_id\": \"gone\"}')",
+            ' \'{"flavor_id": "gone"}\')',
             (task_id, instance_id, PROJECT, PROJECT, time.time()),
         )
         db.execute("UPDATE instance SET status = 'RESIZE' WHERE id = ?", (instance_id,))
