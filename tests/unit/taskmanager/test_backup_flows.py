@@ -30,18 +30,7 @@ CANCELED = "Canceled: the instance is being deleted."
 def kept(effects: Effects) -> Effects:
     """A completed backup of an instance being deleted (its guest still answers)."""
     rows.instance(status="SHUTDOWN")
-    Backup.create(
-        id="b-1",
-        name="b",
-        project_id="p1",
-        instance_id="i-1",
-        datastore="postgresql",
-        datastore_version="15",
-        state="COMPLETED",
-        label="20260101-000000F",
-        created_at=1.0,
-        updated_at=1.0,
-    )
+    rows.backup()
     return effects
 
 
@@ -136,18 +125,7 @@ def test_the_newest_full_backup_its_tenant_deleted_is_hidden_then_removed_after_
     """Its data stays while the live instance's archived logs build on it; the tenant sees
     it gone at once; a newer full backup frees it, and its delete task removes its files."""
     rows.instance()
-    Backup.create(
-        id="b-1",
-        name="b",
-        project_id="p1",
-        instance_id="i-1",
-        datastore="postgresql",
-        datastore_version="15",
-        state="COMPLETED",
-        label="20260101-000000F",
-        created_at=1.0,
-        updated_at=1.0,
-    )
+    rows.backup()
     service = _service(effects)
     caller = Caller("p1", Context(project="p1", user="alice"))
     effects.bus.casts.clear()
@@ -167,18 +145,7 @@ def test_the_newest_full_backup_its_tenant_deleted_is_hidden_then_removed_after_
 
     backup_flows.remove_released(effects.deps, "i-1")
     assert effects.bus.casts == []  # still the newest full backup
-    Backup.create(
-        id="b-2",
-        name="newer",
-        project_id="p1",
-        instance_id="i-1",
-        datastore="postgresql",
-        datastore_version="15",
-        state="COMPLETED",
-        label="20260102-000000F",
-        created_at=2.0,
-        updated_at=2.0,
-    )
+    rows.backup(id="b-2", name="newer", label="20260102-000000F", created_at=2.0, updated_at=2.0)
     backup_flows.remove_released(effects.deps, "i-1")
     ((_, cast),) = effects.bus.casts
     task = Task.get_by_id(cast["task_id"])
