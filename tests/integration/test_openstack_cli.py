@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import re
 import subprocess
@@ -10,6 +12,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from openstackclient import shell as openstack_shell
 
 from tests import support
 from tests.deployments import wait_until
@@ -27,13 +30,21 @@ def _address(shown: dict[str, Any]) -> str:
     return address
 
 
+def _client(argv: list[str]) -> tuple[int, str, str]:
+    """Run the installed `openstack` command's own entry point with `argv`, in this process:
+    the same client code, without a start-up per command (about 1.3 s of a core each)."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = openstack_shell.main(argv)
+    return code, out.getvalue(), err.getvalue()
+
+
 @pytest.fixture(scope="module")
 def osc(service: support.Service) -> Callable[..., Any]:
     token = service.token(PROJECT)
 
     def run(*args: str, parse: bool = True, fails: bool = False) -> Any:
-        command = [
-            str(support.VENV_BIN / "openstack"),
+        argv = [
             "--os-auth-type",
             "admin_token",
             "--os-token",
@@ -45,12 +56,12 @@ def osc(service: support.Service) -> Callable[..., Any]:
             *args,
             *(["-f", "json"] if parse else []),
         ]
-        out = subprocess.run(command, capture_output=True, text=True, timeout=120)
+        code, out, err = _client(argv)
         if fails:
-            assert out.returncode != 0, f"{args} should have failed: {out.stdout}"
-            return out.stderr
-        assert out.returncode == 0, f"{args}: {out.stderr}"
-        return json.loads(out.stdout) if parse else out.stdout
+            assert code != 0, f"{args} should have failed: {out}"
+            return err
+        assert code == 0, f"{args}: {err}"
+        return json.loads(out) if parse else out
 
     run.service = service  # type: ignore[attr-defined]
     run.token = token  # type: ignore[attr-defined]
@@ -93,7 +104,28 @@ def _wait(osc: Callable[..., Any], name: str, status: str) -> dict[str, Any]:
 
 
 def test_catalog_commands(osc: Callable[..., Any]) -> None:
-    datastores = osc("datastore", "list")
+    # Once through the installed command itself, as a user runs it.
+    installed = subprocess.run(
+        [
+            str(support.VENV_BIN / "openstack"),
+            "--os-auth-type",
+            "admin_token",
+            "--os-token",
+            osc.token,  # type: ignore[attr-defined]
+            "--os-endpoint",
+            f"{osc.service.url}/v1.0/{PROJECT}",  # type: ignore[attr-defined]
+            "datastore",
+            "list",
+            "-f",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    datastores = json.loads(installed.stdout)
+    assert datastores == osc("datastore", "list")
     assert [d["Name"] for d in datastores] == sorted(registry.REGISTRY)
     versions = osc("datastore", "version", "list", "postgresql")
     assert len(versions) == 1 and versions[0]["Name"].isdigit()
