@@ -319,6 +319,25 @@ def decode_call(method: str, arguments: dict[str, Any]) -> Call[Any]:
         raise UnknownCall(f"arguments of {method!r} do not fit") from exc
 
 
+# Casts: what the control plane tells a guest without waiting for an answer.
+
+
+@dataclass(frozen=True)
+class LeaseGrant:
+    """The answer to a source's heartbeat: it may take writes for `lease` seconds from
+    when it sent heartbeat `beat` (the conductor recorded the lease before it sent this).
+    `resume`: a fence the lease's lapse made may be undone (no switchover or failover of
+    its set is under way)."""
+
+    method: ClassVar[str] = "lease_grant"
+    beat: str
+    lease: float
+    resume: bool = True
+
+
+CASTS: dict[str, type[Any]] = {LeaseGrant.method: LeaseGrant}
+
+
 # Reports: what a guest sends to the conductor unasked.
 
 
@@ -328,6 +347,9 @@ class Heartbeat:
     operating_status: str
     message: str | None = None
     disk_used_bytes: int | None = None
+    # The guest's own name for this heartbeat, which a LeaseGrant answers (None: a guest
+    # that knows no leases, which is never granted one).
+    beat: str | None = None
 
 
 @dataclass(frozen=True)

@@ -99,6 +99,10 @@ class Settings:
     # A failed-over source whose guest reports again rejoins its set by itself, as a
     # replica of the new source (False: it stays fenced until asked to rejoin).
     auto_rejoin: bool = True
+    # A source with replicas holds a lease this long from each healthy heartbeat; its guest
+    # fences it (and a watchdog stops its server) before the lease runs out unrenewed, so a
+    # failover that waits the lease out never meets a writable old source. 0: no leases.
+    source_lease: float = 10.0
     # S3-compatible object storage for backups whose strategy says s3: its endpoint, and
     # a 0600 JSON file {"access_key": ..., "secret_key": ...} (empty: s3.json in the state
     # directory).
@@ -356,6 +360,7 @@ _RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "backup_max_rate": (lambda v: v >= 0, "bytes a second, 0 (no limit) or more"),
     "limit_replication": (_positive, "seconds, more than 0"),
     "failover_after": (lambda v: v >= 0, "seconds, 0 (never) or more"),
+    "source_lease": (lambda v: v == 0 or 3 <= v <= 60, "seconds, 0 (no leases) or 3 to 60"),
     "max_body_bytes": (_positive, "bytes, more than 0"),
     "max_body_depth": (_positive, "levels, at least 1"),
     "password_min_length": (
