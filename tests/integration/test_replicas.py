@@ -7,6 +7,7 @@ stray write discarded."""
 
 from __future__ import annotations
 
+import calendar
 import os
 import signal
 import subprocess
@@ -379,6 +380,114 @@ def test_postgresql_source_killed_fails_over_by_itself(
     promoted = [t for t in _tasks(service, token, replica["id"]) if t["action"] == "promote"]
     assert promoted and "position" in promoted[0]["message"], promoted
     _delete_all(service, token, [source["id"], other["id"], replica["id"]])
+
+
+# Freezing every process of a source takes this much: the source's lease (10 s), then the
+# failover's limit (10 s) from its last heartbeat, and the failover's own few seconds.
+FAILOVER_OF_A_FROZEN_SOURCE = 30.0
+# After its processes resume, a source whose lease ran out refuses writes within this.
+FENCED_AFTER_RESUMING = 2.0
+LEASE = 10.0
+
+
+def _pg_write_refused(instance: dict[str, Any]) -> bool:
+    """A write is refused: the server is read-only, or takes no connection (stopping,
+    restarting in standby)."""
+    try:
+        _pg_write(instance, -1)
+    except psycopg.Error:
+        return True
+    return False
+
+
+def _promoted(service: support.Service, token: str, candidates: list[dict[str, Any]]) -> Any:
+    return next(
+        (c for c in candidates if not _show(service, token, c["id"]).get("replica_of")), None
+    )
+
+
+def _leased(service: support.Service, instance: dict[str, Any]) -> None:
+    """Wait until the source holds a lease: its watchdog runs (armed by the first grant)."""
+    instance_dir = str(service.state_dir / "instances" / instance["id"])
+    _eventually(
+        lambda: any(
+            instance_dir in line for line in processes.processes_mentioning("trove_guest.watchdog")
+        ),
+        f"{instance['id']} holds a lease",
+        30,
+    )
+
+
+def test_postgresql_source_frozen_or_cut_off_fences_itself_before_its_failover(
+    service: support.Service, token: str
+) -> None:
+    """(a) Every process of a source frozen (SIGSTOP): a replica is promoted once the
+    source's lease ran out; when they resume, the old source refuses writes within 2 s,
+    and rejoins as a replica, what it wrote meanwhile discarded. (b) The new source's guest
+    cut off from the broker while clients still reach its server: it refuses writes by the
+    end of its lease, before its replica (the old source) is promoted."""
+    source = _healthy_source(service, token, "pg-frozen", "postgresql", "app")
+    with _pg(source) as conn:
+        conn.execute("CREATE TABLE items (n int PRIMARY KEY)")
+        conn.execute("INSERT INTO items SELECT generate_series(1, 10)")
+    replica = _healthy(
+        service, token, _create(service, token, "pg-thawed", replica_of=source["id"])["id"]
+    )
+    _eventually(lambda: len(_pg_rows(replica)) == 10, "the replica has every row")
+    _leased(service, source)
+
+    # (a) Frozen, as a paused machine would leave it.
+    frozen = processes.pids_of_instance(service.state_dir / "instances" / source["id"])
+    assert len(frozen) >= 3, frozen  # the server's processes, the guest, its watchdog
+    processes.signal_all(frozen, signal.SIGSTOP)
+    stopped = time.monotonic()
+    try:
+        _eventually(
+            lambda: _promoted(service, token, [replica]) is not None,
+            "the replica is promoted",
+            FAILOVER_OF_A_FROZEN_SOURCE + 30,
+        )
+        took = time.monotonic() - stopped
+        assert took <= FAILOVER_OF_A_FROZEN_SOURCE, f"promoted {took:.1f} s after the freeze"
+        _eventually(lambda: _pg_write(replica, 11) is None, "the new source takes writes", 30)
+    finally:
+        processes.signal_all(frozen, signal.SIGCONT)
+    resumed = time.monotonic()
+    _eventually(lambda: _pg_write_refused(source), "the old source refuses writes", 10)
+    refused_after = time.monotonic() - resumed
+    assert refused_after <= FENCED_AFTER_RESUMING, f"refused writes {refused_after:.1f} s on"
+    waited = [t for t in _tasks(service, token, source["id"]) if t["action"] == "lease"]
+    assert waited and "its lease ran out" in waited[0]["message"], waited
+    # With automatic rejoin, it comes back as a replica of the new source; whatever it
+    # took in the moment before its fence is gone.
+    rejoined = _ended(service, token, source["id"], "rejoin")
+    assert rejoined["state"] == "SUCCEEDED", (rejoined["message"], rejoined.get("failed_step"))
+    _healthy(service, token, source["id"])
+    assert _show(service, token, source["id"])["replica_of"]["id"] == replica["id"]
+    _eventually(lambda: _pg_rows(source) == list(range(1, 12)), "the old source follows")
+    assert _pg_refuses_writes(source)
+
+    # (b) The new source cut off from the control plane; its clients still reach it.
+    _leased(service, replica)
+    support.cut_guest_off(service, replica["id"])
+    cut = time.time()
+    refused_at = None
+    while refused_at is None and time.time() < cut + LEASE + 30:
+        if _pg_write_refused(replica):
+            refused_at = time.time()
+        time.sleep(0.1)
+    assert refused_at is not None, "the cut-off source never refused writes"
+    assert refused_at - cut <= LEASE, f"refused writes {refused_at - cut:.1f} s after the cut"
+    _eventually(
+        lambda: _promoted(service, token, [source]) is not None,
+        "the old source is promoted in its place",
+        60,
+    )
+    (promotion,) = [t for t in _tasks(service, token, source["id"]) if t["action"] == "promote"]
+    promoted_at = calendar.timegm(time.strptime(promotion["started"], "%Y-%m-%dT%H:%M:%S"))
+    assert refused_at < promoted_at, (refused_at, promotion)
+    assert _pg_refuses_writes(replica)
+    _delete_all(service, token, [replica["id"], source["id"]])
 
 
 def _pg_setting(instance: dict[str, Any], name: str) -> str:
