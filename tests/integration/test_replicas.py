@@ -8,6 +8,7 @@ stray write discarded."""
 from __future__ import annotations
 
 import calendar
+import itertools
 import os
 import signal
 import subprocess
@@ -390,12 +391,12 @@ FENCED_AFTER_RESUMING = 2.0
 LEASE = 10.0
 
 
-def _pg_write_refused(instance: dict[str, Any]) -> bool:
-    """A write is refused: the server is read-only, or takes no connection (stopping,
-    restarting in standby)."""
+def _pg_write_refused(instance: dict[str, Any], tries: itertools.count[int]) -> bool:
+    """A write (of a row never written before) is refused: the server is read-only, or
+    takes no connection (stopping, restarting in standby)."""
     try:
-        _pg_write(instance, -1)
-    except psycopg.Error:
+        _pg_write(instance, -next(tries))
+    except (psycopg.errors.ReadOnlySqlTransaction, psycopg.OperationalError):
         return True
     return False
 
@@ -434,11 +435,28 @@ def test_postgresql_source_frozen_or_cut_off_fences_itself_before_its_failover(
         service, token, _create(service, token, "pg-thawed", replica_of=source["id"])["id"]
     )
     _eventually(lambda: len(_pg_rows(replica)) == 10, "the replica has every row")
-    _leased(service, source)
+    tries = itertools.count(1)
+    frozen = _check_frozen_source_fails_over_and_rejoins(service, token, source, replica, tries)
+    cut_off = _check_cut_off_source_fences_before_its_failover(
+        service, token, replica, source, tries
+    )
+    print(f"{frozen}; {cut_off}")  # the figures, for a look with -s
+    _ended(service, token, replica["id"], "eject")
+    _delete_all(service, token, [replica["id"], source["id"]])
 
-    # (a) Frozen, as a paused machine would leave it.
+
+def _check_frozen_source_fails_over_and_rejoins(
+    service: support.Service,
+    token: str,
+    source: dict[str, Any],
+    replica: dict[str, Any],
+    tries: itertools.count[int],
+) -> str:
+    """Frozen, as a paused machine would leave it: the server's processes, the guest, its
+    watchdog."""
+    _leased(service, source)
     frozen = processes.pids_of_instance(service.state_dir / "instances" / source["id"])
-    assert len(frozen) >= 3, frozen  # the server's processes, the guest, its watchdog
+    assert len(frozen) >= 3, frozen
     processes.signal_all(frozen, signal.SIGSTOP)
     stopped = time.monotonic()
     try:
@@ -453,7 +471,7 @@ def test_postgresql_source_frozen_or_cut_off_fences_itself_before_its_failover(
     finally:
         processes.signal_all(frozen, signal.SIGCONT)
     resumed = time.monotonic()
-    _eventually(lambda: _pg_write_refused(source), "the old source refuses writes", 10)
+    _eventually(lambda: _pg_write_refused(source, tries), "the old source refuses writes", 10)
     refused_after = time.monotonic() - resumed
     assert refused_after <= FENCED_AFTER_RESUMING, f"refused writes {refused_after:.1f} s on"
     waited = [t for t in _tasks(service, token, source["id"]) if t["action"] == "lease"]
@@ -466,28 +484,40 @@ def test_postgresql_source_frozen_or_cut_off_fences_itself_before_its_failover(
     assert _show(service, token, source["id"])["replica_of"]["id"] == replica["id"]
     _eventually(lambda: _pg_rows(source) == list(range(1, 12)), "the old source follows")
     assert _pg_refuses_writes(source)
+    return f"frozen: promoted after {took:.1f} s, refused writes {refused_after:.1f} s on"
 
-    # (b) The new source cut off from the control plane; its clients still reach it.
-    _leased(service, replica)
-    support.cut_guest_off(service, replica["id"])
+
+def _check_cut_off_source_fences_before_its_failover(
+    service: support.Service,
+    token: str,
+    source: dict[str, Any],
+    replica: dict[str, Any],
+    tries: itertools.count[int],
+) -> str:
+    """The source's guest cut off from the control plane; its clients still reach it."""
+    _leased(service, source)
+    support.cut_guest_off(service, source["id"])
     cut = time.time()
     refused_at = None
     while refused_at is None and time.time() < cut + LEASE + 30:
-        if _pg_write_refused(replica):
+        if _pg_write_refused(source, tries):
             refused_at = time.time()
         time.sleep(0.1)
     assert refused_at is not None, "the cut-off source never refused writes"
     assert refused_at - cut <= LEASE, f"refused writes {refused_at - cut:.1f} s after the cut"
     _eventually(
-        lambda: _promoted(service, token, [source]) is not None,
-        "the old source is promoted in its place",
+        lambda: _promoted(service, token, [replica]) is not None,
+        "the replica is promoted in its place",
         60,
     )
-    (promotion,) = [t for t in _tasks(service, token, source["id"]) if t["action"] == "promote"]
+    (promotion,) = [t for t in _tasks(service, token, replica["id"]) if t["action"] == "promote"]
     promoted_at = calendar.timegm(time.strptime(promotion["started"], "%Y-%m-%dT%H:%M:%S"))
     assert refused_at < promoted_at, (refused_at, promotion)
-    assert _pg_refuses_writes(replica)
-    _delete_all(service, token, [replica["id"], source["id"]])
+    assert _pg_refuses_writes(source)
+    return (
+        f"cut off: refused writes {refused_at - cut:.1f} s after the cut, "
+        f"{promoted_at - refused_at:.1f} s before the promotion"
+    )
 
 
 def _pg_setting(instance: dict[str, Any], name: str) -> str:
