@@ -286,6 +286,12 @@ class Settings:
             found.append(
                 f"{ENV_PREFIX}COMPUTE_PROVIDER=openstack needs {ENV_PREFIX}OPENSTACK_CLOUD"
             )
+        if self.source_lease and self.heartbeat_interval * 2 > self.source_lease:
+            found.append(
+                f"{ENV_PREFIX}SOURCE_LEASE={self.source_lease:g} must be at least twice "
+                f"{ENV_PREFIX}HEARTBEAT_INTERVAL={self.heartbeat_interval:g}: a lease is renewed "
+                "by each heartbeat, and a source would fence itself between two"
+            )
         if self.port_range_start > self.port_range_end:
             found.append(
                 f"{ENV_PREFIX}PORT_RANGE_START={self.port_range_start} is above "
