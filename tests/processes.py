@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -113,3 +114,25 @@ def pids_of_instance(instance_dir: Path) -> list[int]:
                     found.add(int(proc.name))
     found.discard(os.getpid())
     return sorted(pid for pid in found if pid_alive(pid))
+
+
+def command_of(pid_file: Path) -> tuple[list[str], int]:
+    """The command line of the process a pid file names, and its account: to start it again
+    as it was, as a machine coming back would."""
+    proc = Path("/proc") / pid_file.read_text().split()[0]
+    return [arg.decode() for arg in (proc / "cmdline").read_bytes().split(b"\0") if arg], (
+        proc.stat().st_uid
+    )
+
+
+def start_again(command: list[str], uid: int) -> None:
+    """Start a process as `command_of` found it, detached."""
+    subprocess.Popen(
+        command,
+        user=uid,
+        cwd="/",
+        start_new_session=True,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )

@@ -11,7 +11,6 @@ import calendar
 import itertools
 import os
 import signal
-import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -98,27 +97,6 @@ def _delete_all(service: support.Service, token: str, ids: list[str]) -> None:
 
 def _kill(pid_file: Path) -> None:
     os.kill(int(pid_file.read_text().split()[0]), signal.SIGKILL)
-
-
-def _command_of(pid_file: Path) -> tuple[list[str], int]:
-    """The command line of the process a pid file names, and its account: to start it again
-    as it was, as a machine coming back would."""
-    proc = Path("/proc") / pid_file.read_text().split()[0]
-    return [arg.decode() for arg in (proc / "cmdline").read_bytes().split(b"\0") if arg], (
-        proc.stat().st_uid
-    )
-
-
-def _start_again(command: list[str], uid: int) -> None:
-    subprocess.Popen(
-        command,
-        user=uid,
-        cwd="/",
-        start_new_session=True,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
 
 
 # PostgreSQL
@@ -324,8 +302,8 @@ def test_postgresql_source_killed_fails_over_by_itself(
     }
 
     instance_dir = service.state_dir / "instances" / source["id"]
-    server = _command_of(instance_dir / "postgresql" / "data" / "postmaster.pid")
-    guest = _command_of(instance_dir / "guest.pid")
+    server = processes.command_of(instance_dir / "postgresql" / "data" / "postmaster.pid")
+    guest = processes.command_of(instance_dir / "guest.pid")
     _kill(instance_dir / "postgresql" / "data" / "postmaster.pid")
     processes.kill_guest(instance_dir / "guest.pid")
     killed = time.monotonic()
@@ -354,11 +332,11 @@ def test_postgresql_source_killed_fails_over_by_itself(
     assert ejected["requested_by"] == "trove-svc (automatic failover)", ejected
 
     # A split brain: the old source, cut off, is started alone and takes a write...
-    _start_again(*server)
+    processes.start_again(*server)
     _eventually(lambda: _pg_write(source, 1000) is None, "the cut-off source takes a write")
     # ... then its guest reports again: it rejoins as a replica of the new source, and the
     # stray write is discarded, never merged.
-    _start_again(*guest)
+    processes.start_again(*guest)
     back = time.monotonic()
     rejoined = _ended(service, token, source["id"], "rejoin")
     assert rejoined["state"] == "SUCCEEDED", (rejoined["message"], rejoined.get("failed_step"))
@@ -687,8 +665,8 @@ def test_mariadb_replica_switchover_then_failover(service: support.Service, toke
 
     # Now the new source dies: the old one (its replica) is promoted by itself.
     new_dir = service.state_dir / "instances" / replica["id"]
-    server = _command_of(new_dir / "mariadb" / "mariadbd.pid")
-    guest = _command_of(new_dir / "guest.pid")
+    server = processes.command_of(new_dir / "mariadb" / "mariadbd.pid")
+    guest = processes.command_of(new_dir / "guest.pid")
     _kill(new_dir / "mariadb" / "mariadbd.pid")
     processes.kill_guest(new_dir / "guest.pid")
     _eventually(lambda: _maria_write(source, 24) is None, "failover to the first", 60)
@@ -697,9 +675,9 @@ def test_mariadb_replica_switchover_then_failover(service: support.Service, toke
 
     # A split brain: the failed-over one, cut off, is started alone and takes a write; then
     # its guest reports again, and it rejoins as a replica of the new source, copied afresh.
-    _start_again(*server)
+    processes.start_again(*server)
     _eventually(lambda: _maria_write(replica, 1000) is None, "the cut-off one writes")
-    _start_again(*guest)
+    processes.start_again(*guest)
     came_back = time.monotonic()
     rejoined = _ended(service, token, replica["id"], "rejoin")
     assert rejoined["state"] == "SUCCEEDED", (rejoined["message"], rejoined.get("failed_step"))
