@@ -17,7 +17,7 @@ from trove_guest import daemon, disk
 from trove_guest.backup_runner import BackupRunner
 from trove_guest.config import GuestConfig
 from trove_guest.drivers import DatastoreDriver, load_driver
-from trove_guest.lease import CHECK_EVERY, LeaseKeeper
+from trove_guest.lease import CHECK_EVERY, LeaseKeeper, WatchdogFeed
 from trove_guest.watchdog import WatchdogProcess
 from trove_wire import contract, logs, seal, topology
 from trove_wire.amqp import (
@@ -38,9 +38,15 @@ class Agent:
     the instance's key. A message that fails a check gets no answer: it is dropped,
     counted and logged without its contents."""
 
-    def __init__(self, config: GuestConfig, driver: DatastoreDriver) -> None:
+    def __init__(
+        self,
+        config: GuestConfig,
+        driver: DatastoreDriver,
+        watchdog: Callable[[Path, int], WatchdogFeed] = WatchdogProcess,
+    ) -> None:
         self.config = config
         self.driver = driver
+        self._new_watchdog = watchdog
         self._key = config.key_bytes
         self._stopping = threading.Event()
         self._publisher: Publisher | None = None
@@ -48,7 +54,7 @@ class Agent:
         self.guard = seal.ReplayGuard(config.message_window)
         self.refused = seal.DropCounter()
         self.backups = BackupRunner(config, self.report)
-        self._watchdog: WatchdogProcess | None = None
+        self._watchdog: WatchdogFeed | None = None
         self.lease = self._lease_keeper()
         self.consumer = Consumer(
             config.transport_url,
@@ -104,11 +110,11 @@ class Agent:
             return None
         base_dir = self.config.data_dir
         pid_file, signum = driver.hard_stop(base_dir)
-        self._watchdog = WatchdogProcess(pid_file, signum)
+        watchdog = self._watchdog = self._new_watchdog(Path(pid_file), signum)
         return LeaseKeeper(
             fence=lambda: bool(driver.fence_writes(base_dir)),
             resume=lambda: driver.take_writes(base_dir),
-            watchdog=self._watchdog,
+            watchdog=watchdog,
         )
 
     def on_cast(self, envelope: Envelope) -> None:

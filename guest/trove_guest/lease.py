@@ -54,9 +54,13 @@ def stop_at(sent: float, lease: float) -> float:
 
 
 class WatchdogFeed(Protocol):
+    """The watchdog as the guest feeds it (`trove_guest.watchdog.WatchdogProcess`)."""
+
     def arm(self, deadline: float) -> None: ...
 
     def disarm(self) -> None: ...
+
+    def close(self) -> None: ...
 
 
 class LeaseKeeper:

@@ -26,6 +26,9 @@ class Watchdog:
         self.armed = None
         self.feeds.append("disarm")
 
+    def close(self) -> None:
+        self.disarm()
+
 
 @dataclass
 class Datastore:
