@@ -118,16 +118,20 @@ class Agent:
         )
 
     def on_cast(self, envelope: Envelope) -> None:
-        """A message that wants no answer (`contract.CASTS`): a lease's grant."""
-        if envelope.method != contract.LeaseGrant.method or self.lease is None:
+        """A message that wants no answer (`contract.CASTS`): a lease's grant or release."""
+        cast = contract.CASTS.get(envelope.method)
+        if cast is None or self.lease is None:
             self.refused.add("malformed")
             return
         try:
-            grant = contract.LeaseGrant(**envelope.args)
+            message = cast(**envelope.args)
         except TypeError:
             self.refused.add("malformed")
             return
-        self.lease.granted(str(grant.beat), grant.lease, bool(grant.resume))
+        if isinstance(message, contract.LeaseGrant):
+            self.lease.granted(str(message.beat), message.lease, bool(message.resume))
+        else:
+            self.lease.released(str(message.beat), bool(message.resume))
 
     def keep_lease(self) -> None:
         """Look at the lease often, on a thread of its own: a stuck heartbeat does not
@@ -172,7 +176,7 @@ class Agent:
         while not self._stopping.is_set():
             beat = self.heartbeat()
             if self.lease is not None:  # named as it goes: a grant counts from here
-                beat = replace(beat, beat=self.lease.new_beat())
+                beat = replace(beat, beat=self.lease.new_beat(), leased=self.lease.holds)
             self.report(beat)
             self._stopping.wait(self.config.heartbeat_interval)
         with self._report_lock:

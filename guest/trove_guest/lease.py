@@ -80,7 +80,8 @@ class LeaseKeeper:
         self._clock = clock
         self._lock = threading.Lock()
         self._sent: OrderedDict[str, float] = OrderedDict()
-        self._deadline: float | None = None  # None: never granted a lease
+        self._deadline: float | None = None  # None: holds no lease (never, or released)
+        self._granted_sent = float("-inf")  # when the heartbeat last granted was sent
         self._lapsed = False  # the lease ran out and the datastore was fenced for it
         self._undo = False  # that fence changed something, to undo when resumed
         self._retry_at = float("-inf")
@@ -92,6 +93,11 @@ class LeaseKeeper:
     @property
     def lapsed(self) -> bool:
         return self._lapsed
+
+    @property
+    def holds(self) -> bool:
+        """Whether the guest holds a lease (its heartbeats say so)."""
+        return self._deadline is not None
 
     def new_beat(self) -> str:
         """A name for the heartbeat about to be sent, remembered with when it was sent."""
@@ -119,21 +125,41 @@ class LeaseKeeper:
             ):
                 return False
             self._deadline = deadline
+            self._granted_sent = sent
             if self._lapsed and resume:
                 self._take_writes_again()
             if not self._lapsed:
                 self._watchdog.arm(stop_at(sent, lease))
             return True
 
-    def _take_writes_again(self) -> None:
+    def released(self, beat: str, resume: bool) -> bool:
+        """The instance needs no lease any more (for heartbeat `beat`, not older than the
+        last one granted): no deadline, the watchdog stands down. A fence the lapse made
+        is undone if `resume` allows it, else forgotten (the control plane's to undo)."""
+        with self._lock:
+            sent = self._sent.get(beat)
+            if self._deadline is None or sent is None or sent < self._granted_sent:
+                return False
+            if not self._lapsed and self._clock() >= self._deadline:
+                return False  # run out, not fenced yet: fenced first, released after
+            if self._lapsed and resume and not self._take_writes_again():
+                return False  # still fenced and held: the next heartbeat is released again
+            self._deadline = None
+            self._lapsed = self._undo = False
+            self._watchdog.disarm()
+            LOG.info("the lease is released: this instance needs none")
+            return True
+
+    def _take_writes_again(self) -> bool:
         if self._undo:
             try:
                 self._resume()
             except Exception:
-                LOG.exception("the lease is renewed, but the datastore could not take writes")
-                return
-            LOG.warning("the lease is renewed: the datastore takes writes again")
+                LOG.exception("the lease's fence could not be undone")
+                return False
+            LOG.warning("the lease's fence is undone: the datastore takes writes again")
         self._lapsed = self._undo = False
+        return True
 
     def check(self) -> None:
         """Fence the datastore once the lease ran out unrenewed."""

@@ -335,7 +335,19 @@ class LeaseGrant:
     resume: bool = True
 
 
-CASTS: dict[str, type[Any]] = {LeaseGrant.method: LeaseGrant}
+@dataclass(frozen=True)
+class LeaseRelease:
+    """The answer to the heartbeat `beat` of a guest that holds a lease its instance no
+    longer needs (its replicas are gone, or it was failed over): no deadline any more.
+    `resume`: a fence the lease's lapse made may be undone (it stands alone and nothing
+    moves in its set); else that fence is the control plane's to undo (a rejoin)."""
+
+    method: ClassVar[str] = "lease_release"
+    beat: str
+    resume: bool = False
+
+
+CASTS: dict[str, type[Any]] = {LeaseGrant.method: LeaseGrant, LeaseRelease.method: LeaseRelease}
 
 
 # Reports: what a guest sends to the conductor unasked.
@@ -350,6 +362,8 @@ class Heartbeat:
     # The guest's own name for this heartbeat, which a LeaseGrant answers (None: a guest
     # that knows no leases, which is never granted one).
     beat: str | None = None
+    # The guest holds a lease (a LeaseRelease answers, if the instance needs none).
+    leased: bool = False
 
 
 @dataclass(frozen=True)

@@ -162,21 +162,24 @@ class Conductor:
         if healthy:
             status.promote_if_ready(instance_id, now)
             if beat.beat is not None:
-                self._grant_lease(instance_id, str(beat.beat)[:64], now)
+                self._renew_lease(instance_id, str(beat.beat)[:64], beat.leased is True, now)
 
-    def _grant_lease(self, instance_id: str, beat: str, now: float) -> None:
-        """A source's healthy heartbeat renews its lease: recorded first, then told to
-        its guest (a cast that lives no longer than the lease). A grant the bus does not
-        take is only logged: the guest fences its datastore when its lease runs out."""
+    def _renew_lease(self, instance_id: str, beat: str, leased: bool, now: float) -> None:
+        """A source's healthy heartbeat renews its lease: recorded first, then told to its
+        guest (a cast that lives no longer than the lease). A guest that holds a lease its
+        instance no longer needs is released from it. A cast the bus does not take is only
+        logged: the guest fences its datastore when its lease runs out."""
         lease = self._settings.source_lease
-        if not lease:
+        granted = source_leases.grant(instance_id, now, lease) if lease else None
+        message: contract.LeaseGrant | contract.LeaseRelease
+        if granted is not None:
+            message = contract.LeaseGrant(beat=beat, lease=lease, resume=granted.resume)
+        elif leased and (resume := source_leases.release(instance_id, bool(lease))) is not None:
+            message = contract.LeaseRelease(beat=beat, resume=resume)
+        else:
             return
-        granted = source_leases.grant(instance_id, now, lease)
-        if granted is None:
-            return
-        grant = contract.LeaseGrant(beat=beat, lease=lease, resume=granted.resume)
         try:
-            self._bus.cast_guest(instance_id, grant, ttl=lease)
+            self._bus.cast_guest(instance_id, message, ttl=lease or self._settings.heartbeat_expiry)
         except errors.ServiceUnavailable as exc:
             LOG.warning("the lease of %s not sent: %s", instance_id, exc.message)
 

@@ -7,7 +7,8 @@ counts the lease from when it sent that heartbeat, less a margin, and fences its
 when it runs out unrenewed (`trove_guest.lease`). The store's end is therefore never before
 the guest's. A failover of a source that cannot be fenced waits for `lease_until` to pass
 (`trove_svc.taskmanager.replication_flows`), and no lease is granted once its failover
-started (status EJECT), so that end no longer moves.
+started (status EJECT), so that end no longer moves. A guest that holds a lease its
+instance no longer needs (its replicas gone, or failed over) is released from it.
 """
 
 from __future__ import annotations
@@ -52,6 +53,24 @@ def grant(instance_id: str, now: float, lease: float) -> Grant | None:
     if not recorded:
         return None
     return Grant(until=until, resume=not _set_operation_open(instance_id))
+
+
+def release(instance_id: str, leases: bool = True) -> bool | None:
+    """An instance that needs no lease (not a source with replicas: they were deleted or
+    detached, or it was failed over; or `leases` are turned off) is released: its lease is
+    forgotten in the store. Returns whether a fence its lease's lapse made may be undone (it
+    stands alone, or is a source, and no operation moves its set); None for a source with
+    replicas while leases are on, which is never released."""
+    instance = Instance.get_or_none(Instance.id == instance_id)
+    if instance is None:
+        return None
+    source = not instance.replica_of_id and replication_sets.has_replicas(instance_id)
+    if source and leases:
+        return None
+    ServiceStatus.update(lease_until=None).where(ServiceStatus.instance == instance_id).execute()
+    if instance.replica_of_id:
+        return False
+    return not (_set_operation_open(instance_id) if source else tasks.is_busy(instance_id))
 
 
 def _set_operation_open(source_id: str) -> bool:

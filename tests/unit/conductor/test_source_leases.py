@@ -66,8 +66,14 @@ class World:
         )
         ServiceStatus.create(instance=instance_id)
 
-    def beat(self, instance_id: str, beat: str | None = "b-1", health: str = "HEALTHY") -> None:
-        args: dict[str, Any] = {"operating_status": health}
+    def beat(
+        self,
+        instance_id: str,
+        beat: str | None = "b-1",
+        health: str = "HEALTHY",
+        leased: bool = False,
+    ) -> None:
+        args: dict[str, Any] = {"operating_status": health, "leased": leased}
         if beat is not None:
             args["beat"] = beat
         self.now[0] += 1
@@ -144,3 +150,32 @@ def test_no_leases_when_they_are_turned_off(tmp_path: Path, world: World) -> Non
     world.conductor._settings = Settings(state_dir=tmp_path, source_lease=0)
     world.beat("source")
     assert world.bus.sent == []
+    world.beat("source", "b-2", leased=True)  # held from before: released, writable
+    assert world.bus.sent[-1][1] == contract.LeaseRelease(beat="b-2", resume=True)
+
+
+def test_a_guest_holding_a_lease_its_instance_no_longer_needs_is_released(world: World) -> None:
+    world.beat("source")
+    Instance.delete().where(Instance.id == "replica").execute()  # its last replica gone
+    world.beat("source", "b-2", leased=True)
+    assert world.bus.sent[-1][1] == contract.LeaseRelease(beat="b-2", resume=True)
+    assert ServiceStatus.get_by_id("source").lease_until is None
+    world.beat("alone", "b-3")  # holds none: nothing to release
+    assert len(world.bus.sent) == 2
+
+
+def test_a_failed_over_source_is_released_without_resuming(world: World) -> None:
+    world.beat("source")
+    Instance.update(replica_of_id=None).where(Instance.id == "replica").execute()
+    Instance.update(replica_of_id="replica").where(Instance.id == "source").execute()
+    world.beat("source", "b-2", leased=True)
+    assert world.bus.sent[-1][1] == contract.LeaseRelease(beat="b-2", resume=False)
+
+
+def test_a_source_being_failed_over_is_never_released(world: World) -> None:
+    world.beat("source")
+    tasks.record("t-1", "source", "p", "eject", "trove-svc", "req-1", 0.0)
+    Instance.update(status=status.EJECT).where(Instance.id == "source").execute()
+    world.beat("source", "b-2", leased=True)
+    assert len(world.bus.sent) == 1
+    assert ServiceStatus.get_by_id("source").lease_until is not None

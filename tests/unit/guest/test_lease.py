@@ -158,3 +158,54 @@ def test_after_being_frozen_it_fences_at_its_first_look(world: World) -> None:
     world.now += 60  # SIGSTOP ... SIGCONT: the monotonic clock went on
     world.keeper.check()
     assert world.datastore.fences == 1
+
+
+def _released(world: World, resume: bool) -> bool:
+    return world.keeper.released(world.keeper.new_beat(), resume)
+
+
+def test_a_released_lease_fences_nothing_and_stands_the_watchdog_down(world: World) -> None:
+    world.heartbeat_granted()
+    assert world.keeper.holds
+    assert _released(world, resume=True)
+    assert not world.keeper.holds and world.watchdog.armed is None
+    world.run_for(60)
+    assert world.datastore.fences == 0
+    assert not _released(world, resume=True)  # nothing held: nothing to release
+
+
+def test_a_failed_over_source_is_released_still_fenced(world: World) -> None:
+    world.heartbeat_granted()
+    world.run_for(LEASE)
+    assert world.datastore.fences == 1
+    assert _released(world, resume=False)  # the control plane's now: it rejoins
+    assert world.datastore.resumes == 0 and not world.keeper.lapsed
+    world.heartbeat_granted()  # a source again, later: nothing of the old fence is undone
+    assert world.datastore.resumes == 0
+
+
+def test_a_standalone_former_source_is_released_writable(world: World) -> None:
+    world.heartbeat_granted()
+    world.run_for(LEASE)
+    assert _released(world, resume=True)
+    assert world.datastore.resumes == 1 and world.datastore.takes_writes
+
+
+def test_a_lease_run_out_is_fenced_before_it_is_released(world: World) -> None:
+    """Frozen past its lease, then a release answers its first heartbeat before its first
+    look: it still fences first (the release waits for the next heartbeat)."""
+    world.heartbeat_granted()
+    world.now += 60
+    assert not _released(world, resume=False)
+    world.keeper.check()
+    assert world.datastore.fences == 1
+    assert _released(world, resume=False)
+    assert not world.datastore.takes_writes
+
+
+def test_a_release_older_than_the_last_grant_is_ignored(world: World) -> None:
+    old = world.keeper.new_beat()
+    world.run_for(1)
+    world.heartbeat_granted()
+    assert not world.keeper.released(old, True)
+    assert world.keeper.holds
