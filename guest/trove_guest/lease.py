@@ -78,7 +78,10 @@ class LeaseKeeper:
         self._resume = resume
         self._watchdog = watchdog
         self._clock = clock
+        # Held while the datastore is fenced or resumed (seconds, at worst): heartbeats are
+        # named under a lock of their own, so they never wait for that.
         self._lock = threading.Lock()
+        self._beats_lock = threading.Lock()
         self._sent: OrderedDict[str, float] = OrderedDict()
         self._deadline: float | None = None  # None: holds no lease (never, or released)
         self._granted_sent = float("-inf")  # when the heartbeat last granted was sent
@@ -102,11 +105,15 @@ class LeaseKeeper:
     def new_beat(self) -> str:
         """A name for the heartbeat about to be sent, remembered with when it was sent."""
         beat = uuid.uuid4().hex
-        with self._lock:
+        with self._beats_lock:
             self._sent[beat] = self._clock()
             while len(self._sent) > BEATS_KEPT:
                 self._sent.popitem(last=False)
         return beat
+
+    def _sent_at(self, beat: str) -> float | None:
+        with self._beats_lock:
+            return self._sent.get(beat)
 
     def granted(self, beat: str, lease: float, resume: bool) -> bool:
         """A grant for heartbeat `beat`: the lease runs on from when it was sent. False if
@@ -116,7 +123,7 @@ class LeaseKeeper:
         if not 0 < lease <= LONGEST_LEASE:
             return False
         with self._lock:
-            sent = self._sent.get(beat)
+            sent = self._sent_at(beat)
             if sent is None:
                 return False
             deadline = fence_at(sent, lease)
@@ -137,7 +144,7 @@ class LeaseKeeper:
         last one granted): no deadline, the watchdog stands down. A fence the lapse made
         is undone if `resume` allows it, else forgotten (the control plane's to undo)."""
         with self._lock:
-            sent = self._sent.get(beat)
+            sent = self._sent_at(beat)
             if self._deadline is None or sent is None or sent < self._granted_sent:
                 return False
             if not self._lapsed and self._clock() >= self._deadline:
