@@ -170,7 +170,7 @@ class Conductor:
         instance no longer needs is released from it. A cast the bus does not take is only
         logged: the guest fences its datastore when its lease runs out."""
         lease = self._settings.source_lease
-        granted = source_leases.grant(instance_id, now, lease) if lease else None
+        granted = source_leases.grant(instance_id, now, lease, leased) if lease else None
         message: contract.LeaseGrant | contract.LeaseRelease
         if granted is not None:
             message = contract.LeaseGrant(beat=beat, lease=lease, resume=granted.resume)

@@ -2,7 +2,8 @@
 the control plane again.
 
 The conductor grants one for each healthy heartbeat of a source whose guest knows leases:
-it records `ServiceStatus.lease_until` (receipt + lease) first, then tells the guest, which
+it records `ServiceStatus.lease_until` (receipt + lease) first (once the guest says it
+holds a lease: it fences itself, and its watchdog is armed), then tells the guest, which
 counts the lease from when it sent that heartbeat, less a margin, and fences its datastore
 when it runs out unrenewed (`trove_guest.lease`). The store's end is therefore never before
 the guest's. A failover of a source that cannot be fenced waits for `lease_until` to pass
@@ -14,6 +15,7 @@ instance no longer needs (its replicas gone, or failed over) is released from it
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from peewee import fn
 
@@ -29,30 +31,39 @@ class Grant:
     resume: bool
 
 
-def grant(instance_id: str, now: float, lease: float) -> Grant | None:
-    """Record a lease until `now + lease` for a source with replicas that is not being
-    failed over; None (nothing recorded) for any other instance, or when a later lease is
-    recorded already."""
+def grant(instance_id: str, now: float, lease: float, held: bool) -> Grant | None:
+    """A lease until `now + lease` for a source with replicas that is not being failed
+    over; None for any other instance, or when a later lease is recorded already. It is
+    recorded only where the guest says it `held` one already (so it is one that fences
+    itself, armed with its watchdog): the failover trusts only a recorded lease, and a
+    first grant the guest never got is never trusted."""
     until = now + lease
+    if held:
+        recorded = (
+            ServiceStatus.update(lease_until=until)
+            .where(
+                (ServiceStatus.instance == instance_id)
+                & ServiceStatus.instance.in_(_source(instance_id))
+                & (ServiceStatus.lease_until.is_null() | (ServiceStatus.lease_until < until))
+            )
+            .execute()
+        )
+        if not recorded:
+            return None
+    elif not _source(instance_id).exists():
+        return None
+    return Grant(until=until, resume=not _set_operation_open(instance_id))
+
+
+def _source(instance_id: str) -> Any:
+    """The instance, if it is a source with replicas that is not being failed over."""
     replica = Instance.alias()
-    source = Instance.select(Instance.id).where(
+    return Instance.select(Instance.id).where(
         (Instance.id == instance_id)
         & Instance.replica_of_id.is_null()
         & (Instance.status != status.EJECT)
         & fn.EXISTS(replica.select(replica.id).where(replica.replica_of_id == Instance.id))
     )
-    recorded = (
-        ServiceStatus.update(lease_until=until)
-        .where(
-            (ServiceStatus.instance == instance_id)
-            & ServiceStatus.instance.in_(source)
-            & (ServiceStatus.lease_until.is_null() | (ServiceStatus.lease_until < until))
-        )
-        .execute()
-    )
-    if not recorded:
-        return None
-    return Grant(until=until, resume=not _set_operation_open(instance_id))
 
 
 def release(instance_id: str, leases: bool = True) -> bool | None:

@@ -102,13 +102,21 @@ def world(tmp_path: Path) -> Iterator[World]:
 
 
 def test_a_source_is_granted_its_lease_after_it_is_recorded(world: World) -> None:
-    world.beat("source", "beat-7")
+    world.beat("source", "beat-7", leased=True)
     (sent,) = world.bus.sent
     instance_id, grant, ttl, recorded = sent
     assert instance_id == "source" and ttl == LEASE
     assert grant == contract.LeaseGrant(beat="beat-7", lease=LEASE, resume=True)
     # In the store before it went, counted from receipt.
     assert recorded == world.now[0] + LEASE
+
+
+def test_a_first_grant_is_sent_but_trusted_only_once_the_guest_holds_it(world: World) -> None:
+    world.beat("source", "beat-1")  # holds none yet: it may never get this one
+    assert world.bus.sent[0][1] == contract.LeaseGrant(beat="beat-1", lease=LEASE, resume=True)
+    assert ServiceStatus.get_by_id("source").lease_until is None
+    world.beat("source", "beat-2", leased=True)
+    assert ServiceStatus.get_by_id("source").lease_until == world.now[0] + LEASE
 
 
 def test_no_lease_for_a_standalone_instance_a_replica_or_a_guest_without_leases(
@@ -123,7 +131,7 @@ def test_no_lease_for_a_standalone_instance_a_replica_or_a_guest_without_leases(
 
 
 def test_no_lease_once_its_failover_began(world: World) -> None:
-    world.beat("source")
+    world.beat("source", leased=True)
     granted_until = ServiceStatus.get_by_id("source").lease_until
     tasks.record("t-1", "source", "p", "eject", "trove-svc", "req-1", 0.0)
     Instance.update(status=status.EJECT).where(Instance.id == "source").execute()
@@ -141,7 +149,7 @@ def test_during_a_switchover_the_lease_runs_on_but_a_lapsed_fence_stays(world: W
 
 def test_a_grant_the_bus_refuses_is_only_logged(world: World) -> None:
     world.bus.down = True
-    world.beat("source")
+    world.beat("source", leased=True)
     assert ServiceStatus.get_by_id("source").lease_until == world.now[0] + LEASE
     assert ServiceStatus.get_by_id("source").operating_status == "HEALTHY"
 
@@ -173,7 +181,7 @@ def test_a_failed_over_source_is_released_without_resuming(world: World) -> None
 
 
 def test_a_source_being_failed_over_is_never_released(world: World) -> None:
-    world.beat("source")
+    world.beat("source", leased=True)
     tasks.record("t-1", "source", "p", "eject", "trove-svc", "req-1", 0.0)
     Instance.update(status=status.EJECT).where(Instance.id == "source").execute()
     world.beat("source", "b-2", leased=True)
