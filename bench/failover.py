@@ -131,6 +131,18 @@ def execute(
         conn.close()
 
 
+def first_write(datastore: str, instance: dict[str, Any]) -> None:
+    """Row -1 on the new source. A PostgreSQL replica took its source's group (and its
+    `synchronous_standby_names`) when it was attached: with no standby of its own yet, the
+    session does not wait for one."""
+    if datastore == "postgresql":
+        with pg_session(instance) as conn:
+            conn.execute("SET synchronous_commit = local")
+            conn.execute("INSERT INTO items VALUES (-1)")
+        return
+    execute(datastore, instance, "INSERT INTO items VALUES (-1)")
+
+
 def stray_write(datastore: str, instance: dict[str, Any]) -> None:
     """Row -2, written on a server that runs alone. A PostgreSQL session does not wait for
     a synchronous standby that is not there; MariaDB's semi-synchronous wait cannot be
@@ -239,7 +251,7 @@ class Bench(ApiClient):
         writer.join(timeout=30)
         while True:
             try:
-                execute(datastore, replica, "INSERT INTO items VALUES (?)", (-1,))
+                first_write(datastore, replica)
                 break
             except Exception:
                 if time.monotonic() - killed > 300:
