@@ -1,6 +1,7 @@
-"""Automatic failover: time from killing a source to the first write its replica accepts,
-and committed rows lost, for PostgreSQL and MariaDB, with asynchronous and synchronous
-replication.
+"""Automatic failover and rejoin: time from killing a source to the first write its replica
+accepts, committed rows lost, and time from the old source coming back to it being a
+HEALTHY replica of the new one, for PostgreSQL and MariaDB, with asynchronous and
+synchronous replication.
 
 Runs a private trove-svc on its default failover settings (a source not healthy for
 10 s is failed over; guests report every 3 s). Each run makes a source (a user and a
@@ -17,12 +18,19 @@ The time splits into detection (kill to the failover task's start: the failover 
 less the age of the last healthy report, plus up to a second of polling) and promotion
 (the task's start to the first accepted write): the floor is the limit itself.
 
+Then the old source comes back as a machine would: its server started alone, as it was
+(it takes a stray write, a split brain), then its guest. Rejoin time is from the guest's
+start to the old source being ACTIVE and HEALTHY as a replica of the new source with every
+row the new source has and without the stray one; a rejoin that fails counts as such.
+Each figure is printed as its median (p50) and its spread (min to max) over the runs.
+
     .venv/bin/python bench/failover.py [--runs 5] [--datastores postgresql,mariadb]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import statistics
@@ -44,6 +52,8 @@ from tests import processes, support
 PROJECT = "bench"
 USER = {"name": "app", "password": "bench-pw-1-long"}
 DATABASE = "app"
+# An old source not a HEALTHY replica this long after its guest is back never rejoined.
+REJOIN_LIMIT = 180.0
 
 SYNC_GROUPS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     # (the source's group values, the replica's)
@@ -119,6 +129,37 @@ def execute(
             return list(cursor.fetchall())
     finally:
         conn.close()
+
+
+def first_write(datastore: str, instance: dict[str, Any]) -> None:
+    """Row -1 on the new source. A PostgreSQL replica took its source's group (and its
+    `synchronous_standby_names`) when it was attached: with no standby of its own yet, the
+    session does not wait for one."""
+    if datastore == "postgresql":
+        with pg_session(instance) as conn:
+            conn.execute("SET synchronous_commit = local")
+            conn.execute("INSERT INTO items VALUES (-1)")
+        return
+    execute(datastore, instance, "INSERT INTO items VALUES (-1)")
+
+
+def stray_write(datastore: str, instance: dict[str, Any]) -> None:
+    """Row -2, written on a server that runs alone. A PostgreSQL session does not wait for
+    a synchronous standby that is not there; MariaDB's semi-synchronous wait cannot be
+    turned off for one session, so there the write goes on in the background (it commits
+    when the wait times out, or never: the rejoin discards it either way)."""
+    if datastore == "postgresql":
+        with pg_session(instance) as conn:
+            conn.execute("SET synchronous_commit = local")
+            conn.execute("INSERT INTO items VALUES (-2)")
+        return
+    maria_session(instance).close()  # it answers: the server runs
+
+    def write() -> None:
+        with contextlib.suppress(Exception):
+            execute(datastore, instance, "INSERT INTO items VALUES (-2)")
+
+    threading.Thread(target=write, daemon=True).start()
 
 
 def kept_inserter(datastore: str, instance: dict[str, Any]) -> Callable[[int], None]:
@@ -201,6 +242,8 @@ class Bench(ApiClient):
             if datastore == "postgresql"
             else instance_dir / "mariadb" / "mariadbd.pid"
         )
+        server = processes.command_of(pid_file)
+        guest = processes.command_of(instance_dir / "guest.pid")
         killed_wall = time.time()
         killed = time.monotonic()
         os.kill(int(pid_file.read_text().split()[0]), signal.SIGKILL)
@@ -208,7 +251,7 @@ class Bench(ApiClient):
         writer.join(timeout=30)
         while True:
             try:
-                execute(datastore, replica, "INSERT INTO items VALUES (?)", (-1,))
+                first_write(datastore, replica)
                 break
             except Exception:
                 if time.monotonic() - killed > 300:
@@ -219,16 +262,8 @@ class Bench(ApiClient):
         lost = len([n for n in writer.acknowledged if n not in rows])
         started = self.eject_started(source["id"])
         detection = (started - killed_wall) if started else float("nan")
-        # The old source follows the new one, or, if it wrote what the replica never
-        # received (asynchronous), stays fenced in ERROR; either way it goes first.
-        old = self.service.wait_for(
-            self.token,
-            PROJECT,
-            source["id"],
-            lambda i: i["status"] == "ERROR" or support.active_and_healthy(i),
-            timeout=600,
-        )
-        rejoined = old["status"] != "ERROR"
+        self.wait_ejected(source["id"])
+        rejoin = self.rejoin_seconds(datastore, source, replica, server, guest)
         self.delete_instance(source["id"])
         self.delete_instance(replica["id"])
         return {
@@ -236,19 +271,86 @@ class Bench(ApiClient):
             "detection": detection,
             "lost": float(lost),
             "committed": float(len(writer.acknowledged)),
-            "rejoined": float(rejoined),
+            "rejoin": rejoin,
         }
+
+    def wait_ejected(self, instance_id: str) -> None:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            tasks = self.request("GET", f"/instances/{instance_id}/tasks")["tasks"]
+            if any(t["action"] == "eject" and t["finished"] for t in tasks):
+                return
+            time.sleep(0.3)
+        raise AssertionError("the failover never ended")
+
+    def rejoin_seconds(
+        self,
+        datastore: str,
+        source: dict[str, Any],
+        replica: dict[str, Any],
+        server: tuple[list[str], int],
+        guest: tuple[list[str], int],
+    ) -> float:
+        """Seconds from the old source's guest starting again to the old source being a
+        HEALTHY replica of `replica` with exactly its rows; NaN if it never is."""
+        processes.start_again(*server)
+        stray_deadline = time.monotonic() + 60
+        while True:  # a split brain: alone, it takes a write the new source never had
+            try:
+                stray_write(datastore, source)
+                break
+            except Exception:
+                if time.monotonic() > stray_deadline:
+                    raise
+                time.sleep(0.1)
+        processes.start_again(*guest)
+        back = time.monotonic()
+        wanted = {row[0] for row in execute(datastore, replica, "SELECT n FROM items")}
+        while time.monotonic() - back < REJOIN_LIMIT:
+            if self.rejoin_failed(source["id"]):
+                return float("nan")
+            if self.follows_with(datastore, source, replica["id"], wanted):
+                return time.monotonic() - back
+            time.sleep(0.3)
+        return float("nan")
+
+    def rejoin_failed(self, instance_id: str) -> bool:
+        tasks = self.request("GET", f"/instances/{instance_id}/tasks")["tasks"]
+        return any(t["action"] == "rejoin" and t["state"] == "FAILED" for t in tasks)
+
+    def follows_with(
+        self, datastore: str, instance: dict[str, Any], source_id: str, wanted: set[Any]
+    ) -> bool:
+        """HEALTHY, following `source_id`, with the rows `wanted` and not the stray one."""
+        shown = self.request("GET", f"/instances/{instance['id']}")["instance"]
+        if not support.active_and_healthy(shown):
+            return False
+        if (shown.get("replica_of") or {}).get("id") != source_id:
+            return False
+        try:
+            rows = {row[0] for row in execute(datastore, instance, "SELECT n FROM items")}
+        except Exception:  # restarting in standby, say
+            return False
+        return rows >= wanted and -2 not in rows
+
+
+def spread(values: list[float]) -> str:
+    """p50 (min to max) of the values that are numbers, and how many are not."""
+    found = sorted(v for v in values if v == v)
+    if not found:
+        return "none"
+    missing = len(values) - len(found)
+    text = f"p50 {statistics.median(found):.1f} s ({found[0]:.1f} to {found[-1]:.1f})"
+    return text + (f", {missing} never" if missing else "")
 
 
 def summary(runs: list[dict[str, float]]) -> str:
-    seconds = sorted(r["seconds"] for r in runs)
-    detection = [r["detection"] for r in runs]
     return (
-        f"to first write: p50 {statistics.median(seconds):.1f} s (min {seconds[0]:.1f}, "
-        f"max {seconds[-1]:.1f}); detection p50 {statistics.median(detection):.1f} s; "
+        f"failover {spread([r['seconds'] for r in runs])} "
+        f"(detection {spread([r['detection'] for r in runs])}); "
+        f"rejoin {spread([r['rejoin'] for r in runs])}; "
         f"rows lost {[int(r['lost']) for r in runs]} of "
-        f"{[int(r['committed']) for r in runs]} committed; old source followed the new in "
-        f"{int(sum(r['rejoined'] for r in runs))} of {len(runs)}"
+        f"{[int(r['committed']) for r in runs]} committed"
     )
 
 
@@ -288,9 +390,8 @@ def main() -> None:
                     print(
                         f"{key} run {number + 1}: {outcome['seconds']:.1f} s to write "
                         f"(detection {outcome['detection']:.1f} s), lost "
-                        f"{int(outcome['lost'])} of {int(outcome['committed'])}; old source "
-                        f"{'follows' if outcome['rejoined'] else 'fenced, diverged'}; "
-                        f"load {os.getloadavg()[0]:.2f}",
+                        f"{int(outcome['lost'])} of {int(outcome['committed'])}; rejoined in "
+                        f"{outcome['rejoin']:.1f} s; load {os.getloadavg()[0]:.2f}",
                         flush=True,
                     )
         print()

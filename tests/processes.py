@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -83,7 +84,7 @@ def guest_agents_mentioning(text: str) -> int:
             cmdline = (proc / "cmdline").read_bytes()
         except OSError:
             continue
-        if b"trove_guest" in cmdline and text.encode() in cmdline:
+        if daemon.is_agent_command(cmdline) and text.encode() in cmdline:
             count += daemon.supervisor_of(int(proc.name)) is None
     return count
 
@@ -98,3 +99,40 @@ def kill_guest(pid_file: Path) -> None:
         if victim is not None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(victim, signal.SIGKILL)
+
+
+def pids_of_instance(instance_dir: Path) -> list[int]:
+    """Every live process of an instance, as freezing its machine would stop them: those
+    naming its directory or working in it, and (where it has an account of its own, not
+    this test's nor the service's) every process of that account."""
+    found = set(pids_mentioning(str(instance_dir))) | set(pids_working_in(str(instance_dir)))
+    owner = instance_dir.stat().st_uid
+    if owner not in (os.getuid(), instance_dir.parent.stat().st_uid):
+        for proc in Path("/proc").iterdir():
+            with contextlib.suppress(OSError):
+                if proc.name.isdigit() and proc.stat().st_uid == owner:
+                    found.add(int(proc.name))
+    found.discard(os.getpid())
+    return sorted(pid for pid in found if pid_alive(pid))
+
+
+def command_of(pid_file: Path) -> tuple[list[str], int]:
+    """The command line of the process a pid file names, and its account: to start it again
+    as it was, as a machine coming back would."""
+    proc = Path("/proc") / pid_file.read_text().split()[0]
+    return [arg.decode() for arg in (proc / "cmdline").read_bytes().split(b"\0") if arg], (
+        proc.stat().st_uid
+    )
+
+
+def start_again(command: list[str], uid: int) -> None:
+    """Start a process as `command_of` found it, detached."""
+    subprocess.Popen(
+        command,
+        user=uid,
+        cwd="/",
+        start_new_session=True,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )

@@ -475,18 +475,40 @@ def guest_queue_exists(amqp_url: str, instance_id: str) -> bool:
     return broker_has(amqp_url, queue=topology.guest_queue(instance_id))
 
 
-def broker_user_exists(service: Service, user: str) -> bool:
-    request = urllib.request.Request(f"{service.management_url}/api/users/{user}")
+def _management(service: Service, method: str, path: str) -> Any:
+    """RabbitMQ's management API, as the broker's administrator."""
+    request = urllib.request.Request(f"{service.management_url}{path}", method=method)
     parts = urllib.parse.urlsplit(service.admin_url)
     token = base64.b64encode(f"{parts.username}:{parts.password}".encode()).decode()
     request.add_header("Authorization", f"Basic {token}")
+    with urllib.request.urlopen(request, timeout=10) as response:
+        payload = response.read()
+    return json.loads(payload) if payload else None
+
+
+def broker_user_exists(service: Service, user: str) -> bool:
     try:
-        with urllib.request.urlopen(request, timeout=10):
-            return True
+        _management(service, "GET", f"/api/users/{user}")
     except urllib.error.HTTPError as exc:
         if exc.code == 404:
             return False
         raise
+    return True
+
+
+def cut_guest_off(service: Service, instance_id: str) -> None:
+    """The instance's guest loses the broker, as a network partition would leave it: its
+    account's permissions on the deployment's vhost go, and its connections are closed
+    (it cannot open new ones). Its datastore stays reachable."""
+    from trove_svc.bus.broker import guest_user
+
+    user = guest_user(instance_id)
+    vhost = urllib.parse.quote(service.settings().vhost, safe="")
+    _management(service, "DELETE", f"/api/permissions/{vhost}/{user}")
+    for connection in _management(service, "GET", f"/api/vhosts/{vhost}/connections") or []:
+        if connection.get("user") == user:
+            name = urllib.parse.quote(connection["name"], safe="")
+            _management(service, "DELETE", f"/api/connections/{name}")
 
 
 def leftovers(service: Service, instance_id: str, os_user: str | None) -> list[str]:

@@ -9,7 +9,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,8 @@ from trove_guest import daemon, disk
 from trove_guest.backup_runner import BackupRunner
 from trove_guest.config import GuestConfig
 from trove_guest.drivers import DatastoreDriver, load_driver
+from trove_guest.lease import CHECK_EVERY, LeaseKeeper, WatchdogFeed
+from trove_guest.watchdog import WatchdogProcess
 from trove_wire import contract, logs, seal, topology
 from trove_wire.amqp import (
     CONNECTION_ERRORS,
@@ -36,9 +38,15 @@ class Agent:
     the instance's key. A message that fails a check gets no answer: it is dropped,
     counted and logged without its contents."""
 
-    def __init__(self, config: GuestConfig, driver: DatastoreDriver) -> None:
+    def __init__(
+        self,
+        config: GuestConfig,
+        driver: DatastoreDriver,
+        watchdog: Callable[[Path, int], WatchdogFeed] = WatchdogProcess,
+    ) -> None:
         self.config = config
         self.driver = driver
+        self._new_watchdog = watchdog
         self._key = config.key_bytes
         self._stopping = threading.Event()
         self._publisher: Publisher | None = None
@@ -46,6 +54,8 @@ class Agent:
         self.guard = seal.ReplayGuard(config.message_window)
         self.refused = seal.DropCounter()
         self.backups = BackupRunner(config, self.report)
+        self._watchdog: WatchdogFeed | None = None
+        self.lease = self._lease_keeper()
         self.consumer = Consumer(
             config.transport_url,
             config.queue,
@@ -69,6 +79,7 @@ class Agent:
             LOG.warning("refused a message (malformed)")
             return None
         if not delivery.correlation_id:
+            self.on_cast(envelope)
             return None
         with logs.serving(envelope.context.request_id):
             LOG.info("%s", envelope.method)
@@ -90,6 +101,47 @@ class Agent:
         except Exception as exc:
             LOG.exception("%s failed", envelope.method)
             return Reply(error_code=contract.ErrorCode.FAILED, error_message=type(exc).__name__)
+
+    def _lease_keeper(self) -> LeaseKeeper | None:
+        """The lease's keeper, for a datastore whose driver can fence it (one that fails
+        over); None for the others, whose heartbeats ask for no lease."""
+        driver: Any = self.driver
+        if not all(hasattr(driver, name) for name in ("fence_writes", "take_writes", "hard_stop")):
+            return None
+        base_dir = self.config.data_dir
+        pid_file, signum = driver.hard_stop(base_dir)
+        watchdog = self._watchdog = self._new_watchdog(Path(pid_file), signum)
+        return LeaseKeeper(
+            fence=lambda: bool(driver.fence_writes(base_dir)),
+            resume=lambda: driver.take_writes(base_dir),
+            watchdog=watchdog,
+        )
+
+    def on_cast(self, envelope: Envelope) -> None:
+        """A message that wants no answer (`contract.CASTS`): a lease's grant or release."""
+        cast = contract.CASTS.get(envelope.method)
+        if cast is None or self.lease is None:
+            self.refused.add("malformed")
+            return
+        try:
+            message = cast(**envelope.args)
+        except TypeError:
+            self.refused.add("malformed")
+            return
+        if isinstance(message, contract.LeaseGrant):
+            self.lease.granted(str(message.beat), message.lease, bool(message.resume))
+        else:
+            self.lease.released(str(message.beat), bool(message.resume))
+
+    def keep_lease(self) -> None:
+        """Look at the lease often, on a thread of its own: a stuck heartbeat does not
+        keep the datastore from being fenced."""
+        assert self.lease is not None
+        while not self._stopping.wait(CHECK_EVERY):
+            try:
+                self.lease.check()
+            except Exception:
+                LOG.exception("the lease check failed")
 
     def heartbeat(self) -> contract.Heartbeat:
         operating_status, message = self.driver.health()
@@ -122,7 +174,10 @@ class Agent:
 
     def send_heartbeats(self) -> None:
         while not self._stopping.is_set():
-            self.report(self.heartbeat())
+            beat = self.heartbeat()
+            if self.lease is not None:  # named as it goes: a grant counts from here
+                beat = replace(beat, beat=self.lease.new_beat(), leased=self.lease.holds)
+            self.report(beat)
             self._stopping.wait(self.config.heartbeat_interval)
         with self._report_lock:
             if self._publisher is not None:
@@ -131,8 +186,14 @@ class Agent:
     def run(self) -> None:
         beat = threading.Thread(target=self.send_heartbeats, name="heartbeat", daemon=True)
         beat.start()
-        self.consumer.run()
-        beat.join(timeout=5)
+        if self.lease is not None:
+            threading.Thread(target=self.keep_lease, name="lease", daemon=True).start()
+        try:
+            self.consumer.run()
+        finally:
+            beat.join(timeout=5)
+            if self._watchdog is not None:
+                self._watchdog.close()
 
     def stop(self) -> None:
         self._stopping.set()

@@ -28,12 +28,20 @@ RESTART_DELAY_MAX = 30.0
 STABLE_AFTER = 60.0
 
 
+def is_agent_command(cmdline: bytes) -> bool:
+    """Whether a process's command line is a guest agent's (its supervisor's too; never
+    the lease's watchdog beside it, which outlives the agent on purpose)."""
+    if b"trove_guest.watchdog" in cmdline:
+        return False
+    return b"trove_guest" in cmdline or b"trove-guest" in cmdline
+
+
 def _is_agent(pid: int) -> bool:
     try:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return False
-    return b"trove_guest" in cmdline or b"trove-guest" in cmdline
+    return is_agent_command(cmdline)
 
 
 def _pid_in(path: Path) -> int | None:

@@ -110,9 +110,11 @@ class Publisher:
         persistent: bool = True,
         headers: dict[str, Any] | None = None,
         kind: str | None = None,
+        expiration: float | None = None,
     ) -> None:
         """Publish and wait for the broker's confirm; NoConsumerQueue if nothing takes it.
-        `kind` is the message's type, readable before a sealed body is opened."""
+        `kind` is the message's type, readable before a sealed body is opened; a message
+        still queued `expiration` seconds on is dropped by the broker."""
 
         def op() -> None:
             channel = self._ensure()
@@ -126,6 +128,9 @@ class Publisher:
                         message_id=message_id,
                         headers=headers,
                         type=kind,
+                        expiration=None
+                        if expiration is None
+                        else str(max(1, int(expiration * 1000))),
                     ),
                     mandatory=True,
                 )

@@ -319,6 +319,37 @@ def decode_call(method: str, arguments: dict[str, Any]) -> Call[Any]:
         raise UnknownCall(f"arguments of {method!r} do not fit") from exc
 
 
+# Casts: what the control plane tells a guest without waiting for an answer.
+
+
+@dataclass(frozen=True)
+class LeaseGrant:
+    """The answer to a source's heartbeat: it may take writes for `lease` seconds from
+    when it sent heartbeat `beat` (the conductor recorded the lease before it sent this).
+    `resume`: a fence the lease's lapse made may be undone (no switchover or failover of
+    its set is under way)."""
+
+    method: ClassVar[str] = "lease_grant"
+    beat: str
+    lease: float
+    resume: bool = True
+
+
+@dataclass(frozen=True)
+class LeaseRelease:
+    """The answer to the heartbeat `beat` of a guest that holds a lease its instance no
+    longer needs (its replicas are gone, or it was failed over): no deadline any more.
+    `resume`: a fence the lease's lapse made may be undone (it stands alone and nothing
+    moves in its set); else that fence is the control plane's to undo (a rejoin)."""
+
+    method: ClassVar[str] = "lease_release"
+    beat: str
+    resume: bool = False
+
+
+CASTS: dict[str, type[Any]] = {LeaseGrant.method: LeaseGrant, LeaseRelease.method: LeaseRelease}
+
+
 # Reports: what a guest sends to the conductor unasked.
 
 
@@ -328,6 +359,11 @@ class Heartbeat:
     operating_status: str
     message: str | None = None
     disk_used_bytes: int | None = None
+    # The guest's own name for this heartbeat, which a LeaseGrant answers (None: a guest
+    # that knows no leases, which is never granted one).
+    beat: str | None = None
+    # The guest holds a lease (a LeaseRelease answers, if the instance needs none).
+    leased: bool = False
 
 
 @dataclass(frozen=True)

@@ -7,9 +7,10 @@ stray write discarded."""
 
 from __future__ import annotations
 
+import calendar
+import itertools
 import os
 import signal
-import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -96,27 +97,6 @@ def _delete_all(service: support.Service, token: str, ids: list[str]) -> None:
 
 def _kill(pid_file: Path) -> None:
     os.kill(int(pid_file.read_text().split()[0]), signal.SIGKILL)
-
-
-def _command_of(pid_file: Path) -> tuple[list[str], int]:
-    """The command line of the process a pid file names, and its account: to start it again
-    as it was, as a machine coming back would."""
-    proc = Path("/proc") / pid_file.read_text().split()[0]
-    return [arg.decode() for arg in (proc / "cmdline").read_bytes().split(b"\0") if arg], (
-        proc.stat().st_uid
-    )
-
-
-def _start_again(command: list[str], uid: int) -> None:
-    subprocess.Popen(
-        command,
-        user=uid,
-        cwd="/",
-        start_new_session=True,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
 
 
 # PostgreSQL
@@ -322,8 +302,8 @@ def test_postgresql_source_killed_fails_over_by_itself(
     }
 
     instance_dir = service.state_dir / "instances" / source["id"]
-    server = _command_of(instance_dir / "postgresql" / "data" / "postmaster.pid")
-    guest = _command_of(instance_dir / "guest.pid")
+    server = processes.command_of(instance_dir / "postgresql" / "data" / "postmaster.pid")
+    guest = processes.command_of(instance_dir / "guest.pid")
     _kill(instance_dir / "postgresql" / "data" / "postmaster.pid")
     processes.kill_guest(instance_dir / "guest.pid")
     killed = time.monotonic()
@@ -352,11 +332,11 @@ def test_postgresql_source_killed_fails_over_by_itself(
     assert ejected["requested_by"] == "trove-svc (automatic failover)", ejected
 
     # A split brain: the old source, cut off, is started alone and takes a write...
-    _start_again(*server)
+    processes.start_again(*server)
     _eventually(lambda: _pg_write(source, 1000) is None, "the cut-off source takes a write")
     # ... then its guest reports again: it rejoins as a replica of the new source, and the
     # stray write is discarded, never merged.
-    _start_again(*guest)
+    processes.start_again(*guest)
     back = time.monotonic()
     rejoined = _ended(service, token, source["id"], "rejoin")
     assert rejoined["state"] == "SUCCEEDED", (rejoined["message"], rejoined.get("failed_step"))
@@ -379,6 +359,143 @@ def test_postgresql_source_killed_fails_over_by_itself(
     promoted = [t for t in _tasks(service, token, replica["id"]) if t["action"] == "promote"]
     assert promoted and "position" in promoted[0]["message"], promoted
     _delete_all(service, token, [source["id"], other["id"], replica["id"]])
+
+
+# Freezing every process of a source takes this much: the source's lease (10 s), then the
+# failover's limit (10 s) from its last heartbeat, and the failover's own few seconds.
+FAILOVER_OF_A_FROZEN_SOURCE = 30.0
+# After its processes resume, a source whose lease ran out refuses writes within this.
+FENCED_AFTER_RESUMING = 2.0
+LEASE = 10.0
+
+
+def _pg_write_refused(instance: dict[str, Any], tries: itertools.count[int]) -> bool:
+    """A write (of a row never written before) is refused: the server is read-only, or
+    takes no connection (stopping, restarting in standby)."""
+    try:
+        _pg_write(instance, -next(tries))
+    except (psycopg.errors.ReadOnlySqlTransaction, psycopg.OperationalError):
+        return True
+    return False
+
+
+def _promoted(service: support.Service, token: str, candidates: list[dict[str, Any]]) -> Any:
+    return next(
+        (c for c in candidates if not _show(service, token, c["id"]).get("replica_of")), None
+    )
+
+
+def _leased(service: support.Service, instance: dict[str, Any]) -> None:
+    """Wait until the source holds a lease: its watchdog runs (armed by the first grant)."""
+    instance_dir = str(service.state_dir / "instances" / instance["id"])
+    _eventually(
+        lambda: any(
+            instance_dir in line for line in processes.processes_mentioning("trove_guest.watchdog")
+        ),
+        f"{instance['id']} holds a lease",
+        30,
+    )
+
+
+def test_postgresql_source_frozen_or_cut_off_fences_itself_before_its_failover(
+    service: support.Service, token: str
+) -> None:
+    """(a) Every process of a source frozen (SIGSTOP): a replica is promoted once the
+    source's lease ran out; when they resume, the old source refuses writes within 2 s,
+    and rejoins as a replica, what it wrote meanwhile discarded. (b) The new source's guest
+    cut off from the broker while clients still reach its server: it refuses writes by the
+    end of its lease, before its replica (the old source) is promoted."""
+    source = _healthy_source(service, token, "pg-frozen", "postgresql", "app")
+    with _pg(source) as conn:
+        conn.execute("CREATE TABLE items (n int PRIMARY KEY)")
+        conn.execute("INSERT INTO items SELECT generate_series(1, 10)")
+    replica = _healthy(
+        service, token, _create(service, token, "pg-thawed", replica_of=source["id"])["id"]
+    )
+    _eventually(lambda: len(_pg_rows(replica)) == 10, "the replica has every row")
+    tries = itertools.count(1)
+    frozen = _check_frozen_source_fails_over_and_rejoins(service, token, source, replica, tries)
+    cut_off = _check_cut_off_source_fences_before_its_failover(
+        service, token, replica, source, tries
+    )
+    print(f"{frozen}; {cut_off}")  # the figures, for a look with -s
+    _ended(service, token, replica["id"], "eject")
+    _delete_all(service, token, [replica["id"], source["id"]])
+
+
+def _check_frozen_source_fails_over_and_rejoins(
+    service: support.Service,
+    token: str,
+    source: dict[str, Any],
+    replica: dict[str, Any],
+    tries: itertools.count[int],
+) -> str:
+    """Frozen, as a paused machine would leave it: the server's processes, the guest, its
+    watchdog."""
+    _leased(service, source)
+    frozen = processes.pids_of_instance(service.state_dir / "instances" / source["id"])
+    assert len(frozen) >= 3, frozen
+    processes.signal_all(frozen, signal.SIGSTOP)
+    stopped = time.monotonic()
+    try:
+        _eventually(
+            lambda: _promoted(service, token, [replica]) is not None,
+            "the replica is promoted",
+            FAILOVER_OF_A_FROZEN_SOURCE + 30,
+        )
+        took = time.monotonic() - stopped
+        assert took <= FAILOVER_OF_A_FROZEN_SOURCE, f"promoted {took:.1f} s after the freeze"
+        _eventually(lambda: _pg_write(replica, 11) is None, "the new source takes writes", 30)
+    finally:
+        processes.signal_all(frozen, signal.SIGCONT)
+    resumed = time.monotonic()
+    _eventually(lambda: _pg_write_refused(source, tries), "the old source refuses writes", 10)
+    refused_after = time.monotonic() - resumed
+    assert refused_after <= FENCED_AFTER_RESUMING, f"refused writes {refused_after:.1f} s on"
+    waited = [t for t in _tasks(service, token, source["id"]) if t["action"] == "lease"]
+    assert waited and "its lease ran out" in waited[0]["message"], waited
+    # With automatic rejoin, it comes back as a replica of the new source; whatever it
+    # took in the moment before its fence is gone.
+    rejoined = _ended(service, token, source["id"], "rejoin")
+    assert rejoined["state"] == "SUCCEEDED", (rejoined["message"], rejoined.get("failed_step"))
+    _healthy(service, token, source["id"])
+    assert _show(service, token, source["id"])["replica_of"]["id"] == replica["id"]
+    _eventually(lambda: _pg_rows(source) == list(range(1, 12)), "the old source follows")
+    assert _pg_refuses_writes(source)
+    return f"frozen: promoted after {took:.1f} s, refused writes {refused_after:.1f} s on"
+
+
+def _check_cut_off_source_fences_before_its_failover(
+    service: support.Service,
+    token: str,
+    source: dict[str, Any],
+    replica: dict[str, Any],
+    tries: itertools.count[int],
+) -> str:
+    """The source's guest cut off from the control plane; its clients still reach it."""
+    _leased(service, source)
+    support.cut_guest_off(service, source["id"])
+    cut = time.time()
+    refused_at = None
+    while refused_at is None and time.time() < cut + LEASE + 30:
+        if _pg_write_refused(source, tries):
+            refused_at = time.time()
+        time.sleep(0.1)
+    assert refused_at is not None, "the cut-off source never refused writes"
+    assert refused_at - cut <= LEASE, f"refused writes {refused_at - cut:.1f} s after the cut"
+    _eventually(
+        lambda: _promoted(service, token, [replica]) is not None,
+        "the replica is promoted in its place",
+        60,
+    )
+    (promotion,) = [t for t in _tasks(service, token, replica["id"]) if t["action"] == "promote"]
+    promoted_at = calendar.timegm(time.strptime(promotion["started"], "%Y-%m-%dT%H:%M:%S"))
+    assert refused_at < promoted_at, (refused_at, promotion)
+    assert _pg_refuses_writes(source)
+    return (
+        f"cut off: refused writes {refused_at - cut:.1f} s after the cut, "
+        f"{promoted_at - refused_at:.1f} s before the promotion"
+    )
 
 
 def _pg_setting(instance: dict[str, Any], name: str) -> str:
@@ -548,8 +665,8 @@ def test_mariadb_replica_switchover_then_failover(service: support.Service, toke
 
     # Now the new source dies: the old one (its replica) is promoted by itself.
     new_dir = service.state_dir / "instances" / replica["id"]
-    server = _command_of(new_dir / "mariadb" / "mariadbd.pid")
-    guest = _command_of(new_dir / "guest.pid")
+    server = processes.command_of(new_dir / "mariadb" / "mariadbd.pid")
+    guest = processes.command_of(new_dir / "guest.pid")
     _kill(new_dir / "mariadb" / "mariadbd.pid")
     processes.kill_guest(new_dir / "guest.pid")
     _eventually(lambda: _maria_write(source, 24) is None, "failover to the first", 60)
@@ -558,9 +675,9 @@ def test_mariadb_replica_switchover_then_failover(service: support.Service, toke
 
     # A split brain: the failed-over one, cut off, is started alone and takes a write; then
     # its guest reports again, and it rejoins as a replica of the new source, copied afresh.
-    _start_again(*server)
+    processes.start_again(*server)
     _eventually(lambda: _maria_write(replica, 1000) is None, "the cut-off one writes")
-    _start_again(*guest)
+    processes.start_again(*guest)
     came_back = time.monotonic()
     rejoined = _ended(service, token, replica["id"], "rejoin")
     assert rejoined["state"] == "SUCCEEDED", (rejoined["message"], rejoined.get("failed_step"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import uuid
+from dataclasses import asdict
 from typing import Any, TypeVar
 
 from trove_svc.domain import errors
@@ -93,6 +94,27 @@ class Bus:
             raise error(reply.error_message or f"The guest agent refused {request.method}.")
         result: R = reply.result
         return result
+
+    def cast_guest(self, instance_id: str, message: Any, ttl: float) -> None:
+        """A message the guest acts on without answering (`contract.CASTS`), sealed with
+        the instance's key; gone unread after `ttl` seconds, never persisted."""
+        key = self._keyring.for_instance(instance_id)
+        if key is None:
+            raise errors.ServiceUnavailable(f"Instance {instance_id} has no guest to tell.")
+        envelope = Envelope.new(message.method, asdict(message))
+        body = seal.seal(key, seal.to_guest(instance_id), envelope.to_json())
+        try:
+            self._publisher().publish(
+                topology.TO_GUEST,
+                instance_id,
+                body,
+                envelope.id,
+                persistent=False,
+                expiration=ttl,
+                kind=message.method,
+            )
+        except (BrokerUnavailable, NoConsumerQueue) as exc:
+            raise errors.ServiceUnavailable("The message bus is unavailable.") from exc
 
     def add_guest_queues(self, instance_id: str) -> None:
         """The instance's queues and exchange (`trove_wire.topology.declare_guest`)."""

@@ -19,9 +19,10 @@ from collections.abc import Callable
 from typing import Any
 
 from trove_svc.bus.broker import BrokerAdmin
+from trove_svc.bus.client import Bus
 from trove_svc.conductor.intake import ReportIntake
 from trove_svc.conductor.rate import ReportRate
-from trove_svc.domain import backups, errors, status, wait_limits
+from trove_svc.domain import backups, errors, source_leases, status, wait_limits
 from trove_svc.process import metrics, workers
 from trove_svc.process.settings import Settings
 from trove_svc.security.keys import KeyRing
@@ -46,8 +47,10 @@ class Conductor:
         url: str,
         keyring: KeyRing,
         broker_admin: BrokerAdmin | None = None,
+        bus: Bus | None = None,
     ) -> None:
         self._settings = settings
+        self._bus = bus or Bus(url, keyring)
         self._broker_admin = broker_admin
         self._clock = settings.clock
         self._keyring = keyring
@@ -158,6 +161,27 @@ class Conductor:
         metrics.get().heartbeats.labels("recorded").inc()
         if healthy:
             status.promote_if_ready(instance_id, now)
+            if beat.beat is not None:
+                self._renew_lease(instance_id, str(beat.beat)[:64], beat.leased is True, now)
+
+    def _renew_lease(self, instance_id: str, beat: str, leased: bool, now: float) -> None:
+        """A source's healthy heartbeat renews its lease: recorded first, then told to its
+        guest (a cast that lives no longer than the lease). A guest that holds a lease its
+        instance no longer needs is released from it. A cast the bus does not take is only
+        logged: the guest fences its datastore when its lease runs out."""
+        lease = self._settings.source_lease
+        granted = source_leases.grant(instance_id, now, lease, leased) if lease else None
+        message: contract.LeaseGrant | contract.LeaseRelease
+        if granted is not None:
+            message = contract.LeaseGrant(beat=beat, lease=lease, resume=granted.resume)
+        elif leased and (resume := source_leases.release(instance_id, bool(lease))) is not None:
+            message = contract.LeaseRelease(beat=beat, resume=resume)
+        else:
+            return
+        try:
+            self._bus.cast_guest(instance_id, message, ttl=lease or self._settings.heartbeat_expiry)
+        except errors.ServiceUnavailable as exc:
+            LOG.warning("the lease of %s not sent: %s", instance_id, exc.message)
 
     def on_backup_report(self, instance_id: str, envelope: Envelope) -> None:
         """A guest's word on a backup of its own instance (never another's); one that is

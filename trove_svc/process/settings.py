@@ -99,6 +99,10 @@ class Settings:
     # A failed-over source whose guest reports again rejoins its set by itself, as a
     # replica of the new source (False: it stays fenced until asked to rejoin).
     auto_rejoin: bool = True
+    # A source with replicas holds a lease this long from each healthy heartbeat; its guest
+    # fences it (and a watchdog stops its server) before the lease runs out unrenewed, so a
+    # failover that waits the lease out never meets a writable old source. 0: no leases.
+    source_lease: float = 10.0
     # S3-compatible object storage for backups whose strategy says s3: its endpoint, and
     # a 0600 JSON file {"access_key": ..., "secret_key": ...} (empty: s3.json in the state
     # directory).
@@ -282,6 +286,12 @@ class Settings:
             found.append(
                 f"{ENV_PREFIX}COMPUTE_PROVIDER=openstack needs {ENV_PREFIX}OPENSTACK_CLOUD"
             )
+        if self.source_lease and self.heartbeat_interval * 2 > self.source_lease:
+            found.append(
+                f"{ENV_PREFIX}SOURCE_LEASE={self.source_lease:g} must be at least twice "
+                f"{ENV_PREFIX}HEARTBEAT_INTERVAL={self.heartbeat_interval:g}: a lease is renewed "
+                "by each heartbeat, and a source would fence itself between two"
+            )
         if self.port_range_start > self.port_range_end:
             found.append(
                 f"{ENV_PREFIX}PORT_RANGE_START={self.port_range_start} is above "
@@ -356,6 +366,7 @@ _RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "backup_max_rate": (lambda v: v >= 0, "bytes a second, 0 (no limit) or more"),
     "limit_replication": (_positive, "seconds, more than 0"),
     "failover_after": (lambda v: v >= 0, "seconds, 0 (never) or more"),
+    "source_lease": (lambda v: v == 0 or 3 <= v <= 60, "seconds, 0 (no leases) or 3 to 60"),
     "max_body_bytes": (_positive, "bytes, more than 0"),
     "max_body_depth": (_positive, "levels, at least 1"),
     "password_min_length": (

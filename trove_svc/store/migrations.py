@@ -119,6 +119,12 @@ def _tenant_deleted_backups(migrator: SchemaMigrator) -> None:
         migrate(migrator.add_column("backup", "deleted_by_tenant_at", Backup.deleted_by_tenant_at))
 
 
+def _source_leases(migrator: SchemaMigrator) -> None:
+    """A source's lease: until when its guest may let it take writes unrenewed."""
+    if "service_status" in migrator.database.get_tables():  # else made whole, as models say
+        migrate(migrator.add_column("service_status", "lease_until", ServiceStatus.lease_until))
+
+
 MIGRATIONS: list[Callable[[SchemaMigrator], None]] = [
     _leases_and_keys,
     _list_indexes,
@@ -132,6 +138,7 @@ MIGRATIONS: list[Callable[[SchemaMigrator], None]] = [
     _requesters_projects,
     _own_addresses,
     _tenant_deleted_backups,
+    _source_leases,
 ]
 LATEST = len(MIGRATIONS)
 

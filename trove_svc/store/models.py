@@ -115,6 +115,9 @@ class ServiceStatus(BaseModel):
     # When the guest last said HEALTHY: a source silent or failing since longer than the
     # failover limit is failed over (trove_svc.taskmanager.failover).
     healthy_at = peewee.FloatField(null=True)
+    # A source's lease (trove_svc.domain.source_leases): its guest fences it before this
+    # time unless a newer grant reaches it. Null: never granted one.
+    lease_until = peewee.FloatField(null=True)
 
 
 class Task(BaseModel):

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from trove_svc import compute
-from trove_svc.domain import errors, replication_sets, status, tasks
+from trove_svc.domain import errors, replication_sets, source_leases, status, tasks
 from trove_svc.store.models import Instance, database_proxy
 from trove_svc.taskmanager import rejoin_report
 from trove_svc.taskmanager.deps import Claim, FlowDeps, guest_context
@@ -45,6 +45,9 @@ CATCH_UP_TIMEOUT = 60.0
 # How long a server told to follow a source may take to stream from it.
 FOLLOW_TIMEOUT = 30.0
 STREAMING_LOOKS = 4
+# A failover waits this long past the end of its source's lease (clocks of the conductor's
+# and the task manager's hosts may differ by a little).
+LEASE_MARGIN = 0.5
 # A replica that does not answer this quickly is not a candidate for a failover.
 STATE_TIMEOUT = 5.0
 
@@ -376,6 +379,8 @@ class Failover(FlowState):
     new_source: Instance | None = None
     at: Any = None  # the new source's position when it took writes
     problems: list[str] = field(default_factory=list)
+    # The source held a lease, which has run out: it fenced itself.
+    leased: bool = False
 
 
 def _waiting_to_fail_over(deps: FlowDeps, claim: Claim) -> Failover:
@@ -387,10 +392,39 @@ def _waiting_to_fail_over(deps: FlowDeps, claim: Claim) -> Failover:
     )
 
 
+def _wait_out_lease(state: Failover) -> None:
+    """A source that held a lease fenced itself (or its watchdog stopped it) before the
+    lease ran out: once the lease's end is past, nothing is asked of it (it may hang, or be
+    out of reach). Its end no longer moves: no lease is granted to a source in EJECT. The
+    wait is in its audit trail."""
+    deps, source = state.deps, state.source
+    began = deps.settings.clock()
+    while True:
+        end = source_leases.lease_end(source.id)
+        if end is None:
+            return
+        remaining = end + LEASE_MARGIN - deps.settings.clock()
+        if remaining <= 0:
+            break
+        time.sleep(min(remaining, 1.0))
+    state.leased = True
+    waited = deps.settings.clock() - began
+    _record(
+        deps,
+        state.claim,
+        source,
+        "lease",
+        True,
+        f"its lease ran out (waited {waited:.1f} s): it fenced itself, so it is not asked to",
+    )
+
+
 def _fence_if_listening(state: Failover) -> None:
     """Only its guest is silent, or its datastore hangs: it may still take writes. Fenced
-    first, or not failed over at all."""
+    first (unless its lease did it), or not failed over at all."""
     source = state.source
+    if state.leased:
+        return
     if not (source.port and _listens(source.host or compute.LOCAL_SHARED_ADDRESS, source.port)):
         return
     try:
@@ -465,6 +499,7 @@ def _fence_old_source(state: Failover) -> None:
 FAILOVER: Flow[Failover] = Flow(
     begin=_waiting_to_fail_over,
     steps=(
+        Step("waiting for the source's lease to run out", _wait_out_lease),
         Step("fencing the source if it still listens", _fence_if_listening),
         Step("promoting the most advanced replica", _promote_most_advanced),
         Step("having the other replicas follow it", _others_follow),

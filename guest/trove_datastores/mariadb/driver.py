@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import contextlib
 import re
+import signal
 import subprocess
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import pymysql
@@ -353,6 +355,30 @@ class MariaDBDriver:
             "applied": applied,
             "streaming": status.get("Slave_IO_Running") == "Yes",
         }
+
+    # The lease (trove_guest.lease)
+
+    def fence_writes(self, base_dir: str) -> bool:
+        """As a switchover's fence: read_only (accounts with READ_ONLY ADMIN, such as
+        an enabled root, still write: stopped by the watchdog only). False if it was
+        read-only already."""
+        if self._read_only():
+            return False
+        self._run("SET GLOBAL read_only = ON")
+        return True
+
+    def take_writes(self, base_dir: str) -> None:
+        """Undo the lease's fence: writable again unless it follows a source now."""
+        if self._read_only() and not self._replica_status():
+            self._run("SET GLOBAL read_only = OFF")
+
+    def _read_only(self) -> bool:
+        return bool(self._run("SELECT @@global.read_only")[0][0])
+
+    @staticmethod
+    def hard_stop(base_dir: str) -> tuple[Path, int]:
+        """The server's pid file, and the signal that stops it at once."""
+        return Path(base_dir) / "mariadbd.pid", signal.SIGKILL
 
     def promote(self) -> dict[str, Any]:
         """Stop receiving, let the SQL thread apply what was received, forget the source,

@@ -7,9 +7,13 @@ parameters; nothing a user sent is pasted into SQL text.
 from __future__ import annotations
 
 import contextlib
+import shlex
+import signal
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -39,6 +43,12 @@ REWIND_FUNCTIONS = (
     "pg_catalog.pg_read_binary_file(text)",
     "pg_catalog.pg_read_binary_file(text, bigint, bigint, boolean)",
 )
+# What the lease's fence writes in standby.signal (PostgreSQL reads nothing there), so
+# that only its own fence is undone; the role's standby.signal is empty.
+STANDBY_SIGNAL = "standby.signal"
+LEASE_FENCE_MARK = "trove-guest: fenced when its lease ran out\n"
+# What the role writes for a server that follows a source.
+REPLICATION_FILE = "trove-replication.conf"
 # The advisory lock key the grants above are made under.
 REWIND_GRANTS_LOCK = 0x7472_6F76_6572_7764  # "troverwd"
 
@@ -434,6 +444,47 @@ class PostgresDriver:
             "streaming": bool(row[3]),
         }
 
+    # The lease (trove_guest.lease)
+
+    def fence_writes(self, base_dir: str) -> bool:
+        """As a switchover's fence: the server stops (fast: every session ends) and comes
+        back in standby, following nothing (standby.signal, marked as the lease's). False
+        if it took no writes already. A server that will not stop in time is stopped at
+        once (immediate): it refuses writes either way."""
+        data = Path(base_dir) / "data"
+        with contextlib.suppress(psycopg.OperationalError):
+            with self._admin() as conn:
+                recovering = conn.execute("SELECT pg_is_in_recovery()").fetchone()
+            if recovering and recovering[0]:
+                return False
+        _write_private(data / STANDBY_SIGNAL, LEASE_FENCE_MARK)
+        pg_ctl = _pg_ctl(data)
+        log = str(Path(base_dir) / SPEC.log_file)
+        restart = [pg_ctl, "restart", "--pgdata", str(data), "--mode", "fast", f"--log={log}"]
+        if _pg_ctl_ran([*restart, "--wait", "--timeout=10"]):
+            return True
+        _pg_ctl_ran([pg_ctl, "stop", "--pgdata", str(data), "--mode", "immediate", "--wait"])
+        return True
+
+    def take_writes(self, base_dir: str) -> None:
+        """Undo the lease's fence: only a server still in standby by the lease's own
+        mark, following nothing, is promoted (anything the control plane made of it
+        since, it stays)."""
+        data = Path(base_dir) / "data"
+        try:
+            marked = (data / STANDBY_SIGNAL).read_text() == LEASE_FENCE_MARK
+        except OSError:
+            marked = False
+        if not marked or (data / REPLICATION_FILE).exists():
+            return
+        self.promote()
+
+    @staticmethod
+    def hard_stop(base_dir: str) -> tuple[Path, int]:
+        """The server's pid file, and the signal that stops it at once (immediate
+        shutdown: the postmaster ends every session first)."""
+        return Path(base_dir) / "data" / "postmaster.pid", signal.SIGQUIT
+
     def promote(self) -> dict[str, Any]:
         """pg_promote: the server replays what it received, then takes writes."""
         with self._admin() as conn:
@@ -443,6 +494,27 @@ class PostgresDriver:
                 if not done or not done[0]:
                     raise Invalid("the server did not finish its promotion within 60 s")
         return self.replication_state()
+
+
+def _write_private(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.chmod(0o600)
+    tmp.replace(path)
+
+
+def _pg_ctl(data: Path) -> str:
+    """pg_ctl beside the server's binary, as its last start names it (postmaster.opts)."""
+    opts = (data / "postmaster.opts").read_text()
+    return str(Path(shlex.split(opts)[0]).with_name("pg_ctl"))
+
+
+def _pg_ctl_ran(argv: list[str]) -> bool:
+    try:
+        done = subprocess.run(argv, capture_output=True, timeout=20, check=False)
+    except subprocess.TimeoutExpired:
+        return False
+    return done.returncode == 0
 
 
 def _close_to_public(conn: psycopg.Connection[Any], database: str) -> None:

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from tests.unit.guest.test_lease import Watchdog
 from trove_guest.agent import Agent
 from trove_guest.config import GuestConfig
 from trove_wire import contract, seal
@@ -70,3 +71,45 @@ def test_forged_and_replayed_calls_get_no_answer(agent: Agent) -> None:
     assert agent.handle(real) is not None
     assert agent.handle(real) is None
     assert agent.refused.snapshot() == {"auth": 1, "replay": 1}
+
+
+class FencingDriver(Driver):
+    """A driver of a datastore that fails over: its guest keeps a lease."""
+
+    def __init__(self) -> None:
+        self.fenced = False
+
+    def fence_writes(self, base_dir: str) -> bool:
+        self.fenced = True
+        return True
+
+    def take_writes(self, base_dir: str) -> None:
+        self.fenced = False
+
+    @staticmethod
+    def hard_stop(base_dir: str) -> tuple[Any, int]:
+        return f"{base_dir}/server.pid", 9
+
+
+def _cast(key: bytes, instance_id: str, envelope: Envelope) -> Delivery:
+    return Delivery(body=seal.seal(key, seal.to_guest(instance_id), envelope.to_json()))
+
+
+def test_only_a_driver_that_can_fence_asks_for_a_lease(agent: Agent) -> None:
+    assert agent.lease is None
+    heartbeat = agent.heartbeat()
+    assert heartbeat.beat is None
+
+
+def test_a_sealed_grant_reaches_the_lease_and_a_forged_one_does_not(agent: Agent) -> None:
+    watchdog = Watchdog()
+    fencing = Agent(agent.config, FencingDriver(), watchdog=lambda _pid_file, _signal: watchdog)
+    assert fencing.lease is not None
+    beat = fencing.lease.new_beat()
+    grant = Envelope.new("lease_grant", {"beat": beat, "lease": 10.0, "resume": True})
+    assert fencing.handle(_cast(seal.new_key(), "i-1", grant)) is None  # forged
+    assert fencing.lease.deadline is None
+    assert fencing.handle(_cast(fencing._key, "i-1", grant)) is None  # no answer to a cast
+    assert fencing.lease.deadline is not None and watchdog.armed is not None
+    assert fencing.handle(_cast(fencing._key, "i-1", Envelope.new("rm_rf", {}))) is None
+    assert fencing.refused.snapshot() == {"auth": 1, "malformed": 1}

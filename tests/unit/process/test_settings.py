@@ -66,9 +66,11 @@ def test_bad_settings_are_each_named_with_why() -> None:
                 "TROVE_SVC_PORT_RANGE_START": "9000",
                 "TROVE_SVC_PORT_RANGE_END": "8000",
                 "TROVE_SVC_LOCAL_ADDRESSES": "127.21.0.1/16",
+                "TROVE_SVC_HEARTBEAT_INTERVAL": "6",
             }
         )
     text = "\n".join(raised.value.problems)
+    assert "TROVE_SVC_SOURCE_LEASE=10 must be at least twice TROVE_SVC_HEARTBEAT_INTERVAL=6" in text
     assert "TROVE_SVC_LOCAL_ADDRESSES='127.21.0.1/16': an IPv4 network" in text
     assert "TROVE_SVC_PORT=70000: a TCP port is 1 to 65535" in text
     assert "TROVE_SVC_LOG_FORMAT='xml': text or json" in text

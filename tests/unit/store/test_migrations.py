@@ -90,15 +90,30 @@ def test_a_store_with_backups_learns_which_its_tenant_deleted(tmp_path: Path) ->
     open_store(f"sqlite:///{path}").close()
     with sqlite3.connect(path) as db:  # as the release before this one left it
         db.execute("ALTER TABLE backup DROP COLUMN deleted_by_tenant_at")
+        db.execute("ALTER TABLE service_status DROP COLUMN lease_until")
         db.execute(
             "INSERT INTO backup (id, name, project_id, instance_id, datastore, datastore_version,"
             " kind, state, details, created_at, updated_at)"
             " VALUES ('b-1', 'b', 'p', 'i-1', 'postgresql', '15', 'full', 'COMPLETED', '{}', 1, 1)"
         )
-        db.execute("UPDATE schema_version SET version = ?", (migrations.LATEST - 1,))
+        db.execute("UPDATE schema_version SET version = ?", (migrations.LATEST - 2,))
     database = open_store(f"sqlite:///{path}")
     try:
         assert SchemaVersion.get().version == migrations.LATEST
         assert Backup.get_by_id("b-1").deleted_by_tenant_at is None
+    finally:
+        database.close()
+
+
+def test_a_store_before_source_leases_learns_them_none_granted(tmp_path: Path) -> None:
+    path = tmp_path / "trove-svc.db"
+    open_store(f"sqlite:///{path}").close()
+    with sqlite3.connect(path) as db:  # as the release before this one left it
+        db.execute("ALTER TABLE service_status DROP COLUMN lease_until")
+        db.execute("UPDATE schema_version SET version = ?", (migrations.LATEST - 1,))
+    database = open_store(f"sqlite:///{path}")
+    try:
+        assert SchemaVersion.get().version == migrations.LATEST
+        assert "lease_until" in {c.name for c in database.get_columns("service_status")}
     finally:
         database.close()

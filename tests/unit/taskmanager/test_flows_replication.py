@@ -323,6 +323,43 @@ def test_eject_of_a_source_that_still_listens_and_cannot_be_fenced_is_not_starte
     assert _source_of(REPLICA) == SOURCE
 
 
+def _leased(effects: Effects, seconds_left: float) -> None:
+    ServiceStatus.insert(
+        instance=SOURCE,
+        operating_status=status.HEALTHY,
+        lease_until=effects.settings.clock() + seconds_left,
+    ).on_conflict_replace().execute()
+
+
+def test_eject_of_a_leased_source_waits_its_lease_out_and_asks_nothing_of_it(
+    effects: Effects, source_listening: int
+) -> None:
+    """It listens (frozen, or cut off from the control plane) and may not answer: its
+    lease made it fence itself, so the failover waits the lease out instead."""
+    _set(effects, SOURCE, status.EJECT, (REPLICA,))
+    _leased(effects, 4.0)
+    began = effects.settings.clock()
+    effects.bus.answer("replication_state", _replica_at(5), REPLICA)
+    _eject(effects)
+    assert _task().state == TaskState.SUCCEEDED, _task().message
+    # Promoted only once the lease (and the margin) had run out.
+    assert effects.settings.clock() - began >= 4.0 + replication_flows.LEASE_MARGIN
+    assert SOURCE not in [run.instance_id for run in effects.runner.ran]
+    assert [c for c in effects.bus.asked if c[1] == SOURCE] == []
+    ((state, message),) = _audit(SOURCE, "lease")
+    assert state == TaskState.SUCCEEDED and message.startswith("its lease ran out (waited 4.5 s)")
+
+
+def test_eject_of_a_source_whose_lease_ran_out_long_ago_does_not_wait(effects: Effects) -> None:
+    _set(effects, SOURCE, status.EJECT, (REPLICA,))
+    _leased(effects, -60.0)
+    began = effects.settings.clock()
+    _eject(effects)
+    assert _task().state == TaskState.SUCCEEDED, _task().message
+    assert effects.settings.clock() - began < 1.0
+    assert _audit(SOURCE, "lease")[0][1].startswith("its lease ran out (waited 0.0 s)")
+
+
 @pytest.mark.parametrize("failure", ["fail", "time_out"])
 def test_eject_with_no_replica_answering_fails(effects: Effects, failure: str) -> None:
     _set(effects, SOURCE, status.EJECT, (REPLICA, OTHER))
