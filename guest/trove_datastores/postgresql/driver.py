@@ -62,6 +62,12 @@ class PostgresDriver:
             "password": connection["password"],
             "dbname": connection.get("dbname", "postgres"),
             "connect_timeout": 3,
+            # The admin's own changes (accounts, databases, a replica's account) are
+            # streamed to standbys like any other, but never wait for one: under
+            # `synchronous_standby_names` with no standby connected (a promoted replica
+            # before its old source rejoins), they would wait forever, and the rejoin that
+            # brings the standby back needs one of them.
+            "options": "-c synchronous_commit=local",
         }
         self._admin_user = str(connection["user"])
         self._local = threading.local()
