@@ -144,9 +144,8 @@ def cpu_seconds(root: int, marker: str) -> float:
     """CPU seconds so far of a process tree: the root's, and those of the processes whose
     command line names `marker` (detached: a guest agent, a server), with their descendants.
     A process's own time plus that of the children it reaped: each tick is counted once."""
-    stats = {
-        int(p): s for p in Path("/proc").iterdir() if p.name.isdigit() if (s := _proc_stat(p.name))
-    }
+    pids = [p.name for p in Path("/proc").iterdir() if p.name.isdigit()]
+    stats = {int(pid): stat for pid in pids if (stat := _proc_stat(pid)) is not None}
     children: dict[int, list[int]] = defaultdict(list)
     for pid, (parent, _, _) in stats.items():
         children[parent].append(pid)
