@@ -11,12 +11,13 @@ from typing import Any
 
 import pytest
 
+from tests import rows
 from trove_svc.conductor.service import Conductor
 from trove_svc.domain import catalog, errors, status, tasks
 from trove_svc.process.settings import Settings
 from trove_svc.security.keys import KeyRing, ServiceKeys
 from trove_svc.store.db import open_store
-from trove_svc.store.models import DatastoreVersion, Instance, ServiceStatus
+from trove_svc.store.models import Instance, ServiceStatus
 from trove_wire import contract, seal
 from trove_wire.amqp import Delivery
 from trove_wire.envelope import Envelope
@@ -49,20 +50,12 @@ class World:
     def add(self, instance_id: str, replica_of: str | None = None) -> None:
         key, sealed = self.keys.new_instance_key(instance_id)
         self.guest_keys[instance_id] = key
-        Instance.create(
+        rows.instance(
             id=instance_id,
             name=instance_id,
-            project_id="p",
-            datastore_version=DatastoreVersion.get(),
-            flavor="1",
-            volume_size=1,
-            status=status.ACTIVE,
             status_since=0,
-            provisioned=True,
             guest_key=sealed,
             replica_of_id=replica_of,
-            created_at=1,
-            updated_at=1,
         )
         ServiceStatus.create(instance=instance_id)
 
@@ -133,7 +126,7 @@ def test_no_lease_for_a_standalone_instance_a_replica_or_a_guest_without_leases(
 def test_no_lease_once_its_failover_began(world: World) -> None:
     world.beat("source", leased=True)
     granted_until = ServiceStatus.get_by_id("source").lease_until
-    tasks.record("t-1", "source", "p", "eject", "trove-svc", "req-1", 0.0)
+    tasks.record("t-1", "source", "p1", "eject", "trove-svc", "req-1", 0.0)
     Instance.update(status=status.EJECT).where(Instance.id == "source").execute()
     world.beat("source", "b-2")
     assert len(world.bus.sent) == 1
@@ -141,7 +134,7 @@ def test_no_lease_once_its_failover_began(world: World) -> None:
 
 
 def test_during_a_switchover_the_lease_runs_on_but_a_lapsed_fence_stays(world: World) -> None:
-    tasks.record("t-1", "replica", "p", "promote", "alice", "req-1", 0.0, None, None)
+    tasks.record("t-1", "replica", "p1", "promote", "alice", "req-1", 0.0, None, None)
     world.beat("source")
     (sent,) = world.bus.sent
     assert sent[1].resume is False
@@ -182,7 +175,7 @@ def test_a_failed_over_source_is_released_without_resuming(world: World) -> None
 
 def test_a_source_being_failed_over_is_never_released(world: World) -> None:
     world.beat("source", leased=True)
-    tasks.record("t-1", "source", "p", "eject", "trove-svc", "req-1", 0.0)
+    tasks.record("t-1", "source", "p1", "eject", "trove-svc", "req-1", 0.0)
     Instance.update(status=status.EJECT).where(Instance.id == "source").execute()
     world.beat("source", "b-2", leased=True)
     assert len(world.bus.sent) == 1
