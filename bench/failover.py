@@ -316,7 +316,10 @@ class Bench(ApiClient):
 
     def rejoin_failed(self, instance_id: str) -> bool:
         tasks = self.request("GET", f"/instances/{instance_id}/tasks")["tasks"]
-        return any(t["action"] == "rejoin" and t["state"] == "FAILED" for t in tasks)
+        failed = [t for t in tasks if t["action"] == "rejoin" and t["state"] == "FAILED"]
+        for task in failed:  # why, for whoever reads the figures
+            print(f"  rejoin failed: {task.get('message') or task}", file=sys.stderr)
+        return bool(failed)
 
     def follows_with(
         self, datastore: str, instance: dict[str, Any], source_id: str, wanted: set[Any]

@@ -492,13 +492,17 @@ class PostgresDriver:
         return Path(base_dir) / "data" / "postmaster.pid", signal.SIGQUIT
 
     def promote(self) -> dict[str, Any]:
-        """pg_promote: the server replays what it received, then takes writes."""
+        """pg_promote: the server replays what it received, then takes writes. A
+        checkpoint follows at once: until one ends, the control file still names the old
+        timeline, and a pg_rewind of the former source against this server would find
+        "no rewind required" and leave it on a history this server does not have."""
         with self._admin() as conn:
             recovering = conn.execute("SELECT pg_is_in_recovery()").fetchone()
             if recovering and recovering[0]:
                 done = conn.execute("SELECT pg_promote(true, 60)").fetchone()
                 if not done or not done[0]:
                     raise Invalid("the server did not finish its promotion within 60 s")
+                conn.execute("CHECKPOINT")
         return self.replication_state()
 
 
