@@ -11,15 +11,15 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from trove_guest import daemon, disk
 from trove_guest.backup_runner import BackupRunner
 from trove_guest.config import GuestConfig
-from trove_guest.drivers import DatastoreDriver, load_driver
+from trove_guest.drivers import DatastoreDriver, FencingDriver, load_driver
 from trove_guest.lease import CHECK_EVERY, LeaseKeeper, WatchdogFeed
 from trove_guest.watchdog import WatchdogProcess
-from trove_wire import contract, logs, seal, topology
+from trove_wire import contract, datastores, logs, seal, topology
 from trove_wire.amqp import (
     CONNECTION_ERRORS,
     BrokerUnavailable,
@@ -103,11 +103,11 @@ class Agent:
             return Reply(error_code=contract.ErrorCode.FAILED, error_message=type(exc).__name__)
 
     def _lease_keeper(self) -> LeaseKeeper | None:
-        """The lease's keeper, for a datastore whose driver can fence it (one that fails
-        over); None for the others, whose heartbeats ask for no lease."""
-        driver: Any = self.driver
-        if not all(hasattr(driver, name) for name in ("fence_writes", "take_writes", "hard_stop")):
+        """The lease's keeper, for a datastore that fails over (its driver fences it); None
+        for the others, whose heartbeats ask for no lease."""
+        if not datastores.get(self.config.datastore).capabilities.failover:
             return None
+        driver = cast(FencingDriver, self.driver)
         base_dir = self.config.data_dir
         pid_file, signum = driver.hard_stop(base_dir)
         watchdog = self._watchdog = self._new_watchdog(Path(pid_file), signum)

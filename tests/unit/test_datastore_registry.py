@@ -34,6 +34,7 @@ DATASTORES_DIR = Path(trove_datastores.__file__).parent
 REGISTERED = sorted(datastores.REGISTRY)
 SPECS = [datastores.REGISTRY[name] for name in REGISTERED]
 BACKED_UP = [spec for spec in SPECS if spec.capabilities.backups]
+FAILING_OVER = [spec for spec in SPECS if spec.capabilities.failover]
 # The entry points every datastore role has (the playbooks run them), and the one a role
 # has when its datastore has replicas.
 ENTRY_POINTS = ("main", "stop", "restart", "reconfigure", "configuration")
@@ -118,6 +119,15 @@ def test_its_spec_is_the_one_in_its_folder(spec: DatastoreSpec) -> None:
 def test_its_guest_driver_is_a_class_in_its_folder(spec: DatastoreSpec) -> None:
     module, driver = _resolve(spec.driver)
     assert module == f"trove_datastores.{spec.name}.driver" and inspect.isclass(driver)
+
+
+@pytest.mark.parametrize("spec", FAILING_OVER, ids=[spec.name for spec in FAILING_OVER])
+def test_a_datastore_that_fails_over_has_a_driver_that_fences_it(spec: DatastoreSpec) -> None:
+    """Its guest keeps the source's lease with these (trove_guest.agent)."""
+    _, driver = _resolve(spec.driver)
+    for name in ("fence_writes", "take_writes", "hard_stop"):
+        wanted = inspect.signature(getattr(trove_guest.drivers.FencingDriver, name))
+        assert inspect.signature(getattr(driver, name)) == wanted, name
 
 
 @pytest.mark.parametrize("spec", BACKED_UP, ids=[spec.name for spec in BACKED_UP])

@@ -6,6 +6,7 @@ errors (`NotFound`, `Conflict`, ...)."""
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 from typing import Any, Protocol
 
 from trove_wire import datastores
@@ -21,6 +22,7 @@ __all__ = [
     "SHUTDOWN",
     "Conflict",
     "DatastoreDriver",
+    "FencingDriver",
     "Invalid",
     "NotFound",
     "NotSupported",
@@ -50,6 +52,22 @@ def same_setting(shown: str, wanted: str) -> bool:
 class DatastoreDriver(Protocol):
     def health(self) -> tuple[str, str | None]:
         """Return (operating status, message): connect and run a trivial query."""
+
+
+class FencingDriver(DatastoreDriver, Protocol):
+    """What a driver of a datastore that fails over (its spec's `failover` capability)
+    also has: the source's lease fences it and lets it write again, and its watchdog stops
+    the server when the guest itself hangs."""
+
+    def fence_writes(self, base_dir: str) -> bool:
+        """Refuse writes from now on; whether anything changed."""
+
+    def take_writes(self, base_dir: str) -> None:
+        """Take writes again, after a lease's fence."""
+
+    @staticmethod
+    def hard_stop(base_dir: str) -> tuple[Path, int]:
+        """The server's pid file, and the signal that stops it at once."""
 
 
 def load_driver(datastore: str, connection: dict[str, Any]) -> DatastoreDriver:

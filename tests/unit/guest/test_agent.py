@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -31,7 +32,7 @@ def agent(tmp_path: Any) -> Agent:
         instance_id="i-1",
         transport_url="amqp://127.0.0.1:1/",
         key=seal.encode_key(seal.new_key()),
-        datastore="postgresql",
+        datastore="redis",  # no failover: no lease
         connection={},
         data_dir=str(tmp_path),
         pid_file=str(tmp_path / "guest.pid"),
@@ -95,7 +96,7 @@ def _cast(key: bytes, instance_id: str, envelope: Envelope) -> Delivery:
     return Delivery(body=seal.seal(key, seal.to_guest(instance_id), envelope.to_json()))
 
 
-def test_only_a_driver_that_can_fence_asks_for_a_lease(agent: Agent) -> None:
+def test_a_datastore_that_does_not_fail_over_asks_for_no_lease(agent: Agent) -> None:
     assert agent.lease is None
     heartbeat = agent.heartbeat()
     assert heartbeat.beat is None
@@ -103,7 +104,11 @@ def test_only_a_driver_that_can_fence_asks_for_a_lease(agent: Agent) -> None:
 
 def test_a_sealed_grant_reaches_the_lease_and_a_forged_one_does_not(agent: Agent) -> None:
     watchdog = Watchdog()
-    fencing = Agent(agent.config, FencingDriver(), watchdog=lambda _pid_file, _signal: watchdog)
+    fencing = Agent(
+        replace(agent.config, datastore="postgresql"),
+        FencingDriver(),
+        watchdog=lambda _pid_file, _signal: watchdog,
+    )
     assert fencing.lease is not None
     beat = fencing.lease.new_beat()
     grant = Envelope.new("lease_grant", {"beat": beat, "lease": 10.0, "resume": True})
