@@ -20,7 +20,7 @@ from typing import Any
 import peewee
 
 from trove_svc.bus.messages import RunTask, TaskManagerClient
-from trove_svc.domain import backups, errors, schedules, status, tasks
+from trove_svc.domain import backups, errors, schedules, status, tasks, warm_pool
 from trove_svc.domain.audit import redact
 from trove_svc.process import metrics, workers
 from trove_svc.security.caller import Caller
@@ -293,6 +293,9 @@ class TaskManager:
         failover.start_due(self.deps.settings, TaskManagerClient(self.deps.bus))
         failover.start_rejoins(self.deps.settings, TaskManagerClient(self.deps.bus))
 
+    def _keep_warm_pools_filled(self) -> None:
+        warm_pool.keep_filled(self.deps.settings, TaskManagerClient(self.deps.bus))
+
     def run(self) -> None:
         LOG.info("task manager %s started", self.worker_id)
         every = self.leases.renew_every
@@ -304,6 +307,9 @@ class TaskManager:
                 failover.INTERVAL, self._start_failovers, "looking for sources to fail over"
             ),
             "dead-letters": self.dead_letters.run,
+            "warm-pools": lambda: self._every(
+                warm_pool.INTERVAL, self._keep_warm_pools_filled, "refilling warm pools"
+            ),
         }
         for name, loop in loops.items():
             threading.Thread(target=loop, name=name, daemon=True).start()
