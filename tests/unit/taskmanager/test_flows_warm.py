@@ -5,6 +5,12 @@ what makes it the tenant's, its broker account made then."""
 
 from __future__ import annotations
 
+import os
+import threading
+from typing import Any
+
+import pytest
+
 from tests import rows
 from tests.unit.taskmanager.fakes import STEPS, Effects
 from trove_svc.domain import status, warm_pool
@@ -106,3 +112,22 @@ def test_a_claimed_create_whose_run_fails_names_the_step_and_faults_the_instance
     instance = Instance.get_by_id(INSTANCE)
     assert instance.status == status.ERROR
     assert instance.fault_message.startswith(f"Step '{STEPS[2]}' failed: could not start server")
+
+
+def test_a_warm_build_runs_at_a_lower_cpu_priority_than_the_creates_it_serves(
+    effects: Effects, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _warming()
+    niceness: list[int] = []
+    run = effects.runner.run
+
+    def noting_niceness(*args: Any, **kwargs: Any) -> Any:
+        niceness.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+        return run(*args, **kwargs)
+
+    monkeypatch.setattr(effects.runner, "run", noting_niceness)
+    own = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    _warm(effects)
+    assert niceness == [max(own, flows.WARM_BUILD_NICENESS)]
+    # The flow's own thread (a task manager's worker) keeps its priority.
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == own
