@@ -27,6 +27,7 @@ from trove_svc.store.models import (
     Flavor,
     Instance,
     ServiceStatus,
+    Task,
 )
 from trove_wire.envelope import Context
 
@@ -132,21 +133,26 @@ def _catalog(pool: WarmPoolKey) -> tuple[DatastoreVersion, Flavor] | None:
     return version, flavor
 
 
-def keep_filled(settings: Settings, taskmanager: TaskManagerClient) -> None:
+def keep_filled(settings: Settings, taskmanager: TaskManagerClient) -> list[WarmPoolKey]:
     """Remove warm instances the pools no longer want (or that failed), and start building
-    one for each empty place of each pool."""
+    one for each empty place of each pool whose creates are all built. Returns the pools
+    that cannot be filled: no active datastore version or no flavor of theirs in the
+    catalog."""
     pools = settings.warm_pools
     for instance in Instance.select().where(Instance.project_id == WARM_PROJECT):
         if instance.status == status.SHUTDOWN:
             continue
         if instance.status == status.ERROR or not _wanted(instance.warm_slot, pools):
             _remove(settings, taskmanager, instance)
+    unknown = []
     for pool, size in pools.items():
         if size == 0:
             continue
         found = _catalog(pool)
         if found is None:
-            LOG.error("warm pool %s: no such active datastore version or flavor", pool)
+            unknown.append(pool)
+            continue
+        if _creates_under_way(*found):
             continue
         filled = {
             row.warm_slot
@@ -157,6 +163,24 @@ def keep_filled(settings: Settings, taskmanager: TaskManagerClient) -> None:
         for place in range(size):
             if slot_name(pool, place) not in filled:
                 _fill(settings, taskmanager, pool, place, *found)
+    return unknown
+
+
+def _creates_under_way(version: DatastoreVersion, flavor: Flavor) -> bool:
+    """Whether a create of this version and flavor is being built (from a warm instance or
+    from nothing): its pool waits to refill until none is, so that a build made ahead of
+    demand never takes the CPU from the demand itself."""
+    return bool(
+        Task.select(Task.id)
+        .join(Instance, on=(Task.instance_id == Instance.id))
+        .where(
+            (Task.action == "create")
+            & Task.state.in_(tasks.OPEN)
+            & (Instance.datastore_version == version)
+            & (Instance.flavor == flavor)
+        )
+        .exists()
+    )
 
 
 def _fill(

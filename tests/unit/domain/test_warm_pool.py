@@ -12,8 +12,10 @@ from typing import Any
 import pytest
 
 from tests.casts import Casts
+from trove_svc.conductor import service as conductor_service
 from trove_svc.domain import catalog, instance_reads, quotas, status, warm_pool
 from trove_svc.domain.instances import InstanceService
+from trove_svc.domain.tasks import TaskState
 from trove_svc.process.settings import Settings
 from trove_svc.security.caller import Caller
 from trove_svc.security.keys import ServiceKeys
@@ -222,3 +224,36 @@ def test_a_claim_whose_cast_is_refused_leaves_the_instance_to_its_pool(
     given_up = [i for i in warm if Instance.get_by_id(i).status == status.ERROR]
     assert len(given_up) == 1
     assert Instance.get_by_id(given_up[0]).project_id == warm_pool.WARM_PROJECT
+
+
+def test_the_conductor_looks_for_a_warm_instances_reports_only_once_it_is_claimed(
+    settings: Settings,
+) -> None:
+    assert len(_warm(settings, Casts())) == 2
+    assert conductor_service._instance_ids() == []
+    version, flavor = _version_and_flavor()
+    claimed = warm_pool.claim(warm_pool.ready(version, flavor), _tenant("x"), 7.0)
+    assert conductor_service._instance_ids() == [claimed]
+
+
+def test_a_pool_the_catalog_has_no_version_of_is_named_and_left_empty(
+    settings: Settings,
+) -> None:
+    casts = Casts()
+    unknown = settings.with_overrides(warm_pool=f"{POOL}=1,postgresql:9.6:1=1,redis:7.0:9=1")
+    said = warm_pool.keep_filled(unknown, casts)  # type: ignore[arg-type]
+    assert [str(pool) for pool in said] == ["postgresql:9.6:1", "redis:7.0:9"]
+    assert [i.warm_slot for i in Instance.select()] == [f"{POOL}#0"]
+
+
+def test_a_pool_refills_once_the_creates_of_its_kind_are_built(settings: Settings) -> None:
+    casts = Casts()
+    _warm(settings, casts)
+    service = InstanceService(settings, casts, ServiceKeys(new_key()))  # type: ignore[arg-type]
+    body = {"instance": {"name": "orders", "flavorRef": "1", "volume": {"size": 1}}}
+    made = service.create(CALLER, body)
+    warm_pool.keep_filled(settings, casts)  # type: ignore[arg-type]
+    assert Instance.select().where(Instance.warm_slot.is_null(False)).count() == 1
+    Task.update(state=TaskState.SUCCEEDED).where(Task.instance_id == made.id).execute()
+    warm_pool.keep_filled(settings, casts)  # type: ignore[arg-type]
+    assert Instance.select().where(Instance.warm_slot.is_null(False)).count() == 2
