@@ -15,6 +15,13 @@ directory in their command line). Read from /proc before the request and at its 
 includes the API's answers to the bench's own polling, and leaves out what a stopped
 server spent after the first reading.
 
+The warm create: a trove-svc of its own keeps a warm pool of one instance per datastore
+(`TROVE_SVC_WARM_POOL`, flavor 1); each run waits until the pool's instance is built, then
+times POST to ACTIVE + HEALTHY of a create that claims it (the pool's refill, which starts
+right after the claim, runs beside it, as it would in service), then deletes it. Its
+median, spread (fastest to slowest) and ratio to the bare start are printed beside the
+cold create's, with its Ansible steps.
+
 With `--provider ssh`, the same creates run on an SSH host pool as well (two hosts, each an
 sshd of its own on a loopback address, tests/ssh_pool.py), beside the local provider, in
 one run: the difference is what reaching a host over SSH costs. The first create on each
@@ -257,6 +264,50 @@ def _actions(service: support.Service, token: str, datastore: str, runs: int) ->
     return found
 
 
+def _warm_pool_setting(datastores: list[str]) -> str:
+    """A pool of one warm instance of flavor 1 per datastore, at the version this host has."""
+    versions = {found.name: found.version for found in catalog.host_datastores()}
+    return ",".join(f"{datastore}:{versions[datastore]}:1=1" for datastore in datastores)
+
+
+def _ready_warm(service: support.Service, admin: str, datastore: str) -> set[str]:
+    """Wait until the pool holds a built warm instance of `datastore`: their ids."""
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        listed = service.request("GET", "/v1.0/bench/mgmt/instances?limit=1000", admin)
+        ready = {
+            i["id"]
+            for i in listed.body["instances"]
+            if "warm_pool" in i and i["status"] == "WARM" and i["datastore"]["type"] == datastore
+        }
+        if ready:
+            return ready
+        time.sleep(0.2)
+    raise AssertionError(f"no warm {datastore} instance:\n" + service.log_path.read_text()[-4000:])
+
+
+def _run_warm(datastores: list[str], runs: int) -> dict[str, Action]:
+    """Create-to-HEALTHY times of creates that claim a warm instance, per datastore."""
+    service = support.Service(extra_env={"TROVE_SVC_WARM_POOL": _warm_pool_setting(datastores)})
+    found = {}
+    try:
+        service.start()
+        token, admin = service.token("bench"), service.token("bench-ops", admin=True)
+        for datastore in datastores:
+            action = found[datastore] = Action()
+            for _ in range(runs):
+                warm = _ready_warm(service, admin, datastore)
+                create = functools.partial(_create, service, token, datastore)
+                instance_id = _timed(service, action, create)
+                assert instance_id in warm, f"a {datastore} create found no warm instance"
+                action.task_ids.append(_task_id(service, instance_id, "create"))
+                _delete(service, token, instance_id)
+            action.steps = step_times(service.state_dir, action.task_ids)
+    finally:
+        service.cleanup()
+    return found
+
+
 def _run_provider(provider: str, datastores: list[str], runs: int) -> dict[str, dict[str, Action]]:
     """Create-to-HEALTHY times (and Ansible step times) per datastore on one provider."""
     pool = None
@@ -302,6 +353,7 @@ def main() -> None:
         floor_name, floor = FLOORS[datastore]
         floors[datastore] = (floor_name, [floor() for _ in range(args.runs)])
     measured = {provider: _run_provider(provider, datastores, args.runs) for provider in providers}
+    warm = _run_warm(datastores, args.runs)
 
     for datastore in datastores:
         floor_name, bare = floors[datastore]
@@ -311,17 +363,27 @@ def main() -> None:
             f"  bare {floor_name:34s}: median {bare_median:6.3f} s  "
             f"(runs: {', '.join(f'{b:.3f}' for b in bare)})"
         )
+        _print_create("warm", warm[datastore].seconds, bare_median)
+        for provider in providers:
+            _print_create(
+                f"{provider} cold", measured[provider][datastore]["create"].seconds, bare_median
+            )
+        _print_action("warm", "create", warm[datastore])
         for provider in providers:
             actions = measured[provider][datastore]
-            creates = actions["create"].seconds
-            create_median = statistics.median(creates)
-            print(
-                f"  {provider:5s} create, POST -> ACTIVE+HEALTHY: median {create_median:6.2f} s  "
-                f"ratio {create_median / bare_median:5.1f}  "
-                f"(runs: {', '.join(f'{c:.2f}' for c in creates)})"
-            )
             for name in ACTIONS:
                 _print_action(provider, name, actions[name])
+
+
+def _print_create(kind: str, creates: list[float], bare_median: float) -> None:
+    """A create's median, its spread (fastest to slowest) and its ratio to the bare start."""
+    create_median = statistics.median(creates)
+    print(
+        f"  {kind:10s} create, POST -> ACTIVE+HEALTHY: median {create_median:6.2f} s  "
+        f"spread {min(creates):.2f}-{max(creates):.2f}  "
+        f"ratio {create_median / bare_median:5.1f}  "
+        f"(runs: {', '.join(f'{c:.2f}' for c in creates)})"
+    )
 
 
 def _runs(values: list[float]) -> str:

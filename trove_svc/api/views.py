@@ -163,6 +163,9 @@ def mgmt_instance(base: str, row: Instance, status: ServiceStatus | None) -> dic
     }
     body["task_description"] = row.current_step or "No tasks for the instance."
     body["deleted"] = False
+    # A warm pool's instance (no tenant's, status WARM once built): its pool and place.
+    if row.warm_slot:
+        body["warm_pool"] = row.warm_slot
     return body
 
 

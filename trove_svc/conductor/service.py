@@ -37,7 +37,10 @@ RATE_WARNING_EVERY = 30.0
 
 
 def _instance_ids() -> list[str]:
-    return [row.id for row in Instance.select(Instance.id)]
+    """The instances whose guests may report: not those waiting in a warm pool, which have
+    no queue until a create claims them (then theirs is looked for at once, not after the
+    backoff of a queue long missing)."""
+    return [row.id for row in Instance.select(Instance.id).where(Instance.warm_slot.is_null())]
 
 
 class Conductor:

@@ -21,6 +21,7 @@ from trove_svc.domain import (
     restores,
     status,
     tasks,
+    warm_pool,
 )
 from trove_svc.process.settings import Settings
 from trove_svc.security import names, passwords
@@ -175,35 +176,53 @@ class InstanceService:
         databases = spec.get("databases", [])
         users = spec.get("users", [])
         now = self._settings.clock()
-        instance_id = self._settings.new_id()
         task_id = self._settings.new_id()
-        _, sealed_key = self._keys.new_instance_key(instance_id)
+        tenant: dict[Any, Any] = {
+            Instance.name: name,
+            Instance.project_id: caller.project_id,
+            Instance.volume_size: spec["volume"]["size"],
+            Instance.access: access,
+            Instance.configuration_id: group.id if group else None,
+        }
+        # A warm instance of the version and flavor is claimed if its pool has one ready;
+        # else one is built from nothing.
+        warm = warm_pool.ready(version, flavor) if source is None and restore is None else []
+        # The instance the block made (False) or claimed from a warm pool (True).
+        made: dict[str, bool] = {}
         with tasks.starting(
             self._taskmanager,
             caller,
             now,
-            undo=lambda: self._forget(instance_id),
+            undo=lambda: self._undo_create(made, now),
             transaction=lambda: compute.placing(self._settings),
         ) as start:
-            place = compute.new_place(self._settings, flavor, spec["volume"]["size"], source)
-            instance = Instance.create(
-                **place,
-                id=instance_id,
-                name=name,
-                replica_of_id=source.id if source is not None else None,
-                project_id=caller.project_id,
-                datastore_version=version,
-                flavor=flavor,
-                volume_size=spec["volume"]["size"],
-                status=status.BUILD,
-                status_since=now,
-                access=access,
-                configuration_id=group.id if group else None,
-                guest_key=sealed_key,
-                created_at=now,
-                updated_at=now,
-            )
-            ServiceStatus.create(instance=instance, operating_status=status.NEW)
+            warm_id = warm_pool.claim(warm, tenant, now)
+            instance_id = warm_id or self._settings.new_id()
+            # The key is made now, for this tenant's instance (a warm one had none).
+            _, sealed_key = self._keys.new_instance_key(instance_id)
+            if warm_id is not None:
+                Instance.update(guest_key=sealed_key).where(Instance.id == warm_id).execute()
+            else:
+                place = compute.new_place(self._settings, flavor, spec["volume"]["size"], source)
+                Instance.create(
+                    **place,
+                    id=instance_id,
+                    name=name,
+                    replica_of_id=source.id if source is not None else None,
+                    project_id=caller.project_id,
+                    datastore_version=version,
+                    flavor=flavor,
+                    volume_size=spec["volume"]["size"],
+                    status=status.BUILD,
+                    status_since=now,
+                    access=access,
+                    configuration_id=group.id if group else None,
+                    guest_key=sealed_key,
+                    created_at=now,
+                    updated_at=now,
+                )
+                ServiceStatus.create(instance=instance_id, operating_status=status.NEW)
+            made[instance_id] = warm_id is not None
             start.task(
                 task_id,
                 instance_id,
@@ -212,10 +231,11 @@ class InstanceService:
                     "databases": databases,
                     "restore": restore,
                     "replica_of": source.id if source is not None else None,
+                    "warm": warm_id is not None,
                 },
                 sealed_secrets=self._keys.seal_secrets(task_id, {"users": users}),
             )
-        return instance
+        return Instance.get_by_id(instance_id)
 
     def _restore(
         self, caller: Caller, point: dict[str, Any] | None, requested: dict[str, Any]
@@ -235,11 +255,16 @@ class InstanceService:
             "restore_time": restore_time,
         }
 
-    def _forget(self, instance_id: str) -> None:
-        """Undo a create whose work could not be handed to the task manager."""
-        with database_proxy.atomic():
-            ServiceStatus.delete().where(ServiceStatus.instance == instance_id).execute()
-            Instance.delete().where(Instance.id == instance_id).execute()
+    def _undo_create(self, made: dict[str, bool], now: float) -> None:
+        """Undo a create whose work could not be handed to the task manager: a new
+        instance's records go; a claimed warm one is left for its pool to replace."""
+        for instance_id, claimed_warm in made.items():
+            if claimed_warm:
+                warm_pool.give_up_claim(instance_id, now)
+                continue
+            with database_proxy.atomic():
+                ServiceStatus.delete().where(ServiceStatus.instance == instance_id).execute()
+                Instance.delete().where(Instance.id == instance_id).execute()
 
     def list_page(
         self, caller: Caller, limit: int, marker: str | None

@@ -22,6 +22,9 @@ PROMOTE = "PROMOTE"
 EJECT = "EJECT"
 DETACH = "DETACH"
 REJOIN = "REJOIN"
+# (trove-svc's) Built ahead of demand, waiting in a warm pool for a create to claim it
+# (trove_svc.domain.warm_pool); no tenant's, so no tenant ever sees it.
+WARM = "WARM"
 
 # Shown, never stored: ACTIVE with configuration values waiting for a restart.
 RESTART_REQUIRED = "RESTART_REQUIRED"
@@ -38,7 +41,9 @@ WAITING = (BUILD, REBOOT, RESIZE, SHUTDOWN, BACKUP, PROMOTE, EJECT, DETACH, REJO
 # Every move of `status` an operation may make (the flows' endings are the ACTIVE and ERROR
 # entries). A delete may start from anywhere. Anything else is refused with 409.
 TRANSITIONS: dict[str, frozenset[str]] = {
-    BUILD: frozenset({ACTIVE, ERROR, SHUTDOWN}),
+    BUILD: frozenset({ACTIVE, ERROR, SHUTDOWN, WARM}),
+    # A claim makes it a tenant's instance being built.
+    WARM: frozenset({BUILD, SHUTDOWN}),
     ACTIVE: frozenset({REBOOT, RESIZE, SHUTDOWN, ERROR, BACKUP, PROMOTE, EJECT, DETACH, REJOIN}),
     BACKUP: frozenset({ACTIVE, ERROR, SHUTDOWN, EJECT}),
     REBOOT: frozenset({ACTIVE, ERROR, SHUTDOWN}),

@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from trove_wire import datastores
+
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 ENV_PREFIX = "TROVE_SVC_"
 # RabbitMQ's default vhost, where an account the transport URL names lives when the URL
@@ -160,6 +162,9 @@ class Settings:
     keystone_url: str = ""
     keystone_cache_seconds: float = 30.0
     admin_role: str = "admin"
+    # Warm instances kept ready per datastore version and flavor, made ahead of demand so
+    # that a create takes one (`datastore:version:flavor=size`, comma-separated; empty: none).
+    warm_pool: str = ""
     quota_instances: int = 10
     quota_volume_gb: int = 40
     quota_backups: int = 50
@@ -233,6 +238,11 @@ class Settings:
             return self.rabbit_management_url.rstrip("/")
         return f"http://{urlsplit(self.transport_url).hostname or '127.0.0.1'}:15672"
 
+    @property
+    def warm_pools(self) -> dict[WarmPoolKey, int]:
+        """How many warm instances to keep, per datastore version and flavor."""
+        return parse_warm_pool(self.warm_pool)
+
     def with_overrides(self, **overrides: Any) -> Settings:
         return replace(self, **overrides)
 
@@ -292,12 +302,69 @@ class Settings:
                 f"{ENV_PREFIX}HEARTBEAT_INTERVAL={self.heartbeat_interval:g}: a lease is renewed "
                 "by each heartbeat, and a source would fence itself between two"
             )
+        try:
+            parse_warm_pool(self.warm_pool)
+        except ValueError as exc:
+            found.append(f"{ENV_PREFIX}WARM_POOL={self.warm_pool!r}: {exc}")
+        if self.warm_pool and self.compute_provider != "local":
+            found.append(
+                f"{ENV_PREFIX}WARM_POOL is for the local provider only, not "
+                f"{ENV_PREFIX}COMPUTE_PROVIDER={self.compute_provider}"
+            )
         if self.port_range_start > self.port_range_end:
             found.append(
                 f"{ENV_PREFIX}PORT_RANGE_START={self.port_range_start} is above "
                 f"{ENV_PREFIX}PORT_RANGE_END={self.port_range_end}"
             )
         return found
+
+
+@dataclass(frozen=True, order=True)
+class WarmPoolKey:
+    """A warm pool: the datastore, its version and the flavor (by id) of its instances."""
+
+    datastore: str
+    version: str
+    flavor: str
+
+    def __str__(self) -> str:
+        return f"{self.datastore}:{self.version}:{self.flavor}"
+
+
+# datastore:version:flavor=size; names as the catalog has them (letters, digits, . _ -).
+_WARM_POOL_ENTRY = re.compile(
+    r"(?P<datastore>[a-z][a-z0-9_-]*):(?P<version>[A-Za-z0-9][A-Za-z0-9._-]*)"
+    r":(?P<flavor>[A-Za-z0-9][A-Za-z0-9._-]*)=(?P<size>[0-9]+)"
+)
+# A pool larger than this is a typo, not a plan: each warm instance holds an account,
+# a data directory and an address.
+WARM_POOL_MAX_SIZE = 50
+
+
+def parse_warm_pool(text: str) -> dict[WarmPoolKey, int]:
+    """`postgresql:15:1=2,redis:7.0:1=1` as {pool: size}; ValueError saying what is wrong
+    with the first bad entry."""
+    pools: dict[WarmPoolKey, int] = {}
+    for entry in (part.strip() for part in text.split(",")):
+        if not entry:
+            continue
+        match = _WARM_POOL_ENTRY.fullmatch(entry)
+        if match is None:
+            raise ValueError(
+                f"{entry[:40]!r} is not datastore:version:flavor=size "
+                "(for example postgresql:15:1=2)"
+            )
+        key = WarmPoolKey(match["datastore"], match["version"], match["flavor"])
+        if key.datastore not in datastores.REGISTRY:
+            known = ", ".join(sorted(datastores.REGISTRY))
+            raise ValueError(f"{entry!r}: no datastore {key.datastore!r} (there are {known})")
+        size = int(match["size"])
+        if size > WARM_POOL_MAX_SIZE:
+            raise ValueError(f"{entry!r}: a pool holds at most {WARM_POOL_MAX_SIZE} instances")
+        if key in pools:
+            raise ValueError(f"{key} is given twice")
+        pools[key] = size
+    return pools
 
 
 class SettingsError(ValueError):

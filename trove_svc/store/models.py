@@ -93,6 +93,10 @@ class Instance(BaseModel):
     fault_at = peewee.FloatField(null=True)
     created_at = peewee.FloatField()
     updated_at = peewee.FloatField()
+    # While the instance waits in a warm pool, unclaimed: its pool and place there
+    # (`postgresql:15:1#0`, trove_svc.domain.warm_pool). Unique, so that two task managers
+    # refilling a pool never both fill one place; a claim clears it.
+    warm_slot = peewee.CharField(null=True, max_length=160, unique=True)
 
     class Meta:
         # Lists are read in this order, a page at a time, per project or for the admin.

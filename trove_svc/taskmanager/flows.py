@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import os
 import re
 import shutil
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -50,6 +52,12 @@ LOG = logging.getLogger(__name__)
 # many times.
 PORT_ATTEMPTS = 3
 
+# The roles' phases (their tags) a warm instance's build runs ahead of demand (its account,
+# its directories, its initialized data directory), and those that make it a tenant's once
+# a create claimed it (trove_svc.domain.warm_pool): each run skips the other's.
+WARM_PHASES = ("provision", "init")
+TENANT_PHASES = ("config", "launch", "backup", "databases", "users")
+
 
 # Create
 
@@ -61,13 +69,24 @@ class Creating(FlowState):
     extravars: dict[str, Any] = field(default_factory=dict)
     secrets: dict[str, Any] = field(default_factory=dict)
     guest_url: str = ""
+    # The roles' phases this build leaves out (a warm instance's: `WARM_PHASES`, or
+    # `TENANT_PHASES`).
+    skip_tags: tuple[str, ...] = ()
+
+    @property
+    def for_tenant(self) -> bool:
+        """Whether the build makes the instance a tenant's (not a warm pool's)."""
+        return self.skip_tags != TENANT_PHASES
 
 
 def _waiting_to_be_built(deps: FlowDeps, claim: Claim) -> Creating:
     instance = Instance.get_or_none(Instance.id == claim.task.instance_id)
     if instance is None or instance.status != status.BUILD or instance.provisioned:
         raise Skip("the instance is no longer waiting to be built")
-    return Creating(deps=deps, claim=claim, instance=instance)
+    claimed_warm = bool(claim.task.args.get("warm"))
+    return Creating(
+        deps=deps, claim=claim, instance=instance, skip_tags=WARM_PHASES if claimed_warm else ()
+    )
 
 
 def _prepare_restore(state: Creating) -> None:
@@ -143,8 +162,10 @@ def _build_once(state: Creating) -> tuple[RunResult, faults.Fault | None]:
         "instance_create.yml",
         instance,
         extravars,
-        {**_create_secrets(state), **state.secrets},
+        # A warm instance holds no secret until a tenant's create claims it.
+        {**_create_secrets(state), **state.secrets} if state.for_tenant else {},
         show_steps=True,
+        skip_tags=state.skip_tags,
     )
     if result.ok:
         return result, None
@@ -220,8 +241,78 @@ CREATE: Flow[Creating] = Flow(
 )
 
 
+# A create that claimed a warm instance: only what makes it the tenant's (its broker
+# account and key, its configuration, access rules, start, databases and users).
+CLAIMED_CREATE: Flow[Creating] = Flow(
+    begin=_waiting_to_be_built,
+    steps=(
+        Step("opening the guest's broker account", _open_guest_account),
+        Step("making the warm instance the tenant's", _build),
+    ),
+    waiting=(status.BUILD,),
+    ended=_built,
+    after=_created,
+)
+
+
 def create(deps: FlowDeps, claim: Claim) -> None:
-    run_flow(CREATE, deps, claim)
+    run_flow(CLAIMED_CREATE if claim.task.args.get("warm") else CREATE, deps, claim)
+
+
+# A warm pool's instance (trove_svc.domain.warm_pool), built ahead of demand
+
+
+def _waiting_to_be_warmed(deps: FlowDeps, claim: Claim) -> Creating:
+    instance = Instance.get_or_none(Instance.id == claim.task.instance_id)
+    if instance is None or instance.status != status.BUILD or instance.warm_slot is None:
+        raise Skip("the instance is no longer waiting in a warm pool")
+    return Creating(deps=deps, claim=claim, instance=instance, skip_tags=TENANT_PHASES)
+
+
+def _warmed(state: Creating, ok: bool) -> None:
+    """Built: it waits in its pool for a create to claim it."""
+    if ok:
+        status.move(state.instance.id, status.BUILD, status.WARM, state.deps.settings.clock())
+        Instance.update(current_step=None).where(Instance.id == state.instance.id).execute()
+
+
+# A warm build runs at this niceness: it yields the CPU to the creates it is made for, the
+# ones that claim warm instances as much as those that build from nothing.
+WARM_BUILD_NICENESS = 10
+
+
+def _build_yielding(state: Creating) -> None:
+    """`_build`, with its run (ansible-playbook and what it starts) at a lower CPU priority:
+    on a thread of its own, since a thread's niceness is kept by it and inherited by the
+    processes it starts, and cannot be lowered again without privilege."""
+    failed: list[BaseException] = []
+
+    def build() -> None:
+        thread = threading.get_native_id()
+        niceness = max(os.getpriority(os.PRIO_PROCESS, thread), WARM_BUILD_NICENESS)
+        os.setpriority(os.PRIO_PROCESS, thread, niceness)
+        try:
+            _build(state)
+        except BaseException as exc:  # handed to the flow's own thread, re-raised there
+            failed.append(exc)
+
+    builder = threading.Thread(target=build, name=f"warm-{state.instance.id}")
+    builder.start()
+    builder.join()
+    if failed:
+        raise failed[0]
+
+
+WARM: Flow[Creating] = Flow(
+    begin=_waiting_to_be_warmed,
+    steps=(Step("building the warm instance", _build_yielding),),
+    waiting=(status.BUILD,),
+    ended=_warmed,
+)
+
+
+def warm(deps: FlowDeps, claim: Claim) -> None:
+    run_flow(WARM, deps, claim)
 
 
 def _host_name(instance: Instance) -> str:
@@ -485,4 +576,5 @@ FLOWS: dict[str, Callable[[FlowDeps, Claim], None]] = {
     "restart": restart,
     "resize": reconfigure,
     "update_access": reconfigure,
+    "warm": warm,
 }

@@ -170,11 +170,13 @@ class PlaybookRunner:
         *,
         connection: dict[str, Any],
         environment: dict[str, str] | None = None,
+        skip_tags: tuple[str, ...] = (),
     ) -> RunResult:
         """Run `playbook` on one instance through a static inventory of that instance.
 
         `ident` names this run alone (a task run again gets a new one): its data dir, its
         secrets file and its inventory, whose path marks the run's processes for clean-up.
+        The roles' phases tagged `skip_tags` are left out (a warm instance's).
         """
         settings = self._settings
         for directory in (settings.runs_dir, settings.secrets_dir):
@@ -225,6 +227,7 @@ class PlaybookRunner:
                 event_handler=on_event,
                 cancel_callback=cancel or (lambda: False),
                 quiet=True,
+                skip_tags=",".join(skip_tags) or None,
                 rotate_artifacts=1,
                 suppress_env_files=True,
                 timeout=max(1, int(timeout or settings.task_timeout)),

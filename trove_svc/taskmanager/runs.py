@@ -31,9 +31,11 @@ def run_playbook(
     suffix: str = "",
     timeout: float | None = None,
     show_steps: bool = False,
+    skip_tags: tuple[str, ...] = (),
 ) -> RunResult:
-    """Run `playbook` on `instance` for the claimed task; with `show_steps`, the instance
-    shows the Ansible task being run as its current step."""
+    """Run `playbook` on `instance` for the claimed task, without the roles' phases tagged
+    `skip_tags`; with `show_steps`, the instance shows the Ansible task being run as its
+    current step."""
     task = claim.task
     runs = Task.select(Task.runs).where(Task.id == task.id).scalar() or 0
     tasks.start_run(task.id, claim.owner, playbook)
@@ -50,6 +52,7 @@ def run_playbook(
         cancel=claim.gone,
         connection=place.connection,
         environment=place.environment,
+        skip_tags=skip_tags,
     )
     _note_host(deps, instance, result)
     return result

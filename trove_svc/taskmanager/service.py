@@ -20,9 +20,10 @@ from typing import Any
 import peewee
 
 from trove_svc.bus.messages import RunTask, TaskManagerClient
-from trove_svc.domain import backups, errors, schedules, status, tasks
+from trove_svc.domain import backups, errors, schedules, status, tasks, warm_pool
 from trove_svc.domain.audit import redact
 from trove_svc.process import metrics, workers
+from trove_svc.process.settings import WarmPoolKey
 from trove_svc.security.caller import Caller
 from trove_svc.store.models import Task, database_proxy
 from trove_svc.taskmanager import backup_flows, configure_flow, failover, flows, replication_flows
@@ -57,6 +58,8 @@ class TaskManager:
         self.refused = seal.DropCounter()
         self._stopping = threading.Event()
         self._taking_over: set[str] = set()
+        # Warm pools the catalog cannot fill, said once (trove_svc.domain.warm_pool).
+        self._unfillable_pools: set[WarmPoolKey] = set()
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(settings.taskmanager_workers, thread_name_prefix="task")
         url = deps.bus.url
@@ -293,6 +296,19 @@ class TaskManager:
         failover.start_due(self.deps.settings, TaskManagerClient(self.deps.bus))
         failover.start_rejoins(self.deps.settings, TaskManagerClient(self.deps.bus))
 
+    def _keep_warm_pools_filled(self) -> None:
+        unknown = warm_pool.keep_filled(self.deps.settings, TaskManagerClient(self.deps.bus))
+        for pool in set(unknown) - self._unfillable_pools:
+            LOG.error(
+                "warm pool %s (TROVE_SVC_WARM_POOL) stays empty: the catalog has no active "
+                "version %s of %s, or no flavor %s",
+                pool,
+                pool.version,
+                pool.datastore,
+                pool.flavor,
+            )
+        self._unfillable_pools = set(unknown)
+
     def run(self) -> None:
         LOG.info("task manager %s started", self.worker_id)
         every = self.leases.renew_every
@@ -304,6 +320,9 @@ class TaskManager:
                 failover.INTERVAL, self._start_failovers, "looking for sources to fail over"
             ),
             "dead-letters": self.dead_letters.run,
+            "warm-pools": lambda: self._every(
+                warm_pool.INTERVAL, self._keep_warm_pools_filled, "refilling warm pools"
+            ),
         }
         for name, loop in loops.items():
             threading.Thread(target=loop, name=name, daemon=True).start()

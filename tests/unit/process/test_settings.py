@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from trove_svc.process.settings import Settings, environment_for
+from trove_svc.process.settings import Settings, SettingsError, environment_for
 
 
 def test_environment_overrides_defaults_with_types() -> None:
@@ -129,3 +129,48 @@ def test_the_vhost_is_the_urls_else_the_settings_else_the_named_accounts_default
         assert settings.vhost.startswith("trove-svc-") and len(settings.vhost) == 20
     else:
         assert settings.vhost == expected
+
+
+def test_warm_pools_are_read_per_datastore_version_and_flavor() -> None:
+    settings = Settings.from_env(
+        {"TROVE_SVC_WARM_POOL": "postgresql:15:1=2, mariadb:10.11:2=1,redis:7.0:1=0"}
+    )
+    assert {str(key): size for key, size in settings.warm_pools.items()} == {
+        "postgresql:15:1": 2,
+        "mariadb:10.11:2": 1,
+        "redis:7.0:1": 0,
+    }
+    assert Settings().warm_pools == {}
+
+
+@pytest.mark.parametrize(
+    ("value", "why"),
+    [
+        ("postgresql=2", "'postgresql=2' is not datastore:version:flavor=size"),
+        ("postgresql:15:1", "is not datastore:version:flavor=size"),
+        ("postgresql:15:1=-1", "is not datastore:version:flavor=size"),
+        ("postgresql:15:1=two", "is not datastore:version:flavor=size"),
+        ("postgresql:{{ x }}:1=1", "is not datastore:version:flavor=size"),
+        ("mysql:8.0:1=1", "no datastore 'mysql' (there are mariadb, postgresql, redis)"),
+        ("postgresql:15:1=1,postgresql:15:1=2", "postgresql:15:1 is given twice"),
+        ("postgresql:15:1=51", "a pool holds at most 50 instances"),
+    ],
+)
+def test_a_warm_pool_setting_that_makes_no_sense_is_refused_saying_why(
+    value: str, why: str
+) -> None:
+    with pytest.raises(SettingsError) as refused:
+        Settings.from_env({"TROVE_SVC_WARM_POOL": value})
+    (problem,) = refused.value.problems
+    assert problem.startswith("TROVE_SVC_WARM_POOL=") and why in problem, problem
+
+
+def test_warm_pools_are_for_the_local_provider_only() -> None:
+    with pytest.raises(SettingsError, match="WARM_POOL is for the local provider only"):
+        Settings.from_env(
+            {
+                "TROVE_SVC_WARM_POOL": "postgresql:15:1=1",
+                "TROVE_SVC_COMPUTE_PROVIDER": "openstack",
+                "TROVE_SVC_OPENSTACK_CLOUD": "c",
+            }
+        )

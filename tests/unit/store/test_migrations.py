@@ -96,7 +96,10 @@ def test_a_store_with_backups_learns_which_its_tenant_deleted(tmp_path: Path) ->
             " kind, state, details, created_at, updated_at)"
             " VALUES ('b-1', 'b', 'p', 'i-1', 'postgresql', '15', 'full', 'COMPLETED', '{}', 1, 1)"
         )
-        db.execute("UPDATE schema_version SET version = ?", (migrations.LATEST - 2,))
+        db.execute(
+            "UPDATE schema_version SET version = ?",
+            (migrations.MIGRATIONS.index(migrations._tenant_deleted_backups),),
+        )
     database = open_store(f"sqlite:///{path}")
     try:
         assert SchemaVersion.get().version == migrations.LATEST
@@ -110,10 +113,33 @@ def test_a_store_before_source_leases_learns_them_none_granted(tmp_path: Path) -
     open_store(f"sqlite:///{path}").close()
     with sqlite3.connect(path) as db:  # as the release before this one left it
         db.execute("ALTER TABLE service_status DROP COLUMN lease_until")
-        db.execute("UPDATE schema_version SET version = ?", (migrations.LATEST - 1,))
+        db.execute(
+            "UPDATE schema_version SET version = ?",
+            (migrations.MIGRATIONS.index(migrations._source_leases),),
+        )
     database = open_store(f"sqlite:///{path}")
     try:
         assert SchemaVersion.get().version == migrations.LATEST
         assert "lease_until" in {c.name for c in database.get_columns("service_status")}
+    finally:
+        database.close()
+
+
+def test_a_store_before_warm_pools_learns_them_none_warm(tmp_path: Path) -> None:
+    path = tmp_path / "trove-svc.db"
+    open_store(f"sqlite:///{path}").close()
+    with sqlite3.connect(path) as db:  # as the release before this one left it
+        db.execute("DROP INDEX instance_warm_slot")
+        db.execute("ALTER TABLE instance DROP COLUMN warm_slot")
+        db.execute(
+            "UPDATE schema_version SET version = ?",
+            (migrations.MIGRATIONS.index(migrations._warm_pool),),
+        )
+    database = open_store(f"sqlite:///{path}")
+    try:
+        assert SchemaVersion.get().version == migrations.LATEST
+        assert "warm_slot" in {c.name for c in database.get_columns("instance")}
+        unique = {i.name: i.unique for i in database.get_indexes("instance")}
+        assert unique.get("instance_warm_slot") is True
     finally:
         database.close()

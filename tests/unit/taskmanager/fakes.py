@@ -53,6 +53,7 @@ class Run:
     instance_id: str
     extravars: dict[str, Any]
     secrets: dict[str, Any]
+    skip_tags: tuple[str, ...] = ()
 
 
 @dataclass
@@ -141,8 +142,11 @@ class FakeRunner:
         *,
         connection: dict[str, Any],
         environment: dict[str, str] | None = None,
+        skip_tags: tuple[str, ...] = (),
     ) -> RunResult:
-        self.ran.append(Run(ident, playbook, instance_id, dict(extravars), dict(secrets)))
+        self.ran.append(
+            Run(ident, playbook, instance_id, dict(extravars), dict(secrets), skip_tags)
+        )
         script = self._scripted(playbook, instance_id)
         for step in script.steps if script else STEPS:
             if on_step is not None:

@@ -36,6 +36,7 @@ WAITING = {
     "backup": (status.BACKUP, SOURCE),
     "delete_backup": (status.ACTIVE, SOURCE),
     "verify_backup": (status.ACTIVE, SOURCE),
+    "warm": (status.BUILD, SOURCE),
 }
 # The state of the backup an action works on.
 BACKUP_STATE = {
