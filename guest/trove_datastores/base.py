@@ -377,6 +377,9 @@ class DatastoreSpec:
     describe_parameters: Callable[[Discovered], list[Parameter]]
     # The server's own log, relative to the role's base directory.
     log_file: str
+    # The longest name of a Unix socket its server makes in the role's base directory: the
+    # control plane keeps that path within what a socket's path may hold (107 bytes).
+    socket_name: str
     # The guest's driver, as "module:Class" ("trove_datastores.<name>.driver:...").
     driver: str
     # The guest's backup engine (its tool's way to back up), as "module:Class"

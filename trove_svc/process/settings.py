@@ -311,12 +311,37 @@ class Settings:
                 f"{ENV_PREFIX}WARM_POOL is for the local provider only, not "
                 f"{ENV_PREFIX}COMPUTE_PROVIDER={self.compute_provider}"
             )
+        if self.compute_provider == "local":
+            found.extend(_socket_paths_too_long(self.state_dir, self.instances_dir))
         if self.port_range_start > self.port_range_end:
             found.append(
                 f"{ENV_PREFIX}PORT_RANGE_START={self.port_range_start} is above "
                 f"{ENV_PREFIX}PORT_RANGE_END={self.port_range_end}"
             )
         return found
+
+
+# What a Unix socket's path may hold (sun_path less its terminating NUL).
+MAX_SOCKET_PATH = 107
+
+
+def _socket_paths_too_long(state_dir: Path, instances_dir: Path) -> list[str]:
+    """A local instance's server makes its socket in its directory under the state
+    directory: one that would not fit there fails every create, so it is refused here."""
+    instance_dir = instances_dir / str(uuid.UUID(int=0))
+    longest = max(
+        (instance_dir / spec.name / spec.socket_name for spec in datastores.REGISTRY.values()),
+        key=lambda path: len(os.fsencode(path)),
+    )
+    length = len(os.fsencode(longest))
+    if length <= MAX_SOCKET_PATH:
+        return []
+    return [
+        f"{ENV_PREFIX}STATE_DIR={str(state_dir)!r}: an instance's server socket "
+        f"would be {length} bytes long ({longest}), over the {MAX_SOCKET_PATH} a socket's "
+        f"path may hold: choose one of at most "
+        f"{len(os.fsencode(state_dir)) - (length - MAX_SOCKET_PATH)} bytes"
+    ]
 
 
 @dataclass(frozen=True, order=True)

@@ -21,6 +21,8 @@ from trove_datastores.base import (
 )
 
 ADMIN_USER = "os_admin"
+# The server's socket, in the role's base directory (the role names it so too).
+SOCKET = "mariadbd.sock"
 ROOT_USER, ROOT_HOST = "root", "%"
 SYSTEM_DATABASES = frozenset({"mysql", "information_schema", "performance_schema", "sys"})
 HIDDEN_USERS = frozenset({"root", "mariadb.sys", "mysql", "PUBLIC", ADMIN_USER})
@@ -37,7 +39,7 @@ def discover() -> Discovered | None:
 def backup_settings(base_dir: str, repository: str) -> dict[str, Any]:
     return {
         "dir": repository,
-        "socket": f"{base_dir}/mariadbd.sock",
+        "socket": f"{base_dir}/{SOCKET}",
         "data_dir": f"{base_dir}/data",
     }
 
@@ -118,7 +120,7 @@ def describe_parameters(found: Discovered) -> list[Parameter]:
     import pymysql  # only the control plane describes
 
     with throwaway.workdir() as work:
-        socket = str(work / "mariadbd.sock")
+        socket = str(work / SOCKET)
         argv = [
             str(Path(found.bin_dir) / "mariadbd"),
             "--no-defaults",
@@ -206,7 +208,7 @@ def binary_vars(found: Discovered) -> dict[str, Any]:
 def replica_source_files(base_dir: str) -> dict[str, Any]:
     """A replica's data is copied with mariadb-backup, through the source's socket and
     from its data directory (the role's default places for both)."""
-    return {"socket": f"{base_dir}/mariadbd.sock", "data_dir": f"{base_dir}/data"}
+    return {"socket": f"{base_dir}/{SOCKET}", "data_dir": f"{base_dir}/data"}
 
 
 SPEC = DatastoreSpec(
@@ -243,6 +245,7 @@ SPEC = DatastoreSpec(
     # A database's character set and collation are the server's to choose from.
     database_options={"character_set": "character_set_server", "collate": "collation_server"},
     log_file="mariadb.log",
+    socket_name=SOCKET,
     config_file="my.cnf",
     driver="trove_datastores.mariadb.driver:MariaDBDriver",
     backup_engine="trove_datastores.mariadb.backup:MariaDBBackup",

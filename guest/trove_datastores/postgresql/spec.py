@@ -319,6 +319,7 @@ SPEC = DatastoreSpec(
     reload_rereads_file=True,
     admin_over_socket=True,
     log_file="postgresql.log",
+    socket_name=".s.PGSQL.65535",  # .s.PGSQL.<port>
     driver="trove_datastores.postgresql.driver:PostgresDriver",
     backup_engine="trove_datastores.postgresql.backup:PgBackRest",
     discover=discover,

@@ -21,6 +21,8 @@ from trove_datastores.base import (
 )
 
 ADMIN_USER = "os_admin"
+# The server's socket, in the role's base directory (the role names it so too).
+SOCKET = "redis.sock"
 HIDDEN_USERS = frozenset({"default", ADMIN_USER})
 
 
@@ -85,7 +87,7 @@ def describe_parameters(found: Discovered) -> list[Parameter]:
     import redis  # only the control plane describes
 
     with throwaway.workdir() as work:
-        socket = str(work / "redis.sock")
+        socket = str(work / SOCKET)
         argv = [
             str(Path(found.bin_dir) / "redis-server"),
             "--port",
@@ -180,6 +182,7 @@ SPEC = DatastoreSpec(
     describe_parameters=describe_parameters,
     boolean_words=("yes", "no"),
     log_file="redis.log",
+    socket_name=SOCKET,
     config_file="redis.conf",
     driver="trove_datastores.redis.driver:RedisDriver",
     backup_engine="trove_datastores.redis.backup:RedisSnapshot",

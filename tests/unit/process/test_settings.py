@@ -174,3 +174,23 @@ def test_warm_pools_are_for_the_local_provider_only() -> None:
                 "TROVE_SVC_OPENSTACK_CLOUD": "c",
             }
         )
+
+
+def test_a_state_directory_too_long_for_an_instances_socket_is_refused() -> None:
+    # PostgreSQL's socket is the longest: <state>/instances/<id>/postgresql/.s.PGSQL.<port>,
+    # 73 bytes past the state directory; a socket's path holds 107.
+    fits = "/" + "s" * 33
+    assert Settings.from_env({"TROVE_SVC_STATE_DIR": fits}).state_dir == Path(fits)
+    with pytest.raises(SettingsError) as raised:
+        Settings.from_env({"TROVE_SVC_STATE_DIR": fits + "s"})
+    [problem] = raised.value.problems
+    assert problem.startswith(f"TROVE_SVC_STATE_DIR='{fits}s': an instance's server socket")
+    assert "108 bytes long" in problem and problem.endswith("of at most 34 bytes")
+    # Instances on other hosts do not live there.
+    assert Settings.from_env(
+        {
+            "TROVE_SVC_STATE_DIR": fits + "s",
+            "TROVE_SVC_COMPUTE_PROVIDER": "ssh",
+            "TROVE_SVC_HOST_POOL": "/etc/pool.yml",
+        }
+    )
