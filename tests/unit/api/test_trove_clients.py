@@ -43,7 +43,9 @@ def api(app: Any, tmp_path: Path) -> Callable[..., Api]:
     """The API under the settings `env` gives (on the store `app` opened), its casts kept."""
 
     def started(**env: str) -> Api:
-        settings = Settings.from_env({"TROVE_SVC_STATE_DIR": str(tmp_path), **env})
+        # The state directory set after the settings are read: the test's own is longer
+        # than a deployment's may be (its instances' sockets would not fit).
+        settings = Settings.from_env(env).with_overrides(state_dir=tmp_path)
         keys = ServiceKeys(new_key())
         bus = RecordingBus(keys)
         return falcon.testing.TestClient(create_app(settings, bus, keys)), bus
