@@ -204,7 +204,8 @@ class InstanceService:
                 Instance.update(guest_key=sealed_key).where(Instance.id == warm_id).execute()
             else:
                 place = compute.new_place(self._settings, flavor, spec["volume"]["size"], source)
-                Instance.create(
+                status.record_new(
+                    now,
                     **place,
                     id=instance_id,
                     name=name,
@@ -213,15 +214,10 @@ class InstanceService:
                     datastore_version=version,
                     flavor=flavor,
                     volume_size=spec["volume"]["size"],
-                    status=status.BUILD,
-                    status_since=now,
                     access=access,
                     configuration_id=group.id if group else None,
                     guest_key=sealed_key,
-                    created_at=now,
-                    updated_at=now,
                 )
-                ServiceStatus.create(instance=instance_id, operating_status=status.NEW)
             made[instance_id] = warm_id is not None
             start.task(
                 task_id,

@@ -3,6 +3,8 @@ for becoming ACTIVE, for showing a silent guest, and for giving up on a wait."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import peewee
 
 from trove_svc.domain import errors
@@ -57,6 +59,16 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     ERROR: frozenset({REBOOT, SHUTDOWN, ERROR, EJECT, REJOIN}),
     SHUTDOWN: frozenset({ERROR, SHUTDOWN}),
 }
+
+
+def record_new(now: float, **columns: Any) -> Instance:
+    """A new instance's records: the instance in BUILD (its `columns`: place, owner,
+    datastore, ...), and its guest's status NEW until its first report."""
+    instance = Instance.create(
+        **columns, status=BUILD, status_since=now, created_at=now, updated_at=now
+    )
+    ServiceStatus.create(instance=instance, operating_status=NEW)
+    return instance
 
 
 def require_transition(instance_id: str, current: str, target: str) -> None:

@@ -26,7 +26,6 @@ from trove_svc.store.models import (
     DatastoreVersion,
     Flavor,
     Instance,
-    ServiceStatus,
     Task,
 )
 from trove_wire.envelope import Context
@@ -197,7 +196,8 @@ def _fill(
     instance_id, task_id = settings.new_id(), settings.new_id()
     try:
         with tasks.starting(taskmanager, _pool_caller(), now) as start:
-            Instance.create(
+            status.record_new(
+                now,
                 **compute.new_place(settings, flavor, VOLUME_GB, None),
                 id=instance_id,
                 name=f"warm {slot_name(pool, place)}",
@@ -205,14 +205,9 @@ def _fill(
                 datastore_version=version,
                 flavor=flavor,
                 volume_size=VOLUME_GB,
-                status=status.BUILD,
-                status_since=now,
                 access={"is_public": False, "allowed_cidrs": []},
                 warm_slot=slot_name(pool, place),
-                created_at=now,
-                updated_at=now,
             )
-            ServiceStatus.create(instance=instance_id, operating_status=status.NEW)
             start.task(task_id, instance_id, "warm", args={"databases": []})
     except peewee.IntegrityError:
         return
