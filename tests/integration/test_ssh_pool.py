@@ -1,9 +1,10 @@
 """The ssh provider end to end, on a pool of two hosts: each an sshd of its own on a
 loopback address (tests/ssh_pool.py), reached only through SSH as an operator's inventory
-says. Instances are placed by room, built, used with their own users, restarted, resized
-and deleted through the API, and leave nothing on their host; a create that fits nowhere
-answers 409; a host that stops answering in the middle of a create fails it with a fault
-that names the host, and the next create goes to the other host."""
+says. Instances are placed by room, built, used with their own users, resized, given a
+configuration group, restarted and deleted through the API, and leave nothing on their
+host; a create that fits nowhere answers 409; a host that stops answering in the middle of
+a create fails it with a fault that names the host, and the next create goes to the other
+host."""
 
 from __future__ import annotations
 
@@ -147,6 +148,50 @@ def _query(datastore: str, instance: dict[str, Any]) -> Any:
         conn.close()
 
 
+def _replicas_and_backups_refused(service: support.Service, token: str, source_id: str) -> None:
+    """Replication and backups reach across hosts not yet: refused, saying so."""
+    body = {"instance": {"name": "a-replica", "replica_of": source_id}}
+    resp = _api(service, token, "POST", "/instances", body)
+    assert resp.status == 400, resp.body
+    assert "not available yet" in resp.body["badRequest"]["message"]
+    body = {"backup": {"name": "b", "instance": source_id}}
+    resp = service.request("POST", f"/v1.0/{PROJECT}/backups", token, body)
+    assert resp.status == 400, resp.body
+    assert "Backups are not available yet" in resp.body["badRequest"]["message"]
+
+
+def _attach_a_group(service: support.Service, token: str, instance: dict[str, Any]) -> None:
+    values = {"work_mem": 12345}
+    body = {"configuration": {"name": "g", "values": values, "datastore": {"type": "postgresql"}}}
+    group = _api(service, token, "POST", "/configurations", body)
+    assert group.status == 200, group.body
+    attach = {"instance": {"configuration": group.body["configuration"]["id"]}}
+    assert _api(service, token, "PUT", f"/instances/{instance['id']}", attach).status == 202
+    assert _work_mem(instance) == "12345"
+
+
+def _detach_the_group(service: support.Service, token: str, instance: dict[str, Any]) -> None:
+    assert _work_mem(instance) == "12345"
+    detach = {"instance": {"configuration": None}}
+    assert _api(service, token, "PUT", f"/instances/{instance['id']}", detach).status == 202
+    assert _work_mem(instance) != "12345"
+    _settled(service, token, instance["id"])
+
+
+def _work_mem(instance: dict[str, Any]) -> str:
+    """The PostgreSQL instance's work_mem, as its user sees it."""
+    with psycopg.connect(
+        host=instance["ip"][0],
+        port=instance["port"],
+        user=USER["name"],
+        password=USER["password"],
+        dbname="shop",
+    ) as conn:
+        row = conn.execute("SELECT setting FROM pg_settings WHERE name = 'work_mem'").fetchone()
+        assert row is not None
+        return str(row[0])
+
+
 def _addressed_as_their_hosts_say(instances: dict[str, Any], pool: ssh_pool.Pool) -> None:
     """On pool-a, PostgreSQL is on an address of its own at 5432 (and listens there); on
     pool-b, MariaDB shares the host's address at a port of the range."""
@@ -228,15 +273,7 @@ def test_instances_are_placed_built_used_resized_and_removed_on_pool_hosts(
 
     _inventory_lists_them_on_their_hosts(service, made, servers, pool)
 
-    # Replication and backups reach across hosts not yet: refused, saying so.
-    body = {"instance": {"name": "a-replica", "replica_of": made["postgresql"]}}
-    resp = _api(service, token, "POST", "/instances", body)
-    assert resp.status == 400, resp.body
-    assert "not available yet" in resp.body["badRequest"]["message"]
-    body = {"backup": {"name": "b", "instance": made["postgresql"]}}
-    resp = service.request("POST", f"/v1.0/{PROJECT}/backups", token, body)
-    assert resp.status == 400, resp.body
-    assert "Backups are not available yet" in resp.body["badRequest"]["message"]
+    _replicas_and_backups_refused(service, token, made["postgresql"])
 
     # Resize postgresql to large: pool-a has exactly the room for it.
     resize = {"resize": {"flavorRef": LARGE}}
@@ -263,11 +300,15 @@ def test_instances_are_placed_built_used_resized_and_removed_on_pool_hosts(
     listed = _api(service, token, "GET", "/instances").body["instances"]
     assert sorted(i["name"] for i in listed) == ["on-pool-mariadb", "on-pool-postgresql"]
 
+    # A configuration group on a pool host: live when the attach answers, kept through the
+    # restart below, taken away by the detach.
+    _attach_a_group(service, token, resized)
     for datastore, instance_id in made.items():
         resp = _api(service, token, "POST", f"/instances/{instance_id}/action", {"restart": {}})
         assert resp.status == 202, resp.body
         restarted = _settled(service, token, instance_id)
         assert _query(datastore, restarted)[0] == USER["name"]
+    _detach_the_group(service, token, resized)
 
     for instance_id in made.values():
         assert _api(service, token, "DELETE", f"/instances/{instance_id}").status == 202
