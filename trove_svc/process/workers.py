@@ -35,7 +35,13 @@ def gone(worker_id: str) -> None:
 
 
 def recently_seen(kind: str, since: float) -> bool:
-    return bool(Worker.select().where((Worker.kind == kind) & (Worker.seen_at >= since)).exists())
+    return seen_since(kind, since) > 0
+
+
+def seen_since(kind: str, since: float) -> int:
+    """How many processes of `kind`, on any node, said they were alive since `since`."""
+    counted: int = Worker.select().where((Worker.kind == kind) & (Worker.seen_at >= since)).count()
+    return counted
 
 
 def forget_older_than(before: float) -> int:
