@@ -68,7 +68,10 @@ def store_url() -> Iterator[str]:
 @pytest.fixture(scope="module")
 def pool() -> Iterator[ssh_pool.Pool]:
     hosts = ssh_pool.two_hosts(
-        support.shared_tmp_dir("tsn-"), first_port=SSH_FIRST_PORT, memory_mb=(4096, 4096)
+        support.shared_tmp_dir("tsn-"),
+        first_port=SSH_FIRST_PORT,
+        memory_mb=(4096, 4096),
+        disk_gb=8,
     )
     hosts.start()
     yield hosts
@@ -141,6 +144,13 @@ def _statuses(node: support.Service, token: str, ids: list[str]) -> dict[str, st
     return found
 
 
+def _sees_both_nodes(node: support.Service) -> bool:
+    """Healthy, and both nodes' task managers and conductors seen (the store is one)."""
+    answer = node.request("GET", "/healthcheck", None)
+    seen = answer.body["sees"]
+    return answer.status == 200 and seen["taskmanagers"] == seen["conductors"] == 2
+
+
 def _create(node: support.Service, token: str, name: str) -> str:
     return node.create(token, PROJECT, name, datastore={"type": "redis"})
 
@@ -151,14 +161,13 @@ def test_two_nodes_share_the_work_and_survive_a_task_manager_and_a_broker_node(
     first, second = nodes
     # Each node's health check sees the same store, a broker node, and both nodes' workers.
     for node in nodes:
-        wait_until(
-            lambda node=node: node.request("GET", "/healthcheck", None).status == 200,
-            30,
-            "each node healthy",
-        )
+        try:
+            wait_until(lambda node=node: _sees_both_nodes(node), 30, "each node healthy")
+        except AssertionError:
+            answer = node.request("GET", "/healthcheck", None)
+            raise AssertionError(f"{answer.raw!r}\n{node.log_path.read_text()[-5000:]}") from None
         seen = node.request("GET", "/healthcheck", None).body["sees"]
         assert seen["store"] == "postgresql" and seen["broker_node"], seen
-        assert seen["taskmanagers"] == 2 and seen["conductors"] == 2, seen
     # A token made on one node is good on the other: one store.
     token = first.token(PROJECT)
     ids = [_create((first, second)[n % 2], token, f"several-{n}") for n in range(CREATES)]

@@ -18,6 +18,9 @@ def new_id(kind: str) -> str:
 
 
 def seen(worker_id: str, kind: str, now: float) -> None:
+    # Update, else insert: the worker's id is its process's alone, so nothing else inserts
+    # it between the two (ignoring a conflict is what SQLite, PostgreSQL and MySQL all
+    # support; replacing is SQLite's and MySQL's only).
     updated = Worker.update(seen_at=now).where(Worker.id == worker_id).execute()
     if not updated:
         Worker.insert(
@@ -27,7 +30,7 @@ def seen(worker_id: str, kind: str, now: float) -> None:
             pid=os.getpid(),
             started_at=now,
             seen_at=now,
-        ).on_conflict_replace().execute()
+        ).on_conflict_ignore().execute()
 
 
 def gone(worker_id: str) -> None:
