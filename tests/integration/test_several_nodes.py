@@ -8,7 +8,10 @@ Ten creates, half sent to each API; mid-build one node's task manager is killed 
 broker node stopped: all ten end HEALTHY with exactly one SUCCEEDED create task each.
 Then a schedule due every minute, whose step both nodes run at each minute's due time
 (the injected clock of test_schedules: five minutes of schedule in seconds), is decided
-exactly once a minute."""
+exactly once a minute: one scheduled backup task a minute. (Backups of instances on pool
+hosts are still refused, "not available yet", so each of those tasks records the refusal;
+once they are available each makes the minute's backup, named after it, which the end of
+the test then checks.)"""
 
 from __future__ import annotations
 
