@@ -457,13 +457,16 @@ def _ipv4_network(value: str) -> bool:
 
 
 def _transport_url(value: str) -> bool:
+    """amqp(s)://, then one or more `host[:port]`s, comma-separated, each with a port
+    (if any) that is a number."""
     parts = urlsplit(value)
     nodes = parts.netloc.rpartition("@")[2].split(",")
     try:
-        ports = [urlsplit(f"//{node}").port for node in nodes]
+        for node in nodes:
+            urlsplit(f"//{node}").port  # noqa: B018 (raises ValueError if no number)
     except ValueError:
         return False
-    return parts.scheme in ("amqp", "amqps") and all(nodes) and len(ports) == len(nodes)
+    return parts.scheme in ("amqp", "amqps") and all(nodes)
 
 
 def _positive(value: float) -> bool:
