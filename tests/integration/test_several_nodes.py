@@ -109,19 +109,20 @@ def nodes(
 ) -> Iterator[list[support.Service]]:
     first = _node(broker, store_url, pool, None)
     started = [first]
+    join_file = first.state_dir.parent / f"{first.state_dir.name}.join.json"
     try:
         first.setup()  # makes the service's account, which the pool's key is handed to
         pool.lend_key_to(first.settings().service_user)
         first.start()
-        join_file = first.state_dir.parent / f"{first.state_dir.name}.join.json"
         first.cli("join-file", str(join_file))
         assert join_file.stat().st_mode & 0o777 == 0o600
         second = _node(broker, store_url, pool, join_file)
         started.append(second)
         second.start()
-        join_file.unlink()
+        join_file.unlink()  # given once: the second node keeps what it needs
         yield started
     finally:
+        join_file.unlink(missing_ok=True)
         for node in reversed(started):
             node.cleanup()
 
