@@ -186,6 +186,9 @@ class Service:
     # None: `trove-svc up`. Else these parts, each a process of its own (as on several
     # hosts), so a test can stop or kill one.
     parts: tuple[str, ...] | None = None
+    # A join file (`trove-svc join-file`) of an existing deployment: this one is a further
+    # control-plane node of it, set up with `trove-svc setup --join`.
+    join_file: Path | None = None
     process: subprocess.Popen[bytes] | None = None
     part_processes: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
 
@@ -215,7 +218,10 @@ class Service:
         return env
 
     def setup(self) -> None:
-        self.cli("setup", "--broker-admin-url", self.admin_url)
+        if self.join_file is not None:
+            self.cli("setup", "--join", str(self.join_file))
+        else:
+            self.cli("setup", "--broker-admin-url", self.admin_url)
 
     @property
     def amqp_url(self) -> str:

@@ -10,6 +10,7 @@ ack (and any reply) back onto the connection's thread with `add_callback_threads
 from __future__ import annotations
 
 import logging
+import random
 import threading
 import time
 import uuid
@@ -44,14 +45,31 @@ class CallTimedOut(TimeoutError):
     """A call got no reply within its timeout."""
 
 
-def connection_parameters(url: str, heartbeat: int = 30) -> pika.URLParameters:
-    params = pika.URLParameters(url)
-    params.heartbeat = heartbeat
-    params.blocked_connection_timeout = 30
-    params.connection_attempts = 1
-    params.socket_timeout = 5
-    params.stack_timeout = 10
-    return params
+def broker_urls(url: str) -> list[str]:
+    """One URL per broker node of `url`, which may name a cluster's nodes comma-separated
+    (`amqp://user:pw@rabbit-1:5672,rabbit-2:5672,rabbit-3:5672/vhost`, as oslo.messaging
+    writes them): each with the same account, vhost and query."""
+    scheme, _, rest = url.partition("://")
+    netloc, slash, tail = rest.partition("/")
+    credentials, at, hosts = netloc.rpartition("@")
+    return [f"{scheme}://{credentials}{at}{host}{slash}{tail}" for host in hosts.split(",")]
+
+
+def connection_parameters(url: str, heartbeat: int = 30) -> list[pika.URLParameters]:
+    """What pika connects with: each broker node of `url` in turn (a node that is down is
+    passed over for the next), starting at a random one so that processes spread over the
+    nodes."""
+    nodes = []
+    for node_url in broker_urls(url):
+        params = pika.URLParameters(node_url)
+        params.heartbeat = heartbeat
+        params.blocked_connection_timeout = 30
+        params.connection_attempts = 1
+        params.socket_timeout = 5
+        params.stack_timeout = 10
+        nodes.append(params)
+    first = random.randrange(len(nodes))
+    return nodes[first:] + nodes[:first]
 
 
 class Publisher:
@@ -93,9 +111,13 @@ class Publisher:
                     raise BrokerUnavailable(f"RabbitMQ failed: {exc}") from exc
         raise AssertionError("unreachable")
 
-    def check(self) -> None:
-        """Raise BrokerUnavailable unless a connection is open (or can be opened)."""
+    def check(self) -> str:
+        """The broker node this publisher is connected to (`host:port`); BrokerUnavailable
+        unless a connection is open (or can be opened)."""
         self._retrying(lambda: self._ensure().connection.process_data_events(0))
+        # pika keeps the parameters of the node it reached on the connection's internals.
+        params = getattr(getattr(self._connection, "_impl", None), "params", None)
+        return f"{getattr(params, 'host', '?')}:{getattr(params, 'port', '?')}"
 
     def declare(self, declarations: Callable[[Any], None]) -> None:
         """Run queue, exchange and binding declarations on this connection's channel."""

@@ -7,7 +7,9 @@ only consume its own queue and publish to its own exchange.
 - `TASKMANAGER`: casts to the task managers (a quorum queue). A message redelivered
   `MAX_DELIVERIES` times without being acked (`MAX_ATTEMPTS` deliveries in all) is
   dead-lettered to `TASKMANAGER_DEAD`.
-- `TO_GUEST`: calls to guests, routed by instance id to `guestagent.<id>`.
+- `TO_GUEST`: calls to guests, routed by instance id to `guestagent.<id>` (a quorum queue,
+  so that on a RabbitMQ cluster a guest is reached while any majority of the nodes runs;
+  instances made before it was one keep the classic queue they were made with).
 - `guest.out.<id>` (`guest_exchange`): everything one guest sends, and the only exchange
   its account may write: reports (routing key `REPORTS`, to `reports.<id>`, which the
   conductors consume) and replies (routed to the caller's reply queue, which the caller
@@ -78,7 +80,7 @@ def declare_control_plane(channel: Any) -> None:
 def declare_guest(channel: Any, instance_id: str) -> None:
     """An instance's queues and exchange; made before its guest starts."""
     queue = guest_queue(instance_id)
-    channel.queue_declare(queue, durable=True)
+    channel.queue_declare(queue, durable=True, arguments=_QUORUM)
     channel.queue_bind(queue, TO_GUEST, routing_key=instance_id)
     exchange = guest_exchange(instance_id)
     channel.exchange_declare(exchange, "direct", durable=True)

@@ -38,11 +38,24 @@ class Version:
 
 _HEALTH_REPORT = {
     "type": "object",
-    "required": ["status", "missing", "checks"],
+    "required": ["status", "missing", "checks", "sees"],
     "properties": {
         "status": {"enum": ["ok", "unavailable"]},
         "missing": {"type": "array", "items": {"type": "string"}},
         "checks": {"type": "object", "additionalProperties": {"type": "string"}},
+        "sees": {
+            "description": "What this node sees: the store's engine, the broker node it "
+            "reaches (null: none), and the task managers and conductors of every node seen "
+            "lately (null: the store does not answer)",
+            "type": "object",
+            "required": ["store", "broker_node", "taskmanagers", "conductors"],
+            "properties": {
+                "store": {"type": "string"},
+                "broker_node": {"type": ["string", "null"]},
+                "taskmanagers": {"type": ["integer", "null"]},
+                "conductors": {"type": ["integer", "null"]},
+            },
+        },
     },
 }
 

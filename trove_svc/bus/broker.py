@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import os
 import re
 import urllib.error
@@ -24,6 +25,8 @@ from urllib.parse import quote, unquote, urlsplit, urlunsplit
 from trove_svc.domain import errors
 from trove_svc.process.settings import Settings
 from trove_wire import topology
+
+LOG = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -118,14 +121,26 @@ class BrokerAdmin:
     """The few management HTTP API calls the deployment needs."""
 
     def __init__(self, management_url: str, account: Account, timeout: float = 10) -> None:
-        self._base = management_url.rstrip("/")
+        # One base URL per broker node (comma-separated): users, vhosts and permissions are
+        # the cluster's, so any node that answers will do.
+        self._bases = [url.strip().rstrip("/") for url in management_url.split(",")]
         token = base64.b64encode(f"{account.user}:{account.password}".encode()).decode()
         self._auth = f"Basic {token}"
         self._timeout = timeout
 
     def _request(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        for base in self._bases:
+            try:
+                return self._request_at(base, method, path, body)
+            except (urllib.error.URLError, OSError) as exc:
+                LOG.warning("RabbitMQ's management API at %s is unreachable (%s)", base, exc)
+        raise errors.ServiceUnavailable(
+            f"RabbitMQ's management API at {', '.join(self._bases)} is unreachable."
+        )
+
+    def _request_at(self, base: str, method: str, path: str, body: dict[str, Any] | None) -> Any:
         request = urllib.request.Request(  # noqa: S310 (the URL is the operator's setting)
-            self._base + path,
+            base + path,
             data=None if body is None else json.dumps(body).encode(),
             method=method,
             headers={"Authorization": self._auth, "Content-Type": "application/json"},
@@ -139,10 +154,6 @@ class BrokerAdmin:
             refused = ManagementRefused if exc.code in (401, 403) else errors.ServiceUnavailable
             raise refused(
                 f"RabbitMQ's management API answered {exc.code} to {method} {path.split('/')[2]}."
-            ) from exc
-        except (urllib.error.URLError, OSError) as exc:
-            raise errors.ServiceUnavailable(
-                f"RabbitMQ's management API at {self._base} is unreachable."
             ) from exc
         return json.loads(payload) if payload else None
 

@@ -129,10 +129,11 @@ class Bus:
         except BrokerUnavailable as exc:
             raise errors.ServiceUnavailable("The message bus is unavailable.") from exc
 
-    def check(self) -> None:
-        """Raise ServiceUnavailable unless the broker answers."""
+    def check(self) -> str:
+        """The broker node this process reaches (`host:port`); ServiceUnavailable unless
+        one answers."""
         try:
-            self._publisher().check()
+            return self._publisher().check()
         except BrokerUnavailable as exc:
             raise errors.ServiceUnavailable("RabbitMQ does not answer.") from exc
 

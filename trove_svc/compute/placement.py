@@ -19,6 +19,7 @@ from trove_svc.compute import pool
 from trove_svc.compute.pool import PoolHost
 from trove_svc.domain import errors
 from trove_svc.domain.audit import redact
+from trove_svc.store import locks
 from trove_svc.store.models import Flavor, Instance, database_proxy
 from trove_svc.store.models import PoolHost as HostMark
 
@@ -49,30 +50,13 @@ class HostUse:
         return self.free_memory_mb >= memory_mb and self.free_disk_gb >= disk_gb
 
 
-# Placements on the pool happen one at a time, across API processes: what one reads of a
-# host's use, no other changes until it has recorded its own instance.
-_LOCK_KEY = 7301447  # PostgreSQL's advisory lock for placements
-_LOCK_NAME = "trove-svc-placement"  # MySQL's
-
-
 @contextmanager
 def placing() -> Iterator[None]:
-    """A transaction that holds the placement lock from its start."""
-    database = database_proxy.obj
-    if isinstance(database, peewee.SqliteDatabase):
-        with database.atomic(lock_type="IMMEDIATE"):  # the write lock, taken at once
-            yield
-    elif isinstance(database, peewee.PostgresqlDatabase):
-        with database.atomic():
-            database.execute_sql("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
-            yield
-    else:
-        with database.atomic():
-            database.execute_sql("SELECT GET_LOCK(%s, 30)", (_LOCK_NAME,))
-            try:
-                yield
-            finally:
-                database.execute_sql("SELECT RELEASE_LOCK(%s)", (_LOCK_NAME,))
+    """A transaction that holds the placement lock from its start. Placements on the pool
+    happen one at a time, across API processes and nodes: what one reads of a host's use,
+    no other changes until it has recorded its own instance."""
+    with locks.exclusive(database_proxy.obj, "placement"):
+        yield
 
 
 def use_of(hosts: list[PoolHost]) -> list[HostUse]:

@@ -10,11 +10,13 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from trove_svc.bus.broker import named_account
 from trove_svc.domain import errors
-from trove_svc.operator import admin, setup
+from trove_svc.operator import admin, join, setup
 from trove_svc.process import metrics, startup
 from trove_svc.process.settings import (
     Settings,
@@ -39,6 +41,9 @@ def _settings(args: argparse.Namespace, part: str) -> Settings:
 
 
 def cmd_setup(args: argparse.Namespace) -> None:
+    if args.join:
+        # Kept in the state directory first, so the settings below read the shared ones.
+        _or_exit(lambda: join.adopt(Settings.from_env(), Path(args.join)))
     settings = _settings(args, "setup")
     startup.prepare(settings)
     try:
@@ -46,6 +51,20 @@ def cmd_setup(args: argparse.Namespace) -> None:
     except errors.TroveSvcError as exc:
         sys.exit(f"trove-svc: set-up failed: {exc.message}")
     print(f"trove-svc is set up (state in {settings.state_dir}, vhost {settings.vhost}).")
+
+
+def cmd_join_file(args: argparse.Namespace) -> None:
+    """Written as the caller (root, or the service's account), before any store is opened."""
+    settings = _settings(args, "setup")
+    _or_exit(lambda: join.export(settings, Path(args.output)))
+    print(f"wrote {args.output}: give it once to `trove-svc setup --join` on the new node.")
+
+
+def _or_exit(step: Callable[[], None]) -> None:
+    try:
+        step()
+    except errors.TroveSvcError as exc:
+        sys.exit(f"trove-svc: {exc.message}")
 
 
 def cmd_operator(args: argparse.Namespace) -> None:
@@ -197,7 +216,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="remove the broker's stock guest account (guest/guest), with which any local "
         "process could administer the broker; only when nothing else uses it",
     )
+    setup_parser.add_argument(
+        "--join",
+        metavar="FILE",
+        help="join an existing deployment: FILE is what `trove-svc join-file` wrote on one "
+        "of its nodes (service key, broker account, store URL), kept in this node's state "
+        "directory",
+    )
     setup_parser.set_defaults(func=cmd_setup)
+    join_parser = sub.add_parser(
+        "join-file", help="write what a new control-plane node needs to join this deployment"
+    )
+    join_parser.add_argument("output", help="the file to write (0600: it holds secrets)")
+    join_parser.set_defaults(func=cmd_join_file)
     for name, func, text in (
         ("up", cmd_up, "run the all-in-one: API, task manager and conductor"),
         ("api", cmd_api, "run the API under gunicorn"),

@@ -1,5 +1,6 @@
-"""The health check load balancers ask: does the store answer, does the broker, and were a
-task manager and a conductor seen lately? Each part missing is named."""
+"""The health check load balancers ask, on each node: does the store answer, does the
+broker (and which of its nodes this node reaches), and how many task managers and
+conductors, on any node, were seen lately? Each part missing is named."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from trove_svc.process import workers
 from trove_svc.process.settings import Settings
 from trove_svc.store.models import Worker
 
+WORKER_KINDS = (workers.TASKMANAGER, workers.CONDUCTOR)
+
 
 def _store() -> str | None:
     try:
@@ -22,22 +25,27 @@ def _store() -> str | None:
     return None
 
 
-def _broker(bus: Bus) -> str | None:
+def _broker(bus: Bus) -> tuple[str | None, str | None]:
+    """(problem, the broker node reached)."""
     try:
-        bus.check()
+        return None, bus.check()
     except errors.ServiceUnavailable:
-        return "RabbitMQ does not answer"
-    return None
+        return "RabbitMQ does not answer", None
 
 
 def check(settings: Settings, bus: Bus) -> tuple[bool, dict[str, Any]]:
-    """(healthy, report): the report names each part and what is wrong with it."""
-    problems: dict[str, str | None] = {"store": _store(), "broker": _broker(bus)}
+    """(healthy, report): the report names each part and what is wrong with it, and says
+    what this node sees (the store's engine, the broker node it reaches, the workers of
+    every node seen lately)."""
+    broker_problem, broker_node = _broker(bus)
+    problems: dict[str, str | None] = {"store": _store(), "broker": broker_problem}
     since = settings.clock() - settings.worker_seen_within
-    for kind in (workers.TASKMANAGER, workers.CONDUCTOR):
-        if problems["store"] is not None:
+    seen: dict[str, int | None] = {}
+    for kind in WORKER_KINDS:
+        seen[kind] = None if problems["store"] else workers.seen_since(kind, since)
+        if seen[kind] is None:
             problems[kind] = "unknown: the store does not answer"
-        elif not workers.recently_seen(kind, since):
+        elif not seen[kind]:
             problems[kind] = f"none seen in the last {settings.worker_seen_within:g} s"
         else:
             problems[kind] = None
@@ -46,5 +54,10 @@ def check(settings: Settings, bus: Bus) -> tuple[bool, dict[str, Any]]:
         "status": "unavailable" if missing else "ok",
         "missing": missing,
         "checks": {part: problem or "ok" for part, problem in problems.items()},
+        "sees": {
+            "store": settings.effective_database_url.partition(":")[0],
+            "broker_node": broker_node,
+            **{f"{kind}s": count for kind, count in seen.items()},
+        },
     }
     return not missing, report

@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import ipaddress
+import json
 import os
 import re
 import secrets
@@ -234,9 +235,13 @@ class Settings:
 
     @property
     def management_url(self) -> str:
+        """RabbitMQ's management API: comma-separated, one per broker node, each tried in
+        turn; by default port 15672 of each node of the transport URL."""
         if self.rabbit_management_url:
-            return self.rabbit_management_url.rstrip("/")
-        return f"http://{urlsplit(self.transport_url).hostname or '127.0.0.1'}:15672"
+            return ",".join(
+                url.strip().rstrip("/") for url in self.rabbit_management_url.split(",")
+            )
+        return ",".join(f"http://{host}:15672" for host in broker_hosts(self.transport_url))
 
     @property
     def warm_pools(self) -> dict[WarmPoolKey, int]:
@@ -250,24 +255,14 @@ class Settings:
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """The settings, every bad one named with why (SettingsError), or none."""
         env = os.environ if environ is None else environ
-        values: dict[str, Any] = {}
-        problems: list[str] = []
-        config_file = env.get(ENV_PREFIX + "CONFIG")
-        if config_file:
-            try:
-                loaded = tomllib.loads(Path(config_file).read_text())
-            except (OSError, tomllib.TOMLDecodeError) as exc:
-                raise SettingsError(
-                    [f"TROVE_SVC_CONFIG: cannot read {config_file}: {exc}"]
-                ) from exc
-            values.update({k.lower(): v for k, v in loaded.items()})
-            problems += [
-                f"{config_file}: {key!r} is not a setting" for key in values if key not in _FIELDS
-            ]
+        values, problems = _config_file_values(env.get(ENV_PREFIX + "CONFIG"))
         for name in _FIELDS:
             key = ENV_PREFIX + name.upper()
             if key in env:
                 values[name] = env[key]
+        state_dir = Path(str(values.get("state_dir") or _default_state_dir())).expanduser()
+        for name, value in joined_settings(state_dir).items():
+            values.setdefault(name, value)
         coerced: dict[str, Any] = {}
         for name, value in values.items():
             if name not in _FIELDS:
@@ -392,6 +387,45 @@ def parse_warm_pool(text: str) -> dict[WarmPoolKey, int]:
     return pools
 
 
+def broker_hosts(transport_url: str) -> list[str]:
+    """The host of each broker node the transport URL names (comma-separated
+    `host[:port]`s, a RabbitMQ cluster's nodes); 127.0.0.1 if it names none."""
+    netloc = urlsplit(transport_url).netloc.rpartition("@")[2]
+    hosts = [urlsplit(f"//{node.strip()}").hostname for node in netloc.split(",")]
+    return [host or "127.0.0.1" for host in hosts]
+
+
+def _config_file_values(config_file: str | None) -> tuple[dict[str, Any], list[str]]:
+    """The TOML file's values, and a problem for each key that is no setting."""
+    if not config_file:
+        return {}, []
+    try:
+        loaded = tomllib.loads(Path(config_file).read_text())
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise SettingsError([f"TROVE_SVC_CONFIG: cannot read {config_file}: {exc}"]) from exc
+    values = {k.lower(): v for k, v in loaded.items()}
+    return values, [
+        f"{config_file}: {key!r} is not a setting" for key in values if key not in _FIELDS
+    ]
+
+
+# What the nodes of one deployment share (trove_svc.operator.join): `trove-svc setup --join`
+# keeps them in this file of the state directory, beneath the TOML file and the environment.
+JOINED_FILE = "joined.json"
+JOINED_SETTINGS = ("database_url", "broker_vhost", "transport_url", "rabbit_management_url")
+
+
+def joined_settings(state_dir: Path) -> dict[str, str]:
+    """The shared settings a joined node keeps (none unless `setup --join` ran)."""
+    try:
+        raw = json.loads((state_dir / JOINED_FILE).read_text())
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        raise SettingsError([f"{state_dir / JOINED_FILE}: cannot read it: {exc}"]) from exc
+    return {name: str(raw[name]) for name in JOINED_SETTINGS if raw.get(name)}
+
+
 class SettingsError(ValueError):
     """Settings that cannot be used; `problems` names each and says why."""
 
@@ -420,6 +454,19 @@ def _ipv4_network(value: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def _transport_url(value: str) -> bool:
+    """amqp(s)://, then one or more `host[:port]`s, comma-separated, each with a port
+    (if any) that is a number."""
+    parts = urlsplit(value)
+    nodes = parts.netloc.rpartition("@")[2].split(",")
+    try:
+        for node in nodes:
+            urlsplit(f"//{node}").port  # noqa: B018 (raises ValueError if no number)
+    except ValueError:
+        return False
+    return parts.scheme in ("amqp", "amqps") and all(nodes)
 
 
 def _positive(value: float) -> bool:
@@ -475,7 +522,11 @@ _RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
         lambda v: v in ("local", "ssh", "openstack"),
         "local, ssh or openstack",
     ),
-    "transport_url": (lambda v: urlsplit(v).scheme in ("amqp", "amqps"), "an amqp:// URL"),
+    "transport_url": (
+        _transport_url,
+        "an amqp:// URL, naming one broker node or a cluster's nodes comma-separated "
+        "(amqp://rabbit-1:5672,rabbit-2:5672,rabbit-3:5672/)",
+    ),
     "service_user": (
         lambda v: bool(re.fullmatch(r"[a-z_][a-z0-9_-]{0,31}", v)),
         "an account name: lower-case letters, digits, _ and -, at most 32",

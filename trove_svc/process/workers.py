@@ -18,6 +18,9 @@ def new_id(kind: str) -> str:
 
 
 def seen(worker_id: str, kind: str, now: float) -> None:
+    # Update, else insert: the worker's id is its process's alone, so nothing else inserts
+    # it between the two (ignoring a conflict is what SQLite, PostgreSQL and MySQL all
+    # support; replacing is SQLite's and MySQL's only).
     updated = Worker.update(seen_at=now).where(Worker.id == worker_id).execute()
     if not updated:
         Worker.insert(
@@ -27,7 +30,7 @@ def seen(worker_id: str, kind: str, now: float) -> None:
             pid=os.getpid(),
             started_at=now,
             seen_at=now,
-        ).on_conflict_replace().execute()
+        ).on_conflict_ignore().execute()
 
 
 def gone(worker_id: str) -> None:
@@ -35,7 +38,13 @@ def gone(worker_id: str) -> None:
 
 
 def recently_seen(kind: str, since: float) -> bool:
-    return bool(Worker.select().where((Worker.kind == kind) & (Worker.seen_at >= since)).exists())
+    return seen_since(kind, since) > 0
+
+
+def seen_since(kind: str, since: float) -> int:
+    """How many processes of `kind`, on any node, said they were alive since `since`."""
+    counted: int = Worker.select().where((Worker.kind == kind) & (Worker.seen_at >= since)).count()
+    return counted
 
 
 def forget_older_than(before: float) -> int:

@@ -12,6 +12,7 @@ from collections.abc import Callable
 import peewee
 from playhouse.migrate import SchemaMigrator, migrate
 
+from trove_svc.store import locks
 from trove_svc.store.models import (
     MODELS,
     Backup,
@@ -132,6 +133,25 @@ def _warm_pool(migrator: SchemaMigrator) -> None:
         migrate(migrator.add_column("instance", "warm_slot", Instance.warm_slot))
 
 
+def _double_precision_times(migrator: SchemaMigrator) -> None:
+    """Times (seconds since the epoch) in 8 bytes: PostgreSQL made a FloatField a 4-byte
+    `real`, which keeps a time to within about two minutes (SQLite's REAL has 8 bytes)."""
+    database = migrator.database
+    if isinstance(database, peewee.SqliteDatabase):
+        return
+    tables = set(database.get_tables())
+    changes = []
+    for model in MODELS:
+        table = model._meta.table_name
+        if table not in tables:
+            continue  # made whole, as models say
+        present = {column.name for column in database.get_columns(table)}
+        for field in model._meta.sorted_fields:
+            if isinstance(field, peewee.DoubleField) and field.column_name in present:
+                changes.append(migrator.alter_column_type(table, field.column_name, field))
+    migrate(*changes)
+
+
 MIGRATIONS: list[Callable[[SchemaMigrator], None]] = [
     _leases_and_keys,
     _list_indexes,
@@ -147,6 +167,7 @@ MIGRATIONS: list[Callable[[SchemaMigrator], None]] = [
     _tenant_deleted_backups,
     _source_leases,
     _warm_pool,
+    _double_precision_times,
 ]
 LATEST = len(MIGRATIONS)
 
@@ -163,13 +184,12 @@ def _current_version(database: peewee.Database) -> int | None:
 def upgrade(database: peewee.Database) -> int:
     """Create or migrate the schema; returns the version the store is now at.
 
-    Several processes open the store at once: a current store is only read, and a
-    migration takes the write lock first (SQLite: BEGIN IMMEDIATE), then looks again.
+    Several processes, of several nodes, open the store at once: a current store is only
+    read, and a migration takes the store's schema lock first, then looks again.
     """
     if _current_version(database) == LATEST:
         return LATEST
-    lock = {"lock_type": "IMMEDIATE"} if isinstance(database, peewee.SqliteDatabase) else {}
-    with database.atomic(**lock):
+    with locks.exclusive(database, "schema"):
         version = _current_version(database)
         if version == LATEST:
             return LATEST

@@ -77,7 +77,7 @@ class Instance(BaseModel):
     server = peewee.CharField(null=True, max_length=255, index=True)
     access = JSONField(default=dict)
     # When `status` last changed: waiting states are timed from here.
-    status_since = peewee.FloatField(default=0)
+    status_since = peewee.DoubleField(default=0)
     # The instance's message key, sealed under the service key (trove_svc.security.keys).
     guest_key = peewee.TextField(null=True)
     # The configuration group attached (trove_svc.domain.configurations), if any.
@@ -90,9 +90,9 @@ class Instance(BaseModel):
     replica_of_id = peewee.CharField(null=True, max_length=36, index=True)
     fault_message = peewee.TextField(null=True)
     fault_details = peewee.TextField(null=True)
-    fault_at = peewee.FloatField(null=True)
-    created_at = peewee.FloatField()
-    updated_at = peewee.FloatField()
+    fault_at = peewee.DoubleField(null=True)
+    created_at = peewee.DoubleField()
+    updated_at = peewee.DoubleField()
     # While the instance waits in a warm pool, unclaimed: its pool and place there
     # (`postgresql:15:1#0`, trove_svc.domain.warm_pool). Unique, so that two task managers
     # refilling a pool never both fill one place; a claim clears it.
@@ -114,14 +114,14 @@ class ServiceStatus(BaseModel):
     operating_status = peewee.CharField(max_length=32, default="NEW")
     message = peewee.TextField(null=True)
     disk_used_bytes = peewee.BigIntegerField(null=True)
-    last_sent_at = peewee.FloatField(null=True)
-    last_received_at = peewee.FloatField(null=True)
+    last_sent_at = peewee.DoubleField(null=True)
+    last_received_at = peewee.DoubleField(null=True)
     # When the guest last said HEALTHY: a source silent or failing since longer than the
     # failover limit is failed over (trove_svc.taskmanager.failover).
-    healthy_at = peewee.FloatField(null=True)
+    healthy_at = peewee.DoubleField(null=True)
     # A source's lease (trove_svc.domain.source_leases): its guest fences it before this
     # time unless a newer grant reaches it. Null: never granted one.
-    lease_until = peewee.FloatField(null=True)
+    lease_until = peewee.DoubleField(null=True)
 
 
 class Task(BaseModel):
@@ -134,7 +134,7 @@ class Task(BaseModel):
     state = peewee.CharField(max_length=16, default="QUEUED")
     # The task manager that claimed the task, and until when its claim holds unless renewed.
     owner = peewee.CharField(max_length=128, null=True)
-    lease_expires_at = peewee.FloatField(null=True)
+    lease_expires_at = peewee.DoubleField(null=True)
     # Ansible runs started for the task (more than one only after a takeover or a retry).
     runs = peewee.IntegerField(default=0)
     # What the flow needs besides the instance (never a secret) ...
@@ -153,12 +153,12 @@ class Task(BaseModel):
     current_step = peewee.CharField(max_length=255, null=True)
     message = peewee.TextField(null=True)
     artifact_dir = peewee.CharField(max_length=1024, null=True)
-    created_at = peewee.FloatField()
+    created_at = peewee.DoubleField()
     # When it was last given back to wait for a task manager (an attempt failed); the
     # wait for one is timed from here, else from created_at.
-    queued_at = peewee.FloatField(null=True)
-    started_at = peewee.FloatField(null=True)
-    finished_at = peewee.FloatField(null=True)
+    queued_at = peewee.DoubleField(null=True)
+    started_at = peewee.DoubleField(null=True)
+    finished_at = peewee.DoubleField(null=True)
 
 
 class Token(BaseModel):
@@ -168,11 +168,11 @@ class Token(BaseModel):
     project_id = peewee.CharField(max_length=64)
     user = peewee.CharField(max_length=255)
     is_admin = peewee.BooleanField(default=False)
-    created_at = peewee.FloatField()
-    expires_at = peewee.FloatField(null=True)
+    created_at = peewee.DoubleField()
+    expires_at = peewee.DoubleField(null=True)
     # Kept to the minute: a write per request would cost the store more than it tells.
-    last_used_at = peewee.FloatField(null=True)
-    revoked_at = peewee.FloatField(null=True)
+    last_used_at = peewee.DoubleField(null=True)
+    revoked_at = peewee.DoubleField(null=True)
 
 
 class Backup(BaseModel):
@@ -202,13 +202,13 @@ class Backup(BaseModel):
     fail_reason = peewee.TextField(null=True)
     schedule_id = peewee.CharField(max_length=36, null=True, index=True)
     # The data's consistent point (a restore to this backup gives the data as of then).
-    consistent_at = peewee.FloatField(null=True)
-    verified_at = peewee.FloatField(null=True)
+    consistent_at = peewee.DoubleField(null=True)
+    verified_at = peewee.DoubleField(null=True)
     verify_outcome = peewee.TextField(null=True)
     # When its tenant deleted it while its tool still kept its data (the base of the
     # archived logs): hidden from the tenant since, removed once nothing keeps it.
-    deleted_by_tenant_at = peewee.FloatField(null=True)
-    created_at = peewee.FloatField()
+    deleted_by_tenant_at = peewee.DoubleField(null=True)
+    created_at = peewee.DoubleField()
 
     @classmethod
     def tenant_visible(cls) -> peewee.Expression:
@@ -216,7 +216,7 @@ class Backup(BaseModel):
         parents): all but those it deleted whose data their tool still keeps."""
         return cls.deleted_by_tenant_at.is_null()
 
-    updated_at = peewee.FloatField()
+    updated_at = peewee.DoubleField()
 
 
 class Schedule(BaseModel):
@@ -229,12 +229,12 @@ class Schedule(BaseModel):
     cron = peewee.CharField(max_length=128)
     incremental = peewee.BooleanField(default=False)
     retention_count = peewee.IntegerField(null=True)
-    retention_days = peewee.FloatField(null=True)
+    retention_days = peewee.DoubleField(null=True)
     # Restore the newest backup into a throwaway instance and check it, after each run.
     verify = peewee.BooleanField(default=False)
-    next_run_at = peewee.FloatField(index=True)
-    last_run_at = peewee.FloatField(null=True)
-    created_at = peewee.FloatField()
+    next_run_at = peewee.DoubleField(index=True)
+    last_run_at = peewee.DoubleField(null=True)
+    created_at = peewee.DoubleField()
 
 
 class BackupStrategy(BaseModel):
@@ -246,7 +246,7 @@ class BackupStrategy(BaseModel):
     instance_id = peewee.CharField(max_length=36, null=True)
     backend = peewee.CharField(max_length=16, default="local")  # local, s3
     container = peewee.CharField(max_length=255, null=True)
-    created_at = peewee.FloatField()
+    created_at = peewee.DoubleField()
 
 
 class Configuration(BaseModel):
@@ -258,8 +258,8 @@ class Configuration(BaseModel):
     description = peewee.TextField(null=True)
     datastore_version = peewee.ForeignKeyField(DatastoreVersion, on_delete="RESTRICT")
     values = JSONField(default=dict)
-    created_at = peewee.FloatField()
-    updated_at = peewee.FloatField()
+    created_at = peewee.DoubleField()
+    updated_at = peewee.DoubleField()
 
 
 class Worker(BaseModel):
@@ -269,8 +269,8 @@ class Worker(BaseModel):
     kind = peewee.CharField(max_length=32, index=True)
     hostname = peewee.CharField(max_length=255)
     pid = peewee.IntegerField()
-    started_at = peewee.FloatField()
-    seen_at = peewee.FloatField(index=True)
+    started_at = peewee.DoubleField()
+    seen_at = peewee.DoubleField(index=True)
 
 
 class SchemaVersion(BaseModel):
@@ -284,7 +284,7 @@ class PoolHost(BaseModel):
     why). Hosts themselves come from the pool's inventory, not from the store."""
 
     name = peewee.CharField(primary_key=True, max_length=255)
-    unreachable_since = peewee.FloatField(null=True)
+    unreachable_since = peewee.DoubleField(null=True)
     unreachable_reason = peewee.TextField(null=True)
 
 

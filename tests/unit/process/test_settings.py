@@ -194,3 +194,26 @@ def test_a_state_directory_too_long_for_an_instances_socket_is_refused() -> None
             "TROVE_SVC_HOST_POOL": "/etc/pool.yml",
         }
     )
+
+
+def test_a_transport_url_may_name_a_clusters_nodes() -> None:
+    settings = Settings.from_env({"TROVE_SVC_TRANSPORT_URL": "amqp://r1:5672,r2:5672,r3/"})
+    assert settings.management_url == "http://r1:15672,http://r2:15672,http://r3:15672"
+    for bad in ("amqp://r1:5672,,r2/", "amqp://r1:notaport/", "http://r1/"):
+        with pytest.raises(SettingsError, match="TRANSPORT_URL"):
+            Settings.from_env({"TROVE_SVC_TRANSPORT_URL": bad})
+
+
+def test_a_joined_nodes_shared_settings_lie_beneath_its_environment(tmp_path: Path) -> None:
+    (tmp_path / "joined.json").write_text(
+        '{"database_url": "postgresql://db/trove", "broker_vhost": "shared",'
+        ' "transport_url": "amqp://r1,r2/", "rabbit_management_url": ""}'
+    )
+    pool = {"TROVE_SVC_COMPUTE_PROVIDER": "ssh", "TROVE_SVC_HOST_POOL": "/etc/pool.yml"}
+    joined = Settings.from_env({"TROVE_SVC_STATE_DIR": str(tmp_path), **pool})
+    assert joined.effective_database_url == "postgresql://db/trove"
+    assert joined.vhost == "shared" and joined.transport_url == "amqp://r1,r2/"
+    own = Settings.from_env(
+        {"TROVE_SVC_STATE_DIR": str(tmp_path), "TROVE_SVC_BROKER_VHOST": "mine", **pool}
+    )
+    assert own.vhost == "mine" and own.effective_database_url == "postgresql://db/trove"
