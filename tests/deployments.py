@@ -73,10 +73,13 @@ def instance_row(service: support.Service, instance_id: str) -> dict[str, Any]:
     return dict(row) if row else {}
 
 
-def statuses(service: support.Service, token: str, ids: list[str]) -> dict[str, str]:
+def statuses(
+    service: support.Service, token: str, ids: list[str], project: str = PROJECT
+) -> dict[str, str]:
+    """Each instance's `status/operating_status`, as the API shows it."""
     found = {}
     for instance_id in ids:
-        body = service.request("GET", f"/v1.0/{PROJECT}/instances/{instance_id}", token).body
+        body = service.request("GET", f"/v1.0/{project}/instances/{instance_id}", token).body
         found[instance_id] = f"{body['instance']['status']}/{body['instance']['operating_status']}"
     return found
 

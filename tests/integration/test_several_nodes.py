@@ -31,7 +31,7 @@ from psycopg.rows import dict_row
 
 from tests import bare, ssh_pool, support
 from tests.broker_node import BrokerCluster
-from tests.deployments import wait_until
+from tests.deployments import statuses, wait_until
 from trove_datastores.postgresql import spec as postgresql
 from trove_svc.process.components import Runtime
 from trove_svc.store.db import open_store
@@ -140,14 +140,6 @@ def _tasks(url: str, action: str) -> list[dict[str, Any]]:
         ).fetchall()
 
 
-def _statuses(node: support.Service, token: str, ids: list[str]) -> dict[str, str]:
-    found = {}
-    for instance_id in ids:
-        body = node.request("GET", f"/v1.0/{PROJECT}/instances/{instance_id}", token).body
-        found[instance_id] = f"{body['instance']['status']}/{body['instance']['operating_status']}"
-    return found
-
-
 def _sees_both_nodes(node: support.Service) -> bool:
     """Healthy, and both nodes' task managers and conductors seen (the store is one)."""
     answer = node.request("GET", "/healthcheck", None)
@@ -190,13 +182,13 @@ def test_two_nodes_share_the_work_and_survive_a_task_manager_and_a_broker_node(
 
     try:
         wait_until(
-            lambda: set(_statuses(second, token, ids).values()) == {"ACTIVE/HEALTHY"},
+            lambda: set(statuses(second, token, ids, PROJECT).values()) == {"ACTIVE/HEALTHY"},
             300,
             "all ten ACTIVE and HEALTHY",
         )
     except AssertionError:
         raise AssertionError(
-            f"{_statuses(second, token, ids)}\n{_tasks(store_url, 'create')}\n"
+            f"{statuses(second, token, ids, PROJECT)}\n{_tasks(store_url, 'create')}\n"
             f"{second.log_path.read_text()[-4000:]}"
         ) from None
     creates = _tasks(store_url, "create")
@@ -206,7 +198,7 @@ def test_two_nodes_share_the_work_and_survive_a_task_manager_and_a_broker_node(
     said = second.log_path.read_text()
     assert held and all(f"task {task}: its owner stopped renewing" in said for task in held)
     # Both APIs show the same: one store.
-    assert _statuses(first, token, ids) == _statuses(second, token, ids)
+    assert statuses(first, token, ids, PROJECT) == statuses(second, token, ids, PROJECT)
     # The first node's health check says what it now misses of its own: nothing, the
     # second node's task manager is seen.
     seen = first.request("GET", "/healthcheck", None).body["sees"]

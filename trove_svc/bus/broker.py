@@ -13,7 +13,6 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import os
 import re
 import urllib.error
 import urllib.request
@@ -24,6 +23,7 @@ from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from trove_svc.domain import errors
 from trove_svc.process.settings import Settings
+from trove_svc.security import private_files
 from trove_wire import topology
 
 LOG = logging.getLogger(__name__)
@@ -44,12 +44,7 @@ def load_account(path: Path) -> Account | None:
 
 
 def save_account(path: Path, account: Account) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        json.dump({"user": account.user, "password": account.password}, handle)
-    tmp.replace(path)
+    private_files.write(path, json.dumps({"user": account.user, "password": account.password}))
 
 
 def named_account(transport_url: str) -> Account | None:

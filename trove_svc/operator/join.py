@@ -8,22 +8,13 @@ runs in progress, logs, metrics), which is the node's own."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 from trove_svc.bus.broker import Account, load_account, named_account, save_account
 from trove_svc.domain import errors
 from trove_svc.process.settings import JOINED_FILE, JOINED_SETTINGS, Settings
-
-
-def _write_private(path: Path, content: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(content)
-    tmp.replace(path)
+from trove_svc.security import private_files
 
 
 def shared(settings: Settings) -> dict[str, Any]:
@@ -54,7 +45,7 @@ def shared(settings: Settings) -> dict[str, Any]:
 def export(settings: Settings, path: Path) -> None:
     """The join file for a new node (0600: it holds the service key and the broker's and
     the store's passwords)."""
-    _write_private(path, json.dumps(shared(settings), indent=2) + "\n")
+    private_files.write(path, json.dumps(shared(settings), indent=2) + "\n")
 
 
 def adopt(settings: Settings, path: Path) -> None:
@@ -74,7 +65,7 @@ def adopt(settings: Settings, path: Path) -> None:
         raise errors.BadRequest(
             f"{key_path} holds another service key: this node belongs to another deployment."
         )
-    _write_private(key_path, service_key + "\n")
+    private_files.write(key_path, service_key + "\n")
     save_account(settings.credentials_path, account)
     kept = {name: given.get(name) or "" for name in JOINED_SETTINGS}
-    _write_private(settings.state_dir / JOINED_FILE, json.dumps(kept, indent=2) + "\n")
+    private_files.write(settings.state_dir / JOINED_FILE, json.dumps(kept, indent=2) + "\n")

@@ -17,7 +17,6 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import os
 import secrets
 import threading
 from collections import OrderedDict
@@ -29,6 +28,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from trove_svc.security import private_files
 from trove_svc.store.models import Instance
 from trove_wire.seal import KEY_BYTES, decode_key, encode_key, new_key
 
@@ -43,12 +43,7 @@ def create_service_key(path: Path) -> bool:
     """Write a new service key to `path` (0600) unless one is there; True if made."""
     if path.exists():
         return False
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(encode_key(new_key()) + "\n")
-    tmp.replace(path)
+    private_files.write(path, encode_key(new_key()) + "\n")
     return True
 
 

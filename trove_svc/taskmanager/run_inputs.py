@@ -10,12 +10,13 @@ files, so no value is in `/proc/*/cmdline` for other accounts to read.
 from __future__ import annotations
 
 import io
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from trove_svc.security import private_files
 
 UNSAFE_TAG = "!unsafe"
 
@@ -51,13 +52,4 @@ def dump(values: Mapping[str, Any]) -> str:
 
 def write_unsafe(path: Path, values: Mapping[str, Any]) -> None:
     """Write `values` for Ansible, every string marked unsafe, to a private file."""
-    write_private_file(path, dump(values))
-
-
-def write_private_file(path: Path, content: str) -> None:
-    """Write `content` to a new 0600 file, atomically (tmp, then rename)."""
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(content)
-    tmp.replace(path)
+    private_files.write(path, dump(values))

@@ -25,6 +25,7 @@ from typing import Any
 import ansible_runner
 
 from trove_svc.process.settings import Settings
+from trove_svc.security import private_files
 from trove_svc.taskmanager import run_inputs
 
 LOG = logging.getLogger(__name__)
@@ -193,11 +194,9 @@ class PlaybookRunner:
         )
         # Read from here only: ansible-runner drops a `settings` argument when this file
         # is missing.
-        run_inputs.write_private_file(env_dir / "settings", json.dumps(RUNNER_SETTINGS))
+        private_files.write(env_dir / "settings", json.dumps(RUNNER_SETTINGS))
         inventory_file = data_dir / f"{ident}.hosts.json"
-        run_inputs.write_private_file(
-            inventory_file, json.dumps(inventory(instance_id, connection))
-        )
+        private_files.write(inventory_file, json.dumps(inventory(instance_id, connection)))
         failure: dict[str, str | None] = {}
         reported: dict[str, Any] = {}
 
