@@ -152,8 +152,7 @@ class PlaybookRunner:
         }
         if self._settings.ansible_strategy == "mitogen_linear":
             # Mitogen keeps one interpreter per host instead of one per task: a module
-            # task costs about a third of what it does with the stock strategy. Its
-            # strategy is loaded through ours, which sets how it sends modules.
+            # task costs about a third of what it does with the stock strategy.
             env["ANSIBLE_STRATEGY_PLUGINS"] = str(STRATEGY_PLUGINS)
         env["ANSIBLE_STRATEGY"] = self._settings.ansible_strategy
         return env
