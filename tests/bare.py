@@ -101,11 +101,18 @@ def _bare_dir(account: str) -> Path:
     return base
 
 
-def bare_mariadb(port: int, account: str = "trove-svc-bare") -> Callable[[], None]:
-    """mariadb-install-db + mariadbd, by hand; returns once it answers. Returns a stopper."""
+def bare_mariadb(
+    port: int, account: str = "trove-svc-bare", init_sql: str = ""
+) -> Callable[[], None]:
+    """mariadb-install-db + mariadbd, by hand; returns once it answers. Returns a stopper.
+    `init_sql`: statements the server runs as it starts (its --init-file)."""
     import pymysql
 
     base = _bare_dir(account)
+    init_file = []
+    if init_sql:
+        (base / "init.sql").write_text(init_sql)
+        init_file = [f"--init-file={base}/init.sql"]
     run_as = ["runuser", "-u", account, "--"] if os.geteuid() == 0 else []
     subprocess.run(
         [
@@ -130,6 +137,7 @@ def bare_mariadb(port: int, account: str = "trove-svc-bare") -> Callable[[], Non
             f"--port={port}",
             "--bind-address=127.0.0.1",
             f"--pid-file={base}/pid",
+            *init_file,
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

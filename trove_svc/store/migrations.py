@@ -140,7 +140,6 @@ def _double_precision_times(migrator: SchemaMigrator) -> None:
     if isinstance(database, peewee.SqliteDatabase):
         return
     tables = set(database.get_tables())
-    changes = []
     for model in MODELS:
         table = model._meta.table_name
         if table not in tables:
@@ -148,8 +147,20 @@ def _double_precision_times(migrator: SchemaMigrator) -> None:
         present = {column.name for column in database.get_columns(table)}
         for field in model._meta.sorted_fields:
             if isinstance(field, peewee.DoubleField) and field.column_name in present:
-                changes.append(migrator.alter_column_type(table, field.column_name, field))
-    migrate(*changes)
+                _widen(migrator, table, field)
+
+
+def _widen(migrator: SchemaMigrator, table: str, field: peewee.Field) -> None:
+    if isinstance(migrator.database, peewee.MySQLDatabase):
+        # playhouse's MySQL migrator names the column twice (`MODIFY c c DOUBLE`), which
+        # MySQL and MariaDB refuse: the statement is written out here (the names are the
+        # models' own).
+        nullable = "NULL" if field.null else "NOT NULL"
+        migrator.database.execute_sql(
+            f"ALTER TABLE `{table}` MODIFY `{field.column_name}` DOUBLE {nullable}"
+        )
+    else:
+        migrate(migrator.alter_column_type(table, field.column_name, field))
 
 
 MIGRATIONS: list[Callable[[SchemaMigrator], None]] = [

@@ -1,0 +1,107 @@
+"""The store on PostgreSQL and on MariaDB (what several control-plane nodes share), each
+against a private server of its own."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests import bare, support
+from trove_datastores.postgresql import spec as postgresql
+from trove_svc.domain import catalog, status
+from trove_svc.process import workers
+from trove_svc.security import tokens
+from trove_svc.store import locks, migrations
+from trove_svc.store.db import open_store
+from trove_svc.store.models import (
+    Datastore,
+    DatastoreVersion,
+    Flavor,
+    Instance,
+    SchemaVersion,
+)
+
+pytestmark = pytest.mark.integration
+
+MARIADB_STORE = """CREATE DATABASE trove;
+CREATE USER 'trove'@'localhost' IDENTIFIED BY 'Store-pw-1-long';
+GRANT ALL ON trove.* TO 'trove'@'localhost';
+"""
+# What each engine calls a time's column type, and the 4-byte type stores were made with.
+TIME_TYPES = {"postgresql": ("double precision", "real"), "mysql": ("double", "float")}
+
+
+@pytest.fixture(params=["postgresql", "mariadb"])
+def store_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    if request.param == "postgresql":
+        found = postgresql.discover()
+        assert found is not None, "no PostgreSQL binaries on this host"
+        cluster = bare.BareCluster(found.bin_dir)
+        cluster.start()
+        yield f"postgresql://admin@127.0.0.1:{cluster.port}/postgres"
+        cluster.stop()
+    else:
+        port = support.free_port()
+        stop = bare.bare_mariadb(port, init_sql=MARIADB_STORE)
+        yield f"mysql://trove:Store-pw-1-long@127.0.0.1:{port}/trove"
+        stop()
+
+
+def test_schema_rows_workers_and_locks(store_url: str) -> None:
+    database = open_store(store_url)
+    try:
+        catalog.ensure_defaults([catalog.HostDatastore("postgresql", "15", "/usr/bin")])
+        catalog.ensure_defaults([catalog.HostDatastore("postgresql", "15", "/usr/bin")])
+        assert Flavor.select().count() == 3 and Datastore.select().count() == 1
+        Instance.create(
+            id="i-1",
+            name="n",
+            project_id="p",
+            datastore_version=DatastoreVersion.get(),
+            flavor="2",
+            volume_size=1,
+            status=status.BUILD,
+            access={"is_public": False},
+            created_at=1,
+            updated_at=1796564014.36,
+        )
+        assert Instance.get_by_id("i-1").access == {"is_public": False}
+        # A time keeps its fraction of a second: leases and schedules compare them.
+        assert Instance.get_by_id("i-1").updated_at == 1796564014.36
+        token = tokens.issue("p", "u", False, now=1.0)
+        identity = tokens.identify(token, now=2.0)
+        assert identity is not None and identity.project_id == "p"
+        assert tokens.identify(token + "x", now=2.0) is None
+        # A worker says it is alive again and again: one row, seen.
+        for seen_at in (100.0, 101.5):
+            workers.seen("taskmanager:h:1:x", workers.TASKMANAGER, seen_at)
+        assert workers.seen_since(workers.TASKMANAGER, 101.0) == 1
+        with locks.exclusive(database, "placement"):
+            assert Instance.select().count() == 1
+    finally:
+        database.close()
+
+
+def test_a_store_with_4_byte_times_is_given_8_byte_ones(store_url: str) -> None:
+    """A store made before times were 8 bytes (PostgreSQL's `real`, MySQL's `float`) is
+    migrated when it is opened."""
+    database = open_store(store_url)
+    engine = store_url.partition(":")[0]
+    wide, narrow = TIME_TYPES[engine]
+    if engine == "postgresql":
+        database.execute_sql(f"ALTER TABLE task ALTER COLUMN lease_expires_at TYPE {narrow}")
+    else:
+        database.execute_sql(f"ALTER TABLE task MODIFY lease_expires_at {narrow} NULL")
+    SchemaVersion.update(version=migrations.LATEST - 1).execute()
+    database.close()
+    database = open_store(store_url)
+    try:
+        (kind,) = database.execute_sql(
+            "SELECT data_type FROM information_schema.columns"
+            " WHERE table_name = 'task' AND column_name = 'lease_expires_at'"
+        ).fetchone()
+        assert kind == wide
+        assert SchemaVersion.get().version == migrations.LATEST
+    finally:
+        database.close()
