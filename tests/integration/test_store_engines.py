@@ -1,16 +1,21 @@
 """The store on PostgreSQL and on MariaDB (what several control-plane nodes share), each
-against a private server of its own."""
+against a private server of its own: its schema and rows, its locks, its migrations, and
+a failover that two nodes' task managers look for at the same moment, started once."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from tests import bare, support
+from tests import bare, rows, support
+from tests.casts import Casts
 from trove_datastores.postgresql import spec as postgresql
-from trove_svc.domain import catalog, status
+from trove_svc.domain import catalog, replication_sets, status
 from trove_svc.process import workers
+from trove_svc.process.settings import Settings
 from trove_svc.security import tokens
 from trove_svc.store import locks, migrations
 from trove_svc.store.db import open_store
@@ -20,7 +25,10 @@ from trove_svc.store.models import (
     Flavor,
     Instance,
     SchemaVersion,
+    ServiceStatus,
+    Task,
 )
+from trove_svc.taskmanager import failover
 
 pytestmark = pytest.mark.integration
 
@@ -103,5 +111,50 @@ def test_a_store_with_4_byte_times_is_given_8_byte_ones(store_url: str) -> None:
         ).fetchone()
         assert kind == wide
         assert SchemaVersion.get().version == migrations.LATEST
+    finally:
+        database.close()
+
+
+def test_a_failover_looked_for_by_two_nodes_at_once_starts_once(
+    store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A source silent past the failover limit while its replica is heard: two task
+    managers (threads, each with its own connection) both find it failed before either
+    acts; the store lets one start the eject."""
+    now = 1796564014.36
+    settings = Settings(state_dir=tmp_path / "state", clock=lambda: now, failover_after=5.0)
+    database = open_store(store_url)
+    try:
+        catalog.ensure_defaults([catalog.HostDatastore("postgresql", "15", "/usr/bin")])
+        long_ago = now - settings.failover_after - 1
+        rows.instance(id="source", status_since=long_ago)
+        rows.instance(id="replica", replica_of_id="source")
+        ServiceStatus.create(instance="source", operating_status="SHUTDOWN", healthy_at=long_ago)
+        ServiceStatus.create(instance="replica", operating_status="HEALTHY", healthy_at=now)
+        casts = [Casts(), Casts()]
+        started: list[list[str]] = []
+        both_found = threading.Barrier(len(casts))
+        find = replication_sets.failed_sources
+
+        def found_then_wait(now: float, failover_after: float) -> list[Instance]:
+            failed = find(now, failover_after)
+            both_found.wait(10)
+            return failed
+
+        monkeypatch.setattr(replication_sets, "failed_sources", found_then_wait)
+
+        def look(node_casts: Casts) -> None:
+            with database.connection_context():
+                started.append(failover.start_due(settings, node_casts))
+
+        threads = [threading.Thread(target=look, args=(c,)) for c in casts]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        assert sorted(len(ids) for ids in started) == [0, 1], started
+        assert [t.action for t in Task.select()] == ["eject"]
+        assert sum(len(c.task_ids) for c in casts) == 1
+        assert Instance.get_by_id("source").status == status.EJECT
     finally:
         database.close()

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import peewee
 from playhouse.db_url import connect
+from pymysql.constants import CLIENT
 
 from trove_svc.store import migrations
 from trove_svc.store.models import database_proxy
@@ -36,6 +37,11 @@ def open_store(url: str) -> peewee.Database:
         if not sqlite_path.exists():
             sqlite_path.touch(mode=0o600)
         database = connect(url, pragmas=SQLITE_PRAGMAS)
+    elif url.startswith("mysql"):
+        # An UPDATE's count is of the rows it matched, as on SQLite and PostgreSQL (MySQL
+        # counts those it changed): a compare-and-set that writes what is already there
+        # still says it held.
+        database = connect(url, client_flag=CLIENT.FOUND_ROWS)
     else:
         database = connect(url)
     database_proxy.initialize(database)
