@@ -7,7 +7,8 @@ import os
 import shutil
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -199,3 +200,32 @@ def bare_redis(port: int) -> Callable[[], None]:
         shutil.rmtree(base, ignore_errors=True)
 
     return stop
+
+
+MARIADB_STORE = """CREATE DATABASE trove;
+CREATE USER 'trove'@'localhost' IDENTIFIED BY 'Store-pw-1-long';
+GRANT ALL ON trove.* TO 'trove'@'localhost';
+"""
+
+
+@contextmanager
+def store_server(engine: str) -> Iterator[str]:
+    """A private server to keep trove-svc's store on (`postgresql` or `mariadb`): its URL."""
+    if engine == "postgresql":
+        from trove_datastores.postgresql import spec as postgresql
+
+        found = postgresql.discover()
+        assert found is not None, "no PostgreSQL binaries on this host"
+        cluster = BareCluster(found.bin_dir)
+        cluster.start()
+        try:
+            yield f"postgresql://admin@127.0.0.1:{cluster.port}/postgres"
+        finally:
+            cluster.stop()
+        return
+    port = free_port()
+    stop = bare_mariadb(port, init_sql=MARIADB_STORE)
+    try:
+        yield f"mysql://trove:Store-pw-1-long@127.0.0.1:{port}/trove"
+    finally:
+        stop()

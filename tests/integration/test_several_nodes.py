@@ -32,7 +32,6 @@ from psycopg.rows import dict_row
 from tests import bare, ssh_pool, support
 from tests.broker_node import BrokerCluster
 from tests.deployments import statuses, wait_until
-from trove_datastores.postgresql import spec as postgresql
 from trove_svc.process.components import Runtime
 from trove_svc.store.db import open_store
 from trove_svc.store.models import database_proxy
@@ -60,12 +59,8 @@ def broker() -> Iterator[BrokerCluster]:
 
 @pytest.fixture(scope="module")
 def store_url() -> Iterator[str]:
-    found = postgresql.discover()
-    assert found is not None, "no PostgreSQL binaries on this host"
-    cluster = bare.BareCluster(found.bin_dir)
-    cluster.start()
-    yield f"postgresql://admin@127.0.0.1:{cluster.port}/postgres"
-    cluster.stop()
+    with bare.store_server("postgresql") as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

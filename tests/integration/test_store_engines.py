@@ -10,9 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests import bare, rows, support
+from tests import bare, rows
 from tests.casts import Casts
-from trove_datastores.postgresql import spec as postgresql
 from trove_svc.domain import catalog, replication_sets, status
 from trove_svc.process import workers
 from trove_svc.process.settings import Settings
@@ -32,28 +31,14 @@ from trove_svc.taskmanager import failover
 
 pytestmark = pytest.mark.integration
 
-MARIADB_STORE = """CREATE DATABASE trove;
-CREATE USER 'trove'@'localhost' IDENTIFIED BY 'Store-pw-1-long';
-GRANT ALL ON trove.* TO 'trove'@'localhost';
-"""
 # What each engine calls a time's column type, and the 4-byte type stores were made with.
 TIME_TYPES = {"postgresql": ("double precision", "real"), "mysql": ("double", "float")}
 
 
 @pytest.fixture(params=["postgresql", "mariadb"])
 def store_url(request: pytest.FixtureRequest) -> Iterator[str]:
-    if request.param == "postgresql":
-        found = postgresql.discover()
-        assert found is not None, "no PostgreSQL binaries on this host"
-        cluster = bare.BareCluster(found.bin_dir)
-        cluster.start()
-        yield f"postgresql://admin@127.0.0.1:{cluster.port}/postgres"
-        cluster.stop()
-    else:
-        port = support.free_port()
-        stop = bare.bare_mariadb(port, init_sql=MARIADB_STORE)
-        yield f"mysql://trove:Store-pw-1-long@127.0.0.1:{port}/trove"
-        stop()
+    with bare.store_server(request.param) as url:
+        yield url
 
 
 def test_schema_rows_workers_and_locks(store_url: str) -> None:
