@@ -89,6 +89,7 @@ class Publisher:
         self._replies: dict[str, bytes] = {}
 
     def _ensure(self) -> Any:
+        self._catch_up()
         if self._connection is None or self._connection.is_closed:
             try:
                 self._connection = pika.BlockingConnection(connection_parameters(self._url))
@@ -100,6 +101,19 @@ class Publisher:
             self._reply_queue = None
             self._reply_bindings.clear()
         return self._channel
+
+    def _catch_up(self) -> None:
+        """Read what the broker sent since this connection was last used: heartbeats (which
+        this answers), or its close of a connection left idle past them, which is then
+        replaced before anything is written to it (a write to a socket the broker closed
+        fails with a traceback in pika's log)."""
+        if self._connection is None or not self._connection.is_open:
+            return
+        try:
+            self._connection.process_data_events(0)
+        except CONNECTION_ERRORS:
+            LOG.info("RabbitMQ closed an idle connection: opening another")
+            self.close()
 
     def _retrying(self, operation: Callable[[], Any]) -> Any:
         for attempt in (1, 2):

@@ -3,8 +3,10 @@ redelivery and dead-lettering."""
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
+import urllib.parse
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -13,6 +15,7 @@ import pika
 import pytest
 
 from tests import support
+from tests.broker_node import BrokerNode
 from trove_svc.bus.broker import REPORT_QUEUE_POLICY, Account, BrokerAdmin, report_queue_policy
 from trove_svc.conductor.intake import ReportIntake
 from trove_svc.process import metrics
@@ -346,3 +349,46 @@ def test_a_call_nobody_answers_becomes_a_domain_error(transport_url: str, tmp_pa
     bus.delete_guest_queues("i-1")
     bus.close()
     database.close()
+
+
+def test_a_connection_the_broker_closed_while_idle_is_replaced_before_a_write(
+    shared_node: BrokerNode, caplog: pytest.LogCaptureFixture
+) -> None:
+    """What an API worker meets after a long quiet spell: the broker closed its connection
+    (here through the management API, as it does past missed heartbeats). The next publish
+    reads that first and goes out on a new connection: delivered, no traceback logged."""
+    vhost = f"test-idle-{uuid.uuid4().hex[:8]}"
+    assert shared_node.api("PUT", f"/api/vhosts/{vhost}")[0] in (201, 204)
+    permissions = {"configure": ".*", "write": ".*", "read": ".*"}
+    user_path = f"/api/permissions/{vhost}/{shared_node.admin_user}"
+    assert shared_node.api("PUT", user_path, permissions)[0] in (201, 204)
+    publisher = Publisher(shared_node.amqp_url(vhost=vhost))
+    try:
+        queue = _queue()
+        _declare(publisher, queue)
+        publisher.publish("", queue, b"before", "m-1")
+
+        def ours() -> list[str]:
+            listed = shared_node.api("GET", f"/api/vhosts/{vhost}/connections")[1]
+            return [str(c["name"]) for c in listed]
+
+        # (The management API lists connections as its statistics see them: seconds late.)
+        _wait(lambda: bool(ours()), timeout=30)
+        for name in ours():
+            quoted = urllib.parse.quote(name, safe="")
+            assert shared_node.api("DELETE", f"/api/connections/{quoted}")[0] == 204
+        _wait(lambda: not ours(), timeout=30)
+
+        caplog.set_level(logging.INFO)
+        publisher.publish("", queue, b"after", "m-2")
+        assert "RabbitMQ closed an idle connection" in caplog.text
+        tracebacks = [r for r in caplog.records if r.exc_info]
+        assert tracebacks == [], [r.getMessage() for r in tracebacks]
+        depth: list[int] = []
+        publisher.declare(
+            lambda ch: depth.append(ch.queue_declare(queue, passive=True).method.message_count)
+        )
+        assert depth == [2]
+    finally:
+        publisher.close()
+        shared_node.api("DELETE", f"/api/vhosts/{vhost}")
