@@ -128,7 +128,7 @@ class Publisher:
     def check(self) -> str:
         """The broker node this publisher is connected to (`host:port`); BrokerUnavailable
         unless a connection is open (or can be opened)."""
-        self._retrying(lambda: self._ensure().connection.process_data_events(0))
+        self._retrying(self._ensure)  # which reads what the broker sent first
         # pika keeps the parameters of the node it reached on the connection's internals.
         params = getattr(getattr(self._connection, "_impl", None), "params", None)
         return f"{getattr(params, 'host', '?')}:{getattr(params, 'port', '?')}"

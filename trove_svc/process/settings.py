@@ -387,11 +387,15 @@ def parse_warm_pool(text: str) -> dict[WarmPoolKey, int]:
     return pools
 
 
+def _broker_nodes(transport_url: str) -> list[str]:
+    """The `host[:port]` of each broker node the transport URL names (comma-separated: a
+    RabbitMQ cluster's nodes), as written."""
+    return urlsplit(transport_url).netloc.rpartition("@")[2].split(",")
+
+
 def broker_hosts(transport_url: str) -> list[str]:
-    """The host of each broker node the transport URL names (comma-separated
-    `host[:port]`s, a RabbitMQ cluster's nodes); 127.0.0.1 if it names none."""
-    netloc = urlsplit(transport_url).netloc.rpartition("@")[2]
-    hosts = [urlsplit(f"//{node.strip()}").hostname for node in netloc.split(",")]
+    """The host of each broker node the transport URL names; 127.0.0.1 if it names none."""
+    hosts = [urlsplit(f"//{node.strip()}").hostname for node in _broker_nodes(transport_url)]
     return [host or "127.0.0.1" for host in hosts]
 
 
@@ -459,14 +463,13 @@ def _ipv4_network(value: str) -> bool:
 def _transport_url(value: str) -> bool:
     """amqp(s)://, then one or more `host[:port]`s, comma-separated, each with a port
     (if any) that is a number."""
-    parts = urlsplit(value)
-    nodes = parts.netloc.rpartition("@")[2].split(",")
+    nodes = _broker_nodes(value)
     try:
         for node in nodes:
             urlsplit(f"//{node}").port  # noqa: B018 (raises ValueError if no number)
     except ValueError:
         return False
-    return parts.scheme in ("amqp", "amqps") and all(nodes)
+    return urlsplit(value).scheme in ("amqp", "amqps") and all(nodes)
 
 
 def _positive(value: float) -> bool:

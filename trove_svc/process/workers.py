@@ -37,14 +37,9 @@ def gone(worker_id: str) -> None:
     Worker.delete().where(Worker.id == worker_id).execute()
 
 
-def recently_seen(kind: str, since: float) -> bool:
-    return seen_since(kind, since) > 0
-
-
 def seen_since(kind: str, since: float) -> int:
     """How many processes of `kind`, on any node, said they were alive since `since`."""
-    counted: int = Worker.select().where((Worker.kind == kind) & (Worker.seen_at >= since)).count()
-    return counted
+    return int(Worker.select().where((Worker.kind == kind) & (Worker.seen_at >= since)).count())
 
 
 def forget_older_than(before: float) -> int:
