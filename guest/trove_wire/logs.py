@@ -85,10 +85,21 @@ def configure(part: str, log_format: str = "text", stream: TextIO | None = None)
     root.addHandler(handler)
     root.setLevel(logging.INFO)
     logging.getLogger("pika").setLevel(logging.WARNING)
+    logging.getLogger("pika.adapters.utils.io_services_utils").addFilter(_reset_without_stack)
     logging.captureWarnings(True)
     if log_format == "json":
         # Even a crash leaves one JSON line, not a bare traceback.
         sys.excepthook = _log_uncaught
+
+
+def _reset_without_stack(record: logging.LogRecord) -> bool:
+    """pika logs a connection the broker reset (an idle one it closed, a node that went
+    away) with its stack; its message names the error, which is what an operator needs:
+    the publisher or consumer opens another connection."""
+    if record.exc_info and isinstance(record.exc_info[1], ConnectionError):
+        record.exc_info = None
+        record.exc_text = None
+    return True
 
 
 def _log_uncaught(

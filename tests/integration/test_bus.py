@@ -373,11 +373,11 @@ def test_a_connection_the_broker_closed_while_idle_is_replaced_before_a_write(
             return [str(c["name"]) for c in listed]
 
         # (The management API lists connections as its statistics see them: seconds late.)
-        _wait(lambda: bool(ours()), timeout=30)
+        _wait(lambda: bool(ours()), timeout=90)
         for name in ours():
             quoted = urllib.parse.quote(name, safe="")
             assert shared_node.api("DELETE", f"/api/connections/{quoted}")[0] == 204
-        _wait(lambda: not ours(), timeout=30)
+        _wait(lambda: not ours(), timeout=90)
 
         caplog.set_level(logging.INFO)
         publisher.publish("", queue, b"after", "m-2")
