@@ -94,9 +94,12 @@ def configure(part: str, log_format: str = "text", stream: TextIO | None = None)
 
 def _reset_without_stack(record: logging.LogRecord) -> bool:
     """pika logs a connection the broker reset (an idle one it closed, a node that went
-    away) with its stack; its message names the error, which is what an operator needs:
-    the publisher or consumer opens another connection."""
+    away) with its stack, twice: as the record's exception and written into its message.
+    One line naming the error is what an operator needs: the publisher or consumer opens
+    another connection."""
     if record.exc_info and isinstance(record.exc_info[1], ConnectionError):
+        record.msg = "connection to the broker lost: %r"
+        record.args = (record.exc_info[1],)
         record.exc_info = None
         record.exc_text = None
     return True
