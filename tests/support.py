@@ -361,6 +361,26 @@ class Service:
         instance_id = self.create(token, project, name, **spec)
         return self.wait_for(token, project, instance_id, active_and_healthy)
 
+    def backup_ended(
+        self, token: str, project: str, instance_id: str, name: str, **extra: Any
+    ) -> dict[str, Any]:
+        """Ask for a backup of the instance and wait until it is COMPLETED or FAILED (or
+        two minutes passed); the backup as the API shows it then."""
+        body = {"backup": {"name": name, "instance": instance_id, **extra}}
+        answer = self.request("POST", f"/v1.0/{project}/backups", token, body)
+        assert answer.status == 202, answer.body
+        return self.backup_when_ended(token, project, answer.body["backup"]["id"])
+
+    def backup_when_ended(self, token: str, project: str, backup_id: str) -> dict[str, Any]:
+        """The backup once it is COMPLETED or FAILED (or as it is after two minutes)."""
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            shown = self.request("GET", f"/v1.0/{project}/backups/{backup_id}", token).body
+            if shown["backup"]["status"] in ("COMPLETED", "FAILED"):
+                break
+            time.sleep(0.2)
+        return dict(shown["backup"])
+
     def wait_gone(self, token: str, project: str, instance_id: str, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -449,6 +469,13 @@ def unstartable_group(service: Service, token: str, project: str) -> str:
     made = service.request("POST", f"/v1.0/{project}/configurations", token, body)
     assert made.status == 200, made.body
     return str(made.body["configuration"]["id"])
+
+
+def restore_time_now() -> str:
+    """Now, as a restore_time (UTC, to the millisecond)."""
+    return (
+        time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + f".{int(time.time() * 1000) % 1000:03d}"
+    )
 
 
 def active_and_healthy(instance: dict[str, Any]) -> bool:

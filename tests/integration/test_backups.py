@@ -9,7 +9,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -22,7 +21,7 @@ import pymysql
 import pytest
 import redis
 
-from tests import support
+from tests import moto_s3, support
 from tests.deployments import store, tasks_of
 from tests.processes import processes_mentioning
 from trove_wire import datastores, seal, topology
@@ -89,19 +88,10 @@ def backup(
     wait_healthy: bool = True,
     **extra: Any,
 ) -> dict[str, Any]:
-    body = {"backup": {"name": name, "instance": instance["id"], **extra}}
-    answer = service.request("POST", f"/v1.0/{PROJECT}/backups", token, body)
-    assert answer.status == 202, answer.body
-    backup_id = answer.body["backup"]["id"]
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        shown = service.request("GET", f"/v1.0/{PROJECT}/backups/{backup_id}", token).body
-        if shown["backup"]["status"] in ("COMPLETED", "FAILED"):
-            break
-        time.sleep(0.3)
+    made = service.backup_ended(token, PROJECT, instance["id"], name, **extra)
     if wait_healthy:
         service.wait_for(token, PROJECT, instance["id"], support.active_and_healthy)
-    return dict(shown["backup"])
+    return made
 
 
 def restore(
@@ -132,12 +122,6 @@ def delete(service: support.Service, token: str, *instances: dict[str, Any]) -> 
         service.request("DELETE", f"/v1.0/{PROJECT}/instances/{instance['id']}", token)
 
 
-def _now() -> str:
-    return (
-        time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + f".{int(time.time() * 1000) % 1000:03d}"
-    )
-
-
 @pytest.mark.parametrize("datastore", POINT_IN_TIME)
 def test_full_incremental_and_point_in_time_restores(
     service: support.Service, token: str, datastore: str
@@ -166,11 +150,11 @@ def test_full_incremental_and_point_in_time_restores(
         assert (differential["kind"], differential["parent_id"]) == ("differential", full["id"])
         made.append(differential)
     time.sleep(1.2)
-    between = _now()
+    between = support.restore_time_now()
     time.sleep(1.2)
     sql(source, "INSERT INTO t VALUES (4)")
     time.sleep(1.2)
-    late = _now()  # after the last backup: only the logs reach it
+    late = support.restore_time_now()  # after the last backup: only the logs reach it
     time.sleep(1.2)
     sql(source, "INSERT INTO t VALUES (5)")
 
@@ -259,7 +243,7 @@ def _newest_full_deleted_then_replaced(
         assert time.monotonic() < deadline, "the deleted backup's set stayed"
         time.sleep(0.3)
     time.sleep(1.2)
-    late = _now()  # after the newer backup: its logs reach it
+    late = support.restore_time_now()  # after the newer backup: its logs reach it
     time.sleep(1.2)
     _sql("postgresql", source, "INSERT INTO t VALUES (6)")
     return newer, late
@@ -429,46 +413,16 @@ def test_an_instance_deleted_while_its_backup_runs_releases_its_backup() -> None
         service.cleanup()
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture
-def s3_server(tmp_path: Path) -> Iterator[str]:
-    port = _free_port()
-    server = subprocess.Popen(
-        [str(support.VENV_BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        with socket.socket() as probe:
-            if probe.connect_ex(("127.0.0.1", port)) == 0:
-                break
-        time.sleep(0.1)
-    yield f"http://127.0.0.1:{port}"
-    server.terminate()
-    server.wait(10)
+def s3_server() -> Iterator[str]:
+    with moto_s3.running() as endpoint:
+        yield endpoint
 
 
 def test_backups_kept_in_s3_restore_when_the_repository_lost_them(s3_server: str) -> None:
-    import boto3
-
     service = support.Service(extra_env={"TROVE_SVC_S3_ENDPOINT": s3_server})
-    credentials = service.state_dir / "s3.json"
-    credentials.write_text(json.dumps({"access_key": "testing", "secret_key": "testing"}))
-    credentials.chmod(0o600)
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=s3_server,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
-    s3.create_bucket(Bucket="trove-backups")
+    moto_s3.give_credentials(service.state_dir)
+    s3 = moto_s3.client(s3_server)
     service.start()
     try:
         token = service.token(PROJECT)
@@ -518,14 +472,9 @@ def _forged_backup(
     assert answer.status == 202, answer.body
     backup_id = answer.body["backup"]["id"]
     _forge_backup_report(service, instance["id"], {"backup_id": backup_id, **forged})
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        shown = service.request("GET", f"/v1.0/{PROJECT}/backups/{backup_id}", token).body
-        if shown["backup"]["status"] in ("COMPLETED", "FAILED"):
-            break
-        time.sleep(0.2)
+    shown = service.backup_when_ended(token, PROJECT, backup_id)
     service.wait_for(token, PROJECT, instance["id"], support.active_and_healthy)
-    return dict(shown["backup"])
+    return shown
 
 
 def _named_acl_entries(path: Path) -> list[str]:
