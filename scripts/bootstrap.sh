@@ -20,6 +20,9 @@ command -v sudo >/dev/null || missing+=(sudo)
 # SSH host pools: the control plane's ssh client, and the tests' own pool hosts' sshd.
 command -v ssh >/dev/null || missing+=(openssh-client)
 [ -x /usr/sbin/sshd ] || missing+=(openssh-server)
+# Backups of instances on pool hosts are copied between host and this machine by rsync
+# (on both ends).
+command -v rsync >/dev/null || missing+=(rsync)
 # The OS's own Python: instances' accounts run the guest agent from .venv, and a Python
 # under a private home (pyenv in /root, say) is out of their reach.
 [ -x /usr/bin/python3 ] || missing+=(python3)

@@ -8,10 +8,8 @@ Ten creates, half sent to each API; mid-build one node's task manager is killed 
 broker node stopped: all ten end HEALTHY with exactly one SUCCEEDED create task each.
 Then a schedule due every minute, whose step both nodes run at each minute's due time
 (the injected clock of test_schedules: five minutes of schedule in seconds), is decided
-exactly once a minute: one scheduled backup task a minute. (Backups of instances on pool
-hosts are still refused, "not available yet", so each of those tasks records the refusal;
-once they are available each makes the minute's backup, named after it, which the end of
-the test then checks.)"""
+exactly once a minute: one scheduled backup a minute, named after it, made on the
+instance's pool host and copied to the control plane's repository."""
 
 from __future__ import annotations
 
@@ -76,6 +74,10 @@ def pool() -> Iterator[ssh_pool.Pool]:
     hosts.cleanup()
 
 
+def _repositories(pool: ssh_pool.Pool) -> Path:
+    return pool.directory / "backup-repositories"
+
+
 def _node(
     broker: BrokerCluster, store_url: str, pool: ssh_pool.Pool, join_file: Path | None
 ) -> support.Service:
@@ -91,6 +93,8 @@ def _node(
             **({} if join_file else {"TROVE_SVC_DATABASE_URL": store_url}),
             "TROVE_SVC_COMPUTE_PROVIDER": "ssh",
             "TROVE_SVC_HOST_POOL": str(pool.inventory),
+            # One filesystem both nodes mount, as the page says (here: one directory).
+            "TROVE_SVC_BACKUP_REPOSITORIES": str(_repositories(pool)),
             "TROVE_SVC_TASK_LEASE": "6",
             "TROVE_SVC_WORKER_SEEN_WITHIN": "10",
             **support.port_range_env(POOL_PORTS[0], SSH_FIRST_PORT - 1),
@@ -147,7 +151,7 @@ def _create(node: support.Service, token: str, name: str) -> str:
 
 
 def test_two_nodes_share_the_work_and_survive_a_task_manager_and_a_broker_node(
-    nodes: list[support.Service], broker: BrokerCluster, store_url: str
+    nodes: list[support.Service], broker: BrokerCluster, store_url: str, pool: ssh_pool.Pool
 ) -> None:
     first, second = nodes
     # Each node's health check sees the same store, a broker node, and both nodes' workers.
@@ -199,7 +203,9 @@ def test_two_nodes_share_the_work_and_survive_a_task_manager_and_a_broker_node(
     seen = first.request("GET", "/healthcheck", None).body["sees"]
     assert seen["taskmanagers"] >= 1 and seen["conductors"] == 2, seen
 
-    _a_schedule_due_every_minute_runs_once_a_minute(nodes, token, ids[0], store_url)
+    _a_schedule_due_every_minute_runs_once_a_minute(
+        nodes, token, ids[0], store_url, _repositories(pool)
+    )
 
 
 def _run_schedules_at(runs: list[TaskManager], now: float) -> None:
@@ -217,6 +223,16 @@ def _run_schedules_at(runs: list[TaskManager], now: float) -> None:
         thread.join(60)
 
 
+def _wait_for_backup_tasks_ended(store_url: str, instance_id: str, count: int) -> None:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        backups = [t for t in _tasks(store_url, "backup") if t["instance_id"] == instance_id]
+        if len(backups) >= count and all(t["state"] not in ("QUEUED", "RUNNING") for t in backups):
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"backup {count} of {instance_id} did not end")
+
+
 def _node_schedule_step(node: support.Service, clock: list[float]) -> TaskManager:
     settings = dataclasses.replace(node.settings(), clock=lambda: clock[0])
     return TaskManager(Runtime.load(settings).flow_deps())
@@ -229,7 +245,7 @@ def _next_run_at(store_url: str, schedule_id: str) -> float:
 
 
 def _a_schedule_due_every_minute_runs_once_a_minute(
-    nodes: list[support.Service], token: str, instance_id: str, store_url: str
+    nodes: list[support.Service], token: str, instance_id: str, store_url: str, repositories: Path
 ) -> None:
     schedules = f"/v1.0/{PROJECT}/instances/{instance_id}/schedules"
     made = nodes[1].request(
@@ -250,6 +266,8 @@ def _a_schedule_due_every_minute_runs_once_a_minute(
             slots.append(due)
             due = _next_run_at(store_url, schedule_id)
             assert due == slots[-1] + 60
+            # The minute's backup ends before the next minute (seconds, not a minute).
+            _wait_for_backup_tasks_ended(store_url, instance_id, len(slots))
     finally:
         for manager in managers:
             manager.deps.bus.close()
@@ -259,9 +277,13 @@ def _a_schedule_due_every_minute_runs_once_a_minute(
     backups = [t for t in _tasks(store_url, "backup") if t["instance_id"] == instance_id]
     with _store(store_url) as db:
         named = db.execute(
-            "SELECT name FROM backup WHERE instance_id = %s", (instance_id,)
+            "SELECT id, name, state FROM backup WHERE instance_id = %s", (instance_id,)
         ).fetchall()
-    # One backup a minute, whichever node's step claimed it.
+    # One backup a minute, whichever node's step claimed it, made on the instance's pool
+    # host and copied to the control plane's repository.
     assert len(backups) == MINUTES, json.dumps(backups, default=str)
-    if named:
-        assert sorted(b["name"] for b in named) == [f"minutely {s}" for s in stamps]
+    assert {t["state"] for t in backups} == {"SUCCEEDED"}, json.dumps(backups, default=str)
+    assert sorted(b["name"] for b in named) == [f"minutely {s}" for s in stamps]
+    assert {b["state"] for b in named} == {"COMPLETED"}
+    copied = {p.name.removesuffix(".tar.zst") for p in (repositories / instance_id).iterdir()}
+    assert copied == {b["id"] for b in named}

@@ -11,6 +11,8 @@ from __future__ import annotations
 import ipaddress
 import json
 import pwd
+import re
+import shutil
 import subprocess
 import time
 from collections.abc import Iterator
@@ -21,7 +23,7 @@ import psycopg
 import pymysql
 import pytest
 
-from tests import processes, ssh_pool, support
+from tests import moto_s3, processes, ssh_pool, support
 
 pytestmark = [pytest.mark.integration, pytest.mark.long]
 
@@ -55,14 +57,22 @@ def pool() -> Iterator[ssh_pool.Pool]:
 
 
 @pytest.fixture(scope="module")
-def service(pool: ssh_pool.Pool) -> Iterator[support.Service]:
+def s3_endpoint() -> Iterator[str]:
+    with moto_s3.running() as endpoint:
+        yield endpoint
+
+
+@pytest.fixture(scope="module")
+def service(pool: ssh_pool.Pool, s3_endpoint: str) -> Iterator[support.Service]:
     svc = support.Service(
         extra_env={
             "TROVE_SVC_COMPUTE_PROVIDER": "ssh",
             "TROVE_SVC_HOST_POOL": str(pool.inventory),
+            "TROVE_SVC_S3_ENDPOINT": s3_endpoint,
             **support.port_range_env(POOL_PORTS[0], SSH_FIRST_PORT - 1),
         }
     )
+    moto_s3.give_credentials(svc.state_dir)
     svc.setup()  # makes the service's account, which the pool's key is handed to
     pool.lend_key_to(svc.settings().service_user)
     svc.start()
@@ -148,16 +158,12 @@ def _query(datastore: str, instance: dict[str, Any]) -> Any:
         conn.close()
 
 
-def _replicas_and_backups_refused(service: support.Service, token: str, source_id: str) -> None:
-    """Replication and backups reach across hosts not yet: refused, saying so."""
+def _replicas_refused(service: support.Service, token: str, source_id: str) -> None:
+    """Replication reaches across hosts not yet: refused, saying so."""
     body = {"instance": {"name": "a-replica", "replica_of": source_id}}
     resp = _api(service, token, "POST", "/instances", body)
     assert resp.status == 400, resp.body
-    assert "not available yet" in resp.body["badRequest"]["message"]
-    body = {"backup": {"name": "b", "instance": source_id}}
-    resp = service.request("POST", f"/v1.0/{PROJECT}/backups", token, body)
-    assert resp.status == 400, resp.body
-    assert "Backups are not available yet" in resp.body["badRequest"]["message"]
+    assert "Replicas are not available yet" in resp.body["badRequest"]["message"]
 
 
 def _attach_a_group(service: support.Service, token: str, instance: dict[str, Any]) -> None:
@@ -180,16 +186,8 @@ def _detach_the_group(service: support.Service, token: str, instance: dict[str, 
 
 def _work_mem(instance: dict[str, Any]) -> str:
     """The PostgreSQL instance's work_mem, as its user sees it."""
-    with psycopg.connect(
-        host=instance["ip"][0],
-        port=instance["port"],
-        user=USER["name"],
-        password=USER["password"],
-        dbname="shop",
-    ) as conn:
-        row = conn.execute("SELECT setting FROM pg_settings WHERE name = 'work_mem'").fetchone()
-        assert row is not None
-        return str(row[0])
+    ((setting,),) = _pg(instance, "SELECT setting FROM pg_settings WHERE name = 'work_mem'")
+    return str(setting)
 
 
 def _addressed_as_their_hosts_say(instances: dict[str, Any], pool: ssh_pool.Pool) -> None:
@@ -273,7 +271,7 @@ def test_instances_are_placed_built_used_resized_and_removed_on_pool_hosts(
 
     _inventory_lists_them_on_their_hosts(service, made, servers, pool)
 
-    _replicas_and_backups_refused(service, token, made["postgresql"])
+    _replicas_refused(service, token, made["postgresql"])
 
     # Resize postgresql to large: pool-a has exactly the room for it.
     resize = {"resize": {"flavorRef": LARGE}}
@@ -317,6 +315,114 @@ def test_instances_are_placed_built_used_resized_and_removed_on_pool_hosts(
         host = pool.host(servers[datastore]["host"])
         assert _left_on(host, instance_id) == []
     assert {h["instances"] for h in _hosts(service, admin).values()} == {0}
+
+
+def _pg(instance: dict[str, Any], statement: str) -> list[tuple[Any, ...]]:
+    with psycopg.connect(
+        host=instance["ip"][0],
+        port=instance["port"],
+        user=USER["name"],
+        password=USER["password"],
+        dbname="shop",
+        autocommit=True,
+    ) as conn:
+        cursor = conn.execute(statement)
+        return [tuple(row) for row in cursor.fetchall()] if cursor.description else []
+
+
+def _restored(
+    service: support.Service, token: str, admin: str, backup_id: str, when: str | None = None
+) -> dict[str, Any]:
+    """A restore of the backup (to a time, where one is given), once HEALTHY; it must be on
+    pool-b, the other host than its source's."""
+    point = {"backupRef": backup_id, **({"restore_time": when} if when else {})}
+    instance_id = service.create(token, PROJECT, "restored", restorePoint=point)
+    assert _server(service, admin, instance_id)["host"] == "pool-b"
+    return _healthy(service, token, instance_id)
+
+
+def _backup_sets(repository: Path) -> list[str]:
+    """The backup sets in a pgBackRest repository, by their labels."""
+    labels = re.compile(r"\d{8}-\d{6}F(_\d{8}-\d{6}[DI])?")
+    found = (repository / "backup" / "trove").iterdir()
+    return sorted(p.name for p in found if labels.fullmatch(p.name))
+
+
+def _delete_backup(service: support.Service, token: str, backup_id: str) -> None:
+    resp = service.request("DELETE", f"/v1.0/{PROJECT}/backups/{backup_id}", token)
+    assert resp.status == 202, resp.body
+    deadline = time.monotonic() + 60
+    while service.request("GET", f"/v1.0/{PROJECT}/backups/{backup_id}", token).status != 404:
+        assert time.monotonic() < deadline, f"backup {backup_id} was not deleted"
+        time.sleep(0.3)
+
+
+def _delete(service: support.Service, token: str, *instances: dict[str, Any]) -> None:
+    for instance in instances:
+        assert _api(service, token, "DELETE", f"/instances/{instance['id']}").status == 202
+    for instance in instances:
+        service.wait_gone(token, PROJECT, instance["id"], timeout=120)
+
+
+def test_backups_on_a_pool_host_restore_onto_the_other_host_to_a_time_and_from_s3(
+    service: support.Service, token: str, admin: str, pool: ssh_pool.Pool, s3_endpoint: str
+) -> None:
+    """A backup is made on the instance's host, copied into the control plane's repository
+    (the repository host: this machine) and to the project's bucket; restores onto the
+    other host read that copy, to a time through the logs copied when asked, or the bucket's
+    copy once the repository lost the backup's files."""
+    s3 = moto_s3.client(s3_endpoint)
+    strategy = {"backup_strategy": {"swift_container": "trove-backups"}}
+    assert _api(service, token, "POST", "/backup_strategies", strategy).status == 200
+    # Medium: pool-a keeps 1024 MB free, as pool-b has, and pool-b has fewer instances.
+    created = _create(service, token, "pg-with-backups", "postgresql", MEDIUM)
+    assert created.status == 200, created.body
+    source = _healthy(service, token, created.body["instance"]["id"])
+    assert _server(service, admin, source["id"])["host"] == "pool-a"
+    _pg(source, "CREATE TABLE t (v int)")
+    _pg(source, "INSERT INTO t VALUES (1)")
+
+    made = service.backup_ended(token, PROJECT, source["id"], "on-pool-a")
+    assert made["status"] == "COMPLETED", made
+    on_host = pool.host("pool-a").instances_dir / source["id"] / "backups"
+    copy = service.state_dir / "backups" / source["id"]
+    for repository in (on_host, copy):
+        assert (repository / "backup" / "trove" / "backup.info").is_file(), repository
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket="trove-backups").get("Contents", [])]
+    assert any(f"/{source['id']}/backup/trove/" in key for key in keys), keys
+
+    _pg(source, "INSERT INTO t VALUES (2)")
+    time.sleep(1)
+    when = support.restore_time_now()
+    time.sleep(1)
+    _pg(source, "INSERT INTO t VALUES (3)")
+    to_a_time = _restored(service, token, admin, made["id"], when)
+    assert _pg(to_a_time, "SELECT v FROM t ORDER BY v") == [(1,), (2,)]
+    # It read the copy made on its host (pgBackRest named it for the logs it replayed),
+    # removed once it was restored.
+    restored_dir = pool.host("pool-b").instances_dir / to_a_time["id"]
+    auto_conf = (restored_dir / "postgresql" / "data" / "postgresql.auto.conf").read_text()
+    assert f"--repo1-path={restored_dir}/restore-0 " in auto_conf, auto_conf
+    assert not list(restored_dir.glob("restore-*"))
+    _delete(service, token, to_a_time)
+
+    # An incremental backup is copied too; deleted, it is gone from the host and the copy.
+    increment = service.backup_ended(token, PROJECT, source["id"], "increment", incremental=1)
+    assert increment["status"] == "COMPLETED", increment
+    assert len(_backup_sets(on_host)) == 2 and _backup_sets(copy) == _backup_sets(on_host)
+    _delete_backup(service, token, increment["id"])
+    assert len(_backup_sets(on_host)) == 1 and _backup_sets(copy) == _backup_sets(on_host)
+
+    # The repository lost the backup's files; the bucket has them.
+    shutil.rmtree(copy / "backup")
+    from_s3 = _restored(service, token, admin, made["id"])
+    assert _pg(from_s3, "SELECT v FROM t ORDER BY v") == [(1,)]
+
+    _delete_backup(service, token, made["id"])
+    _delete(service, token, source, from_s3)
+    assert _api(service, token, "DELETE", "/backup_strategies").status == 202
+    for name in ("pool-a", "pool-b"):
+        assert list(pool.host(name).instances_dir.iterdir()) == []
 
 
 def _wait_for_step(

@@ -266,14 +266,28 @@ def require_room_to_grow(
     placement.require_room_to_grow(settings.host_pool, instance.server, more_memory, more_disk)
 
 
-def require_this_machine(what: str, *providers: str) -> None:
-    """Backups, restores and replicas are set up for instances on this machine (their
-    repositories are here; replication's access rules admit loopback only, and a MariaDB
-    replica is copied from its source's files): on pool hosts or cloud servers they are
-    refused, saying so, until they reach across hosts."""
-    elsewhere = sorted({p for p in providers if p != "local"})
+# Where each feature that reaches beyond an instance's own host is set up: backups and
+# restores wherever the control plane reaches the host over SSH (it copies repositories
+# to and from it); replication within this machine only (its access rules admit loopback,
+# and a MariaDB replica is copied from its source's files).
+REACHES = {
+    "Backups": ("local", "ssh"),
+    "Restores": ("local", "ssh"),
+    "Replicas": ("local",),
+}
+
+
+def reaches(what: str, provider: str | None) -> bool:
+    """Whether `what` (a key of REACHES) is set up for instances of `provider`."""
+    return (provider or "local") in REACHES[what]
+
+
+def require_reach(what: str, *providers: str) -> None:
+    """`what` (a key of REACHES) for instances of `providers`: refused, saying so, where
+    it is not set up yet."""
+    elsewhere = sorted({p for p in providers if not reaches(what, p)})
     if elsewhere:
         raise errors.NotImplementedYet(
-            f"{what} are not available yet for instances on other hosts (compute provider "
-            f"{', '.join(elsewhere)}); they are on the local provider."
+            f"{what} are not available yet for instances on {', '.join(elsewhere)} hosts; "
+            f"they are on {' and '.join(REACHES[what])} hosts."
         )

@@ -317,7 +317,7 @@ class BackupService:
                 f"Instance {instance.id} is a replica; back up its source "
                 f"({instance.replica_of_id}), which holds the same data."
             )
-        compute.require_this_machine("Backups", instance.provider)
+        compute.require_reach("Backups", instance.provider)
         strategies.require_driver(caller.project_id, instance.id, spec.get("storage_driver"))
         status.require_active(instance.id, instance.status)
         parent = self._parent(instance, spec)

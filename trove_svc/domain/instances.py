@@ -112,9 +112,7 @@ class InstanceService:
             else None
         )
         if source is not None:
-            compute.require_this_machine(
-                "Replicas", source.provider, self._settings.compute_provider
-            )
+            compute.require_reach("Replicas", source.provider, self._settings.compute_provider)
             spec = {
                 "flavorRef": source.flavor_id,
                 "volume": {"size": source.volume_size},
@@ -239,7 +237,7 @@ class InstanceService:
         """What a create restores from (`restorePoint`), checked; None for an empty one."""
         if not point:
             return None
-        compute.require_this_machine("Restores", self._settings.compute_provider)
+        compute.require_reach("Restores", self._settings.compute_provider)
         backup, restore_time = restores.restore_source(self._settings, caller, point)
         if requested.get("type") and requested["type"] != backup.datastore:
             raise errors.BadRequest(

@@ -55,7 +55,7 @@ def prepare_state_dir(settings: Settings) -> None:
     settings.state_dir.chmod(passable)
     settings.instances_dir.mkdir(exist_ok=True)
     settings.instances_dir.chmod(passable)
-    settings.backups_dir.mkdir(exist_ok=True)
+    settings.backups_dir.mkdir(parents=True, exist_ok=True)
     settings.backups_dir.chmod(passable)
     for private in (settings.runs_dir, settings.secrets_dir, settings.log_dir):
         private.mkdir(exist_ok=True)

@@ -112,6 +112,11 @@ class Settings:
     s3_endpoint: str = ""
     s3_region: str = "us-east-1"
     s3_credentials_file: str = ""
+    # The directory of every instance's backup repository (empty: `backups` in the state
+    # directory). Control-plane nodes that share a deployment share it too (one filesystem
+    # every node mounts): whichever node's task manager copies a backup there, or restores
+    # one, finds the others'.
+    backup_repositories: str = ""
     # A backup's guest that reports nothing for this long: the backup FAILED.
     limit_backup: float = 3600.0
     # MariaDB and Redis backups write no more than this many bytes a second to their
@@ -202,7 +207,7 @@ class Settings:
 
     @property
     def backups_dir(self) -> Path:
-        return self.state_dir / "backups"
+        return Path(self.backup_repositories or self.state_dir / "backups")
 
     @property
     def metrics_dir(self) -> Path:

@@ -81,9 +81,9 @@ def _ensure_sudoers(name: str) -> None:
 
 
 def hand_over(settings: Settings, account: pwd.struct_passwd) -> None:
-    """The state directory and what the service keeps there become the account's; the
-    instances' own directories below `instances/` and `backups/` stay theirs. Links are
-    never followed."""
+    """The state directory and what the service keeps there (and the backup repositories'
+    directory) become the account's; the instances' own directories below `instances/` and
+    the backups' stay theirs. Links are never followed."""
     uid, gid = account.pw_uid, account.pw_gid
     os.lchown(settings.state_dir, uid, gid)
     for entry in settings.state_dir.iterdir():
@@ -95,6 +95,8 @@ def hand_over(settings: Settings, account: pwd.struct_passwd) -> None:
             for root, dirs, files in os.walk(entry, followlinks=False):
                 for name in dirs + files:
                     os.lchown(os.path.join(root, name), uid, gid)
+    # The backup repositories' directory, where it is elsewhere (TROVE_SVC_BACKUP_REPOSITORIES).
+    os.lchown(settings.backups_dir, uid, gid)
 
 
 def become(settings: Settings) -> None:

@@ -29,7 +29,7 @@ from trove_svc.domain.backups import (
 from trove_svc.domain.instances import InstanceService
 from trove_svc.security.caller import Caller
 from trove_svc.store.models import Backup, Instance, Schedule, ServiceStatus
-from trove_svc.taskmanager import backup_store, object_store
+from trove_svc.taskmanager import backup_store, object_store, repository_copies
 from trove_svc.taskmanager.deps import Claim, FlowDeps, guest_context, task_context
 from trove_svc.taskmanager.engine import Flow, FlowState, Lost, Outcome, Skip, Step, StepFailed
 from trove_svc.taskmanager.engine import run as run_flow
@@ -124,6 +124,8 @@ def _wait_for_guest(state: BackingUp) -> None:
 def _store(state: BackingUp) -> None:
     ended = state.ended or state.made
     if ended.state in (BackupState.SAVING, BackupState.COMPLETED):
+        ended = state.ended = _collected(state, ended)
+    if ended.state in (BackupState.SAVING, BackupState.COMPLETED):
         ended = state.ended = _store_away(state.deps, ended)
     LOG.info("backup %s of %s: %s", ended.id, state.instance.id, ended.state)
     if ended.state != BackupState.COMPLETED:
@@ -162,6 +164,16 @@ BACKUP_FLOW: Flow[BackingUp] = Flow(
 
 def backup(deps: FlowDeps, claim: Claim) -> None:
     run_flow(BACKUP_FLOW, deps, claim)
+
+
+def _collected(state: BackingUp, made: Backup) -> Backup:
+    """A backup made on another host is copied into the control plane's repository (which
+    keeps it, and which S3 copies, checks and restores read); one that cannot be is FAILED."""
+    try:
+        repository_copies.collect(state.deps, state.claim, state.instance)
+    except repository_copies.NotCollected as exc:
+        _fail(made, str(exc), state.deps.settings.clock())
+    return Backup.get_by_id(made.id)
 
 
 def _store_away(deps: FlowDeps, made: Backup) -> Backup:
@@ -232,8 +244,9 @@ def _still_kept(deps: FlowDeps, claim: Claim) -> OnBackup:
 
 
 def _remove_files(state: OnBackup) -> None:
-    """Its files go (through its instance's guest if it has one, else from the control
-    plane), then the backup: even if its task was canceled meanwhile."""
+    """Its files go (through its instance's guest if it has one, and from the control
+    plane's repository where that is not the guest's own), then the backup: even if its
+    task was canceled meanwhile."""
     found = state.found
     owner = Instance.get_or_none(Instance.id == found.instance_id)
     # The last backup of a deleted instance's repository takes the repository with it.
@@ -241,7 +254,8 @@ def _remove_files(state: OnBackup) -> None:
     try:
         if owner is not None:
             _remove_through_guest(state.deps, state.claim, found)
-        else:
+        if owner is None or repository_copies.is_copied(state.deps, owner):
+            # The control plane's repository: the instance's is gone, or a copy of it.
             _remove_from_store(state.deps, state.claim, found, last)
         if "s3" in found.details:
             bucket = object_store.open_bucket(

@@ -92,9 +92,7 @@ def _waiting_to_be_built(deps: FlowDeps, claim: Claim) -> Creating:
 def _prepare_restore(state: Creating) -> None:
     """The backup to restore, brought where the build's run finds it."""
     try:
-        state.extravars |= restore_inputs.restore_vars(
-            state.deps.settings, state.deps.bus, state.claim.task
-        )
+        state.extravars |= restore_inputs.restore_vars(state.deps, state.claim, state.instance)
     except restore_inputs.RestoreRefused as exc:
         raise StepFailed(str(exc)) from exc
 
@@ -402,7 +400,7 @@ def _settle_backups(state: OnInstance) -> None:
 
 
 def _archive_logs(state: OnInstance) -> None:
-    restore_inputs.archive_before_delete(state.deps.settings, state.deps.bus, state.instance)
+    restore_inputs.archive_before_delete(state.deps, state.claim, state.instance)
 
 
 def _remove_instance(state: OnInstance) -> None:

@@ -14,13 +14,15 @@ from typing import Any
 from trove_datastores.base import Discovered
 from trove_svc import compute
 from trove_svc.compute import guest_wheels
-from trove_svc.domain import configurations
+from trove_svc.domain import backups, configurations
 from trove_svc.process.settings import Settings
 from trove_svc.store.models import Instance
 from trove_wire import datastores
 
 # The datastore account the guest agent works through (Trove's name for it).
 ADMIN_USER = "os_admin"
+# The backup repository in an instance's directory on another host.
+HOST_REPOSITORY = "backups"
 
 
 def os_user(settings: Settings, instance: Instance) -> str:
@@ -69,12 +71,8 @@ def instance_vars(settings: Settings, instance: Instance) -> dict[str, Any]:
         cidrs = ["0.0.0.0/0", "::/0"]
     user = os_user(settings, instance)
     run_as_user = compute.has_own_account(settings, instance)
-    # Backups live in this machine's repository: instances elsewhere have none yet.
-    repository = (
-        str(settings.backups_dir / instance.id)
-        if spec.capabilities.backups and not place.remote
-        else ""
-    )
+    makes_backups = spec.capabilities.backups and compute.reaches("Backups", place.provider)
+    repository = str(host_repository(settings, instance)) if makes_backups else ""
     base_dir = str(instance_dir / datastore)
     return {
         "trove_instance_id": instance.id,
@@ -117,6 +115,16 @@ def instance_vars(settings: Settings, instance: Instance) -> dict[str, Any]:
         # where it has it.
         "guest_agent_supervisor": "auto" if place.remote else "daemon",
     }
+
+
+def host_repository(settings: Settings, instance: Instance) -> Path:
+    """Where the instance's guest makes its backups, on the instance's host: on this
+    machine, its repository here; on another host, a directory in the instance's own,
+    which the control plane copies into its repository here (repository_copies)."""
+    place = compute.place_of(settings, instance)
+    if place.remote:
+        return place.instance_dir / HOST_REPOSITORY
+    return backups.repository(settings.backups_dir, instance.id)
 
 
 def guest_install_vars(settings: Settings, instance: Instance) -> dict[str, Any]:

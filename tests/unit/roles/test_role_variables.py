@@ -16,7 +16,7 @@ from trove_svc.domain import catalog
 from trove_svc.process.settings import PROJECT_ROOT, Settings
 from trove_svc.store.db import open_store
 from trove_svc.store.models import DatastoreVersion, Flavor, Instance
-from trove_svc.taskmanager import provisioning
+from trove_svc.taskmanager import provisioning, repository_copies
 from trove_wire import datastores
 
 ROLES = PROJECT_ROOT / "roles"
@@ -40,6 +40,7 @@ PLAYBOOKS = {
     "instance_reconfigure.yml": [("{datastore}", "reconfigure")],
     "instance_configure.yml": [("{datastore}", "configuration")],
     "instance_replication.yml": [("{datastore}", "replication"), ("guest_agent", "service")],
+    "backup_collect.yml": [("backup_copy", "collect")],
 }
 
 
@@ -99,6 +100,8 @@ def given(playbook: str, instance: Instance, pool_file: Path) -> dict[str, Any]:
             )
     if playbook == "instance_delete.yml":
         given.update(compute.purge_vars(instance, True))
+    if playbook == "backup_collect.yml":
+        given.update(repository_copies.collect_vars(settings, instance))
     if playbook == "instance_replication.yml":  # what a fence gives (replication_flows)
         given.update(provisioning.role_vars(instance, replication={"fenced": True}))
     return given

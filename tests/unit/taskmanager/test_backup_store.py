@@ -13,11 +13,12 @@ from typing import Any, cast
 
 import pytest
 
-from trove_svc.bus.client import Bus
 from trove_svc.process.settings import Settings
 from trove_svc.store.db import open_store
-from trove_svc.store.models import Backup, Task
+from trove_svc.store.models import Backup, Instance, Task
 from trove_svc.taskmanager import backup_store, restore_inputs
+from trove_svc.taskmanager.deps import Claim, FlowDeps
+from trove_svc.taskmanager.leases import Lease
 
 LABEL = "20261126-214130F"
 
@@ -141,7 +142,11 @@ def _restoring(settings: Settings, backup: Backup) -> dict[str, Any]:
         created_at=1.0,
         args={"restore": {"backup_id": backup.id}},
     )
-    return restore_inputs.restore_vars(settings, cast(Bus, None), task)
+    none = cast(Any, None)
+    deps = FlowDeps(settings, none, none, none, none, none)
+    claim = Claim(task, "tm-1", Lease(task.id, 31.0, 2.0, lambda: 10.0))
+    # A target on this machine reads the repository where it is.
+    return restore_inputs.restore_vars(deps, claim, Instance(id="i-2", provider="local"))
 
 
 @pytest.mark.parametrize("forged", ["/", "../..", "/var/lib"])
