@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import os
 import pwd
 import re
 import shutil
@@ -364,6 +365,33 @@ def _delete(service: support.Service, token: str, *instances: dict[str, Any]) ->
         service.wait_gone(token, PROJECT, instance["id"], timeout=120)
 
 
+def _an_increment_is_copied_and_deleted_from_both(
+    service: support.Service, token: str, source: dict[str, Any], on_host: Path, copy: Path
+) -> None:
+    increment = service.backup_ended(token, PROJECT, source["id"], "increment", incremental=1)
+    assert increment["status"] == "COMPLETED", increment
+    assert len(_backup_sets(on_host)) == 2 and _backup_sets(copy) == _backup_sets(on_host)
+    _delete_backup(service, token, increment["id"])
+    assert len(_backup_sets(on_host)) == 1 and _backup_sets(copy) == _backup_sets(on_host)
+
+
+def _only_what_the_instance_reads_is_copied(
+    service: support.Service, token: str, source: dict[str, Any], on_host: Path, copy: Path
+) -> None:
+    """The copy reads the host's repository as the instance's own account: a file there it
+    cannot read (root's) fails the backup and is not copied; a link out is not copied."""
+    secret = on_host / "roots-only"
+    secret.write_text("not the instance's")
+    secret.chmod(0o600)
+    (on_host / "out").symlink_to("/etc")
+    refused = service.backup_ended(token, PROJECT, source["id"], "not-copied")
+    assert refused["status"] == "FAILED", refused
+    assert not (copy / secret.name).exists() and not os.path.lexists(copy / "out")
+    secret.unlink()
+    (on_host / "out").unlink()
+    _healthy(service, token, source["id"])
+
+
 def test_backups_on_a_pool_host_restore_onto_the_other_host_to_a_time_and_from_s3(
     service: support.Service, token: str, admin: str, pool: ssh_pool.Pool, s3_endpoint: str
 ) -> None:
@@ -398,20 +426,18 @@ def test_backups_on_a_pool_host_restore_onto_the_other_host_to_a_time_and_from_s
     _pg(source, "INSERT INTO t VALUES (3)")
     to_a_time = _restored(service, token, admin, made["id"], when)
     assert _pg(to_a_time, "SELECT v FROM t ORDER BY v") == [(1,), (2,)]
-    # It read the copy made on its host (pgBackRest named it for the logs it replayed),
-    # removed once it was restored.
-    restored_dir = pool.host("pool-b").instances_dir / to_a_time["id"]
-    auto_conf = (restored_dir / "postgresql" / "data" / "postgresql.auto.conf").read_text()
-    assert f"--repo1-path={restored_dir}/restore-0 " in auto_conf, auto_conf
-    assert not list(restored_dir.glob("restore-*"))
+    # It read the copy made on its host, in root's directory beside the instances'
+    # (pgBackRest named it for the logs it replayed), removed once it was restored.
+    instances_b = pool.host("pool-b").instances_dir
+    data = instances_b / to_a_time["id"] / "postgresql" / "data"
+    auto_conf = (data / "postgresql.auto.conf").read_text()
+    assert f"--repo1-path={instances_b}/.restores/{to_a_time['id']}-0 " in auto_conf, auto_conf
+    assert list((instances_b / ".restores").iterdir()) == []
     _delete(service, token, to_a_time)
 
-    # An incremental backup is copied too; deleted, it is gone from the host and the copy.
-    increment = service.backup_ended(token, PROJECT, source["id"], "increment", incremental=1)
-    assert increment["status"] == "COMPLETED", increment
-    assert len(_backup_sets(on_host)) == 2 and _backup_sets(copy) == _backup_sets(on_host)
-    _delete_backup(service, token, increment["id"])
-    assert len(_backup_sets(on_host)) == 1 and _backup_sets(copy) == _backup_sets(on_host)
+    _an_increment_is_copied_and_deleted_from_both(service, token, source, on_host, copy)
+
+    _only_what_the_instance_reads_is_copied(service, token, source, on_host, copy)
 
     # The repository lost the backup's files; the bucket has them.
     shutil.rmtree(copy / "backup")
@@ -422,7 +448,8 @@ def test_backups_on_a_pool_host_restore_onto_the_other_host_to_a_time_and_from_s
     _delete(service, token, source, from_s3)
     assert _api(service, token, "DELETE", "/backup_strategies").status == 202
     for name in ("pool-a", "pool-b"):
-        assert list(pool.host(name).instances_dir.iterdir()) == []
+        left = {p.name for p in pool.host(name).instances_dir.iterdir()}
+        assert left <= {".restores"}, left
 
 
 def _wait_for_step(

@@ -520,6 +520,10 @@ _RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
         lambda v: 1 <= v <= GENERATED_SECRET_LENGTH,
         f"characters, 1 to {GENERATED_SECRET_LENGTH} (the length of generated passwords)",
     ),
+    "backup_repositories": (
+        lambda v: v == "" or os.path.isabs(v),
+        "an absolute path, or empty (backups in the state directory)",
+    ),
     "runs_kept": (_positive, "at least 1"),
     "log_format": (lambda v: v in ("text", "json"), "text or json"),
     "ansible_strategy": (

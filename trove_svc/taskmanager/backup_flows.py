@@ -121,10 +121,25 @@ def _wait_for_guest(state: BackingUp) -> None:
     state.ended = ended
 
 
+def _collect(state: BackingUp) -> None:
+    """A backup made on another host is copied into the control plane's repository (which
+    keeps it, and which S3 copies, checks and restores read); one that cannot be is FAILED."""
+    made = state.ended or state.made
+    if made.state not in (BackupState.SAVING, BackupState.COMPLETED):
+        return
+    try:
+        repository_copies.collect(state.deps, state.claim, state.instance)
+    except repository_copies.NotCollected as exc:
+        Backup.update(
+            state=BackupState.FAILED, fail_reason=str(exc), updated_at=state.deps.settings.clock()
+        ).where(
+            (Backup.id == made.id) & Backup.state.in_((BackupState.SAVING, BackupState.COMPLETED))
+        ).execute()
+    state.ended = Backup.get_by_id(made.id)
+
+
 def _store(state: BackingUp) -> None:
     ended = state.ended or state.made
-    if ended.state in (BackupState.SAVING, BackupState.COMPLETED):
-        ended = state.ended = _collected(state, ended)
     if ended.state in (BackupState.SAVING, BackupState.COMPLETED):
         ended = state.ended = _store_away(state.deps, ended)
     LOG.info("backup %s of %s: %s", ended.id, state.instance.id, ended.state)
@@ -155,6 +170,7 @@ BACKUP_FLOW: Flow[BackingUp] = Flow(
     steps=(
         Step("starting it in the guest", _start_in_guest),
         Step("waiting for the guest to make it", _wait_for_guest),
+        Step("copying it from the instance's host", _collect),
         Step("storing it away", _store),
     ),
     ended=_back_to_active,
@@ -164,16 +180,6 @@ BACKUP_FLOW: Flow[BackingUp] = Flow(
 
 def backup(deps: FlowDeps, claim: Claim) -> None:
     run_flow(BACKUP_FLOW, deps, claim)
-
-
-def _collected(state: BackingUp, made: Backup) -> Backup:
-    """A backup made on another host is copied into the control plane's repository (which
-    keeps it, and which S3 copies, checks and restores read); one that cannot be is FAILED."""
-    try:
-        repository_copies.collect(state.deps, state.claim, state.instance)
-    except repository_copies.NotCollected as exc:
-        _fail(made, str(exc), state.deps.settings.clock())
-    return Backup.get_by_id(made.id)
 
 
 def _store_away(deps: FlowDeps, made: Backup) -> Backup:

@@ -67,14 +67,23 @@ def test_bad_settings_are_each_named_with_why() -> None:
                 "TROVE_SVC_PORT_RANGE_END": "8000",
                 "TROVE_SVC_LOCAL_ADDRESSES": "127.21.0.1/16",
                 "TROVE_SVC_HEARTBEAT_INTERVAL": "6",
+                "TROVE_SVC_BACKUP_REPOSITORIES": "backups",
             }
         )
     text = "\n".join(raised.value.problems)
+    assert "TROVE_SVC_BACKUP_REPOSITORIES='backups': an absolute path" in text
     assert "TROVE_SVC_SOURCE_LEASE=10 must be at least twice TROVE_SVC_HEARTBEAT_INTERVAL=6" in text
     assert "TROVE_SVC_LOCAL_ADDRESSES='127.21.0.1/16': an IPv4 network" in text
     assert "TROVE_SVC_PORT=70000: a TCP port is 1 to 65535" in text
     assert "TROVE_SVC_LOG_FORMAT='xml': text or json" in text
     assert "TROVE_SVC_PORT_RANGE_START=9000 is above TROVE_SVC_PORT_RANGE_END=8000" in text
+
+
+def test_backup_repositories_are_the_state_directorys_unless_set_elsewhere() -> None:
+    state = {"TROVE_SVC_STATE_DIR": "/var/lib/trove-svc"}
+    assert Settings.from_env(state).backups_dir == Path("/var/lib/trove-svc/backups")
+    shared = {**state, "TROVE_SVC_BACKUP_REPOSITORIES": "/srv/trove-backups"}
+    assert Settings.from_env(shared).backups_dir == Path("/srv/trove-backups")
 
 
 def test_the_local_network_may_be_empty() -> None:

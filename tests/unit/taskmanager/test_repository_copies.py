@@ -1,6 +1,6 @@
 """Where a restore reads the repositories of its backups: on this machine, where they are;
-on a pool host, copies the create's run makes in the restored instance's own directory
-there (one per repository, however many backups of the chain are in it)."""
+on a pool host, copies the create's run makes there, in root's directory beside the
+instances' (one per repository, however many backups of the chain are in it)."""
 
 from __future__ import annotations
 
@@ -44,13 +44,13 @@ def test_a_restore_on_a_pool_host_reads_copies_in_its_own_directory(tmp_path: Pa
     target = Instance(id="i-2", provider="ssh", server="h1")
     read_from, copies = repository_copies.restore_copies(deps, target, [kept, staged, kept])
     assert read_from == {
-        kept: Path("/srv/trove/i-2/restore-0"),
-        staged: Path("/srv/trove/i-2/restore-1"),
+        kept: Path("/srv/trove/.restores/i-2-0"),
+        staged: Path("/srv/trove/.restores/i-2-1"),
     }
     assert repository_copies.restore_copy_vars(copies) == {
         "backup_copy_restores": [
-            {"control": str(kept), "host": "/srv/trove/i-2/restore-0"},
-            {"control": str(staged), "host": "/srv/trove/i-2/restore-1"},
+            {"control": str(kept), "host": "/srv/trove/.restores/i-2-0"},
+            {"control": str(staged), "host": "/srv/trove/.restores/i-2-1"},
         ]
     }
 
@@ -62,5 +62,6 @@ def test_a_pool_instances_repository_is_copied_from_its_directory_there(tmp_path
     assert repository_copies.collect_vars(deps.settings, instance) == {
         "backup_copy_host_repository": "/srv/trove/i-1/backups",
         "backup_copy_repository": str(deps.settings.backups_dir / "i-1"),
+        "backup_copy_os_user": "trove-i1",
     }
     assert not repository_copies.is_copied(deps, Instance(id="i-2", provider="local"))
