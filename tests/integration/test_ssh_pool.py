@@ -4,7 +4,8 @@ says. Instances are placed by room, built, used with their own users, resized, g
 configuration group, restarted and deleted through the API, and leave nothing on their
 host; a create that fits nowhere answers 409; a host that stops answering in the middle of
 a create fails it with a fault that names the host, and the next create goes to the other
-host."""
+host. Backups made on a host are copied to the control plane's repository and S3, and
+restore onto the other host, to a time too."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import re
 import shutil
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -142,21 +143,9 @@ def _hosts(service: support.Service, admin: str) -> dict[str, dict[str, Any]]:
 
 def _query(datastore: str, instance: dict[str, Any]) -> Any:
     """Log in as the created user at the address the API gives, and ask who we are."""
-    address, port = instance["ip"][0], instance["port"]
     if datastore == "postgresql":
-        with psycopg.connect(
-            host=address, port=port, user=USER["name"], password=USER["password"], dbname="shop"
-        ) as conn:
-            return conn.execute("SELECT current_user, inet_server_addr()::text").fetchone()
-    conn = pymysql.connect(
-        host=address, port=port, user=USER["name"], password=USER["password"], database="shop"
-    )
-    try:
-        with conn.cursor() as cursor:
-            cursor.execute("SELECT SUBSTRING_INDEX(CURRENT_USER(), '@', 1), @@bind_address")
-            return cursor.fetchone()
-    finally:
-        conn.close()
+        return _pg(instance, "SELECT current_user, inet_server_addr()::text")[0]
+    return _mariadb(instance, "SELECT SUBSTRING_INDEX(CURRENT_USER(), '@', 1), @@bind_address")[0]
 
 
 def _replicas_refused(service: support.Service, token: str, source_id: str) -> None:
@@ -392,6 +381,34 @@ def _only_what_the_instance_reads_is_copied(
     _healthy(service, token, source["id"])
 
 
+Sql = Callable[[dict[str, Any], str], list[tuple[Any, ...]]]
+
+
+def _backed_up_on_pool_a(
+    service: support.Service, token: str, admin: str, datastore: str, sql: Sql
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A medium instance, which goes to pool-a (pool-a keeps 1024 MB free, as pool-b has,
+    and pool-b has fewer instances), with a table holding 1, and a backup of it."""
+    created = _create(service, token, f"{datastore}-with-backups", datastore, MEDIUM)
+    assert created.status == 200, created.body
+    source = _healthy(service, token, created.body["instance"]["id"])
+    assert _server(service, admin, source["id"])["host"] == "pool-a"
+    sql(source, "CREATE TABLE t (v int)")
+    sql(source, "INSERT INTO t VALUES (1)")
+    made = service.backup_ended(token, PROJECT, source["id"], "on-pool-a")
+    assert made["status"] == "COMPLETED", made
+    return source, made
+
+
+def _a_time_between_rows_2_and_3(source: dict[str, Any], sql: Sql) -> str:
+    sql(source, "INSERT INTO t VALUES (2)")
+    time.sleep(1)
+    when = support.restore_time_now()
+    time.sleep(1)
+    sql(source, "INSERT INTO t VALUES (3)")
+    return when
+
+
 def test_backups_on_a_pool_host_restore_onto_the_other_host_to_a_time_and_from_s3(
     service: support.Service, token: str, admin: str, pool: ssh_pool.Pool, s3_endpoint: str
 ) -> None:
@@ -402,16 +419,7 @@ def test_backups_on_a_pool_host_restore_onto_the_other_host_to_a_time_and_from_s
     s3 = moto_s3.client(s3_endpoint)
     strategy = {"backup_strategy": {"swift_container": "trove-backups"}}
     assert _api(service, token, "POST", "/backup_strategies", strategy).status == 200
-    # Medium: pool-a keeps 1024 MB free, as pool-b has, and pool-b has fewer instances.
-    created = _create(service, token, "pg-with-backups", "postgresql", MEDIUM)
-    assert created.status == 200, created.body
-    source = _healthy(service, token, created.body["instance"]["id"])
-    assert _server(service, admin, source["id"])["host"] == "pool-a"
-    _pg(source, "CREATE TABLE t (v int)")
-    _pg(source, "INSERT INTO t VALUES (1)")
-
-    made = service.backup_ended(token, PROJECT, source["id"], "on-pool-a")
-    assert made["status"] == "COMPLETED", made
+    source, made = _backed_up_on_pool_a(service, token, admin, "postgresql", _pg)
     on_host = pool.host("pool-a").instances_dir / source["id"] / "backups"
     copy = service.state_dir / "backups" / source["id"]
     for repository in (on_host, copy):
@@ -419,11 +427,7 @@ def test_backups_on_a_pool_host_restore_onto_the_other_host_to_a_time_and_from_s
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket="trove-backups").get("Contents", [])]
     assert any(f"/{source['id']}/backup/trove/" in key for key in keys), keys
 
-    _pg(source, "INSERT INTO t VALUES (2)")
-    time.sleep(1)
-    when = support.restore_time_now()
-    time.sleep(1)
-    _pg(source, "INSERT INTO t VALUES (3)")
+    when = _a_time_between_rows_2_and_3(source, _pg)
     to_a_time = _restored(service, token, admin, made["id"], when)
     assert _pg(to_a_time, "SELECT v FROM t ORDER BY v") == [(1,), (2,)]
     # It read the copy made on its host, in root's directory beside the instances'
@@ -450,6 +454,36 @@ def test_backups_on_a_pool_host_restore_onto_the_other_host_to_a_time_and_from_s
     for name in ("pool-a", "pool-b"):
         left = {p.name for p in pool.host(name).instances_dir.iterdir()}
         assert left <= {".restores"}, left
+
+
+def _mariadb(instance: dict[str, Any], statement: str) -> list[tuple[Any, ...]]:
+    conn = pymysql.connect(
+        host=instance["ip"][0],
+        port=instance["port"],
+        user=USER["name"],
+        password=USER["password"],
+        database="shop",
+        autocommit=True,
+    )
+    try:
+        with conn.cursor() as cursor:
+            cursor.execute(statement)
+            return [tuple(row) for row in cursor.fetchall()]
+    finally:
+        conn.close()
+
+
+def test_a_mariadb_backup_on_a_pool_host_restores_onto_the_other_host_to_a_time(
+    service: support.Service, token: str, admin: str, pool: ssh_pool.Pool
+) -> None:
+    """MariaDB's repository (mariadb-backup's files, and the binary logs its guest archives
+    there) copied from pool-a, and restored to a time on pool-b."""
+    source, made = _backed_up_on_pool_a(service, token, admin, "mariadb", _mariadb)
+    assert (service.state_dir / "backups" / source["id"] / f"{made['id']}.xbstream.zst").is_file()
+    when = _a_time_between_rows_2_and_3(source, _mariadb)
+    to_a_time = _restored(service, token, admin, made["id"], when)
+    assert _mariadb(to_a_time, "SELECT v FROM t ORDER BY v") == [(1,), (2,)]
+    _delete(service, token, source, to_a_time)
 
 
 def _wait_for_step(
