@@ -237,6 +237,26 @@ def _left_on(host: ssh_pool.PoolHost, instance_id: str) -> list[str]:
     return left
 
 
+def _resized_as_one_made_before_backups(
+    service: support.Service, token: str, pool: ssh_pool.Pool, instance_id: str
+) -> dict[str, Any]:
+    """Resize the PostgreSQL instance to large (pool-a has exactly the room for it), made
+    to look as one made before pool hosts kept backups (no repository, no pgBackRest
+    settings): the resize gives it both, and a backup of it then works."""
+    instance_dir = pool.host("pool-a").instances_dir / instance_id
+    shutil.rmtree(instance_dir / "backups")
+    (instance_dir / "postgresql" / "pgbackrest.conf").unlink()
+    resize = {"resize": {"flavorRef": LARGE}}
+    resp = _api(service, token, "POST", f"/instances/{instance_id}/action", resize)
+    assert resp.status == 202, resp.body
+    resized = _settled(service, token, instance_id)
+    assert resized["flavor"]["id"] == LARGE
+    assert _query("postgresql", resized)[0] == USER["name"]
+    backed_up = service.backup_ended(token, PROJECT, instance_id, "after-the-resize")
+    assert backed_up["status"] == "COMPLETED", backed_up
+    return _settled(service, token, instance_id)
+
+
 def test_instances_are_placed_built_used_resized_and_removed_on_pool_hosts(
     service: support.Service, token: str, admin: str, pool: ssh_pool.Pool
 ) -> None:
@@ -263,13 +283,7 @@ def test_instances_are_placed_built_used_resized_and_removed_on_pool_hosts(
 
     _replicas_refused(service, token, made["postgresql"])
 
-    # Resize postgresql to large: pool-a has exactly the room for it.
-    resize = {"resize": {"flavorRef": LARGE}}
-    resp = _api(service, token, "POST", f"/instances/{made['postgresql']}/action", resize)
-    assert resp.status == 202, resp.body
-    resized = _settled(service, token, made["postgresql"])
-    assert resized["flavor"]["id"] == LARGE
-    assert _query("postgresql", resized)[0] == USER["name"]
+    resized = _resized_as_one_made_before_backups(service, token, pool, made["postgresql"])
     # A resize the host has no room for is refused before anything runs.
     too_big = {"resize": {"flavorRef": LARGE}}
     resp = _api(service, token, "POST", f"/instances/{made['mariadb']}/action", too_big)
