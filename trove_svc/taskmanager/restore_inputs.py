@@ -33,15 +33,15 @@ def restore_vars(deps: FlowDeps, claim: Claim, target: Instance) -> dict[str, An
     found = Backup.get_or_none(Backup.id == wanted["backup_id"])
     if found is None:
         raise RestoreRefused(f"Backup {wanted['backup_id']} is gone.")
-    restore_time = wanted.get("restore_time")
-    if restore_time is not None:
-        _archive_source_logs(deps, claim, found)
     try:
         chain = [(link, _at_hand(settings, link, task.id)) for link in backups.chain(found)]
         for link, repository in chain:
             backup_store.check(link, repository)
     except (backup_store.BackupDamaged, errors.TroveSvcError) as exc:
         raise RestoreRefused(getattr(exc, "message", str(exc))) from exc
+    restore_time = wanted.get("restore_time")
+    if restore_time is not None:
+        _archive_source_logs(deps, claim, found)
     read_from, copies = repository_copies.restore_copies(
         deps, target, [repository for _, repository in chain]
     )
