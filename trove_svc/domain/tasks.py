@@ -408,6 +408,16 @@ def expired_leases(now: float) -> list[str]:
     return [row.id for row in rows]
 
 
+def holding_leases(task_ids: set[str], now: float) -> set[str]:
+    """Those of `task_ids` that are running under a lease that has not run out."""
+    rows = Task.select(Task.id).where(
+        Task.id.in_(list(task_ids))
+        & (Task.state == TaskState.RUNNING)
+        & (Task.lease_expires_at >= now)
+    )
+    return {row.id for row in rows}
+
+
 def stale_queued(older_than: float) -> list[Task]:
     """Tasks waiting for a task manager since before `older_than`."""
     waiting_since = peewee.fn.COALESCE(Task.queued_at, Task.created_at)

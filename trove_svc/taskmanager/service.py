@@ -129,6 +129,11 @@ class TaskManager:
     def run_task(self, task_id: str, from_message: bool) -> None:
         """Claim the task and run its flow; a claim we cannot make means there is nothing
         to do (finished, or another task manager's run is going)."""
+        if task_id in self.leases.held():
+            # Our own run of it is still going (its lease ran out in the store under load):
+            # it stops itself; a claim now would share our owner's name with it.
+            LOG.info("task %s is still running here; not claiming it again", task_id)
+            return
         claimed_at = self.deps.settings.clock()
         try:
             claimed = tasks.claim(
@@ -263,22 +268,19 @@ class TaskManager:
                 )
 
     def _remove_orphan_secrets(self, now: float) -> None:
-        """Secrets files whose run is over: a run killed with its task manager left them."""
+        """Secrets files whose run is over: a run killed with its task manager left them.
+
+        Only files of one listing, made before the store is asked, are judged: a run writes
+        its secrets after its claim, so a file listed belongs to a claim the store already
+        shows, and a file written since (a takeover starting beside this) is not touched."""
         directory = self.deps.settings.secrets_dir
         if not directory.is_dir():
             return
-        names = {path.name[:36]: path for path in directory.iterdir()}
-        if not names:
+        listed = list(directory.iterdir())
+        if not listed:
             return
-        live = {
-            row.id
-            for row in Task.select(Task.id).where(
-                Task.id.in_(list(names))
-                & (Task.state == tasks.TaskState.RUNNING)
-                & (Task.lease_expires_at >= now)
-            )
-        }
-        for path in directory.iterdir():
+        live = tasks.holding_leases({path.name[:36] for path in listed}, now)
+        for path in listed:
             if path.name[:36] not in live:
                 remove_path(path)
                 LOG.warning("removed %s, left behind by a run that is over", path.name)
