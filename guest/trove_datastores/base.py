@@ -426,8 +426,14 @@ class DatastoreSpec:
         default=lambda _chain, _time: {}
     )
     # What a replica's role reads of its source's files, given the source's base directory
-    # (the role's defaults for those paths), besides the address and account.
-    replica_source_files: Callable[[str], dict[str, Any]] = field(default=lambda _base: {})
+    # (the role's defaults for those paths), besides the address and account; such a
+    # replica is made on its source's host only. None: it copies its source over the
+    # network, from any host.
+    replica_source_files: Callable[[str], dict[str, Any]] | None = None
+    # The source admits its replicas' connections by the address they come from
+    # (PostgreSQL's pg_hba.conf): each member of a set is told the addresses the others
+    # connect from, as its role's `replication_peers`.
+    admits_replicas_by_address: bool = False
     # How its backups are named (a datastore with backups sets it).
     backup_naming: BackupNaming = BackupNaming()
     # The settings a replica must hold at least as high as its source (the engine refuses

@@ -5,16 +5,20 @@ configuration group, restarted and deleted through the API, and leave nothing on
 host; a create that fits nowhere answers 409; a host that stops answering in the middle of
 a create fails it with a fault that names the host, and the next create goes to the other
 host. Backups made on a host are copied to the control plane's repository and S3, and
-restore onto the other host, to a time too."""
+restore onto the other host, to a time too. A PostgreSQL replica on the other host follows
+its source over the hosts' addresses, takes over in a switchover, and hands the writes
+back in a failover once its host stops."""
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import json
 import os
 import pwd
 import re
 import shutil
+import signal
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -24,6 +28,7 @@ from typing import Any
 import psycopg
 import pymysql
 import pytest
+import redis
 
 from tests import moto_s3, processes, ssh_pool, support
 
@@ -148,12 +153,14 @@ def _query(datastore: str, instance: dict[str, Any]) -> Any:
     return _mariadb(instance, "SELECT SUBSTRING_INDEX(CURRENT_USER(), '@', 1), @@bind_address")[0]
 
 
-def _replicas_refused(service: support.Service, token: str, source_id: str) -> None:
-    """Replication reaches across hosts not yet: refused, saying so."""
+def _mariadb_replicas_refused(service: support.Service, token: str, source_id: str) -> None:
+    """A MariaDB replica is made from its source's files, on its source's host: not on a
+    pool, where placement puts it on another host; refused, saying so."""
     body = {"instance": {"name": "a-replica", "replica_of": source_id}}
     resp = _api(service, token, "POST", "/instances", body)
     assert resp.status == 400, resp.body
-    assert "Replicas are not available yet" in resp.body["badRequest"]["message"]
+    message = resp.body["badRequest"]["message"]
+    assert "Replicas of mariadb copy their source's files" in message, message
 
 
 def _attach_a_group(service: support.Service, token: str, instance: dict[str, Any]) -> None:
@@ -281,7 +288,7 @@ def test_instances_are_placed_built_used_resized_and_removed_on_pool_hosts(
 
     _inventory_lists_them_on_their_hosts(service, made, servers, pool)
 
-    _replicas_refused(service, token, made["postgresql"])
+    _mariadb_replicas_refused(service, token, made["mariadb"])
 
     resized = _resized_as_one_made_before_backups(service, token, pool, made["postgresql"])
     # A resize the host has no room for is refused before anything runs.
@@ -498,6 +505,165 @@ def test_a_mariadb_backup_on_a_pool_host_restores_onto_the_other_host_to_a_time(
     to_a_time = _restored(service, token, admin, made["id"], when)
     assert _mariadb(to_a_time, "SELECT v FROM t ORDER BY v") == [(1,), (2,)]
     _delete(service, token, source, to_a_time)
+
+
+def _pg_eventually(instance: dict[str, Any], rows: list[int], what: str) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if [v for (v,) in _pg(instance, "SELECT v FROM t ORDER BY v")] == rows:
+                return
+        except psycopg.Error:
+            pass
+        time.sleep(0.3)
+    raise AssertionError(f"never: {what}")
+
+
+def _source_of(service: support.Service, token: str, instance_id: str) -> str | None:
+    shown = _api(service, token, "GET", f"/instances/{instance_id}").body["instance"]
+    return (shown.get("replica_of") or {}).get("id")
+
+
+def _host_rules(host: ssh_pool.PoolHost, instance_id: str) -> str:
+    return (host.instances_dir / instance_id / "postgresql" / "data" / "pg_hba.conf").read_text()
+
+
+def _admits_for_replication(rules: str, address: str) -> bool:
+    return f"host    replication  all  {address}/32  scram-sha-256" in rules
+
+
+def _power_off(host: ssh_pool.PoolHost, instance_id: str) -> None:
+    """The host stops: its sshd with every session, and the instance's processes (its
+    server, its guest agent)."""
+    host.stop()
+    for pid in processes.pids_mentioning(instance_id):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def test_a_replica_on_the_other_host_takes_over_then_hands_back_when_its_host_stops(
+    service: support.Service, token: str, admin: str, pool: ssh_pool.Pool
+) -> None:
+    """PostgreSQL on pool-a, its replica placed on pool-b, copying and following it over
+    the hosts' addresses, each admitting the other for replication by its addresses alone;
+    a switchover makes the replica the source; then pool-b stops, and the old source,
+    failed over to, takes the writes with every row."""
+    created = _create(service, token, "pg-first", "postgresql")
+    assert created.status == 200, created.body
+    source = _healthy(service, token, created.body["instance"]["id"])
+    assert _server(service, admin, source["id"])["host"] == "pool-a"
+    _pg(source, "CREATE TABLE t (v int)")
+    _pg(source, "INSERT INTO t VALUES (1)")
+    body = {"instance": {"name": "pg-second", "replica_of": source["id"]}}
+    made = _api(service, token, "POST", "/instances", body)
+    assert made.status == 200, made.body
+    replica = _healthy(service, token, made.body["instance"]["id"])
+    assert _server(service, admin, replica["id"])["host"] == "pool-b"
+    _pg_eventually(replica, [1], "the replica has its source's row")
+    _pg(source, "INSERT INTO t VALUES (2)")
+    _pg_eventually(replica, [1, 2], "the replica follows its source")
+
+    pool_a, pool_b = pool.host("pool-a"), pool.host("pool-b")
+    on_a, on_b = _host_rules(pool_a, source["id"]), _host_rules(pool_b, replica["id"])
+    assert _admits_for_replication(on_a, pool_b.address), on_a
+    assert _admits_for_replication(on_b, pool_a.address), on_b
+    assert _admits_for_replication(on_b, source["ip"][0]), on_b
+    assert not _admits_for_replication(on_a, "127.0.0.254"), on_a
+
+    _action(service, token, replica["id"], "promote_to_replica_source")
+    service.wait_for(
+        token, PROJECT, replica["id"], lambda i: i["status"] == "ACTIVE" and "replica_of" not in i
+    )
+    _healthy(service, token, replica["id"])
+    assert _source_of(service, token, source["id"]) == replica["id"]
+    _pg(replica, "INSERT INTO t VALUES (3)")
+    _pg_eventually(source, [1, 2, 3], "the old source follows the new one")
+
+    _power_off(pool_b, replica["id"])
+    try:
+        service.wait_for(
+            token,
+            PROJECT,
+            source["id"],
+            lambda i: i["status"] == "ACTIVE" and "replica_of" not in i,
+            timeout=120,
+        )
+        _healthy(service, token, source["id"])
+        _pg(source, "INSERT INTO t VALUES (4)")
+        _pg_eventually(source, [1, 2, 3, 4], "the failed-over source takes writes")
+        failover = _ended(service, token, replica["id"], "eject")
+        assert failover["state"] == "SUCCEEDED", failover
+        assert failover["requested_by"] == "trove-svc (automatic failover)", failover
+    finally:
+        pool_b.start(pool.client_key)
+    # The old source waits to rejoin as the new source's replica: it goes first.
+    _delete(service, token, replica)
+    _delete(service, token, source)
+    assert _left_on(pool_b, replica["id"]) == [] and _left_on(pool_a, source["id"]) == []
+
+
+def test_a_redis_replica_on_the_other_host_follows_its_source(
+    service: support.Service, token: str, admin: str, pool: ssh_pool.Pool
+) -> None:
+    """Redis on pool-a, its replica placed on pool-b: it follows over the hosts' addresses
+    and takes no writes of its own."""
+    user = {"name": USER["name"], "password": USER["password"]}
+    spec = {"flavorRef": SMALL, "volume": {"size": 1}, "datastore": {"type": "redis"}}
+    body = {"instance": {"name": "redis-first", "users": [user], **spec}}
+    made = _api(service, token, "POST", "/instances", body)
+    assert made.status == 200, made.body
+    source = _healthy(service, token, made.body["instance"]["id"])
+    assert _server(service, admin, source["id"])["host"] == "pool-a"
+    writer = redis.Redis(
+        host=source["ip"][0],
+        port=source["port"],
+        socket_timeout=3,
+        username=user["name"],
+        password=user["password"],
+    )
+    writer.set("k1", "v1")
+    body = {"instance": {"name": "redis-second", "replica_of": source["id"]}}
+    made = _api(service, token, "POST", "/instances", body)
+    assert made.status == 200, made.body
+    replica = _healthy(service, token, made.body["instance"]["id"])
+    assert _server(service, admin, replica["id"])["host"] == "pool-b"
+    # Redis copies no ACL users: the replica's own admin (its guest's, which the operator
+    # can read on the host) sees the data.
+    guest = pool.host("pool-b").instances_dir / replica["id"] / "guest.json"
+    connection = json.loads(guest.read_text())["connection"]
+    reader = redis.Redis(
+        host=connection["host"],
+        port=connection["port"],
+        username=connection["user"],
+        password=connection["password"],
+        socket_timeout=3,
+    )
+    writer.set("k2", "v2")
+    deadline = time.monotonic() + 60
+    while reader.get("k2") != b"v2" and time.monotonic() < deadline:
+        time.sleep(0.3)
+    assert (reader.get("k1"), reader.get("k2")) == (b"v1", b"v2")
+    with pytest.raises(redis.ReadOnlyError):
+        reader.set("mine", "no")
+    _delete(service, token, replica)
+    _delete(service, token, source)
+
+
+def _ended(service: support.Service, token: str, instance_id: str, action: str) -> dict[str, Any]:
+    """The instance's newest task of `action`, once it ended."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        listed = _api(service, token, "GET", f"/instances/{instance_id}/tasks").body["tasks"]
+        found = [t for t in listed if t["action"] == action]
+        if found and found[-1]["finished"] is not None:
+            return dict(found[-1])
+        time.sleep(0.3)
+    raise AssertionError(f"no {action} task of {instance_id} ended")
+
+
+def _action(service: support.Service, token: str, instance_id: str, action: str) -> None:
+    resp = _api(service, token, "POST", f"/instances/{instance_id}/action", {action: {}})
+    assert resp.status == 202, resp.body
 
 
 def _wait_for_step(

@@ -273,7 +273,7 @@ def require_room_to_grow(
 REACHES = {
     "Backups": ("local", "ssh"),
     "Restores": ("local", "ssh"),
-    "Replicas": ("local",),
+    "Replicas": ("local", "ssh"),
 }
 
 

@@ -36,6 +36,7 @@ from trove_svc.store.models import (
     Task,
     database_proxy,
 )
+from trove_wire import datastores
 
 
 def _plain_network(cidr: object, where: str) -> str:
@@ -54,6 +55,20 @@ def _plain_network(cidr: object, where: str) -> str:
     if isinstance(network, ipaddress.IPv6Network) and network.network_address.scope_id is not None:
         raise errors.BadRequest(f"{where}: must not hold a zone id (%...): only a CIDR.")
     return network.with_prefixlen
+
+
+def _require_replica_reach(source: Instance, provider: str) -> None:
+    """A replica of `source` made by `provider`: refused where replicas are not set up
+    yet, and, for a datastore whose replica reads its source's files, anywhere but this
+    machine (placement may put it on another host than its source's)."""
+    compute.require_reach("Replicas", source.provider, provider)
+    datastore = source.datastore_version.datastore.name
+    hosts = {source.provider or "local", provider}
+    if datastores.get(datastore).replica_source_files and hosts != {"local"}:
+        raise errors.NotImplementedYet(
+            f"Replicas of {datastore} copy their source's files: they are available on "
+            "local hosts only."
+        )
 
 
 def _checked_access(access: dict[str, Any] | None) -> dict[str, Any]:
@@ -112,7 +127,7 @@ class InstanceService:
             else None
         )
         if source is not None:
-            compute.require_reach("Replicas", source.provider, self._settings.compute_provider)
+            _require_replica_reach(source, self._settings.compute_provider)
             spec = {
                 "flavorRef": source.flavor_id,
                 "volume": {"size": source.volume_size},

@@ -107,6 +107,10 @@ def _prepare_replica_source(state: Creating) -> None:
     state.secrets |= secrets
 
 
+def _admit_replica(state: Creating) -> None:
+    replica_sources.admit_on_members(state.deps, state.claim, state.instance)
+
+
 def _open_guest_account(state: Creating) -> None:
     """The guest's own queues, and its broker account that may use only them."""
     deps, instance = state.deps, state.instance
@@ -229,6 +233,7 @@ CREATE: Flow[Creating] = Flow(
     steps=(
         Step("preparing the restore", _prepare_restore),
         Step("preparing the replica's source", _prepare_replica_source),
+        Step("admitting the replica on its set's members", _admit_replica),
         Step("opening the guest's broker account", _open_guest_account),
         Step("building", _build),
     ),

@@ -8,13 +8,14 @@ never branch on the datastore.
 from __future__ import annotations
 
 import getpass
+import ipaddress
 from pathlib import Path
 from typing import Any
 
 from trove_datastores.base import Discovered
 from trove_svc import compute
 from trove_svc.compute import guest_wheels
-from trove_svc.domain import backups, configurations
+from trove_svc.domain import backups, configurations, replication_sets
 from trove_svc.process.settings import Settings
 from trove_svc.store.models import Instance
 from trove_wire import datastores
@@ -57,6 +58,27 @@ def _bind_addresses(place: compute.Place, is_public: bool) -> list[str]:
     return [loopback]
 
 
+def replication_peers(settings: Settings, instance: Instance) -> list[str]:
+    """The addresses the other members of `instance`'s replication set connect from: each
+    one's own and its host's (a connection leaves a host from the host's address). Empty
+    for an instance in no set."""
+    others = [m for m in replication_sets.members(instance) if m != instance.id]
+    addresses = set()
+    for member in Instance.select().where(Instance.id.in_(others)):
+        for address in (member.host, compute.addressing(settings, member).shared):
+            if address and _is_ip_address(address):
+                addresses.add(address)
+    return sorted(addresses)
+
+
+def _is_ip_address(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
 def instance_vars(settings: Settings, instance: Instance) -> dict[str, Any]:
     """Extravars for every playbook on this instance; never a secret."""
     version = instance.datastore_version
@@ -94,6 +116,11 @@ def instance_vars(settings: Settings, instance: Instance) -> dict[str, Any]:
                 "memory_mb": instance.flavor.ram,
                 "vcpus": instance.flavor.vcpus,
                 "configuration": configurations.engine_values(instance),
+                **(
+                    {"replication_peers": replication_peers(settings, instance)}
+                    if spec.admits_replicas_by_address
+                    else {}
+                ),
             }
         ),
         "guest_agent_dir": str(instance_dir),

@@ -8,10 +8,12 @@ import logging
 from typing import Any
 
 from trove_svc import compute
-from trove_svc.domain import errors
+from trove_svc.domain import errors, replication_sets
 from trove_svc.store.models import Instance
 from trove_svc.taskmanager import provisioning
-from trove_svc.taskmanager.deps import FlowDeps, guest_context
+from trove_svc.taskmanager.deps import Claim, FlowDeps, guest_context
+from trove_svc.taskmanager.engine import StepFailed, lost_if_canceled
+from trove_svc.taskmanager.runs import run_playbook
 from trove_wire import contract, datastores
 
 LOG = logging.getLogger(__name__)
@@ -32,12 +34,13 @@ def source_address(deps: FlowDeps, source: Instance, account: dict[str, str]) ->
     """The role's `<datastore>_replication` for a replica of `source` (never a secret)."""
     datastore = source.datastore_version.datastore.name
     base_dir = str(compute.place_of(deps.settings, source).instance_dir / datastore)
+    read_files = datastores.get(datastore).replica_source_files
     return {
         "host": source.host or compute.LOCAL_SHARED_ADDRESS,
         "port": source.port,
         "user": account["user"],
         "slot": account.get("slot", ""),
-        **datastores.get(datastore).replica_source_files(base_dir),
+        **(read_files(base_dir) if read_files else {}),
     }
 
 
@@ -68,6 +71,35 @@ def replica_vars(deps: FlowDeps, instance: Instance) -> tuple[dict[str, Any], di
     if source is None:
         raise errors.NotFound(f"Instance {instance.replica_of_id} (the source) is gone.")
     return follow_vars(deps, instance, source)
+
+
+def admit_on_members(deps: FlowDeps, claim: Claim, replica: Instance) -> None:
+    """Where a source admits its replicas by their address, the set's built members admit
+    a new replica before it copies its source: the source must (or the copy is refused),
+    the other replicas should (any of them may be its source after a failover; one that
+    cannot now admits it at its next run)."""
+    datastore = datastores.get(replica.datastore_version.datastore.name)
+    if not (replica.replica_of_id and datastore.admits_replicas_by_address):
+        return
+    for member_id in replication_sets.members(replica):  # its source first
+        member = Instance.get_or_none(Instance.id == member_id)
+        if member is None or member.id == replica.id or not member.provisioned:
+            continue
+        result = run_playbook(deps, claim, "instance_peers.yml", member)
+        lost_if_canceled(result)
+        if result.ok:
+            continue
+        if member.id == replica.replica_of_id:
+            raise StepFailed(
+                f"The source {member.id} could not admit the replica: {result.describe_failure()}",
+                result=result,
+            )
+        LOG.warning(
+            "replica %s: %s does not admit it yet (%s)",
+            replica.id,
+            member.id,
+            result.describe_failure(),
+        )
 
 
 def keep_following(deps: FlowDeps, instance: Instance) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -318,6 +318,7 @@ SPEC = DatastoreSpec(
     database_options={"character_set": "server_encoding", "collate": "lc_collate"},
     reload_rereads_file=True,
     admin_over_socket=True,
+    admits_replicas_by_address=True,
     log_file="postgresql.log",
     socket_name=".s.PGSQL.65535",  # .s.PGSQL.<port>
     driver="trove_datastores.postgresql.driver:PostgresDriver",

@@ -266,14 +266,48 @@ def test_create_of_a_replica_whose_source_guest_fails_faults_the_replica(
 
 
 def test_create_of_a_replica_hands_its_role_the_source_and_a_password(effects: Effects) -> None:
-    rows.instance(id=SOURCE, port=SOURCE_PORT)
+    rows.instance(id=SOURCE, port=SOURCE_PORT, host="127.0.0.7")
     _building(effects, replica_of_id=SOURCE)
     _create(effects)
     assert _task().state == TaskState.SUCCEEDED
-    (run,) = effects.runner.ran
+    admitted, run = effects.runner.ran
     assert run.extravars["postgresql_replication"]["port"] == SOURCE_PORT
     assert run.secrets["postgresql_replication_password"]
     assert ("add_replication_account", SOURCE) in effects.bus.asked
+    # The source admitted it first (PostgreSQL admits replicas by the address they come
+    # from): the source's host rules name the replica's host (this machine: its own
+    # address is given at its build), the replica's the source's address and host.
+    assert (admitted.playbook, admitted.instance_id) == ("instance_peers.yml", SOURCE)
+    assert admitted.extravars["postgresql_replication_peers"] == ["127.0.0.1"]
+    assert run.extravars["postgresql_replication_peers"] == ["127.0.0.1", "127.0.0.7"]
+
+
+def test_create_of_a_replica_its_source_cannot_admit_faults_the_replica(
+    effects: Effects,
+) -> None:
+    rows.instance(id=SOURCE, port=SOURCE_PORT)
+    _building(effects, replica_of_id=SOURCE)
+    effects.runner.fail("instance_peers.yml", instance_id=SOURCE)
+    _create(effects)
+    why = f"The source {SOURCE} could not admit the replica: Step '{FAILED_STEP}' failed"
+    _assert_failed(_task(), why, FAILED_STEP)
+    _assert_faulted(_instance(), why)
+    assert effects.runner.playbooks() == ["instance_peers.yml"]
+
+
+def test_create_of_a_replica_another_replica_cannot_admit_yet_goes_on(effects: Effects) -> None:
+    rows.instance(id=SOURCE, port=SOURCE_PORT)
+    rows.instance(id="r-0", port=SOURCE_PORT + 1, replica_of_id=SOURCE, created_at=-1)
+    rows.instance(id="r-building", provisioned=False, replica_of_id=SOURCE, created_at=1)
+    _building(effects, replica_of_id=SOURCE)
+    effects.runner.fail("instance_peers.yml", instance_id="r-0")
+    _create(effects)
+    assert _task().state == TaskState.SUCCEEDED
+    assert [(r.playbook, r.instance_id) for r in effects.runner.ran] == [
+        ("instance_peers.yml", SOURCE),
+        ("instance_peers.yml", "r-0"),
+        ("instance_create.yml", INSTANCE),
+    ]
 
 
 def test_create_canceled_while_it_ran_lets_go_and_leaves_the_instance(effects: Effects) -> None:
