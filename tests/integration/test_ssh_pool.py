@@ -19,6 +19,8 @@ import pwd
 import re
 import shutil
 import signal
+import socket
+import struct
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -524,12 +526,47 @@ def _source_of(service: support.Service, token: str, instance_id: str) -> str | 
     return (shown.get("replica_of") or {}).get("id")
 
 
-def _host_rules(host: ssh_pool.PoolHost, instance_id: str) -> str:
-    return (host.instances_dir / instance_id / "postgresql" / "data" / "pg_hba.conf").read_text()
+# Nothing in the pool test's network is at this address.
+STRANGER = "127.0.0.254"
 
 
-def _admits_for_replication(rules: str, address: str) -> bool:
-    return f"host    replication  all  {address}/32  scram-sha-256" in rules
+def _admitted(instance: dict[str, Any], user: str, from_address: str) -> bool:
+    """Whether the instance's server, asked by `user` for a replication connection from
+    `from_address`, asks for a password (a host rule admits it) or refuses at once (none
+    does). PostgreSQL's startup message, sent from a socket bound to that address: a
+    client library cannot choose the address it connects from, and on loopback every
+    connection would come from 127.0.0.1."""
+    fields = {"user": user, "database": "replication", "replication": "true"}
+    body = struct.pack("!I", 3 << 16) + b"".join(
+        k.encode() + b"\0" + v.encode() + b"\0" for k, v in fields.items()
+    )
+    with socket.socket() as conn:
+        conn.settimeout(5)
+        conn.bind((from_address, 0))
+        conn.connect((instance["ip"][0], instance["port"]))
+        conn.sendall(struct.pack("!I", len(body) + 5) + body + b"\0")
+        reply = conn.recv(4096)
+    if reply[:1] == b"R":  # an authentication request
+        return True
+    assert b"no pg_hba.conf entry" in reply, reply
+    return False
+
+
+def _members_admit_only_each_other(
+    source: dict[str, Any], replica: dict[str, Any], pool: ssh_pool.Pool
+) -> None:
+    """Each admits the other's replication account, from the other's addresses only; no
+    other account (the tenant's own user) and no other address."""
+    pool_a, pool_b = pool.host("pool-a").address, pool.host("pool-b").address
+    replicas_account = "os_repl_" + replica["id"].replace("-", "")[:16]
+    sources_account = "os_repl_" + source["id"].replace("-", "")[:16]
+    assert _admitted(source, replicas_account, pool_b)
+    assert not _admitted(source, replicas_account, STRANGER)
+    assert not _admitted(source, USER["name"], pool_b)
+    assert not _admitted(source, sources_account, pool_b)
+    assert _admitted(replica, sources_account, pool_a)
+    assert _admitted(replica, sources_account, source["ip"][0])
+    assert not _admitted(replica, sources_account, STRANGER)
 
 
 def _power_off(host: ssh_pool.PoolHost, instance_id: str) -> None:
@@ -563,12 +600,8 @@ def test_a_replica_on_the_other_host_takes_over_then_hands_back_when_its_host_st
     _pg(source, "INSERT INTO t VALUES (2)")
     _pg_eventually(replica, [1, 2], "the replica follows its source")
 
+    _members_admit_only_each_other(source, replica, pool)
     pool_a, pool_b = pool.host("pool-a"), pool.host("pool-b")
-    on_a, on_b = _host_rules(pool_a, source["id"]), _host_rules(pool_b, replica["id"])
-    assert _admits_for_replication(on_a, pool_b.address), on_a
-    assert _admits_for_replication(on_b, pool_a.address), on_b
-    assert _admits_for_replication(on_b, source["ip"][0]), on_b
-    assert not _admits_for_replication(on_a, "127.0.0.254"), on_a
 
     _action(service, token, replica["id"], "promote_to_replica_source")
     service.wait_for(

@@ -59,12 +59,18 @@ def _plain_network(cidr: object, where: str) -> str:
 
 def _require_replica_reach(source: Instance, provider: str) -> None:
     """A replica of `source` made by `provider`: refused where replicas are not set up
-    yet, and, for a datastore whose replica reads its source's files, anywhere but this
-    machine (placement may put it on another host than its source's)."""
+    yet, on another provider than its source's (its source's address means something on
+    that provider's hosts only), and, for a datastore whose replica reads its source's
+    files, anywhere but this machine (placement may put it on another host)."""
     compute.require_reach("Replicas", source.provider, provider)
+    source_provider = source.provider or "local"
+    if source_provider != provider:
+        raise errors.BadRequest(
+            f"Instance {source.id} is on {source_provider} hosts and new instances are made "
+            f"on {provider} hosts: a replica is made where its source is."
+        )
     datastore = source.datastore_version.datastore.name
-    hosts = {source.provider or "local", provider}
-    if datastores.get(datastore).replica_source_files and hosts != {"local"}:
+    if datastores.get(datastore).replica_source_files and provider != "local":
         raise errors.NotImplementedYet(
             f"Replicas of {datastore} copy their source's files: they are available on "
             "local hosts only."

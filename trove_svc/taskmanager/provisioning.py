@@ -12,10 +12,10 @@ import ipaddress
 from pathlib import Path
 from typing import Any
 
-from trove_datastores.base import Discovered
+from trove_datastores.base import Discovered, replication_account
 from trove_svc import compute
 from trove_svc.compute import guest_wheels
-from trove_svc.domain import backups, configurations, replication_sets
+from trove_svc.domain import backups, configurations, errors, replication_sets
 from trove_svc.process.settings import Settings
 from trove_svc.store.models import Instance
 from trove_wire import datastores
@@ -58,17 +58,30 @@ def _bind_addresses(place: compute.Place, is_public: bool) -> list[str]:
     return [loopback]
 
 
-def replication_peers(settings: Settings, instance: Instance) -> list[str]:
-    """The addresses the other members of `instance`'s replication set connect from: each
-    one's own and its host's (a connection leaves a host from the host's address). Empty
-    for an instance in no set."""
-    others = [m for m in replication_sets.members(instance) if m != instance.id]
-    addresses = set()
-    for member in Instance.select().where(Instance.id.in_(others)):
-        for address in (member.host, compute.addressing(settings, member).shared):
-            if address and _is_ip_address(address):
-                addresses.add(address)
-    return sorted(addresses)
+def replication_peers(settings: Settings, instance: Instance) -> list[dict[str, Any]]:
+    """The other members of `instance`'s replication set, each as its replication account
+    and the addresses it connects from (its own, and its host's: a connection leaves a
+    host from the host's address). Empty for an instance in no set."""
+    peers = []
+    for member_id in replication_sets.members(instance):
+        member = Instance.get_or_none(Instance.id == member_id)
+        if member is None or member.id == instance.id:
+            continue
+        addresses = sorted(
+            {a for a in (member.host, _host_address(settings, member)) if a and _is_ip_address(a)}
+        )
+        if addresses:
+            peers.append({"user": replication_account(member.id), "addresses": addresses})
+    return peers
+
+
+def _host_address(settings: Settings, instance: Instance) -> str | None:
+    """The address of the host `instance` is on, where its provider knows it (a pool host
+    since taken out of the pool: not known)."""
+    try:
+        return compute.addressing(settings, instance).shared
+    except errors.TroveSvcError:
+        return None
 
 
 def _is_ip_address(text: str) -> bool:

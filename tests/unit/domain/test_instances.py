@@ -154,3 +154,23 @@ def test_a_rejoin_asked_for_by_hand_starts_one_on_a_replica_only(
     task_id = service.rejoin_replica_source(CALLER, old.id)
     assert Instance.get_by_id(old.id).status == "REJOIN"
     assert (Task.get_by_id(task_id).action, taskmanager.sent[-1].task_id) == ("rejoin", task_id)
+
+
+def test_a_replica_of_an_instance_on_another_provider_is_refused(
+    service: InstanceService, tmp_path: Path
+) -> None:
+    """A source on this machine, a deployment now making instances on a pool: its replica
+    would be given 127.0.0.1 (the source's address here) to copy from, on a pool host."""
+    pool = tmp_path / "pool.yml"
+    pool.write_text("all:\n  hosts:\n    db1: {ansible_host: 192.0.2.5}\n")
+    source = service.create(CALLER, _create())
+    Instance.update(status="ACTIVE", provisioned=True).where(Instance.id == source.id).execute()
+    Task.update(state=tasks.TaskState.SUCCEEDED).execute()
+    on_a_pool = InstanceService(
+        Settings(state_dir=tmp_path, compute_provider="ssh", host_pool=str(pool)),
+        RecordingTaskManager(),  # type: ignore[arg-type]
+        ServiceKeys(new_key()),
+    )
+    with pytest.raises(errors.BadRequest, match="a replica is made where its source is"):
+        on_a_pool.create(CALLER, _create(replica_of=source.id))
+    assert Instance.select().count() == 1

@@ -278,8 +278,12 @@ def test_create_of_a_replica_hands_its_role_the_source_and_a_password(effects: E
     # from): the source's host rules name the replica's host (this machine: its own
     # address is given at its build), the replica's the source's address and host.
     assert (admitted.playbook, admitted.instance_id) == ("instance_peers.yml", SOURCE)
-    assert admitted.extravars["postgresql_replication_peers"] == ["127.0.0.1"]
-    assert run.extravars["postgresql_replication_peers"] == ["127.0.0.1", "127.0.0.7"]
+    assert admitted.extravars["postgresql_replication_peers"] == [
+        {"user": "os_repl_i1", "addresses": ["127.0.0.1"]}
+    ]
+    assert run.extravars["postgresql_replication_peers"] == [
+        {"user": "os_repl_s1", "addresses": ["127.0.0.1", "127.0.0.7"]}
+    ]
 
 
 def test_create_of_a_replica_its_source_cannot_admit_faults_the_replica(
