@@ -8,7 +8,7 @@ import logging
 from typing import Any
 
 from trove_svc import compute
-from trove_svc.domain import errors, replication_sets
+from trove_svc.domain import errors, replication_sets, tasks
 from trove_svc.store.models import Instance
 from trove_svc.taskmanager import provisioning
 from trove_svc.taskmanager.deps import Claim, FlowDeps, guest_context
@@ -77,13 +77,16 @@ def admit_on_members(deps: FlowDeps, claim: Claim, replica: Instance) -> None:
     """Where a source admits its replicas by their address, the set's built members admit
     a new replica before it copies its source: the source must (or the copy is refused),
     the other replicas should (any of them may be its source after a failover; one that
-    cannot now admits it at its next run)."""
+    cannot now admits it at its next run; one busy with a task of its own admits it in
+    that task's run, which started after the replica was recorded)."""
     datastore = datastores.get(replica.datastore_version.datastore.name)
     if not (replica.replica_of_id and datastore.admits_replicas_by_address):
         return
     for member_id in replication_sets.members(replica):  # its source first
         member = Instance.get_or_none(Instance.id == member_id)
         if member is None or member.id == replica.id or not member.provisioned:
+            continue
+        if member.id != replica.replica_of_id and tasks.is_busy(member.id):
             continue
         result = run_playbook(deps, claim, "instance_peers.yml", member)
         lost_if_canceled(result)

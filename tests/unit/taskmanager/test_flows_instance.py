@@ -299,6 +299,21 @@ def test_create_of_a_replica_its_source_cannot_admit_faults_the_replica(
     assert effects.runner.playbooks() == ["instance_peers.yml"]
 
 
+def test_create_of_a_replica_leaves_a_busy_replica_to_admit_it_in_its_own_run(
+    effects: Effects,
+) -> None:
+    rows.instance(id=SOURCE, port=SOURCE_PORT)
+    rows.instance(id="r-0", port=SOURCE_PORT + 1, replica_of_id=SOURCE, created_at=-1)
+    tasks.record("t-restart", "r-0", "p1", "restart", "u", "req", 0.0)
+    _building(effects, replica_of_id=SOURCE)
+    _create(effects)
+    assert _task().state == TaskState.SUCCEEDED
+    assert [(r.playbook, r.instance_id) for r in effects.runner.ran] == [
+        ("instance_peers.yml", SOURCE),
+        ("instance_create.yml", INSTANCE),
+    ]
+
+
 def test_create_of_a_replica_another_replica_cannot_admit_yet_goes_on(effects: Effects) -> None:
     rows.instance(id=SOURCE, port=SOURCE_PORT)
     rows.instance(id="r-0", port=SOURCE_PORT + 1, replica_of_id=SOURCE, created_at=-1)
