@@ -20,7 +20,13 @@ from trove_svc.taskmanager.runner import RunResult
 
 LOG = logging.getLogger(__name__)
 
-_TAIL_LINES = 6
+# Enough for a failure's cause above the lines a server writes while it shuts down after
+# it (PostgreSQL: four after a failed recovery).
+_TAIL_LINES = 20
+# The words of a log line that says why something failed (PostgreSQL's FATAL and PANIC,
+# MariaDB's [ERROR], Redis's "# ...").
+_FAILURE_WORDS = ("FATAL", "PANIC", "[ERROR]", "ERROR:", "# ")
+_DETAILS_CHARS = 4000
 _TAIL_BYTES = 64 * 1024
 # The log is `<instance dir>/<datastore>/<file>` (provisioning.datastore_log): its last
 # three names, from the instance's directory down, are the tenant's.
@@ -72,16 +78,33 @@ def explain(task_id: str, result: RunResult, log: Path | None, log_since: int) -
     lines = [redact(line)[:300] for line in _new_log_lines(log, log_since)]
     message = redact(result.describe_failure())
     if lines:
-        message = f"{message} The datastore's log says: {lines[-1]}"
+        message = f"{message} The datastore's log says: {_cause(lines)}"
     details = f"Task {task_id} ({result.status}, rc {result.rc})."
     if lines:
-        details += "\n" + "\n".join(lines)
+        details += "\n" + "\n".join(_last_that_fit(lines, _DETAILS_CHARS - len(details)))
     seen = f"{message}\n{details}".lower()
     return Fault(
         message=message[:1000],
-        details=details[:4000],
+        details=details,
         port_busy=any(marker in seen for marker in _PORT_BUSY),
     )
+
+
+def _cause(lines: list[str]) -> str:
+    """The last line that says why something failed; else the last line."""
+    failures = [line for line in lines if any(word in line for word in _FAILURE_WORDS)]
+    return (failures or lines)[-1]
+
+
+def _last_that_fit(lines: list[str], room: int) -> list[str]:
+    """The last of `lines` that fit in `room` characters, one newline between each."""
+    kept: list[str] = []
+    for line in reversed(lines):
+        room -= len(line) + 1
+        if room < 0:
+            break
+        kept.append(line)
+    return kept[::-1]
 
 
 def unreachable(task_id: str, host: str, result: RunResult) -> Fault:

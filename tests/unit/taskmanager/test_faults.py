@@ -49,6 +49,36 @@ def test_the_fault_quotes_the_log_lines_the_run_wrote(tmp_path: Path) -> None:
     assert not fault.port_busy
 
 
+def test_the_fault_quotes_the_cause_above_the_servers_shutdown_lines(tmp_path: Path) -> None:
+    """A recovery that failed: PostgreSQL says why, then four lines of shutting down."""
+    log = tmp_path / "postgresql.log"
+    cause = "FATAL:  requested recovery stop point is before consistent recovery point"
+    shutdown = [
+        "LOG:  startup process (PID 4242) exited with exit code 1",
+        "LOG:  terminating any other active server processes",
+        "LOG:  shutting down due to startup process failure",
+        "LOG:  database system is shut down",
+    ]
+    said = [f"LOG:  restored log file {n:024X} from archive" for n in range(12)]
+    log.write_text("\n".join([*said, cause, *shutdown]) + "\n")
+
+    fault = faults.explain("t-1", FAILED, log, 0)
+
+    assert fault.message.endswith(f"The datastore's log says: {cause}"), fault.message
+    assert fault.details.splitlines()[-5:] == [cause, *shutdown]
+
+
+def test_the_details_keep_the_last_lines_that_fit(tmp_path: Path) -> None:
+    log = tmp_path / "postgresql.log"
+    log.write_text("".join(f"LOG:  line {n} {'x' * 280}\n" for n in range(30)))
+
+    fault = faults.explain("t-1", FAILED, log, 0)
+
+    assert len(fault.details) <= 4000
+    assert fault.details.splitlines()[-1].startswith("LOG:  line 29 ")
+    assert fault.message.endswith(f"The datastore's log says: LOG:  line 29 {'x' * 280}")
+
+
 @pytest.mark.parametrize(
     "line",
     [
