@@ -149,6 +149,9 @@ class PlaybookRunner:
             "ANSIBLE_CONFIG": str(self._settings.ansible_dir / "ansible.cfg"),
             "ANSIBLE_ROLES_PATH": str(self._settings.ansible_dir / "roles"),
             "ANSIBLE_LOCAL_TEMP": str(self._settings.state_dir / "tmp"),
+            # A run's inventory is always its own JSON file (`inventory()`): the one plugin
+            # that reads it is the only one loaded and asked.
+            "ANSIBLE_INVENTORY_ENABLED": "yaml",
         }
         if self._settings.ansible_strategy == "mitogen_linear":
             # Mitogen keeps one interpreter per host instead of one per task: a module
