@@ -281,6 +281,14 @@ class Requeue(Exception):
 Handler = Callable[[Delivery], bytes | None]
 
 
+def _wake(connection: Any) -> None:
+    """End the wait of a connection's loop now (a callback it runs as soon as it can)."""
+    try:
+        connection.add_callback_threadsafe(lambda: None)
+    except CONNECTION_ERRORS:  # closed meanwhile: its loop has ended anyway
+        pass
+
+
 class Consumer:
     """Consumes one queue; handlers run on worker threads, acks on the I/O thread.
 
@@ -290,6 +298,9 @@ class Consumer:
     handler's return value, if any, is the reply, published to `reply_exchange` with the
     request's reply-to as routing key.
     """
+
+    # Seconds between the loop's looks whether it was told to stop (stop() wakes it too).
+    LOOK_EVERY = 0.5
 
     def __init__(
         self,
@@ -313,10 +324,17 @@ class Consumer:
         self._reply_exchange = reply_exchange
         self._executor = executor
         self._stopping = threading.Event()
+        self._connection: Any = None  # the one consuming now
         self.ready = threading.Event()
 
     def stop(self) -> None:
+        """Stop consuming: at once, not at the loop's next look. The loop is woken from a
+        thread of its own, as this may run in a signal handler on the loop's thread, which
+        may hold the lock the wake takes."""
         self._stopping.set()
+        connection = self._connection
+        if connection is not None:
+            threading.Thread(target=_wake, args=(connection,), daemon=True).start()
 
     def run(self) -> None:
         """Consume until `stop()`; reconnects after a lost connection."""
@@ -337,6 +355,7 @@ class Consumer:
 
     def _consume(self, pool: ThreadPoolExecutor) -> None:
         connection = pika.BlockingConnection(connection_parameters(self._url, self._heartbeat))
+        self._connection = connection
         try:
             channel = connection.channel()
             if self._declare is not None:
@@ -358,8 +377,9 @@ class Consumer:
             channel.basic_consume(self._queue, on_message)
             self.ready.set()
             while not self._stopping.is_set():
-                connection.process_data_events(time_limit=0.5)
+                connection.process_data_events(time_limit=self.LOOK_EVERY)
         finally:
+            self._connection = None
             if connection.is_open:
                 connection.close()
 

@@ -90,6 +90,25 @@ def test_cast_is_durable_until_a_consumer_takes_it(
     publisher.delete_queue(queue)
 
 
+def test_a_stopped_consumer_ends_at_once(
+    transport_url: str, publisher: Publisher, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not at its loop's next look whether it was told to stop (every half second; a
+    minute here): a guest agent's stop, which every delete and restart of its instance
+    waits for, ends as soon as it is asked."""
+    monkeypatch.setattr(Consumer, "LOOK_EVERY", 60.0)
+    queue = _queue()
+    _declare(publisher, queue)
+    for _ in range(3):
+        consumer = Consumer(transport_url, queue, lambda d: None)
+        thread = _run(consumer)
+        time.sleep(0.05)  # inside the loop's wait
+        consumer.stop()
+        thread.join(10)
+        assert not thread.is_alive()
+    publisher.delete_queue(queue)
+
+
 def test_publishing_where_nothing_receives_fails_at_once(publisher: Publisher) -> None:
     with pytest.raises(NoConsumerQueue):
         publisher.publish("", _queue(), b"lost", "m-1")
