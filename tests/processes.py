@@ -7,6 +7,7 @@ import contextlib
 import os
 import signal
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -136,3 +137,19 @@ def start_again(command: list[str], uid: int) -> None:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+
+
+def remove_leftovers(directory: Path) -> None:
+    """Kill every process a test left working in or naming `directory` (an instance's
+    server, its guest agent), then remove the accounts whose homes are there."""
+    where = str(directory)
+    subprocess.run(["pkill", "-9", "-f", where], check=False)
+    signal_all(pids_working_in(where), signal.SIGKILL)
+    # userdel refuses an account whose processes are still exiting.
+    deadline = time.monotonic() + 10
+    while (processes_mentioning(where) or pids_working_in(where)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    for line in Path("/etc/passwd").read_text().splitlines():
+        name, *_, home, _shell = line.split(":")
+        if home.startswith(where):
+            subprocess.run(["userdel", name], check=False, capture_output=True)

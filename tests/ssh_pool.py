@@ -19,6 +19,8 @@ from pathlib import Path
 
 import yaml
 
+from tests import processes
+
 SSHD = "/usr/sbin/sshd"
 
 
@@ -204,12 +206,7 @@ class Pool:
         import shutil
 
         self.stop()
-        subprocess.run(["pkill", "-9", "-f", str(self.directory)], check=False)
-        time.sleep(0.5)
-        for line in Path("/etc/passwd").read_text().splitlines():
-            name, *_, home, _shell = line.split(":")
-            if home.startswith(str(self.directory)):
-                subprocess.run(["userdel", name], check=False, capture_output=True)
+        processes.remove_leftovers(self.directory)
         shutil.rmtree(self.directory, ignore_errors=True)
 
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.processes import pids_working_in, processes_mentioning, signal_all
+from tests.processes import pids_working_in, processes_mentioning, remove_leftovers
 
 BROKER = ("127.0.0.1", 5672)
 MANAGEMENT = "http://127.0.0.1:15672"
@@ -390,23 +390,10 @@ class Service:
             time.sleep(0.2)
         raise AssertionError(f"instance {instance_id} is still there")
 
-    def _still_running(self) -> bool:
-        state_dir = str(self.state_dir)
-        return bool(processes_mentioning(state_dir) or pids_working_in(state_dir))
-
     def cleanup(self) -> None:
         """Stop the service and, should a test have left one, every instance of it."""
         self.stop()
-        subprocess.run(["pkill", "-9", "-f", str(self.state_dir)], check=False)
-        signal_all(pids_working_in(str(self.state_dir)), signal.SIGKILL)
-        # userdel refuses an account whose processes are still exiting.
-        deadline = time.monotonic() + 10
-        while self._still_running() and time.monotonic() < deadline:
-            time.sleep(0.1)
-        for line in Path("/etc/passwd").read_text().splitlines():
-            name, *_, home, _shell = line.split(":")
-            if home.startswith(str(self.state_dir)):
-                subprocess.run(["userdel", name], check=False, capture_output=True)
+        remove_leftovers(self.state_dir)
         remove_deployment_from_broker(self.settings(), self.admin_url)
         shutil.rmtree(self.state_dir, ignore_errors=True)
 
