@@ -146,6 +146,19 @@ def _sees_both_nodes(node: support.Service) -> bool:
     return answer.status == 200 and seen["taskmanagers"] == seen["conductors"] == 2
 
 
+def _what_was_said(nodes: list[support.Service], pool: ssh_pool.Pool, ids: list[str]) -> str:
+    """For a failure's message: what the nodes logged of these instances, and the end of
+    their guests' logs."""
+    said = []
+    for node in nodes:
+        lines = node.log_path.read_text().splitlines()
+        said += [line for line in lines if any(i in line and "GET /" not in line for i in ids)]
+    for instance_id in ids:
+        for log in pool.directory.glob(f"*/instances/{instance_id}/guest.log"):
+            said += [f"{log}:", *log.read_text().splitlines()[-40:]]
+    return "\n".join(said[-200:])
+
+
 def _create(node: support.Service, token: str, name: str) -> str:
     return node.create(token, PROJECT, name, datastore={"type": "redis"})
 
@@ -186,9 +199,10 @@ def test_two_nodes_share_the_work_and_survive_a_task_manager_and_a_broker_node(
             "all ten ACTIVE and HEALTHY",
         )
     except AssertionError:
+        shown = statuses(second, token, ids, PROJECT)
+        stuck = [i for i, s in shown.items() if s != "ACTIVE/HEALTHY"]
         raise AssertionError(
-            f"{statuses(second, token, ids, PROJECT)}\n{_tasks(store_url, 'create')}\n"
-            f"{second.log_path.read_text()[-4000:]}"
+            f"{shown}\n{_tasks(store_url, 'create')}\n{_what_was_said(nodes, pool, stuck)}"
         ) from None
     creates = _tasks(store_url, "create")
     assert sorted(t["instance_id"] for t in creates) == sorted(ids), creates
