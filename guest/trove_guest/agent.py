@@ -49,6 +49,7 @@ class Agent:
         self._new_watchdog = watchdog
         self._key = config.key_bytes
         self._stopping = threading.Event()
+        self._beat_now = threading.Event()
         self._publisher: Publisher | None = None
         self._report_lock = threading.RLock()
         self.guard = seal.ReplayGuard(config.message_window)
@@ -118,9 +119,10 @@ class Agent:
         )
 
     def on_cast(self, envelope: Envelope) -> None:
-        """A message that wants no answer (`contract.CASTS`): a lease's grant or release."""
+        """A message that wants no answer (`contract.CASTS`): a heartbeat asked for now, or
+        a lease's grant or release (for a guest that keeps one)."""
         cast = contract.CASTS.get(envelope.method)
-        if cast is None or self.lease is None:
+        if cast is None:
             self.refused.add("malformed")
             return
         try:
@@ -128,7 +130,11 @@ class Agent:
         except TypeError:
             self.refused.add("malformed")
             return
-        if isinstance(message, contract.LeaseGrant):
+        if isinstance(message, contract.ReportNow):
+            self._beat_now.set()
+        elif self.lease is None:
+            self.refused.add("malformed")
+        elif isinstance(message, contract.LeaseGrant):
             self.lease.granted(str(message.beat), message.lease, bool(message.resume))
         else:
             self.lease.released(str(message.beat), bool(message.resume))
@@ -178,7 +184,9 @@ class Agent:
             if self.lease is not None:  # named as it goes: a grant counts from here
                 beat = replace(beat, beat=self.lease.new_beat(), leased=self.lease.holds)
             self.report(beat)
-            self._stopping.wait(self.config.heartbeat_interval)
+            # A heartbeat asked for meanwhile (or a stop) ends the wait.
+            self._beat_now.wait(self.config.heartbeat_interval)
+            self._beat_now.clear()
         with self._report_lock:
             if self._publisher is not None:
                 self._publisher.close()
@@ -197,6 +205,7 @@ class Agent:
 
     def stop(self) -> None:
         self._stopping.set()
+        self._beat_now.set()
         self.consumer.stop()
 
 

@@ -347,7 +347,19 @@ class LeaseRelease:
     resume: bool = False
 
 
-CASTS: dict[str, type[Any]] = {LeaseGrant.method: LeaseGrant, LeaseRelease.method: LeaseRelease}
+@dataclass(frozen=True)
+class ReportNow:
+    """Send a heartbeat now, not at the next interval: the control plane waits for one to
+    settle the instance (a restart or a change that just ended, its datastore back)."""
+
+    method: ClassVar[str] = "report_now"
+
+
+CASTS: dict[str, type[Any]] = {
+    LeaseGrant.method: LeaseGrant,
+    LeaseRelease.method: LeaseRelease,
+    ReportNow.method: ReportNow,
+}
 
 
 # Reports: what a guest sends to the conductor unasked.

@@ -12,6 +12,7 @@ import pymysql
 import pytest
 
 from tests import processes, support
+from tests.deployments import store
 
 pytestmark = pytest.mark.integration
 
@@ -155,3 +156,31 @@ def _mariadb_read(instance: dict[str, Any]) -> list[tuple[Any, ...]]:
         rows = [tuple(r) for r in cursor.fetchall()]
     conn.close()
     return rows
+
+
+def test_a_restart_settles_on_the_heartbeat_it_asks_for_not_the_next_one_due() -> None:
+    """Heartbeats an hour apart: the guest's last word before a restart ends said its
+    datastore was down (as a heartbeat in the restart's downtime would); the instance is
+    ACTIVE and HEALTHY again on the heartbeat the restart's end asks its guest for."""
+    hour = 3600
+    service = support.Service(
+        extra_env={
+            "TROVE_SVC_HEARTBEAT_INTERVAL": str(hour),
+            "TROVE_SVC_HEARTBEAT_EXPIRY": str(2 * hour),
+            "TROVE_SVC_SOURCE_LEASE": "0",  # none: a lease needs a beat in it
+        }
+    )
+    service.start()
+    try:
+        token = service.token(PROJECT)
+        instance = service.create_healthy(token, PROJECT, "hourly", datastore={"type": "redis"})
+        with store(service) as db:
+            db.execute(
+                "UPDATE service_status SET operating_status = 'SHUTDOWN' WHERE instance_id = ?",
+                (instance["id"],),
+            )
+        shown = service.request("GET", f"/v1.0/{PROJECT}/instances/{instance['id']}", token)
+        assert shown.body["instance"]["operating_status"] == "SHUTDOWN", shown.body
+        _restart(service, token, instance)  # ACTIVE and HEALTHY within its 120 s wait
+    finally:
+        service.cleanup()

@@ -30,6 +30,7 @@ from trove_svc.taskmanager import (
     provisioning,
     replica_sources,
     restore_inputs,
+    settling,
 )
 from trove_svc.taskmanager.deps import Claim, FlowDeps
 from trove_svc.taskmanager.engine import (
@@ -219,8 +220,7 @@ def _built(state: Creating, ok: bool) -> None:
 
 
 def _settle(state: FlowState) -> None:
-    """The instance turns ACTIVE once its guest says it is healthy (now, or on a beat)."""
-    status.promote_if_ready(state.claim.task.instance_id, state.deps.settings.clock())
+    settling.settle(state.deps, state.claim.task.instance_id)
 
 
 def _created(state: Creating) -> None:

@@ -21,7 +21,7 @@ from typing import Any
 from trove_svc import compute
 from trove_svc.domain import errors, replication_sets, source_leases, status, tasks
 from trove_svc.store.models import Instance, database_proxy
-from trove_svc.taskmanager import rejoin_report
+from trove_svc.taskmanager import rejoin_report, settling
 from trove_svc.taskmanager.deps import Claim, FlowDeps, guest_context
 from trove_svc.taskmanager.engine import (
     Flow,
@@ -186,7 +186,7 @@ def _repoint(
 
 
 def _settle(state: FlowState) -> None:
-    status.promote_if_ready(state.claim.task.instance_id, state.deps.settings.clock())
+    settling.settle(state.deps, state.claim.task.instance_id)
 
 
 def _confirmed(claim: Claim) -> bool:

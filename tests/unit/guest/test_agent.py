@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import queue
+import threading
 from dataclasses import replace
 from typing import Any
 
@@ -118,3 +120,26 @@ def test_a_sealed_grant_reaches_the_lease_and_a_forged_one_does_not(agent: Agent
     assert fencing.lease.deadline is not None and watchdog.armed is not None
     assert fencing.handle(_cast(fencing._key, "i-1", Envelope.new("rm_rf", {}))) is None
     assert fencing.refused.snapshot() == {"auth": 1, "malformed": 1}
+
+
+def test_a_sealed_ask_for_a_heartbeat_sends_one_now_and_a_forged_one_does_not(
+    agent: Agent, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    waiting = Agent(replace(agent.config, heartbeat_interval=3600), Driver())
+    sent: queue.Queue[contract.Heartbeat] = queue.Queue()
+    monkeypatch.setattr(waiting, "report", lambda beat: sent.put(beat) or True)
+    beating = threading.Thread(target=waiting.send_heartbeats)
+    beating.start()
+    try:
+        assert sent.get(timeout=10).operating_status == "HEALTHY"  # the first, at start
+        ask = Envelope.new("report_now", {})
+        assert waiting.handle(_cast(seal.new_key(), "i-1", ask)) is None  # forged
+        with pytest.raises(queue.Empty):
+            sent.get(timeout=0.5)
+        assert waiting.handle(_cast(waiting._key, "i-1", ask)) is None  # no answer to a cast
+        assert sent.get(timeout=10).operating_status == "HEALTHY"  # not an hour later
+        assert waiting.refused.snapshot() == {"auth": 1}
+    finally:
+        waiting.stop()
+        beating.join(timeout=10)
+    assert not beating.is_alive()

@@ -197,6 +197,8 @@ class FakeBus:
         self.asked: list[tuple[str, str]] = []
         self.queues: set[str] = set()
         self.casts: list[tuple[str, dict[str, Any]]] = []
+        # What guests were told without an answer: (method, instance id).
+        self.told: list[tuple[str, str]] = []
         self.forgotten: list[str] = []
         self._answers: dict[tuple[str, str | None], Answer] = {}
         # What the task managers do with a cast (the task's id and instance), if anything.
@@ -239,6 +241,9 @@ class FakeBus:
 
     def delete_guest_queues(self, instance_id: str) -> None:
         self.queues.discard(instance_id)
+
+    def cast_guest(self, instance_id: str, message: Any, ttl: float) -> None:
+        self.told.append((message.method, instance_id))
 
     def cast_task(self, method: str, args: dict[str, Any], context: Any) -> None:
         self.casts.append((method, args))

@@ -527,6 +527,19 @@ def test_restart_turns_the_instance_active_with_nothing_waiting(effects: Effects
         None,
     )
     assert effects.runner.shown == list(STEPS)
+    assert effects.bus.told == []  # its guest's last word settled it
+
+
+def test_restart_whose_guest_last_said_the_datastore_was_down_asks_it_for_a_heartbeat(
+    effects: Effects,
+) -> None:
+    rows.instance(status=status.REBOOT, restart_pending=True, port=INSTANCE_PORT)
+    ServiceStatus.create(instance=INSTANCE, operating_status=status.SHUTDOWN)  # mid-restart
+    _restart(effects)
+    assert _task().state == TaskState.SUCCEEDED
+    # ACTIVE on the heartbeat asked for now (the conductor's), not on a stale word.
+    assert _instance().status == status.REBOOT
+    assert effects.bus.told == [("report_now", INSTANCE)]
 
 
 def test_restart_of_an_instance_no_longer_waiting_is_skipped(effects: Effects) -> None:
