@@ -179,17 +179,31 @@ class Agent:
             return self._publisher
 
     def send_heartbeats(self) -> None:
+        """A heartbeat each interval until the agent stops. One that could not be made (its
+        health check failed in a way its driver did not foresee) is logged, once until one
+        is made again, and the next comes on time: this thread never ends before the agent,
+        which would leave the agent answering calls while its instance shows it silent."""
+        failing = False
         while not self._stopping.is_set():
-            beat = self.heartbeat()
-            if self.lease is not None:  # named as it goes: a grant counts from here
-                beat = replace(beat, beat=self.lease.new_beat(), leased=self.lease.holds)
-            self.report(beat)
+            try:
+                self.report(self._next_heartbeat())
+                failing = False
+            except Exception:
+                if not failing:
+                    LOG.exception("a heartbeat could not be made; trying each interval")
+                failing = True
             # A heartbeat asked for meanwhile (or a stop) ends the wait.
             self._beat_now.wait(self.config.heartbeat_interval)
             self._beat_now.clear()
         with self._report_lock:
             if self._publisher is not None:
                 self._publisher.close()
+
+    def _next_heartbeat(self) -> contract.Heartbeat:
+        beat = self.heartbeat()
+        if self.lease is not None:  # named as it goes: a grant counts from here
+            beat = replace(beat, beat=self.lease.new_beat(), leased=self.lease.holds)
+        return beat
 
     def run(self) -> None:
         beat = threading.Thread(target=self.send_heartbeats, name="heartbeat", daemon=True)

@@ -143,3 +143,30 @@ def test_a_sealed_ask_for_a_heartbeat_sends_one_now_and_a_forged_one_does_not(
         waiting.stop()
         beating.join(timeout=10)
     assert not beating.is_alive()
+
+
+class FailingOnceDriver(Driver):
+    def __init__(self) -> None:
+        self.checks = 0
+
+    def health(self) -> tuple[str, str | None]:
+        self.checks += 1
+        if self.checks == 1:
+            raise RuntimeError("a failure its driver did not foresee")
+        return "HEALTHY", None
+
+
+def test_a_heartbeat_that_could_not_be_made_leaves_the_next_ones_coming(
+    agent: Agent, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    beating_agent = Agent(replace(agent.config, heartbeat_interval=0.05), FailingOnceDriver())
+    sent: queue.Queue[contract.Heartbeat] = queue.Queue()
+    monkeypatch.setattr(beating_agent, "report", lambda beat: sent.put(beat) or True)
+    beating = threading.Thread(target=beating_agent.send_heartbeats)
+    beating.start()
+    try:
+        assert [sent.get(timeout=10).operating_status for _ in range(2)] == ["HEALTHY"] * 2
+        assert beating.is_alive()
+    finally:
+        beating_agent.stop()
+        beating.join(timeout=10)
