@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
+from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
@@ -122,15 +124,30 @@ def test_a_sealed_grant_reaches_the_lease_and_a_forged_one_does_not(agent: Agent
     assert fencing.refused.snapshot() == {"auth": 1, "malformed": 1}
 
 
+@contextlib.contextmanager
+def _heartbeats_of(
+    beating_agent: Agent, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[queue.Queue[contract.Heartbeat]]:
+    """The agent's heartbeat loop on a thread of its own, each heartbeat put in the queue
+    yielded instead of sent; the loop must still run at the end, and end on the stop."""
+    sent: queue.Queue[contract.Heartbeat] = queue.Queue()
+    monkeypatch.setattr(beating_agent, "report", lambda beat: sent.put(beat) or True)
+    beating = threading.Thread(target=beating_agent.send_heartbeats)
+    beating.start()
+    try:
+        yield sent
+        assert beating.is_alive()
+    finally:
+        beating_agent.stop()
+        beating.join(timeout=10)
+    assert not beating.is_alive()
+
+
 def test_a_sealed_ask_for_a_heartbeat_sends_one_now_and_a_forged_one_does_not(
     agent: Agent, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     waiting = Agent(replace(agent.config, heartbeat_interval=3600), Driver())
-    sent: queue.Queue[contract.Heartbeat] = queue.Queue()
-    monkeypatch.setattr(waiting, "report", lambda beat: sent.put(beat) or True)
-    beating = threading.Thread(target=waiting.send_heartbeats)
-    beating.start()
-    try:
+    with _heartbeats_of(waiting, monkeypatch) as sent:
         assert sent.get(timeout=10).operating_status == "HEALTHY"  # the first, at start
         ask = Envelope.new("report_now", {})
         assert waiting.handle(_cast(seal.new_key(), "i-1", ask)) is None  # forged
@@ -139,10 +156,6 @@ def test_a_sealed_ask_for_a_heartbeat_sends_one_now_and_a_forged_one_does_not(
         assert waiting.handle(_cast(waiting._key, "i-1", ask)) is None  # no answer to a cast
         assert sent.get(timeout=10).operating_status == "HEALTHY"  # not an hour later
         assert waiting.refused.snapshot() == {"auth": 1}
-    finally:
-        waiting.stop()
-        beating.join(timeout=10)
-    assert not beating.is_alive()
 
 
 class FailingOnceDriver(Driver):
@@ -160,13 +173,5 @@ def test_a_heartbeat_that_could_not_be_made_leaves_the_next_ones_coming(
     agent: Agent, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     beating_agent = Agent(replace(agent.config, heartbeat_interval=0.05), FailingOnceDriver())
-    sent: queue.Queue[contract.Heartbeat] = queue.Queue()
-    monkeypatch.setattr(beating_agent, "report", lambda beat: sent.put(beat) or True)
-    beating = threading.Thread(target=beating_agent.send_heartbeats)
-    beating.start()
-    try:
+    with _heartbeats_of(beating_agent, monkeypatch) as sent:
         assert [sent.get(timeout=10).operating_status for _ in range(2)] == ["HEALTHY"] * 2
-        assert beating.is_alive()
-    finally:
-        beating_agent.stop()
-        beating.join(timeout=10)
