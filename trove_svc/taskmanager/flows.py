@@ -219,13 +219,9 @@ def _built(state: Creating, ok: bool) -> None:
         ).where(Instance.id == instance.id).execute()
 
 
-def _settle(state: FlowState) -> None:
-    settling.settle(state.deps, state.claim.task.instance_id)
-
-
 def _created(state: Creating) -> None:
     LOG.info("create of %s: done", state.instance.id)
-    _settle(state)
+    settling.settle(state)
 
 
 CREATE: Flow[Creating] = Flow(
@@ -466,8 +462,8 @@ def delete(deps: FlowDeps, claim: Claim) -> None:
     run_flow(DELETE, deps, claim)
 
 
-# Restart and reconfigure: a run on a built instance, which settles to ACTIVE on the next
-# healthy beat.
+# Restart and reconfigure: a run on a built instance, which settles to ACTIVE on its guest's
+# healthy word (`settling`).
 
 
 def _waiting_in(statuses: tuple[str, ...], why: str) -> Callable[[FlowDeps, Claim], OnInstance]:
@@ -517,7 +513,7 @@ def _restarted(instance: Instance) -> None:
 
 def _after_restart(state: OnInstance) -> None:
     _restarted(state.instance)
-    _settle(state)
+    settling.settle(state)
 
 
 RESTART: Flow[OnInstance] = Flow(
@@ -554,7 +550,7 @@ def _after_reconfigure(state: OnInstance) -> None:
     restarted = provisioning.role_var(instance, "restarted")
     if state.result is not None and state.result.reported.get(restarted):
         _restarted(instance)  # a new flavor's memory, say, needed a restart
-    _settle(state)
+    settling.settle(state)
 
 
 RECONFIGURE: Flow[OnInstance] = Flow(

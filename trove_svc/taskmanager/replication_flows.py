@@ -185,10 +185,6 @@ def _repoint(
     return problems
 
 
-def _settle(state: FlowState) -> None:
-    settling.settle(state.deps, state.claim.task.instance_id)
-
-
 def _confirmed(claim: Claim) -> bool:
     return claim.confirmed()
 
@@ -316,7 +312,7 @@ SWITCHOVER: Flow[Switchover] = Flow(
     waiting=(status.PROMOTE,),
     # Never carried on by two runs: before each step, the store must still name it ours.
     holds=_confirmed,
-    after=_settle,
+    after=settling.settle,
     stopped=_unfence_unless_taken_over,
 )
 
@@ -508,7 +504,7 @@ FAILOVER: Flow[Failover] = Flow(
     waiting=(status.EJECT,),
     # Once started, a failover goes to its end: a set is never left half failed over.
     holds=carry_on,
-    after=_settle,
+    after=settling.settle,
 )
 
 
@@ -570,7 +566,7 @@ DETACH: Flow[Detaching] = Flow(
     ),
     waiting=(status.DETACH,),
     holds=carry_on,
-    after=_settle,
+    after=settling.settle,
 )
 
 
@@ -636,7 +632,7 @@ REJOIN: Flow[Rejoining] = Flow(
     ),
     waiting=(status.REJOIN,),
     holds=carry_on,
-    after=_settle,
+    after=settling.settle,
 )
 
 

@@ -10,17 +10,18 @@ from __future__ import annotations
 import logging
 
 from trove_svc.domain import errors, status
-from trove_svc.taskmanager.deps import FlowDeps
+from trove_svc.taskmanager.engine import FlowState
 from trove_wire import contract
 
 LOG = logging.getLogger(__name__)
 
 
-def settle(deps: FlowDeps, instance_id: str) -> None:
-    """ACTIVE now if the guest's last word was HEALTHY (and nothing else is open on the
-    instance); else its guest is asked for a heartbeat now, not at its next interval (a
-    restart's last one may have found the datastore down). An ask the bus does not take
-    only leaves the instance to that next heartbeat."""
+def settle(state: FlowState) -> None:
+    """The task's instance is ACTIVE now if its guest's last word was HEALTHY (and nothing
+    else is open on it); else its guest is asked for a heartbeat now, not at its next
+    interval (a restart's last one may have found the datastore down). An ask the bus does
+    not take only leaves the instance to that next heartbeat."""
+    deps, instance_id = state.deps, state.claim.task.instance_id
     if status.promote_if_ready(instance_id, deps.settings.clock()):
         return
     try:
