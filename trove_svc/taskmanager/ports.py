@@ -84,19 +84,34 @@ def _take_own_address(
     return False
 
 
+def _held_by_another(instance_id: str, port: int) -> bool:
+    return bool(
+        Instance.select().where((Instance.port == port) & (Instance.id != instance_id)).exists()
+    )
+
+
 def _take_port(
     settings: Settings, instance_id: str, address: str | None, busy: set[tuple[str, int]]
 ) -> int:
     # Ports of the range stay unique across the store, whatever the host: instances of
-    # hosts that are one machine (a pool on loopback) never meet.
+    # hosts that are one machine (a pool on loopback) never meet. The store keeps only a
+    # (host, port) unique, so a port is looked for again once written: of two task
+    # managers that took it at once for two hosts, one that finds the other there gives it
+    # up and tries the next (both may: then both do).
     taken = {row.port for row in Instance.select(Instance.port).where(Instance.port.is_null(False))}
     for port in range(settings.port_range_start, settings.port_range_end + 1):
         if port in taken or (str(address), port) in busy:
             continue
         if not _bindable_here(compute.LOCAL_SHARED_ADDRESS, port):
             continue
-        if _take(instance_id, address, port):
+        if not _take(instance_id, address, port):
+            continue
+        if not _held_by_another(instance_id, port):
             return port
+        Instance.update(port=None).where(Instance.id == instance_id).execute()
+        LOG.info(
+            "instance %s: port %d was taken at once for another; trying the next", instance_id, port
+        )
     raise errors.Unprocessable("No free port is left for a new instance.")
 
 

@@ -170,3 +170,25 @@ def test_on_a_pool_host_with_a_network_each_instance_has_an_address_of_it(
     given = provisioning.instance_vars(settings, Instance.get_by_id("i-2"))
     assert given["postgresql_bind_addresses"] == ["127.0.0.1", "192.0.2.6"]
     assert given["compute_ssh_address"] == ""
+
+
+def test_a_port_taken_at_once_for_another_host_is_given_up_for_the_next(
+    effects: Effects, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Another task manager writes the same port for an instance on another host between
+    # this one's look at the store and its write: the store's (host, port) rule lets both.
+    settings = replace(effects.settings, local_addresses="")
+    first = settings.port_range_start
+    rows.instance(id="i-1", host="127.0.0.1")
+    rows.instance(id="i-other", host="192.0.2.6")
+    probe = ports._bindable_here
+
+    def probed_while_another_takes_it(address: str, port: int) -> bool:
+        if port == first:
+            Instance.update(port=first).where(Instance.id == "i-other").execute()
+        return probe(address, port)
+
+    monkeypatch.setattr(ports, "_bindable_here", probed_while_another_takes_it)
+    port = ports.allocate(settings, "i-1")
+    assert port != first and _where("i-1") == ("127.0.0.1", port)
+    assert _where("i-other") == ("192.0.2.6", first)
