@@ -215,6 +215,8 @@ def _end(flow: Flow[S], state: S, failure: StepFailed | None) -> None:
             )
         if flow.ended is not None:
             flow.ended(state, ok)
+    # Recorded: the task is no longer ours to renew, though its run goes on with `after`.
+    claim.lease.end()
     if ok and flow.after is not None:
         flow.after(state)
 

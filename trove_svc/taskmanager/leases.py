@@ -35,6 +35,7 @@ class Lease:
         self._margin = margin
         self._clock = clock
         self._lost = threading.Event()
+        self._ended = threading.Event()
 
     def holds(self) -> bool:
         """True while the task is ours with time to spare; false once it was lost or its
@@ -51,6 +52,16 @@ class Lease:
 
     def lose(self) -> None:
         self._lost.set()
+
+    @property
+    def ended(self) -> bool:
+        """The task's outcome is recorded: nothing is left to renew."""
+        return self._ended.is_set()
+
+    def end(self) -> None:
+        """Stop renewing: the run recorded its task's outcome (what a flow does after
+        that, such as settling its instance, needs no claim)."""
+        self._ended.set()
 
 
 class Leases:
@@ -89,7 +100,7 @@ class Leases:
 
     def renew_all(self) -> None:
         with self._lock:
-            held = list(self._held.values())
+            held = [lease for lease in self._held.values() if not lease.ended]
         for lease in held:
             # The lease runs from before the store is asked: a slow answer shortens it.
             now = self._clock()

@@ -122,6 +122,7 @@ def test_steps_run_in_order_and_the_task_succeeds_with_the_outcome(
     events = _run(_flow(_step("first"), _step("second", done)), deps, claim)
 
     assert events == ["first at first", "second at second", "cleanup", "ended True", "after"]
+    assert claim.lease.ended  # recorded: no longer renewed while `after` runs
     task = Task.get_by_id("t-1")
     assert (task.state, task.message, task.rc, task.artifact_dir, task.owner) == (
         TaskState.SUCCEEDED,

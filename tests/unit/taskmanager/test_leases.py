@@ -191,3 +191,16 @@ def test_a_run_whose_claim_stops_holding_is_canceled_within_a_second(tmp_path: P
     # ansible-runner's default would look at the cancel callback every 5 s.
     assert result.canceled and len(lost_at) == 1
     assert time.monotonic() - lost_at[0] < 1.0
+
+
+def test_a_lease_whose_task_ended_is_no_longer_renewed_nor_lost(task: str) -> None:
+    """A run goes on a little after it recorded its task's outcome (a flow's `after`):
+    renewal leaves it alone, and says nothing of a task no longer ours."""
+    clock = Clock(100.0)
+    leases, claim = claimed(task, clock)
+    tasks.finish(task, "tm-1", 101.0, ok=True)
+    claim.lease.end()
+    clock.now = 102.0
+    leases.renew_all()
+    assert not claim.lease.lost
+    assert Task.get_by_id(task).lease_expires_at is None  # as the outcome left it
