@@ -1,4 +1,5 @@
-"""The strategy the task manager's runs use: mitogen's, listing the collections once."""
+"""The strategy the task manager's runs use: mitogen's, listing the collections once and
+sending its own sources whole."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from types import SimpleNamespace
 
 import ansible.collections.list
 import ansible_mitogen.planner
+import mitogen.master
+import mitogen.minify
 import pytest
 
 from trove_svc.taskmanager.strategy_plugins import mitogen_linear
@@ -37,3 +40,14 @@ def test_a_collection_modules_task_is_given_the_collections_listed_once(
     assert all(invocation._extra_sys_paths == expected for invocation in invocations)
     # ...without listing them again.
     assert len(listings) == 1
+
+
+def test_mitogens_sources_are_sent_as_they_are(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(mitogen.minify, "minimize_source", mitogen.minify.minimize_source)
+    source = b'"""A module."""\n\n# a comment\nVALUE = 1  # kept\n'
+    assert mitogen.minify.minimize_source(source) != source.decode()
+    mitogen_linear.send_sources_whole()
+    assert mitogen.minify.minimize_source(source) == source.decode()
+    # What a new connection is booted with: mitogen's core, docstrings and all.
+    core = mitogen.master._get_core_source()
+    assert '"""\nThis module implements most package functionality' in core
