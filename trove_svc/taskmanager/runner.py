@@ -175,6 +175,9 @@ class PlaybookRunner:
             # Mitogen keeps one interpreter per host instead of one per task: a module
             # task costs about a third of what it does with the stock strategy.
             env["ANSIBLE_STRATEGY_PLUGINS"] = str(STRATEGY_PLUGINS)
+            # Where it keeps what it found each module imports, for the next runs
+            # (strategy_plugins/mitogen_linear.py's MODULE_SCANS).
+            env["TROVE_SVC_MODULE_SCANS"] = str(self._settings.state_dir / "module-scans")
         env["ANSIBLE_STRATEGY"] = self._settings.ansible_strategy
         return env
 
