@@ -125,3 +125,28 @@ def test_the_task_managers_runs_keep_their_scans_in_the_state_directory(tmp_path
     # The stock strategy keeps none.
     stock = PlaybookRunner(Settings(state_dir=tmp_path, ansible_strategy="linear"))
     assert mitogen_linear.MODULE_SCANS not in stock.environment()
+
+
+def test_a_second_play_of_the_run_keeps_the_one_wrapper(
+    counted_scans: list[str], tmp_path: Path
+) -> None:
+    wrapper = ansible_mitogen.module_finder.scan
+    mitogen_linear.remember_module_scans(str(tmp_path / "scans"))
+    assert ansible_mitogen.module_finder.scan is wrapper
+
+
+def test_a_scan_that_cannot_be_kept_is_still_given(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(ansible_mitogen.module_finder, "scan", ansible_mitogen.module_finder.scan)
+    not_a_directory = tmp_path / "a-file"
+    not_a_directory.write_text("")
+    mitogen_linear.remember_module_scans(str(not_a_directory / "scans"))
+    module, search_path, _ = _module_and_utils(tmp_path)
+    found = ansible_mitogen.module_finder.scan("ansible_module_mymodule", module, search_path)
+    assert [name for name, _, _ in found] == ["ansible.module_utils.helper"]
+    assert sorted(path.name for path in tmp_path.iterdir()) == [
+        "a-file",
+        "module_utils",
+        "mymodule.py",
+    ]

@@ -4,7 +4,7 @@ Mitogen keeps one interpreter per host instead of one per task. Its plugin lies 
 virtual environment, below its Python's version; the task manager's runs and the molecule
 scenarios name this directory instead (ANSIBLE_STRATEGY_PLUGINS).
 
-Two changes to it:
+Three changes to it:
 
 - The installed collections are listed once per play, in the controller. Mitogen's planner
   lists them for every task that runs a collection's module (the community.postgresql and
@@ -23,6 +23,7 @@ Two changes to it:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -77,6 +78,8 @@ def remember_module_scans(directory: str) -> None:
     """Wrap mitogen's module scan: a scan kept in `directory` whose files are unchanged is
     read instead of made again; one made is kept there."""
     scan: Callable[[str, str, Sequence[str]], Scan] = ansible_mitogen.module_finder.scan
+    if getattr(scan, "kept_in", None) == directory:
+        return  # wrapped already (an earlier play of the run)
 
     def remembered(module_name: str, module_path: str, search_path: Sequence[str]) -> Scan:
         key = json.dumps([module_name, module_path, list(search_path)])
@@ -88,6 +91,7 @@ def remember_module_scans(directory: str) -> None:
         _keep_scan(kept, [module_path, *(path for _, path, _ in result)], result)
         return result
 
+    remembered.kept_in = directory  # type: ignore[attr-defined]
     ansible_mitogen.module_finder.scan = remembered
 
 
@@ -111,17 +115,22 @@ def _read_scan(kept: str) -> Scan | None:
 def _keep_scan(kept: str, files: list[str], scan: Scan) -> None:
     """Write the scan and the state of the files it read, whole or not at all (another run
     may read it meanwhile). A scan that cannot be kept is made again next time."""
+    directory = os.path.dirname(kept)
     try:
         content = {"files": [_file_state(path) for path in files], "scan": scan}
-        directory = os.path.dirname(kept)
         os.makedirs(directory, mode=0o700, exist_ok=True)
-        with tempfile.NamedTemporaryFile(
+        file = tempfile.NamedTemporaryFile(
             "w", dir=directory, prefix=".", suffix=".json", delete=False, encoding="utf-8"
-        ) as file:
+        )
+    except OSError:
+        return
+    try:
+        with file:
             json.dump(content, file)
         os.replace(file.name, kept)
     except OSError:
-        return
+        with contextlib.suppress(OSError):
+            os.unlink(file.name)
 
 
 class StrategyModule(MitogenLinear):  # type: ignore[misc]
