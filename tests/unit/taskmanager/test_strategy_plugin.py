@@ -3,12 +3,13 @@ sending its own sources whole."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import subprocess
+import sys
+from collections.abc import Sequence
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-import ansible.collections.list
 import ansible_mitogen.module_finder
 import ansible_mitogen.planner
 import mitogen.master
@@ -20,17 +21,63 @@ from trove_svc.taskmanager.runner import PlaybookRunner
 from trove_svc.taskmanager.strategy_plugins import mitogen_linear
 
 
-def test_a_collection_modules_task_is_given_the_collections_listed_once(
-    monkeypatch: pytest.MonkeyPatch,
+def _collection(root: Path, namespace: str, name: str, marker: str = "MANIFEST.json") -> str:
+    directory = root / "ansible_collections" / namespace / name
+    directory.mkdir(parents=True)
+    if marker:
+        (directory / marker).write_text("{}")
+    return str(directory)
+
+
+def test_collections_are_found_by_their_directories_the_first_of_each_name(
+    tmp_path: Path,
 ) -> None:
+    first, second = tmp_path / "first", tmp_path / "second"
+    postgresql = _collection(first, "community", "postgresql")
+    _collection(second, "community", "postgresql")  # hidden by the first root's
+    mysql = _collection(second, "community", "mysql", marker="galaxy.yml")
+    _collection(second, "community", "half_copied", marker="")  # no metadata: not one
+    (second / "ansible_collections" / "README").write_text("not a namespace")
+    found = mitogen_linear.installed_collection_directories([str(first), str(second)])
+    assert sorted(found) == sorted([postgresql, mysql])
+    assert mitogen_linear.installed_collection_directories([str(tmp_path / "none")]) == ()
+
+
+def test_the_collections_found_are_those_ansible_lists() -> None:
+    """Against Ansible's own listing (Galaxy's code, which imports every collection), in a
+    process of its own with Ansible's collection loader set up as ansible-playbook does."""
+    listing = (
+        "import sys\n"
+        "from ansible.utils.collection_loader._collection_finder import _AnsibleCollectionFinder\n"
+        "from ansible.collections.list import list_collection_dirs\n"
+        "_AnsibleCollectionFinder(paths=[], scan_sys_paths=True)._install()\n"
+        "print('\\n'.join(path.decode() for path in list_collection_dirs()))\n"
+    )
+    listed = subprocess.run(
+        [sys.executable, "-c", listing], check=True, capture_output=True, text=True
+    ).stdout.split()
+    found = mitogen_linear.installed_collection_directories(sys.path)
+    assert "community.postgresql" in {".".join(Path(path).parts[-2:]) for path in found}
+    assert sorted(found) == sorted(listed)
+
+
+def test_a_collection_modules_task_is_given_the_collections_listed_once(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    installed = [
+        _collection(tmp_path, "community", "postgresql"),
+        _collection(tmp_path, "community", "mysql"),
+    ]
     listings: list[int] = []
-    installed = [b"/venv/site-packages/ansible_collections/community/postgresql", b"/c/a/b"]
+    find = mitogen_linear.installed_collection_directories
 
-    def counted_listing() -> Iterator[bytes]:
+    def counted_find(roots: Sequence[str]) -> tuple[str, ...]:
         listings.append(1)
-        yield from installed
+        return find(roots)
 
-    monkeypatch.setattr(ansible.collections.list, "list_collection_dirs", counted_listing)
+    monkeypatch.setattr(mitogen_linear, "installed_collection_directories", counted_find)
+    loader_config = SimpleNamespace(collection_paths=[str(tmp_path)])
+    monkeypatch.setattr(mitogen_linear, "AnsibleCollectionConfig", loader_config)
     monkeypatch.setattr(
         ansible_mitogen.planner, "_load_collections", ansible_mitogen.planner._load_collections
     )
@@ -41,8 +88,7 @@ def test_a_collection_modules_task_is_given_the_collections_listed_once(
     invocations = [SimpleNamespace(_extra_sys_paths=set()) for _ in range(3)]
     for invocation in invocations:
         ansible_mitogen.planner._load_collections(invocation)
-    expected = {path.decode("utf-8") for path in installed}
-    assert all(invocation._extra_sys_paths == expected for invocation in invocations)
+    assert all(invocation._extra_sys_paths == set(installed) for invocation in invocations)
     # ...without listing them again.
     assert len(listings) == 1
 
