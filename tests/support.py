@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import shutil
@@ -37,25 +38,21 @@ def broker_reachable() -> bool:
         return s.connect_ex(BROKER) == 0
 
 
-def _rabbitmqctl(*args: str) -> list[str]:
-    """rabbitmqctl needs the broker's Erlang cookie: root's, or through sudo."""
-    return [*([] if os.geteuid() == 0 else ["sudo", "-n"]), "rabbitmqctl", "-q", *args]
-
-
 def create_vhost() -> str:
     """A vhost of our own, so tests never compete with a running service for messages."""
     name = f"trove-svc-test-{uuid.uuid4().hex[:8]}"
-    subprocess.run(_rabbitmqctl("add_vhost", name), check=True, capture_output=True)
-    subprocess.run(
-        _rabbitmqctl("set_permissions", "-p", name, "guest", ".*", ".*", ".*"),
-        check=True,
-        capture_output=True,
-    )
+    quoted = urllib.parse.quote(name, safe="")
+    management_request(MANAGEMENT, BROKER_ADMIN_URL, "PUT", f"/api/vhosts/{quoted}")
+    everything = {"configure": ".*", "write": ".*", "read": ".*"}
+    path = f"/api/permissions/{quoted}/guest"
+    management_request(MANAGEMENT, BROKER_ADMIN_URL, "PUT", path, everything)
     return name
 
 
 def delete_vhost(name: str) -> None:
-    subprocess.run(_rabbitmqctl("delete_vhost", name), check=False, capture_output=True)
+    with contextlib.suppress(urllib.error.URLError):
+        quoted = urllib.parse.quote(name, safe="")
+        management_request(MANAGEMENT, BROKER_ADMIN_URL, "DELETE", f"/api/vhosts/{quoted}")
 
 
 def free_port() -> int:
@@ -495,15 +492,25 @@ def guest_queue_exists(amqp_url: str, instance_id: str) -> bool:
     return broker_has(amqp_url, queue=topology.guest_queue(instance_id))
 
 
-def _management(service: Service, method: str, path: str) -> Any:
-    """RabbitMQ's management API, as the broker's administrator."""
-    request = urllib.request.Request(f"{service.management_url}{path}", method=method)
-    parts = urllib.parse.urlsplit(service.admin_url)
+def management_request(
+    management_url: str, admin_url: str, method: str, path: str, body: Any = None
+) -> Any:
+    """RabbitMQ's management API at `management_url`, as the administrator whose name and
+    password `admin_url` holds."""
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(f"{management_url}{path}", data=data, method=method)
+    parts = urllib.parse.urlsplit(admin_url)
     token = base64.b64encode(f"{parts.username}:{parts.password}".encode()).decode()
     request.add_header("Authorization", f"Basic {token}")
+    request.add_header("Content-Type", "application/json")
     with urllib.request.urlopen(request, timeout=10) as response:
         payload = response.read()
     return json.loads(payload) if payload else None
+
+
+def _management(service: Service, method: str, path: str) -> Any:
+    """RabbitMQ's management API, as the broker's administrator."""
+    return management_request(service.management_url, service.admin_url, method, path)
 
 
 def broker_user_exists(service: Service, user: str) -> bool:
