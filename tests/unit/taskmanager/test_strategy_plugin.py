@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -15,6 +15,7 @@ import ansible_mitogen.planner
 import mitogen.master
 import mitogen.minify
 import pytest
+from ansible.plugins.loader import PluginLoader, filter_loader, test_loader
 
 from trove_svc.process.settings import Settings
 from trove_svc.taskmanager.runner import PlaybookRunner
@@ -196,3 +197,19 @@ def test_a_scan_that_cannot_be_kept_is_still_given(
         "module_utils",
         "mymodule.py",
     ]
+
+
+def test_ansibles_own_filters_and_tests_are_loaded_before_the_workers_fork(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    mitogen_linear.load_builtin_jinja_plugins()
+
+    # A worker forked now asks for them: they are there, none looked for again on disk.
+    def no_search(*args: Any, **kwargs: Any) -> Iterator[Any]:
+        raise AssertionError("the plugins were searched for again")
+
+    monkeypatch.setattr(PluginLoader, "all", no_search)
+    filters = {wrapper.ansible_name for wrapper in filter_loader.all()}
+    tests = {wrapper.ansible_name for wrapper in test_loader.all()}
+    assert {"ansible.builtin.to_json", "ansible.builtin.regex_replace"} <= filters
+    assert "ansible.builtin.version" in tests
