@@ -16,7 +16,7 @@ Four changes to it:
 - Ansible's own Jinja filters and tests are loaded in the controller before the first
   task. Otherwise each task's worker, forked from the controller, loads and wraps all of
   them again the first time it templates a filter or a test, and its work goes with it:
-  about a sixth of a worker's CPU here.
+  a worker costs about 8% less CPU here (about 32 ms instead of 34).
 - Mitogen's own modules are sent to the host as they are. Mitogen strips their comments and
   docstrings before sending them, to send less; with a new connection process per run, it
   does so in every run, about 0.1 s of a core, for some hundred kilobytes on a network
