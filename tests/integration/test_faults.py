@@ -67,7 +67,9 @@ def test_broker_outage_loses_and_duplicates_nothing(
     node.start()
     outage = time.monotonic() - stopped_at
     unfinished = [i for i in ids if instance_row(service, i)["status"] == "BUILD"]
-    assert 13 <= outage <= 30 and unfinished, (outage, statuses(service, token, ids))
+    # Long enough to matter, and ended while builds were still in flight: how long the node
+    # took to stop and start again beyond that is the machine's, not the service's.
+    assert outage >= 13 and unfinished, (outage, statuses(service, token, ids))
 
     wait_until(
         lambda: all(s == "ACTIVE/HEALTHY" for s in statuses(service, token, ids).values()),
