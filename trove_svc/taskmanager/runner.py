@@ -117,6 +117,15 @@ def through_mitogen(connection: dict[str, Any]) -> dict[str, Any]:
     return {**rest, "ansible_connection": "mitogen_sudo", "ansible_user": "root"}
 
 
+def shares_python(connection: dict[str, Any]) -> bool:
+    """Whether `connection` reaches this machine with the task manager's own Python, whose
+    files on disk are those ansible-playbook runs from."""
+    return (
+        connection.get("ansible_connection") == "local"
+        and connection.get("ansible_python_interpreter") == sys.executable
+    )
+
+
 def remove_leftovers(secrets_dir: Path, runs_dir: Path, task_id: str) -> int:
     """Remove the secrets files and inventories that runs of `task_id` left (a run killed
     with its task manager never removed its own); returns how many. The runs' artifacts
@@ -160,7 +169,8 @@ class PlaybookRunner:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
 
-    def environment(self) -> dict[str, str]:
+    def environment(self, connection: dict[str, Any] | None = None) -> dict[str, str]:
+        """ansible-playbook's environment for a run on a host reached by `connection`."""
         venv_bin = str(Path(sys.executable).parent)
         env = {
             "PATH": venv_bin + os.pathsep + os.environ.get("PATH", "/usr/bin:/bin"),
@@ -178,6 +188,9 @@ class PlaybookRunner:
             # Where it keeps what it found each module imports, for the next runs
             # (strategy_plugins/mitogen_linear.py's MODULE_SCANS).
             env["TROVE_SVC_MODULE_SCANS"] = str(self._settings.state_dir / "module-scans")
+            if connection is not None and shares_python(connection):
+                # Its interpreter imports Ansible from its disk (SHARED_PYTHON there).
+                env["TROVE_SVC_SHARED_PYTHON"] = "1"
         env["ANSIBLE_STRATEGY"] = self._settings.ansible_strategy
         return env
 
@@ -218,6 +231,7 @@ class PlaybookRunner:
         # Read from here only: ansible-runner drops a `settings` argument when this file
         # is missing.
         private_files.write(env_dir / "settings", json.dumps(RUNNER_SETTINGS))
+        envvars = {**self.environment(connection), **(environment or {})}
         if settings.ansible_strategy == "mitogen_linear":
             connection = through_mitogen(connection)
         inventory_file = data_dir / f"{ident}.hosts.json"
@@ -247,7 +261,7 @@ class PlaybookRunner:
                 ident=ident,
                 playbook=str(settings.ansible_dir / "playbooks" / playbook),
                 inventory=str(inventory_file),
-                envvars={**self.environment(), **(environment or {})},
+                envvars=envvars,
                 event_handler=on_event,
                 cancel_callback=cancel or (lambda: False),
                 quiet=True,

@@ -12,13 +12,16 @@ from typing import Any
 
 import ansible_mitogen.module_finder
 import ansible_mitogen.planner
+import ansible_mitogen.process
+import ansible_mitogen.services
+import mitogen.core
 import mitogen.master
 import mitogen.minify
 import pytest
 from ansible.plugins.loader import PluginLoader, filter_loader, test_loader
 
 from trove_svc.process.settings import Settings
-from trove_svc.taskmanager.runner import PlaybookRunner
+from trove_svc.taskmanager.runner import PlaybookRunner, shares_python
 from trove_svc.taskmanager.strategy_plugins import mitogen_linear
 
 
@@ -103,6 +106,62 @@ def test_mitogens_sources_are_sent_as_they_are(monkeypatch: pytest.MonkeyPatch) 
     # What a new connection is booted with: mitogen's core, docstrings and all.
     core = mitogen.master._get_core_source()
     assert '"""\nThis module implements most package functionality' in core
+
+
+def _responder() -> Any:
+    """The module responder of a new mitogen connection process, set up as it sets it up."""
+    router = SimpleNamespace(add_handler=lambda *args, **kwargs: None)
+    responder = mitogen.master.ModuleResponder(router, mitogen.core.ImportPolicy())
+    ansible_mitogen.process._setup_responder(responder)
+    return responder
+
+
+def test_a_host_sharing_the_controllers_python_imports_ansible_from_its_disk(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    process, service = ansible_mitogen.process, ansible_mitogen.services.ContextService
+    monkeypatch.setattr(process, "_setup_responder", process._setup_responder)
+    monkeypatch.setattr(service, "ALWAYS_PRELOAD", service.ALWAYS_PRELOAD)
+    # Mitogen's way: Ansible and its own Ansible code come from the controller, sent ahead.
+    assert _responder().policy.overriden("ansible.module_utils.basic")
+    assert "ansible.module_utils.basic" in service.ALWAYS_PRELOAD
+    mitogen_linear.import_ansible_from_disk()
+    mitogen_linear.import_ansible_from_disk()  # a second play: the one replacement
+    policy = _responder().policy
+    # A new interpreter is told to take nothing from the controller that it has on disk.
+    assert not policy.overrides
+    for module in ("ansible.module_utils.basic", "ansible_mitogen.target", "ansible"):
+        assert not policy.overriden(module) and not policy.denied(module)
+    # Only mitogen's own modules are sent ahead: the interpreter's mitogen is the one it
+    # was started with, never its disk's.
+    assert service.ALWAYS_PRELOAD
+    assert all(name.startswith("mitogen.") for name in service.ALWAYS_PRELOAD)
+
+
+def test_only_runs_on_this_machine_with_the_controllers_python_import_from_disk(
+    tmp_path: Path,
+) -> None:
+    here = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
+    assert shares_python(here)
+    assert shares_python({**here, "ansible_become": True})
+    others = [
+        {"ansible_connection": "local", "ansible_python_interpreter": "/usr/bin/python3"},
+        {"ansible_connection": "local"},
+        {"ansible_connection": "ssh", "ansible_python_interpreter": sys.executable},
+        {"ansible_host": "192.0.2.8", "ansible_python_interpreter": sys.executable},
+        {
+            "ansible_connection": "ssh",
+            "ansible_python_interpreter": "{{ trove_python | default('/opt/g/bin/python') }}",
+        },
+    ]
+    assert not any(shares_python(connection) for connection in others)
+    runner = PlaybookRunner(Settings(state_dir=tmp_path))
+    assert runner.environment(here)[mitogen_linear.SHARED_PYTHON] == "1"
+    for connection in others:
+        assert mitogen_linear.SHARED_PYTHON not in runner.environment(connection)
+    assert mitogen_linear.SHARED_PYTHON not in runner.environment()
+    stock = PlaybookRunner(Settings(state_dir=tmp_path, ansible_strategy="linear"))
+    assert mitogen_linear.SHARED_PYTHON not in stock.environment(here)
 
 
 @pytest.fixture
