@@ -51,7 +51,10 @@ def effects(tmp_path: Path, clock: FakeClock, store_template: Path) -> Iterator[
         clock=clock,
         port_range_start=first_port,
         port_range_end=last_port,
-        local_addresses=local_addresses(first_port),
+        # A network no deployment of this run is given (theirs start at the shared range's
+        # first port or at a reserved block's), so that an instance an integration test of
+        # this worker left running is never at an address these tests expect free.
+        local_addresses=local_addresses(first_port + 1),
         limit_backup=60.0,
         limit_build=60.0,
     )
