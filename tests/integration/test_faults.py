@@ -237,23 +237,30 @@ def test_two_deployments_on_one_broker_keep_apart(
     def lifecycle(index: int, service: support.Service) -> None:
         token = service.token(PROJECT)
         instance_id = create(service, token, f"side-{index}")
-        service.wait_for(token, PROJECT, instance_id, support.active_and_healthy, timeout=120)
+        service.wait_for(token, PROJECT, instance_id, support.active_and_healthy, timeout=240)
         restarted = service.request(
             "POST", f"/v1.0/{PROJECT}/instances/{instance_id}/action", token, {"restart": {}}
         )
         assert restarted.status == 202
-        service.wait_for(token, PROJECT, instance_id, support.active_and_healthy, timeout=120)
+        service.wait_for(token, PROJECT, instance_id, support.active_and_healthy, timeout=240)
         delete_all(service, token, [instance_id])
         outcomes[index] = "done"
 
+    def lifecycle_told(index: int, service: support.Service) -> None:
+        """The lifecycle, its failure kept as its outcome for the assertion to show."""
+        try:
+            lifecycle(index, service)
+        except Exception as failure:
+            outcomes[index] = f"{type(failure).__name__}: {failure}"
+
     threads = [
-        threading.Thread(target=lifecycle, args=(index, service))
+        threading.Thread(target=lifecycle_told, args=(index, service))
         for index, service in enumerate(services)
     ]
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join(300)
+        thread.join(600)
     assert outcomes == {0: "done", 1: "done"}
     for service in services:
         lines = service.log_path.read_text().splitlines()

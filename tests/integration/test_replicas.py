@@ -72,7 +72,9 @@ def _action(service: support.Service, token: str, instance_id: str, action: str)
     assert resp.status == 202, resp.body
 
 
-def _eventually(check: Callable[[], bool], what: str, timeout: float = 60) -> None:
+def _eventually(check: Callable[[], bool], what: str, timeout: float = 180) -> None:
+    """Waits for `check`; by default as long as an action's playbook may take with the
+    suite's four workers on two cores (a replica's resize took over 60 s in CI)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
