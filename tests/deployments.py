@@ -135,6 +135,6 @@ def cast_again(service: support.Service, task_id: str, instance_id: str) -> None
 
 def error_fault(service: support.Service, token: str, instance_id: str) -> str:
     shown = service.wait_for(
-        token, PROJECT, instance_id, lambda i: i["status"] == "ERROR", timeout=45
+        token, PROJECT, instance_id, lambda i: i["status"] == "ERROR", timeout=120
     )
     return str(shown["fault"]["message"])

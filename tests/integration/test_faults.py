@@ -157,7 +157,7 @@ def test_a_broker_alarm_longer_than_the_lease_runs_a_create_once(
     )
     token = service.token(PROJECT)
     scheduled = create(service, token, "scheduled", "redis")
-    service.wait_for(token, PROJECT, scheduled, support.active_and_healthy, timeout=60)
+    service.wait_for(token, PROJECT, scheduled, support.active_and_healthy)
     made = service.request(
         "POST",
         f"/v1.0/{PROJECT}/instances/{scheduled}/schedules",
@@ -206,7 +206,7 @@ def test_a_broker_alarm_longer_than_the_lease_runs_a_create_once(
         node.unblock_publishes()
         processes.signal_all(playbook, signal.SIGCONT)
 
-    service.wait_for(token, PROJECT, instance_id, support.active_and_healthy, timeout=90)
+    service.wait_for(token, PROJECT, instance_id, support.active_and_healthy, timeout=180)
     said = [
         line for line in service.log_path.read_text().splitlines() if "gunicorn.access" not in line
     ]

@@ -224,7 +224,7 @@ def test_instance_lifecycle_through_the_client(osc: Callable[..., Any]) -> None:
     _backup_and_restore(osc, shown["id"])
 
     osc("instance", "delete", "cli-renamed", parse=False)
-    wait_until(lambda: not _api(osc, "/instances")["instances"], 60, "the instances stayed")
+    wait_until(lambda: not _api(osc, "/instances")["instances"], 120, "the instances stayed")
     assert osc("instance", "list") == []
     assert osc("backup", "list") == []
 

@@ -313,9 +313,9 @@ def test_postgresql_source_killed_fails_over_by_itself(
     def promoted_one() -> dict[str, Any]:
         return next(s for s in standbys if not _show(service, token, s["id"]).get("replica_of"))
 
-    _eventually(lambda: promoted_one() is not None, "one replica is promoted", 60)
+    _eventually(lambda: promoted_one() is not None, "one replica is promoted")
     replica = promoted_one()
-    _eventually(lambda: _pg_write(replica, 51) is None, "the replica takes writes", 60)
+    _eventually(lambda: _pg_write(replica, 51) is None, "the replica takes writes")
     LOG_LINE = f"failover took {time.monotonic() - killed:.1f} s"
     assert _pg_rows(replica) == list(range(1, 52)), LOG_LINE
     # The other follows the new source, and has what it takes.
@@ -325,9 +325,8 @@ def test_postgresql_source_killed_fails_over_by_itself(
             (_show(service, token, other["id"]).get("replica_of") or {}).get("id") == replica["id"]
         ),
         "the other replica follows the new source",
-        120,
     )
-    _eventually(lambda: _pg_rows(other)[-1] == 51, "the other replica has row 51", 60)
+    _eventually(lambda: _pg_rows(other)[-1] == 51, "the other replica has row 51")
     assert _pg_refuses_writes(other)
 
     ejected = _ended(service, token, source["id"], "eject")
@@ -671,7 +670,7 @@ def test_mariadb_replica_switchover_then_failover(service: support.Service, toke
     guest = processes.command_of(new_dir / "guest.pid")
     _kill(new_dir / "mariadb" / "mariadbd.pid")
     processes.kill_guest(new_dir / "guest.pid")
-    _eventually(lambda: _maria_write(source, 24) is None, "failover to the first", 60)
+    _eventually(lambda: _maria_write(source, 24) is None, "failover to the first")
     assert _maria_rows(source)[-2:] == [23, 24]
     _ended(service, token, replica["id"], "eject")
 
