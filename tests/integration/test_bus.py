@@ -309,9 +309,12 @@ def test_one_guests_flood_leaves_the_others_reports_on_time(own_vhost: str) -> N
     assert max(got - put for got, put in zip(handled["quiet"], sent, strict=True)) < 1.5
 
 
-def test_the_intake_follows_guests_queues_as_they_come_and_go(own_vhost: str) -> None:
+def test_the_intake_follows_guests_queues_as_they_come_and_go(
+    own_vhost: str, caplog: pytest.LogCaptureFixture
+) -> None:
     """An instance whose queue is made after the intake started (its build had not begun)
-    is consumed once the queue is there; a deleted one's consumer goes with its queue."""
+    is consumed once the queue is there, and looking for it till then logs nothing; a
+    deleted one's consumer goes with its queue."""
     publisher = _guest_reports_queue(own_vhost, "early", backlog=10)
     handled: list[str] = []
     forgotten: list[str] = []
@@ -324,6 +327,7 @@ def test_the_intake_follows_guests_queues_as_they_come_and_go(own_vhost: str) ->
     )
     thread = _run(intake)
     time.sleep(1.5)  # the intake looked for the late queue, and found none
+    assert "no queue" not in caplog.text
     publisher.declare(lambda ch: topology.declare_guest(ch, "late"))
     publisher.publish(topology.guest_exchange("late"), topology.REPORTS, b"late", "l-1")
     _wait(lambda: handled == ["late"])

@@ -44,6 +44,17 @@ MISSING_QUEUE_RETRY = (1.0, 5.0)
 ReportHandler = Callable[[str, Delivery], None]
 
 
+def _not_a_missing_reports_queue(record: logging.LogRecord) -> bool:
+    """pika logs each channel the broker closes as a warning, and the broker answers a look
+    for a missing queue (`_queue_exists`) by closing its channel. For a reports queue that
+    answer is expected: the intake looks every few seconds for the queue of each instance
+    whose build has not made it yet (or failed before it could), and says nothing of it."""
+    return f"NOT_FOUND - no queue '{topology.REPORTS_PREFIX}" not in record.getMessage()
+
+
+logging.getLogger("pika.channel").addFilter(_not_a_missing_reports_queue)
+
+
 class ReportIntake:
     def __init__(
         self,
