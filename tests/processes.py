@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import time
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -152,4 +153,22 @@ def remove_leftovers(directory: Path) -> None:
     for line in Path("/etc/passwd").read_text().splitlines():
         name, *_, home, _shell = line.split(":")
         if home.startswith(where):
-            subprocess.run(["userdel", name], check=False, capture_output=True)
+            _remove_account(name)
+
+
+# userdel's exit codes: removed, or no such account (removed meanwhile by its deployment).
+USERDEL_DONE = (0, 6)
+
+
+def _remove_account(name: str) -> None:
+    """userdel, after killing what the account still runs anywhere; retried while its
+    processes exit (userdel refuses till then), and said if the account stays."""
+    deadline = time.monotonic() + 10
+    while True:
+        subprocess.run(["pkill", "-9", "-u", name], check=False)
+        removed = subprocess.run(["userdel", name], check=False, capture_output=True, text=True)
+        if removed.returncode in USERDEL_DONE or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    if removed.returncode not in USERDEL_DONE:
+        warnings.warn(f"account {name} left behind: {removed.stderr.strip()}", stacklevel=2)
