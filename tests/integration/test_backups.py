@@ -166,6 +166,8 @@ def test_full_incremental_and_point_in_time_restores(
         [(full, None), (incremental, between), *[(b, None) for b in made[2:]]],
     )
     seen = [sql(r, "SELECT v FROM t ORDER BY v") for r in restored]
+    if datastore == "postgresql":  # each restore's loan of the repository was taken back
+        assert _named_acl_entries_below(Path(full["locationRef"])) == []
     expected = [[(1,)], [(1,), (2,), (3,)]]
     assert seen == expected + [[(1,), (2,), (3,)]] * len(made[2:])
     listed = service.request("GET", f"/v1.0/{PROJECT}/instances/{source['id']}/backups", token)
@@ -487,6 +489,23 @@ def _named_acl_entries(path: Path) -> list[str]:
         check=True,
     ).stdout.split()
     return [e for e in listed if e.startswith(("user:", "group:")) and e.split(":")[1]]
+
+
+def _named_acl_entries_below(directory: Path) -> list[str]:
+    """`_named_acl_entries` of `directory` and of everything below it, each with its path."""
+    listed = subprocess.run(
+        ["getfacl", "--absolute-names", "--recursive", "--physical", str(directory)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    found, path = [], ""
+    for line in listed.splitlines():
+        if line.startswith("# file: "):
+            path = line.removeprefix("# file: ")
+        elif line.startswith(("user:", "group:")) and line.split(":")[1]:
+            found.append(f"{path}: {line}")
+    return found
 
 
 def test_forged_backup_reports_reach_nothing_outside_their_instances_repository() -> None:
