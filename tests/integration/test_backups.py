@@ -167,7 +167,7 @@ def test_full_incremental_and_point_in_time_restores(
     )
     seen = [sql(r, "SELECT v FROM t ORDER BY v") for r in restored]
     if datastore == "postgresql":  # each restore's loan of the repository was taken back
-        assert _named_acl_entries_below(Path(full["locationRef"])) == []
+        assert _named_acl_entries(Path(full["locationRef"]), recursive=True) == []
     expected = [[(1,)], [(1,), (2,), (3,)]]
     assert seen == expected + [[(1,), (2,), (3,)]] * len(made[2:])
     listed = service.request("GET", f"/v1.0/{PROJECT}/instances/{source['id']}/backups", token)
@@ -480,31 +480,22 @@ def _forged_backup(
     return shown
 
 
-def _named_acl_entries(path: Path) -> list[str]:
-    """The ACL entries `path` gives accounts by name (a loan to a restored instance's)."""
+def _named_acl_entries(path: Path, recursive: bool = False) -> list[str]:
+    """The ACL entries `path` (and with `recursive`, everything below it) gives accounts
+    by name (a loan to a restored instance's), each after the path that has it."""
+    walk = ["--recursive"] if recursive else []
     listed = subprocess.run(
-        ["getfacl", "--absolute-names", "--omit-header", "--physical", str(path)],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split()
-    return [e for e in listed if e.startswith(("user:", "group:")) and e.split(":")[1]]
-
-
-def _named_acl_entries_below(directory: Path) -> list[str]:
-    """`_named_acl_entries` of `directory` and of everything below it, each with its path."""
-    listed = subprocess.run(
-        ["getfacl", "--absolute-names", "--recursive", "--physical", str(directory)],
+        ["getfacl", "--absolute-names", "--physical", *walk, str(path)],
         capture_output=True,
         text=True,
         check=True,
     ).stdout
-    found, path = [], ""
+    found, holder = [], ""
     for line in listed.splitlines():
         if line.startswith("# file: "):
-            path = line.removeprefix("# file: ")
+            holder = line.removeprefix("# file: ")
         elif line.startswith(("user:", "group:")) and line.split(":")[1]:
-            found.append(f"{path}: {line}")
+            found.append(f"{holder}: {line}")
     return found
 
 
