@@ -4,10 +4,10 @@ three-node RabbitMQ cluster (private nodes, tests/broker_node.py); instances on 
 two SSH hosts (tests/ssh_pool.py). The second node joins the first with `trove-svc setup
 --join`, given once the join file the first wrote.
 
-Ten creates, half sent to each API; mid-build one node's task manager is killed and one
-broker node stopped: all ten end HEALTHY with exactly one SUCCEEDED create task each.
+Six creates, half sent to each API; mid-build one node's task manager is killed and one
+broker node stopped: all six end HEALTHY with exactly one SUCCEEDED create task each.
 Then a schedule due every minute, whose step both nodes run at each minute's due time
-(the injected clock of test_schedules: five minutes of schedule in seconds), is decided
+(the injected clock of test_schedules: three minutes of schedule in seconds), is decided
 exactly once a minute: one scheduled backup a minute, named after it, made on the
 instance's pool host and copied to the control plane's repository."""
 
@@ -38,8 +38,8 @@ from trove_svc.taskmanager.service import TaskManager
 pytestmark = [pytest.mark.integration, pytest.mark.long]
 
 PROJECT = "nodes"
-CREATES = 10
-MINUTES = 5
+CREATES = 6
+MINUTES = 3
 # Ports no other deployment of this worker meets while the module runs: the last two for
 # the hosts' sshd, the rest for the instances.
 POOL_PORTS = support.reserved_ports(1)
@@ -198,7 +198,7 @@ def test_two_nodes_share_the_work_and_survive_a_task_manager_and_a_broker_node(
         wait_until(
             lambda: set(statuses(second, token, ids, PROJECT).values()) == {"ACTIVE/HEALTHY"},
             600,
-            "all ten ACTIVE and HEALTHY",
+            "all six ACTIVE and HEALTHY",
         )
     except AssertionError:
         shown = statuses(second, token, ids, PROJECT)
