@@ -27,6 +27,9 @@ from trove_wire import datastores
 
 pytestmark = pytest.mark.integration
 
+# The account the roles' servers run as here.
+OS_USER = "nobody"
+
 PLAYBOOK = """
 - name: Set up a datastore
   hosts: all
@@ -57,7 +60,7 @@ def base_dir() -> Iterator[Path]:
 
 def _run_role(tmp_path: Path, base_dir: Path, port: int, datastore: str) -> RunResult:
     """The datastore's role, whole, through the product's runner, its server in
-    `base_dir`/`datastore` at `port`, run as nobody."""
+    `base_dir`/`datastore` at `port`, run as `OS_USER`."""
     ansible_dir = tmp_path / "ansible"
     (ansible_dir / "playbooks").mkdir(parents=True)
     (ansible_dir / "playbooks" / "setup.yml").write_text(PLAYBOOK)
@@ -67,7 +70,7 @@ def _run_role(tmp_path: Path, base_dir: Path, port: int, datastore: str) -> RunR
         {
             "base_dir": str(base_dir / datastore),
             "port": port,
-            "os_user": "nobody",
+            "os_user": OS_USER,
             "run_as_os_user": True,
             "memory_mb": 256,
             "admin_password": "role-start-admin-pw",
@@ -111,9 +114,9 @@ def test_a_pid_file_a_dead_redis_left_does_not_hold_up_a_failed_start(
     server_dir.mkdir()
     stale = server_dir / "redis.pid"
     stale.write_text(f"{_a_dead_pid()}\n")
-    nobody = pwd.getpwnam("nobody")
+    owner = pwd.getpwnam(OS_USER)
     for path in (server_dir, stale):
-        os.chown(path, nobody.pw_uid, nobody.pw_gid)
+        os.chown(path, owner.pw_uid, owner.pw_gid)
     result = _run_role(tmp_path, base_dir, taken_port, "redis")
     assert not result.ok, "redis was taken for started at a port another process holds"
     assert not stale.exists(), "the dead server's pid file outlived the start"
