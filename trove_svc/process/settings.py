@@ -76,6 +76,9 @@ class Settings:
     taskmanager_workers: int = 4
     ansible_dir: Path = PROJECT_ROOT
     ansible_strategy: str = "mitogen_linear"
+    # Runs are forked from a process that has Ansible loaded (taskmanager/playbook_server):
+    # about 0.4 s of a core less per run. False: each run is a new ansible-playbook.
+    ansible_fork_server: bool = True
     call_timeout: float = 10.0
     # An attach, detach or change of a configuration group answers once its values are in
     # effect on the instances it reaches (as Trove's does), waiting up to this long.

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shlex
 import shutil
 import signal
 import sys
@@ -27,6 +28,7 @@ import ansible_runner
 from trove_svc.process.settings import Settings
 from trove_svc.security import private_files
 from trove_svc.taskmanager import run_inputs
+from trove_svc.taskmanager.playbook_server import PlaybookServer
 
 LOG = logging.getLogger(__name__)
 
@@ -168,6 +170,7 @@ def _kill_processes_naming(marker: str) -> None:
 class PlaybookRunner:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
+        self._server = PlaybookServer(settings.state_dir) if settings.ansible_fork_server else None
 
     def environment(self, connection: dict[str, Any] | None = None) -> dict[str, str]:
         """ansible-playbook's environment for a run on a host reached by `connection`."""
@@ -255,11 +258,18 @@ class PlaybookRunner:
                 reported.update(data.get("artifact_data") or {})
             return True
 
+        playbook_path = str(settings.ansible_dir / "playbooks" / playbook)
+        launcher = self._server.launcher() if self._server is not None else None
         try:
             runner = ansible_runner.run(
                 private_data_dir=str(data_dir),
                 ident=ident,
-                playbook=str(settings.ansible_dir / "playbooks" / playbook),
+                playbook=playbook_path,
+                # The fork server's launcher runs the playbook as ansible-playbook would;
+                # given a program of its own, ansible-runner leaves the playbook for the
+                # command line.
+                binary=str(launcher) if launcher else None,
+                cmdline=shlex.quote(playbook_path) if launcher else None,
                 inventory=str(inventory_file),
                 envvars=envvars,
                 event_handler=on_event,
