@@ -27,8 +27,12 @@ sshd of its own on a loopback address, tests/ssh_pool.py), beside the local prov
 one run: the difference is what reaching a host over SSH costs. The first create on each
 pool host also installs the guest agent's environment there; its time is shown apart.
 
+With `--no-fork-server`, every Ansible run is a new ansible-playbook, as before the task
+manager's fork server (taskmanager/playbook_server.py): the difference is what loading
+Ansible in each run costs.
+
     .venv/bin/python bench/create_instance.py [--runs 5] [--datastore postgresql ...]
-        [--provider ssh]
+        [--provider ssh] [--no-fork-server]
 """
 
 from __future__ import annotations
@@ -286,9 +290,11 @@ def _ready_warm(service: support.Service, admin: str, datastore: str) -> set[str
     raise AssertionError(f"no warm {datastore} instance:\n" + service.log_path.read_text()[-4000:])
 
 
-def _run_warm(datastores: list[str], runs: int) -> dict[str, Action]:
+def _run_warm(datastores: list[str], runs: int, service_env: dict[str, str]) -> dict[str, Action]:
     """Create-to-HEALTHY times of creates that claim a warm instance, per datastore."""
-    service = support.Service(extra_env={"TROVE_SVC_WARM_POOL": _warm_pool_setting(datastores)})
+    service = support.Service(
+        extra_env={**service_env, "TROVE_SVC_WARM_POOL": _warm_pool_setting(datastores)}
+    )
     found = {}
     try:
         service.start()
@@ -308,18 +314,17 @@ def _run_warm(datastores: list[str], runs: int) -> dict[str, Action]:
     return found
 
 
-def _run_provider(provider: str, datastores: list[str], runs: int) -> dict[str, dict[str, Action]]:
+def _run_provider(
+    provider: str, datastores: list[str], runs: int, service_env: dict[str, str]
+) -> dict[str, dict[str, Action]]:
     """Create-to-HEALTHY times (and Ansible step times) per datastore on one provider."""
     pool = None
-    extra_env: dict[str, str] = {}
+    extra_env = dict(service_env)
     if provider == "ssh":
         # A short directory: PostgreSQL's socket path below it stays under 108 bytes.
         pool = ssh_pool.two_hosts(support.shared_tmp_dir("tsb-"), first_port=24970)
         pool.start()
-        extra_env = {
-            "TROVE_SVC_COMPUTE_PROVIDER": "ssh",
-            "TROVE_SVC_HOST_POOL": str(pool.inventory),
-        }
+        extra_env.update(TROVE_SVC_COMPUTE_PROVIDER="ssh", TROVE_SVC_HOST_POOL=str(pool.inventory))
     service = support.Service(extra_env=extra_env)
     found = {}
     try:
@@ -344,7 +349,13 @@ def main() -> None:
         choices=["local", "ssh"],
         help="ssh: also on an SSH host pool, beside the local provider",
     )
+    parser.add_argument(
+        "--no-fork-server",
+        action="store_true",
+        help="each Ansible run a new ansible-playbook (TROVE_SVC_ANSIBLE_FORK_SERVER=false)",
+    )
     args = parser.parse_args()
+    service_env = {"TROVE_SVC_ANSIBLE_FORK_SERVER": "false"} if args.no_fork_server else {}
     datastores = args.datastore or [d.name for d in catalog.host_datastores()]
     providers = ["local", *sorted(set(args.provider or []) - {"local"})]
 
@@ -352,8 +363,11 @@ def main() -> None:
     for datastore in datastores:
         floor_name, floor = FLOORS[datastore]
         floors[datastore] = (floor_name, [floor() for _ in range(args.runs)])
-    measured = {provider: _run_provider(provider, datastores, args.runs) for provider in providers}
-    warm = _run_warm(datastores, args.runs)
+    measured = {
+        provider: _run_provider(provider, datastores, args.runs, service_env)
+        for provider in providers
+    }
+    warm = _run_warm(datastores, args.runs, service_env)
 
     for datastore in datastores:
         floor_name, bare = floors[datastore]

@@ -1,13 +1,14 @@
 """A fork server for ansible-playbook: each run of a task manager is a process forked from
 one that has Ansible loaded already, instead of a new interpreter that loads it.
 
-A run's ansible-playbook spends about a third of its CPU before it reads the playbook:
-importing Ansible, mitogen and their dependencies (about 0.4 s of a core here, for every
-run). The server, started by the task manager at its first run, loads them once, with the
-Ansible settings of that first run; then for each run it forks a supervisor, which forks
-the run itself: a process that takes the run's command line, environment, working
-directory and standard streams and calls ansible-playbook's own `main()`, as a fresh
-ansible-playbook would.
+A run's ansible-playbook spends about half of its CPU on what is the same in every run:
+importing Ansible, mitogen and their dependencies (about 0.4 s of a core here), parsing
+the roles' files and the routing table of Ansible's own collection. The server, started by
+the task manager at its first run, does that once (`ansible_preload`), with the Ansible
+settings of that first run; then for each run it forks a supervisor, which forks the run
+itself: a process that takes the run's command line, environment, working directory and
+standard streams and calls ansible-playbook's own `main()`, as a fresh ansible-playbook
+would.
 
 ansible-runner still starts a process for each run and reads the run's events from its
 terminal: the launcher (`write_launcher`), a small standard-library client
@@ -19,7 +20,9 @@ a datastore's server or a guest agent, is left running, as with ansible-playbook
 
 A run whose Ansible settings differ from the server's (another strategy, say: Ansible
 read them as it was imported) is refused, and the client becomes the real
-ansible-playbook; so is any run where no server answers.
+ansible-playbook; so is any run where no server answers. A server that ended while its
+task manager runs (it could not load Ansible) is not started again: the task manager's
+runs are new ansible-playbooks from then on.
 
 Only the task manager's own account may connect (the socket is in a 0700 directory, and
 the peer's uid is checked).
@@ -30,7 +33,6 @@ from __future__ import annotations
 import atexit
 import contextlib
 import ctypes
-import importlib
 import io
 import json
 import os
@@ -47,48 +49,13 @@ from pathlib import Path
 from typing import Any
 
 from trove_svc.security import private_files
-from trove_svc.taskmanager import playbook_client
-
-# What the server imports before its first fork: what every run imports before it reads
-# its playbook (the rest, the plugins a run loads from their paths, each run loads).
-PRELOADED_MODULES = (
-    "ansible.cli.playbook",
-    "ansible.executor.playbook_executor",
-    "ansible.executor.task_executor",
-    "ansible.executor.process.worker",
-    "ansible.playbook.role_include",
-    "ansible.playbook.included_file",
-    "ansible.plugins.strategy.linear",
-    "ansible.plugins.connection.local",
-    "ansible.plugins.callback.default",
-    "ansible.template",
-    "ansible_mitogen.strategy",
-    "ansible_mitogen.connection",
-    "ansible_mitogen.mixins",
-    "ansible_mitogen.planner",
-    "ansible_mitogen.process",
-    "ansible_mitogen.services",
-    "ansible_mitogen.module_finder",
-)
-
-# Settings each run has its own of (ansible-runner's per-run fact cache directory): they
-# are read again in each run, not compared with the server's.
-PER_RUN_SETTINGS = frozenset({"ANSIBLE_CACHE_PLUGIN_CONNECTION"})
+from trove_svc.taskmanager import ansible_preload, playbook_client
+from trove_svc.taskmanager.ansible_preload import Loaded
 
 # The longest path a Unix socket may have here (108 bytes with the terminating zero).
 MAX_SOCKET_PATH = 107
 
 PR_SET_CHILD_SUBREAPER = 36
-
-
-def settings_of(env: dict[str, str]) -> dict[str, str]:
-    """What in `env` Ansible and Python read once, at import: a run's must equal the
-    server's for a fork of the server to run as a fresh ansible-playbook would."""
-    return {
-        key: value
-        for key, value in env.items()
-        if key.startswith(("ANSIBLE_", "PYTHON")) and key not in PER_RUN_SETTINGS
-    }
 
 
 @dataclass(frozen=True)
@@ -115,12 +82,15 @@ class PlaybookServer:
 
     def launcher(self) -> Path | None:
         """The program ansible-runner should start instead of ansible-playbook, with the
-        server running; None where no server can run (its socket's path is too long)."""
+        server running; None where no server runs (its socket's path would be too long,
+        or it ended)."""
         if len(str(self._socket)) > MAX_SOCKET_PATH:
             return None
         with self._lock:
-            if self._process is None or self._process.poll() is not None:
+            if self._process is None:
                 self._start()
+            elif self._process.poll() is not None:
+                return None
         return self._launcher
 
     def _start(self) -> None:
@@ -139,13 +109,6 @@ class PlaybookServer:
         # The server writes a byte once it listens (or closes the pipe as it fails).
         with os.fdopen(ready_read, "rb") as ready:
             ready.read(1)
-
-    def stop(self) -> None:
-        with self._lock:
-            if self._process is not None and self._process.stdin is not None:
-                self._process.stdin.close()
-                self._process.wait()
-            self._process = None
 
 
 def write_launcher(path: Path, socket_path: Path) -> None:
@@ -179,7 +142,7 @@ def serve(socket_path: str, ready_fd: int) -> None:
     child_ended, wake = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
     signal.set_wakeup_fd(wake)
     signal.signal(signal.SIGCHLD, lambda *_: None)
-    loaded_with: dict[str, str] | None = None
+    loaded: Loaded | None = None
     try:
         while True:
             readable, _, _ = select.select([listener, sys.stdin, child_ended], [], [])
@@ -192,11 +155,10 @@ def serve(socket_path: str, ready_fd: int) -> None:
                 continue
             connection, _ = listener.accept()
             request = _read_request(connection)
-            if request is not None and loaded_with is None:
-                loaded_with = settings_of(request.env)
-                _load_ansible(request)
-            if request is not None and os.fork() == 0:
-                _supervise(connection, request, loaded_with or {})
+            if request is not None and loaded is None:
+                loaded = ansible_preload.load_ansible(request.env)
+            if request is not None and loaded is not None and os.fork() == 0:
+                _supervise(connection, request, loaded)
             connection.close()
             for stream in request.streams if request else ():
                 os.close(stream)
@@ -211,15 +173,20 @@ def _reap_children() -> None:
             pass
 
 
+def _peer_uid(connection: socket.socket) -> int:
+    # struct ucred: pid, uid, gid.
+    credentials = connection.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12)
+    return int(struct.unpack("3i", credentials)[1])
+
+
 def _read_request(connection: socket.socket) -> Request | None:
     """The run a client asks for, or None (another account's, or not a request)."""
     connection.settimeout(10)
     try:
-        uid = struct.unpack("3i", connection.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))[
-            1
-        ]
         _, streams, _, _ = socket.recv_fds(connection, 1, len(playbook_client.STANDARD_STREAMS))
-        if uid != os.getuid() or len(streams) != len(playbook_client.STANDARD_STREAMS):
+        if _peer_uid(connection) != os.getuid() or len(streams) != len(
+            playbook_client.STANDARD_STREAMS
+        ):
             for stream in streams:
                 os.close(stream)
             return None
@@ -233,24 +200,18 @@ def _read_request(connection: socket.socket) -> Request | None:
         connection.settimeout(None)
 
 
-def _load_ansible(request: Request) -> None:
-    """Import what every run imports, under the first run's settings."""
-    os.environ.update(request.env)
-    for name in PRELOADED_MODULES:
-        with contextlib.suppress(ImportError):
-            importlib.import_module(name)
-
-
 # --- a run's supervisor -------------------------------------------------------------------
 
 
-def _supervise(connection: socket.socket, request: Request, loaded_with: dict[str, str]) -> None:
+def _supervise(connection: socket.socket, request: Request, loaded: Loaded) -> None:
     """Run the request in a process of its own, tell the client how it ended, and leave
     nothing of it running. Never returns."""
     signal.set_wakeup_fd(-1)
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     try:
-        if settings_of(request.env) != loaded_with or not _same_ansible(request.argv[0]):
+        if ansible_preload.settings_of(request.env) != loaded.settings or not _same_ansible(
+            request.argv[0]
+        ):
             _reply(connection, {"refused": "other settings"})
             os._exit(0)
         # What the run leaves behind (mitogen's processes) comes to this process.
@@ -258,7 +219,7 @@ def _supervise(connection: socket.socket, request: Request, loaded_with: dict[st
         run = os.fork()
         if run == 0:
             connection.close()
-            _run_playbook(request)
+            _run_playbook(request, loaded)
         for stream in request.streams:
             os.close(stream)
         _reply(connection, {"started": run})
@@ -340,9 +301,10 @@ def _descendants(root: int) -> list[int]:
 # --- the run ------------------------------------------------------------------------------
 
 
-def _run_playbook(request: Request) -> None:
+def _run_playbook(request: Request, loaded: Loaded) -> None:
     """Become the run: ansible-playbook's `main()` with the request's command line,
-    environment, working directory and standard streams. Never returns."""
+    environment, working directory and standard streams, and the roles' files parsed
+    already. Never returns."""
     os.setsid()
     for number, stream in enumerate(request.streams):
         os.dup2(stream, number)
@@ -361,7 +323,7 @@ def _run_playbook(request: Request) -> None:
             output.reconfigure(line_buffering=True)
     status = 1
     try:
-        _read_settings_again()
+        ansible_preload.prepare_run(loaded)
         from ansible.cli.playbook import main
 
         main()
@@ -374,20 +336,6 @@ def _run_playbook(request: Request) -> None:
             sys.stdout.flush()
             sys.stderr.flush()
         os._exit(status)
-
-
-def _read_settings_again() -> None:
-    """Ansible's settings as this run's environment gives them (a temporary directory of
-    its own, its fact cache), and its output as wide as this run's terminal."""
-    from ansible import constants
-    from ansible.utils.display import Display
-
-    for setting in constants.config.get_configuration_definitions():
-        constants.set_constant(
-            setting, constants.config.get_config_value(setting, variables=vars(constants))
-        )
-    with contextlib.suppress(Exception):
-        Display()._set_column_width()
 
 
 def _exit_status(code: object) -> int:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -37,6 +38,12 @@ SLEEP = """
       changed_when: false
 """
 
+ROLE_PLAY = """
+- hosts: all
+  roles:
+    - role: says
+"""
+
 LOCAL = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
 
 
@@ -46,7 +53,8 @@ def _settings(tmp_path: Path, fork_server: bool = True) -> Settings:
     (ansible_dir / "playbooks" / "who.yml").write_text(WHO_RUNS)
     (ansible_dir / "playbooks" / "sleep.yml").write_text(SLEEP)
     (ansible_dir / "ansible.cfg").write_text((PROJECT_ROOT / "ansible.cfg").read_text())
-    (ansible_dir / "roles").mkdir(exist_ok=True)
+    (ansible_dir / "playbooks" / "role.yml").write_text(ROLE_PLAY)
+    (ansible_dir / "roles" / "says" / "tasks").mkdir(parents=True, exist_ok=True)
     return Settings(
         state_dir=tmp_path / "state", ansible_dir=ansible_dir, ansible_fork_server=fork_server
     )
@@ -122,7 +130,9 @@ def test_a_failed_run_ends_with_its_step_and_status(tmp_path: Path) -> None:
     assert result.failed_step == "Write who runs the play"
 
 
-def _server_of_this_process() -> int:
+def _server_of(settings: Settings) -> int:
+    """The fork server of the runs below `settings.state_dir` (its socket is there)."""
+    marker = str(settings.state_dir / "playbook-server").encode()
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
@@ -130,7 +140,7 @@ def _server_of_this_process() -> int:
                 command = (entry / "cmdline").read_bytes()
             except OSError:
                 continue
-            if parent == os.getpid() and b"playbook_server" in command:
+            if parent == os.getpid() and b"playbook_server" in command and marker in command:
                 return int(entry.name)
     raise AssertionError("no fork server runs")
 
@@ -150,7 +160,8 @@ def _forks_of(server: int) -> list[int]:
 
 
 def test_a_canceled_run_leaves_no_fork_of_the_server_running(tmp_path: Path) -> None:
-    runner = PlaybookRunner(_settings(tmp_path))
+    settings = _settings(tmp_path)
+    runner = PlaybookRunner(settings)
     started: list[float] = []
     result = runner.run(
         ident="t-1",
@@ -163,11 +174,25 @@ def test_a_canceled_run_leaves_no_fork_of_the_server_running(tmp_path: Path) -> 
         connection=LOCAL,
     )
     assert result.canceled
-    server = _server_of_this_process()
+    server = _server_of(settings)
     deadline = time.monotonic() + 10
     while _forks_of(server) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert _forks_of(server) == []
+
+
+def test_once_its_server_ended_a_task_managers_runs_are_new_ansible_playbooks(
+    tmp_path: Path,
+) -> None:
+    settings = _settings(tmp_path)
+    runner = PlaybookRunner(settings)
+    assert "playbook_server" in _who_runs(runner, tmp_path, "t-1")[2]
+    server = _server_of(settings)
+    os.kill(server, signal.SIGKILL)
+    os.waitpid(server, 0)
+    result, _, who = _who_runs(runner, tmp_path, "t-2")
+    assert result.ok, result.describe_failure()
+    assert "ansible-playbook" in who and "playbook_server" not in who
 
 
 def test_without_a_server_the_launcher_is_ansible_playbook(tmp_path: Path) -> None:
@@ -194,3 +219,33 @@ def test_the_servers_socket_is_in_a_directory_of_the_service_alone(tmp_path: Pat
 def test_a_socket_path_too_long_for_the_system_means_no_server(tmp_path: Path) -> None:
     deep = tmp_path / ("d" * 100)
     assert playbook_server.PlaybookServer(deep).launcher() is None
+
+
+def _role_says(words: str, to: Path) -> str:
+    return f"""
+- name: Say it
+  ansible.builtin.copy:
+    content: "{words}"
+    dest: "{to}"
+    mode: "0600"
+"""
+
+
+def test_a_role_file_changed_since_the_server_parsed_it_is_read_anew(tmp_path: Path) -> None:
+    settings = _settings(tmp_path)
+    said = tmp_path / "said"
+    role_tasks = settings.ansible_dir / "roles" / "says" / "tasks" / "main.yml"
+    role_tasks.write_text(_role_says("first", said))
+    runner = PlaybookRunner(settings)
+    for ident, words in (("t-1", "first"), ("t-2", "first"), ("t-3", "second words")):
+        role_tasks.write_text(_role_says(words, said))
+        result = runner.run(
+            ident=ident,
+            playbook="role.yml",
+            instance_id="i-1",
+            extravars={},
+            secrets={},
+            connection=LOCAL,
+        )
+        assert result.ok, result.describe_failure()
+        assert said.read_text() == words
