@@ -77,6 +77,9 @@ class PlaybookServer:
         directory = state_dir / "playbook-server"
         self._socket = directory / f"{os.getpid()}.sock"
         self._launcher = directory / f"{os.getpid()}.launch"
+        # What the server itself prints (a traceback if it fails): not the task manager's
+        # log, whose lines may have to be JSON. A run's output goes to the run.
+        self._log = directory / f"{os.getpid()}.log"
         self._lock = threading.Lock()
         self._process: subprocess.Popen[bytes] | None = None
 
@@ -98,14 +101,20 @@ class PlaybookServer:
         self._socket.unlink(missing_ok=True)
         write_launcher(self._launcher, self._socket)
         ready_read, ready_write = os.pipe()
-        self._process = subprocess.Popen(
-            [sys.executable, "-m", __name__, str(self._socket), str(ready_write)],
-            stdin=subprocess.PIPE,
-            pass_fds=(ready_write,),
-            # A terminal's Ctrl-C stops the task manager, which stops the server.
-            start_new_session=True,
-        )
-        os.close(ready_write)
+        log = os.open(self._log, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o600)
+        try:
+            self._process = subprocess.Popen(
+                [sys.executable, "-m", __name__, str(self._socket), str(ready_write)],
+                stdin=subprocess.PIPE,
+                stdout=log,
+                stderr=log,
+                pass_fds=(ready_write,),
+                # A terminal's Ctrl-C stops the task manager, which stops the server.
+                start_new_session=True,
+            )
+        finally:
+            os.close(log)
+            os.close(ready_write)
         # The server writes a byte once it listens (or closes the pipe as it fails).
         with os.fdopen(ready_read, "rb") as ready:
             ready.read(1)

@@ -212,6 +212,7 @@ def test_the_servers_socket_is_in_a_directory_of_the_service_alone(tmp_path: Pat
     assert directory.stat().st_mode & 0o777 == 0o700
     assert sorted(path.name for path in directory.iterdir()) == [
         f"{os.getpid()}.launch",
+        f"{os.getpid()}.log",
         f"{os.getpid()}.sock",
     ]
 
