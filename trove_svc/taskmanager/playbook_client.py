@@ -36,24 +36,25 @@ def request(argv: list[str]) -> bytes:
 
 def run_through(socket_path: str, argv: list[str]) -> int | None:
     """Run `argv` through the server at `socket_path`: the run's exit status (a negative
-    one: the signal that ended it), or None if the server would not run it."""
+    one: the signal that ended it), or None if the server did not start it."""
+    started = False
     try:
-        connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        connection.connect(socket_path)
-    except OSError:
-        return None
-    with connection:
-        socket.send_fds(connection, [b"\0"], STANDARD_STREAMS)
-        connection.sendall(request(argv))
-        replies = connection.makefile("r", encoding="utf-8")
-        for line in replies:
-            reply = json.loads(line)
-            if "refused" in reply:
-                return None
-            if "status" in reply:
-                return int(reply["status"])
-    # The server went away mid-run: the run went with it.
-    return 1
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:
+            connection.connect(socket_path)
+            socket.send_fds(connection, [b"\0"], STANDARD_STREAMS)
+            connection.sendall(request(argv))
+            for line in connection.makefile("r", encoding="utf-8"):
+                reply = json.loads(line)
+                if "refused" in reply:
+                    return None
+                started = started or "started" in reply
+                if "status" in reply:
+                    return int(reply["status"])
+    except (OSError, ValueError):
+        pass
+    # The server went away: before it started the run (no run), or during it (the run
+    # went with it).
+    return 1 if started else None
 
 
 def main() -> None:

@@ -8,8 +8,10 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -201,6 +203,23 @@ def test_without_a_server_the_launcher_is_ansible_playbook(tmp_path: Path) -> No
     version = subprocess.run(
         [str(launcher), "--version"], capture_output=True, text=True, check=True
     )
+    assert version.stdout.startswith("ansible-playbook [core ")
+
+
+def test_a_server_that_hangs_up_before_it_starts_the_run_leaves_it_to_ansible_playbook(
+    tmp_path: Path,
+) -> None:
+    launcher, socket_path = tmp_path / "launch", tmp_path / "hangs-up.sock"
+    playbook_server.write_launcher(launcher, socket_path)
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
+        listener.bind(str(socket_path))
+        listener.listen()
+        hang_up = threading.Thread(target=lambda: listener.accept()[0].close())
+        hang_up.start()
+        version = subprocess.run(
+            [str(launcher), "--version"], capture_output=True, text=True, check=True
+        )
+        hang_up.join()
     assert version.stdout.startswith("ansible-playbook [core ")
 
 
