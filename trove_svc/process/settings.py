@@ -77,7 +77,7 @@ class Settings:
     ansible_dir: Path = PROJECT_ROOT
     ansible_strategy: str = "mitogen_linear"
     # Runs are forked from a process that has Ansible loaded (taskmanager/playbook_server):
-    # about 0.4 s of a core less per run. False: each run is a new ansible-playbook.
+    # about 0.3 s of a core less per run here. False: each run is a new ansible-playbook.
     ansible_fork_server: bool = True
     call_timeout: float = 10.0
     # An attach, detach or change of a configuration group answers once its values are in
