@@ -67,9 +67,13 @@ def test_disarmed_it_leaves_the_server_and_exits_with_its_agent(tmp_path: Path) 
 
 
 def test_a_server_that_ignores_the_signal_is_killed(tmp_path: Path) -> None:
-    code = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)"
-    server = subprocess.Popen([sys.executable, "-c", code])
-    time.sleep(0.3)
+    code = (
+        "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+        "print('ignoring', flush=True); time.sleep(60)"
+    )
+    server = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    # It ignores the signal from now on (a fixed wait was too short under CI's load).
+    assert server.stdout is not None and server.stdout.readline() == "ignoring\n"
     pid_file = tmp_path / "server.pid"
     pid_file.write_text(f"{server.pid}\n")
     watchdog.stop_hard(pid_file, signal.SIGTERM)
